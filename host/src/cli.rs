@@ -1,0 +1,90 @@
+//! The `aer` command line: one file per subcommand. [`run`] is what `main` calls; it
+//! writes to the given streams and returns the exit code, so tests drive it directly.
+//!
+//! Exit codes: 0 success, 2 error (bad arguments, unreadable files), 3 `aer test
+//! --expect` mismatch, 4 component rejected.
+
+mod new;
+mod test;
+mod validate;
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// Success.
+pub const EXIT_OK: u8 = 0;
+/// An error: bad arguments, unreadable input, a plugin fault.
+pub const EXIT_ERROR: u8 = 2;
+/// `aer test --expect`: findings differ from the expected ones.
+pub const EXIT_MISMATCH: u8 = 3;
+/// The component was rejected by validation.
+pub const EXIT_REJECTED: u8 = 4;
+
+/// AER: sandboxed WebAssembly detectors and responders for audit events.
+#[derive(Debug, Parser)]
+#[command(name = "aer", version, about, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check a plugin component and print what it is.
+    Validate(validate::ValidateCommand),
+    /// Run a detector over an event file and print its findings.
+    Test(test::TestCommand),
+    /// Scaffold a new plugin crate.
+    New(new::NewCommand),
+}
+
+/// Output streams of one CLI run.
+pub struct Io<'a> {
+    /// Where results go.
+    pub out: &'a mut dyn Write,
+    /// Where diagnostics go.
+    pub err: &'a mut dyn Write,
+    /// Whether `out` is a terminal (tables for people, NDJSON otherwise).
+    pub out_is_terminal: bool,
+}
+
+/// Run a parsed command line; returns the process exit code.
+pub fn run(cli: Cli, io: &mut Io<'_>) -> u8 {
+    let result = match cli.command {
+        Command::Validate(c) => c.run(io),
+        Command::Test(c) => c.run(io),
+        Command::New(c) => c.run(io),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            let _ = writeln!(io.err, "aer: error: {e:#}");
+            EXIT_ERROR
+        }
+    }
+}
+
+/// Run `aer` with these arguments (the first is the program name).
+pub fn run_args<I, S>(args: I, io: &mut Io<'_>) -> u8
+where
+    I: IntoIterator<Item = S>,
+    S: Into<std::ffi::OsString> + Clone,
+{
+    match Cli::try_parse_from(args) {
+        Ok(cli) => run(cli, io),
+        Err(e) => {
+            let _ = write!(io.err, "{}", e.render());
+            if e.use_stderr() { EXIT_ERROR } else { EXIT_OK }
+        }
+    }
+}
+
+/// Read a file, naming it in the error.
+fn read(path: &PathBuf) -> anyhow::Result<Vec<u8>> {
+    use anyhow::Context as _;
+    std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+}

@@ -1,0 +1,171 @@
+//! The process-wide wasmtime engine: configuration, epoch ticker, one linker per
+//! plugin world, and the compile cache keyed by component content hash.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use wasmtime::component::Linker;
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+use crate::bindings;
+use crate::host_api::{HostState, wasi};
+use crate::limits::Limits;
+use crate::plugin::{LoadedPlugin, Rejection};
+
+/// Engine-wide settings.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Limits applied to every plugin call.
+    pub limits: Limits,
+    /// Epoch tick length; deadlines are measured in ticks.
+    pub tick: Duration,
+    /// Most plugin instances alive at once (sizes the pooling allocator).
+    pub max_instances: u32,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            limits: Limits::default(),
+            tick: Duration::from_millis(1),
+            max_instances: 256,
+        }
+    }
+}
+
+/// Why the engine could not be built.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot set up the wasm engine: {0}")]
+pub struct EngineError(String);
+
+/// Increments the engine's epoch every tick until dropped.
+struct EpochTicker {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl EpochTicker {
+    fn start(engine: Engine, tick: Duration) -> std::io::Result<Self> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("aer-epoch".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(tick);
+                    engine.increment_epoch();
+                }
+            })?;
+        Ok(EpochTicker {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// One per process: compiles, validates and caches plugins. Cheap to share (`Arc`).
+pub struct AerEngine {
+    engine: Engine,
+    pub(crate) detector_linker: Linker<HostState>,
+    pub(crate) responder_linker: Linker<HostState>,
+    limits: Arc<Limits>,
+    tick: Duration,
+    cache: Mutex<HashMap<String, Arc<LoadedPlugin>>>,
+    _ticker: EpochTicker,
+}
+
+impl AerEngine {
+    /// Build the engine, its linkers and the epoch ticker.
+    pub fn new(config: EngineConfig) -> Result<Arc<Self>, EngineError> {
+        let limits = config.limits;
+        let n = config.max_instances.max(1);
+        let mut pool = PoolingAllocationConfig::new();
+        pool.total_component_instances(n)
+            .total_core_instances(n.saturating_mul(4))
+            .total_memories(n.saturating_mul(2))
+            .total_tables(n.saturating_mul(2))
+            .total_stacks(n)
+            .max_memory_size(limits.memory_bytes);
+        let mut cfg = Config::new();
+        cfg.wasm_component_model(true)
+            .epoch_interruption(true)
+            .max_wasm_stack(limits.stack_bytes)
+            .concurrency_support(false)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&cfg).map_err(|e| EngineError(format!("{e:#}")))?;
+
+        let mut detector_linker = Linker::new(&engine);
+        let mut responder_linker = Linker::new(&engine);
+        let link = |d: &mut Linker<HostState>, r: &mut Linker<HostState>| -> wasmtime::Result<()> {
+            wasi::add_to_linker(d)?;
+            wasi::add_to_linker(r)?;
+            bindings::detector::Detector::add_to_linker::<
+                HostState,
+                wasmtime::component::HasSelf<HostState>,
+            >(d, |s| s)?;
+            bindings::responder::Responder::add_to_linker::<
+                HostState,
+                wasmtime::component::HasSelf<HostState>,
+            >(r, |s| s)?;
+            Ok(())
+        };
+        link(&mut detector_linker, &mut responder_linker)
+            .map_err(|e| EngineError(format!("{e:#}")))?;
+
+        let ticker = EpochTicker::start(engine.clone(), config.tick)
+            .map_err(|e| EngineError(format!("epoch ticker thread: {e}")))?;
+        Ok(Arc::new(AerEngine {
+            engine,
+            detector_linker,
+            responder_linker,
+            limits: Arc::new(limits),
+            tick: config.tick,
+            cache: Mutex::new(HashMap::new()),
+            _ticker: ticker,
+        }))
+    }
+
+    /// The wasmtime engine.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The limits applied to every call.
+    pub fn limits(&self) -> &Arc<Limits> {
+        &self.limits
+    }
+
+    /// The per-call deadline in epoch ticks (at least 1).
+    pub fn deadline_ticks(&self) -> u64 {
+        let tick_ms = self.tick.as_millis().max(1) as u64;
+        self.limits.deadline_ms.div_ceil(tick_ms).max(1)
+    }
+
+    /// Validate and compile a component, or return the cached result for the same bytes.
+    pub fn load(&self, bytes: &[u8]) -> Result<Arc<LoadedPlugin>, Rejection> {
+        let sha256 = hex::encode(Sha256::digest(bytes));
+        if let Some(p) = self.cache_lock().get(&sha256) {
+            return Ok(p.clone());
+        }
+        let plugin = Arc::new(crate::plugin::validate::load(self, bytes, sha256.clone())?);
+        self.cache_lock().insert(sha256, plugin.clone());
+        Ok(plugin)
+    }
+
+    fn cache_lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<LoadedPlugin>>> {
+        self.cache.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}

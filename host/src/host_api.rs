@@ -1,0 +1,115 @@
+//! The interfaces the host provides to plugins, one file per WIT interface, and the
+//! per-store data ([`HostState`]) they work on.
+
+pub mod actions;
+pub mod log;
+pub mod state;
+pub mod wasi;
+
+use std::sync::Arc;
+
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use crate::limits::Limits;
+use crate::plugin::limiter::MemoryLimiter;
+use crate::store::{Scope, StateStore, WriteSet};
+
+pub use actions::{ActionSink, DryRunActions};
+pub use log::LogRecord;
+
+/// Who a store belongs to, for logs and errors.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginId {
+    /// Tenant name.
+    pub tenant: String,
+    /// Plugin name.
+    pub plugin: String,
+    /// Plugin version.
+    pub version: String,
+}
+
+impl std::fmt::Display for PluginId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}@{}", self.tenant, self.plugin, self.version)
+    }
+}
+
+/// What one call is allowed and what it did so far; reset before every call.
+#[derive(Debug, Default)]
+pub struct CallState {
+    /// State writes of this call, committed only if the call succeeds.
+    pub writes: WriteSet,
+    /// State operations so far.
+    pub state_ops: u32,
+    /// State bytes written so far.
+    pub state_bytes: u64,
+    /// Log messages kept.
+    pub logs: Vec<LogRecord>,
+    /// Log messages dropped over the cap.
+    pub logs_dropped: u32,
+}
+
+/// The data of one plugin's wasmtime store.
+pub struct HostState {
+    pub(crate) id: PluginId,
+    pub(crate) scope: Scope,
+    pub(crate) limits: Arc<Limits>,
+    pub(crate) store: Arc<dyn StateStore>,
+    pub(crate) actions: Arc<dyn ActionSink>,
+    pub(crate) call: CallState,
+    pub(crate) limiter: MemoryLimiter,
+    pub(crate) stdout: MemoryOutputPipe,
+    pub(crate) stderr: MemoryOutputPipe,
+    wasi: WasiCtx,
+    table: ResourceTable,
+}
+
+impl HostState {
+    /// Fresh store data for one plugin instance.
+    pub fn new(
+        id: PluginId,
+        limits: Arc<Limits>,
+        store: Arc<dyn StateStore>,
+        actions: Arc<dyn ActionSink>,
+    ) -> Self {
+        let stdout = MemoryOutputPipe::new(limits.stdio_bytes);
+        let stderr = MemoryOutputPipe::new(limits.stdio_bytes);
+        let wasi = wasi::deny_all_ctx(stdout.clone(), stderr.clone());
+        HostState {
+            scope: Scope::new(&id.tenant, &id.plugin),
+            id,
+            limiter: MemoryLimiter::new(limits.memory_bytes),
+            limits,
+            store,
+            actions,
+            call: CallState::default(),
+            stdout,
+            stderr,
+            wasi,
+            table: ResourceTable::new(),
+        }
+    }
+
+    /// Guest stderr so far (where a Rust panic message goes), lossily decoded.
+    pub fn stderr_text(&self) -> String {
+        String::from_utf8_lossy(&self.stderr.contents()).into_owned()
+    }
+
+    /// Guest stdout so far, lossily decoded.
+    pub fn stdout_text(&self) -> String {
+        String::from_utf8_lossy(&self.stdout.contents()).into_owned()
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl crate::bindings::host::aer::plugin::types::Host for HostState {}

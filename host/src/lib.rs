@@ -1,0 +1,25 @@
+//! # aer-host: the AER plugin host
+//!
+//! Loads sandboxed WebAssembly detector and responder components, feeds them audit
+//! events in packed batches, and keeps their per-plugin state. The `aer` binary
+//! (`src/main.rs`) is a thin layer over this library.
+//!
+//! - [`engine`]: the process-wide wasmtime engine, epoch ticker, linkers, compile cache.
+//! - [`plugin`]: validation, loading and per-plugin instances with their limits.
+//! - [`host_api`]: the WIT interfaces the host provides to plugins.
+//! - [`store`]: per-plugin state behind the [`store::StateStore`] trait (sled, memory).
+//! - [`ingest`]: Slack Audit Logs entries and generic NDJSON events into [`Event`]s.
+//! - [`limits`]: every bound put on a guest, with defaults.
+
+pub mod bindings;
+pub mod cli;
+pub mod engine;
+pub mod finding;
+pub mod host_api;
+pub mod ingest;
+pub mod limits;
+pub mod plugin;
+pub mod runner;
+pub mod store;
+
+pub use aer_wire::Event;

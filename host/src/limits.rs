@@ -1,0 +1,59 @@
+//! Every bound put on a guest, with the defaults from the design's sandbox policy.
+
+use serde::{Deserialize, Serialize};
+
+/// Per-plugin resource limits, applied to every call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Wall-clock deadline of one call (a batch, a tick, a response), in milliseconds.
+    pub deadline_ms: u64,
+    /// Largest linear memory a plugin may grow to, in bytes.
+    pub memory_bytes: usize,
+    /// Largest wasm stack, in bytes.
+    pub stack_bytes: usize,
+    /// Largest accepted component file, in bytes.
+    pub component_bytes: usize,
+    /// Most findings one call may return.
+    pub findings_per_call: usize,
+    /// Longest string in a finding (summary, attribute, evidence id), in bytes.
+    pub string_bytes: usize,
+    /// Most bytes copied from guest to host by one call (arguments of host calls and
+    /// results), a wasmtime hostcall-fuel budget.
+    pub copy_bytes_per_call: usize,
+    /// Longest state key, in bytes.
+    pub state_key_bytes: u32,
+    /// Largest state value, in bytes.
+    pub state_value_bytes: u32,
+    /// Most state operations in one call.
+    pub state_ops_per_call: u32,
+    /// Most state bytes written in one call.
+    pub state_write_bytes_per_call: u64,
+    /// Most log messages kept from one call (the rest are counted and dropped).
+    pub log_messages_per_call: u32,
+    /// Longest log message kept, in bytes (longer ones are cut).
+    pub log_message_bytes: usize,
+    /// Bytes of guest stdout/stderr kept per instance.
+    pub stdio_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            deadline_ms: 100,
+            memory_bytes: 64 << 20,
+            stack_bytes: 512 << 10,
+            component_bytes: 16 << 20,
+            findings_per_call: 1_000,
+            string_bytes: 16 << 10,
+            copy_bytes_per_call: 32 << 20,
+            state_key_bytes: 1_024,
+            state_value_bytes: 1 << 20,
+            state_ops_per_call: 1_000_000,
+            state_write_bytes_per_call: 64 << 20,
+            log_messages_per_call: 100,
+            log_message_bytes: 4 << 10,
+            stdio_bytes: 64 << 10,
+        }
+    }
+}

@@ -1,0 +1,470 @@
+//! Live plugin instances: one long-lived store per (tenant, plugin), every call bounded
+//! by an epoch deadline, a memory cap and output caps.
+//!
+//! A trap of any kind kills the store: it is dropped, and the next call instantiates a
+//! fresh one from the pre-instantiated component (and configures it again). State writes
+//! of a failed call are dropped with it.
+
+use std::sync::Arc;
+
+use wasmtime::{Store, Trap};
+
+use crate::bindings::detector::Detector;
+use crate::bindings::responder::Responder;
+use crate::bindings::{ActionOutcome, Decision, Finding, PluginInfo};
+use crate::engine::AerEngine;
+use crate::host_api::{ActionSink, CallState, HostState, LogRecord, PluginId};
+use crate::plugin::limiter::MemoryLimitExceeded;
+use crate::plugin::validate::{LoadedPlugin, WorldPre};
+use crate::store::{StateStore, WriteSet};
+
+/// What went wrong in a plugin call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FaultKind {
+    /// Ran past the epoch deadline.
+    Timeout,
+    /// Asked for more memory than its limit.
+    MemoryLimit,
+    /// Exhausted the wasm stack.
+    StackOverflow,
+    /// The guest panicked.
+    Panic,
+    /// Any other trap.
+    Trap,
+    /// Returned more than the host accepts.
+    OutputLimit,
+    /// Returned an error of its own.
+    PluginError,
+    /// Refused its configuration.
+    Config,
+}
+
+impl std::fmt::Display for FaultKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            FaultKind::Timeout => "timeout",
+            FaultKind::MemoryLimit => "memory limit",
+            FaultKind::StackOverflow => "stack overflow",
+            FaultKind::Panic => "panic",
+            FaultKind::Trap => "trap",
+            FaultKind::OutputLimit => "output limit",
+            FaultKind::PluginError => "plugin error",
+            FaultKind::Config => "invalid configuration",
+        })
+    }
+}
+
+/// A failed plugin call, naming tenant, plugin and version.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("plugin {plugin}: {kind}: {message}")]
+pub struct Fault {
+    /// Which plugin.
+    pub plugin: PluginId,
+    /// What kind of failure.
+    pub kind: FaultKind,
+    /// Details.
+    pub message: String,
+}
+
+/// What a successful call produced.
+#[derive(Debug)]
+pub struct CallOutput<T> {
+    /// The call's result.
+    pub value: T,
+    /// State writes to commit (see [`DetectorInstance::commit`]).
+    pub writes: WriteSet,
+    /// Log messages the call wrote.
+    pub logs: Vec<LogRecord>,
+}
+
+enum Bindings {
+    Detector(Detector),
+    Responder(Responder),
+}
+
+struct Live {
+    store: Store<HostState>,
+    bindings: Bindings,
+}
+
+/// The shared machinery of both instance kinds.
+struct Sandbox {
+    engine: Arc<AerEngine>,
+    plugin: Arc<LoadedPlugin>,
+    id: PluginId,
+    config: String,
+    state: Arc<dyn StateStore>,
+    actions: Arc<dyn ActionSink>,
+    live: Option<Live>,
+    peak_memory: usize,
+    restarts: u64,
+    info: Option<PluginInfo>,
+}
+
+impl Sandbox {
+    fn fault(&self, kind: FaultKind, message: impl Into<String>) -> Fault {
+        Fault {
+            plugin: self.id.clone(),
+            kind,
+            message: message.into(),
+        }
+    }
+
+    fn classify(&self, e: &wasmtime::Error, stderr: &str) -> Fault {
+        if let Some(m) = e
+            .chain()
+            .find_map(|c| c.downcast_ref::<MemoryLimitExceeded>())
+        {
+            return self.fault(FaultKind::MemoryLimit, m.to_string());
+        }
+        if let Some(trap) = e.downcast_ref::<Trap>() {
+            return match trap {
+                Trap::Interrupt => self.fault(
+                    FaultKind::Timeout,
+                    format!(
+                        "interrupted after its {} ms deadline",
+                        self.engine.limits().deadline_ms
+                    ),
+                ),
+                Trap::StackOverflow => self.fault(FaultKind::StackOverflow, "wasm stack exhausted"),
+                Trap::UnreachableCodeReached if stderr.contains("panicked") => {
+                    let msg = stderr
+                        .lines()
+                        .rev()
+                        .find(|l| l.contains("panicked"))
+                        .unwrap_or("panicked")
+                        .trim()
+                        .to_owned();
+                    self.fault(FaultKind::Panic, msg)
+                }
+                other => self.fault(FaultKind::Trap, other.to_string()),
+            };
+        }
+        let text = format!("{e:#}");
+        if text.contains("too much data") {
+            return self.fault(FaultKind::OutputLimit, text);
+        }
+        self.fault(FaultKind::Trap, text)
+    }
+
+    fn new_store(&self) -> Store<HostState> {
+        let limits = self.engine.limits().clone();
+        let data = HostState::new(
+            self.id.clone(),
+            limits.clone(),
+            self.state.clone(),
+            self.actions.clone(),
+        );
+        let mut store = Store::new(self.engine.engine(), data);
+        store.limiter(|s| &mut s.limiter);
+        store.epoch_deadline_trap();
+        store.set_hostcall_fuel(limits.copy_bytes_per_call);
+        store
+    }
+
+    /// Instantiate and configure a fresh store if there is none.
+    fn ensure_live(&mut self) -> Result<(), Fault> {
+        if self.live.is_some() {
+            return Ok(());
+        }
+        let mut store = self.new_store();
+        store.set_epoch_deadline(self.engine.deadline_ticks());
+        let instantiated = match &self.plugin.pre {
+            WorldPre::Detector(pre) => pre.instantiate(&mut store).map(Bindings::Detector),
+            WorldPre::Responder(pre) => pre.instantiate(&mut store).map(Bindings::Responder),
+        };
+        let bindings = match instantiated {
+            Ok(b) => b,
+            Err(e) => return Err(self.classify(&e, &store.data().stderr_text())),
+        };
+        self.restarts += 1;
+        self.live = Some(Live { store, bindings });
+        let config = self.config.clone();
+        let info = self.call(|b, s| match b {
+            Bindings::Detector(d) => d.aer_plugin_detection().call_info(&mut *s),
+            Bindings::Responder(r) => r.aer_plugin_response().call_info(&mut *s),
+        })?;
+        self.info = Some(info.value);
+        let configured = self.call(|b, s| match b {
+            Bindings::Detector(d) => d.aer_plugin_detection().call_configure(&mut *s, &config),
+            Bindings::Responder(r) => r.aer_plugin_response().call_configure(&mut *s, &config),
+        })?;
+        if let Err(msg) = configured.value {
+            self.live = None;
+            return Err(self.fault(FaultKind::Config, msg));
+        }
+        Ok(())
+    }
+
+    fn call<R>(
+        &mut self,
+        f: impl FnOnce(&Bindings, &mut Store<HostState>) -> wasmtime::Result<R>,
+    ) -> Result<CallOutput<R>, Fault> {
+        self.ensure_live()?;
+        let Some(live) = self.live.as_mut() else {
+            return Err(self.fault(FaultKind::Trap, "no live instance"));
+        };
+        live.store.data_mut().call = CallState::default();
+        live.store.set_epoch_deadline(self.engine.deadline_ticks());
+        let result = f(&live.bindings, &mut live.store);
+        self.peak_memory = self.peak_memory.max(live.store.data().limiter.peak());
+        match result {
+            Ok(value) => {
+                let call = std::mem::take(&mut live.store.data_mut().call);
+                if call.logs_dropped > 0 {
+                    tracing::warn!(plugin = %self.id, dropped = call.logs_dropped, "plugin log messages over the per-call cap were dropped");
+                }
+                Ok(CallOutput {
+                    value,
+                    writes: call.writes,
+                    logs: call.logs,
+                })
+            }
+            Err(e) => {
+                let stderr = live.store.data().stderr_text();
+                let fault = self.classify(&e, &stderr);
+                // A trapped store is dead: drop it; the next call builds a fresh one.
+                self.live = None;
+                tracing::warn!(plugin = %self.id, kind = %fault.kind, "{}", fault.message);
+                Err(fault)
+            }
+        }
+    }
+
+    fn commit(&self, writes: &WriteSet) -> Result<(), crate::store::StoreError> {
+        if writes.is_empty() {
+            return Ok(());
+        }
+        self.state.commit(
+            &crate::store::Scope::new(&self.id.tenant, &self.id.plugin),
+            writes,
+        )
+    }
+
+    fn check_findings(&self, findings: &[Finding]) -> Result<(), Fault> {
+        let limits = self.engine.limits();
+        if findings.len() > limits.findings_per_call {
+            return Err(self.fault(
+                FaultKind::OutputLimit,
+                format!(
+                    "returned {} findings, more than the {} allowed per call",
+                    findings.len(),
+                    limits.findings_per_call
+                ),
+            ));
+        }
+        let max = limits.string_bytes;
+        for f in findings {
+            let strings = [&f.subject, &f.rule, &f.summary]
+                .into_iter()
+                .chain(&f.evidence)
+                .chain(f.attributes.iter().flat_map(|a| [&a.key, &a.value]));
+            if let Some(s) = strings.into_iter().find(|s| s.len() > max) {
+                return Err(self.fault(
+                    FaultKind::OutputLimit,
+                    format!(
+                        "returned a {}-byte string in a finding, more than the {max} allowed",
+                        s.len()
+                    ),
+                ));
+            }
+            if f.evidence.len() > limits.findings_per_call
+                || f.attributes.len() > limits.findings_per_call
+            {
+                return Err(self.fault(
+                    FaultKind::OutputLimit,
+                    "returned a finding with too many evidence ids or attributes",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Everything needed to create an instance.
+pub struct InstanceSpec {
+    /// Tenant name.
+    pub tenant: String,
+    /// JSON configuration passed to `configure`.
+    pub config: String,
+    /// Where the plugin's state lives.
+    pub state: Arc<dyn StateStore>,
+    /// Who performs responder effects.
+    pub actions: Arc<dyn ActionSink>,
+}
+
+fn sandbox(
+    engine: &Arc<AerEngine>,
+    plugin: &Arc<LoadedPlugin>,
+    name: &str,
+    version: &str,
+    spec: InstanceSpec,
+) -> Sandbox {
+    Sandbox {
+        engine: engine.clone(),
+        plugin: plugin.clone(),
+        id: PluginId {
+            tenant: spec.tenant,
+            plugin: name.to_owned(),
+            version: version.to_owned(),
+        },
+        config: spec.config,
+        state: spec.state,
+        actions: spec.actions,
+        live: None,
+        peak_memory: 0,
+        restarts: 0,
+        info: None,
+    }
+}
+
+macro_rules! common_accessors {
+    () => {
+        /// The plugin's self-description.
+        pub fn info(&self) -> &PluginInfo {
+            self.sandbox
+                .info
+                .as_ref()
+                .expect("set when the instance was created")
+        }
+
+        /// Tenant, plugin and version.
+        pub fn id(&self) -> &PluginId {
+            &self.sandbox.id
+        }
+
+        /// Largest linear memory granted so far, in bytes.
+        pub fn peak_memory(&self) -> usize {
+            self.sandbox.peak_memory
+        }
+
+        /// How many stores were built (1 + restarts after faults).
+        pub fn instantiations(&self) -> u64 {
+            self.sandbox.restarts
+        }
+
+        /// Commit a successful call's state writes.
+        pub fn commit(&self, writes: &WriteSet) -> Result<(), crate::store::StoreError> {
+            self.sandbox.commit(writes)
+        }
+    };
+}
+
+/// A live detector.
+pub struct DetectorInstance {
+    sandbox: Sandbox,
+}
+
+impl DetectorInstance {
+    /// Instantiate, describe and configure a detector. Its name comes from its `info`.
+    pub fn new(
+        engine: &Arc<AerEngine>,
+        plugin: &Arc<LoadedPlugin>,
+        spec: InstanceSpec,
+    ) -> Result<Self, Fault> {
+        let mut sandbox = sandbox(engine, plugin, &plugin.meta.sha256[..12], "?", spec);
+        if !matches!(plugin.pre, WorldPre::Detector(_)) {
+            return Err(sandbox.fault(FaultKind::Config, "not a detector component"));
+        }
+        sandbox.ensure_live()?;
+        if let Some(info) = &sandbox.info {
+            // Name the instance after the plugin itself; its state is scoped to that name.
+            sandbox.id.plugin = info.name.clone();
+            sandbox.id.version = info.version.clone();
+            sandbox.live = None;
+            sandbox.ensure_live()?;
+        }
+        Ok(DetectorInstance { sandbox })
+    }
+
+    common_accessors!();
+
+    /// Whether the detector subscribed to `action` (no subscriptions means all).
+    pub fn wants(&self, action: &str) -> bool {
+        let actions = &self.info().actions;
+        actions.is_empty() || actions.iter().any(|a| a == action)
+    }
+
+    /// Run one packed batch (see `aer_wire::BatchWriter`).
+    #[allow(clippy::ptr_arg)] // the generated binding takes `&Vec<u8>`
+    pub fn on_events(&mut self, batch: &Vec<u8>) -> Result<CallOutput<Vec<Finding>>, Fault> {
+        let out = self.sandbox.call(|b, s| match b {
+            Bindings::Detector(d) => d.aer_plugin_detection().call_on_events(s, batch),
+            Bindings::Responder(_) => Ok(Err("not a detector".into())),
+        })?;
+        self.findings(out)
+    }
+
+    /// Tell the detector event time advanced to `now_ms`.
+    pub fn on_tick(&mut self, now_ms: i64) -> Result<CallOutput<Vec<Finding>>, Fault> {
+        let out = self.sandbox.call(|b, s| match b {
+            Bindings::Detector(d) => d.aer_plugin_detection().call_on_tick(s, now_ms),
+            Bindings::Responder(_) => Ok(Err("not a detector".into())),
+        })?;
+        self.findings(out)
+    }
+
+    fn findings(
+        &self,
+        out: CallOutput<Result<Vec<Finding>, String>>,
+    ) -> Result<CallOutput<Vec<Finding>>, Fault> {
+        let findings = out
+            .value
+            .map_err(|msg| self.sandbox.fault(FaultKind::PluginError, msg))?;
+        self.sandbox.check_findings(&findings)?;
+        Ok(CallOutput {
+            value: findings,
+            writes: out.writes,
+            logs: out.logs,
+        })
+    }
+}
+
+/// A live responder.
+pub struct ResponderInstance {
+    sandbox: Sandbox,
+}
+
+impl ResponderInstance {
+    /// Instantiate, describe and configure a responder.
+    pub fn new(
+        engine: &Arc<AerEngine>,
+        plugin: &Arc<LoadedPlugin>,
+        spec: InstanceSpec,
+    ) -> Result<Self, Fault> {
+        let mut sandbox = sandbox(engine, plugin, &plugin.meta.sha256[..12], "?", spec);
+        if !matches!(plugin.pre, WorldPre::Responder(_)) {
+            return Err(sandbox.fault(FaultKind::Config, "not a responder component"));
+        }
+        sandbox.ensure_live()?;
+        if let Some(info) = &sandbox.info {
+            sandbox.id.plugin = info.name.clone();
+            sandbox.id.version = info.version.clone();
+            sandbox.live = None;
+            sandbox.ensure_live()?;
+        }
+        Ok(ResponderInstance { sandbox })
+    }
+
+    common_accessors!();
+
+    /// Carry out a decision.
+    pub fn respond(
+        &mut self,
+        decision: &Decision,
+    ) -> Result<CallOutput<Vec<ActionOutcome>>, Fault> {
+        let out = self.sandbox.call(|b, s| match b {
+            Bindings::Responder(r) => r.aer_plugin_response().call_respond(s, decision),
+            Bindings::Detector(_) => Ok(Err("not a responder".into())),
+        })?;
+        let outcomes = out
+            .value
+            .map_err(|msg| self.sandbox.fault(FaultKind::PluginError, msg))?;
+        Ok(CallOutput {
+            value: outcomes,
+            writes: out.writes,
+            logs: out.logs,
+        })
+    }
+}

@@ -1,0 +1,203 @@
+//! Upload validation: size cap, must be a component, must export a known world, may
+//! import only what the host provides for that world (type-checked by
+//! pre-instantiation), must compile. A rejection says why in one line.
+
+use wasmtime::component::Component;
+
+use crate::bindings::{self, detector::DetectorPre, responder::ResponderPre};
+use crate::engine::AerEngine;
+use crate::host_api::{HostState, wasi::GRANTED_WASI};
+
+/// Why a component was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum Rejection {
+    /// Bigger than the configured cap.
+    #[error("component is {size} bytes, more than the {limit}-byte limit")]
+    TooLarge {
+        /// Size of the upload.
+        size: usize,
+        /// The cap.
+        limit: usize,
+    },
+    /// Not WebAssembly at all.
+    #[error("not a WebAssembly binary (no \\0asm header)")]
+    NotWasm,
+    /// A core module rather than a component.
+    #[error(
+        "a core WebAssembly module, not a component: build the plugin with `--target wasm32-wasip2`"
+    )]
+    CoreModule,
+    /// Does not parse or compile.
+    #[error("invalid component: {0}")]
+    Invalid(String),
+    /// Exports neither AER world.
+    #[error("exports no AER world (expected `{}` or `{}`); it exports: {}", bindings::DETECTOR_EXPORT, bindings::RESPONDER_EXPORT, list(.exports))]
+    UnknownWorld {
+        /// What it exports.
+        exports: Vec<String>,
+    },
+    /// Imports something the host does not provide.
+    #[error("imports `{import}`, which the host does not provide to {kind} plugins")]
+    UnsupportedImport {
+        /// The import.
+        import: String,
+        /// The world it claimed.
+        kind: PluginKind,
+    },
+    /// Imports or exports with the right names but the wrong types.
+    #[error("does not match the host's interfaces: {0}")]
+    Incompatible(String),
+}
+
+fn list(items: &[String]) -> String {
+    if items.is_empty() {
+        "nothing".into()
+    } else {
+        items.join(", ")
+    }
+}
+
+/// Which world a plugin implements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PluginKind {
+    /// Events in, findings out.
+    Detector,
+    /// Decisions in, effects out.
+    Responder,
+}
+
+impl std::fmt::Display for PluginKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            PluginKind::Detector => "detector",
+            PluginKind::Responder => "responder",
+        })
+    }
+}
+
+/// Facts about a validated component.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PluginMeta {
+    /// Its world.
+    pub kind: PluginKind,
+    /// The AER WIT package version it was built against.
+    pub wit_version: String,
+    /// Its imports.
+    pub imports: Vec<String>,
+    /// Its exports.
+    pub exports: Vec<String>,
+    /// Size in bytes.
+    pub size: usize,
+    /// SHA-256 of the bytes, hex.
+    pub sha256: String,
+}
+
+pub(crate) enum WorldPre {
+    Detector(DetectorPre<HostState>),
+    Responder(ResponderPre<HostState>),
+}
+
+/// A validated, compiled component, ready to instantiate.
+pub struct LoadedPlugin {
+    /// Facts about it.
+    pub meta: PluginMeta,
+    pub(crate) pre: WorldPre,
+}
+
+const COMPONENT_LAYER: [u8; 4] = [0x0d, 0x00, 0x01, 0x00];
+const CORE_MODULE_VERSION: [u8; 4] = [0x01, 0x00, 0x00, 0x00];
+
+/// Validate and compile `bytes` (whose hash is `sha256`).
+pub(crate) fn load(
+    engine: &AerEngine,
+    bytes: &[u8],
+    sha256: String,
+) -> Result<LoadedPlugin, Rejection> {
+    let limit = engine.limits().component_bytes;
+    if bytes.len() > limit {
+        return Err(Rejection::TooLarge {
+            size: bytes.len(),
+            limit,
+        });
+    }
+    if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
+        return Err(Rejection::NotWasm);
+    }
+    if bytes[4..8] == CORE_MODULE_VERSION {
+        return Err(Rejection::CoreModule);
+    }
+    if bytes[4..8] != COMPONENT_LAYER {
+        return Err(Rejection::Invalid(format!(
+            "unsupported WebAssembly version or layer {:02x?}",
+            &bytes[4..8]
+        )));
+    }
+    let component =
+        Component::new(engine.engine(), bytes).map_err(|e| Rejection::Invalid(format!("{e:#}")))?;
+    let ty = component.component_type();
+    let exports: Vec<String> = ty
+        .exports(engine.engine())
+        .map(|(n, _)| n.to_owned())
+        .collect();
+    let imports: Vec<String> = ty
+        .imports(engine.engine())
+        .map(|(n, _)| n.to_owned())
+        .collect();
+
+    let kind = if exports.iter().any(|e| e == bindings::DETECTOR_EXPORT) {
+        PluginKind::Detector
+    } else if exports.iter().any(|e| e == bindings::RESPONDER_EXPORT) {
+        PluginKind::Responder
+    } else {
+        return Err(Rejection::UnknownWorld { exports });
+    };
+    let aer_imports: &[&str] = match kind {
+        PluginKind::Detector => &["aer:plugin/types@", "aer:plugin/state@", "aer:plugin/log@"],
+        PluginKind::Responder => &[
+            "aer:plugin/types@",
+            "aer:plugin/state@",
+            "aer:plugin/log@",
+            "aer:plugin/actions@",
+        ],
+    };
+    if let Some(bad) = imports.iter().find(|i| {
+        !aer_imports
+            .iter()
+            .chain(GRANTED_WASI)
+            .any(|p| i.starts_with(p))
+    }) {
+        return Err(Rejection::UnsupportedImport {
+            import: bad.clone(),
+            kind,
+        });
+    }
+    let incompatible = |e: wasmtime::Error| Rejection::Incompatible(format!("{e:#}"));
+    let pre = match kind {
+        PluginKind::Detector => {
+            let pre = engine
+                .detector_linker
+                .instantiate_pre(&component)
+                .map_err(incompatible)?;
+            WorldPre::Detector(DetectorPre::new(pre).map_err(incompatible)?)
+        }
+        PluginKind::Responder => {
+            let pre = engine
+                .responder_linker
+                .instantiate_pre(&component)
+                .map_err(incompatible)?;
+            WorldPre::Responder(ResponderPre::new(pre).map_err(incompatible)?)
+        }
+    };
+    Ok(LoadedPlugin {
+        meta: PluginMeta {
+            kind,
+            wit_version: bindings::WIT_VERSION.into(),
+            imports,
+            exports,
+            size: bytes.len(),
+            sha256,
+        },
+        pre,
+    })
+}

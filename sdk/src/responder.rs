@@ -1,0 +1,201 @@
+//! The `Responder` trait, decisions, actions and the runtime glue.
+
+use crate::error::Result;
+use crate::finding::Finding;
+use crate::host::{Backend, Level};
+use crate::info::PluginInfo;
+use crate::state::State;
+
+/// A decision from the host's decision engine to respond to a subject.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    /// Unique decision id.
+    pub id: String,
+    /// The user or entity the response is about.
+    pub subject: String,
+    /// `false` means dry-run: the host records effects without performing them.
+    pub enforce: bool,
+    /// Why the engine decided to respond.
+    pub reason: String,
+    /// The findings behind the decision.
+    pub findings: Vec<Finding>,
+    /// Event time of the decision (ms).
+    pub time_ms: i64,
+}
+
+/// Why the host could not perform an effect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActionError {
+    /// Machine-readable code, e.g. `cannot_reset_primary_owner`.
+    pub code: String,
+    /// Human-readable message.
+    pub message: String,
+}
+
+impl ActionError {
+    pub(crate) fn unavailable() -> Self {
+        ActionError {
+            code: "unavailable".into(),
+            message: "actions are only available to responders".into(),
+        }
+    }
+}
+
+impl std::fmt::Display for ActionError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+impl std::error::Error for ActionError {}
+
+/// The result of one effect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActionOutcome {
+    /// `terminate-sessions` or `notify`.
+    pub action: String,
+    /// Who it was about.
+    pub subject: String,
+    /// Whether it succeeded.
+    pub ok: bool,
+    /// Host answer or error code.
+    pub detail: String,
+}
+
+/// A responder's handle on the host while handling one decision. Every action it
+/// performs is recorded as an [`ActionOutcome`] and returned to the host.
+pub struct ResponseContext<'h> {
+    state: State<'h>,
+    backend: &'h dyn Backend,
+    decision_id: String,
+    outcomes: Vec<ActionOutcome>,
+}
+
+impl<'h> ResponseContext<'h> {
+    /// The plugin's state.
+    pub fn state(&mut self) -> &mut State<'h> {
+        &mut self.state
+    }
+
+    /// Write a log message.
+    pub fn log(&self, level: Level, message: &str) {
+        self.backend.log(level, message);
+    }
+
+    /// Ask the host to end every session of `user_id`.
+    pub fn terminate_sessions(&mut self, user_id: &str) -> Result<String, ActionError> {
+        let r = self.backend.terminate_sessions(&self.decision_id, user_id);
+        self.record("terminate-sessions", user_id, &r);
+        r
+    }
+
+    /// Ask the host to send `text` to the notification `channel` named in the policy.
+    pub fn notify(
+        &mut self,
+        channel: &str,
+        subject: &str,
+        text: &str,
+    ) -> Result<String, ActionError> {
+        let r = self.backend.notify(&self.decision_id, channel, text);
+        self.record("notify", subject, &r);
+        r
+    }
+
+    fn record(&mut self, action: &str, subject: &str, r: &Result<String, ActionError>) {
+        let (ok, detail) = match r {
+            Ok(detail) => (true, detail.clone()),
+            Err(e) => (false, e.code.clone()),
+        };
+        self.outcomes.push(ActionOutcome {
+            action: action.into(),
+            subject: subject.into(),
+            ok,
+            detail,
+        });
+    }
+}
+
+/// A responder: decisions in, effects through the host. Every method has a default.
+pub trait Responder: Default + 'static {
+    /// Describe the plugin; `base` carries name, version and description.
+    fn info(&self, base: PluginInfo) -> PluginInfo {
+        base
+    }
+
+    /// Apply a JSON configuration (see [`crate::parse_config`]).
+    fn configure(&mut self, config: &str) -> Result<()> {
+        let _ = config;
+        Ok(())
+    }
+
+    /// Carry out `decision` through `ctx`'s actions.
+    fn respond(&mut self, ctx: &mut ResponseContext<'_>, decision: &Decision) -> Result<()> {
+        let _ = (ctx, decision);
+        Ok(())
+    }
+}
+
+/// Runtime glue for [`crate::export_responder!`] and the native test harness.
+#[doc(hidden)]
+pub mod runtime {
+    use std::any::Any;
+    use std::cell::RefCell;
+
+    use super::{ActionOutcome, Decision, Responder, ResponseContext};
+    use crate::host::Backend;
+    use crate::info::PluginInfo;
+    use crate::state::State;
+
+    thread_local! {
+        static INSTANCE: RefCell<Option<Box<dyn Any>>> = const { RefCell::new(None) };
+    }
+
+    fn with<R: Responder, T>(f: impl FnOnce(&mut R) -> T) -> T {
+        INSTANCE.with(|cell| {
+            let mut slot = cell.borrow_mut();
+            if !slot.as_ref().is_some_and(|b| b.is::<R>()) {
+                *slot = Some(Box::new(R::default()));
+            }
+            let r = slot
+                .as_mut()
+                .and_then(|b| b.downcast_mut::<R>())
+                .expect("instance was just set to this type");
+            f(r)
+        })
+    }
+
+    /// `info` export.
+    pub fn info<R: Responder>(base: PluginInfo) -> PluginInfo {
+        with::<R, _>(|r| r.info(base))
+    }
+
+    /// `configure` export.
+    pub fn configure<R: Responder>(config: &str) -> Result<(), String> {
+        with::<R, _>(|r| r.configure(config)).map_err(|e| e.to_string())
+    }
+
+    /// `respond` export.
+    pub fn respond<R: Responder>(
+        backend: &dyn Backend,
+        decision: &Decision,
+    ) -> Result<Vec<ActionOutcome>, String> {
+        with::<R, _>(|r| run_respond(r, backend, decision)).map_err(|e| e.to_string())
+    }
+
+    /// Run a responder over one decision.
+    pub fn run_respond<R: Responder>(
+        r: &mut R,
+        backend: &dyn Backend,
+        decision: &Decision,
+    ) -> crate::Result<Vec<ActionOutcome>> {
+        let mut ctx = ResponseContext {
+            state: State::new(backend),
+            backend,
+            decision_id: decision.id.clone(),
+            outcomes: Vec::new(),
+        };
+        r.respond(&mut ctx, decision)?;
+        ctx.state.flush()?;
+        Ok(ctx.outcomes)
+    }
+}

@@ -1,0 +1,300 @@
+//! Per-plugin state with a read-through cache and buffered writes, plus typed helpers
+//! keyed by event time: serde values, counters, sliding windows and bounded distinct sets.
+//!
+//! Within one batch, reads hit the host once per key and writes are buffered; the SDK
+//! sends them in one `apply` call at the end of the batch, and the host commits them
+//! together with the batch's findings (exactly-once state).
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::{Serialize, de::DeserializeOwned};
+
+use crate::error::{Error, Result};
+use crate::host::Backend;
+
+/// The plugin's key/value state, scoped by the host to this tenant and plugin.
+pub struct State<'h> {
+    backend: &'h dyn Backend,
+    cache: HashMap<String, Option<Vec<u8>>>,
+    dirty: BTreeMap<String, Option<Vec<u8>>>,
+}
+
+impl<'h> State<'h> {
+    pub(crate) fn new(backend: &'h dyn Backend) -> Self {
+        State {
+            backend,
+            cache: HashMap::new(),
+            dirty: BTreeMap::new(),
+        }
+    }
+
+    /// Raw bytes of `key`.
+    pub fn get_bytes(&mut self, key: &str) -> Option<&[u8]> {
+        if !self.cache.contains_key(key) {
+            let value = self.backend.state_get(key);
+            self.cache.insert(key.to_owned(), value);
+        }
+        self.cache.get(key).and_then(|v| v.as_deref())
+    }
+
+    /// Set raw bytes.
+    pub fn set_bytes(&mut self, key: &str, value: Vec<u8>) {
+        self.dirty.insert(key.to_owned(), Some(value.clone()));
+        self.cache.insert(key.to_owned(), Some(value));
+    }
+
+    /// The value of `key` decoded from JSON, or `None`.
+    pub fn get<T: DeserializeOwned>(&mut self, key: &str) -> Result<Option<T>> {
+        match self.get_bytes(key) {
+            Some(bytes) => serde_json::from_slice(bytes)
+                .map(Some)
+                .map_err(|e| Error::msg(format!("state key {key:?}: {e}"))),
+            None => Ok(None),
+        }
+    }
+
+    /// Store `value` as JSON under `key`.
+    pub fn set<T: Serialize + ?Sized>(&mut self, key: &str, value: &T) -> Result<()> {
+        let bytes = serde_json::to_vec(value)?;
+        self.set_bytes(key, bytes);
+        Ok(())
+    }
+
+    /// Delete `key`.
+    pub fn delete(&mut self, key: &str) {
+        self.dirty.insert(key.to_owned(), None);
+        self.cache.insert(key.to_owned(), None);
+    }
+
+    /// Add `delta` to the counter at `key` (absent is zero) and return the new value.
+    pub fn add(&mut self, key: &str, delta: i64) -> Result<i64> {
+        let current = match self.get_bytes(key) {
+            None => 0,
+            Some(b) => {
+                let arr: [u8; 8] = b
+                    .try_into()
+                    .map_err(|_| Error::msg(format!("state key {key:?} is not a counter")))?;
+                i64::from_le_bytes(arr)
+            }
+        };
+        let next = current.saturating_add(delta);
+        self.set_bytes(key, next.to_le_bytes().to_vec());
+        Ok(next)
+    }
+
+    /// The counter at `key` (absent is zero).
+    pub fn counter(&mut self, key: &str) -> Result<i64> {
+        self.add(key, 0)
+    }
+
+    /// Up to `limit` entries whose key starts with `prefix`, in key order.
+    ///
+    /// Buffered writes are sent to the host first so the scan sees them.
+    pub fn scan(&mut self, prefix: &str, limit: u32) -> Result<Vec<(String, Vec<u8>)>> {
+        self.flush()?;
+        Ok(self.backend.state_scan(prefix, limit))
+    }
+
+    /// Send buffered writes to the host.
+    pub fn flush(&mut self) -> Result<()> {
+        if self.dirty.is_empty() {
+            return Ok(());
+        }
+        let writes: Vec<_> = std::mem::take(&mut self.dirty).into_iter().collect();
+        self.backend.state_apply(writes).map_err(Error::msg)
+    }
+}
+
+/// A sliding-window count in event time, kept in buckets (e.g. "downloads in the last
+/// 10 minutes, in 1-minute buckets").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    width_ms: i64,
+    bucket_ms: i64,
+}
+
+#[derive(serde::Serialize, serde::Deserialize, Default)]
+struct WindowData {
+    /// (bucket start, count), oldest first.
+    b: Vec<(i64, u64)>,
+}
+
+impl Window {
+    /// A window `width_ms` wide counted in buckets of `bucket_ms` (both at least 1).
+    pub fn new(width_ms: i64, bucket_ms: i64) -> Self {
+        let width_ms = width_ms.max(1);
+        Window {
+            width_ms,
+            bucket_ms: bucket_ms.clamp(1, width_ms),
+        }
+    }
+
+    /// A window of `minutes` in one-minute buckets.
+    pub fn minutes(minutes: i64) -> Self {
+        Window::new(minutes * 60_000, 60_000)
+    }
+
+    /// Width of the window in milliseconds.
+    pub fn width_ms(&self) -> i64 {
+        self.width_ms
+    }
+
+    fn bucket(&self, time_ms: i64) -> i64 {
+        time_ms.div_euclid(self.bucket_ms) * self.bucket_ms
+    }
+
+    fn total(&self, data: &WindowData, time_ms: i64) -> u64 {
+        let from = self.bucket(time_ms) - self.width_ms;
+        data.b
+            .iter()
+            .filter(|(start, _)| *start > from && *start <= time_ms)
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    /// Count `n` at `time_ms` and return the window's count ending at `time_ms`.
+    pub fn add(&self, state: &mut State<'_>, key: &str, time_ms: i64, n: u64) -> Result<u64> {
+        let mut data: WindowData = state.get(key)?.unwrap_or_default();
+        let bucket = self.bucket(time_ms);
+        match data.b.binary_search_by_key(&bucket, |(s, _)| *s) {
+            Ok(i) => data.b[i].1 = data.b[i].1.saturating_add(n),
+            Err(i) => data.b.insert(i, (bucket, n)),
+        }
+        let newest = data.b.last().map_or(bucket, |(s, _)| *s);
+        data.b.retain(|(s, _)| *s > newest - self.width_ms);
+        let total = self.total(&data, time_ms);
+        state.set(key, &data)?;
+        Ok(total)
+    }
+
+    /// The window's count ending at `time_ms`, without adding.
+    pub fn count(&self, state: &mut State<'_>, key: &str, time_ms: i64) -> Result<u64> {
+        let data: WindowData = state.get(key)?.unwrap_or_default();
+        Ok(self.total(&data, time_ms))
+    }
+}
+
+/// A bounded set of distinct values with the event time each was last seen, e.g. the
+/// IP addresses a user logged in from. Beyond `max` values the least recently seen goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Distinct {
+    max: usize,
+    ttl_ms: Option<i64>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize, Default)]
+struct DistinctData {
+    /// (value, last seen), in insertion order.
+    v: Vec<(String, i64)>,
+}
+
+impl Distinct {
+    /// A set keeping at most `max` values (at least 1).
+    pub fn new(max: usize) -> Self {
+        Distinct {
+            max: max.max(1),
+            ttl_ms: None,
+        }
+    }
+
+    /// Forget values not seen for `ttl_ms` of event time.
+    pub fn ttl_ms(mut self, ttl_ms: i64) -> Self {
+        self.ttl_ms = Some(ttl_ms);
+        self
+    }
+
+    /// Record `value` seen at `time_ms`; returns `true` if it was not in the set.
+    pub fn insert(
+        &self,
+        state: &mut State<'_>,
+        key: &str,
+        value: &str,
+        time_ms: i64,
+    ) -> Result<bool> {
+        let mut data: DistinctData = state.get(key)?.unwrap_or_default();
+        if let Some(ttl) = self.ttl_ms {
+            data.v.retain(|(_, seen)| *seen > time_ms - ttl);
+        }
+        let new = match data.v.iter_mut().find(|(v, _)| v == value) {
+            Some(entry) => {
+                entry.1 = entry.1.max(time_ms);
+                false
+            }
+            None => {
+                data.v.push((value.to_owned(), time_ms));
+                true
+            }
+        };
+        while data.v.len() > self.max {
+            let oldest = data
+                .v
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, (_, seen))| *seen)
+                .map(|(i, _)| i)
+                .unwrap_or(0);
+            data.v.remove(oldest);
+        }
+        state.set(key, &data)?;
+        Ok(new)
+    }
+
+    /// Whether `value` is in the set.
+    pub fn contains(&self, state: &mut State<'_>, key: &str, value: &str) -> Result<bool> {
+        let data: DistinctData = state.get(key)?.unwrap_or_default();
+        Ok(data.v.iter().any(|(v, _)| v == value))
+    }
+
+    /// Number of values in the set.
+    pub fn len(&self, state: &mut State<'_>, key: &str) -> Result<usize> {
+        let data: DistinctData = state.get(key)?.unwrap_or_default();
+        Ok(data.v.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::MemoryHost;
+
+    #[test]
+    fn window_counts_only_the_last_width() {
+        let host = MemoryHost::default();
+        let mut s = State::new(&host);
+        let w = Window::new(10_000, 1_000);
+        assert_eq!(w.add(&mut s, "k", 0, 1).unwrap(), 1);
+        assert_eq!(w.add(&mut s, "k", 5_000, 1).unwrap(), 2);
+        assert_eq!(w.add(&mut s, "k", 9_999, 1).unwrap(), 3);
+        // At 10_000 the bucket starting at 0 has left the window.
+        assert_eq!(w.add(&mut s, "k", 10_000, 1).unwrap(), 3);
+        assert_eq!(w.count(&mut s, "k", 30_000).unwrap(), 0);
+    }
+
+    #[test]
+    fn distinct_evicts_least_recently_seen() {
+        let host = MemoryHost::default();
+        let mut s = State::new(&host);
+        let d = Distinct::new(2);
+        assert!(d.insert(&mut s, "ips", "a", 1).unwrap());
+        assert!(d.insert(&mut s, "ips", "b", 2).unwrap());
+        assert!(!d.insert(&mut s, "ips", "a", 3).unwrap());
+        assert!(d.insert(&mut s, "ips", "c", 4).unwrap());
+        assert!(d.contains(&mut s, "ips", "a").unwrap());
+        assert!(!d.contains(&mut s, "ips", "b").unwrap());
+        assert_eq!(d.len(&mut s, "ips").unwrap(), 2);
+    }
+
+    #[test]
+    fn writes_reach_the_host_only_on_flush() {
+        let host = MemoryHost::default();
+        let mut s = State::new(&host);
+        assert_eq!(s.add("n", 2).unwrap(), 2);
+        assert_eq!(s.add("n", 3).unwrap(), 5);
+        assert!(host.get("n").is_none());
+        s.flush().unwrap();
+        assert_eq!(host.get("n"), Some(5i64.to_le_bytes().to_vec()));
+        s.delete("n");
+        s.flush().unwrap();
+        assert!(host.get("n").is_none());
+    }
+}

@@ -1,0 +1,367 @@
+//! The packed batch encoding (layout in `wit/ENCODING.md`).
+//!
+//! Little-endian throughout. A batch is `MAGIC`, a `u32` event count, then the events;
+//! each event starts with its own `u32` byte length so a reader can skip it. Strings are
+//! a `u32` byte length and UTF-8 bytes.
+
+use crate::event::{ContextRef, DetailsRef, EntityRef, Event, EventRef, LocationRef};
+
+/// The first four bytes of every batch: format name and version.
+pub const MAGIC: [u8; 4] = *b"AEB1";
+
+const HAS_TARGET: u8 = 1;
+
+/// Why a batch could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DecodeError {
+    /// The buffer does not start with [`MAGIC`].
+    BadMagic,
+    /// The buffer ended inside event `index`.
+    Truncated {
+        /// Index of the event being decoded.
+        index: u32,
+    },
+    /// A string in event `index` is not UTF-8.
+    NotUtf8 {
+        /// Index of the event being decoded.
+        index: u32,
+    },
+}
+
+impl std::fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DecodeError::BadMagic => write!(f, "event batch does not start with AEB1"),
+            DecodeError::Truncated { index } => write!(f, "event batch truncated in event {index}"),
+            DecodeError::NotUtf8 { index } => {
+                write!(f, "event {index} has a string that is not UTF-8")
+            }
+        }
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+/// Append one encoded event (length prefix included) to `out`.
+///
+/// The host may encode each event once, keep the bytes, and build batches by
+/// concatenation with [`BatchWriter::push_encoded`].
+pub fn encode_event(event: &Event, out: &mut Vec<u8>) {
+    let start = out.len();
+    out.extend_from_slice(&0u32.to_le_bytes());
+    out.extend_from_slice(&event.time_ms.to_le_bytes());
+    out.push(if event.target.is_some() {
+        HAS_TARGET
+    } else {
+        0
+    });
+    put_str(out, &event.id);
+    put_str(out, &event.action);
+    for entity in std::iter::once(&event.actor).chain(event.target.as_ref()) {
+        put_str(out, &entity.kind);
+        put_str(out, &entity.id);
+        put_str(out, &entity.name);
+        put_str(out, &entity.email);
+    }
+    let c = &event.context;
+    for s in [&c.ip, &c.user_agent, &c.session_id] {
+        put_str(out, s);
+    }
+    let l = &c.location;
+    for s in [&l.kind, &l.id, &l.name, &l.domain] {
+        put_str(out, s);
+    }
+    out.extend_from_slice(&len_u32(event.details.len()).to_le_bytes());
+    for (k, v) in &event.details {
+        put_str(out, k);
+        put_str(out, v);
+    }
+    let body = len_u32(out.len() - start - 4);
+    out[start..start + 4].copy_from_slice(&body.to_le_bytes());
+}
+
+fn len_u32(len: usize) -> u32 {
+    // Events are bounded far below 4 GiB by ingest limits; saturate rather than wrap.
+    u32::try_from(len).unwrap_or(u32::MAX)
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    out.extend_from_slice(&len_u32(s.len()).to_le_bytes());
+    out.extend_from_slice(s.as_bytes());
+}
+
+/// Builds one batch buffer.
+#[derive(Debug, Clone)]
+pub struct BatchWriter {
+    buf: Vec<u8>,
+    count: u32,
+}
+
+impl Default for BatchWriter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl BatchWriter {
+    /// An empty batch.
+    pub fn new() -> Self {
+        let mut buf = Vec::with_capacity(4096);
+        buf.extend_from_slice(&MAGIC);
+        buf.extend_from_slice(&0u32.to_le_bytes());
+        BatchWriter { buf, count: 0 }
+    }
+
+    /// Encode and append one event.
+    pub fn push(&mut self, event: &Event) {
+        encode_event(event, &mut self.buf);
+        self.count += 1;
+    }
+
+    /// Append one event already encoded by [`encode_event`].
+    pub fn push_encoded(&mut self, encoded: &[u8]) {
+        self.buf.extend_from_slice(encoded);
+        self.count += 1;
+    }
+
+    /// Number of events so far.
+    pub fn len(&self) -> usize {
+        self.count as usize
+    }
+
+    /// Whether the batch has no events.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Finish the batch and return its bytes.
+    pub fn finish(mut self) -> Vec<u8> {
+        self.buf[4..8].copy_from_slice(&self.count.to_le_bytes());
+        self.buf
+    }
+}
+
+/// Decode a whole batch into borrowed views, checking every length and string.
+pub fn decode_batch(bytes: &[u8]) -> Result<Vec<EventRef<'_>>, DecodeError> {
+    if bytes.len() < 8 || bytes[..4] != MAGIC {
+        return Err(DecodeError::BadMagic);
+    }
+    let count = u32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]);
+    // Never trust the count for the allocation: each event takes at least 4 bytes.
+    let mut events = Vec::with_capacity((count as usize).min(bytes.len() / 4));
+    let mut r = Reader {
+        bytes,
+        pos: 8,
+        index: 0,
+    };
+    for index in 0..count {
+        r.index = index;
+        let len = r.u32()? as usize;
+        let body = r.take(len)?;
+        let mut e = Reader {
+            bytes: body,
+            pos: 0,
+            index,
+        };
+        events.push(e.event()?);
+    }
+    Ok(events)
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+    index: u32,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|end| *end <= self.bytes.len())
+            .ok_or(DecodeError::Truncated { index: self.index })?;
+        let s = &self.bytes[self.pos..end];
+        self.pos = end;
+        Ok(s)
+    }
+
+    fn u32(&mut self) -> Result<u32, DecodeError> {
+        let b = self.take(4)?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    fn str(&mut self) -> Result<&'a str, DecodeError> {
+        let n = self.u32()? as usize;
+        let b = self.take(n)?;
+        std::str::from_utf8(b).map_err(|_| DecodeError::NotUtf8 { index: self.index })
+    }
+
+    fn entity(&mut self) -> Result<EntityRef<'a>, DecodeError> {
+        Ok(EntityRef {
+            kind: self.str()?,
+            id: self.str()?,
+            name: self.str()?,
+            email: self.str()?,
+        })
+    }
+
+    fn event(&mut self) -> Result<EventRef<'a>, DecodeError> {
+        let t = self.take(8)?;
+        let time_ms = i64::from_le_bytes([t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7]]);
+        let flags = self.take(1)?[0];
+        let id = self.str()?;
+        let action = self.str()?;
+        let actor = self.entity()?;
+        let target = if flags & HAS_TARGET != 0 {
+            Some(self.entity()?)
+        } else {
+            None
+        };
+        let context = ContextRef {
+            ip: self.str()?,
+            user_agent: self.str()?,
+            session_id: self.str()?,
+            location: LocationRef {
+                kind: self.str()?,
+                id: self.str()?,
+                name: self.str()?,
+                domain: self.str()?,
+            },
+        };
+        let count = self.u32()?;
+        let start = self.pos;
+        for _ in 0..count {
+            self.str()?;
+            self.str()?;
+        }
+        let details = DetailsRef {
+            count,
+            bytes: &self.bytes[start..self.pos],
+        };
+        Ok(EventRef {
+            id,
+            time_ms,
+            action,
+            actor,
+            target,
+            context,
+            details,
+        })
+    }
+}
+
+/// Iterates the key/value pairs of [`DetailsRef`] (already validated by the decoder).
+pub(crate) struct DetailsIter<'a> {
+    reader: Reader<'a>,
+    left: u32,
+}
+
+impl<'a> DetailsIter<'a> {
+    pub(crate) fn new(details: DetailsRef<'a>) -> Self {
+        DetailsIter {
+            reader: Reader {
+                bytes: details.bytes,
+                pos: 0,
+                index: 0,
+            },
+            left: details.count,
+        }
+    }
+}
+
+impl<'a> Iterator for DetailsIter<'a> {
+    type Item = (&'a str, &'a str);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        let k = self.reader.str().ok()?;
+        let v = self.reader.str().ok()?;
+        Some((k, v))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Context, Entity};
+
+    fn sample(i: i64) -> Event {
+        Event {
+            id: format!("ev-{i}"),
+            time_ms: 1_700_000_000_000 + i,
+            action: "file_downloaded".into(),
+            actor: Entity {
+                kind: "user".into(),
+                id: "U1".into(),
+                name: "Ada".into(),
+                email: "ada@example.com".into(),
+            },
+            target: (i % 2 == 0).then(|| Entity {
+                kind: "file".into(),
+                id: format!("F{i}"),
+                name: "plan.pdf".into(),
+                email: String::new(),
+            }),
+            context: Context {
+                ip: "1.23.45.678".into(),
+                user_agent: "ua".into(),
+                session_id: "42".into(),
+                ..Default::default()
+            },
+            details: vec![
+                ("reason".into(), "[\"tor\"]".into()),
+                ("k".into(), "é".into()),
+            ],
+        }
+    }
+
+    #[test]
+    fn round_trip_preserves_every_field() {
+        let events: Vec<Event> = (0..5).map(sample).collect();
+        let mut w = BatchWriter::new();
+        for e in &events {
+            w.push(e);
+        }
+        let bytes = w.finish();
+        let decoded = decode_batch(&bytes).expect("decodes");
+        let owned: Vec<Event> = decoded.iter().map(EventRef::to_owned_event).collect();
+        assert_eq!(owned, events);
+        assert_eq!(decoded[0].detail("k"), Some("é"));
+        assert_eq!(decoded[0].detail("missing"), None);
+    }
+
+    #[test]
+    fn every_truncation_is_an_error_not_a_panic() {
+        let mut w = BatchWriter::new();
+        w.push(&sample(0));
+        w.push(&sample(1));
+        let bytes = w.finish();
+        for cut in 0..bytes.len() {
+            assert!(decode_batch(&bytes[..cut]).is_err(), "cut at {cut} decoded");
+        }
+    }
+
+    #[test]
+    fn huge_count_does_not_allocate_or_panic() {
+        let mut bytes = MAGIC.to_vec();
+        bytes.extend_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(
+            decode_batch(&bytes),
+            Err(DecodeError::Truncated { index: 0 })
+        );
+    }
+
+    #[test]
+    fn invalid_utf8_is_reported() {
+        let mut w = BatchWriter::new();
+        w.push(&sample(1));
+        let mut bytes = w.finish();
+        // The id string's first byte: magic(4) count(4) len(4) time(8) flags(1) idlen(4).
+        bytes[25] = 0xff;
+        assert_eq!(decode_batch(&bytes), Err(DecodeError::NotUtf8 { index: 0 }));
+    }
+}

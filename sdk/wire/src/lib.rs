@@ -1,0 +1,14 @@
+//! AER's event model and the packed batch encoding that carries events across the
+//! component boundary.
+//!
+//! The host parses audit entries into [`Event`] values and encodes them with
+//! [`encode_event`] into one buffer per batch ([`BatchWriter`]); the SDK inside a plugin
+//! decodes that buffer with [`decode_batch`] into borrowed [`EventRef`] views without
+//! copying a string. The byte layout is documented in `wit/ENCODING.md`.
+#![deny(missing_docs)]
+
+mod codec;
+mod event;
+
+pub use codec::{BatchWriter, DecodeError, MAGIC, decode_batch, encode_event};
+pub use event::{Context, ContextRef, Entity, EntityRef, Event, EventRef, Location, LocationRef};
