@@ -155,12 +155,15 @@ impl AerEngine {
     }
 
     /// Validate and compile a component, or return the cached result for the same bytes.
-    pub fn load(&self, bytes: &[u8]) -> Result<Arc<LoadedPlugin>, Rejection> {
+    pub fn load(self: &Arc<Self>, bytes: &[u8]) -> Result<Arc<LoadedPlugin>, Rejection> {
         let sha256 = hex::encode(Sha256::digest(bytes));
         if let Some(p) = self.cache_lock().get(&sha256) {
             return Ok(p.clone());
         }
         let plugin = Arc::new(crate::plugin::validate::load(self, bytes, sha256.clone())?);
+        let info = crate::plugin::instance::probe_info(self, &plugin)
+            .map_err(|f| Rejection::FailsToStart(format!("{}: {}", f.kind, f.message)))?;
+        let _ = plugin.info.set(info);
         self.cache_lock().insert(sha256, plugin.clone());
         Ok(plugin)
     }

@@ -193,7 +193,11 @@ macro_rules! export_detector {
     ($ty:ty) => {
         // Natively there is nothing to export; this checks the type and marks it used.
         #[cfg(not(target_arch = "wasm32"))]
-        const _: fn() -> $ty = <$ty as $crate::Detector>::default;
+        const _: fn() -> $ty = || {
+            fn is_detector<T: $crate::Detector>() {}
+            is_detector::<$ty>();
+            <$ty as ::core::default::Default>::default()
+        };
 
         #[cfg(target_arch = "wasm32")]
         mod __aer_detector_export {
@@ -249,7 +253,11 @@ macro_rules! export_responder {
     ($ty:ty) => {
         // Natively there is nothing to export; this checks the type and marks it used.
         #[cfg(not(target_arch = "wasm32"))]
-        const _: fn() -> $ty = <$ty as $crate::Responder>::default;
+        const _: fn() -> $ty = || {
+            fn is_responder<T: $crate::Responder>() {}
+            is_responder::<$ty>();
+            <$ty as ::core::default::Default>::default()
+        };
 
         #[cfg(target_arch = "wasm32")]
         mod __aer_responder_export {

@@ -100,6 +100,7 @@ struct Sandbox {
     peak_memory: usize,
     restarts: u64,
     info: Option<PluginInfo>,
+    configure_on_start: bool,
 }
 
 impl Sandbox {
@@ -180,20 +181,23 @@ impl Sandbox {
         };
         self.restarts += 1;
         self.live = Some(Live { store, bindings });
-        let config = self.config.clone();
+        if self.configure_on_start {
+            let config = self.config.clone();
+            let configured = self.call(|b, s| match b {
+                Bindings::Detector(d) => d.aer_plugin_detection().call_configure(&mut *s, &config),
+                Bindings::Responder(r) => r.aer_plugin_response().call_configure(&mut *s, &config),
+            })?;
+            if let Err(msg) = configured.value {
+                self.live = None;
+                return Err(self.fault(FaultKind::Config, msg));
+            }
+        }
+        // Described after configuration: subscriptions may depend on it.
         let info = self.call(|b, s| match b {
             Bindings::Detector(d) => d.aer_plugin_detection().call_info(&mut *s),
             Bindings::Responder(r) => r.aer_plugin_response().call_info(&mut *s),
         })?;
         self.info = Some(info.value);
-        let configured = self.call(|b, s| match b {
-            Bindings::Detector(d) => d.aer_plugin_detection().call_configure(&mut *s, &config),
-            Bindings::Responder(r) => r.aer_plugin_response().call_configure(&mut *s, &config),
-        })?;
-        if let Err(msg) = configured.value {
-            self.live = None;
-            return Err(self.fault(FaultKind::Config, msg));
-        }
         Ok(())
     }
 
@@ -294,20 +298,15 @@ pub struct InstanceSpec {
     pub actions: Arc<dyn ActionSink>,
 }
 
-fn sandbox(
-    engine: &Arc<AerEngine>,
-    plugin: &Arc<LoadedPlugin>,
-    name: &str,
-    version: &str,
-    spec: InstanceSpec,
-) -> Sandbox {
+fn sandbox(engine: &Arc<AerEngine>, plugin: &Arc<LoadedPlugin>, spec: InstanceSpec) -> Sandbox {
+    let info = plugin.info();
     Sandbox {
         engine: engine.clone(),
         plugin: plugin.clone(),
         id: PluginId {
             tenant: spec.tenant,
-            plugin: name.to_owned(),
-            version: version.to_owned(),
+            plugin: info.name.clone(),
+            version: info.version.clone(),
         },
         config: spec.config,
         state: spec.state,
@@ -316,7 +315,37 @@ fn sandbox(
         peak_memory: 0,
         restarts: 0,
         info: None,
+        configure_on_start: true,
     }
+}
+
+/// Start a plugin once, unconfigured, with throwaway state, and read its `info`.
+pub(crate) fn probe_info(
+    engine: &Arc<AerEngine>,
+    plugin: &Arc<LoadedPlugin>,
+) -> Result<PluginInfo, Fault> {
+    let mut probe = Sandbox {
+        engine: engine.clone(),
+        plugin: plugin.clone(),
+        id: PluginId {
+            tenant: String::new(),
+            plugin: plugin.meta.sha256.chars().take(12).collect(),
+            version: String::new(),
+        },
+        config: String::new(),
+        state: Arc::new(crate::store::MemoryStore::default()),
+        actions: Arc::new(crate::host_api::DryRunActions::default()),
+        live: None,
+        peak_memory: 0,
+        restarts: 0,
+        info: None,
+        configure_on_start: false,
+    };
+    probe.ensure_live()?;
+    probe
+        .info
+        .take()
+        .ok_or_else(|| probe.fault(FaultKind::Trap, "no info"))
 }
 
 macro_rules! common_accessors {
@@ -357,24 +386,17 @@ pub struct DetectorInstance {
 }
 
 impl DetectorInstance {
-    /// Instantiate, describe and configure a detector. Its name comes from its `info`.
+    /// Instantiate and configure a detector, named after its `info`.
     pub fn new(
         engine: &Arc<AerEngine>,
         plugin: &Arc<LoadedPlugin>,
         spec: InstanceSpec,
     ) -> Result<Self, Fault> {
-        let mut sandbox = sandbox(engine, plugin, &plugin.meta.sha256[..12], "?", spec);
+        let mut sandbox = sandbox(engine, plugin, spec);
         if !matches!(plugin.pre, WorldPre::Detector(_)) {
             return Err(sandbox.fault(FaultKind::Config, "not a detector component"));
         }
         sandbox.ensure_live()?;
-        if let Some(info) = &sandbox.info {
-            // Name the instance after the plugin itself; its state is scoped to that name.
-            sandbox.id.plugin = info.name.clone();
-            sandbox.id.version = info.version.clone();
-            sandbox.live = None;
-            sandbox.ensure_live()?;
-        }
         Ok(DetectorInstance { sandbox })
     }
 
@@ -427,23 +449,17 @@ pub struct ResponderInstance {
 }
 
 impl ResponderInstance {
-    /// Instantiate, describe and configure a responder.
+    /// Instantiate and configure a responder, named after its `info`.
     pub fn new(
         engine: &Arc<AerEngine>,
         plugin: &Arc<LoadedPlugin>,
         spec: InstanceSpec,
     ) -> Result<Self, Fault> {
-        let mut sandbox = sandbox(engine, plugin, &plugin.meta.sha256[..12], "?", spec);
+        let mut sandbox = sandbox(engine, plugin, spec);
         if !matches!(plugin.pre, WorldPre::Responder(_)) {
             return Err(sandbox.fault(FaultKind::Config, "not a responder component"));
         }
         sandbox.ensure_live()?;
-        if let Some(info) = &sandbox.info {
-            sandbox.id.plugin = info.name.clone();
-            sandbox.id.version = info.version.clone();
-            sandbox.live = None;
-            sandbox.ensure_live()?;
-        }
         Ok(ResponderInstance { sandbox })
     }
 

@@ -47,6 +47,9 @@ pub enum Rejection {
     /// Imports or exports with the right names but the wrong types.
     #[error("does not match the host's interfaces: {0}")]
     Incompatible(String),
+    /// Traps or times out while starting or describing itself.
+    #[error("fails to start: {0}")]
+    FailsToStart(String),
 }
 
 fn list(items: &[String]) -> String {
@@ -103,6 +106,17 @@ pub struct LoadedPlugin {
     /// Facts about it.
     pub meta: PluginMeta,
     pub(crate) pre: WorldPre,
+    /// Its self-description with an empty configuration, read once at load time.
+    pub(crate) info: std::sync::OnceLock<crate::bindings::PluginInfo>,
+}
+
+impl LoadedPlugin {
+    /// Its self-description with an empty configuration (name, version, actions).
+    pub fn info(&self) -> &crate::bindings::PluginInfo {
+        self.info
+            .get()
+            .expect("set by AerEngine::load before the plugin is handed out")
+    }
 }
 
 const COMPONENT_LAYER: [u8; 4] = [0x0d, 0x00, 0x01, 0x00];
@@ -199,5 +213,6 @@ pub(crate) fn load(
             sha256,
         },
         pre,
+        info: std::sync::OnceLock::new(),
     })
 }

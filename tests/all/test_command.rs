@@ -1,0 +1,162 @@
+//! `aer test`: findings as NDJSON, expectations, malformed input lines.
+
+use aer_tests::{aer, plugins, repo_root};
+
+fn sample() -> String {
+    repo_root()
+        .join("examples/data/sample-audit-log.json")
+        .display()
+        .to_string()
+}
+
+#[test]
+fn bundled_sample_shows_an_excessive_downloads_finding() {
+    let run = aer(&["test", plugins::EXCESSIVE_DOWNLOADS, "--events", &sample()]);
+    assert_eq!(run.code, 0, "{}", run.err);
+    let findings: Vec<serde_json::Value> = run
+        .out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(findings.len(), 1, "{}", run.out);
+    assert_eq!(findings[0]["rule"], "excessive-downloads");
+    assert_eq!(findings[0]["subject"], "W01ALICE");
+    // The summary line reports events, findings, time per event and peak memory.
+    assert!(run.err.contains("108 events"), "{}", run.err);
+    assert!(run.err.contains("1 findings"), "{}", run.err);
+    assert!(run.err.contains("us/event"), "{}", run.err);
+    assert!(run.err.contains("peak guest memory"), "{}", run.err);
+}
+
+#[test]
+fn expect_matches_and_mismatches() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.ndjson");
+    std::fs::write(
+        &good,
+        "{\"rule\":\"excessive-downloads\",\"subject\":\"W01ALICE\",\"severity\":\"medium\"}\n",
+    )
+    .unwrap();
+    let run = aer(&[
+        "test",
+        plugins::EXCESSIVE_DOWNLOADS,
+        "--events",
+        &sample(),
+        "--expect",
+        good.to_str().unwrap(),
+    ]);
+    assert_eq!(run.code, 0, "{}", run.err);
+    assert!(run.err.contains("findings match 1 expected"), "{}", run.err);
+
+    let bad = dir.path().join("bad.ndjson");
+    std::fs::write(
+        &bad,
+        "{\"rule\":\"excessive-downloads\",\"subject\":\"W02BOB\"}\n",
+    )
+    .unwrap();
+    let run = aer(&[
+        "test",
+        plugins::EXCESSIVE_DOWNLOADS,
+        "--events",
+        &sample(),
+        "--expect",
+        bad.to_str().unwrap(),
+    ]);
+    assert_eq!(run.code, 3, "{}", run.err);
+    assert!(
+        run.err.contains("- excessive-downloads W02BOB"),
+        "{}",
+        run.err
+    );
+    assert!(
+        run.err.contains("+ excessive-downloads W01ALICE"),
+        "{}",
+        run.err
+    );
+}
+
+#[test]
+fn config_changes_the_threshold() {
+    let run = aer(&[
+        "test",
+        plugins::EXCESSIVE_DOWNLOADS,
+        "--events",
+        &sample(),
+        "--config",
+        r#"{"threshold": 1000}"#,
+    ]);
+    assert_eq!(run.code, 0, "{}", run.err);
+    assert!(run.out.is_empty(), "{}", run.out);
+    let run = aer(&[
+        "test",
+        plugins::EXCESSIVE_DOWNLOADS,
+        "--events",
+        &sample(),
+        "--config",
+        r#"{"threshold": "x"}"#,
+    ]);
+    assert_eq!(run.code, 2);
+    assert!(run.err.contains("invalid configuration"), "{}", run.err);
+}
+
+#[test]
+fn malformed_lines_are_reported_and_the_rest_processed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.ndjson");
+    let mut text = String::new();
+    for i in 0..60 {
+        text.push_str(&format!(
+            "{{\"id\":\"e{i}\",\"date_create\":{},\"action\":\"file_downloaded\",\"actor\":{{\"type\":\"user\",\"user\":{{\"id\":\"U1\"}}}}}}\n",
+            1_767_603_600 + i
+        ));
+        if i == 10 {
+            text.push_str("{not json\n");
+        }
+    }
+    std::fs::write(&path, text).unwrap();
+    let run = aer(&[
+        "test",
+        plugins::EXCESSIVE_DOWNLOADS,
+        "--events",
+        path.to_str().unwrap(),
+    ]);
+    assert_eq!(run.code, 0, "{}", run.err);
+    assert!(run.err.contains("line 12: invalid JSON"), "{}", run.err);
+    assert!(
+        run.err.contains("60 events (60 delivered, 1 rejected)"),
+        "{}",
+        run.err
+    );
+    assert_eq!(run.out.lines().count(), 1, "{}", run.out);
+}
+
+#[test]
+fn minimal_example_flags_failed_logins_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.ndjson");
+    std::fs::write(
+        &path,
+        "{\"id\":\"a\",\"time\":1000,\"action\":\"user_login_failed\",\"actor\":\"U1\",\"context\":{\"ip\":\"10.1.1.1\"}}\n\
+         {\"id\":\"b\",\"time\":2000,\"action\":\"user_login\",\"actor\":\"U1\"}\n",
+    )
+    .unwrap();
+    let run = aer(&[
+        "test",
+        plugins::MINIMAL_DETECTOR,
+        "--events",
+        path.to_str().unwrap(),
+    ]);
+    assert_eq!(run.code, 0, "{}", run.err);
+    let lines: Vec<_> = run.out.lines().collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "the host delivers only subscribed actions: {}",
+        run.out
+    );
+    assert!(
+        lines[0].contains("failed login from 10.1.1.1"),
+        "{}",
+        lines[0]
+    );
+}

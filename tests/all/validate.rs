@@ -1,0 +1,150 @@
+//! `aer validate`: accepts real components, rejects everything else with exit code 4
+//! and a one-line reason naming what is wrong.
+
+use aer_tests::{aer, plugins};
+use sha2::{Digest, Sha256};
+
+fn write_temp(bytes: &[u8]) -> tempfile::NamedTempFile {
+    let f = tempfile::NamedTempFile::new().expect("temp file");
+    std::fs::write(f.path(), bytes).expect("write");
+    f
+}
+
+/// Assert a rejection: exit 4, and exactly one line on stderr containing `needle`.
+fn assert_rejected(path: &str, needle: &str) {
+    let run = aer(&["validate", path]);
+    assert_eq!(run.code, 4, "stdout: {}\nstderr: {}", run.out, run.err);
+    assert_eq!(run.err.lines().count(), 1, "one line: {:?}", run.err);
+    assert!(run.err.starts_with("aer: rejected "), "{}", run.err);
+    assert!(
+        run.err.contains(needle),
+        "expected {needle:?} in {:?}",
+        run.err
+    );
+    assert!(run.out.is_empty(), "{}", run.out);
+}
+
+/// The core module inside a component (its first core-module section), so the test
+/// uses a real core module produced by the toolchain rather than a hand-made one.
+fn core_module_of(component: &[u8]) -> Vec<u8> {
+    fn leb(bytes: &[u8], pos: &mut usize) -> usize {
+        let (mut result, mut shift) = (0usize, 0);
+        loop {
+            let b = bytes[*pos];
+            *pos += 1;
+            result |= ((b & 0x7f) as usize) << shift;
+            if b & 0x80 == 0 {
+                return result;
+            }
+            shift += 7;
+        }
+    }
+    let mut pos = 8;
+    while pos < component.len() {
+        let id = component[pos];
+        pos += 1;
+        let size = leb(component, &mut pos);
+        if id == 1 {
+            return component[pos..pos + size].to_vec();
+        }
+        pos += size;
+    }
+    panic!("no core module section found");
+}
+
+#[test]
+fn accepts_the_excessive_downloads_detector() {
+    let run = aer(&["validate", plugins::EXCESSIVE_DOWNLOADS]);
+    assert_eq!(run.code, 0, "{}", run.err);
+    let bytes = std::fs::read(plugins::EXCESSIVE_DOWNLOADS).unwrap();
+    let sha = hex::encode(Sha256::digest(&bytes));
+    for needle in [
+        "world:   detector",
+        "wit:     aer:plugin@0.1.0",
+        &format!("size:    {} bytes", bytes.len()),
+        &format!("sha256:  {sha}"),
+        "aer:plugin/state@0.1.0",
+        "aer:plugin/detection@0.1.0",
+        "actions: file_downloaded",
+    ] {
+        assert!(
+            run.out.contains(needle),
+            "missing {needle:?} in\n{}",
+            run.out
+        );
+    }
+}
+
+#[test]
+fn json_output_has_every_fact() {
+    let run = aer(&["validate", "--json", plugins::MINIMAL_DETECTOR]);
+    assert_eq!(run.code, 0, "{}", run.err);
+    let v: serde_json::Value = serde_json::from_str(&run.out).expect("JSON");
+    assert_eq!(v["world"], "detector");
+    assert_eq!(v["wit"], "aer:plugin@0.1.0");
+    assert_eq!(v["plugin"]["name"], "minimal-detector");
+    assert_eq!(v["plugin"]["actions"][0], "user_login_failed");
+    assert!(
+        v["imports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i == "aer:plugin/log@0.1.0")
+    );
+}
+
+#[test]
+fn rejects_a_core_module() {
+    let component = std::fs::read(plugins::MINIMAL_DETECTOR).unwrap();
+    let core = core_module_of(&component);
+    assert_eq!(&core[..8], b"\0asm\x01\0\0\0", "extracted a core module");
+    let f = write_temp(&core);
+    assert_rejected(
+        f.path().to_str().unwrap(),
+        "core WebAssembly module, not a component",
+    );
+}
+
+#[test]
+fn rejects_a_random_file() {
+    // Deterministic pseudo-random bytes (xorshift), so a failure reproduces.
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let bytes: Vec<u8> = (0..4096)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    let f = write_temp(&bytes);
+    assert_rejected(f.path().to_str().unwrap(), "not a WebAssembly binary");
+}
+
+#[test]
+fn rejects_a_truncated_component() {
+    let bytes = std::fs::read(plugins::EXCESSIVE_DOWNLOADS).unwrap();
+    let f = write_temp(&bytes[..bytes.len() / 2]);
+    assert_rejected(f.path().to_str().unwrap(), "invalid component");
+}
+
+#[test]
+fn rejects_an_unknown_import() {
+    assert_rejected(plugins::EVIL_IMPORT, "imports `acme:evil/x");
+}
+
+#[test]
+fn rejects_a_component_that_uses_sockets() {
+    assert_rejected(plugins::SOCKET_USER, "imports `wasi:sockets/");
+}
+
+#[test]
+fn missing_file_is_an_error_not_a_rejection() {
+    let run = aer(&["validate", "/nonexistent/plugin.wasm"]);
+    assert_eq!(run.code, 2, "{}", run.err);
+    assert!(
+        run.err.contains("cannot read /nonexistent/plugin.wasm"),
+        "{}",
+        run.err
+    );
+}
