@@ -57,27 +57,27 @@ pub fn parse(text: &str) -> Parsed {
     let trimmed = text.trim_start();
     // A whole-document parse succeeds only for an envelope, an array, or a one-line
     // input; NDJSON fails at its second line and is parsed line by line below.
-    if trimmed.starts_with('[') || trimmed.starts_with('{') {
-        if let Ok(doc) = serde_json::from_str::<Value>(text) {
-            match doc {
-                Value::Object(mut obj) if obj.contains_key("entries") => {
-                    return match obj.remove("entries") {
-                        Some(Value::Array(entries)) => parse_entries(entries),
-                        _ => Parsed {
-                            events: Vec::new(),
-                            errors: vec![InputError {
-                                position: Position::Line(1),
-                                reason: "`entries` is not an array".into(),
-                            }],
-                        },
-                    };
-                }
-                Value::Array(entries) => return parse_entries(entries),
-                _ => {}
+    let whole = if trimmed.starts_with('[') || trimmed.starts_with('{') {
+        serde_json::from_str::<Value>(text).ok()
+    } else {
+        None
+    };
+    match whole {
+        Some(Value::Object(mut obj)) if obj.contains_key("entries") => {
+            match obj.remove("entries") {
+                Some(Value::Array(entries)) => parse_entries(entries),
+                _ => Parsed {
+                    events: Vec::new(),
+                    errors: vec![InputError {
+                        position: Position::Line(1),
+                        reason: "`entries` is not an array".into(),
+                    }],
+                },
             }
         }
+        Some(Value::Array(entries)) => parse_entries(entries),
+        _ => parse_ndjson(text),
     }
-    parse_ndjson(text)
 }
 
 fn parse_entries(entries: Vec<Value>) -> Parsed {

@@ -1,7 +1,9 @@
 //! AER's integration tests, one binary: real components built from `plugins/`,
 //! `examples/` and `tests/fixtures/` running in the real host.
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
 mod excessive_downloads;
+mod readme;
 mod sandbox;
 mod scaffold;
 mod test_command;

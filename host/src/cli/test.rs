@@ -259,7 +259,7 @@ fn print_table(out: &mut dyn Write, findings: &[FindingRecord]) -> anyhow::Resul
     let mut table = Table::new();
     table
         .load_preset(UTF8_FULL_CONDENSED)
-        .set_content_arrangement(ContentArrangement::Dynamic)
+        .set_content_arrangement(ContentArrangement::Disabled)
         .set_header([
             "time (UTC)",
             "rule",
