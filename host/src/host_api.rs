@@ -62,6 +62,8 @@ pub struct HostState {
     pub(crate) limiter: MemoryLimiter,
     pub(crate) stdout: MemoryOutputPipe,
     pub(crate) stderr: MemoryOutputPipe,
+    /// Bytes of (stdout, stderr) already forwarded to tracing.
+    stdio_forwarded: (usize, usize),
     wasi: WasiCtx,
     table: ResourceTable,
 }
@@ -87,6 +89,7 @@ impl HostState {
             call: CallState::default(),
             stdout,
             stderr,
+            stdio_forwarded: (0, 0),
             wasi,
             table: ResourceTable::new(),
         }
@@ -100,6 +103,25 @@ impl HostState {
     /// Guest stdout so far, lossily decoded.
     pub fn stdout_text(&self) -> String {
         String::from_utf8_lossy(&self.stdout.contents()).into_owned()
+    }
+
+    /// Send guest stdout/stderr written since the last call to tracing, line by line.
+    /// What a guest writes past the per-instance cap is not kept.
+    pub(crate) fn forward_stdio(&mut self) {
+        let plugin = self.id.to_string();
+        for (stream, pipe, seen) in [
+            ("stdout", &self.stdout, &mut self.stdio_forwarded.0),
+            ("stderr", &self.stderr, &mut self.stdio_forwarded.1),
+        ] {
+            let bytes = pipe.contents();
+            if bytes.len() <= *seen {
+                continue;
+            }
+            for line in String::from_utf8_lossy(&bytes[*seen..]).lines() {
+                tracing::info!(%plugin, stream, "{line}");
+            }
+            *seen = bytes.len();
+        }
     }
 }
 

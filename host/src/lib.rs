@@ -18,6 +18,7 @@ pub mod finding;
 pub mod host_api;
 pub mod ingest;
 pub mod limits;
+pub mod pipeline;
 pub mod plugin;
 pub mod runner;
 pub mod store;

@@ -146,3 +146,164 @@ fn bad_configuration_is_refused_with_the_field() {
     assert_eq!(err.kind, FaultKind::Config);
     assert!(err.message.contains("mood"), "{err}");
 }
+
+fn run_hostile(
+    mode: &str,
+    limits: Limits,
+) -> (
+    Result<aer_host::plugin::CallOutput<Vec<aer_host::bindings::Finding>>, aer_host::plugin::Fault>,
+    DetectorInstance,
+) {
+    let (mut d, _) = hostile(mode, limits);
+    let r = d.on_events(&batch(&["hostile"]));
+    (r, d)
+}
+
+fn attr<'a>(f: &'a aer_host::bindings::Finding, key: &str) -> &'a str {
+    f.attributes
+        .iter()
+        .find(|a| a.key == key)
+        .map(|a| a.value.as_str())
+        .unwrap_or_else(|| panic!("no attribute {key}"))
+}
+
+#[test]
+fn a_million_findings_are_refused() {
+    // Enough guest memory to build them: the host's cap, not the guest's, must refuse.
+    let limits = Limits {
+        deadline_ms: 10_000,
+        memory_bytes: 1 << 30,
+        ..Limits::default()
+    };
+    let (r, mut d) = run_hostile("findings-flood", limits);
+    let fault = r.expect_err("refused");
+    assert_eq!(fault.kind, FaultKind::OutputLimit, "{fault}");
+    // The per-call copy budget stops the lifting of the result before it is all in
+    // host memory.
+    assert!(fault.message.contains("too much data"), "{fault}");
+    assert!(
+        d.on_events(&batch(&["a"])).is_ok(),
+        "the plugin keeps serving"
+    );
+}
+
+#[test]
+fn findings_over_the_per_call_cap_are_refused() {
+    let (mut d, _) = hostile(
+        "",
+        Limits {
+            findings_per_call: 10,
+            ..Limits::default()
+        },
+    );
+    let fault = d.on_events(&batch(&["a"; 20])).expect_err("refused");
+    assert_eq!(fault.kind, FaultKind::OutputLimit, "{fault}");
+    assert!(
+        fault
+            .message
+            .contains("returned 20 findings, more than the 10 allowed"),
+        "{fault}"
+    );
+    assert_eq!(
+        d.on_events(&batch(&["a"; 10]))
+            .expect("within the cap")
+            .value
+            .len(),
+        10
+    );
+}
+
+#[test]
+fn a_huge_string_is_refused() {
+    let (r, _) = run_hostile(
+        "big-string",
+        Limits {
+            deadline_ms: 10_000,
+            ..Limits::default()
+        },
+    );
+    let fault = r.expect_err("refused");
+    assert_eq!(fault.kind, FaultKind::OutputLimit, "{fault}");
+    assert!(
+        fault.message.contains(&format!("{}-byte string", 4 << 20)),
+        "{fault}"
+    );
+}
+
+#[test]
+fn a_state_write_flood_exhausts_the_call_budget() {
+    let limits = Limits {
+        deadline_ms: 20_000,
+        state_ops_per_call: 100_000,
+        memory_bytes: 256 << 20,
+        ..Limits::default()
+    };
+    let (r, _) = run_hostile("state-flood", limits);
+    let fault = r.expect_err("refused");
+    assert_eq!(fault.kind, FaultKind::PluginError, "{fault}");
+    assert!(fault.message.contains("budget"), "{fault}");
+}
+
+#[test]
+fn a_log_flood_is_capped() {
+    let limits = Limits {
+        deadline_ms: 20_000,
+        log_messages_per_call: 50,
+        ..Limits::default()
+    };
+    let (r, _) = run_hostile("log-flood", limits);
+    let out = r.expect("logging too much is not a fault");
+    assert_eq!(out.logs.len(), 50);
+    assert_eq!(out.logs[0].message, "flood 0");
+}
+
+#[test]
+fn oversized_keys_and_values_are_refused_with_an_error_the_plugin_sees() {
+    for (mode, needle) in [
+        ("big-key", "state key larger than 1024 bytes"),
+        ("big-value", "state value larger than 1048576 bytes"),
+    ] {
+        let (r, _) = run_hostile(mode, Limits::default());
+        let out = r.expect("the plugin handles the refusal");
+        assert_eq!(out.value.len(), 1);
+        assert_eq!(out.value[0].summary, needle, "{mode}");
+        assert!(out.writes.is_empty(), "{mode}: nothing was written");
+    }
+}
+
+#[test]
+fn capability_probes_get_nothing_useful() {
+    let probe = |_: ()| {
+        let (r, _) = run_hostile(
+            "probe",
+            Limits {
+                deadline_ms: 5_000,
+                ..Limits::default()
+            },
+        );
+        r.expect("probe runs").value.remove(0)
+    };
+    let f = probe(());
+    for key in ["fs_root", "passwd", "create_file"] {
+        assert!(
+            attr(&f, key).starts_with("denied"),
+            "{key}: {}",
+            attr(&f, key)
+        );
+    }
+    assert_eq!(attr(&f, "env_vars"), "0");
+    assert_eq!(attr(&f, "args"), "0");
+    assert_eq!(attr(&f, "home"), "unset");
+    assert_eq!(
+        attr(&f, "wall_ms"),
+        "0",
+        "the wall clock is frozen at the epoch"
+    );
+    assert_eq!(
+        attr(&f, "elapsed_ns"),
+        "0",
+        "the monotonic clock does not advance"
+    );
+    // Seeded randomness: a fresh instance hashes the same way.
+    assert_eq!(attr(&f, "hash"), attr(&probe(()), "hash"));
+}

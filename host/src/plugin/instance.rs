@@ -212,6 +212,7 @@ impl Sandbox {
         live.store.data_mut().call = CallState::default();
         live.store.set_epoch_deadline(self.engine.deadline_ticks());
         let result = f(&live.bindings, &mut live.store);
+        live.store.data_mut().forward_stdio();
         self.peak_memory = self.peak_memory.max(live.store.data().limiter.peak());
         match result {
             Ok(value) => {

@@ -1,0 +1,870 @@
+//! The decision engine: validates findings against the tenant's policy before anything
+//! happens, and records every decision with its reason, whichever way it went.
+//!
+//! Checks, in order: detector enabled and minimum score; allowlisted users, groups and
+//! IP ranges; external accounts (never acted on); findings that rest on AER's own
+//! session resets; corroboration (N findings from M detectors within a window);
+//! cooldown per subject; the termination-loop guard (K resets of one user within a
+//! window escalate to humans instead); the tenant-wide cap on responses per hour
+//! (a circuit breaker against a runaway detector); then dry-run or enforce.
+//!
+//! Time is event time throughout (the finding's `time_ms`), so replaying history gives
+//! the same decisions.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::Event;
+use crate::finding::FindingRecord;
+
+const HOUR_MS: i64 = 3_600_000;
+const MINUTE_MS: i64 = 60_000;
+/// Actions by which a user's sessions were reset (by AER, an admin or Slack itself).
+pub const RESET_ACTIONS: [&str; 3] = [
+    "user_session_reset_by_admin",
+    "user_sessions_reset_by_anomaly_event_response",
+    "user_session_invalidated",
+];
+const REMEMBERED_RESET_EVENTS: usize = 10_000;
+
+/// Whether the tenant's decisions act or only record what they would do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// Responders perform effects.
+    Enforce,
+    /// Decisions are recorded; responders run with effects recorded, not performed.
+    #[default]
+    DryRun,
+}
+
+/// Per-detector (per rule id) settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DetectorRule {
+    /// Whether findings of this rule may lead to a response.
+    pub enabled: bool,
+    /// Minimum score for this rule (overrides the policy's).
+    pub min_score: Option<f32>,
+}
+
+impl Default for DetectorRule {
+    fn default() -> Self {
+        DetectorRule {
+            enabled: true,
+            min_score: None,
+        }
+    }
+}
+
+/// Who is never acted on.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Allowlist {
+    /// User ids or email addresses.
+    pub users: Vec<String>,
+    /// Group names (members listed in [`Policy::groups`]).
+    pub groups: Vec<String>,
+    /// IP ranges in CIDR notation; a finding whose `ip` attribute falls inside is not acted on.
+    pub cidrs: Vec<String>,
+}
+
+/// How much agreement a response needs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Corroboration {
+    /// Findings about the subject needed within the window.
+    pub min_findings: u32,
+    /// Distinct rules among them.
+    pub min_detectors: u32,
+    /// The window, in minutes of event time.
+    pub window_minutes: i64,
+}
+
+impl Default for Corroboration {
+    fn default() -> Self {
+        Corroboration {
+            min_findings: 1,
+            min_detectors: 1,
+            window_minutes: 60,
+        }
+    }
+}
+
+/// The termination-loop guard.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoopGuard {
+    /// Resets of one user within the window after which AER escalates instead.
+    pub max_resets: u32,
+    /// The window, in hours of event time.
+    pub window_hours: i64,
+}
+
+impl Default for LoopGuard {
+    fn default() -> Self {
+        LoopGuard {
+            max_resets: 2,
+            window_hours: 24,
+        }
+    }
+}
+
+/// A tenant's decision policy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Policy {
+    /// Enforce or dry-run.
+    pub mode: Mode,
+    /// Minimum finding score, 0..1.
+    pub min_score: f32,
+    /// Per-rule settings, keyed by rule id.
+    pub detectors: BTreeMap<String, DetectorRule>,
+    /// Who is never acted on.
+    pub allowlist: Allowlist,
+    /// Group name to member user ids (for [`Allowlist::groups`]).
+    pub groups: BTreeMap<String, Vec<String>>,
+    /// Email domains of the organisation; when set, users of other domains are
+    /// external and never acted on.
+    pub internal_domains: Vec<String>,
+    /// Agreement needed before acting.
+    pub corroboration: Corroboration,
+    /// Minutes after a response during which the same subject is not acted on again.
+    pub cooldown_minutes: i64,
+    /// The termination-loop guard.
+    pub loop_guard: LoopGuard,
+    /// Most responses in any hour, tenant-wide.
+    pub max_responses_per_hour: u32,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            mode: Mode::DryRun,
+            min_score: 0.5,
+            detectors: BTreeMap::new(),
+            allowlist: Allowlist::default(),
+            groups: BTreeMap::new(),
+            internal_domains: Vec::new(),
+            corroboration: Corroboration::default(),
+            cooldown_minutes: 60,
+            loop_guard: LoopGuard::default(),
+            max_responses_per_hour: 20,
+        }
+    }
+}
+
+/// One invalid policy field.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct FieldError {
+    /// Dotted path of the field, e.g. `allowlist.cidrs[2]`.
+    pub field: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl Policy {
+    /// Parse a policy from JSON and check every field; errors name the fields.
+    pub fn from_json(json: &str) -> Result<Policy, Vec<FieldError>> {
+        let policy: Policy = serde_json::from_str(json).map_err(|e| {
+            vec![FieldError {
+                field: "(policy)".into(),
+                message: e.to_string(),
+            }]
+        })?;
+        policy.validate()?;
+        Ok(policy)
+    }
+
+    /// Check every field.
+    pub fn validate(&self) -> Result<(), Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let mut err = |field: String, message: &str| {
+            errors.push(FieldError {
+                field,
+                message: message.into(),
+            })
+        };
+        if !(0.0..=1.0).contains(&self.min_score) {
+            err("min_score".into(), "must be between 0 and 1");
+        }
+        for (rule, d) in &self.detectors {
+            if d.min_score.is_some_and(|s| !(0.0..=1.0).contains(&s)) {
+                err(
+                    format!("detectors.{rule}.min_score"),
+                    "must be between 0 and 1",
+                );
+            }
+        }
+        for (i, c) in self.allowlist.cidrs.iter().enumerate() {
+            if parse_cidr(c).is_none() {
+                err(
+                    format!("allowlist.cidrs[{i}]"),
+                    "not an IP address or CIDR range",
+                );
+            }
+        }
+        for (i, g) in self.allowlist.groups.iter().enumerate() {
+            if !self.groups.contains_key(g) {
+                err(
+                    format!("allowlist.groups[{i}]"),
+                    "no such group in `groups`",
+                );
+            }
+        }
+        let c = &self.corroboration;
+        if c.min_findings < 1 {
+            err("corroboration.min_findings".into(), "must be at least 1");
+        }
+        if c.min_detectors < 1 || c.min_detectors > c.min_findings {
+            err(
+                "corroboration.min_detectors".into(),
+                "must be at least 1 and at most min_findings",
+            );
+        }
+        if c.window_minutes < 1 {
+            err("corroboration.window_minutes".into(), "must be at least 1");
+        }
+        if self.cooldown_minutes < 0 {
+            err("cooldown_minutes".into(), "must not be negative");
+        }
+        if self.loop_guard.max_resets < 1 {
+            err("loop_guard.max_resets".into(), "must be at least 1");
+        }
+        if self.loop_guard.window_hours < 1 {
+            err("loop_guard.window_hours".into(), "must be at least 1");
+        }
+        if self.max_responses_per_hour < 1 {
+            err(
+                "max_responses_per_hour".into(),
+                "must be at least 1 (use mode dry-run to stop responses)",
+            );
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
+    }
+}
+
+fn parse_cidr(s: &str) -> Option<IpNet> {
+    s.parse::<IpNet>()
+        .ok()
+        .or_else(|| s.parse::<IpAddr>().ok().map(IpNet::from))
+}
+
+/// What the engine decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    /// Respond: responders run and effects are performed.
+    Respond,
+    /// Would respond, but the tenant is in dry-run mode.
+    DryRun,
+    /// Not yet: waiting for corroboration.
+    Pending,
+    /// Not acted on (the reason says why).
+    Suppressed,
+    /// Not acted on automatically: humans are asked instead (termination-loop guard).
+    Escalate,
+}
+
+impl Outcome {
+    /// Whether responders run for this decision (effects are recorded only in dry-run).
+    pub fn responds(self) -> bool {
+        matches!(self, Outcome::Respond | Outcome::DryRun)
+    }
+}
+
+/// A decision, with the finding that prompted it and the reason.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DecisionRecord {
+    /// Stable id derived from the prompting finding (a replay gives the same ids).
+    pub id: String,
+    /// Event time (ms).
+    pub time_ms: i64,
+    /// The user or entity concerned.
+    pub subject: String,
+    /// What was decided.
+    pub outcome: Outcome,
+    /// Why, in one line.
+    pub reason: String,
+    /// The finding that prompted the decision.
+    pub finding: FindingRecord,
+    /// Rules of the findings that corroborated it (when responding).
+    pub corroborating_rules: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Recent {
+    time_ms: i64,
+    rule: String,
+}
+
+/// The engine's memory, serialisable so the daemon can persist it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct EngineState {
+    recent: BTreeMap<String, VecDeque<Recent>>,
+    last_response: BTreeMap<String, i64>,
+    resets: BTreeMap<String, VecDeque<i64>>,
+    responses: VecDeque<i64>,
+    external: BTreeSet<String>,
+    reset_events: VecDeque<String>,
+}
+
+/// The decision engine of one tenant.
+#[derive(Debug, Clone)]
+pub struct DecisionEngine {
+    policy: Policy,
+    cidrs: Vec<IpNet>,
+    state: EngineState,
+}
+
+impl DecisionEngine {
+    /// An engine for a validated policy, with empty memory.
+    pub fn new(policy: Policy) -> Result<Self, Vec<FieldError>> {
+        Self::with_state(policy, EngineState::default())
+    }
+
+    /// An engine resuming from saved memory.
+    pub fn with_state(policy: Policy, state: EngineState) -> Result<Self, Vec<FieldError>> {
+        policy.validate()?;
+        let cidrs = policy
+            .allowlist
+            .cidrs
+            .iter()
+            .filter_map(|c| parse_cidr(c))
+            .collect();
+        Ok(DecisionEngine {
+            policy,
+            cidrs,
+            state,
+        })
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// The engine's memory, to persist.
+    pub fn state(&self) -> &EngineState {
+        &self.state
+    }
+
+    /// Learn from an event: session resets (for the loop guard, including the ones AER
+    /// itself caused, which come back through the audit log) and external accounts.
+    pub fn observe(&mut self, event: &Event) {
+        if RESET_ACTIONS.contains(&event.action.as_str()) {
+            let user = event
+                .target
+                .as_ref()
+                .map_or(event.actor.id.as_str(), |t| t.id.as_str());
+            let resets = self.state.resets.entry(user.to_owned()).or_default();
+            // AER's own response was already counted when it was decided; an echo of
+            // it (same user, within a minute) is not a second reset.
+            if !resets.iter().any(|t| (event.time_ms - t).abs() < MINUTE_MS) {
+                resets.push_back(event.time_ms);
+            }
+            self.state.reset_events.push_back(event.id.clone());
+            if self.state.reset_events.len() > REMEMBERED_RESET_EVENTS {
+                self.state.reset_events.pop_front();
+            }
+        }
+        let account_type = event.detail("actor.account_type").unwrap_or("");
+        if matches!(
+            account_type,
+            "external" | "slack_connect" | "guest_external"
+        ) || self.outside_domains(&event.actor.email)
+        {
+            self.state.external.insert(event.actor.id.clone());
+        }
+    }
+
+    fn outside_domains(&self, email: &str) -> bool {
+        let domains = &self.policy.internal_domains;
+        if domains.is_empty() || email.is_empty() {
+            return false;
+        }
+        let domain = email.rsplit('@').next().unwrap_or("");
+        !domains.iter().any(|d| d.eq_ignore_ascii_case(domain))
+    }
+
+    fn allowlisted(&self, f: &FindingRecord) -> Option<String> {
+        let a = &self.policy.allowlist;
+        if a.users
+            .iter()
+            .any(|u| *u == f.subject || f.attributes.get("email") == Some(u))
+        {
+            return Some(format!("{} is allowlisted", f.subject));
+        }
+        for g in &a.groups {
+            if self
+                .policy
+                .groups
+                .get(g)
+                .is_some_and(|m| m.contains(&f.subject))
+            {
+                return Some(format!("{} is in allowlisted group {g}", f.subject));
+            }
+        }
+        if let Some(ip) = f
+            .attributes
+            .get("ip")
+            .and_then(|ip| ip.parse::<IpAddr>().ok())
+        {
+            if let Some(net) = self.cidrs.iter().find(|n| n.contains(&ip)) {
+                return Some(format!("address {ip} is in allowlisted range {net}"));
+            }
+        }
+        None
+    }
+
+    /// Decide what to do about one finding.
+    pub fn decide(&mut self, finding: &FindingRecord) -> DecisionRecord {
+        let (outcome, reason, rules) = self.judge(finding);
+        let mut id = Sha256::new();
+        for part in [&finding.plugin, &finding.rule, &finding.subject] {
+            id.update(part.as_bytes());
+            id.update([0]);
+        }
+        id.update(finding.time_ms.to_le_bytes());
+        for e in &finding.evidence {
+            id.update(e.as_bytes());
+            id.update([0]);
+        }
+        DecisionRecord {
+            id: hex::encode(&id.finalize()[..12]),
+            time_ms: finding.time_ms,
+            subject: finding.subject.clone(),
+            outcome,
+            reason,
+            finding: finding.clone(),
+            corroborating_rules: rules,
+        }
+    }
+
+    fn judge(&mut self, f: &FindingRecord) -> (Outcome, String, Vec<String>) {
+        let suppressed = |reason: String| (Outcome::Suppressed, reason, Vec::new());
+        let rule = self
+            .policy
+            .detectors
+            .get(&f.rule)
+            .cloned()
+            .unwrap_or_default();
+        if !rule.enabled {
+            return suppressed(format!("detector rule {} is disabled", f.rule));
+        }
+        let min = rule.min_score.unwrap_or(self.policy.min_score);
+        if f.score < min {
+            return suppressed(format!(
+                "score {:.2} is below the minimum {min:.2}",
+                f.score
+            ));
+        }
+        if let Some(why) = self.allowlisted(f) {
+            return suppressed(why);
+        }
+        if self.state.external.contains(&f.subject)
+            || self.outside_domains(f.attributes.get("email").map_or("", String::as_str))
+        {
+            return suppressed(format!(
+                "{} is an external account: never acted on",
+                f.subject
+            ));
+        }
+        if !f.evidence.is_empty()
+            && f.evidence
+                .iter()
+                .all(|e| self.state.reset_events.contains(e))
+        {
+            return suppressed(
+                "the finding rests only on session resets: AER does not feed on its own effects"
+                    .into(),
+            );
+        }
+
+        // Corroboration within the window.
+        let t = f.time_ms;
+        let c = &self.policy.corroboration;
+        let window = c.window_minutes * MINUTE_MS;
+        let recent = self.state.recent.entry(f.subject.clone()).or_default();
+        recent.retain(|r| t - r.time_ms < window);
+        recent.push_back(Recent {
+            time_ms: t,
+            rule: f.rule.clone(),
+        });
+        let rules: BTreeSet<&str> = recent.iter().map(|r| r.rule.as_str()).collect();
+        let rules: Vec<String> = rules.into_iter().map(str::to_owned).collect();
+        if (recent.len() as u32) < c.min_findings || (rules.len() as u32) < c.min_detectors {
+            return (
+                Outcome::Pending,
+                format!(
+                    "awaiting corroboration: {} of {} findings and {} of {} detectors within {} min",
+                    recent.len(),
+                    c.min_findings,
+                    rules.len(),
+                    c.min_detectors,
+                    c.window_minutes
+                ),
+                rules,
+            );
+        }
+
+        if let Some(last) = self.state.last_response.get(&f.subject) {
+            let cooldown = self.policy.cooldown_minutes * MINUTE_MS;
+            if t - last < cooldown {
+                return suppressed(format!(
+                    "cooldown: {} was responded to {} min ago (cooldown {} min)",
+                    f.subject,
+                    (t - last) / MINUTE_MS,
+                    self.policy.cooldown_minutes
+                ));
+            }
+        }
+
+        let guard = &self.policy.loop_guard;
+        let resets = self.state.resets.entry(f.subject.clone()).or_default();
+        resets.retain(|r| t - r < guard.window_hours * HOUR_MS);
+        if resets.len() as u32 >= guard.max_resets {
+            return (
+                Outcome::Escalate,
+                format!(
+                    "loop guard: {} had {} session resets in {} h; escalated to humans instead of another reset",
+                    f.subject,
+                    resets.len(),
+                    guard.window_hours
+                ),
+                rules,
+            );
+        }
+
+        self.state.responses.retain(|r| t - r < HOUR_MS);
+        if self.state.responses.len() as u32 >= self.policy.max_responses_per_hour {
+            return suppressed(format!(
+                "circuit breaker: {} responses in the last hour, the cap is {}",
+                self.state.responses.len(),
+                self.policy.max_responses_per_hour
+            ));
+        }
+
+        // Respond (or record that it would): remember it for cooldown, cap and guard.
+        self.state.responses.push_back(t);
+        self.state.last_response.insert(f.subject.clone(), t);
+        resets.push_back(t);
+        self.state.recent.remove(&f.subject);
+        let because = format!(
+            "{} (score {:.2}) corroborated by {}",
+            f.rule,
+            f.score,
+            rules.join(", ")
+        );
+        match self.policy.mode {
+            Mode::Enforce => (Outcome::Respond, format!("respond: {because}"), rules),
+            Mode::DryRun => (
+                Outcome::DryRun,
+                format!("dry-run, would respond: {because}"),
+                rules,
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aer_wire::Entity;
+
+    fn finding(rule: &str, subject: &str, t: i64, score: f32) -> FindingRecord {
+        FindingRecord {
+            rule: rule.into(),
+            subject: subject.into(),
+            score,
+            severity: "high".into(),
+            summary: String::new(),
+            evidence: vec![format!("{rule}-{subject}-{t}")],
+            attributes: BTreeMap::new(),
+            time_ms: t,
+            plugin: rule.into(),
+            plugin_version: "1".into(),
+        }
+    }
+
+    fn engine(policy: Policy) -> DecisionEngine {
+        DecisionEngine::new(policy).expect("valid policy")
+    }
+
+    fn enforce() -> Policy {
+        Policy {
+            mode: Mode::Enforce,
+            ..Policy::default()
+        }
+    }
+
+    #[test]
+    fn responds_in_enforce_and_records_in_dry_run() {
+        let mut e = engine(enforce());
+        let d = e.decide(&finding("r", "U1", 0, 0.9));
+        assert_eq!(d.outcome, Outcome::Respond, "{}", d.reason);
+        let mut e = engine(Policy::default());
+        let d = e.decide(&finding("r", "U1", 0, 0.9));
+        assert_eq!(d.outcome, Outcome::DryRun);
+        assert!(
+            d.reason.starts_with("dry-run, would respond"),
+            "{}",
+            d.reason
+        );
+    }
+
+    #[test]
+    fn disabled_rules_and_low_scores_are_suppressed() {
+        let mut p = enforce();
+        p.detectors.insert(
+            "off".into(),
+            DetectorRule {
+                enabled: false,
+                min_score: None,
+            },
+        );
+        p.detectors.insert(
+            "strict".into(),
+            DetectorRule {
+                enabled: true,
+                min_score: Some(0.95),
+            },
+        );
+        let mut e = engine(p);
+        assert!(
+            e.decide(&finding("off", "U1", 0, 1.0))
+                .reason
+                .contains("disabled")
+        );
+        let d = e.decide(&finding("strict", "U1", 0, 0.9));
+        assert_eq!(d.outcome, Outcome::Suppressed);
+        assert!(d.reason.contains("below the minimum 0.95"), "{}", d.reason);
+        assert_eq!(
+            e.decide(&finding("other", "U1", 0, 0.4)).outcome,
+            Outcome::Suppressed
+        );
+    }
+
+    #[test]
+    fn allowlists_users_groups_and_ranges() {
+        let mut p = enforce();
+        p.allowlist.users = vec!["U1".into(), "boss@acme.example".into()];
+        p.allowlist.groups = vec!["it".into()];
+        p.groups.insert("it".into(), vec!["U2".into()]);
+        p.allowlist.cidrs = vec!["10.0.0.0/8".into(), "192.0.2.7".into()];
+        let mut e = engine(p);
+        assert!(
+            e.decide(&finding("r", "U1", 0, 1.0))
+                .reason
+                .contains("U1 is allowlisted")
+        );
+        assert!(
+            e.decide(&finding("r", "U2", 0, 1.0))
+                .reason
+                .contains("group it")
+        );
+        let mut f = finding("r", "U3", 0, 1.0);
+        f.attributes.insert("ip".into(), "10.2.3.4".into());
+        assert!(e.decide(&f).reason.contains("10.0.0.0/8"));
+        f.attributes.insert("ip".into(), "192.0.2.7".into());
+        assert!(e.decide(&f).reason.contains("192.0.2.7/32"));
+        let mut f = finding("r", "U4", 0, 1.0);
+        f.attributes
+            .insert("email".into(), "boss@acme.example".into());
+        assert_eq!(e.decide(&f).outcome, Outcome::Suppressed);
+        assert_eq!(
+            e.decide(&finding("r", "U5", 0, 1.0)).outcome,
+            Outcome::Respond
+        );
+    }
+
+    #[test]
+    fn external_accounts_are_never_acted_on() {
+        let mut p = enforce();
+        p.internal_domains = vec!["acme.example".into()];
+        let mut e = engine(p);
+        let mut ev = Event {
+            id: "e".into(),
+            action: "file_downloaded".into(),
+            actor: Entity {
+                id: "X1".into(),
+                email: "x@partner.example".into(),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        e.observe(&ev);
+        ev.actor = Entity {
+            id: "X2".into(),
+            email: "x2@acme.example".into(),
+            ..Default::default()
+        };
+        ev.details = vec![("actor.account_type".into(), "external".into())];
+        e.observe(&ev);
+        for user in ["X1", "X2"] {
+            let d = e.decide(&finding("r", user, 0, 1.0));
+            assert_eq!(d.outcome, Outcome::Suppressed);
+            assert!(d.reason.contains("external"), "{}", d.reason);
+        }
+        assert_eq!(
+            e.decide(&finding("r", "U1", 0, 1.0)).outcome,
+            Outcome::Respond
+        );
+    }
+
+    #[test]
+    fn corroboration_needs_findings_from_enough_detectors() {
+        let mut p = enforce();
+        p.corroboration = Corroboration {
+            min_findings: 2,
+            min_detectors: 2,
+            window_minutes: 10,
+        };
+        let mut e = engine(p);
+        let d = e.decide(&finding("a", "U1", 0, 1.0));
+        assert_eq!(d.outcome, Outcome::Pending);
+        assert!(d.reason.contains("1 of 2 findings"), "{}", d.reason);
+        // Same detector again: still one detector.
+        assert_eq!(
+            e.decide(&finding("a", "U1", MINUTE_MS, 1.0)).outcome,
+            Outcome::Pending
+        );
+        // Another detector, but outside the window of the first two.
+        assert_eq!(
+            e.decide(&finding("b", "U1", 20 * MINUTE_MS, 1.0)).outcome,
+            Outcome::Pending
+        );
+        let d = e.decide(&finding("a", "U1", 21 * MINUTE_MS, 1.0));
+        assert_eq!(d.outcome, Outcome::Respond, "{}", d.reason);
+        assert_eq!(
+            d.corroborating_rules,
+            vec!["a".to_string(), "b".to_string()]
+        );
+    }
+
+    #[test]
+    fn cooldown_then_loop_guard_then_escalation() {
+        let mut p = enforce();
+        p.cooldown_minutes = 30;
+        p.loop_guard = LoopGuard {
+            max_resets: 2,
+            window_hours: 24,
+        };
+        let mut e = engine(p);
+        assert_eq!(
+            e.decide(&finding("r", "U1", 0, 1.0)).outcome,
+            Outcome::Respond
+        );
+        // AER's reset comes back through the audit log: not a second reset...
+        let echo = Event {
+            id: "reset-1".into(),
+            time_ms: 5_000,
+            action: "user_session_reset_by_admin".into(),
+            target: Some(Entity {
+                id: "U1".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        e.observe(&echo);
+        // ...and a finding resting only on it is never acted on.
+        let mut f = finding("session-fingerprint", "U1", 40 * MINUTE_MS, 1.0);
+        f.evidence = vec!["reset-1".into()];
+        assert!(e.decide(&f).reason.contains("own effects"));
+        let d = e.decide(&finding("r", "U1", 10 * MINUTE_MS, 1.0));
+        assert_eq!(d.outcome, Outcome::Suppressed);
+        assert!(d.reason.starts_with("cooldown"), "{}", d.reason);
+        assert_eq!(
+            e.decide(&finding("r", "U1", 60 * MINUTE_MS, 1.0)).outcome,
+            Outcome::Respond
+        );
+        let d = e.decide(&finding("r", "U1", 120 * MINUTE_MS, 1.0));
+        assert_eq!(d.outcome, Outcome::Escalate, "{}", d.reason);
+        assert!(
+            d.reason.contains("2 session resets in 24 h"),
+            "{}",
+            d.reason
+        );
+        // A day later the guard has forgotten.
+        assert_eq!(
+            e.decide(&finding("r", "U1", 25 * 60 * MINUTE_MS, 1.0))
+                .outcome,
+            Outcome::Respond
+        );
+    }
+
+    #[test]
+    fn the_response_cap_trips_the_circuit_breaker() {
+        let mut p = enforce();
+        p.max_responses_per_hour = 3;
+        let mut e = engine(p);
+        let outcomes: Vec<Outcome> = (0..5)
+            .map(|i| {
+                e.decide(&finding("r", &format!("U{i}"), i * MINUTE_MS, 1.0))
+                    .outcome
+            })
+            .collect();
+        assert_eq!(&outcomes[..3], &[Outcome::Respond; 3]);
+        assert_eq!(&outcomes[3..], &[Outcome::Suppressed; 2]);
+        assert!(
+            e.decide(&finding("r", "U9", 10 * MINUTE_MS, 1.0))
+                .reason
+                .contains("circuit breaker")
+        );
+        assert_eq!(
+            e.decide(&finding("r", "U9", 61 * MINUTE_MS, 1.0)).outcome,
+            Outcome::Respond
+        );
+    }
+
+    #[test]
+    fn decisions_are_deterministic() {
+        let run = || {
+            let mut e = engine(enforce());
+            (0..10)
+                .map(|i| e.decide(&finding("r", &format!("U{}", i % 3), i * MINUTE_MS, 1.0)))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(run(), run());
+    }
+
+    #[test]
+    fn bad_policies_name_their_fields() {
+        let errors = Policy::from_json(
+            r#"{"min_score": 2, "allowlist": {"cidrs": ["10.0.0.0/8", "nope"], "groups": ["ghosts"]},
+                "corroboration": {"min_findings": 1, "min_detectors": 2}, "max_responses_per_hour": 0}"#,
+        )
+        .unwrap_err();
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "min_score",
+                "allowlist.cidrs[1]",
+                "allowlist.groups[0]",
+                "corroboration.min_detectors",
+                "max_responses_per_hour"
+            ]
+        );
+        let errors = Policy::from_json(r#"{"mode": "yolo"}"#).unwrap_err();
+        assert!(
+            errors[0].message.contains("unknown variant `yolo`"),
+            "{errors:?}"
+        );
+        let errors = Policy::from_json(r#"{"cooldown": 5}"#).unwrap_err();
+        assert!(
+            errors[0].message.contains("unknown field `cooldown`"),
+            "{errors:?}"
+        );
+        assert!(Policy::from_json("{}").is_ok());
+    }
+}
