@@ -414,16 +414,14 @@ impl DecisionEngine {
                 return Some(format!("{} is in allowlisted group {g}", f.subject));
             }
         }
-        if let Some(ip) = f
+        let ip = f
             .attributes
             .get("ip")
-            .and_then(|ip| ip.parse::<IpAddr>().ok())
-        {
-            if let Some(net) = self.cidrs.iter().find(|n| n.contains(&ip)) {
-                return Some(format!("address {ip} is in allowlisted range {net}"));
-            }
-        }
-        None
+            .and_then(|ip| ip.parse::<IpAddr>().ok())?;
+        self.cidrs
+            .iter()
+            .find(|n| n.contains(&ip))
+            .map(|net| format!("address {ip} is in allowlisted range {net}"))
     }
 
     /// Decide what to do about one finding.
