@@ -21,6 +21,7 @@ pub mod detector {
         with: {
             "aer:plugin/types": crate::bindings::host::aer::plugin::types,
             "aer:plugin/state": crate::bindings::host::aer::plugin::state,
+            "aer:plugin/baseline": crate::bindings::host::aer::plugin::baseline,
             "aer:plugin/log": crate::bindings::host::aer::plugin::log,
         },
     });
@@ -35,6 +36,7 @@ pub mod responder {
         with: {
             "aer:plugin/types": crate::bindings::host::aer::plugin::types,
             "aer:plugin/state": crate::bindings::host::aer::plugin::state,
+            "aer:plugin/baseline": crate::bindings::host::aer::plugin::baseline,
             "aer:plugin/log": crate::bindings::host::aer::plugin::log,
             "aer:plugin/actions": crate::bindings::host::aer::plugin::actions,
         },

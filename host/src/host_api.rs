@@ -2,6 +2,7 @@
 //! per-store data ([`HostState`]) they work on.
 
 pub mod actions;
+pub mod baseline;
 pub mod log;
 pub mod state;
 pub mod wasi;
@@ -49,6 +50,8 @@ pub struct CallState {
     pub logs: Vec<LogRecord>,
     /// Log messages dropped over the cap.
     pub logs_dropped: u32,
+    /// Baselines used in this call: (data, changed), by state key.
+    pub baselines: std::collections::HashMap<String, (aer_wire::baseline::BaselineData, bool)>,
 }
 
 /// The data of one plugin's wasmtime store.

@@ -4,6 +4,8 @@
 //! Calling a wit-bindgen import on a native target aborts the process, so plugin logic
 //! only ever reaches the host through this trait.
 
+use aer_wire::baseline::{BaselineSpec, BaselineStats};
+
 use crate::responder::ActionError;
 
 /// Log level of a plugin message.
@@ -28,6 +30,21 @@ pub trait Backend {
     fn state_apply(&self, writes: Vec<(String, Option<Vec<u8>>)>) -> Result<(), String>;
     /// Up to `limit` entries under `prefix`, in key order.
     fn state_scan(&self, prefix: &str, limit: u32) -> Vec<(String, Vec<u8>)>;
+    /// Add to a baseline and return its statistics.
+    fn baseline_observe(
+        &self,
+        key: &str,
+        spec: BaselineSpec,
+        time_ms: i64,
+        value: f64,
+    ) -> Result<BaselineStats, String>;
+    /// Statistics of a baseline.
+    fn baseline_query(
+        &self,
+        key: &str,
+        spec: BaselineSpec,
+        time_ms: i64,
+    ) -> Result<BaselineStats, String>;
     /// Write a log message.
     fn log(&self, level: Level, message: &str);
     /// End a user's sessions (responders only).

@@ -40,6 +40,7 @@ mod responder;
 mod state;
 pub mod testing;
 
+pub use aer_wire::baseline::BaselineStats;
 pub use aer_wire::{ContextRef, EntityRef, EventRef as Event, LocationRef};
 pub use context::Context;
 pub use detector::Detector;
@@ -48,13 +49,14 @@ pub use finding::{Finding, Severity};
 pub use host::Level;
 pub use info::PluginInfo;
 pub use responder::{ActionError, ActionOutcome, Decision, Responder, ResponseContext};
-pub use state::{Distinct, State, Window};
+pub use state::{Baseline, Distinct, State, Window};
 
 /// Everything a plugin usually needs, in one `use`.
 pub mod prelude {
     pub use crate::{
-        Context, Decision, Detector, Distinct, Error, Event, Finding, Level, PluginInfo, Responder,
-        ResponseContext, Result, Severity, State, Window, parse_config,
+        Baseline, BaselineStats, Context, Decision, Detector, Distinct, Error, Event, Finding,
+        Level, PluginInfo, Responder, ResponseContext, Result, Severity, State, Window,
+        parse_config,
     };
 }
 
@@ -64,6 +66,7 @@ pub mod __private {
     pub use crate::detector::runtime as detector;
     pub use crate::host::Backend;
     pub use crate::responder::runtime as responder;
+    pub use aer_wire::baseline::BaselineSpec;
     pub use wit_bindgen;
 }
 
@@ -84,7 +87,7 @@ macro_rules! __aer_state_log_backend {
                 ::core::option::Option<::std::vec::Vec<u8>>,
             )>,
         ) -> ::core::result::Result<(), ::std::string::String> {
-            use __aer_bindings::aer::plugin::state::{StateError, Write};
+            use __aer_bindings::aer::plugin::state::Write;
             let writes: ::std::vec::Vec<Write> = writes
                 .into_iter()
                 .map(|(k, v)| match v {
@@ -92,12 +95,7 @@ macro_rules! __aer_state_log_backend {
                     None => Write::Delete(k),
                 })
                 .collect();
-            __aer_bindings::aer::plugin::state::apply(&writes).map_err(|e| match e {
-                StateError::KeyTooLarge(n) => ::std::format!("state key larger than {n} bytes"),
-                StateError::ValueTooLarge(n) => ::std::format!("state value larger than {n} bytes"),
-                StateError::BudgetExhausted => "state budget of this call is used up".into(),
-                StateError::NotACounter => "state value is not a counter".into(),
-            })
+            __aer_bindings::aer::plugin::state::apply(&writes).map_err(__aer_state_error)
         }
         fn state_scan(
             &self,
@@ -105,6 +103,37 @@ macro_rules! __aer_state_log_backend {
             limit: u32,
         ) -> ::std::vec::Vec<(::std::string::String, ::std::vec::Vec<u8>)> {
             __aer_bindings::aer::plugin::state::scan(prefix, limit)
+        }
+        fn baseline_observe(
+            &self,
+            key: &str,
+            spec: $crate::__private::BaselineSpec,
+            time_ms: i64,
+            value: f64,
+        ) -> ::core::result::Result<$crate::BaselineStats, ::std::string::String> {
+            use __aer_bindings::aer::plugin::baseline::{BaselineSpec, observe};
+            let spec = BaselineSpec {
+                bucket_ms: spec.bucket_ms,
+                history: spec.history,
+            };
+            observe(key, spec, time_ms, value)
+                .map(__aer_stats)
+                .map_err(__aer_state_error)
+        }
+        fn baseline_query(
+            &self,
+            key: &str,
+            spec: $crate::__private::BaselineSpec,
+            time_ms: i64,
+        ) -> ::core::result::Result<$crate::BaselineStats, ::std::string::String> {
+            use __aer_bindings::aer::plugin::baseline::{BaselineSpec, query};
+            let spec = BaselineSpec {
+                bucket_ms: spec.bucket_ms,
+                history: spec.history,
+            };
+            query(key, spec, time_ms)
+                .map(__aer_stats)
+                .map_err(__aer_state_error)
         }
         fn log(&self, level: $crate::Level, message: &str) {
             use __aer_bindings::aer::plugin::log::{Level, write};
@@ -175,6 +204,31 @@ macro_rules! __aer_convert_types {
                 evidence: f.evidence,
                 attributes: f.attributes.into_iter().map(|a| (a.key, a.value)).collect(),
                 time_ms: f.time_ms,
+            }
+        }
+        fn __aer_state_error(
+            e: __aer_bindings::aer::plugin::state::StateError,
+        ) -> ::std::string::String {
+            use __aer_bindings::aer::plugin::state::StateError;
+            match e {
+                StateError::KeyTooLarge(n) => ::std::format!("state key larger than {n} bytes"),
+                StateError::ValueTooLarge(n) => ::std::format!("state value larger than {n} bytes"),
+                StateError::BudgetExhausted => "state budget of this call is used up".into(),
+                StateError::NotACounter => "state value is not a counter".into(),
+            }
+        }
+        fn __aer_stats(
+            s: __aer_bindings::aer::plugin::baseline::BaselineStats,
+        ) -> $crate::BaselineStats {
+            $crate::BaselineStats {
+                buckets: s.buckets,
+                mean: s.mean,
+                stddev: s.stddev,
+                p50: s.p50,
+                p90: s.p90,
+                p99: s.p99,
+                max: s.max,
+                current: s.current,
             }
         }
         fn __aer_base_info() -> $crate::PluginInfo {

@@ -105,6 +105,70 @@ impl<'h> State<'h> {
     }
 }
 
+/// Rolling per-key statistics kept by the host (its `baseline` service): e.g. a user's
+/// downloads per hour over the last 14 days, to flag an hour far above their own norm.
+///
+/// ```
+/// # use aer_sdk::prelude::*;
+/// # fn f(ctx: &mut Context<'_>, user: &str, t: i64) -> Result<()> {
+/// let hourly = Baseline::hourly(14);
+/// let stats = hourly.observe(ctx.state(), &format!("dl/{user}"), t, 1.0)?;
+/// if stats.buckets >= 24 && stats.current > stats.sigma_threshold(4.0, 50.0) {
+///     ctx.emit(Finding::new("unusual-downloads", user));
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Baseline {
+    spec: aer_wire::baseline::BaselineSpec,
+}
+
+impl Baseline {
+    /// Buckets of `bucket_ms`, keeping `history` completed buckets.
+    pub fn new(bucket_ms: i64, history: u32) -> Self {
+        Baseline {
+            spec: aer_wire::baseline::BaselineSpec { bucket_ms, history }.sanitized(),
+        }
+    }
+
+    /// Hourly buckets over the last `days` days.
+    pub fn hourly(days: u32) -> Self {
+        Baseline::new(3_600_000, days.saturating_mul(24))
+    }
+
+    /// Daily buckets over the last `days` days.
+    pub fn daily(days: u32) -> Self {
+        Baseline::new(86_400_000, days)
+    }
+
+    /// Add `value` at `time_ms` and return the statistics at that time.
+    pub fn observe(
+        &self,
+        state: &mut State<'_>,
+        key: &str,
+        time_ms: i64,
+        value: f64,
+    ) -> Result<crate::BaselineStats> {
+        state
+            .backend
+            .baseline_observe(key, self.spec, time_ms, value)
+            .map_err(Error::msg)
+    }
+
+    /// The statistics at `time_ms`, without adding.
+    pub fn query(
+        &self,
+        state: &mut State<'_>,
+        key: &str,
+        time_ms: i64,
+    ) -> Result<crate::BaselineStats> {
+        state
+            .backend
+            .baseline_query(key, self.spec, time_ms)
+            .map_err(Error::msg)
+    }
+}
+
 /// A sliding-window count in event time, kept in buckets (e.g. "downloads in the last
 /// 10 minutes, in 1-minute buckets").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -282,6 +346,21 @@ mod tests {
         assert!(d.contains(&mut s, "ips", "a").unwrap());
         assert!(!d.contains(&mut s, "ips", "b").unwrap());
         assert_eq!(d.len(&mut s, "ips").unwrap(), 2);
+    }
+
+    #[test]
+    fn baseline_learns_a_users_norm() {
+        let host = MemoryHost::default();
+        let mut s = State::new(&host);
+        let b = Baseline::hourly(7);
+        let hour = 3_600_000;
+        for h in 0..48 {
+            b.observe(&mut s, "u", h * hour, 3.0).unwrap();
+        }
+        let stats = b.observe(&mut s, "u", 48 * hour, 40.0).unwrap();
+        assert_eq!((stats.buckets, stats.mean, stats.current), (48, 3.0, 40.0));
+        assert!(stats.current > stats.sigma_threshold(4.0, 10.0));
+        assert_eq!(b.query(&mut s, "u", 49 * hour).unwrap().max, 40.0);
     }
 
     #[test]

@@ -23,6 +23,7 @@
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 
+use aer_wire::baseline::{BaselineData, BaselineSpec, BaselineStats, baseline_state_key};
 use aer_wire::{BatchWriter, Entity};
 
 /// An owned event, as [`event`] builds it and the host sends it.
@@ -128,6 +129,38 @@ impl Backend for MemoryHost {
             .take(limit as usize)
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect()
+    }
+
+    fn baseline_observe(
+        &self,
+        key: &str,
+        spec: BaselineSpec,
+        time_ms: i64,
+        value: f64,
+    ) -> Result<BaselineStats, String> {
+        let state_key = baseline_state_key(key);
+        let mut data = self
+            .get(&state_key)
+            .and_then(|b| BaselineData::decode(&b))
+            .unwrap_or_default();
+        let spec = spec.sanitized();
+        data.observe(spec, time_ms, if value.is_finite() { value } else { 0.0 });
+        let stats = data.stats(spec, time_ms);
+        self.state.borrow_mut().insert(state_key, data.encode());
+        Ok(stats)
+    }
+
+    fn baseline_query(
+        &self,
+        key: &str,
+        spec: BaselineSpec,
+        time_ms: i64,
+    ) -> Result<BaselineStats, String> {
+        let data = self
+            .get(&baseline_state_key(key))
+            .and_then(|b| BaselineData::decode(&b))
+            .unwrap_or_default();
+        Ok(data.stats(spec.sanitized(), time_ms))
     }
 
     fn log(&self, level: Level, message: &str) {

@@ -146,3 +146,47 @@ fn batch_size_does_not_change_findings() {
         assert_eq!(r, &results[0]);
     }
 }
+
+#[test]
+fn host_baseline_service_calibrates_per_user() {
+    // Through the real host's `baseline` import: U1's norm is 3 downloads an hour, U2's
+    // is 60; an hour of 40 is unusual for U1 only.
+    let hour = 60 * MIN;
+    let mut events = Vec::new();
+    for h in 0..48 {
+        for (user, n, step) in [("U1", 3, MIN), ("U2", 60, 30_000)] {
+            for i in 0..n {
+                events.push(event(
+                    format!("{user}-{h}-{i}"),
+                    "file_downloaded",
+                    user,
+                    h * hour + i * step,
+                ));
+            }
+        }
+    }
+    for user in ["U1", "U2"] {
+        for i in 0..40 {
+            events.push(event(
+                format!("{user}-spike-{i}"),
+                "file_downloaded",
+                user,
+                48 * hour + i * 60_000,
+            ));
+        }
+    }
+    events.sort_by_key(|e| e.time_ms);
+    let config = r#"{"threshold": 1000, "baseline": {"k_sigma": 4, "floor": 20, "min_hours": 24}}"#;
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn StateStore> = Arc::new(SledStore::open(dir.path()).unwrap());
+    let engine = engine();
+    let mut d = detector(&engine, plugins::EXCESSIVE_DOWNLOADS, config, store).unwrap();
+    let findings = run_detector(&mut d, &events, 100).unwrap().findings;
+    assert_eq!(findings.len(), 1, "{findings:#?}");
+    assert_eq!(findings[0].subject, "U1");
+    assert_eq!(
+        findings[0].attributes.get("basis").map(String::as_str),
+        Some("baseline")
+    );
+    assert_eq!(findings[0].evidence, vec!["U1-spike-20".to_string()]);
+}

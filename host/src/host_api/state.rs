@@ -11,7 +11,8 @@ use crate::host_api::HostState;
 const SCAN_LIMIT: u32 = 10_000;
 
 impl HostState {
-    fn charge(&mut self, ops: u32) -> Result<(), StateError> {
+    /// Count `ops` state operations against the call's budget.
+    pub(crate) fn charge(&mut self, ops: u32) -> Result<(), StateError> {
         self.call.state_ops = self.call.state_ops.saturating_add(ops);
         if self.call.state_ops > self.limits.state_ops_per_call {
             return Err(StateError::BudgetExhausted);
@@ -19,7 +20,8 @@ impl HostState {
         Ok(())
     }
 
-    fn check_key(&self, key: &str) -> Result<(), StateError> {
+    /// Check a key's length against the limit.
+    pub(crate) fn check_key(&self, key: &str) -> Result<(), StateError> {
         let max = self.limits.state_key_bytes;
         if key.len() > max as usize {
             return Err(StateError::KeyTooLarge(max));
@@ -39,7 +41,8 @@ impl HostState {
         Ok(())
     }
 
-    fn read(&self, key: &str) -> wasmtime::Result<Option<Vec<u8>>> {
+    /// Read a key: this call's writes first, then the committed store.
+    pub(crate) fn read(&self, key: &str) -> wasmtime::Result<Option<Vec<u8>>> {
         if let Some(v) = self.call.writes.get(key) {
             return Ok(v.map(<[u8]>::to_vec));
         }

@@ -216,6 +216,7 @@ impl Sandbox {
         self.peak_memory = self.peak_memory.max(live.store.data().limiter.peak());
         match result {
             Ok(value) => {
+                live.store.data_mut().flush_baselines();
                 let call = std::mem::take(&mut live.store.data_mut().call);
                 if call.logs_dropped > 0 {
                     tracing::warn!(plugin = %self.id, dropped = call.logs_dropped, "plugin log messages over the per-call cap were dropped");

@@ -167,10 +167,16 @@ pub(crate) fn load(
         return Err(Rejection::UnknownWorld { exports });
     };
     let aer_imports: &[&str] = match kind {
-        PluginKind::Detector => &["aer:plugin/types@", "aer:plugin/state@", "aer:plugin/log@"],
+        PluginKind::Detector => &[
+            "aer:plugin/types@",
+            "aer:plugin/state@",
+            "aer:plugin/baseline@",
+            "aer:plugin/log@",
+        ],
         PluginKind::Responder => &[
             "aer:plugin/types@",
             "aer:plugin/state@",
+            "aer:plugin/baseline@",
             "aer:plugin/log@",
             "aer:plugin/actions@",
         ],

@@ -23,6 +23,35 @@ pub struct Config {
     pub actions: Vec<String>,
     /// How many downloads one export action counts as.
     pub export_weight: u64,
+    /// Also flag an hour far above the user's own hourly norm (off when absent).
+    pub baseline: Option<BaselineConfig>,
+}
+
+/// "Unusual for this user": the hour's total exceeds the user's hourly mean plus
+/// `k_sigma` standard deviations, and at least `floor`, once `min_hours` of history
+/// exist. History covers `days` days.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BaselineConfig {
+    /// Standard deviations above the mean.
+    pub k_sigma: f64,
+    /// Absolute minimum hourly total worth a finding.
+    pub floor: f64,
+    /// Hours of history needed before the baseline is trusted.
+    pub min_hours: u32,
+    /// Days of history kept.
+    pub days: u32,
+}
+
+impl Default for BaselineConfig {
+    fn default() -> Self {
+        BaselineConfig {
+            k_sigma: 6.0,
+            floor: 30.0,
+            min_hours: 24,
+            days: 14,
+        }
+    }
 }
 
 impl Default for Config {
@@ -32,6 +61,7 @@ impl Default for Config {
             window_minutes: 10,
             actions: DEFAULT_ACTIONS.iter().map(|s| s.to_string()).collect(),
             export_weight: 10,
+            baseline: None,
         }
     }
 }
@@ -46,7 +76,10 @@ const SCHEMA: &str = r#"{"type":"object","additionalProperties":false,"propertie
 "threshold":{"type":"integer","minimum":1},
 "window_minutes":{"type":"integer","minimum":1},
 "actions":{"type":"array","items":{"type":"string"}},
-"export_weight":{"type":"integer","minimum":1}}}"#;
+"export_weight":{"type":"integer","minimum":1},
+"baseline":{"type":"object","additionalProperties":false,"properties":{
+  "k_sigma":{"type":"number","minimum":0},"floor":{"type":"number","minimum":0},
+  "min_hours":{"type":"integer","minimum":1},"days":{"type":"integer","minimum":1}}}}}"#;
 
 impl Detector for ExcessiveDownloads {
     fn info(&self, base: PluginInfo) -> PluginInfo {
@@ -75,40 +108,87 @@ impl Detector for ExcessiveDownloads {
         } else {
             self.config.export_weight
         };
-        let window = Window::minutes(self.config.window_minutes);
         let user = event.actor.id;
+        let window = Window::minutes(self.config.window_minutes);
         let count = window.add(ctx.state(), &format!("w/{user}"), event.time_ms, weight)?;
-        if count < self.config.threshold {
+        if count >= self.config.threshold
+            && self.not_reported_within(ctx, user, event.time_ms, window.width_ms())?
+        {
+            let excess = count as f32 / self.config.threshold as f32;
+            let severity = if excess >= 3.0 {
+                Severity::High
+            } else {
+                Severity::Medium
+            };
+            ctx.emit(
+                Finding::new("excessive-downloads", user)
+                    .score((0.5 + 0.25 * excess).min(1.0))
+                    .severity(severity)
+                    .summary(format!(
+                        "{user} downloaded {count} items in {} min (threshold {})",
+                        self.config.window_minutes, self.config.threshold
+                    ))
+                    .evidence(event.id)
+                    .attr("basis", "threshold")
+                    .attr("count", count)
+                    .attr("threshold", self.config.threshold)
+                    .attr("window_minutes", self.config.window_minutes)
+                    .attr("ip", event.context.ip),
+            );
             return Ok(());
         }
-        // One finding per window: remember when we last reported this user.
-        let last_key = format!("r/{user}");
-        let last: Option<i64> = ctx.state().get(&last_key)?;
-        if last.is_some_and(|t| event.time_ms - t < window.width_ms()) {
+        let Some(b) = self.config.baseline.clone() else {
             return Ok(());
-        }
-        ctx.state().set(&last_key, &event.time_ms)?;
-        let excess = count as f32 / self.config.threshold as f32;
-        let severity = if excess >= 3.0 {
-            Severity::High
-        } else {
-            Severity::Medium
         };
-        ctx.emit(
-            Finding::new("excessive-downloads", user)
-                .score((0.5 + 0.25 * excess).min(1.0))
-                .severity(severity)
-                .summary(format!(
-                    "{user} downloaded {count} items in {} min (threshold {})",
-                    self.config.window_minutes, self.config.threshold
-                ))
-                .evidence(event.id)
-                .attr("count", count)
-                .attr("threshold", self.config.threshold)
-                .attr("window_minutes", self.config.window_minutes)
-                .attr("ip", event.context.ip),
-        );
+        let hourly = Baseline::hourly(b.days);
+        let stats = hourly.observe(
+            ctx.state(),
+            &format!("h/{user}"),
+            event.time_ms,
+            weight as f64,
+        )?;
+        let limit = stats.sigma_threshold(b.k_sigma, b.floor);
+        if stats.buckets >= b.min_hours
+            && stats.current > limit
+            && self.not_reported_within(ctx, user, event.time_ms, 3_600_000)?
+        {
+            ctx.emit(
+                Finding::new("excessive-downloads", user)
+                    .score(0.8)
+                    .severity(Severity::Medium)
+                    .summary(format!(
+                        "{user} downloaded {} items this hour; their norm is {:.1} ± {:.1}",
+                        stats.current, stats.mean, stats.stddev
+                    ))
+                    .evidence(event.id)
+                    .attr("basis", "baseline")
+                    .attr("count", stats.current)
+                    .attr("mean", format!("{:.2}", stats.mean))
+                    .attr("stddev", format!("{:.2}", stats.stddev))
+                    .attr("limit", format!("{limit:.1}"))
+                    .attr("ip", event.context.ip),
+            );
+        }
         Ok(())
+    }
+}
+
+impl ExcessiveDownloads {
+    /// One finding per user per `span`: true (and remembered) if none was made within it.
+    fn not_reported_within(
+        &self,
+        ctx: &mut Context<'_>,
+        user: &str,
+        time_ms: i64,
+        span: i64,
+    ) -> Result<bool> {
+        let key = format!("r/{user}");
+        let last: Option<i64> = ctx.state().get(&key)?;
+        if last.is_some_and(|t| time_ms - t < span) {
+            return Ok(false);
+        }
+        ctx.state().set(&key, &time_ms)?;
+        Ok(true)
     }
 }
 
@@ -204,6 +284,58 @@ mod tests {
                 }),
         );
         assert_eq!(t.run(&events).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn baseline_flags_an_hour_far_above_the_users_norm_only() {
+        let hour = 60 * MIN;
+        let config =
+            r#"{"threshold": 1000, "baseline": {"k_sigma": 4, "floor": 20, "min_hours": 24}}"#;
+        let mut t = detector(config);
+        let mut events = Vec::new();
+        // Two days: U1 downloads 3 an hour, U2 60 an hour.
+        for h in 0..48 {
+            events.extend(downloads("U1", 3, h * hour, MIN).into_iter().map(|mut e| {
+                e.id = format!("{}-{h}", e.id);
+                e
+            }));
+            events.extend(
+                downloads("U2", 60, h * hour, 30_000)
+                    .into_iter()
+                    .map(|mut e| {
+                        e.id = format!("{}-{h}", e.id);
+                        e
+                    }),
+            );
+        }
+        // Then one hour of 40 each: far above U1's norm, below U2's.
+        events.extend(
+            downloads("U1", 40, 48 * hour, 60_000)
+                .into_iter()
+                .map(|mut e| {
+                    e.id.push_str("-spike");
+                    e
+                }),
+        );
+        events.extend(
+            downloads("U2", 40, 48 * hour, 60_000)
+                .into_iter()
+                .map(|mut e| {
+                    e.id.push_str("-spike");
+                    e
+                }),
+        );
+        events.sort_by_key(|e| e.time_ms);
+        let findings = t.run_batched(&events, 256).unwrap();
+        assert_eq!(findings.len(), 1, "{findings:#?}");
+        assert_eq!(findings[0].subject, "U1");
+        assert!(
+            findings[0]
+                .attributes
+                .contains(&("basis".to_string(), "baseline".to_string()))
+        );
+        // 4 sigma over a mean of 3 with no spread is the floor of 20: the 21st download.
+        assert_eq!(findings[0].evidence, vec!["U1-20-spike".to_string()]);
     }
 
     #[test]

@@ -5,8 +5,10 @@
 //! [`encode_event`] into one buffer per batch ([`BatchWriter`]); the SDK inside a plugin
 //! decodes that buffer with [`decode_batch`] into borrowed [`EventRef`] views without
 //! copying a string. The byte layout is documented in `wit/ENCODING.md`.
+//! [`baseline`] holds the rolling statistics of the host's `baseline` service.
 #![deny(missing_docs)]
 
+pub mod baseline;
 mod codec;
 mod event;
 

@@ -1,0 +1,106 @@
+//! `aer:plugin/baseline`: rolling per-key statistics kept in the plugin's state.
+//!
+//! Within a call, baselines are decoded once and kept in the call's cache; the host
+//! encodes the changed ones into the call's write set when the call ends, so they are
+//! committed (or dropped) together with the rest of the call's state.
+
+use aer_wire::baseline::{BaselineData, BaselineSpec, baseline_state_key};
+
+use crate::bindings::host::aer::plugin::baseline::{BaselineSpec as WitSpec, BaselineStats, Host};
+use crate::bindings::host::aer::plugin::state::StateError;
+use crate::host_api::HostState;
+
+fn spec(s: WitSpec) -> BaselineSpec {
+    BaselineSpec {
+        bucket_ms: s.bucket_ms,
+        history: s.history,
+    }
+    .sanitized()
+}
+
+fn wit_stats(s: aer_wire::baseline::BaselineStats) -> BaselineStats {
+    BaselineStats {
+        buckets: s.buckets,
+        mean: s.mean,
+        stddev: s.stddev,
+        p50: s.p50,
+        p90: s.p90,
+        p99: s.p99,
+        max: s.max,
+        current: s.current,
+    }
+}
+
+impl HostState {
+    /// The cached baseline of `key`, loading it from state on first use in this call.
+    fn baseline(&mut self, key: &str) -> wasmtime::Result<Result<&mut BaselineData, StateError>> {
+        let state_key = baseline_state_key(key);
+        if let Err(e) = self.check_key(&state_key) {
+            return Ok(Err(e));
+        }
+        if !self.call.baselines.contains_key(&state_key) {
+            let data = self
+                .read(&state_key)?
+                .and_then(|b| BaselineData::decode(&b))
+                .unwrap_or_default();
+            self.call.baselines.insert(state_key.clone(), (data, false));
+        }
+        Ok(Ok(&mut self
+            .call
+            .baselines
+            .get_mut(&state_key)
+            .expect("inserted above")
+            .0))
+    }
+
+    /// Move changed baselines into the call's write set (at the end of a call).
+    pub(crate) fn flush_baselines(&mut self) {
+        for (key, (data, dirty)) in std::mem::take(&mut self.call.baselines) {
+            if dirty {
+                self.call.writes.put(key, Some(data.encode()));
+            }
+        }
+    }
+}
+
+impl Host for HostState {
+    fn observe(
+        &mut self,
+        key: String,
+        s: WitSpec,
+        time_ms: i64,
+        value: f64,
+    ) -> wasmtime::Result<Result<BaselineStats, StateError>> {
+        if let Err(e) = self.charge(1) {
+            return Ok(Err(e));
+        }
+        let spec = spec(s);
+        let value = if value.is_finite() { value } else { 0.0 };
+        let stats = match self.baseline(&key)? {
+            Ok(data) => {
+                data.observe(spec, time_ms, value);
+                data.stats(spec, time_ms)
+            }
+            Err(e) => return Ok(Err(e)),
+        };
+        if let Some(entry) = self.call.baselines.get_mut(&baseline_state_key(&key)) {
+            entry.1 = true;
+        }
+        Ok(Ok(wit_stats(stats)))
+    }
+
+    fn query(
+        &mut self,
+        key: String,
+        s: WitSpec,
+        time_ms: i64,
+    ) -> wasmtime::Result<Result<BaselineStats, StateError>> {
+        if let Err(e) = self.charge(1) {
+            return Ok(Err(e));
+        }
+        let spec = spec(s);
+        Ok(self
+            .baseline(&key)?
+            .map(|data| wit_stats(data.stats(spec, time_ms))))
+    }
+}

@@ -1,0 +1,224 @@
+//! Rolling per-key statistics over event-time buckets: the arithmetic behind the host's
+//! `baseline` service, shared with the SDK's in-memory test host so both agree.
+//!
+//! A baseline keeps the totals of the last `history` buckets of `bucket_ms` each
+//! (sparse: empty buckets are not stored but count as zero). Statistics describe the
+//! *completed* buckets before the one holding the query time, so a burst in progress
+//! never raises its own threshold.
+
+/// How a baseline buckets event time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BaselineSpec {
+    /// Bucket width in milliseconds.
+    pub bucket_ms: i64,
+    /// Completed buckets kept.
+    pub history: u32,
+}
+
+/// Statistics of a key's completed buckets.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct BaselineStats {
+    /// Completed buckets since the key was first seen, at most `history`.
+    pub buckets: u32,
+    /// Mean bucket total.
+    pub mean: f64,
+    /// Standard deviation of the bucket totals.
+    pub stddev: f64,
+    /// Median bucket total.
+    pub p50: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// Largest completed bucket.
+    pub max: f64,
+    /// Total of the bucket that holds the query time.
+    pub current: f64,
+}
+
+impl BaselineStats {
+    /// `mean + k * stddev`, but never below `floor`: "unusual for this key".
+    pub fn sigma_threshold(&self, k: f64, floor: f64) -> f64 {
+        (self.mean + k * self.stddev).max(floor)
+    }
+
+    /// The larger of the 99th percentile and `floor`.
+    pub fn p99_threshold(&self, floor: f64) -> f64 {
+        self.p99.max(floor)
+    }
+}
+
+/// The stored history of one key.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BaselineData {
+    /// Index of the first bucket the key was seen in.
+    first: i64,
+    /// (bucket index, total), oldest first, only non-empty buckets.
+    buckets: Vec<(i64, f64)>,
+}
+
+impl BaselineSpec {
+    /// The spec with its fields brought into range (bucket at least 1 ms, history 1..=10,000).
+    pub fn sanitized(self) -> Self {
+        BaselineSpec {
+            bucket_ms: self.bucket_ms.max(1),
+            history: self.history.clamp(1, 10_000),
+        }
+    }
+
+    fn index(&self, time_ms: i64) -> i64 {
+        time_ms.div_euclid(self.bucket_ms)
+    }
+}
+
+impl BaselineData {
+    /// Add `value` at `time_ms`. Values older than the kept history are ignored.
+    pub fn observe(&mut self, spec: BaselineSpec, time_ms: i64, value: f64) {
+        let spec = spec.sanitized();
+        let idx = spec.index(time_ms);
+        if self.buckets.is_empty() && self.first == 0 {
+            self.first = idx;
+        }
+        self.first = self.first.min(idx);
+        let newest = self.buckets.last().map_or(idx, |(b, _)| (*b).max(idx));
+        let oldest_kept = newest - spec.history as i64;
+        if idx < oldest_kept {
+            return;
+        }
+        match self.buckets.binary_search_by_key(&idx, |(b, _)| *b) {
+            Ok(i) => self.buckets[i].1 += value,
+            Err(i) => self.buckets.insert(i, (idx, value)),
+        }
+        self.buckets.retain(|(b, _)| *b >= oldest_kept);
+    }
+
+    /// Statistics at `time_ms`.
+    pub fn stats(&self, spec: BaselineSpec, time_ms: i64) -> BaselineStats {
+        let spec = spec.sanitized();
+        let cur = spec.index(time_ms);
+        let from = self.first.max(cur - spec.history as i64);
+        let current = self
+            .buckets
+            .iter()
+            .find(|(b, _)| *b == cur)
+            .map_or(0.0, |(_, v)| *v);
+        if self.buckets.is_empty() || from >= cur {
+            return BaselineStats {
+                current,
+                ..Default::default()
+            };
+        }
+        let n = (cur - from) as usize;
+        let mut values = vec![0.0; n];
+        for (b, v) in &self.buckets {
+            if *b >= from && *b < cur {
+                values[(*b - from) as usize] = *v;
+            }
+        }
+        let mean = values.iter().sum::<f64>() / n as f64;
+        let var = values.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n as f64;
+        values.sort_by(f64::total_cmp);
+        let q = |p: f64| values[((p * n as f64).ceil() as usize).clamp(1, n) - 1];
+        BaselineStats {
+            buckets: n as u32,
+            mean,
+            stddev: var.sqrt(),
+            p50: q(0.5),
+            p90: q(0.9),
+            p99: q(0.99),
+            max: values[n - 1],
+            current,
+        }
+    }
+
+    /// Encode for storage: `first` (i64) then (index i64, total f64) pairs, little-endian.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(8 + self.buckets.len() * 16);
+        out.extend_from_slice(&self.first.to_le_bytes());
+        for (b, v) in &self.buckets {
+            out.extend_from_slice(&b.to_le_bytes());
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        out
+    }
+
+    /// Decode what [`BaselineData::encode`] wrote; `None` if malformed.
+    pub fn decode(bytes: &[u8]) -> Option<Self> {
+        if bytes.len() < 8 || (bytes.len() - 8) % 16 != 0 {
+            return None;
+        }
+        let i64_at = |i: usize| i64::from_le_bytes(bytes[i..i + 8].try_into().unwrap_or([0; 8]));
+        let f64_at = |i: usize| f64::from_le_bytes(bytes[i..i + 8].try_into().unwrap_or([0; 8]));
+        let buckets = (8..bytes.len())
+            .step_by(16)
+            .map(|i| (i64_at(i), f64_at(i + 8)))
+            .collect();
+        Some(BaselineData {
+            first: i64_at(0),
+            buckets,
+        })
+    }
+}
+
+/// The state key under which the host keeps the baseline of `key`.
+pub fn baseline_state_key(key: &str) -> String {
+    format!("~baseline/{key}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const H: i64 = 3_600_000;
+    const SPEC: BaselineSpec = BaselineSpec {
+        bucket_ms: H,
+        history: 24,
+    };
+
+    #[test]
+    fn stats_describe_completed_buckets_with_zeros() {
+        let mut d = BaselineData::default();
+        // 10 per hour for 4 hours, then nothing for 4 hours.
+        for h in 0..4 {
+            d.observe(SPEC, h * H + 1, 10.0);
+        }
+        let s = d.stats(SPEC, 8 * H);
+        assert_eq!(s.buckets, 8);
+        assert_eq!(s.mean, 5.0);
+        assert_eq!(s.stddev, 5.0);
+        assert_eq!((s.p50, s.p90, s.max, s.current), (0.0, 10.0, 10.0, 0.0));
+        // The current bucket is reported but not part of the statistics.
+        d.observe(SPEC, 8 * H + 5, 100.0);
+        let s = d.stats(SPEC, 8 * H + 6);
+        assert_eq!((s.current, s.max, s.buckets), (100.0, 10.0, 8));
+    }
+
+    #[test]
+    fn history_is_bounded() {
+        let mut d = BaselineData::default();
+        for h in 0..100 {
+            d.observe(SPEC, h * H, 1.0);
+        }
+        assert!(d.buckets.len() <= 25, "{}", d.buckets.len());
+        let s = d.stats(SPEC, 100 * H);
+        assert_eq!((s.buckets, s.mean), (24, 1.0));
+        // Too old to count.
+        d.observe(SPEC, 0, 1_000.0);
+        assert_eq!(d.stats(SPEC, 100 * H).max, 1.0);
+    }
+
+    #[test]
+    fn encoding_round_trips_and_rejects_garbage() {
+        let mut d = BaselineData::default();
+        d.observe(SPEC, 5 * H, 2.5);
+        d.observe(SPEC, 7 * H, 1.0);
+        assert_eq!(BaselineData::decode(&d.encode()), Some(d));
+        assert_eq!(BaselineData::decode(&[1, 2, 3]), None);
+    }
+
+    #[test]
+    fn new_key_has_empty_stats() {
+        let d = BaselineData::default();
+        assert_eq!(d.stats(SPEC, 10 * H), BaselineStats::default());
+    }
+}
