@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # AER's two set-up commands:
-#   ./run.sh demo   build the host and the example detector, then run it over the bundled
-#                   Slack audit log sample and show its findings
+#   ./run.sh demo   build the host and the built-in plugins, run the excessive-downloads
+#                   detector over the bundled Slack audit log sample (its findings), then the
+#                   whole local pipeline over it (findings -> decisions -> recorded responses)
 #   ./run.sh test   run every test (unit, SDK, plugin and integration tests)
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -21,11 +22,18 @@ case "${1:-demo}" in
         cargo build -p aer-host
         # The same target dir and profile the tests use, so the builds are shared.
         cargo build --target wasm32-wasip2 --profile plugin --target-dir target/wasm-plugins \
-            -p excessive-downloads -p minimal-detector
-        target/debug/aer validate "$plugins/excessive_downloads.wasm"
-        echo
+            -p excessive-downloads -p slack-session-reset -p notify
+        echo "== aer test: the detector alone over the sample =="
         target/debug/aer test "$plugins/excessive_downloads.wasm" \
             --events examples/data/sample-audit-log.json
+        echo
+        echo "== aer replay: detector -> decision engine (examples/data/policy.json) -> responders =="
+        target/debug/aer replay --events examples/data/sample-audit-log.json \
+            --detector "$plugins/excessive_downloads.wasm" \
+            --responder "$plugins/slack_session_reset.wasm" \
+            --responder "$plugins/notify.wasm" \
+            --config 'slack-session-reset={"notify_channel": "security"}' \
+            --policy examples/data/policy.json
         ;;
     test)
         ensure_wasm_target

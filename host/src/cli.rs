@@ -5,6 +5,7 @@
 //! --expect` mismatch, 4 component rejected.
 
 mod new;
+mod replay;
 mod test;
 mod validate;
 
@@ -40,6 +41,8 @@ pub enum Command {
     Test(test::TestCommand),
     /// Scaffold a new plugin crate.
     New(new::NewCommand),
+    /// Run detectors, the decision engine and responders over an event history.
+    Replay(replay::ReplayCommand),
 }
 
 /// Output streams of one CLI run.
@@ -58,6 +61,7 @@ pub fn run(cli: Cli, io: &mut Io<'_>) -> u8 {
         Command::Validate(c) => c.run(io),
         Command::Test(c) => c.run(io),
         Command::New(c) => c.run(io),
+        Command::Replay(c) => c.run(io),
     };
     match result {
         Ok(code) => code,

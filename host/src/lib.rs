@@ -20,6 +20,7 @@ pub mod ingest;
 pub mod limits;
 pub mod pipeline;
 pub mod plugin;
+pub mod replay;
 pub mod runner;
 pub mod store;
 

@@ -4,6 +4,7 @@
 
 mod excessive_downloads;
 mod readme;
+mod replay;
 mod sandbox;
 mod scaffold;
 mod test_command;

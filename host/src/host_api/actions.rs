@@ -55,7 +55,7 @@ impl ActionSink for DryRunActions {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(request);
-        Ok("dry-run".into())
+        Ok("recorded".into())
     }
 }
 

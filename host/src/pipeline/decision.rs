@@ -556,13 +556,14 @@ impl DecisionEngine {
         self.state.responses.push_back(t);
         self.state.last_response.insert(f.subject.clone(), t);
         resets.push_back(t);
-        self.state.recent.remove(&f.subject);
-        let because = format!(
-            "{} (score {:.2}) corroborated by {}",
-            f.rule,
-            f.score,
-            rules.join(", ")
-        );
+        let corroborated = self.state.recent.remove(&f.subject).map_or(1, |r| r.len());
+        let mut because = format!("{} (score {:.2})", f.rule, f.score);
+        if corroborated > 1 {
+            because.push_str(&format!(
+                "; corroborated by {corroborated} findings from {}",
+                rules.join(", ")
+            ));
+        }
         match self.policy.mode {
             Mode::Enforce => (Outcome::Respond, format!("respond: {because}"), rules),
             Mode::DryRun => (
