@@ -144,7 +144,7 @@ impl BaselineData {
 
     /// Decode what [`BaselineData::encode`] wrote; `None` if malformed.
     pub fn decode(bytes: &[u8]) -> Option<Self> {
-        if bytes.len() < 8 || (bytes.len() - 8) % 16 != 0 {
+        if bytes.len() < 8 || !(bytes.len() - 8).is_multiple_of(16) {
             return None;
         }
         let i64_at = |i: usize| i64::from_le_bytes(bytes[i..i + 8].try_into().unwrap_or([0; 8]));
