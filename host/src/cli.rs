@@ -6,6 +6,7 @@
 
 mod new;
 mod replay;
+mod serve;
 mod test;
 mod validate;
 
@@ -43,6 +44,8 @@ pub enum Command {
     New(new::NewCommand),
     /// Run detectors, the decision engine and responders over an event history.
     Replay(replay::ReplayCommand),
+    /// Run the daemon: HTTP API, durable ingest, tenants and plugins.
+    Serve(serve::ServeCommand),
 }
 
 /// Output streams of one CLI run.
@@ -62,12 +65,52 @@ pub fn run(cli: Cli, io: &mut Io<'_>) -> u8 {
         Command::Test(c) => c.run(io),
         Command::New(c) => c.run(io),
         Command::Replay(c) => c.run(io),
+        Command::Serve(c) => c.run(io),
     };
     match result {
         Ok(code) => code,
         Err(e) => {
             let _ = writeln!(io.err, "aer: error: {e:#}");
             EXIT_ERROR
+        }
+    }
+}
+
+/// Set up logging to stderr: JSON lines or text, filtered by `AER_LOG` (default `warn`,
+/// `info` for the daemon). Does nothing if logging is already set up.
+pub fn init_tracing(json: bool, default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("AER_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+/// Run `aer` with these arguments (the first is the program name); sets up logging.
+pub fn main_with_args<I, S>(args: I, io: &mut Io<'_>) -> u8
+where
+    I: IntoIterator<Item = S>,
+    S: Into<std::ffi::OsString> + Clone,
+{
+    match Cli::try_parse_from(args) {
+        Ok(cli) => {
+            match &cli.command {
+                Command::Serve(s) => {
+                    let json = s.effective_config().map(|c| c.log_json).unwrap_or(false);
+                    init_tracing(json, "info");
+                }
+                _ => init_tracing(false, "warn"),
+            }
+            run(cli, io)
+        }
+        Err(e) => {
+            let _ = write!(io.err, "{}", e.render());
+            if e.use_stderr() { EXIT_ERROR } else { EXIT_OK }
         }
     }
 }

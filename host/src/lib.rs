@@ -11,8 +11,11 @@
 //! - [`ingest`]: Slack Audit Logs entries and generic NDJSON events into [`Event`]s.
 //! - [`limits`]: every bound put on a guest, with defaults.
 
+pub mod api;
 pub mod bindings;
 pub mod cli;
+pub mod config;
+pub mod daemon;
 pub mod engine;
 pub mod finding;
 pub mod host_api;

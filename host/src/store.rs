@@ -123,10 +123,13 @@ pub trait StateStore: Send + Sync {
     fn flush(&self) -> Result<(), StoreError>;
 }
 
-/// State in a sled tree, one database on disk.
+/// State in a sled tree, one database on disk. Keys are `prefix`, then the scope, then
+/// the plugin's key, so the state can share a tree with other records and be committed
+/// atomically with them (see [`SledStore::stage`]).
 pub struct SledStore {
     db: sled::Db,
     tree: sled::Tree,
+    prefix: Vec<u8>,
 }
 
 impl SledStore {
@@ -139,13 +142,46 @@ impl SledStore {
     /// Use the `state` tree of an open database.
     pub fn from_db(db: sled::Db) -> Result<Self, StoreError> {
         let tree = db.open_tree("state")?;
-        Ok(SledStore { db, tree })
+        Ok(SledStore {
+            db,
+            tree,
+            prefix: Vec::new(),
+        })
+    }
+
+    /// Keep state in `tree` under keys starting with `prefix`.
+    pub fn in_tree(db: sled::Db, tree: sled::Tree, prefix: &[u8]) -> Self {
+        SledStore {
+            db,
+            tree,
+            prefix: prefix.to_vec(),
+        }
+    }
+
+    fn full_key(&self, scope: &Scope, key: &str) -> Vec<u8> {
+        let mut k = self.prefix.clone();
+        k.extend_from_slice(&scope.key(key));
+        k
+    }
+
+    /// Add a write set to `batch` (to be applied to this store's tree together with
+    /// other records, atomically).
+    pub fn stage(&self, scope: &Scope, writes: &WriteSet, batch: &mut sled::Batch) {
+        for (k, v) in writes.iter() {
+            match v {
+                Some(v) => batch.insert(self.full_key(scope, k), v.as_slice()),
+                None => batch.remove(self.full_key(scope, k)),
+            }
+        }
     }
 }
 
 impl StateStore for SledStore {
     fn get(&self, scope: &Scope, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.tree.get(scope.key(key))?.map(|v| v.to_vec()))
+        Ok(self
+            .tree
+            .get(self.full_key(scope, key))?
+            .map(|v| v.to_vec()))
     }
 
     fn scan(
@@ -154,24 +190,20 @@ impl StateStore for SledStore {
         prefix: &str,
         limit: usize,
     ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let skip = self.prefix.len();
         self.tree
-            .scan_prefix(scope.key(prefix))
+            .scan_prefix(self.full_key(scope, prefix))
             .take(limit)
             .map(|r| {
                 let (k, v) = r?;
-                Ok((scope.strip(&k)?, v.to_vec()))
+                Ok((scope.strip(&k[skip..])?, v.to_vec()))
             })
             .collect()
     }
 
     fn commit(&self, scope: &Scope, writes: &WriteSet) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
-        for (k, v) in writes.iter() {
-            match v {
-                Some(v) => batch.insert(scope.key(k), v.as_slice()),
-                None => batch.remove(scope.key(k)),
-            }
-        }
+        self.stage(scope, writes, &mut batch);
         self.tree.apply_batch(batch)?;
         Ok(())
     }
@@ -258,6 +290,21 @@ mod tests {
     #[test]
     fn memory_store_scopes_and_deletes() {
         exercise(&MemoryStore::default());
+    }
+
+    #[test]
+    fn sled_store_in_a_shared_tree_stays_under_its_prefix() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path()).unwrap();
+        let tree = db.open_tree("shared").unwrap();
+        tree.insert(b"other", b"x".as_slice()).unwrap();
+        let s = SledStore::in_tree(db, tree.clone(), b"s");
+        exercise(&s);
+        let keys: Vec<Vec<u8>> = tree.iter().keys().map(|k| k.unwrap().to_vec()).collect();
+        assert!(
+            keys.iter().all(|k| k == b"other" || k.starts_with(b"s")),
+            "{keys:?}"
+        );
     }
 
     #[test]

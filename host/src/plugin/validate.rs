@@ -61,7 +61,7 @@ fn list(items: &[String]) -> String {
 }
 
 /// Which world a plugin implements.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PluginKind {
     /// Events in, findings out.

@@ -1,0 +1,111 @@
+//! The daemon's HTTP API (axum). Every route but health and tenant creation is scoped
+//! to the caller's tenant by its bearer token; another tenant's resources answer 404,
+//! a missing or bad token 401. Errors are JSON: `{"error": "..."}`, plus `errors` with
+//! per-field or per-line details where there are several.
+
+mod auth;
+mod events;
+mod plugins;
+mod policy;
+mod tenants;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use serde_json::json;
+
+use crate::daemon::Daemon;
+
+pub use auth::{Admin, Tenant};
+
+/// An error answer.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    body: serde_json::Value,
+}
+
+impl ApiError {
+    /// An answer with `status` and a message.
+    pub fn new(status: StatusCode, message: impl std::fmt::Display) -> Self {
+        ApiError {
+            status,
+            body: json!({ "error": message.to_string() }),
+        }
+    }
+
+    /// Add a list of details (`errors`).
+    pub fn with_errors(mut self, errors: serde_json::Value) -> Self {
+        self.body["errors"] = errors;
+        self
+    }
+
+    /// 400.
+    pub fn bad_request(message: impl std::fmt::Display) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    /// 404.
+    pub fn not_found(message: impl std::fmt::Display) -> Self {
+        Self::new(StatusCode::NOT_FOUND, message)
+    }
+
+    /// 500; the details go to the log, not to the client.
+    pub fn internal(e: impl std::fmt::Display) -> Self {
+        tracing::error!("internal error: {e}");
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, axum::Json(self.body)).into_response()
+    }
+}
+
+/// The router of the whole API.
+pub fn router(daemon: Arc<Daemon>) -> Router {
+    let max_body = daemon.config.http.max_body_bytes;
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/readyz",
+            get(|| async { axum::Json(json!({"ready": true})) }),
+        )
+        .route("/v1/tenants", post(tenants::create))
+        .route("/v1/plugins", get(plugins::list).post(plugins::upload))
+        .route(
+            "/v1/plugins/{name}",
+            get(plugins::show).delete(plugins::delete),
+        )
+        .route("/v1/plugins/{name}/config", put(plugins::configure))
+        .route("/v1/plugins/{name}/enable", post(plugins::enable))
+        .route("/v1/plugins/{name}/disable", post(plugins::disable))
+        .route("/v1/plugins/{name}/rollback", post(plugins::rollback))
+        .route(
+            "/v1/policy",
+            get(policy::get_policy).put(policy::put_policy),
+        )
+        .route("/v1/events", post(events::ingest))
+        .fallback(|| async { ApiError::not_found("no such route") })
+        .layer(DefaultBodyLimit::max(max_body))
+        .with_state(daemon)
+}
+
+/// Serve the API on `listener` until `shutdown` completes, then flush the database.
+pub async fn serve(
+    daemon: Arc<Daemon>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = router(daemon.clone());
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    daemon.flush().map_err(std::io::Error::other)?;
+    Ok(())
+}

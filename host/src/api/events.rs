@@ -1,0 +1,118 @@
+//! `POST /v1/events`: ingest Slack Audit Logs entries (envelope or NDJSON) or generic
+//! NDJSON events, optionally gzip-compressed. Accepted events are durable before the
+//! answer; malformed lines are reported by number and the rest still go in.
+
+use std::io::Read;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use serde_json::{Value, json};
+
+use super::{ApiError, Tenant};
+use crate::daemon::Daemon;
+use crate::daemon::inbox::InboxError;
+
+const CONTENT_TYPES: [&str; 4] = [
+    "application/json",
+    "application/x-ndjson",
+    "application/jsonl",
+    "application/ndjson",
+];
+
+fn decompress(body: &[u8], limit: usize) -> Result<Vec<u8>, ApiError> {
+    let mut out = Vec::new();
+    let mut reader = flate2::read::GzDecoder::new(body).take(limit as u64 + 1);
+    reader
+        .read_to_end(&mut out)
+        .map_err(|e| ApiError::bad_request(format!("invalid gzip body: {e}")))?;
+    if out.len() > limit {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("decompressed body is larger than {limit} bytes"),
+        ));
+    }
+    Ok(out)
+}
+
+pub(super) async fn ingest(
+    Tenant(t): Tenant,
+    State(daemon): State<Arc<Daemon>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if !CONTENT_TYPES.contains(&content_type.as_str()) {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!(
+                "content type {content_type:?} is not one of {}",
+                CONTENT_TYPES.join(", ")
+            ),
+        ));
+    }
+    let gzip = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("gzip"));
+    let limit = daemon.config.http.max_body_bytes;
+    let bytes = if gzip {
+        decompress(&body, limit)?
+    } else {
+        body.to_vec()
+    };
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|e| ApiError::bad_request(format!("body is not UTF-8: {e}")))?;
+    let parsed = crate::ingest::parse(text);
+    let errors = json!(parsed.errors);
+    if parsed.events.is_empty() && !parsed.errors.is_empty() {
+        return Err(ApiError::bad_request("no valid event in the body").with_errors(errors));
+    }
+    let max = daemon.config.ingest.max_events_per_request;
+    if parsed.events.len() > max {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "{} events in one request, the limit is {max}",
+                parsed.events.len()
+            ),
+        ));
+    }
+    if let Err(wait) = daemon.rates.take(&t, parsed.events.len()) {
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "rate limit of {} events per second; retry in {wait:.1} s",
+                daemon.config.ingest.max_events_per_second
+            ),
+        ));
+    }
+    let bound = daemon.config.ingest.max_inbox_events;
+    let processed = daemon.processed_seq(&t).map_err(ApiError::internal)?;
+    match daemon
+        .inbox
+        .append(&t, &parsed.events, processed, bound)
+        .await
+    {
+        Ok(r) => Ok(Json(json!({
+            "accepted": r.accepted,
+            "duplicates": r.duplicates,
+            "first_seq": r.first_seq,
+            "last_seq": r.last_seq,
+            "rejected": parsed.errors.len(),
+            "errors": errors,
+        }))),
+        Err(e @ InboxError::Full { .. }) => Err(ApiError::new(StatusCode::TOO_MANY_REQUESTS, e)),
+        Err(e) => Err(ApiError::internal(e)),
+    }
+}

@@ -1,0 +1,145 @@
+//! `/v1/plugins`: upload (a new version), list, show, configure, enable, disable, roll
+//! back, delete. Validation and compilation run on a blocking thread, off the async
+//! event path.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+
+use super::{ApiError, Tenant};
+use crate::daemon::Daemon;
+use crate::daemon::plugins::{PluginError, PluginRecord, PluginStatus};
+
+impl From<PluginError> for ApiError {
+    fn from(e: PluginError) -> Self {
+        match e {
+            PluginError::NotFound(_) => ApiError::not_found(e),
+            PluginError::Rejected(_) | PluginError::Invalid(_) | PluginError::Config(_) => {
+                ApiError::bad_request(e)
+            }
+            PluginError::VersionExists { .. }
+            | PluginError::KindMismatch { .. }
+            | PluginError::NoEarlierVersion(_) => ApiError::new(StatusCode::CONFLICT, e),
+            PluginError::Daemon(e) => ApiError::internal(e),
+        }
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, PluginError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::from)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct UploadParams {
+    name: Option<String>,
+    version: Option<String>,
+}
+
+pub(super) async fn upload(
+    Tenant(t): Tenant,
+    State(daemon): State<Arc<Daemon>>,
+    Query(p): Query<UploadParams>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<PluginRecord>), ApiError> {
+    if body.is_empty() {
+        return Err(ApiError::bad_request(
+            "empty body: send the component's bytes",
+        ));
+    }
+    let rec =
+        blocking(move || daemon.upload_plugin(&t, &body, p.name.as_deref(), p.version.as_deref()))
+            .await?;
+    Ok((StatusCode::CREATED, Json(rec)))
+}
+
+pub(super) async fn list(
+    Tenant(t): Tenant,
+    State(daemon): State<Arc<Daemon>>,
+) -> Result<Json<Vec<PluginRecord>>, ApiError> {
+    Ok(Json(daemon.plugins(&t)?))
+}
+
+pub(super) async fn show(
+    Tenant(t): Tenant,
+    State(daemon): State<Arc<Daemon>>,
+    Path(name): Path<String>,
+) -> Result<Json<PluginRecord>, ApiError> {
+    Ok(Json(daemon.plugin(&t, &name)?))
+}
+
+pub(super) async fn configure(
+    Tenant(t): Tenant,
+    State(daemon): State<Arc<Daemon>>,
+    Path(name): Path<String>,
+    body: String,
+) -> Result<Json<PluginRecord>, ApiError> {
+    if !body.trim().is_empty() && serde_json::from_str::<serde_json::Value>(&body).is_err() {
+        return Err(ApiError::bad_request("configuration is not JSON"));
+    }
+    Ok(Json(
+        blocking(move || daemon.configure_plugin(&t, &name, &body)).await?,
+    ))
+}
+
+async fn set_status(
+    t: String,
+    daemon: Arc<Daemon>,
+    name: String,
+    status: PluginStatus,
+) -> Result<Json<PluginRecord>, ApiError> {
+    Ok(Json(daemon.set_plugin_status(&t, &name, status)?))
+}
+
+pub(super) async fn enable(
+    Tenant(t): Tenant,
+    State(daemon): State<Arc<Daemon>>,
+    Path(name): Path<String>,
+) -> Result<Json<PluginRecord>, ApiError> {
+    set_status(t, daemon, name, PluginStatus::Enabled).await
+}
+
+pub(super) async fn disable(
+    Tenant(t): Tenant,
+    State(daemon): State<Arc<Daemon>>,
+    Path(name): Path<String>,
+) -> Result<Json<PluginRecord>, ApiError> {
+    set_status(t, daemon, name, PluginStatus::Disabled).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RollbackParams {
+    version: Option<String>,
+}
+
+pub(super) async fn rollback(
+    Tenant(t): Tenant,
+    State(daemon): State<Arc<Daemon>>,
+    Path(name): Path<String>,
+    Query(p): Query<RollbackParams>,
+) -> Result<Json<PluginRecord>, ApiError> {
+    Ok(Json(daemon.rollback_plugin(
+        &t,
+        &name,
+        p.version.as_deref(),
+    )?))
+}
+
+pub(super) async fn delete(
+    Tenant(t): Tenant,
+    State(daemon): State<Arc<Daemon>>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    daemon.delete_plugin(&t, &name)?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,171 @@
+//! `aer serve`'s configuration: one TOML file, every setting with a default
+//! (`aer serve --print-config` prints them all; `examples/aer.toml` is a commented copy).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::limits::Limits;
+
+/// The daemon's settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServeConfig {
+    /// Address the HTTP API listens on.
+    pub listen: SocketAddr,
+    /// Directory of the sled database and the plugin artifacts (created if missing).
+    pub data_dir: PathBuf,
+    /// The operator's admin token (creates tenants). `AER_ADMIN_TOKEN` overrides it;
+    /// the daemon refuses to start with neither.
+    pub admin_token: Option<String>,
+    /// Log lines as JSON instead of text.
+    pub log_json: bool,
+    /// HTTP limits.
+    pub http: HttpConfig,
+    /// Ingest limits.
+    pub ingest: IngestConfig,
+    /// Limits applied to every plugin call.
+    pub limits: Limits,
+}
+
+/// HTTP limits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Largest request body, in bytes (after decompression for gzip ingest).
+    pub max_body_bytes: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            max_body_bytes: 32 << 20,
+        }
+    }
+}
+
+/// Ingest limits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IngestConfig {
+    /// Events a tenant may have waiting in its inbox before ingest answers 429.
+    pub max_inbox_events: u64,
+    /// Events per second a tenant may send (burst: one second's worth).
+    pub max_events_per_second: u32,
+    /// Most events in one request.
+    pub max_events_per_request: usize,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        IngestConfig {
+            max_inbox_events: 1_000_000,
+            max_events_per_second: 50_000,
+            max_events_per_request: 100_000,
+        }
+    }
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 7878)),
+            data_dir: PathBuf::from("aer-data"),
+            admin_token: None,
+            log_json: false,
+            http: HttpConfig::default(),
+            ingest: IngestConfig::default(),
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// Why a configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The TOML is invalid or has unknown keys.
+    #[error("invalid configuration {path}: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message (names the key and line).
+        message: String,
+    },
+    /// No admin token in the file or the environment.
+    #[error("no admin token: set `admin_token` in the configuration or AER_ADMIN_TOKEN")]
+    NoAdminToken,
+    /// The admin token is too short to be safe.
+    #[error("the admin token must be at least 16 characters")]
+    WeakAdminToken,
+}
+
+impl ServeConfig {
+    /// Read a configuration file (absent fields take their defaults).
+    pub fn load(path: &std::path::Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text).map_err(|message| ConfigError::Invalid {
+            path: path.to_owned(),
+            message,
+        })
+    }
+
+    /// Parse TOML text.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        toml::from_str(text).map_err(|e| e.to_string())
+    }
+
+    /// The admin token: `AER_ADMIN_TOKEN` if set, else the file's.
+    pub fn resolve_admin_token(&self) -> Result<String, ConfigError> {
+        let token = std::env::var("AER_ADMIN_TOKEN")
+            .ok()
+            .filter(|t| !t.is_empty())
+            .or_else(|| self.admin_token.clone())
+            .ok_or(ConfigError::NoAdminToken)?;
+        if token.len() < 16 {
+            return Err(ConfigError::WeakAdminToken);
+        }
+        Ok(token)
+    }
+
+    /// Every setting as TOML.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self)
+            .unwrap_or_else(|e| format!("# cannot print configuration: {e}\n"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_round_trip_through_toml() {
+        let c = ServeConfig::default();
+        assert_eq!(ServeConfig::parse(&c.to_toml()).unwrap(), c);
+    }
+
+    #[test]
+    fn partial_files_take_defaults_and_typos_are_named() {
+        let c = ServeConfig::parse("listen = \"127.0.0.1:9000\"\n[limits]\ndeadline_ms = 50\n")
+            .unwrap();
+        assert_eq!(c.listen.port(), 9000);
+        assert_eq!(c.limits.deadline_ms, 50);
+        assert_eq!(c.limits.memory_bytes, Limits::default().memory_bytes);
+        let err = ServeConfig::parse("[limits]\ndeadline = 50\n").unwrap_err();
+        assert!(err.contains("unknown field `deadline`"), "{err}");
+        let err = ServeConfig::parse("listen = 5\n").unwrap_err();
+        assert!(err.contains("listen"), "{err}");
+    }
+}

@@ -1,0 +1,119 @@
+//! The daemon's durable core, shared by the HTTP API and the pipeline workers: one sled
+//! database under the data directory and the plugin artifacts beside it, reached only
+//! through a cap-std directory handle so no name from a tenant can leave it.
+//!
+//! Trees: `meta` (tenants, token hashes, plugin records, policies) and `pipeline`
+//! (inbox, event-id index and plugin state, in one tree so a batch's state, findings and
+//! cursor can be committed in one atomic `apply_batch`). Key layout: [`keys`].
+
+pub mod inbox;
+pub mod keys;
+pub mod plugins;
+pub mod rate;
+pub mod tenants;
+
+use std::sync::Arc;
+
+use crate::config::ServeConfig;
+use crate::engine::{AerEngine, EngineConfig};
+
+/// Why the daemon could not start or an operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// The database failed.
+    #[error("database: {0}")]
+    Sled(#[from] sled::Error),
+    /// The data directory failed.
+    #[error("data directory {path}: {source}")]
+    DataDir {
+        /// Which path.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The wasm engine could not be built.
+    #[error(transparent)]
+    Engine(#[from] crate::engine::EngineError),
+}
+
+/// The daemon's shared state.
+pub struct Daemon {
+    /// Settings.
+    pub config: ServeConfig,
+    pub(crate) admin_token: String,
+    pub(crate) db: sled::Db,
+    pub(crate) meta: sled::Tree,
+    pub(crate) pipeline: sled::Tree,
+    pub(crate) artifacts: cap_std::fs::Dir,
+    /// The wasm engine.
+    pub engine: Arc<AerEngine>,
+    /// The durable inbox.
+    pub inbox: inbox::Inbox,
+    /// Per-tenant ingest rate limits.
+    pub rates: rate::RateLimits,
+}
+
+impl Daemon {
+    /// Open (or create) the data directory and the database.
+    pub fn open(config: ServeConfig, admin_token: String) -> Result<Arc<Self>, DaemonError> {
+        let data = &config.data_dir;
+        let io = |source| DaemonError::DataDir {
+            path: data.display().to_string(),
+            source,
+        };
+        std::fs::create_dir_all(data).map_err(io)?;
+        let dir =
+            cap_std::fs::Dir::open_ambient_dir(data, cap_std::ambient_authority()).map_err(io)?;
+        dir.create_dir_all("artifacts").map_err(io)?;
+        let artifacts = dir.open_dir("artifacts").map_err(io)?;
+        let db = sled::Config::new().path(data.join("db")).open()?;
+        let meta = db.open_tree("meta")?;
+        let pipeline = db.open_tree("pipeline")?;
+        let engine = AerEngine::new(EngineConfig {
+            limits: config.limits.clone(),
+            ..Default::default()
+        })?;
+        let inbox = inbox::Inbox::new(db.clone(), pipeline.clone());
+        let rates = rate::RateLimits::new(config.ingest.max_events_per_second);
+        Ok(Arc::new(Daemon {
+            config,
+            admin_token,
+            db,
+            meta,
+            pipeline,
+            artifacts,
+            engine,
+            inbox,
+            rates,
+        }))
+    }
+
+    /// The lowest inbox sequence number a consumer of `tenant` still needs. Until the
+    /// pipeline consumes the inbox, every stored event counts as waiting.
+    pub fn processed_seq(&self, _tenant: &str) -> Result<u64, DaemonError> {
+        Ok(0)
+    }
+
+    /// Plugin state, in the pipeline tree so it commits atomically with cursors and
+    /// findings.
+    pub fn state_store(&self) -> crate::store::SledStore {
+        crate::store::SledStore::in_tree(
+            self.db.clone(),
+            self.pipeline.clone(),
+            &[keys::kind::STATE],
+        )
+    }
+
+    /// Flush everything to disk (shutdown).
+    pub fn flush(&self) -> Result<(), DaemonError> {
+        self.db.flush()?;
+        Ok(())
+    }
+}
+
+/// Milliseconds since the Unix epoch, wall clock (for records, never for detection).
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}

@@ -1,0 +1,65 @@
+//! Key layout of the daemon's sled trees. Every key starts with a one-byte kind, then
+//! length-prefixed names, so no tenant or plugin name can make two keys collide.
+//!
+//! `meta`: `t`+tenant → tenant record; `k`+token hash → tenant; `p`+tenant+plugin →
+//! plugin record; `P`+tenant → policy.
+//! `pipeline`: `i`+tenant+seq → encoded event; `d`+tenant+event id → seq;
+//! `s`+(tenant, plugin scope)+key → plugin state.
+
+/// Kind bytes.
+pub mod kind {
+    /// Tenant record.
+    pub const TENANT: u8 = b't';
+    /// Token hash → tenant.
+    pub const TOKEN: u8 = b'k';
+    /// Plugin record.
+    pub const PLUGIN: u8 = b'p';
+    /// Decision policy.
+    pub const POLICY: u8 = b'P';
+    /// Inbox event.
+    pub const INBOX: u8 = b'i';
+    /// Event id index (deduplication).
+    pub const EVENT_ID: u8 = b'd';
+    /// Plugin state.
+    pub const STATE: u8 = b's';
+}
+
+/// `kind` then each part length-prefixed.
+pub fn key(kind: u8, parts: &[&[u8]]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(1 + parts.iter().map(|p| p.len() + 4).sum::<usize>());
+    k.push(kind);
+    for p in parts {
+        k.extend_from_slice(&(p.len() as u32).to_be_bytes());
+        k.extend_from_slice(p);
+    }
+    k
+}
+
+/// `kind`, the length-prefixed tenant, then `seq` big-endian (so keys sort by seq).
+pub fn seq_key(kind: u8, tenant: &str, seq: u64) -> Vec<u8> {
+    let mut k = key(kind, &[tenant.as_bytes()]);
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
+/// The seq at the end of a [`seq_key`].
+pub fn seq_of(key: &[u8]) -> Option<u64> {
+    let tail: [u8; 8] = key.get(key.len().checked_sub(8)?..)?.try_into().ok()?;
+    Some(u64::from_be_bytes(tail))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_cannot_collide() {
+        assert_ne!(
+            key(kind::PLUGIN, &[b"ab", b"c"]),
+            key(kind::PLUGIN, &[b"a", b"bc"])
+        );
+        let k = seq_key(kind::INBOX, "acme", 42);
+        assert_eq!(seq_of(&k), Some(42));
+        assert!(seq_key(kind::INBOX, "acme", 1) < seq_key(kind::INBOX, "acme", 256));
+    }
+}

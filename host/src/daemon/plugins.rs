@@ -1,0 +1,371 @@
+//! Tenants' plugins: uploaded versions (artifacts stored by content hash under the data
+//! directory), the active version, enabled or not, configuration; and tenants' decision
+//! policies.
+
+use std::io::Write as _;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use super::keys::{self, kind};
+use super::{Daemon, DaemonError, now_ms};
+use crate::host_api::DryRunActions;
+use crate::pipeline::decision::{FieldError, Policy};
+use crate::plugin::instance::InstanceSpec;
+use crate::plugin::{DetectorInstance, LoadedPlugin, PluginKind, Rejection, ResponderInstance};
+use crate::store::MemoryStore;
+
+/// One uploaded version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PluginVersion {
+    /// Version.
+    pub version: String,
+    /// SHA-256 of the component.
+    pub sha256: String,
+    /// Size in bytes.
+    pub size: usize,
+    /// Upload time (ms since the epoch).
+    pub uploaded_ms: i64,
+    /// Subscribed actions (empty: all).
+    pub actions: Vec<String>,
+}
+
+/// Whether a plugin runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PluginStatus {
+    /// Runs.
+    Enabled,
+    /// Does not run (its cursor waits).
+    Disabled,
+    /// Stopped after repeated faults; enable it again to resume where it stopped.
+    Quarantined,
+}
+
+/// A tenant's plugin.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PluginRecord {
+    /// Plugin name.
+    pub name: String,
+    /// Detector or responder.
+    pub kind: PluginKind,
+    /// Uploaded versions, oldest first.
+    pub versions: Vec<PluginVersion>,
+    /// The version that runs.
+    pub active: String,
+    /// Runs or not.
+    pub status: PluginStatus,
+    /// JSON configuration passed to `configure`.
+    pub config: String,
+    /// Faults so far.
+    pub faults: u64,
+    /// The last fault's message.
+    pub last_fault: Option<String>,
+}
+
+impl PluginRecord {
+    /// The active version's entry.
+    pub fn active_version(&self) -> Option<&PluginVersion> {
+        self.versions.iter().find(|v| v.version == self.active)
+    }
+}
+
+/// Why a plugin operation was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum PluginError {
+    /// The component failed validation.
+    #[error("rejected: {0}")]
+    Rejected(#[from] Rejection),
+    /// No such plugin (or version) for this tenant.
+    #[error("no plugin {0:?}")]
+    NotFound(String),
+    /// The version exists with other bytes.
+    #[error(
+        "plugin {name} version {version} already exists with a different hash; bump the version"
+    )]
+    VersionExists {
+        /// Plugin.
+        name: String,
+        /// Version.
+        version: String,
+    },
+    /// Upload of another kind under an existing name.
+    #[error("plugin {name} is a {existing}, the upload is a {uploaded}")]
+    KindMismatch {
+        /// Plugin.
+        name: String,
+        /// Stored kind.
+        existing: PluginKind,
+        /// Uploaded kind.
+        uploaded: PluginKind,
+    },
+    /// Bad name or version.
+    #[error("invalid {0}")]
+    Invalid(String),
+    /// The plugin refused the configuration.
+    #[error("configuration refused: {0}")]
+    Config(String),
+    /// No earlier version to roll back to.
+    #[error("plugin {0} has no earlier version")]
+    NoEarlierVersion(String),
+    /// Storage failed.
+    #[error(transparent)]
+    Daemon(#[from] DaemonError),
+}
+
+fn io_err(what: &str, e: impl std::fmt::Display) -> DaemonError {
+    DaemonError::DataDir {
+        path: what.into(),
+        source: std::io::Error::other(e.to_string()),
+    }
+}
+
+fn valid_version(v: &str) -> bool {
+    !v.is_empty()
+        && v.len() <= 64
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-+".contains(&b))
+}
+
+impl Daemon {
+    fn plugin_key(tenant: &str, name: &str) -> Vec<u8> {
+        keys::key(kind::PLUGIN, &[tenant.as_bytes(), name.as_bytes()])
+    }
+
+    /// A tenant's plugin record.
+    pub fn plugin(&self, tenant: &str, name: &str) -> Result<PluginRecord, PluginError> {
+        let v = self
+            .meta
+            .get(Self::plugin_key(tenant, name))
+            .map_err(DaemonError::from)?
+            .ok_or_else(|| PluginError::NotFound(name.to_owned()))?;
+        serde_json::from_slice(&v).map_err(|e| PluginError::Daemon(io_err("plugin record", e)))
+    }
+
+    fn put_plugin(&self, tenant: &str, rec: &PluginRecord) -> Result<(), PluginError> {
+        let v = serde_json::to_vec(rec).map_err(|e| io_err("plugin record", e))?;
+        self.meta
+            .insert(Self::plugin_key(tenant, &rec.name), v)
+            .map_err(DaemonError::from)?;
+        self.db.flush().map_err(DaemonError::from)?;
+        Ok(())
+    }
+
+    /// Every plugin of a tenant.
+    pub fn plugins(&self, tenant: &str) -> Result<Vec<PluginRecord>, PluginError> {
+        let prefix = keys::key(kind::PLUGIN, &[tenant.as_bytes()]);
+        let mut out = Vec::new();
+        for r in self.meta.scan_prefix(prefix) {
+            let (_, v) = r.map_err(DaemonError::from)?;
+            out.push(serde_json::from_slice(&v).map_err(|e| io_err("plugin record", e))?);
+        }
+        Ok(out)
+    }
+
+    /// Load a stored artifact (compiled once per content hash by the engine's cache).
+    pub fn load_artifact(&self, sha256: &str) -> Result<Arc<LoadedPlugin>, PluginError> {
+        if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(PluginError::Invalid(format!("artifact hash {sha256:?}")));
+        }
+        let bytes = self
+            .artifacts
+            .read(format!("{sha256}.wasm"))
+            .map_err(|e| io_err(&format!("artifact {sha256}"), e))?;
+        Ok(self.engine.load(&bytes)?)
+    }
+
+    /// Validate, compile and store an uploaded component as a new version. Blocking:
+    /// call from a blocking thread. A new plugin starts disabled; a new version of an
+    /// existing plugin becomes active and keeps its status and configuration.
+    pub fn upload_plugin(
+        &self,
+        tenant: &str,
+        bytes: &[u8],
+        name: Option<&str>,
+        version: Option<&str>,
+    ) -> Result<PluginRecord, PluginError> {
+        let loaded = self.engine.load(bytes)?;
+        let info = loaded.info();
+        let name = name.unwrap_or(&info.name).to_owned();
+        let version = version.unwrap_or(&info.version).to_owned();
+        if !super::tenants::valid_name(&name) {
+            return Err(PluginError::Invalid(format!(
+                "plugin name {name:?}: use 1 to 64 lowercase letters, digits and `-`"
+            )));
+        }
+        if !valid_version(&version) {
+            return Err(PluginError::Invalid(format!("version {version:?}")));
+        }
+        let sha = loaded.meta.sha256.clone();
+        let file = format!("{sha}.wasm");
+        if !self.artifacts.exists(&file) {
+            // Write under a temporary name, then rename: a crash leaves no half artifact.
+            let tmp = format!("{sha}.tmp");
+            let mut f = self
+                .artifacts
+                .create(&tmp)
+                .map_err(|e| io_err("artifact", e))?;
+            f.write_all(bytes).map_err(|e| io_err("artifact", e))?;
+            f.sync_all().map_err(|e| io_err("artifact", e))?;
+            self.artifacts
+                .rename(&tmp, &self.artifacts, &file)
+                .map_err(|e| io_err("artifact", e))?;
+        }
+        let entry = PluginVersion {
+            version: version.clone(),
+            sha256: sha.clone(),
+            size: bytes.len(),
+            uploaded_ms: now_ms(),
+            actions: info.actions.clone(),
+        };
+        let rec = match self.plugin(tenant, &name) {
+            Ok(mut rec) => {
+                if rec.kind != loaded.meta.kind {
+                    return Err(PluginError::KindMismatch {
+                        name,
+                        existing: rec.kind,
+                        uploaded: loaded.meta.kind,
+                    });
+                }
+                match rec.versions.iter().find(|v| v.version == version) {
+                    Some(v) if v.sha256 != sha => {
+                        return Err(PluginError::VersionExists { name, version });
+                    }
+                    Some(_) => {}
+                    None => rec.versions.push(entry),
+                }
+                rec.active = version;
+                rec
+            }
+            Err(PluginError::NotFound(_)) => PluginRecord {
+                name,
+                kind: loaded.meta.kind,
+                versions: vec![entry],
+                active: version,
+                status: PluginStatus::Disabled,
+                config: String::new(),
+                faults: 0,
+                last_fault: None,
+            },
+            Err(e) => return Err(e),
+        };
+        self.put_plugin(tenant, &rec)?;
+        Ok(rec)
+    }
+
+    /// Enable, disable (or, for the pipeline, quarantine) a plugin.
+    pub fn set_plugin_status(
+        &self,
+        tenant: &str,
+        name: &str,
+        status: PluginStatus,
+    ) -> Result<PluginRecord, PluginError> {
+        let mut rec = self.plugin(tenant, name)?;
+        rec.status = status;
+        self.put_plugin(tenant, &rec)?;
+        Ok(rec)
+    }
+
+    /// Set a plugin's configuration after the plugin itself accepted it. Blocking.
+    pub fn configure_plugin(
+        &self,
+        tenant: &str,
+        name: &str,
+        config: &str,
+    ) -> Result<PluginRecord, PluginError> {
+        let mut rec = self.plugin(tenant, name)?;
+        let sha = rec
+            .active_version()
+            .map(|v| v.sha256.clone())
+            .ok_or_else(|| PluginError::NotFound(format!("{name}@{}", rec.active)))?;
+        let loaded = self.load_artifact(&sha)?;
+        // Let the plugin judge its configuration, with throwaway state.
+        let spec = InstanceSpec {
+            tenant: tenant.to_owned(),
+            config: config.to_owned(),
+            state: Arc::new(MemoryStore::default()),
+            actions: Arc::new(DryRunActions::default()),
+        };
+        let checked = match rec.kind {
+            PluginKind::Detector => DetectorInstance::new(&self.engine, &loaded, spec).map(|_| ()),
+            PluginKind::Responder => {
+                ResponderInstance::new(&self.engine, &loaded, spec).map(|_| ())
+            }
+        };
+        checked.map_err(|f| PluginError::Config(f.message))?;
+        rec.config = config.to_owned();
+        self.put_plugin(tenant, &rec)?;
+        Ok(rec)
+    }
+
+    /// Make `version` (default: the one uploaded before the active one) active again.
+    pub fn rollback_plugin(
+        &self,
+        tenant: &str,
+        name: &str,
+        version: Option<&str>,
+    ) -> Result<PluginRecord, PluginError> {
+        let mut rec = self.plugin(tenant, name)?;
+        let target = match version {
+            Some(v) => rec
+                .versions
+                .iter()
+                .find(|x| x.version == v)
+                .ok_or_else(|| PluginError::NotFound(format!("{name}@{v}")))?
+                .version
+                .clone(),
+            None => {
+                let pos = rec
+                    .versions
+                    .iter()
+                    .position(|v| v.version == rec.active)
+                    .unwrap_or(0);
+                if pos == 0 {
+                    return Err(PluginError::NoEarlierVersion(name.to_owned()));
+                }
+                rec.versions[pos - 1].version.clone()
+            }
+        };
+        rec.active = target;
+        self.put_plugin(tenant, &rec)?;
+        Ok(rec)
+    }
+
+    /// Delete a plugin (its artifacts stay: other tenants may share them).
+    pub fn delete_plugin(&self, tenant: &str, name: &str) -> Result<(), PluginError> {
+        self.plugin(tenant, name)?;
+        self.meta
+            .remove(Self::plugin_key(tenant, name))
+            .map_err(DaemonError::from)?;
+        self.db.flush().map_err(DaemonError::from)?;
+        Ok(())
+    }
+
+    /// A tenant's policy (the default if none was set).
+    pub fn policy(&self, tenant: &str) -> Result<Policy, DaemonError> {
+        match self
+            .meta
+            .get(keys::key(kind::POLICY, &[tenant.as_bytes()]))?
+        {
+            Some(v) => serde_json::from_slice(&v).map_err(|e| io_err("policy", e)),
+            None => Ok(Policy::default()),
+        }
+    }
+
+    /// Replace a tenant's policy; a bad one is refused with field-level errors.
+    pub fn set_policy(
+        &self,
+        tenant: &str,
+        json: &str,
+    ) -> Result<Result<Policy, Vec<FieldError>>, DaemonError> {
+        let policy = match Policy::from_json(json) {
+            Ok(p) => p,
+            Err(errors) => return Ok(Err(errors)),
+        };
+        let v = serde_json::to_vec(&policy).map_err(|e| io_err("policy", e))?;
+        self.meta
+            .insert(keys::key(kind::POLICY, &[tenant.as_bytes()]), v)?;
+        self.db.flush()?;
+        Ok(Ok(policy))
+    }
+}
