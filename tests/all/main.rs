@@ -2,6 +2,7 @@
 //! `examples/` and `tests/fixtures/` running in the real host.
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
+mod daemon;
 mod excessive_downloads;
 mod readme;
 mod replay;

@@ -125,3 +125,141 @@ pub fn event(id: impl Into<String>, action: &str, user: &str, time_ms: i64) -> E
 
 /// Minutes in milliseconds.
 pub const MIN: i64 = 60_000;
+
+/// A daemon serving its real HTTP API on a loopback port, on a data directory that
+/// outlives restarts within a test.
+pub struct TestDaemon {
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// The daemon's shared state (for white-box checks).
+    pub daemon: Arc<aer_host::daemon::Daemon>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// The admin token of test daemons.
+pub const ADMIN: &str = "test-admin-token-0123456789";
+
+impl TestDaemon {
+    /// Start a daemon on `data_dir` with `config` (its data dir and address replaced).
+    pub fn start(
+        data_dir: &std::path::Path,
+        mut config: aer_host::config::ServeConfig,
+    ) -> TestDaemon {
+        config.data_dir = data_dir.to_owned();
+        let daemon = aer_host::daemon::Daemon::open(config, ADMIN.into()).expect("daemon opens");
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let served = daemon.clone();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+                aer_host::api::serve(served, listener, async {
+                    let _ = rx.await;
+                })
+                .await
+                .expect("serves");
+            });
+        });
+        TestDaemon {
+            base,
+            daemon,
+            shutdown: Some(tx),
+            thread: Some(thread),
+        }
+    }
+
+    /// Stop serving (graceful) and wait.
+    pub fn stop(mut self) {
+        self.halt();
+    }
+
+    fn halt(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+
+    /// Send a request; returns the status and the JSON body (or the text as a JSON
+    /// string, `null` when empty).
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> (u16, serde_json::Value) {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let url = format!("{}{path}", self.base);
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let result = match method {
+            "GET" | "DELETE" => {
+                let mut r = if method == "GET" {
+                    agent.get(&url)
+                } else {
+                    agent.delete(&url)
+                };
+                if let Some(a) = &auth {
+                    r = r.header("Authorization", a);
+                }
+                r.call()
+            }
+            _ => {
+                let mut r = match method {
+                    "POST" => agent.post(&url),
+                    "PUT" => agent.put(&url),
+                    other => panic!("method {other}"),
+                };
+                if let Some(a) = &auth {
+                    r = r.header("Authorization", a);
+                }
+                if let Some(ct) = content_type {
+                    r = r.header("Content-Type", ct);
+                }
+                r.send(&body[..])
+            }
+        };
+        let mut resp = result.unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        let status = resp.status().as_u16();
+        let text = resp.body_mut().read_to_string().unwrap_or_default();
+        let json = if text.is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
+        };
+        (status, json)
+    }
+
+    /// Create a tenant; returns its token.
+    pub fn tenant(&self, name: &str) -> String {
+        let (status, body) = self.request(
+            "POST",
+            "/v1/tenants",
+            Some(ADMIN),
+            Some("application/json"),
+            format!("{{\"name\": \"{name}\"}}").into_bytes(),
+        );
+        assert_eq!(status, 201, "{body}");
+        body["token"].as_str().expect("token").to_owned()
+    }
+}
+
+impl Drop for TestDaemon {
+    fn drop(&mut self) {
+        self.halt();
+    }
+}

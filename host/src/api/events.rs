@@ -73,7 +73,9 @@ pub(super) async fn ingest(
     };
     let text = std::str::from_utf8(&bytes)
         .map_err(|e| ApiError::bad_request(format!("body is not UTF-8: {e}")))?;
-    let parsed = crate::ingest::parse(text);
+    let mut parsed = crate::ingest::parse(text);
+    // Slack returns entries newest first; the inbox keeps each request in event-time order.
+    parsed.events.sort_by_key(|e| e.time_ms);
     let errors = json!(parsed.errors);
     if parsed.events.is_empty() && !parsed.errors.is_empty() {
         return Err(ApiError::bad_request("no valid event in the body").with_errors(errors));

@@ -48,8 +48,19 @@ type Waiter = oneshot::Sender<Result<(), String>>;
 
 /// Shares one `flush` among every waiter queued when it starts.
 struct GroupCommit {
-    tx: mpsc::UnboundedSender<Waiter>,
+    tx: Option<mpsc::UnboundedSender<Waiter>>,
     flushes: Arc<AtomicU64>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for GroupCommit {
+    /// Stop the thread and wait, so the database is closed when the daemon is.
+    fn drop(&mut self) {
+        self.tx.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 impl GroupCommit {
@@ -57,7 +68,7 @@ impl GroupCommit {
         let (tx, mut rx) = mpsc::unbounded_channel::<Waiter>();
         let flushes = Arc::new(AtomicU64::new(0));
         let count = flushes.clone();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("aer-group-commit".into())
             .spawn(move || {
                 while let Some(first) = rx.blocking_recv() {
@@ -73,12 +84,18 @@ impl GroupCommit {
                 }
             })
             .expect("can spawn the group-commit thread");
-        GroupCommit { tx, flushes }
+        GroupCommit {
+            tx: Some(tx),
+            flushes,
+            thread: Some(thread),
+        }
     }
 
     async fn wait(&self) -> Result<(), InboxError> {
         let (tx, rx) = oneshot::channel();
         self.tx
+            .as_ref()
+            .ok_or_else(|| InboxError::Flush("group commit stopped".into()))?
             .send(tx)
             .map_err(|_| InboxError::Flush("group commit stopped".into()))?;
         rx.await
