@@ -7,6 +7,7 @@ mod auth;
 mod events;
 mod plugins;
 mod policy;
+mod query;
 mod tenants;
 
 use std::sync::Arc;
@@ -91,21 +92,29 @@ pub fn router(daemon: Arc<Daemon>) -> Router {
             get(policy::get_policy).put(policy::put_policy),
         )
         .route("/v1/events", post(events::ingest))
+        .route("/v1/findings", get(query::findings))
+        .route("/v1/decisions", get(query::decisions))
         .fallback(|| async { ApiError::not_found("no such route") })
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(daemon)
 }
 
-/// Serve the API on `listener` until `shutdown` completes, then flush the database.
+/// Run the pipeline and serve the API on `listener` until `shutdown` completes; then
+/// drain requests, let the pipeline finish its batch, and flush the database.
 pub async fn serve(
     daemon: Arc<Daemon>,
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let pipeline = crate::daemon::worker::Pipeline::start(daemon.clone());
     let app = router(daemon.clone());
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await?;
+    // Let the pipeline finish its current batch before the final flush.
+    tokio::task::spawn_blocking(move || drop(pipeline))
+        .await
+        .map_err(std::io::Error::other)?;
     daemon.flush().map_err(std::io::Error::other)?;
     Ok(())
 }

@@ -11,6 +11,7 @@ pub mod keys;
 pub mod plugins;
 pub mod rate;
 pub mod tenants;
+pub mod worker;
 
 use std::sync::Arc;
 
@@ -51,6 +52,8 @@ pub struct Daemon {
     pub inbox: inbox::Inbox,
     /// Per-tenant ingest rate limits.
     pub rates: rate::RateLimits,
+    /// Wakes the pipeline worker.
+    pub wake: Arc<worker::Wake>,
 }
 
 impl Daemon {
@@ -85,13 +88,32 @@ impl Daemon {
             engine,
             inbox,
             rates,
+            wake: Arc::new(worker::Wake::default()),
         }))
     }
 
-    /// The lowest inbox sequence number a consumer of `tenant` still needs. Until the
-    /// pipeline consumes the inbox, every stored event counts as waiting.
-    pub fn processed_seq(&self, _tenant: &str) -> Result<u64, DaemonError> {
-        Ok(0)
+    /// The lowest inbox sequence number an enabled detector of `tenant` still needs
+    /// (with none, nothing is waiting).
+    pub fn processed_seq(&self, tenant: &str) -> Result<u64, DaemonError> {
+        let next = self.inbox.next_seq(tenant).unwrap_or(0);
+        let plugins = self.plugins(tenant).map_err(|e| DaemonError::DataDir {
+            path: "plugins".into(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+        let mut lowest = next;
+        for p in plugins.iter().filter(|p| {
+            p.kind == crate::plugin::PluginKind::Detector
+                && p.status != plugins::PluginStatus::Disabled
+        }) {
+            let key = keys::key(keys::kind::CURSOR, &[tenant.as_bytes(), p.name.as_bytes()]);
+            let cursor = self
+                .pipeline
+                .get(key)?
+                .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
+                .map_or(0, u64::from_be_bytes);
+            lowest = lowest.min(cursor);
+        }
+        Ok(lowest)
     }
 
     /// Plugin state, in the pipeline tree so it commits atomically with cursors and

@@ -422,7 +422,15 @@ fn bad_input_gets_a_clear_4xx_and_the_daemon_keeps_serving() {
     let d = TestDaemon::start(dir.path(), config);
     let t = d.tenant("acme");
     // (what, path, token, content type, body, expected status, expected text)
-    type Case<'a> = (&'a str, &'a str, Option<&'a str>, Option<&'a str>, Vec<u8>, u16, &'a str);
+    type Case<'a> = (
+        &'a str,
+        &'a str,
+        Option<&'a str>,
+        Option<&'a str>,
+        Vec<u8>,
+        u16,
+        &'a str,
+    );
     let cases: Vec<Case> = vec![
         (
             "malformed JSON",

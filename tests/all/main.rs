@@ -4,6 +4,7 @@
 
 mod daemon;
 mod excessive_downloads;
+mod pipeline;
 mod readme;
 mod replay;
 mod sandbox;

@@ -106,14 +106,17 @@ pub(super) async fn ingest(
         .append(&t, &parsed.events, processed, bound)
         .await
     {
-        Ok(r) => Ok(Json(json!({
-            "accepted": r.accepted,
-            "duplicates": r.duplicates,
-            "first_seq": r.first_seq,
-            "last_seq": r.last_seq,
-            "rejected": parsed.errors.len(),
-            "errors": errors,
-        }))),
+        Ok(r) => {
+            daemon.wake.notify();
+            Ok(Json(json!({
+                "accepted": r.accepted,
+                "duplicates": r.duplicates,
+                "first_seq": r.first_seq,
+                "last_seq": r.last_seq,
+                "rejected": parsed.errors.len(),
+                "errors": errors,
+            })))
+        }
         Err(e @ InboxError::Full { .. }) => Err(ApiError::new(StatusCode::TOO_MANY_REQUESTS, e)),
         Err(e) => Err(ApiError::internal(e)),
     }

@@ -97,7 +97,9 @@ async fn set_status(
     name: String,
     status: PluginStatus,
 ) -> Result<Json<PluginRecord>, ApiError> {
-    Ok(Json(daemon.set_plugin_status(&t, &name, status)?))
+    let rec = daemon.set_plugin_status(&t, &name, status)?;
+    daemon.wake.notify();
+    Ok(Json(rec))
 }
 
 pub(super) async fn enable(

@@ -4,7 +4,9 @@
 //! `meta`: `t`+tenant → tenant record; `k`+token hash → tenant; `p`+tenant+plugin →
 //! plugin record; `P`+tenant → policy.
 //! `pipeline`: `i`+tenant+seq → encoded event; `d`+tenant+event id → seq;
-//! `s`+(tenant, plugin scope)+key → plugin state.
+//! `s`+(tenant, plugin scope)+key → plugin state; `c`+tenant+plugin → detector cursor;
+//! `f`+tenant+seq → finding; `x`+tenant+seq → decision; `D`, `O`, `E`+tenant → the
+//! decision stage's cursors and engine memory.
 
 /// Kind bytes.
 pub mod kind {
@@ -22,6 +24,18 @@ pub mod kind {
     pub const EVENT_ID: u8 = b'd';
     /// Plugin state.
     pub const STATE: u8 = b's';
+    /// A detector's cursor: the next inbox seq it has not processed.
+    pub const CURSOR: u8 = b'c';
+    /// A finding, by per-tenant finding seq.
+    pub const FINDING: u8 = b'f';
+    /// A decision, by per-tenant decision seq.
+    pub const DECISION: u8 = b'x';
+    /// The decision stage's cursor: the next finding seq it has not decided.
+    pub const DECISION_CURSOR: u8 = b'D';
+    /// The decision engine's cursor over the inbox (events it has observed).
+    pub const OBSERVED: u8 = b'O';
+    /// The decision engine's memory.
+    pub const ENGINE_STATE: u8 = b'E';
 }
 
 /// `kind` then each part length-prefixed.

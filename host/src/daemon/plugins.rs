@@ -142,6 +142,21 @@ impl Daemon {
         serde_json::from_slice(&v).map_err(|e| PluginError::Daemon(io_err("plugin record", e)))
     }
 
+    /// Store a plugin record as it is (the pipeline's fault bookkeeping).
+    pub(crate) fn put_plugin_record(
+        &self,
+        tenant: &str,
+        rec: &PluginRecord,
+    ) -> Result<(), DaemonError> {
+        self.put_plugin(tenant, rec).map_err(|e| match e {
+            PluginError::Daemon(d) => d,
+            other => DaemonError::DataDir {
+                path: "plugin record".into(),
+                source: std::io::Error::other(other.to_string()),
+            },
+        })
+    }
+
     fn put_plugin(&self, tenant: &str, rec: &PluginRecord) -> Result<(), PluginError> {
         let v = serde_json::to_vec(rec).map_err(|e| io_err("plugin record", e))?;
         self.meta

@@ -90,6 +90,24 @@ fn put_str(out: &mut Vec<u8>, s: &str) {
     out.extend_from_slice(s.as_bytes());
 }
 
+/// The action of one event encoded by [`encode_event`], read without decoding the rest
+/// (to route events by subscription cheaply).
+pub fn encoded_action(encoded: &[u8]) -> Option<&str> {
+    let mut r = Reader {
+        bytes: encoded,
+        pos: 4 + 8 + 1,
+        index: 0,
+    };
+    r.str().ok()?; // id
+    r.str().ok()
+}
+
+/// The event time of one event encoded by [`encode_event`].
+pub fn encoded_time_ms(encoded: &[u8]) -> Option<i64> {
+    let b: [u8; 8] = encoded.get(4..12)?.try_into().ok()?;
+    Some(i64::from_le_bytes(b))
+}
+
 /// Builds one batch buffer.
 #[derive(Debug, Clone)]
 pub struct BatchWriter {
@@ -343,6 +361,15 @@ mod tests {
         for cut in 0..bytes.len() {
             assert!(decode_batch(&bytes[..cut]).is_err(), "cut at {cut} decoded");
         }
+    }
+
+    #[test]
+    fn action_and_time_of_an_encoded_event() {
+        let mut buf = Vec::new();
+        encode_event(&sample(3), &mut buf);
+        assert_eq!(encoded_action(&buf), Some("file_downloaded"));
+        assert_eq!(encoded_time_ms(&buf), Some(1_700_000_000_003));
+        assert_eq!(encoded_action(&buf[..10]), None);
     }
 
     #[test]

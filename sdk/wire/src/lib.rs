@@ -12,5 +12,7 @@ pub mod baseline;
 mod codec;
 mod event;
 
-pub use codec::{BatchWriter, DecodeError, MAGIC, decode_batch, encode_event};
+pub use codec::{
+    BatchWriter, DecodeError, MAGIC, decode_batch, encode_event, encoded_action, encoded_time_ms,
+};
 pub use event::{Context, ContextRef, Entity, EntityRef, Event, EventRef, Location, LocationRef};

@@ -1,0 +1,138 @@
+//! `GET /v1/findings` and `GET /v1/decisions`: filtered by time, subject and plugin,
+//! paginated by cursor (`after` = the last `seq` seen). Findings come in a
+//! Falco-compatible alert shape so existing Falco tooling can consume them.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Query, State};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{ApiError, Tenant};
+use crate::daemon::Daemon;
+use crate::daemon::keys::{self, kind};
+use crate::daemon::worker::{StoredDecision, StoredFinding};
+use crate::finding::FindingRecord;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Filter {
+    /// Only records after this seq.
+    after: Option<u64>,
+    /// Most records (default 100, at most 1000).
+    limit: Option<usize>,
+    subject: Option<String>,
+    plugin: Option<String>,
+    /// Event time from (ms, inclusive).
+    since_ms: Option<i64>,
+    /// Event time until (ms, exclusive).
+    until_ms: Option<i64>,
+}
+
+impl Filter {
+    fn keeps(&self, f: &FindingRecord) -> bool {
+        self.subject.as_ref().is_none_or(|s| *s == f.subject)
+            && self.plugin.as_ref().is_none_or(|p| *p == f.plugin)
+            && self.since_ms.is_none_or(|t| f.time_ms >= t)
+            && self.until_ms.is_none_or(|t| f.time_ms < t)
+    }
+}
+
+/// Falco's priority for an AER severity.
+fn priority(severity: &str) -> &'static str {
+    match severity {
+        "critical" => "Critical",
+        "high" => "Error",
+        "medium" => "Warning",
+        "low" => "Notice",
+        _ => "Informational",
+    }
+}
+
+fn rfc3339(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_default()
+}
+
+/// A finding as a Falco alert, plus AER's fields.
+pub fn falco_alert(tenant: &str, seq: u64, f: &FindingRecord) -> Value {
+    let mut fields = serde_json::Map::new();
+    fields.insert("subject".into(), json!(f.subject));
+    fields.insert("score".into(), json!(f.score));
+    for (k, v) in &f.attributes {
+        fields.insert(format!("aer.{k}"), json!(v));
+    }
+    json!({
+        "seq": seq,
+        "time": rfc3339(f.time_ms),
+        "rule": f.rule,
+        "priority": priority(&f.severity),
+        "output": f.summary,
+        "output_fields": fields,
+        "source": "aer",
+        "tags": [f.rule, f.severity],
+        "tenant": tenant,
+        "plugin": f.plugin,
+        "plugin_version": f.plugin_version,
+        "event_ids": f.evidence,
+    })
+}
+
+fn scan<T: serde::de::DeserializeOwned>(
+    daemon: &Daemon,
+    kind_byte: u8,
+    tenant: &str,
+    filter: &Filter,
+    keep: impl Fn(&T) -> bool,
+) -> Result<Vec<T>, ApiError> {
+    let limit = filter.limit.unwrap_or(100).clamp(1, 1000);
+    let from = filter.after.map_or(0, |a| a.saturating_add(1));
+    let range = keys::seq_key(kind_byte, tenant, from)..keys::seq_key(kind_byte, tenant, u64::MAX);
+    let mut out = Vec::new();
+    for r in daemon.pipeline.range(range) {
+        let (_, v) = r.map_err(ApiError::internal)?;
+        let item: T = serde_json::from_slice(&v).map_err(ApiError::internal)?;
+        if keep(&item) {
+            out.push(item);
+            if out.len() == limit {
+                break;
+            }
+        }
+    }
+    Ok(out)
+}
+
+pub(super) async fn findings(
+    Tenant(t): Tenant,
+    State(daemon): State<Arc<Daemon>>,
+    Query(filter): Query<Filter>,
+) -> Result<Json<Value>, ApiError> {
+    let items: Vec<StoredFinding> =
+        scan(&daemon, kind::FINDING, &t, &filter, |f: &StoredFinding| {
+            filter.keeps(&f.finding)
+        })?;
+    let next = items.last().map(|f| f.seq);
+    let alerts: Vec<Value> = items
+        .iter()
+        .map(|f| falco_alert(&t, f.seq, &f.finding))
+        .collect();
+    Ok(Json(json!({"items": alerts, "next": next})))
+}
+
+pub(super) async fn decisions(
+    Tenant(t): Tenant,
+    State(daemon): State<Arc<Daemon>>,
+    Query(filter): Query<Filter>,
+) -> Result<Json<Value>, ApiError> {
+    let items: Vec<StoredDecision> = scan(
+        &daemon,
+        kind::DECISION,
+        &t,
+        &filter,
+        |d: &StoredDecision| filter.keeps(&d.decision.finding),
+    )?;
+    let next = items.last().map(|d| d.seq);
+    Ok(Json(json!({"items": items, "next": next})))
+}

@@ -1,0 +1,424 @@
+//! The pipeline worker: for each tenant, runs every enabled detector over the inbox
+//! from its own cursor, then the decision engine over new findings.
+//!
+//! Exactly-once state: a detector batch's state writes, its findings and its advanced
+//! cursor go to disk in one atomic sled batch. A crash before it leaves all three as
+//! they were, and the batch runs again from the same state; after it, none repeats.
+//! The decision stage commits its decisions, the engine's memory and its cursors the
+//! same way.
+//!
+//! A faulting plugin's cursor stays put; after [`QUARANTINE_AFTER`] consecutive faults
+//! it is quarantined, and enabling it again resumes from where it stopped.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use aer_wire::BatchWriter;
+use serde::{Deserialize, Serialize};
+
+use super::keys::{self, kind};
+use super::plugins::PluginStatus;
+use super::{Daemon, DaemonError};
+use crate::finding::FindingRecord;
+use crate::host_api::DryRunActions;
+use crate::pipeline::decision::{DecisionEngine, DecisionRecord, EngineState};
+use crate::plugin::instance::InstanceSpec;
+use crate::plugin::{DetectorInstance, PluginKind};
+use crate::store::Scope;
+
+/// Consecutive faults after which a plugin is quarantined.
+pub const QUARANTINE_AFTER: u32 = 3;
+/// Events per detector call.
+const BATCH: usize = 256;
+/// Findings per decision-stage step.
+const DECISION_BATCH: usize = 256;
+
+/// A finding as stored, with its position.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredFinding {
+    /// Per-tenant finding sequence number.
+    pub seq: u64,
+    /// Inbox seq of the last event of the batch that produced it.
+    pub event_seq: u64,
+    /// The finding.
+    #[serde(flatten)]
+    pub finding: FindingRecord,
+}
+
+/// A decision as stored, with its position.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredDecision {
+    /// Per-tenant decision sequence number.
+    pub seq: u64,
+    /// The decision.
+    #[serde(flatten)]
+    pub decision: DecisionRecord,
+}
+
+/// Wakes the worker when there is new work.
+#[derive(Default)]
+pub struct Wake {
+    flag: Mutex<bool>,
+    cond: Condvar,
+}
+
+impl Wake {
+    /// Signal new work.
+    pub fn notify(&self) {
+        *self.flag.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        self.cond.notify_all();
+    }
+
+    fn wait(&self, timeout: Duration) {
+        let guard = self.flag.lock().unwrap_or_else(|e| e.into_inner());
+        let (mut guard, _) = self
+            .cond
+            .wait_timeout_while(guard, timeout, |woken| !*woken)
+            .unwrap_or_else(|e| e.into_inner());
+        *guard = false;
+    }
+}
+
+/// The running worker; stops (finishing its current batch) when dropped.
+pub struct Pipeline {
+    stop: Arc<AtomicBool>,
+    wake: Arc<Wake>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Pipeline {
+    /// Start the worker thread.
+    pub fn start(daemon: Arc<Daemon>) -> Pipeline {
+        let stop = Arc::new(AtomicBool::new(false));
+        let wake = daemon.wake.clone();
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("aer-pipeline".into())
+            .spawn(move || Worker::new(daemon).run(&flag))
+            .expect("can spawn the pipeline thread");
+        Pipeline {
+            stop,
+            wake,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Pipeline {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.wake.notify();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+struct Cached {
+    sha256: String,
+    config: String,
+    instance: DetectorInstance,
+}
+
+struct Worker {
+    daemon: Arc<Daemon>,
+    detectors: HashMap<(String, String), Cached>,
+    consecutive_faults: HashMap<(String, String), u32>,
+}
+
+fn json_err(e: serde_json::Error) -> DaemonError {
+    DaemonError::DataDir {
+        path: "pipeline record".into(),
+        source: std::io::Error::other(e),
+    }
+}
+
+fn get_u64(tree: &sled::Tree, key: &[u8]) -> Result<u64, DaemonError> {
+    Ok(tree
+        .get(key)?
+        .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
+        .map_or(0, u64::from_be_bytes))
+}
+
+/// The seq after the last key under `prefix` (0 when there is none).
+fn next_seq(tree: &sled::Tree, prefix: &[u8]) -> Result<u64, DaemonError> {
+    Ok(match tree.scan_prefix(prefix).next_back() {
+        Some(r) => keys::seq_of(&r?.0).map_or(0, |s| s + 1),
+        None => 0,
+    })
+}
+
+impl Worker {
+    fn new(daemon: Arc<Daemon>) -> Self {
+        Worker {
+            daemon,
+            detectors: HashMap::new(),
+            consecutive_faults: HashMap::new(),
+        }
+    }
+
+    fn run(mut self, stop: &AtomicBool) {
+        while !stop.load(Ordering::Relaxed) {
+            let mut progressed = false;
+            match self.daemon.tenants() {
+                Ok(tenants) => {
+                    for t in tenants {
+                        if stop.load(Ordering::Relaxed) {
+                            return;
+                        }
+                        match self.step(&t.name) {
+                            Ok(p) => progressed |= p,
+                            Err(e) => {
+                                tracing::error!(tenant = %t.name, "pipeline step failed: {e}")
+                            }
+                        }
+                    }
+                }
+                Err(e) => tracing::error!("cannot list tenants: {e}"),
+            }
+            if !progressed {
+                self.daemon.wake.wait(Duration::from_millis(100));
+            }
+        }
+    }
+
+    fn step(&mut self, tenant: &str) -> Result<bool, DaemonError> {
+        let mut progressed = false;
+        let plugins = self
+            .daemon
+            .plugins(tenant)
+            .map_err(|e| DaemonError::DataDir {
+                path: "plugins".into(),
+                source: std::io::Error::other(e.to_string()),
+            })?;
+        for p in plugins
+            .iter()
+            .filter(|p| p.kind == PluginKind::Detector && p.status == PluginStatus::Enabled)
+        {
+            progressed |= self.step_detector(tenant, p)?;
+        }
+        progressed |= self.step_decisions(tenant)?;
+        Ok(progressed)
+    }
+
+    fn instance(
+        &mut self,
+        tenant: &str,
+        p: &super::plugins::PluginRecord,
+    ) -> Result<&mut DetectorInstance, String> {
+        let sha = p
+            .active_version()
+            .map(|v| v.sha256.clone())
+            .ok_or_else(|| format!("no active version {}", p.active))?;
+        let key = (tenant.to_owned(), p.name.clone());
+        let stale = self
+            .detectors
+            .get(&key)
+            .is_none_or(|c| c.sha256 != sha || c.config != p.config);
+        if stale {
+            let loaded = self.daemon.load_artifact(&sha).map_err(|e| e.to_string())?;
+            let instance = DetectorInstance::new(
+                &self.daemon.engine,
+                &loaded,
+                InstanceSpec {
+                    tenant: tenant.to_owned(),
+                    config: p.config.clone(),
+                    state: Arc::new(self.daemon.state_store()),
+                    actions: Arc::new(DryRunActions::default()),
+                },
+            )
+            .map_err(|f| f.to_string())?;
+            self.detectors.insert(
+                key.clone(),
+                Cached {
+                    sha256: sha,
+                    config: p.config.clone(),
+                    instance,
+                },
+            );
+        }
+        Ok(&mut self
+            .detectors
+            .get_mut(&key)
+            .expect("inserted above")
+            .instance)
+    }
+
+    fn record_fault(
+        &mut self,
+        tenant: &str,
+        name: &str,
+        message: String,
+    ) -> Result<(), DaemonError> {
+        let n = self
+            .consecutive_faults
+            .entry((tenant.to_owned(), name.to_owned()))
+            .or_default();
+        *n += 1;
+        let quarantine = *n >= QUARANTINE_AFTER;
+        tracing::warn!(%tenant, plugin = %name, consecutive = *n, quarantine, "plugin fault: {message}");
+        if let Ok(mut rec) = self.daemon.plugin(tenant, name) {
+            rec.faults += 1;
+            rec.last_fault = Some(message);
+            if quarantine {
+                rec.status = PluginStatus::Quarantined;
+                self.consecutive_faults
+                    .remove(&(tenant.to_owned(), name.to_owned()));
+            }
+            self.daemon.put_plugin_record(tenant, &rec)?;
+        }
+        Ok(())
+    }
+
+    /// One batch of one detector. Returns whether it made progress.
+    fn step_detector(
+        &mut self,
+        tenant: &str,
+        p: &super::plugins::PluginRecord,
+    ) -> Result<bool, DaemonError> {
+        let tree = self.daemon.pipeline.clone();
+        let cursor_key = keys::key(kind::CURSOR, &[tenant.as_bytes(), p.name.as_bytes()]);
+        let cursor = get_u64(&tree, &cursor_key)?;
+        let events =
+            self.daemon
+                .inbox
+                .read(tenant, cursor, BATCH)
+                .map_err(|e| DaemonError::DataDir {
+                    path: "inbox".into(),
+                    source: std::io::Error::other(e.to_string()),
+                })?;
+        let Some(&(last_seq, _)) = events.last() else {
+            return Ok(false);
+        };
+        let instance = match self.instance(tenant, p) {
+            Ok(i) => i,
+            Err(message) => {
+                self.record_fault(tenant, &p.name, message)?;
+                return Ok(false);
+            }
+        };
+        let mut w = BatchWriter::new();
+        for (_, bytes) in &events {
+            if aer_wire::encoded_action(bytes).is_some_and(|a| instance.wants(a)) {
+                w.push_encoded(bytes);
+            }
+        }
+        let mut batch = sled::Batch::default();
+        if !w.is_empty() {
+            let out = match instance.on_events(&w.finish()) {
+                Ok(out) => out,
+                Err(fault) => {
+                    // The store is rebuilt on the next call, which retries this batch.
+                    self.record_fault(tenant, &p.name, fault.to_string())?;
+                    return Ok(true);
+                }
+            };
+            let id = instance.id().clone();
+            self.daemon.state_store().stage(
+                &Scope::new(tenant, &id.plugin),
+                &out.writes,
+                &mut batch,
+            );
+            let prefix = keys::key(kind::FINDING, &[tenant.as_bytes()]);
+            let first = next_seq(&tree, &prefix)?;
+            for (seq, f) in (first..).zip(out.value) {
+                let stored = StoredFinding {
+                    seq,
+                    event_seq: last_seq,
+                    finding: FindingRecord::new(f, &id.plugin, &id.version),
+                };
+                batch.insert(
+                    keys::seq_key(kind::FINDING, tenant, seq),
+                    serde_json::to_vec(&stored).map_err(json_err)?,
+                );
+            }
+        }
+        batch.insert(cursor_key, &(last_seq + 1).to_be_bytes());
+        tree.apply_batch(batch)?;
+        self.consecutive_faults
+            .remove(&(tenant.to_owned(), p.name.clone()));
+        Ok(true)
+    }
+
+    /// Decide new findings in order, observing the inbox up to each one's batch.
+    fn step_decisions(&mut self, tenant: &str) -> Result<bool, DaemonError> {
+        let tree = self.daemon.pipeline.clone();
+        let t = tenant.as_bytes();
+        let dcursor_key = keys::key(kind::DECISION_CURSOR, &[t]);
+        let observed_key = keys::key(kind::OBSERVED, &[t]);
+        let state_key = keys::key(kind::ENGINE_STATE, &[t]);
+        let from = get_u64(&tree, &dcursor_key)?;
+        let findings: Vec<StoredFinding> = tree
+            .range(
+                keys::seq_key(kind::FINDING, tenant, from)
+                    ..keys::seq_key(kind::FINDING, tenant, u64::MAX),
+            )
+            .take(DECISION_BATCH)
+            .map(|r| -> Result<StoredFinding, DaemonError> {
+                let (_, v) = r?;
+                serde_json::from_slice(&v).map_err(json_err)
+            })
+            .collect::<Result<_, _>>()?;
+        let Some(last) = findings.last().map(|f| f.seq) else {
+            return Ok(false);
+        };
+        let policy = self.daemon.policy(tenant)?;
+        let state: EngineState = match tree.get(&state_key)? {
+            Some(v) => serde_json::from_slice(&v).map_err(json_err)?,
+            None => EngineState::default(),
+        };
+        let mut engine =
+            DecisionEngine::with_state(policy, state).map_err(|e| DaemonError::DataDir {
+                path: "policy".into(),
+                source: std::io::Error::other(format!("{e:?}")),
+            })?;
+        let mut observed = get_u64(&tree, &observed_key)?;
+        let first_decision = next_seq(&tree, &keys::key(kind::DECISION, &[t]))?;
+        let mut batch = sled::Batch::default();
+        for (dseq, f) in (first_decision..).zip(&findings) {
+            while observed <= f.event_seq {
+                let events = self
+                    .daemon
+                    .inbox
+                    .read(tenant, observed, BATCH)
+                    .map_err(|e| DaemonError::DataDir {
+                        path: "inbox".into(),
+                        source: std::io::Error::other(e.to_string()),
+                    })?;
+                if events.is_empty() {
+                    break;
+                }
+                for (seq, bytes) in events.iter().take_while(|(s, _)| *s <= f.event_seq) {
+                    let mut w = BatchWriter::new();
+                    w.push_encoded(bytes);
+                    if let Some(e) = aer_wire::decode_batch(&w.finish())
+                        .ok()
+                        .and_then(|v| v.first().map(|e| e.to_owned_event()))
+                    {
+                        engine.observe(&e);
+                    }
+                    observed = seq + 1;
+                }
+            }
+            let decision = engine.decide(&f.finding);
+            batch.insert(
+                keys::seq_key(kind::DECISION, tenant, dseq),
+                serde_json::to_vec(&StoredDecision {
+                    seq: dseq,
+                    decision,
+                })
+                .map_err(json_err)?,
+            );
+        }
+        batch.insert(
+            state_key,
+            serde_json::to_vec(engine.state()).map_err(json_err)?,
+        );
+        batch.insert(observed_key, &observed.to_be_bytes());
+        batch.insert(dcursor_key, &(last + 1).to_be_bytes());
+        tree.apply_batch(batch)?;
+        Ok(true)
+    }
+}

@@ -1,0 +1,325 @@
+//! The daemon's pipeline over real HTTP: detectors run from the durable inbox, findings
+//! and decisions are queryable per tenant, state is exactly-once across a restart, and
+//! a faulting plugin is quarantined without losing an event or stopping other tenants.
+
+use std::time::{Duration, Instant};
+
+use aer_host::config::ServeConfig;
+use aer_tests::{TestDaemon, plugins, repo_root};
+use serde_json::Value;
+
+const JSON: Option<&str> = Some("application/json");
+const NDJSON: Option<&str> = Some("application/x-ndjson");
+
+fn sample() -> Vec<u8> {
+    std::fs::read(repo_root().join("examples/data/sample-audit-log.json")).unwrap()
+}
+
+/// Poll `path` until `done` holds for its `items` (or fail after 60 s).
+fn wait_for(
+    d: &TestDaemon,
+    token: &str,
+    path: &str,
+    done: impl Fn(&[Value]) -> bool,
+) -> Vec<Value> {
+    let start = Instant::now();
+    loop {
+        let (status, body) = d.request("GET", path, Some(token), None, vec![]);
+        assert_eq!(status, 200, "{body}");
+        let items = body["items"].as_array().cloned().unwrap_or_default();
+        if done(&items) {
+            return items;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "timed out waiting on {path}: {body}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn install(d: &TestDaemon, token: &str, path: &str, config: &str) -> String {
+    let (status, rec) = d.request(
+        "POST",
+        "/v1/plugins",
+        Some(token),
+        None,
+        std::fs::read(path).unwrap(),
+    );
+    assert_eq!(status, 201, "{rec}");
+    let name = rec["name"].as_str().unwrap().to_owned();
+    if !config.is_empty() {
+        let (status, body) = d.request(
+            "PUT",
+            &format!("/v1/plugins/{name}/config"),
+            Some(token),
+            JSON,
+            config.as_bytes().to_vec(),
+        );
+        assert_eq!(status, 200, "{body}");
+    }
+    let (status, body) = d.request(
+        "POST",
+        &format!("/v1/plugins/{name}/enable"),
+        Some(token),
+        None,
+        vec![],
+    );
+    assert_eq!(status, 200, "{body}");
+    name
+}
+
+#[test]
+fn findings_and_decisions_flow_per_tenant() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = TestDaemon::start(dir.path(), ServeConfig::default());
+    let a = d.tenant("acme");
+    let b = d.tenant("globex");
+    install(&d, &a, plugins::EXCESSIVE_DOWNLOADS, "");
+    let policy = br#"{"mode": "enforce", "allowlist": {"users": ["W04DAVE"]}, "internal_domains": ["acme.example"]}"#;
+    assert_eq!(
+        d.request("PUT", "/v1/policy", Some(&a), JSON, policy.to_vec())
+            .0,
+        200
+    );
+    assert_eq!(
+        d.request("POST", "/v1/events", Some(&a), JSON, sample()).0,
+        200
+    );
+    assert_eq!(
+        d.request("POST", "/v1/events", Some(&b), JSON, sample()).0,
+        200
+    );
+
+    let findings = wait_for(&d, &a, "/v1/findings", |items| items.len() >= 3);
+    assert_eq!(findings.len(), 3);
+    let f = &findings[0];
+    // Falco-compatible alert shape, plus AER's fields.
+    assert_eq!(f["rule"], "excessive-downloads");
+    assert_eq!(f["priority"], "Warning");
+    assert_eq!(f["source"], "aer");
+    assert_eq!(f["time"], "2026-01-05T14:04:05.000Z");
+    assert_eq!(
+        f["output"],
+        "W01ALICE downloaded 50 items in 10 min (threshold 50)"
+    );
+    assert_eq!(f["output_fields"]["subject"], "W01ALICE");
+    assert_eq!(f["output_fields"]["aer.count"], "50");
+    assert_eq!(
+        (
+            f["tenant"].as_str(),
+            f["plugin"].as_str(),
+            f["plugin_version"].as_str()
+        ),
+        (Some("acme"), Some("excessive-downloads"), Some("0.1.0"))
+    );
+    assert_eq!(f["event_ids"].as_array().unwrap().len(), 1);
+
+    let decisions = wait_for(&d, &a, "/v1/decisions", |items| items.len() >= 3);
+    let outcomes: Vec<(&str, &str)> = decisions
+        .iter()
+        .map(|d| {
+            (
+                d["subject"].as_str().unwrap(),
+                d["outcome"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            ("W01ALICE", "respond"),
+            ("W04DAVE", "suppressed"),
+            ("W09PARTNER", "suppressed")
+        ]
+    );
+    assert!(
+        decisions[2]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("external"),
+        "{}",
+        decisions[2]
+    );
+
+    // Filters and cursor pagination.
+    let (_, one) = d.request(
+        "GET",
+        "/v1/findings?subject=W04DAVE",
+        Some(&a),
+        None,
+        vec![],
+    );
+    assert_eq!(one["items"].as_array().unwrap().len(), 1);
+    let (_, page) = d.request("GET", "/v1/findings?limit=2", Some(&a), None, vec![]);
+    assert_eq!(page["items"].as_array().unwrap().len(), 2);
+    let next = page["next"].as_u64().unwrap();
+    let (_, rest) = d.request(
+        "GET",
+        &format!("/v1/findings?after={next}"),
+        Some(&a),
+        None,
+        vec![],
+    );
+    assert_eq!(rest["items"][0]["output_fields"]["subject"], "W09PARTNER");
+    let (_, none) = d.request(
+        "GET",
+        "/v1/findings?since_ms=1767628997000",
+        Some(&a),
+        None,
+        vec![],
+    );
+    assert!(none["items"].as_array().unwrap().is_empty());
+
+    // The other tenant, with no plugins, has nothing; and sees none of acme's.
+    let (_, theirs) = d.request("GET", "/v1/findings", Some(&b), None, vec![]);
+    assert_eq!(theirs["items"], Value::Array(vec![]));
+    let (_, theirs) = d.request("GET", "/v1/decisions", Some(&b), None, vec![]);
+    assert_eq!(theirs["items"], Value::Array(vec![]));
+}
+
+fn downloads(user: &str, range: std::ops::Range<i64>) -> Vec<u8> {
+    range
+        .map(|i| format!("{{\"id\":\"{user}-{i}\",\"time\":{},\"action\":\"file_downloaded\",\"actor\":\"{user}\"}}\n", 1_767_603_600_000 + i * 4_000))
+        .collect::<String>()
+        .into_bytes()
+}
+
+fn processed(d: &TestDaemon, tenant: &str) -> u64 {
+    d.daemon.processed_seq(tenant).unwrap()
+}
+
+fn wait_processed(d: &TestDaemon, tenant: &str, n: u64) {
+    let start = Instant::now();
+    while processed(d, tenant) < n {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "pipeline stuck at {}",
+            processed(d, tenant)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn detector_state_is_exactly_once_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let d = TestDaemon::start(dir.path(), ServeConfig::default());
+        let t = d.tenant("acme");
+        install(&d, &t, plugins::EXCESSIVE_DOWNLOADS, r#"{"threshold": 50}"#);
+        assert_eq!(
+            d.request(
+                "POST",
+                "/v1/events",
+                Some(&t),
+                NDJSON,
+                downloads("U1", 0..30)
+            )
+            .0,
+            200
+        );
+        wait_processed(&d, "acme", 30);
+        let (_, f) = d.request("GET", "/v1/findings", Some(&t), None, vec![]);
+        assert!(
+            f["items"].as_array().unwrap().is_empty(),
+            "30 is under the threshold"
+        );
+        std::fs::write(dir.path().join("token"), &t).unwrap();
+    }
+    let d = TestDaemon::start(dir.path(), ServeConfig::default());
+    let t = std::fs::read_to_string(dir.path().join("token")).unwrap();
+    // A client retrying the first request after the restart changes nothing.
+    let (_, r) = d.request(
+        "POST",
+        "/v1/events",
+        Some(&t),
+        NDJSON,
+        downloads("U1", 0..30),
+    );
+    assert_eq!(r["duplicates"], 30);
+    assert_eq!(
+        d.request(
+            "POST",
+            "/v1/events",
+            Some(&t),
+            NDJSON,
+            downloads("U1", 30..60)
+        )
+        .0,
+        200
+    );
+    let findings = wait_for(&d, &t, "/v1/findings", |items| !items.is_empty());
+    wait_processed(&d, "acme", 60);
+    let (_, all) = d.request("GET", "/v1/findings", Some(&t), None, vec![]);
+    assert_eq!(all["items"].as_array().unwrap().len(), 1, "{all}");
+    // The count carried over the restart: exactly the 50th download, not the 20th.
+    assert_eq!(findings[0]["event_ids"][0], "U1-49");
+}
+
+#[test]
+fn a_looping_plugin_is_quarantined_and_resumes_without_losing_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = TestDaemon::start(dir.path(), ServeConfig::default());
+    let a = d.tenant("acme");
+    let b = d.tenant("globex");
+    install(&d, &a, plugins::HOSTILE, r#"{"mode": "loop"}"#);
+    install(&d, &b, plugins::EXCESSIVE_DOWNLOADS, "");
+    let events = b"{\"id\":\"e1\",\"time\":1,\"action\":\"ok\",\"actor\":\"U1\"}\n\
+                   {\"id\":\"e2\",\"time\":2,\"action\":\"hostile\",\"actor\":\"U1\"}\n\
+                   {\"id\":\"e3\",\"time\":3,\"action\":\"ok\",\"actor\":\"U2\"}\n";
+    assert_eq!(
+        d.request("POST", "/v1/events", Some(&a), NDJSON, events.to_vec())
+            .0,
+        200
+    );
+    assert_eq!(
+        d.request("POST", "/v1/events", Some(&b), JSON, sample()).0,
+        200
+    );
+
+    let start = Instant::now();
+    let rec = loop {
+        let (_, rec) = d.request("GET", "/v1/plugins/hostile", Some(&a), None, vec![]);
+        if rec["status"] == "quarantined" {
+            break rec;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "not quarantined: {rec}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(rec["faults"], 3, "{rec}");
+    assert!(
+        rec["last_fault"].as_str().unwrap().contains("timeout"),
+        "{rec}"
+    );
+    // Its cursor stayed put: nothing was lost, nothing half-committed.
+    assert_eq!(processed(&d, "acme"), 0);
+    let (_, f) = d.request("GET", "/v1/findings", Some(&a), None, vec![]);
+    assert!(f["items"].as_array().unwrap().is_empty());
+    // The other tenant kept running.
+    wait_for(&d, &b, "/v1/findings", |items| items.len() == 3);
+
+    // Fixed configuration, enabled again: resumes from where it stopped.
+    let (status, _) = d.request(
+        "PUT",
+        "/v1/plugins/hostile/config",
+        Some(&a),
+        JSON,
+        br#"{"mode": ""}"#.to_vec(),
+    );
+    assert_eq!(status, 200);
+    assert_eq!(
+        d.request("POST", "/v1/plugins/hostile/enable", Some(&a), None, vec![])
+            .0,
+        200
+    );
+    let seen = wait_for(&d, &a, "/v1/findings", |items| items.len() >= 2);
+    let ids: Vec<&str> = seen
+        .iter()
+        .map(|f| f["event_ids"][0].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["e1", "e3"]);
+}
