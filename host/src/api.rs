@@ -94,6 +94,7 @@ pub fn router(daemon: Arc<Daemon>) -> Router {
         .route("/v1/events", post(events::ingest))
         .route("/v1/findings", get(query::findings))
         .route("/v1/decisions", get(query::decisions))
+        .route("/v1/actions", get(query::actions))
         .fallback(|| async { ApiError::not_found("no such route") })
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(daemon)

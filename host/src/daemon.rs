@@ -6,6 +6,7 @@
 //! (inbox, event-id index and plugin state, in one tree so a batch's state, findings and
 //! cursor can be committed in one atomic `apply_batch`). Key layout: [`keys`].
 
+pub mod effects;
 pub mod inbox;
 pub mod keys;
 pub mod plugins;

@@ -593,3 +593,31 @@ fn rate_limit_and_inbox_bound_answer_429() {
     );
     assert_eq!(d.daemon.inbox.next_seq("acme").unwrap(), 218);
 }
+
+#[test]
+fn the_example_configuration_is_the_defaults_and_parses() {
+    let text = std::fs::read_to_string(repo_root().join("examples/aer.toml")).unwrap();
+    let parsed = ServeConfig::parse(&text).expect("examples/aer.toml parses");
+    assert_eq!(
+        parsed,
+        ServeConfig::default(),
+        "examples/aer.toml documents the defaults"
+    );
+    let run = aer_tests::aer(&[
+        "serve",
+        "--config",
+        repo_root().join("examples/aer.toml").to_str().unwrap(),
+        "--print-config",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.err);
+    assert_eq!(
+        ServeConfig::parse(&run.out).unwrap(),
+        ServeConfig::default()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[limits]\ndeadline = 5\n").unwrap();
+    let run = aer_tests::aer(&["serve", "--config", bad.to_str().unwrap(), "--print-config"]);
+    assert_eq!(run.code, 2);
+    assert!(run.err.contains("unknown field `deadline`"), "{}", run.err);
+}

@@ -7,6 +7,7 @@ mod excessive_downloads;
 mod pipeline;
 mod readme;
 mod replay;
+mod responses;
 mod sandbox;
 mod scaffold;
 mod test_command;

@@ -1,5 +1,7 @@
 //! Harness for AER's integration tests: paths of the components built from source by
-//! `build.rs`, a shared engine, the CLI driven in-process, and event builders.
+//! `build.rs`, a shared engine, the CLI driven in-process, event builders, a daemon on
+//! loopback and a mock Slack API.
+#![allow(clippy::unwrap_used)] // test harness: a panic is the failure report
 
 use std::sync::{Arc, OnceLock};
 
@@ -261,5 +263,131 @@ impl TestDaemon {
 impl Drop for TestDaemon {
     fn drop(&mut self) {
         self.halt();
+    }
+}
+
+/// What the mock Slack API and webhook receiver saw.
+#[derive(Debug, Default, Clone)]
+pub struct SlackCalls {
+    /// (authorization header, user id) of every `admin.users.session.reset` request.
+    pub resets: Vec<(String, String)>,
+    /// JSON bodies posted to webhooks.
+    pub webhooks: Vec<serde_json::Value>,
+}
+
+/// A mock of Slack's Web API (`/api/admin.users.session.reset`) and a webhook receiver
+/// (`/hooks/{channel}`) on a loopback port. It answers 429 with `Retry-After: 1` to
+/// the first `rate_limit_first` resets, `cannot_reset_primary_owner` for user `W0OWNER`,
+/// and `ok` otherwise.
+pub struct MockSlack {
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    calls: Arc<std::sync::Mutex<SlackCalls>>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl MockSlack {
+    /// Start it.
+    pub fn start(rate_limit_first: usize) -> MockSlack {
+        use axum::Json;
+        use axum::extract::{Path, State};
+        use axum::http::{HeaderMap, StatusCode};
+        use axum::response::IntoResponse;
+
+        type Shared = (
+            Arc<std::sync::Mutex<SlackCalls>>,
+            Arc<std::sync::atomic::AtomicUsize>,
+            usize,
+        );
+        async fn reset(
+            State((calls, seen, limited)): State<Shared>,
+            headers: HeaderMap,
+            Json(body): Json<serde_json::Value>,
+        ) -> axum::response::Response {
+            let n = seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            if n < limited {
+                return (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    [("Retry-After", "1")],
+                    "slow down",
+                )
+                    .into_response();
+            }
+            let auth = headers
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_owned();
+            let user = body["user_id"].as_str().unwrap_or("").to_owned();
+            calls.lock().unwrap().resets.push((auth, user.clone()));
+            if user == "W0OWNER" {
+                return Json(
+                    serde_json::json!({"ok": false, "error": "cannot_reset_primary_owner"}),
+                )
+                .into_response();
+            }
+            Json(serde_json::json!({"ok": true})).into_response()
+        }
+        async fn hook(
+            State((calls, _, _)): State<Shared>,
+            Path(_channel): Path<String>,
+            Json(body): Json<serde_json::Value>,
+        ) -> StatusCode {
+            calls.lock().unwrap().webhooks.push(body);
+            StatusCode::OK
+        }
+
+        let calls = Arc::new(std::sync::Mutex::new(SlackCalls::default()));
+        let state: Shared = (
+            calls.clone(),
+            Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+            rate_limit_first,
+        );
+        let app = axum::Router::new()
+            .route("/api/admin.users.session.reset", axum::routing::post(reset))
+            .route("/hooks/{channel}", axum::routing::post(hook))
+            .with_state(state);
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(async {
+                        let _ = rx.await;
+                    })
+                    .await
+                    .expect("mock serves");
+            });
+        });
+        MockSlack {
+            base,
+            calls,
+            shutdown: Some(tx),
+            thread: Some(thread),
+        }
+    }
+
+    /// Everything received so far.
+    pub fn calls(&self) -> SlackCalls {
+        self.calls.lock().unwrap().clone()
+    }
+}
+
+impl Drop for MockSlack {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
 }

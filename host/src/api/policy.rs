@@ -13,7 +13,10 @@ pub(super) async fn get_policy(
     Tenant(t): Tenant,
     State(daemon): State<Arc<Daemon>>,
 ) -> Result<Json<Policy>, ApiError> {
-    daemon.policy(&t).map(Json).map_err(ApiError::internal)
+    daemon
+        .policy(&t)
+        .map(|p| Json(p.redacted()))
+        .map_err(ApiError::internal)
 }
 
 pub(super) async fn put_policy(
@@ -22,7 +25,7 @@ pub(super) async fn put_policy(
     body: String,
 ) -> Result<Json<Policy>, ApiError> {
     match daemon.set_policy(&t, &body).map_err(ApiError::internal)? {
-        Ok(p) => Ok(Json(p)),
+        Ok(p) => Ok(Json(p.redacted())),
         Err(errors) => {
             Err(ApiError::bad_request("invalid policy").with_errors(serde_json::json!(errors)))
         }

@@ -136,3 +136,36 @@ pub(super) async fn decisions(
     let next = items.last().map(|d| d.seq);
     Ok(Json(json!({"items": items, "next": next})))
 }
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ActionFilter {
+    /// Only actions about this user or channel.
+    target: Option<String>,
+    /// Only actions of this decision.
+    decision: Option<String>,
+}
+
+/// `GET /v1/actions`: the action log (every effect responders asked for and its state).
+pub(super) async fn actions(
+    Tenant(t): Tenant,
+    State(daemon): State<Arc<Daemon>>,
+    Query(filter): Query<ActionFilter>,
+) -> Result<Json<Value>, ApiError> {
+    let mut items = Vec::new();
+    for r in daemon
+        .pipeline
+        .scan_prefix(keys::key(kind::ACTION, &[t.as_bytes()]))
+    {
+        let (_, v) = r.map_err(ApiError::internal)?;
+        let a: crate::daemon::effects::ActionEntry =
+            serde_json::from_slice(&v).map_err(ApiError::internal)?;
+        if filter.target.as_ref().is_none_or(|x| *x == a.target)
+            && filter.decision.as_ref().is_none_or(|x| *x == a.decision_id)
+        {
+            items.push(a);
+        }
+    }
+    items.sort_by_key(|a| a.time_ms);
+    Ok(Json(json!({ "items": items })))
+}

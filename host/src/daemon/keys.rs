@@ -6,7 +6,8 @@
 //! `pipeline`: `i`+tenant+seq → encoded event; `d`+tenant+event id → seq;
 //! `s`+(tenant, plugin scope)+key → plugin state; `c`+tenant+plugin → detector cursor;
 //! `f`+tenant+seq → finding; `x`+tenant+seq → decision; `D`, `O`, `E`+tenant → the
-//! decision stage's cursors and engine memory.
+//! decision stage's cursors and engine memory; `r`+tenant+seq → pending response;
+//! `a`+tenant+decision+responder+action+target → action log entry.
 
 /// Kind bytes.
 pub mod kind {
@@ -36,6 +37,10 @@ pub mod kind {
     pub const OBSERVED: u8 = b'O';
     /// The decision engine's memory.
     pub const ENGINE_STATE: u8 = b'E';
+    /// A decision whose responders have not all run yet, by decision seq.
+    pub const PENDING_RESPONSE: u8 = b'r';
+    /// The action log, by idempotency key.
+    pub const ACTION: u8 = b'a';
 }
 
 /// `kind` then each part length-prefixed.

@@ -23,9 +23,12 @@ use super::plugins::PluginStatus;
 use super::{Daemon, DaemonError};
 use crate::finding::FindingRecord;
 use crate::host_api::DryRunActions;
-use crate::pipeline::decision::{DecisionEngine, DecisionRecord, EngineState};
+use crate::pipeline::decision::{DecisionEngine, DecisionRecord, EngineState, Outcome};
 use crate::plugin::instance::InstanceSpec;
-use crate::plugin::{DetectorInstance, PluginKind};
+use crate::plugin::{DetectorInstance, PluginKind, ResponderInstance};
+use crate::replay::to_wit_finding;
+
+use super::effects::DaemonActions;
 use crate::store::Scope;
 
 /// Consecutive faults after which a plugin is quarantined.
@@ -122,9 +125,17 @@ struct Cached {
     instance: DetectorInstance,
 }
 
+struct CachedResponder {
+    sha256: String,
+    config: String,
+    instance: ResponderInstance,
+    sink: Arc<DaemonActions>,
+}
+
 struct Worker {
     daemon: Arc<Daemon>,
     detectors: HashMap<(String, String), Cached>,
+    responders: HashMap<(String, String), CachedResponder>,
     consecutive_faults: HashMap<(String, String), u32>,
 }
 
@@ -155,6 +166,7 @@ impl Worker {
         Worker {
             daemon,
             detectors: HashMap::new(),
+            responders: HashMap::new(),
             consecutive_faults: HashMap::new(),
         }
     }
@@ -200,6 +212,11 @@ impl Worker {
             progressed |= self.step_detector(tenant, p)?;
         }
         progressed |= self.step_decisions(tenant)?;
+        let responders: Vec<_> = plugins
+            .into_iter()
+            .filter(|p| p.kind == PluginKind::Responder && p.status == PluginStatus::Enabled)
+            .collect();
+        progressed |= self.step_responses(tenant, &responders)?;
         Ok(progressed)
     }
 
@@ -403,6 +420,9 @@ impl Worker {
                 }
             }
             let decision = engine.decide(&f.finding);
+            if decision.outcome.responds() {
+                batch.insert(keys::seq_key(kind::PENDING_RESPONSE, tenant, dseq), &[]);
+            }
             batch.insert(
                 keys::seq_key(kind::DECISION, tenant, dseq),
                 serde_json::to_vec(&StoredDecision {
@@ -419,6 +439,115 @@ impl Worker {
         batch.insert(observed_key, &observed.to_be_bytes());
         batch.insert(dcursor_key, &(last + 1).to_be_bytes());
         tree.apply_batch(batch)?;
+        Ok(true)
+    }
+
+    fn responder(
+        &mut self,
+        tenant: &str,
+        p: &super::plugins::PluginRecord,
+    ) -> Result<&mut CachedResponder, String> {
+        let sha = p
+            .active_version()
+            .map(|v| v.sha256.clone())
+            .ok_or_else(|| format!("no active version {}", p.active))?;
+        let key = (tenant.to_owned(), p.name.clone());
+        let stale = self
+            .responders
+            .get(&key)
+            .is_none_or(|c| c.sha256 != sha || c.config != p.config);
+        if stale {
+            let loaded = self.daemon.load_artifact(&sha).map_err(|e| e.to_string())?;
+            let sink = Arc::new(DaemonActions::new(&self.daemon, tenant, &p.name));
+            let instance = ResponderInstance::new(
+                &self.daemon.engine,
+                &loaded,
+                InstanceSpec {
+                    tenant: tenant.to_owned(),
+                    config: p.config.clone(),
+                    state: Arc::new(self.daemon.state_store()),
+                    actions: sink.clone(),
+                },
+            )
+            .map_err(|f| f.to_string())?;
+            self.responders.insert(
+                key.clone(),
+                CachedResponder {
+                    sha256: sha,
+                    config: p.config.clone(),
+                    instance,
+                    sink,
+                },
+            );
+        }
+        Ok(self.responders.get_mut(&key).expect("inserted above"))
+    }
+
+    /// Run the enabled responders for decisions that respond, in order. A decision
+    /// stays pending until every responder handled it; effects already in the action
+    /// log are not repeated when it runs again.
+    fn step_responses(
+        &mut self,
+        tenant: &str,
+        responders: &[super::plugins::PluginRecord],
+    ) -> Result<bool, DaemonError> {
+        let tree = self.daemon.pipeline.clone();
+        let pending: Vec<u64> = tree
+            .range(
+                keys::seq_key(kind::PENDING_RESPONSE, tenant, 0)
+                    ..keys::seq_key(kind::PENDING_RESPONSE, tenant, u64::MAX),
+            )
+            .keys()
+            .take(16)
+            .map(|k| -> Result<u64, DaemonError> { Ok(keys::seq_of(&k?).unwrap_or(0)) })
+            .collect::<Result<_, _>>()?;
+        if pending.is_empty() {
+            return Ok(false);
+        }
+        for dseq in pending {
+            let Some(v) = tree.get(keys::seq_key(kind::DECISION, tenant, dseq))? else {
+                tree.remove(keys::seq_key(kind::PENDING_RESPONSE, tenant, dseq))?;
+                continue;
+            };
+            let stored: StoredDecision = serde_json::from_slice(&v).map_err(json_err)?;
+            let d = &stored.decision;
+            let enforce = d.outcome == Outcome::Respond;
+            let wit = crate::bindings::Decision {
+                id: d.id.clone(),
+                subject: d.subject.clone(),
+                enforce,
+                reason: d.reason.clone(),
+                findings: vec![to_wit_finding(&d.finding)],
+                time_ms: d.time_ms,
+            };
+            let mut batch = sled::Batch::default();
+            for p in responders {
+                let r = match self.responder(tenant, p) {
+                    Ok(r) => r,
+                    Err(message) => {
+                        self.record_fault(tenant, &p.name, message)?;
+                        return Ok(true);
+                    }
+                };
+                r.sink.set_enforce(enforce);
+                match r.instance.respond(&wit) {
+                    Ok(out) => {
+                        let plugin = r.instance.id().plugin.clone();
+                        self.daemon.state_store().stage(
+                            &Scope::new(tenant, &plugin),
+                            &out.writes,
+                            &mut batch,
+                        );
+                    }
+                    Err(fault) => {
+                        self.record_fault(tenant, &p.name, fault.to_string())?;
+                        return Ok(true);
+                    }
+                }
+            }
+            batch.remove(keys::seq_key(kind::PENDING_RESPONSE, tenant, dseq));
+            tree.apply_batch(batch)?;
+        }
         Ok(true)
     }
 }

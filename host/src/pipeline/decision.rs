@@ -139,6 +139,44 @@ pub struct Policy {
     pub loop_guard: LoopGuard,
     /// Most responses in any hour, tenant-wide.
     pub max_responses_per_hour: u32,
+    /// Where responses go: the Slack API and notification channels.
+    pub responses: ResponseSettings,
+}
+
+/// Where the host performs responders' effects, with credentials plugins never see.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ResponseSettings {
+    /// Base URL of the Slack Web API (`admin.users.session.reset` is called under it).
+    pub slack_api_url: String,
+    /// Slack token with `admin.users:write`; shown redacted when the policy is read.
+    pub slack_token: Option<String>,
+    /// Notification channel name to webhook URL (JSON POST).
+    pub webhooks: BTreeMap<String, String>,
+    /// Attempts per effect when Slack answers 429 (waiting `Retry-After`, at most 30 s).
+    pub max_attempts: u32,
+}
+
+impl Default for ResponseSettings {
+    fn default() -> Self {
+        ResponseSettings {
+            slack_api_url: "https://slack.com/api".into(),
+            slack_token: None,
+            webhooks: BTreeMap::new(),
+            max_attempts: 3,
+        }
+    }
+}
+
+impl Policy {
+    /// The policy with secrets replaced by `"********"` (for reading back).
+    pub fn redacted(&self) -> Policy {
+        let mut p = self.clone();
+        if p.responses.slack_token.is_some() {
+            p.responses.slack_token = Some("********".into());
+        }
+        p
+    }
 }
 
 impl Default for Policy {
@@ -154,6 +192,7 @@ impl Default for Policy {
             cooldown_minutes: 60,
             loop_guard: LoopGuard::default(),
             max_responses_per_hour: 20,
+            responses: ResponseSettings::default(),
         }
     }
 }
@@ -238,6 +277,21 @@ impl Policy {
         }
         if self.loop_guard.window_hours < 1 {
             err("loop_guard.window_hours".into(), "must be at least 1");
+        }
+        let r = &self.responses;
+        if !(r.slack_api_url.starts_with("http://") || r.slack_api_url.starts_with("https://")) {
+            err("responses.slack_api_url".into(), "must be an http(s) URL");
+        }
+        for (name, url) in &r.webhooks {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                err(
+                    format!("responses.webhooks.{name}"),
+                    "must be an http(s) URL",
+                );
+            }
+        }
+        if r.max_attempts < 1 || r.max_attempts > 10 {
+            err("responses.max_attempts".into(), "must be between 1 and 10");
         }
         if self.max_responses_per_hour < 1 {
             err(

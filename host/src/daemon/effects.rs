@@ -1,0 +1,247 @@
+//! Responders' effects in the daemon: the Slack Web API (`admin.users.session.reset`)
+//! and notification webhooks, performed with the tenant's credentials from its policy
+//! (plugins never see them), through an action log keyed by idempotency key
+//! (decision, responder, action, target).
+//!
+//! The log entry is written and flushed as `pending` before the effect and marked
+//! `done` or `failed` after, so a responder run again after a crash gets the recorded
+//! answer instead of repeating the effect. An effect interrupted between the request
+//! and its `done` mark is the one case performed again. In dry-run the entry is
+//! `recorded` and nothing is sent.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::keys::{self, kind};
+use super::{Daemon, now_ms};
+use crate::host_api::ActionSink;
+use crate::host_api::actions::ActionRequest;
+use crate::pipeline::decision::ResponseSettings;
+
+/// One action log entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActionEntry {
+    /// Decision it belongs to.
+    pub decision_id: String,
+    /// Responder that asked.
+    pub responder: String,
+    /// `terminate-sessions` or `notify`.
+    pub action: String,
+    /// User id or channel.
+    pub target: String,
+    /// `pending`, `done`, `failed` or `recorded` (dry-run).
+    pub status: String,
+    /// Answer detail or error code.
+    pub detail: String,
+    /// Wall time of the last change (ms).
+    pub time_ms: i64,
+}
+
+/// The action sink of one (tenant, responder).
+pub struct DaemonActions {
+    daemon: Weak<Daemon>,
+    tenant: String,
+    responder: String,
+    enforce: AtomicBool,
+}
+
+impl DaemonActions {
+    /// A sink for `responder` of `tenant`.
+    pub fn new(daemon: &Arc<Daemon>, tenant: &str, responder: &str) -> Self {
+        DaemonActions {
+            daemon: Arc::downgrade(daemon),
+            tenant: tenant.to_owned(),
+            responder: responder.to_owned(),
+            enforce: AtomicBool::new(false),
+        }
+    }
+
+    /// Whether effects of the decision being handled are performed (else recorded).
+    pub fn set_enforce(&self, enforce: bool) {
+        self.enforce.store(enforce, Ordering::Relaxed);
+    }
+}
+
+fn err(code: &str, message: impl Into<String>) -> (String, String) {
+    (code.to_owned(), message.into())
+}
+
+impl ActionSink for DaemonActions {
+    fn perform(&self, request: ActionRequest) -> Result<String, (String, String)> {
+        let daemon = self
+            .daemon
+            .upgrade()
+            .ok_or_else(|| err("shutting_down", "the daemon is stopping"))?;
+        let (action, decision_id, target, text) = match &request {
+            ActionRequest::TerminateSessions {
+                decision_id,
+                user_id,
+            } => ("terminate-sessions", decision_id, user_id, ""),
+            ActionRequest::Notify {
+                decision_id,
+                channel,
+                text,
+            } => ("notify", decision_id, channel, text.as_str()),
+        };
+        let key = keys::key(
+            kind::ACTION,
+            &[
+                self.tenant.as_bytes(),
+                decision_id.as_bytes(),
+                self.responder.as_bytes(),
+                action.as_bytes(),
+                target.as_bytes(),
+            ],
+        );
+        let store = |status: &str, detail: &str, flush: bool| -> Result<(), (String, String)> {
+            let entry = ActionEntry {
+                decision_id: decision_id.clone(),
+                responder: self.responder.clone(),
+                action: action.to_owned(),
+                target: target.clone(),
+                status: status.to_owned(),
+                detail: detail.to_owned(),
+                time_ms: now_ms(),
+            };
+            let v = serde_json::to_vec(&entry).map_err(|e| err("internal", e.to_string()))?;
+            daemon
+                .pipeline
+                .insert(&key, v)
+                .map_err(|e| err("internal", e.to_string()))?;
+            if flush {
+                daemon
+                    .db
+                    .flush()
+                    .map_err(|e| err("internal", e.to_string()))?;
+            }
+            Ok(())
+        };
+        let previous = daemon
+            .pipeline
+            .get(&key)
+            .ok()
+            .flatten()
+            .and_then(|v| serde_json::from_slice::<ActionEntry>(&v).ok());
+        if let Some(done) = previous {
+            match done.status.as_str() {
+                "done" | "recorded" => return Ok(done.detail),
+                "failed" => return Err(err(&done.detail, "failed before; not repeated")),
+                _ => {} // pending: interrupted by a crash, perform again
+            }
+        }
+        if !self.enforce.load(Ordering::Relaxed) {
+            store("recorded", "dry-run", false)?;
+            return Ok("dry-run".into());
+        }
+        let settings = daemon
+            .policy(&self.tenant)
+            .map_err(|e| err("internal", e.to_string()))?
+            .responses;
+        store("pending", "", true)?;
+        let result = match &request {
+            ActionRequest::TerminateSessions { user_id, .. } => reset_sessions(&settings, user_id),
+            ActionRequest::Notify { channel, .. } => notify(&settings, channel, decision_id, text),
+        };
+        match &result {
+            Ok(detail) => store("done", detail, false)?,
+            Err((code, _)) => store("failed", code, false)?,
+        }
+        result
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(10)))
+        .build()
+        .into()
+}
+
+/// `admin.users.session.reset`, retrying on 429 after `Retry-After` (at most 30 s).
+fn reset_sessions(s: &ResponseSettings, user_id: &str) -> Result<String, (String, String)> {
+    let token = s
+        .slack_token
+        .as_deref()
+        .ok_or_else(|| err("no_token", "the tenant's policy has no Slack token"))?;
+    let url = format!(
+        "{}/admin.users.session.reset",
+        s.slack_api_url.trim_end_matches('/')
+    );
+    let agent = agent();
+    for attempt in 1..=s.max_attempts {
+        let resp = agent
+            .post(&url)
+            .header("Authorization", &format!("Bearer {token}"))
+            .send_json(serde_json::json!({ "user_id": user_id }));
+        let mut resp = resp.map_err(|e| err("unreachable", e.to_string()))?;
+        let status = resp.status().as_u16();
+        if status == 429 {
+            let wait = resp
+                .headers()
+                .get("Retry-After")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .unwrap_or(1)
+                .min(30);
+            tracing::warn!(
+                user_id,
+                attempt,
+                wait,
+                "Slack rate limited the session reset"
+            );
+            if attempt < s.max_attempts {
+                std::thread::sleep(Duration::from_secs(wait));
+            }
+            continue;
+        }
+        let body: serde_json::Value = resp
+            .body_mut()
+            .read_json()
+            .map_err(|e| err(&format!("http_{status}"), e.to_string()))?;
+        return match body["ok"].as_bool() {
+            Some(true) => Ok("reset".into()),
+            _ => Err(err(
+                body["error"].as_str().unwrap_or("unknown_error"),
+                format!("Slack answered HTTP {status}: {body}"),
+            )),
+        };
+    }
+    Err(err(
+        "rate_limited",
+        format!("Slack answered 429 {} times", s.max_attempts),
+    ))
+}
+
+/// POST a JSON message to the channel's webhook.
+fn notify(
+    s: &ResponseSettings,
+    channel: &str,
+    decision_id: &str,
+    text: &str,
+) -> Result<String, (String, String)> {
+    let url = s.webhooks.get(channel).ok_or_else(|| {
+        err(
+            "unknown_channel",
+            format!("no webhook for channel {channel:?} in the policy"),
+        )
+    })?;
+    let resp = agent()
+        .post(url)
+        .send_json(
+            serde_json::json!({ "channel": channel, "text": text, "decision_id": decision_id }),
+        )
+        .map_err(|e| err("unreachable", e.to_string()))?;
+    let status = resp.status().as_u16();
+    if (200..300).contains(&status) {
+        Ok("sent".into())
+    } else {
+        Err(err(
+            &format!("http_{status}"),
+            format!("webhook answered HTTP {status}"),
+        ))
+    }
+}

@@ -1,0 +1,224 @@
+//! Detection to response through the daemon: responders' effects reach a mock Slack
+//! API with the tenant's token (never the plugin's), once per decision, recorded in
+//! the action log; 429 answers are retried after `Retry-After`; a restart repeats
+//! nothing.
+
+use std::time::{Duration, Instant};
+
+use aer_host::config::ServeConfig;
+use aer_tests::{MockSlack, TestDaemon, plugins, repo_root};
+use serde_json::Value;
+
+const JSON: Option<&str> = Some("application/json");
+
+fn install(d: &TestDaemon, token: &str, path: &str, config: &str) {
+    let (status, rec) = d.request(
+        "POST",
+        "/v1/plugins",
+        Some(token),
+        None,
+        std::fs::read(path).unwrap(),
+    );
+    assert_eq!(status, 201, "{rec}");
+    let name = rec["name"].as_str().unwrap().to_owned();
+    if !config.is_empty() {
+        let (status, body) = d.request(
+            "PUT",
+            &format!("/v1/plugins/{name}/config"),
+            Some(token),
+            JSON,
+            config.as_bytes().to_vec(),
+        );
+        assert_eq!(status, 200, "{body}");
+    }
+    assert_eq!(
+        d.request(
+            "POST",
+            &format!("/v1/plugins/{name}/enable"),
+            Some(token),
+            None,
+            vec![]
+        )
+        .0,
+        200
+    );
+}
+
+fn policy(slack: &MockSlack, mode: &str) -> Vec<u8> {
+    serde_json::json!({
+        "mode": mode,
+        "allowlist": {"users": ["W04DAVE"]},
+        "internal_domains": ["acme.example"],
+        "responses": {
+            "slack_api_url": format!("{}/api", slack.base),
+            "slack_token": "xoxp-tenant-secret",
+            "webhooks": {"security": format!("{}/hooks/security", slack.base)}
+        }
+    })
+    .to_string()
+    .into_bytes()
+}
+
+fn actions(d: &TestDaemon, token: &str) -> Vec<Value> {
+    let (status, body) = d.request("GET", "/v1/actions", Some(token), None, vec![]);
+    assert_eq!(status, 200, "{body}");
+    body["items"].as_array().cloned().unwrap_or_default()
+}
+
+fn wait_actions(d: &TestDaemon, token: &str, n: usize) -> Vec<Value> {
+    let start = Instant::now();
+    loop {
+        let a = actions(d, token);
+        if a.len() >= n && a.iter().all(|x| x["status"] != "pending") {
+            return a;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "waiting for {n} actions: {a:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn setup(d: &TestDaemon, slack: &MockSlack, mode: &str) -> String {
+    let t = d.tenant("acme");
+    install(d, &t, plugins::EXCESSIVE_DOWNLOADS, "");
+    install(
+        d,
+        &t,
+        plugins::SLACK_SESSION_RESET,
+        r#"{"notify_channel": "security"}"#,
+    );
+    install(d, &t, plugins::NOTIFY, r#"{"channel": "security"}"#);
+    let (status, body) = d.request("PUT", "/v1/policy", Some(&t), JSON, policy(slack, mode));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["responses"]["slack_token"], "********",
+        "the token is never shown back"
+    );
+    t
+}
+
+fn sample() -> Vec<u8> {
+    std::fs::read(repo_root().join("examples/data/sample-audit-log.json")).unwrap()
+}
+
+#[test]
+fn the_attack_is_answered_once_with_the_tenants_token_and_a_restart_repeats_nothing() {
+    let slack = MockSlack::start(0);
+    let dir = tempfile::tempdir().unwrap();
+    let token;
+    {
+        let d = TestDaemon::start(dir.path(), ServeConfig::default());
+        token = setup(&d, &slack, "enforce");
+        assert_eq!(
+            d.request("POST", "/v1/events", Some(&token), JSON, sample())
+                .0,
+            200
+        );
+        let log = wait_actions(&d, &token, 3);
+        let summary: Vec<(&str, &str, &str, &str)> = log
+            .iter()
+            .map(|a| {
+                (
+                    a["responder"].as_str().unwrap(),
+                    a["action"].as_str().unwrap(),
+                    a["target"].as_str().unwrap(),
+                    a["status"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        assert!(
+            summary.contains(&(
+                "slack-session-reset",
+                "terminate-sessions",
+                "W01ALICE",
+                "done"
+            )),
+            "{summary:?}"
+        );
+        assert!(
+            summary.contains(&("slack-session-reset", "notify", "security", "done")),
+            "{summary:?}"
+        );
+        assert!(
+            summary.contains(&("notify", "notify", "security", "done")),
+            "{summary:?}"
+        );
+        assert_eq!(
+            log.len(),
+            3,
+            "nothing for the allowlisted or the external user: {summary:?}"
+        );
+    }
+    let calls = slack.calls();
+    assert_eq!(
+        calls.resets,
+        vec![(
+            "Bearer xoxp-tenant-secret".to_string(),
+            "W01ALICE".to_string()
+        )]
+    );
+    assert_eq!(calls.webhooks.len(), 2);
+    assert!(
+        calls.webhooks.iter().any(|w| w["text"]
+            .as_str()
+            .unwrap()
+            .contains("ended all sessions of W01ALICE")),
+        "{:?}",
+        calls.webhooks
+    );
+
+    // Restart on the same data and send the same events again: no second reset.
+    let d = TestDaemon::start(dir.path(), ServeConfig::default());
+    let (_, r) = d.request("POST", "/v1/events", Some(&token), JSON, sample());
+    assert_eq!(r["duplicates"], 218);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(slack.calls().resets.len(), 1);
+    assert_eq!(actions(&d, &token).len(), 3);
+}
+
+#[test]
+fn slack_429_is_retried_after_retry_after() {
+    let slack = MockSlack::start(1);
+    let dir = tempfile::tempdir().unwrap();
+    let d = TestDaemon::start(dir.path(), ServeConfig::default());
+    let t = setup(&d, &slack, "enforce");
+    assert_eq!(
+        d.request("POST", "/v1/events", Some(&t), JSON, sample()).0,
+        200
+    );
+    let log = wait_actions(&d, &t, 3);
+    let reset = log
+        .iter()
+        .find(|a| a["action"] == "terminate-sessions")
+        .unwrap();
+    assert_eq!(
+        (reset["status"].as_str(), reset["detail"].as_str()),
+        (Some("done"), Some("reset"))
+    );
+    assert_eq!(
+        slack.calls().resets.len(),
+        1,
+        "one accepted reset after one 429"
+    );
+}
+
+#[test]
+fn dry_run_records_and_sends_nothing() {
+    let slack = MockSlack::start(0);
+    let dir = tempfile::tempdir().unwrap();
+    let d = TestDaemon::start(dir.path(), ServeConfig::default());
+    let t = setup(&d, &slack, "dry-run");
+    assert_eq!(
+        d.request("POST", "/v1/events", Some(&t), JSON, sample()).0,
+        200
+    );
+    let log = wait_actions(&d, &t, 3);
+    assert!(log.iter().all(|a| a["status"] == "recorded"), "{log:?}");
+    let calls = slack.calls();
+    assert!(
+        calls.resets.is_empty() && calls.webhooks.is_empty(),
+        "{calls:?}"
+    );
+}
