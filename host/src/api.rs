@@ -68,6 +68,18 @@ impl IntoResponse for ApiError {
     }
 }
 
+async fn metrics(
+    axum::extract::State(daemon): axum::extract::State<Arc<Daemon>>,
+) -> impl IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        daemon.metrics.render(),
+    )
+}
+
 /// The router of the whole API.
 pub fn router(daemon: Arc<Daemon>) -> Router {
     let max_body = daemon.config.http.max_body_bytes;
@@ -77,6 +89,7 @@ pub fn router(daemon: Arc<Daemon>) -> Router {
             "/readyz",
             get(|| async { axum::Json(json!({"ready": true})) }),
         )
+        .route("/metrics", get(metrics))
         .route("/v1/tenants", post(tenants::create))
         .route("/v1/plugins", get(plugins::list).post(plugins::upload))
         .route(

@@ -9,6 +9,7 @@
 pub mod effects;
 pub mod inbox;
 pub mod keys;
+pub mod metrics;
 pub mod plugins;
 pub mod rate;
 pub mod tenants;
@@ -55,6 +56,8 @@ pub struct Daemon {
     pub rates: rate::RateLimits,
     /// Wakes the pipeline worker.
     pub wake: Arc<worker::Wake>,
+    /// Prometheus metrics.
+    pub metrics: metrics::Metrics,
 }
 
 impl Daemon {
@@ -90,6 +93,7 @@ impl Daemon {
             inbox,
             rates,
             wake: Arc::new(worker::Wake::default()),
+            metrics: metrics::Metrics::default(),
         }))
     }
 

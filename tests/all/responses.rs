@@ -150,6 +150,23 @@ fn the_attack_is_answered_once_with_the_tenants_token_and_a_restart_repeats_noth
             3,
             "nothing for the allowlisted or the external user: {summary:?}"
         );
+
+        let (status, metrics) = d.request("GET", "/metrics", None, None, vec![]);
+        assert_eq!(status, 200);
+        let text = metrics.as_str().unwrap();
+        for line in [
+            "aer_events_ingested_total{tenant=\"acme\"} 218",
+            "aer_events_processed_total{tenant=\"acme\",plugin=\"excessive-downloads\"} 211",
+            "aer_findings_total{tenant=\"acme\",plugin=\"excessive-downloads\"} 3",
+            "aer_decisions_total{tenant=\"acme\",outcome=\"respond\"} 1",
+            "aer_decisions_total{tenant=\"acme\",outcome=\"suppressed\"} 2",
+            "aer_actions_total{tenant=\"acme\",action=\"terminate-sessions\",status=\"done\"} 1",
+            "aer_detection_to_response_seconds_count{tenant=\"acme\"} 1",
+            "aer_plugin_lag_events{tenant=\"acme\",plugin=\"excessive-downloads\"} 0",
+        ] {
+            assert!(text.contains(line), "missing {line:?} in\n{text}");
+        }
+        assert!(text.contains("aer_plugin_call_seconds_bucket{"), "{text}");
     }
     let calls = slack.calls();
     assert_eq!(

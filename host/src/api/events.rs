@@ -107,6 +107,7 @@ pub(super) async fn ingest(
         .await
     {
         Ok(r) => {
+            daemon.metrics.ingested(&t, r.accepted);
             daemon.wake.notify();
             Ok(Json(json!({
                 "accepted": r.accepted,

@@ -205,13 +205,7 @@ impl ReplayCommand {
 }
 
 fn outcome_name(o: Outcome) -> &'static str {
-    match o {
-        Outcome::Respond => "respond",
-        Outcome::DryRun => "dry-run",
-        Outcome::Pending => "pending",
-        Outcome::Suppressed => "suppressed",
-        Outcome::Escalate => "escalate",
-    }
+    o.as_str()
 }
 
 fn time(ms: i64) -> String {

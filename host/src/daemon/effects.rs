@@ -134,6 +134,7 @@ impl ActionSink for DaemonActions {
         }
         if !self.enforce.load(Ordering::Relaxed) {
             store("recorded", "dry-run", false)?;
+            daemon.metrics.action(&self.tenant, action, "recorded");
             return Ok("dry-run".into());
         }
         let settings = daemon
@@ -149,6 +150,11 @@ impl ActionSink for DaemonActions {
             Ok(detail) => store("done", detail, false)?,
             Err((code, _)) => store("failed", code, false)?,
         }
+        daemon.metrics.action(
+            &self.tenant,
+            action,
+            if result.is_ok() { "done" } else { "failed" },
+        );
         result
     }
 }

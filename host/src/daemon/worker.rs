@@ -45,6 +45,9 @@ pub struct StoredFinding {
     pub seq: u64,
     /// Inbox seq of the last event of the batch that produced it.
     pub event_seq: u64,
+    /// Wall time when it was committed (ms), for detection-to-response latency.
+    #[serde(default)]
+    pub committed_ms: i64,
     /// The finding.
     #[serde(flatten)]
     pub finding: FindingRecord,
@@ -55,6 +58,9 @@ pub struct StoredFinding {
 pub struct StoredDecision {
     /// Per-tenant decision sequence number.
     pub seq: u64,
+    /// Wall time when its finding was committed (ms).
+    #[serde(default)]
+    pub finding_committed_ms: i64,
     /// The decision.
     #[serde(flatten)]
     pub decision: DecisionRecord,
@@ -324,15 +330,35 @@ impl Worker {
         }
         let mut batch = sled::Batch::default();
         if !w.is_empty() {
+            let delivered = w.len();
+            let started = std::time::Instant::now();
             let out = match instance.on_events(&w.finish()) {
                 Ok(out) => out,
                 Err(fault) => {
                     // The store is rebuilt on the next call, which retries this batch.
+                    self.daemon
+                        .metrics
+                        .fault(tenant, &p.name, &fault.kind.to_string());
                     self.record_fault(tenant, &p.name, fault.to_string())?;
                     return Ok(true);
                 }
             };
+            let seconds = started.elapsed().as_secs_f64();
             let id = instance.id().clone();
+            let lag = self
+                .daemon
+                .inbox
+                .next_seq(tenant)
+                .unwrap_or(0)
+                .saturating_sub(last_seq + 1);
+            self.daemon.metrics.detector_call(
+                tenant,
+                &id.plugin,
+                delivered,
+                out.value.len(),
+                seconds,
+                lag,
+            );
             self.daemon.state_store().stage(
                 &Scope::new(tenant, &id.plugin),
                 &out.writes,
@@ -344,6 +370,7 @@ impl Worker {
                 let stored = StoredFinding {
                     seq,
                     event_seq: last_seq,
+                    committed_ms: super::now_ms(),
                     finding: FindingRecord::new(f, &id.plugin, &id.version),
                 };
                 batch.insert(
@@ -420,6 +447,9 @@ impl Worker {
                 }
             }
             let decision = engine.decide(&f.finding);
+            self.daemon
+                .metrics
+                .decision(tenant, decision.outcome.as_str());
             if decision.outcome.responds() {
                 batch.insert(keys::seq_key(kind::PENDING_RESPONSE, tenant, dseq), &[]);
             }
@@ -427,6 +457,7 @@ impl Worker {
                 keys::seq_key(kind::DECISION, tenant, dseq),
                 serde_json::to_vec(&StoredDecision {
                     seq: dseq,
+                    finding_committed_ms: f.committed_ms,
                     decision,
                 })
                 .map_err(json_err)?,
@@ -547,6 +578,12 @@ impl Worker {
             }
             batch.remove(keys::seq_key(kind::PENDING_RESPONSE, tenant, dseq));
             tree.apply_batch(batch)?;
+            if stored.finding_committed_ms > 0 {
+                let ms = (super::now_ms() - stored.finding_committed_ms).max(0);
+                self.daemon
+                    .metrics
+                    .detection_to_response(tenant, ms as f64 / 1000.0);
+            }
         }
         Ok(true)
     }

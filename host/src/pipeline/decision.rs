@@ -330,6 +330,17 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// The outcome's name, as in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Respond => "respond",
+            Outcome::DryRun => "dry-run",
+            Outcome::Pending => "pending",
+            Outcome::Suppressed => "suppressed",
+            Outcome::Escalate => "escalate",
+        }
+    }
+
     /// Whether responders run for this decision (effects are recorded only in dry-run).
     pub fn responds(self) -> bool {
         matches!(self, Outcome::Respond | Outcome::DryRun)

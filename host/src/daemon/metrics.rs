@@ -1,0 +1,169 @@
+//! Prometheus metrics of the daemon (`GET /metrics`, OpenMetrics text).
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+type Labels = Vec<(String, String)>;
+type HistogramFamily = Family<Labels, Histogram, fn() -> Histogram>;
+
+fn labels(pairs: &[(&str, &str)]) -> Labels {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+fn call_buckets() -> Histogram {
+    // 50 us .. ~1.6 s
+    Histogram::new(exponential_buckets(0.000_05, 2.0, 16))
+}
+
+fn response_buckets() -> Histogram {
+    // 1 ms .. ~65 s
+    Histogram::new(exponential_buckets(0.001, 2.0, 17))
+}
+
+/// Every metric the daemon exports.
+pub struct Metrics {
+    registry: Registry,
+    events_in: Family<Labels, Counter>,
+    events_processed: Family<Labels, Counter>,
+    findings: Family<Labels, Counter>,
+    decisions: Family<Labels, Counter>,
+    actions: Family<Labels, Counter>,
+    faults: Family<Labels, Counter>,
+    lag: Family<Labels, Gauge>,
+    call_seconds: HistogramFamily,
+    detection_to_response: HistogramFamily,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("aer");
+        let m = Metrics {
+            events_in: Family::default(),
+            events_processed: Family::default(),
+            findings: Family::default(),
+            decisions: Family::default(),
+            actions: Family::default(),
+            faults: Family::default(),
+            lag: Family::default(),
+            call_seconds: Family::new_with_constructor(call_buckets),
+            detection_to_response: Family::new_with_constructor(response_buckets),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "events_ingested",
+            "Events accepted into the inbox",
+            m.events_in.clone(),
+        );
+        registry.register(
+            "events_processed",
+            "Events a detector has processed",
+            m.events_processed.clone(),
+        );
+        registry.register("findings", "Findings committed", m.findings.clone());
+        registry.register("decisions", "Decisions by outcome", m.decisions.clone());
+        registry.register(
+            "actions",
+            "Responder effects by action and result",
+            m.actions.clone(),
+        );
+        registry.register("plugin_faults", "Plugin faults by kind", m.faults.clone());
+        registry.register(
+            "plugin_lag_events",
+            "Inbox events a detector has not processed yet",
+            m.lag.clone(),
+        );
+        registry.register(
+            "plugin_call_seconds",
+            "Duration of detector calls",
+            m.call_seconds.clone(),
+        );
+        registry.register(
+            "detection_to_response_seconds",
+            "From a finding's commit to its responders' completion",
+            m.detection_to_response.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+}
+
+impl Metrics {
+    /// Events accepted for `tenant`.
+    pub fn ingested(&self, tenant: &str, n: usize) {
+        self.events_in
+            .get_or_create(&labels(&[("tenant", tenant)]))
+            .inc_by(n as u64);
+    }
+
+    /// A detector call: events processed, findings, duration, lag after it.
+    pub fn detector_call(
+        &self,
+        tenant: &str,
+        plugin: &str,
+        events: usize,
+        findings: usize,
+        seconds: f64,
+        lag: u64,
+    ) {
+        let l = labels(&[("tenant", tenant), ("plugin", plugin)]);
+        self.events_processed
+            .get_or_create(&l)
+            .inc_by(events as u64);
+        self.findings.get_or_create(&l).inc_by(findings as u64);
+        self.call_seconds.get_or_create(&l).observe(seconds);
+        self.lag
+            .get_or_create(&l)
+            .set(i64::try_from(lag).unwrap_or(i64::MAX));
+    }
+
+    /// A plugin fault.
+    pub fn fault(&self, tenant: &str, plugin: &str, kind: &str) {
+        self.faults
+            .get_or_create(&labels(&[
+                ("tenant", tenant),
+                ("plugin", plugin),
+                ("kind", kind),
+            ]))
+            .inc();
+    }
+
+    /// A decision.
+    pub fn decision(&self, tenant: &str, outcome: &str) {
+        self.decisions
+            .get_or_create(&labels(&[("tenant", tenant), ("outcome", outcome)]))
+            .inc();
+    }
+
+    /// A responder effect.
+    pub fn action(&self, tenant: &str, action: &str, status: &str) {
+        self.actions
+            .get_or_create(&labels(&[
+                ("tenant", tenant),
+                ("action", action),
+                ("status", status),
+            ]))
+            .inc();
+    }
+
+    /// Time from a finding's commit to the end of its responses.
+    pub fn detection_to_response(&self, tenant: &str, seconds: f64) {
+        self.detection_to_response
+            .get_or_create(&labels(&[("tenant", tenant)]))
+            .observe(seconds);
+    }
+
+    /// The OpenMetrics text.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if let Err(e) = encode(&mut out, &self.registry) {
+            tracing::error!("cannot encode metrics: {e}");
+        }
+        out
+    }
+}
