@@ -97,6 +97,16 @@ impl Daemon {
         }))
     }
 
+    /// The next inbox seq a detector of `tenant` will process.
+    pub fn detector_cursor(&self, tenant: &str, plugin: &str) -> Result<u64, DaemonError> {
+        let key = keys::key(keys::kind::CURSOR, &[tenant.as_bytes(), plugin.as_bytes()]);
+        Ok(self
+            .pipeline
+            .get(key)?
+            .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
+            .map_or(0, u64::from_be_bytes))
+    }
+
     /// The lowest inbox sequence number an enabled detector of `tenant` still needs
     /// (with none, nothing is waiting).
     pub fn processed_seq(&self, tenant: &str) -> Result<u64, DaemonError> {
@@ -110,13 +120,7 @@ impl Daemon {
             p.kind == crate::plugin::PluginKind::Detector
                 && p.status != plugins::PluginStatus::Disabled
         }) {
-            let key = keys::key(keys::kind::CURSOR, &[tenant.as_bytes(), p.name.as_bytes()]);
-            let cursor = self
-                .pipeline
-                .get(key)?
-                .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
-                .map_or(0, u64::from_be_bytes);
-            lowest = lowest.min(cursor);
+            lowest = lowest.min(self.detector_cursor(tenant, &p.name)?);
         }
         Ok(lowest)
     }

@@ -202,48 +202,8 @@ impl TestDaemon {
         content_type: Option<&str>,
         body: Vec<u8>,
     ) -> (u16, serde_json::Value) {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .build()
-            .into();
-        let url = format!("{}{path}", self.base);
-        let auth = token.map(|t| format!("Bearer {t}"));
-        let result = match method {
-            "GET" | "DELETE" => {
-                let mut r = if method == "GET" {
-                    agent.get(&url)
-                } else {
-                    agent.delete(&url)
-                };
-                if let Some(a) = &auth {
-                    r = r.header("Authorization", a);
-                }
-                r.call()
-            }
-            _ => {
-                let mut r = match method {
-                    "POST" => agent.post(&url),
-                    "PUT" => agent.put(&url),
-                    other => panic!("method {other}"),
-                };
-                if let Some(a) = &auth {
-                    r = r.header("Authorization", a);
-                }
-                if let Some(ct) = content_type {
-                    r = r.header("Content-Type", ct);
-                }
-                r.send(&body[..])
-            }
-        };
-        let mut resp = result.unwrap_or_else(|e| panic!("{method} {path}: {e}"));
-        let status = resp.status().as_u16();
-        let text = resp.body_mut().read_to_string().unwrap_or_default();
-        let json = if text.is_empty() {
-            serde_json::Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
-        };
-        (status, json)
+        http(&self.base, method, path, token, content_type, body)
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
     }
 
     /// Create a tenant; returns its token.
@@ -271,6 +231,8 @@ impl Drop for TestDaemon {
 pub struct SlackCalls {
     /// (authorization header, user id) of every `admin.users.session.reset` request.
     pub resets: Vec<(String, String)>,
+    /// The `X-AER-Idempotency-Key` of every reset request, in order.
+    pub reset_keys: Vec<String>,
     /// JSON bodies posted to webhooks.
     pub webhooks: Vec<serde_json::Value>,
 }
@@ -320,7 +282,15 @@ impl MockSlack {
                 .unwrap_or("")
                 .to_owned();
             let user = body["user_id"].as_str().unwrap_or("").to_owned();
-            calls.lock().unwrap().resets.push((auth, user.clone()));
+            let key = headers
+                .get("x-aer-idempotency-key")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_owned();
+            let mut c = calls.lock().unwrap();
+            c.resets.push((auth, user.clone()));
+            c.reset_keys.push(key);
+            drop(c);
             if user == "W0OWNER" {
                 return Json(
                     serde_json::json!({"ok": false, "error": "cannot_reset_primary_owner"}),
@@ -390,4 +360,58 @@ impl Drop for MockSlack {
             let _ = t.join();
         }
     }
+}
+
+/// Send an HTTP request to `base`; the status and the JSON body (or the text as a JSON
+/// string, `null` when empty), or the transport error.
+pub fn http(
+    base: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    content_type: Option<&str>,
+    body: Vec<u8>,
+) -> Result<(u16, serde_json::Value), ureq::Error> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let url = format!("{base}{path}");
+    let auth = token.map(|t| format!("Bearer {t}"));
+    let result = match method {
+        "GET" | "DELETE" => {
+            let mut r = if method == "GET" {
+                agent.get(&url)
+            } else {
+                agent.delete(&url)
+            };
+            if let Some(a) = &auth {
+                r = r.header("Authorization", a);
+            }
+            r.call()
+        }
+        _ => {
+            let mut r = match method {
+                "POST" => agent.post(&url),
+                "PUT" => agent.put(&url),
+                other => panic!("method {other}"),
+            };
+            if let Some(a) = &auth {
+                r = r.header("Authorization", a);
+            }
+            if let Some(ct) = content_type {
+                r = r.header("Content-Type", ct);
+            }
+            r.send(&body[..])
+        }
+    };
+    let mut resp = result?;
+    let status = resp.status().as_u16();
+    let text = resp.body_mut().read_to_string().unwrap_or_default();
+    let json = if text.is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
+    };
+    Ok((status, json))
 }

@@ -69,12 +69,24 @@ pub(super) async fn list(
     Ok(Json(daemon.plugins(&t)?))
 }
 
+/// The record plus, for detectors, its `cursor` (next inbox seq) and `lag` (events
+/// waiting for it).
 pub(super) async fn show(
     Tenant(t): Tenant,
     State(daemon): State<Arc<Daemon>>,
     Path(name): Path<String>,
-) -> Result<Json<PluginRecord>, ApiError> {
-    Ok(Json(daemon.plugin(&t, &name)?))
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let rec = daemon.plugin(&t, &name)?;
+    let mut v = serde_json::to_value(&rec).map_err(ApiError::internal)?;
+    if rec.kind == crate::plugin::PluginKind::Detector {
+        let cursor = daemon
+            .detector_cursor(&t, &name)
+            .map_err(ApiError::internal)?;
+        let next = daemon.inbox.next_seq(&t).map_err(ApiError::internal)?;
+        v["cursor"] = cursor.into();
+        v["lag"] = next.saturating_sub(cursor).into();
+    }
+    Ok(Json(v))
 }
 
 pub(super) async fn configure(

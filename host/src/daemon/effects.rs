@@ -6,7 +6,8 @@
 //! The log entry is written and flushed as `pending` before the effect and marked
 //! `done` or `failed` after, so a responder run again after a crash gets the recorded
 //! answer instead of repeating the effect. An effect interrupted between the request
-//! and its `done` mark is the one case performed again. In dry-run the entry is
+//! and its `done` mark is the one case performed again; it carries the same
+//! [`IDEMPOTENCY_HEADER`] both times. In dry-run the entry is
 //! `recorded` and nothing is sent.
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,6 +15,7 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use sha2::Digest as _;
 
 use super::keys::{self, kind};
 use super::{Daemon, now_ms};
@@ -142,13 +144,19 @@ impl ActionSink for DaemonActions {
             .map_err(|e| err("internal", e.to_string()))?
             .responses;
         store("pending", "", true)?;
+        let idempotency = hex::encode(&sha2::Sha256::digest(&key)[..16]);
         let result = match &request {
-            ActionRequest::TerminateSessions { user_id, .. } => reset_sessions(&settings, user_id),
-            ActionRequest::Notify { channel, .. } => notify(&settings, channel, decision_id, text),
+            ActionRequest::TerminateSessions { user_id, .. } => {
+                reset_sessions(&settings, user_id, &idempotency)
+            }
+            ActionRequest::Notify { channel, .. } => {
+                notify(&settings, channel, decision_id, text, &idempotency)
+            }
         };
+        // Flushed too: a `done` lost in a crash would repeat the effect.
         match &result {
-            Ok(detail) => store("done", detail, false)?,
-            Err((code, _)) => store("failed", code, false)?,
+            Ok(detail) => store("done", detail, true)?,
+            Err((code, _)) => store("failed", code, true)?,
         }
         daemon.metrics.action(
             &self.tenant,
@@ -159,6 +167,10 @@ impl ActionSink for DaemonActions {
     }
 }
 
+/// Sent with every effect so receivers that support it can recognise a repeat (the one
+/// left after a crash between an effect and its `done` mark). Slack ignores it.
+pub const IDEMPOTENCY_HEADER: &str = "X-AER-Idempotency-Key";
+
 fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
@@ -168,7 +180,11 @@ fn agent() -> ureq::Agent {
 }
 
 /// `admin.users.session.reset`, retrying on 429 after `Retry-After` (at most 30 s).
-fn reset_sessions(s: &ResponseSettings, user_id: &str) -> Result<String, (String, String)> {
+fn reset_sessions(
+    s: &ResponseSettings,
+    user_id: &str,
+    idempotency: &str,
+) -> Result<String, (String, String)> {
     let token = s
         .slack_token
         .as_deref()
@@ -182,6 +198,7 @@ fn reset_sessions(s: &ResponseSettings, user_id: &str) -> Result<String, (String
         let resp = agent
             .post(&url)
             .header("Authorization", &format!("Bearer {token}"))
+            .header(IDEMPOTENCY_HEADER, idempotency)
             .send_json(serde_json::json!({ "user_id": user_id }));
         let mut resp = resp.map_err(|e| err("unreachable", e.to_string()))?;
         let status = resp.status().as_u16();
@@ -228,6 +245,7 @@ fn notify(
     channel: &str,
     decision_id: &str,
     text: &str,
+    idempotency: &str,
 ) -> Result<String, (String, String)> {
     let url = s.webhooks.get(channel).ok_or_else(|| {
         err(
@@ -237,6 +255,7 @@ fn notify(
     })?;
     let resp = agent()
         .post(url)
+        .header(IDEMPOTENCY_HEADER, idempotency)
         .send_json(
             serde_json::json!({ "channel": channel, "text": text, "decision_id": decision_id }),
         )
