@@ -4,6 +4,7 @@
 //! Exit codes: 0 success, 2 error (bad arguments, unreadable files), 3 `aer test
 //! --expect` mismatch, 4 component rejected.
 
+mod client;
 mod new;
 mod replay;
 mod serve;
@@ -26,7 +27,7 @@ pub const EXIT_REJECTED: u8 = 4;
 
 /// AER: sandboxed WebAssembly detectors and responders for audit events.
 #[derive(Debug, Parser)]
-#[command(name = "aer", version, about, propagate_version = true)]
+#[command(name = "aer", version, about)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -46,6 +47,20 @@ pub enum Command {
     Replay(replay::ReplayCommand),
     /// Run the daemon: HTTP API, durable ingest, tenants and plugins.
     Serve(serve::ServeCommand),
+    /// Tenants of a running daemon (admin).
+    Tenant(client::TenantCommand),
+    /// A tenant's plugins on a running daemon.
+    Plugin(client::PluginCommand),
+    /// A tenant's decision policy on a running daemon.
+    Policy(client::PolicyCommand),
+    /// Send events to a running daemon.
+    Events(client::EventsCommand),
+    /// A tenant's findings (Falco-compatible alerts).
+    Findings(client::QueryCommand),
+    /// A tenant's decisions, with their reasons.
+    Decisions(client::QueryCommand),
+    /// A tenant's action log.
+    Actions(client::QueryCommand),
 }
 
 /// Output streams of one CLI run.
@@ -66,6 +81,13 @@ pub fn run(cli: Cli, io: &mut Io<'_>) -> u8 {
         Command::New(c) => c.run(io),
         Command::Replay(c) => c.run(io),
         Command::Serve(c) => c.run(io),
+        Command::Tenant(c) => c.run(io),
+        Command::Plugin(c) => c.run(io),
+        Command::Policy(c) => c.run(io),
+        Command::Events(c) => c.run(io),
+        Command::Findings(c) => c.run("findings", io),
+        Command::Decisions(c) => c.run("decisions", io),
+        Command::Actions(c) => c.run("actions", io),
     };
     match result {
         Ok(code) => code,
@@ -134,4 +156,17 @@ where
 fn read(path: &PathBuf) -> anyhow::Result<Vec<u8>> {
     use anyhow::Context as _;
     std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// clap checks a command's definition when it is first parsed; this checks all of
+    /// them at once, so a bad definition fails here rather than in a user's hands.
+    #[test]
+    fn every_command_definition_is_valid() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
 }

@@ -2,6 +2,7 @@
 //! `examples/` and `tests/fixtures/` running in the real host.
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
+mod client;
 mod crash;
 mod daemon;
 mod excessive_downloads;

@@ -1,0 +1,166 @@
+//! The CLI client verbs against a daemon on loopback.
+
+use std::time::{Duration, Instant};
+
+use aer_host::config::ServeConfig;
+use aer_tests::{ADMIN, TestDaemon, aer, plugins, repo_root};
+
+fn data(name: &str) -> String {
+    repo_root()
+        .join("examples/data")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+#[test]
+fn a_tenant_drives_the_daemon_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = TestDaemon::start(dir.path(), ServeConfig::default());
+    let server = d.base.as_str();
+
+    let run = aer(&[
+        "tenant", "create", "acme", "--server", server, "--token", ADMIN,
+    ]);
+    assert_eq!(run.code, 0, "{}", run.err);
+    let created: serde_json::Value = serde_json::from_str(&run.out).unwrap();
+    let token = created["token"].as_str().unwrap().to_owned();
+    let t = token.as_str();
+
+    let run = aer(&[
+        "plugin",
+        "upload",
+        plugins::EXCESSIVE_DOWNLOADS,
+        "--server",
+        server,
+        "--token",
+        t,
+    ]);
+    assert_eq!(run.code, 0, "{}", run.err);
+    assert!(run.out.contains("\"status\": \"disabled\""), "{}", run.out);
+    assert_eq!(
+        aer(&[
+            "plugin",
+            "config",
+            "excessive-downloads",
+            r#"{"threshold": 50}"#,
+            "--server",
+            server,
+            "--token",
+            t
+        ])
+        .code,
+        0
+    );
+    assert_eq!(
+        aer(&[
+            "plugin",
+            "enable",
+            "excessive-downloads",
+            "--server",
+            server,
+            "--token",
+            t
+        ])
+        .code,
+        0
+    );
+    assert_eq!(
+        aer(&[
+            "policy",
+            "set",
+            &data("policy.json"),
+            "--server",
+            server,
+            "--token",
+            t
+        ])
+        .code,
+        0
+    );
+    let run = aer(&["policy", "get", "--server", server, "--token", t]);
+    assert!(run.out.contains("\"mode\": \"enforce\""), "{}", run.out);
+
+    let run = aer(&[
+        "events",
+        "send",
+        &data("sample-audit-log.json"),
+        "--batch",
+        "50",
+        "--server",
+        server,
+        "--token",
+        t,
+    ]);
+    assert_eq!(run.code, 0, "{}", run.err);
+    assert_eq!(
+        run.out.trim(),
+        "sent 218 events: 218 accepted, 0 duplicates, 0 rejected"
+    );
+
+    let start = Instant::now();
+    let decisions = loop {
+        let run = aer(&["decisions", "--json", "--server", server, "--token", t]);
+        assert_eq!(run.code, 0, "{}", run.err);
+        if run.out.lines().count() == 3 {
+            break run.out;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "{}", run.out);
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(
+        decisions
+            .lines()
+            .next()
+            .unwrap()
+            .contains("\"outcome\":\"respond\""),
+        "{decisions}"
+    );
+    let run = aer(&[
+        "findings",
+        "--json",
+        "--subject",
+        "W04DAVE",
+        "--server",
+        server,
+        "--token",
+        t,
+    ]);
+    assert_eq!(run.out.lines().count(), 1, "{}", run.out);
+    let run = aer(&[
+        "plugin",
+        "show",
+        "excessive-downloads",
+        "--server",
+        server,
+        "--token",
+        t,
+    ]);
+    assert!(run.out.contains("\"lag\": 0"), "{}", run.out);
+
+    // Errors carry the server's reason and exit 2.
+    let run = aer(&["plugin", "list", "--server", server, "--token", "aer_wrong"]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.err
+            .contains("HTTP 401: missing or invalid bearer token"),
+        "{}",
+        run.err
+    );
+    let run = aer(&[
+        "plugin",
+        "config",
+        "excessive-downloads",
+        r#"{"threshold": "x"}"#,
+        "--server",
+        server,
+        "--token",
+        t,
+    ]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.err.contains("HTTP 400") && run.err.contains("invalid type"),
+        "{}",
+        run.err
+    );
+}
