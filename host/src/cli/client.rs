@@ -372,17 +372,18 @@ fn lines_of(text: &str) -> anyhow::Result<Vec<String>> {
 /// The file's events as NDJSON lines (entries of an envelope or array, or its lines).
 fn raw_lines(text: &str) -> anyhow::Result<Vec<String>> {
     let trimmed = text.trim_start();
-    if trimmed.starts_with('[') || trimmed.starts_with('{') {
-        if let Ok(doc) = serde_json::from_str::<Value>(text) {
-            let entries = match doc {
-                Value::Object(mut o) if o.contains_key("entries") => o.remove("entries"),
-                v @ Value::Array(_) => Some(v),
-                _ => None,
-            };
-            if let Some(Value::Array(entries)) = entries {
-                return Ok(entries.iter().map(Value::to_string).collect());
-            }
-        }
+    let doc = if trimmed.starts_with('[') || trimmed.starts_with('{') {
+        serde_json::from_str::<Value>(text).ok()
+    } else {
+        None
+    };
+    let entries = match doc {
+        Some(Value::Object(mut o)) if o.contains_key("entries") => o.remove("entries"),
+        Some(v @ Value::Array(_)) => Some(v),
+        _ => None,
+    };
+    if let Some(Value::Array(entries)) = entries {
+        return Ok(entries.iter().map(Value::to_string).collect());
     }
     Ok(text
         .lines()
