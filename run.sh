@@ -2,7 +2,8 @@
 # AER's two set-up commands:
 #   ./run.sh demo   build the host and the built-in plugins, run the excessive-downloads
 #                   detector over the bundled Slack audit log sample (its findings), then the
-#                   whole local pipeline over it (findings -> decisions -> recorded responses)
+#                   whole local pipeline over it (findings -> decisions -> recorded responses),
+#                   then the daemon with a mock Slack API: detection -> decision -> session reset
 #   ./run.sh test   run every test (unit, SDK, plugin and integration tests)
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -34,6 +35,9 @@ case "${1:-demo}" in
             --responder "$plugins/notify.wasm" \
             --config 'slack-session-reset={"notify_channel": "security"}' \
             --policy examples/data/policy.json
+        echo
+        echo "== aer demo: the daemon, a mock Slack API, the sample streamed in over HTTP =="
+        target/debug/aer demo --plugins "$plugins"
         ;;
     test)
         ensure_wasm_target

@@ -5,6 +5,7 @@
 //! --expect` mismatch, 4 component rejected.
 
 mod client;
+mod demo;
 mod new;
 mod replay;
 mod serve;
@@ -45,6 +46,8 @@ pub enum Command {
     New(new::NewCommand),
     /// Run detectors, the decision engine and responders over an event history.
     Replay(replay::ReplayCommand),
+    /// The whole service on this machine over the bundled sample, with a mock Slack API.
+    Demo(demo::DemoCommand),
     /// Run the daemon: HTTP API, durable ingest, tenants and plugins.
     Serve(serve::ServeCommand),
     /// Tenants of a running daemon (admin).
@@ -80,6 +83,7 @@ pub fn run(cli: Cli, io: &mut Io<'_>) -> u8 {
         Command::Test(c) => c.run(io),
         Command::New(c) => c.run(io),
         Command::Replay(c) => c.run(io),
+        Command::Demo(c) => c.run(io),
         Command::Serve(c) => c.run(io),
         Command::Tenant(c) => c.run(io),
         Command::Plugin(c) => c.run(io),

@@ -164,3 +164,34 @@ fn a_tenant_drives_the_daemon_from_the_command_line() {
         run.err
     );
 }
+
+#[test]
+fn aer_demo_shows_detection_decision_and_session_reset() {
+    let dir = std::path::Path::new(plugins::EXCESSIVE_DOWNLOADS)
+        .parent()
+        .unwrap();
+    let run = aer(&["demo", "--plugins", dir.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{}\n{}", run.out, run.err);
+    for needle in [
+        "uploaded and enabled excessive-downloads 0.1.0 (detector)",
+        "finding   2026-01-05T14:04:05.000Z excessive-downloads W01ALICE",
+        "decision  W01ALICE respond",
+        "decision  W04DAVE suppressed: W04DAVE is allowlisted",
+        "decision  W09PARTNER suppressed",
+        "Slack API admin.users.session.reset user_id=W01ALICE",
+        "detection to response: ",
+        "webhook security: AER ended all sessions of W01ALICE",
+    ] {
+        assert!(
+            run.out.contains(needle),
+            "missing {needle:?} in\n{}",
+            run.out
+        );
+    }
+    assert_eq!(
+        run.out.matches("admin.users.session.reset").count(),
+        1,
+        "{}",
+        run.out
+    );
+}
