@@ -108,6 +108,7 @@ pub fn router(daemon: Arc<Daemon>) -> Router {
         .route("/v1/findings", get(query::findings))
         .route("/v1/decisions", get(query::decisions))
         .route("/v1/actions", get(query::actions))
+        .route("/v1/stream", get(query::stream))
         .fallback(|| async { ApiError::not_found("no such route") })
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(daemon)
@@ -121,6 +122,12 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let pipeline = crate::daemon::worker::Pipeline::start(daemon.clone());
+    let closing = daemon.clone();
+    // Live streams never end by themselves: tell them to, so the drain can finish.
+    let shutdown = async move {
+        shutdown.await;
+        let _ = closing.closing.send(true);
+    };
     let app = router(daemon.clone());
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)

@@ -58,6 +58,8 @@ pub struct Daemon {
     pub wake: Arc<worker::Wake>,
     /// Prometheus metrics.
     pub metrics: metrics::Metrics,
+    /// Set to `true` when the daemon starts shutting down (ends live streams).
+    pub closing: tokio::sync::watch::Sender<bool>,
 }
 
 impl Daemon {
@@ -94,6 +96,7 @@ impl Daemon {
             rates,
             wake: Arc::new(worker::Wake::default()),
             metrics: metrics::Metrics::default(),
+            closing: tokio::sync::watch::channel(false).0,
         }))
     }
 

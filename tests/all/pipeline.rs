@@ -323,3 +323,73 @@ fn a_looping_plugin_is_quarantined_and_resumes_without_losing_events() {
         .collect();
     assert_eq!(ids, ["e1", "e3"]);
 }
+
+#[test]
+fn the_live_stream_sends_findings_and_decisions_as_they_commit() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let d = TestDaemon::start(dir.path(), ServeConfig::default());
+    let a = d.tenant("acme");
+    let b = d.tenant("globex");
+    install(&d, &a, plugins::EXCESSIVE_DOWNLOADS, "");
+
+    let (tx, rx) = std::sync::mpsc::channel::<(String, Value)>();
+    let url = format!("{}/v1/stream", d.base);
+    let token = a.clone();
+    std::thread::spawn(move || {
+        let resp = ureq::get(&url)
+            .header("Authorization", &format!("Bearer {token}"))
+            .call()
+            .unwrap();
+        let mut name = String::new();
+        for line in std::io::BufReader::new(resp.into_body().into_reader()).lines() {
+            let Ok(line) = line else { return };
+            if let Some(n) = line.strip_prefix("event: ") {
+                name = n.to_owned();
+            } else if let Some(data) = line.strip_prefix("data: ")
+                && tx
+                    .send((name.clone(), serde_json::from_str(data).unwrap()))
+                    .is_err()
+            {
+                return;
+            }
+        }
+    });
+    // Another tenant's activity never shows up in acme's stream.
+    install(&d, &b, plugins::EXCESSIVE_DOWNLOADS, "");
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        d.request("POST", "/v1/events", Some(&b), JSON, sample()).0,
+        200
+    );
+    assert_eq!(
+        d.request("POST", "/v1/events", Some(&a), JSON, sample()).0,
+        200
+    );
+
+    let mut seen: Vec<(String, Value)> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while seen.iter().filter(|(n, _)| n == "decision").count() < 3 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        seen.push(rx.recv_timeout(left).expect("stream events arrive"));
+    }
+    let findings: Vec<&Value> = seen
+        .iter()
+        .filter(|(n, _)| n == "finding")
+        .map(|(_, v)| v)
+        .collect();
+    assert_eq!(findings.len(), 3, "{seen:?}");
+    assert!(
+        findings
+            .iter()
+            .all(|f| f["tenant"] == "acme" && f["source"] == "aer"),
+        "{findings:?}"
+    );
+    // One atomic batch may be announced in any order.
+    let mut subjects: Vec<&str> = findings
+        .iter()
+        .map(|f| f["output_fields"]["subject"].as_str().unwrap())
+        .collect();
+    subjects.sort();
+    assert_eq!(subjects, ["W01ALICE", "W04DAVE", "W09PARTNER"]);
+}

@@ -169,3 +169,51 @@ pub(super) async fn actions(
     items.sort_by_key(|a| a.time_ms);
     Ok(Json(json!({ "items": items })))
 }
+
+/// `GET /v1/stream`: server-sent events as they are committed: `finding` (Falco alert
+/// shape), `decision`, and `action` (each change of an action log entry).
+pub(super) async fn stream(
+    Tenant(t): Tenant,
+    State(daemon): State<Arc<Daemon>>,
+) -> axum::response::sse::Sse<
+    impl futures_util::Stream<Item = Result<axum::response::sse::Event, std::convert::Infallible>>,
+> {
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    let watch = |k: u8| daemon.pipeline.watch_prefix(keys::key(k, &[t.as_bytes()]));
+    let subs = (
+        watch(kind::FINDING),
+        watch(kind::DECISION),
+        watch(kind::ACTION),
+        t,
+        daemon.closing.subscribe(),
+    );
+    let events = futures_util::stream::unfold(subs, |mut s| async move {
+        loop {
+            if *s.4.borrow() {
+                return None;
+            }
+            let (name, event): (&str, Option<sled::Event>) = tokio::select! {
+                _ = s.4.changed() => return None,
+                e = &mut s.0 => ("finding", e),
+                e = &mut s.1 => ("decision", e),
+                e = &mut s.2 => ("action", e),
+            };
+            // `None`: the tree is gone; removals are not news.
+            let sled::Event::Insert { value, .. } = event? else {
+                continue;
+            };
+            let data = match name {
+                "finding" => match serde_json::from_slice::<StoredFinding>(&value) {
+                    Ok(f) => falco_alert(&s.3, f.seq, &f.finding),
+                    Err(_) => continue,
+                },
+                _ => match serde_json::from_slice::<Value>(&value) {
+                    Ok(v) => v,
+                    Err(_) => continue,
+                },
+            };
+            return Some((Ok(Event::default().event(name).data(data.to_string())), s));
+        }
+    });
+    Sse::new(events).keep_alive(KeepAlive::default())
+}
