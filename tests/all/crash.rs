@@ -231,7 +231,7 @@ fn all(base: &str, token: &str, path: &str) -> Vec<Value> {
 }
 
 fn plugin_state(dir: &std::path::Path) -> BTreeMap<Vec<u8>, Vec<u8>> {
-    let db = sled::open(dir.join("db")).expect("db opens after the daemon stopped");
+    let db = aer_tests::retry_locked(|| sled::open(dir.join("db")));
     let tree = db.open_tree("pipeline").unwrap();
     tree.scan_prefix(b"s")
         .map(|r| r.unwrap())

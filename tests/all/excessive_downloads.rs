@@ -107,7 +107,8 @@ fn state_survives_a_host_restart_on_the_same_sled_directory() {
         );
         store.flush().expect("flush");
     } // engine instance and database closed here
-    let store: Arc<dyn StateStore> = Arc::new(SledStore::open(dir.path()).expect("sled reopens"));
+    let store: Arc<dyn StateStore> =
+        Arc::new(aer_tests::retry_locked(|| SledStore::open(dir.path())));
     let found = findings_for(second, store);
     assert_eq!(
         found.len(),

@@ -149,7 +149,7 @@ impl TestDaemon {
         mut config: aer_host::config::ServeConfig,
     ) -> TestDaemon {
         config.data_dir = data_dir.to_owned();
-        let daemon = aer_host::daemon::Daemon::open(config, ADMIN.into()).expect("daemon opens");
+        let daemon = retry_locked(|| aer_host::daemon::Daemon::open(config.clone(), ADMIN.into()));
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         listener.set_nonblocking(true).expect("nonblocking");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
@@ -414,4 +414,24 @@ pub fn http(
         serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
     };
     Ok((status, json))
+}
+
+/// Retry opening something backed by sled for up to 10 s. sled's background I/O
+/// threads can hold the previous handle's file lock for a moment after it is dropped,
+/// so an in-process restart may find the database still locked; a new process never
+/// does.
+pub fn retry_locked<T, E: std::fmt::Debug>(mut open: impl FnMut() -> Result<T, E>) -> T {
+    let start = std::time::Instant::now();
+    loop {
+        match open() {
+            Ok(v) => return v,
+            Err(e)
+                if start.elapsed() < std::time::Duration::from_secs(10)
+                    && format!("{e:?}").contains("lock") =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(e) => panic!("cannot open: {e:?}"),
+        }
+    }
 }
