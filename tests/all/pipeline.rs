@@ -141,6 +141,13 @@ fn findings_and_decisions_flow_per_tenant() {
         "{}",
         decisions[2]
     );
+    // Falco's alert shape too.
+    assert_eq!(decisions[0]["priority"], "Warning");
+    assert_eq!(decisions[0]["output"], decisions[0]["reason"]);
+    assert_eq!(decisions[0]["output_fields"]["outcome"], "respond");
+    assert_eq!(decisions[0]["source"], "aer");
+    assert_eq!(decisions[0]["tenant"], "acme");
+    assert_eq!(decisions[0]["time"], "2026-01-05T14:04:05.000Z");
 
     // Filters and cursor pagination.
     let (_, one) = d.request(

@@ -167,6 +167,25 @@ fn the_attack_is_answered_once_with_the_tenants_token_and_a_restart_repeats_noth
             assert!(text.contains(line), "missing {line:?} in\n{text}");
         }
         assert!(text.contains("aer_plugin_call_seconds_bucket{"), "{text}");
+
+        // Another tenant sees none of it: no actions, findings or decisions.
+        let other = d.tenant("globex");
+        for path in [
+            "/v1/actions",
+            "/v1/findings",
+            "/v1/decisions",
+            "/v1/actions?decision=x",
+        ] {
+            let (status, body) = d.request("GET", path, Some(&other), None, vec![]);
+            assert_eq!(status, 200);
+            assert_eq!(body["items"], Value::Array(vec![]), "{path}: {body}");
+        }
+        let (_, policy) = d.request("GET", "/v1/policy", Some(&other), None, vec![]);
+        assert_eq!(
+            policy["responses"]["slack_token"],
+            Value::Null,
+            "no token leaks across tenants"
+        );
     }
     let calls = slack.calls();
     assert_eq!(

@@ -121,6 +121,35 @@ pub(super) async fn findings(
     Ok(Json(json!({"items": alerts, "next": next})))
 }
 
+/// A decision as a Falco alert (priority from its finding's severity, output its
+/// reason), with the decision's own fields beside.
+pub fn decision_alert(tenant: &str, d: &StoredDecision) -> Value {
+    let f = &d.decision.finding;
+    let mut v = serde_json::to_value(d).unwrap_or(Value::Null);
+    let mut fields = serde_json::Map::new();
+    fields.insert("subject".into(), json!(d.decision.subject));
+    fields.insert("outcome".into(), json!(d.decision.outcome.as_str()));
+    fields.insert("decision_id".into(), json!(d.decision.id));
+    fields.insert("score".into(), json!(f.score));
+    let alert = json!({
+        "time": rfc3339(d.decision.time_ms),
+        "rule": f.rule,
+        "priority": priority(&f.severity),
+        "output": d.decision.reason,
+        "output_fields": fields,
+        "source": "aer",
+        "tags": [f.rule, d.decision.outcome.as_str()],
+        "tenant": tenant,
+        "plugin": f.plugin,
+        "plugin_version": f.plugin_version,
+        "event_ids": f.evidence,
+    });
+    if let (Value::Object(v), Value::Object(a)) = (&mut v, alert) {
+        v.extend(a);
+    }
+    v
+}
+
 pub(super) async fn decisions(
     Tenant(t): Tenant,
     State(daemon): State<Arc<Daemon>>,
@@ -134,6 +163,7 @@ pub(super) async fn decisions(
         |d: &StoredDecision| filter.keeps(&d.decision.finding),
     )?;
     let next = items.last().map(|d| d.seq);
+    let items: Vec<Value> = items.iter().map(|d| decision_alert(&t, d)).collect();
     Ok(Json(json!({"items": items, "next": next})))
 }
 
@@ -205,6 +235,10 @@ pub(super) async fn stream(
             let data = match name {
                 "finding" => match serde_json::from_slice::<StoredFinding>(&value) {
                     Ok(f) => falco_alert(&s.3, f.seq, &f.finding),
+                    Err(_) => continue,
+                },
+                "decision" => match serde_json::from_slice::<StoredDecision>(&value) {
+                    Ok(d) => decision_alert(&s.3, &d),
                     Err(_) => continue,
                 },
                 _ => match serde_json::from_slice::<Value>(&value) {

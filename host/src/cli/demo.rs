@@ -217,30 +217,33 @@ impl DemoCommand {
             "policy: enforce; W04DAVE allowlisted; acme.example is internal; resets go to the mock Slack API"
         )?;
 
-        // Stream the sample in event-time order, remembering when each event was acknowledged.
-        let mut parsed = crate::ingest::parse(SAMPLE);
-        parsed.events.sort_by_key(|e| e.time_ms);
-        let entries: Vec<Value> = serde_json::from_str::<Value>(SAMPLE)?["entries"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        let mut by_id: std::collections::HashMap<String, Value> = entries
-            .into_iter()
-            .map(|e| (e["id"].as_str().unwrap_or("").to_owned(), e))
-            .collect();
+        // Generated background traffic plus the sample (which holds the attack), streamed
+        // in event-time order; remember when each event was acknowledged.
+        let mut stream: Vec<(i64, String, String)> = Vec::new();
+        let sample: Value = serde_json::from_str(SAMPLE)?;
+        for e in sample["entries"].as_array().into_iter().flatten() {
+            let parsed = crate::ingest::parse_value(e.clone())
+                .map_err(|r| anyhow::anyhow!("bundled sample: {r}"))?;
+            stream.push((parsed.time_ms, parsed.id, e.to_string()));
+        }
+        let generated = background_traffic(2_000);
+        let n_generated = generated.len();
+        stream.extend(generated);
+        stream.sort();
         writeln!(
             io.out,
-            "streaming {} events of the bundled Slack audit log sample, {} per request ...",
-            parsed.events.len(),
+            "streaming {} events ({} generated for 60 ordinary users, {} from the bundled sample with the attack), {} per request ...",
+            stream.len(),
+            n_generated,
+            stream.len() - n_generated,
             self.chunk
         )?;
         let mut acked: std::collections::HashMap<String, Instant> =
             std::collections::HashMap::new();
-        for chunk in parsed.events.chunks(self.chunk.max(1)) {
+        for chunk in stream.chunks(self.chunk.max(1)) {
             let body: String = chunk
                 .iter()
-                .filter_map(|e| by_id.remove(&e.id))
-                .map(|v| format!("{v}\n"))
+                .map(|(_, _, line)| format!("{line}\n"))
                 .collect();
             api.call(
                 "POST",
@@ -249,10 +252,10 @@ impl DemoCommand {
                 body.into_bytes(),
             )?;
             let now = Instant::now();
-            for e in chunk {
-                acked.insert(e.id.clone(), now);
+            for (_, id, _) in chunk {
+                acked.insert(id.clone(), now);
             }
-            std::thread::sleep(Duration::from_millis(5));
+            std::thread::sleep(Duration::from_millis(2));
         }
 
         // Wait for the decisions and their responses.
@@ -323,6 +326,39 @@ impl DemoCommand {
         let _ = std::fs::remove_dir_all(&data);
         Ok(EXIT_OK)
     }
+}
+
+/// `n` ordinary Slack audit entries: 60 users logging in and downloading a file now and
+/// then over the sample's day (seeded, so every demo streams the same traffic).
+fn background_traffic(n: usize) -> Vec<(i64, String, String)> {
+    let day_start: i64 = 1_767_603_600; // 2026-01-05T09:00:00Z
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    (0..n)
+        .map(|i| {
+            let user = next() % 60;
+            let t = day_start + (next() % (9 * 3_600)) as i64;
+            let action = if next() % 4 == 0 { "user_login" } else { "file_downloaded" };
+            let id = format!("gen-{i:05}");
+            let entry = json!({
+                "id": id,
+                "date_create": t,
+                "action": action,
+                "actor": {"type": "user", "user": {
+                    "id": format!("W1{user:04}"), "name": format!("user{user}"),
+                    "email": format!("user{user}@acme.example"), "team": "T0ACME"}},
+                "context": {"ua": "Mozilla/5.0 Slack/4.36", "ip_address": format!("198.51.100.{}", 20 + user),
+                            "session_id": 2_000 + user,
+                            "location": {"type": "enterprise", "id": "E0ACME", "name": "Acme", "domain": "acme"}},
+            });
+            (t * 1000, id, entry.to_string())
+        })
+        .collect()
 }
 
 fn arr(v: &Value) -> Vec<Value> {
