@@ -38,44 +38,13 @@ fn wait_for(
     }
 }
 
-fn install(d: &TestDaemon, token: &str, path: &str, config: &str) -> String {
-    let (status, rec) = d.request(
-        "POST",
-        "/v1/plugins",
-        Some(token),
-        None,
-        std::fs::read(path).unwrap(),
-    );
-    assert_eq!(status, 201, "{rec}");
-    let name = rec["name"].as_str().unwrap().to_owned();
-    if !config.is_empty() {
-        let (status, body) = d.request(
-            "PUT",
-            &format!("/v1/plugins/{name}/config"),
-            Some(token),
-            JSON,
-            config.as_bytes().to_vec(),
-        );
-        assert_eq!(status, 200, "{body}");
-    }
-    let (status, body) = d.request(
-        "POST",
-        &format!("/v1/plugins/{name}/enable"),
-        Some(token),
-        None,
-        vec![],
-    );
-    assert_eq!(status, 200, "{body}");
-    name
-}
-
 #[test]
 fn findings_and_decisions_flow_per_tenant() {
     let dir = tempfile::tempdir().unwrap();
     let d = TestDaemon::start(dir.path(), ServeConfig::default());
     let a = d.tenant("acme");
     let b = d.tenant("globex");
-    install(&d, &a, plugins::EXCESSIVE_DOWNLOADS, "");
+    d.install(&a, plugins::EXCESSIVE_DOWNLOADS, "");
     let policy = br#"{"mode": "enforce", "allowlist": {"users": ["W04DAVE"]}, "internal_domains": ["acme.example"]}"#;
     assert_eq!(
         d.request("PUT", "/v1/policy", Some(&a), JSON, policy.to_vec())
@@ -214,7 +183,7 @@ fn detector_state_is_exactly_once_across_a_restart() {
     {
         let d = TestDaemon::start(dir.path(), ServeConfig::default());
         let t = d.tenant("acme");
-        install(&d, &t, plugins::EXCESSIVE_DOWNLOADS, r#"{"threshold": 50}"#);
+        d.install(&t, plugins::EXCESSIVE_DOWNLOADS, r#"{"threshold": 50}"#);
         assert_eq!(
             d.request(
                 "POST",
@@ -270,8 +239,8 @@ fn a_looping_plugin_is_quarantined_and_resumes_without_losing_events() {
     let d = TestDaemon::start(dir.path(), ServeConfig::default());
     let a = d.tenant("acme");
     let b = d.tenant("globex");
-    install(&d, &a, plugins::HOSTILE, r#"{"mode": "loop"}"#);
-    install(&d, &b, plugins::EXCESSIVE_DOWNLOADS, "");
+    d.install(&a, plugins::HOSTILE, r#"{"mode": "loop"}"#);
+    d.install(&b, plugins::EXCESSIVE_DOWNLOADS, "");
     let events = b"{\"id\":\"e1\",\"time\":1,\"action\":\"ok\",\"actor\":\"U1\"}\n\
                    {\"id\":\"e2\",\"time\":2,\"action\":\"hostile\",\"actor\":\"U1\"}\n\
                    {\"id\":\"e3\",\"time\":3,\"action\":\"ok\",\"actor\":\"U2\"}\n";
@@ -338,7 +307,7 @@ fn the_live_stream_sends_findings_and_decisions_as_they_commit() {
     let d = TestDaemon::start(dir.path(), ServeConfig::default());
     let a = d.tenant("acme");
     let b = d.tenant("globex");
-    install(&d, &a, plugins::EXCESSIVE_DOWNLOADS, "");
+    d.install(&a, plugins::EXCESSIVE_DOWNLOADS, "");
 
     let (tx, rx) = std::sync::mpsc::channel::<(String, Value)>();
     let url = format!("{}/v1/stream", d.base);
@@ -363,7 +332,7 @@ fn the_live_stream_sends_findings_and_decisions_as_they_commit() {
         }
     });
     // Another tenant's activity never shows up in acme's stream.
-    install(&d, &b, plugins::EXCESSIVE_DOWNLOADS, "");
+    d.install(&b, plugins::EXCESSIVE_DOWNLOADS, "");
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(
         d.request("POST", "/v1/events", Some(&b), JSON, sample()).0,

@@ -11,39 +11,6 @@ use serde_json::Value;
 
 const JSON: Option<&str> = Some("application/json");
 
-fn install(d: &TestDaemon, token: &str, path: &str, config: &str) {
-    let (status, rec) = d.request(
-        "POST",
-        "/v1/plugins",
-        Some(token),
-        None,
-        std::fs::read(path).unwrap(),
-    );
-    assert_eq!(status, 201, "{rec}");
-    let name = rec["name"].as_str().unwrap().to_owned();
-    if !config.is_empty() {
-        let (status, body) = d.request(
-            "PUT",
-            &format!("/v1/plugins/{name}/config"),
-            Some(token),
-            JSON,
-            config.as_bytes().to_vec(),
-        );
-        assert_eq!(status, 200, "{body}");
-    }
-    assert_eq!(
-        d.request(
-            "POST",
-            &format!("/v1/plugins/{name}/enable"),
-            Some(token),
-            None,
-            vec![]
-        )
-        .0,
-        200
-    );
-}
-
 fn policy(slack: &MockSlack, mode: &str) -> Vec<u8> {
     serde_json::json!({
         "mode": mode,
@@ -82,14 +49,13 @@ fn wait_actions(d: &TestDaemon, token: &str, n: usize) -> Vec<Value> {
 
 fn setup(d: &TestDaemon, slack: &MockSlack, mode: &str) -> String {
     let t = d.tenant("acme");
-    install(d, &t, plugins::EXCESSIVE_DOWNLOADS, "");
-    install(
-        d,
+    d.install(&t, plugins::EXCESSIVE_DOWNLOADS, "");
+    d.install(
         &t,
         plugins::SLACK_SESSION_RESET,
         r#"{"notify_channel": "security"}"#,
     );
-    install(d, &t, plugins::NOTIFY, r#"{"channel": "security"}"#);
+    d.install(&t, plugins::NOTIFY, r#"{"channel": "security"}"#);
     let (status, body) = d.request("PUT", "/v1/policy", Some(&t), JSON, policy(slack, mode));
     assert_eq!(status, 200, "{body}");
     assert_eq!(

@@ -206,6 +206,35 @@ impl TestDaemon {
             .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
     }
 
+    /// Upload a component for the tenant of `token`, configure it (unless `config` is
+    /// empty) and enable it; returns the plugin's name.
+    pub fn install(&self, token: &str, path: &str, config: &str) -> String {
+        let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("read {path}: {e}"));
+        let (status, rec) = self.request("POST", "/v1/plugins", Some(token), None, bytes);
+        assert_eq!(status, 201, "{rec}");
+        let name = rec["name"].as_str().expect("name").to_owned();
+        if !config.is_empty() {
+            let path = format!("/v1/plugins/{name}/config");
+            let (status, body) = self.request(
+                "PUT",
+                &path,
+                Some(token),
+                Some("application/json"),
+                config.as_bytes().to_vec(),
+            );
+            assert_eq!(status, 200, "{body}");
+        }
+        let (status, body) = self.request(
+            "POST",
+            &format!("/v1/plugins/{name}/enable"),
+            Some(token),
+            None,
+            vec![],
+        );
+        assert_eq!(status, 200, "{body}");
+        name
+    }
+
     /// Create a tenant; returns its token.
     pub fn tenant(&self, name: &str) -> String {
         let (status, body) = self.request(

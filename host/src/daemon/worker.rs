@@ -125,23 +125,52 @@ impl Drop for Pipeline {
     }
 }
 
-struct Cached {
+/// A responder instance and the action sink it was built with.
+type LiveResponder = (ResponderInstance, Arc<DaemonActions>);
+
+/// A live plugin instance, kept while its version and configuration stay the same.
+struct Cached<T> {
     sha256: String,
     config: String,
-    instance: DetectorInstance,
+    value: T,
 }
 
-struct CachedResponder {
-    sha256: String,
-    config: String,
-    instance: ResponderInstance,
-    sink: Arc<DaemonActions>,
+/// The cached instance of `p` for `tenant`, rebuilt with `build` (given the loaded
+/// component) when the active version or the configuration changed.
+fn cached<'c, T>(
+    cache: &'c mut HashMap<(String, String), Cached<T>>,
+    daemon: &Daemon,
+    tenant: &str,
+    p: &super::plugins::PluginRecord,
+    build: impl FnOnce(&Arc<crate::plugin::LoadedPlugin>) -> Result<T, crate::plugin::Fault>,
+) -> Result<&'c mut T, String> {
+    let sha = p
+        .active_version()
+        .map(|v| v.sha256.clone())
+        .ok_or_else(|| format!("no active version {}", p.active))?;
+    let key = (tenant.to_owned(), p.name.clone());
+    let stale = cache
+        .get(&key)
+        .is_none_or(|c| c.sha256 != sha || c.config != p.config);
+    if stale {
+        let loaded = daemon.load_artifact(&sha).map_err(|e| e.to_string())?;
+        let value = build(&loaded).map_err(|f| f.to_string())?;
+        cache.insert(
+            key.clone(),
+            Cached {
+                sha256: sha,
+                config: p.config.clone(),
+                value,
+            },
+        );
+    }
+    Ok(&mut cache.get_mut(&key).expect("inserted above").value)
 }
 
 struct Worker {
     daemon: Arc<Daemon>,
-    detectors: HashMap<(String, String), Cached>,
-    responders: HashMap<(String, String), CachedResponder>,
+    detectors: HashMap<(String, String), Cached<DetectorInstance>>,
+    responders: HashMap<(String, String), Cached<LiveResponder>>,
     consecutive_faults: HashMap<(String, String), u32>,
 }
 
@@ -231,42 +260,19 @@ impl Worker {
         tenant: &str,
         p: &super::plugins::PluginRecord,
     ) -> Result<&mut DetectorInstance, String> {
-        let sha = p
-            .active_version()
-            .map(|v| v.sha256.clone())
-            .ok_or_else(|| format!("no active version {}", p.active))?;
-        let key = (tenant.to_owned(), p.name.clone());
-        let stale = self
-            .detectors
-            .get(&key)
-            .is_none_or(|c| c.sha256 != sha || c.config != p.config);
-        if stale {
-            let loaded = self.daemon.load_artifact(&sha).map_err(|e| e.to_string())?;
-            let instance = DetectorInstance::new(
-                &self.daemon.engine,
-                &loaded,
+        let daemon = self.daemon.clone();
+        cached(&mut self.detectors, &self.daemon, tenant, p, |loaded| {
+            DetectorInstance::new(
+                &daemon.engine,
+                loaded,
                 InstanceSpec {
                     tenant: tenant.to_owned(),
                     config: p.config.clone(),
-                    state: Arc::new(self.daemon.state_store()),
+                    state: Arc::new(daemon.state_store()),
                     actions: Arc::new(DryRunActions::default()),
                 },
             )
-            .map_err(|f| f.to_string())?;
-            self.detectors.insert(
-                key.clone(),
-                Cached {
-                    sha256: sha,
-                    config: p.config.clone(),
-                    instance,
-                },
-            );
-        }
-        Ok(&mut self
-            .detectors
-            .get_mut(&key)
-            .expect("inserted above")
-            .instance)
+        })
     }
 
     fn record_fault(
@@ -477,41 +483,22 @@ impl Worker {
         &mut self,
         tenant: &str,
         p: &super::plugins::PluginRecord,
-    ) -> Result<&mut CachedResponder, String> {
-        let sha = p
-            .active_version()
-            .map(|v| v.sha256.clone())
-            .ok_or_else(|| format!("no active version {}", p.active))?;
-        let key = (tenant.to_owned(), p.name.clone());
-        let stale = self
-            .responders
-            .get(&key)
-            .is_none_or(|c| c.sha256 != sha || c.config != p.config);
-        if stale {
-            let loaded = self.daemon.load_artifact(&sha).map_err(|e| e.to_string())?;
-            let sink = Arc::new(DaemonActions::new(&self.daemon, tenant, &p.name));
+    ) -> Result<&mut LiveResponder, String> {
+        let daemon = self.daemon.clone();
+        cached(&mut self.responders, &self.daemon, tenant, p, |loaded| {
+            let sink = Arc::new(DaemonActions::new(&daemon, tenant, &p.name));
             let instance = ResponderInstance::new(
-                &self.daemon.engine,
-                &loaded,
+                &daemon.engine,
+                loaded,
                 InstanceSpec {
                     tenant: tenant.to_owned(),
                     config: p.config.clone(),
-                    state: Arc::new(self.daemon.state_store()),
+                    state: Arc::new(daemon.state_store()),
                     actions: sink.clone(),
                 },
-            )
-            .map_err(|f| f.to_string())?;
-            self.responders.insert(
-                key.clone(),
-                CachedResponder {
-                    sha256: sha,
-                    config: p.config.clone(),
-                    instance,
-                    sink,
-                },
-            );
-        }
-        Ok(self.responders.get_mut(&key).expect("inserted above"))
+            )?;
+            Ok((instance, sink))
+        })
     }
 
     /// Run the enabled responders for decisions that respond, in order. A decision
@@ -560,10 +547,10 @@ impl Worker {
                         return Ok(true);
                     }
                 };
-                r.sink.set_enforce(enforce);
-                match r.instance.respond(&wit) {
+                r.1.set_enforce(enforce);
+                match r.0.respond(&wit) {
                     Ok(out) => {
-                        let plugin = r.instance.id().plugin.clone();
+                        let plugin = r.0.id().plugin.clone();
                         self.daemon.state_store().stage(
                             &Scope::new(tenant, &plugin),
                             &out.writes,
