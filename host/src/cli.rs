@@ -117,6 +117,20 @@ pub fn init_tracing(json: bool, default: &str) {
     };
 }
 
+/// The whole `aer` program: the process's arguments, stdout and stderr, and its exit code.
+pub fn process_main() -> std::process::ExitCode {
+    use std::io::IsTerminal;
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let mut err = std::io::stderr();
+    let mut io = Io {
+        out_is_terminal: std::io::stdout().is_terminal(),
+        out: &mut out,
+        err: &mut err,
+    };
+    std::process::ExitCode::from(main_with_args(std::env::args_os(), &mut io))
+}
+
 /// Run `aer` with these arguments (the first is the program name); sets up logging.
 pub fn main_with_args<I, S>(args: I, io: &mut Io<'_>) -> u8
 where

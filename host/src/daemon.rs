@@ -37,6 +37,24 @@ pub enum DaemonError {
     /// The wasm engine could not be built.
     #[error(transparent)]
     Engine(#[from] crate::engine::EngineError),
+    /// A stored record could not be read or written, or a step failed.
+    #[error("{what}: {message}")]
+    Record {
+        /// Which record or step.
+        what: String,
+        /// Why.
+        message: String,
+    },
+}
+
+impl DaemonError {
+    /// A [`DaemonError::Record`] about `what`.
+    pub fn record(what: &str, e: impl std::fmt::Display) -> Self {
+        DaemonError::Record {
+            what: what.to_owned(),
+            message: e.to_string(),
+        }
+    }
 }
 
 /// The daemon's shared state.
@@ -114,10 +132,9 @@ impl Daemon {
     /// (with none, nothing is waiting).
     pub fn processed_seq(&self, tenant: &str) -> Result<u64, DaemonError> {
         let next = self.inbox.next_seq(tenant).unwrap_or(0);
-        let plugins = self.plugins(tenant).map_err(|e| DaemonError::DataDir {
-            path: "plugins".into(),
-            source: std::io::Error::other(e.to_string()),
-        })?;
+        let plugins = self
+            .plugins(tenant)
+            .map_err(|e| DaemonError::record("plugins", e.to_string()))?;
         let mut lowest = next;
         for p in plugins.iter().filter(|p| {
             p.kind == crate::plugin::PluginKind::Detector

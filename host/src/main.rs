@@ -1,16 +1,5 @@
-//! The `aer` binary: hands the command line to [`aer_host::cli`].
+//! The `aer` binary: everything is in [`aer_host::cli`].
 
-use std::io::IsTerminal;
-use std::process::ExitCode;
-
-fn main() -> ExitCode {
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    let mut err = std::io::stderr();
-    let mut io = aer_host::cli::Io {
-        out_is_terminal: std::io::stdout().is_terminal(),
-        out: &mut out,
-        err: &mut err,
-    };
-    ExitCode::from(aer_host::cli::main_with_args(std::env::args_os(), &mut io))
+fn main() -> std::process::ExitCode {
+    aer_host::cli::process_main()
 }

@@ -113,13 +113,6 @@ pub enum PluginError {
     Daemon(#[from] DaemonError),
 }
 
-fn io_err(what: &str, e: impl std::fmt::Display) -> DaemonError {
-    DaemonError::DataDir {
-        path: what.into(),
-        source: std::io::Error::other(e.to_string()),
-    }
-}
-
 fn valid_version(v: &str) -> bool {
     !v.is_empty()
         && v.len() <= 64
@@ -139,7 +132,8 @@ impl Daemon {
             .get(Self::plugin_key(tenant, name))
             .map_err(DaemonError::from)?
             .ok_or_else(|| PluginError::NotFound(name.to_owned()))?;
-        serde_json::from_slice(&v).map_err(|e| PluginError::Daemon(io_err("plugin record", e)))
+        serde_json::from_slice(&v)
+            .map_err(|e| PluginError::Daemon(DaemonError::record("plugin record", e)))
     }
 
     /// Store a plugin record as it is (the pipeline's fault bookkeeping).
@@ -150,15 +144,12 @@ impl Daemon {
     ) -> Result<(), DaemonError> {
         self.put_plugin(tenant, rec).map_err(|e| match e {
             PluginError::Daemon(d) => d,
-            other => DaemonError::DataDir {
-                path: "plugin record".into(),
-                source: std::io::Error::other(other.to_string()),
-            },
+            other => DaemonError::record("plugin record", other),
         })
     }
 
     fn put_plugin(&self, tenant: &str, rec: &PluginRecord) -> Result<(), PluginError> {
-        let v = serde_json::to_vec(rec).map_err(|e| io_err("plugin record", e))?;
+        let v = serde_json::to_vec(rec).map_err(|e| DaemonError::record("plugin record", e))?;
         self.meta
             .insert(Self::plugin_key(tenant, &rec.name), v)
             .map_err(DaemonError::from)?;
@@ -172,7 +163,9 @@ impl Daemon {
         let mut out = Vec::new();
         for r in self.meta.scan_prefix(prefix) {
             let (_, v) = r.map_err(DaemonError::from)?;
-            out.push(serde_json::from_slice(&v).map_err(|e| io_err("plugin record", e))?);
+            out.push(
+                serde_json::from_slice(&v).map_err(|e| DaemonError::record("plugin record", e))?,
+            );
         }
         Ok(out)
     }
@@ -185,7 +178,7 @@ impl Daemon {
         let bytes = self
             .artifacts
             .read(format!("{sha256}.wasm"))
-            .map_err(|e| io_err(&format!("artifact {sha256}"), e))?;
+            .map_err(|e| DaemonError::record(&format!("artifact {sha256}"), e))?;
         Ok(self.engine.load(&bytes)?)
     }
 
@@ -219,12 +212,14 @@ impl Daemon {
             let mut f = self
                 .artifacts
                 .create(&tmp)
-                .map_err(|e| io_err("artifact", e))?;
-            f.write_all(bytes).map_err(|e| io_err("artifact", e))?;
-            f.sync_all().map_err(|e| io_err("artifact", e))?;
+                .map_err(|e| DaemonError::record("artifact", e))?;
+            f.write_all(bytes)
+                .map_err(|e| DaemonError::record("artifact", e))?;
+            f.sync_all()
+                .map_err(|e| DaemonError::record("artifact", e))?;
             self.artifacts
                 .rename(&tmp, &self.artifacts, &file)
-                .map_err(|e| io_err("artifact", e))?;
+                .map_err(|e| DaemonError::record("artifact", e))?;
         }
         let entry = PluginVersion {
             version: version.clone(),
@@ -362,7 +357,7 @@ impl Daemon {
             .meta
             .get(keys::key(kind::POLICY, &[tenant.as_bytes()]))?
         {
-            Some(v) => serde_json::from_slice(&v).map_err(|e| io_err("policy", e)),
+            Some(v) => serde_json::from_slice(&v).map_err(|e| DaemonError::record("policy", e)),
             None => Ok(Policy::default()),
         }
     }
@@ -377,7 +372,7 @@ impl Daemon {
             Ok(p) => p,
             Err(errors) => return Ok(Err(errors)),
         };
-        let v = serde_json::to_vec(&policy).map_err(|e| io_err("policy", e))?;
+        let v = serde_json::to_vec(&policy).map_err(|e| DaemonError::record("policy", e))?;
         self.meta
             .insert(keys::key(kind::POLICY, &[tenant.as_bytes()]), v)?;
         self.db.flush()?;

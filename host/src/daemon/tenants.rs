@@ -55,10 +55,7 @@ impl Daemon {
             return Err(TenantError::InvalidName(name.to_owned()));
         }
         let mut secret = [0u8; 32];
-        getrandom::fill(&mut secret).map_err(|e| DaemonError::DataDir {
-            path: "random".into(),
-            source: std::io::Error::other(e.to_string()),
-        })?;
+        getrandom::fill(&mut secret).map_err(|e| DaemonError::record("random", e))?;
         let token = format!(
             "aer_{}",
             base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret)
@@ -69,10 +66,7 @@ impl Daemon {
             created_ms: now_ms(),
             token_sha256: hex::encode(hash),
         };
-        let value = serde_json::to_vec(&record).map_err(|e| DaemonError::DataDir {
-            path: "tenant".into(),
-            source: std::io::Error::other(e),
-        })?;
+        let value = serde_json::to_vec(&record).map_err(|e| DaemonError::record("tenant", e))?;
         let key = keys::key(kind::TENANT, &[name.as_bytes()]);
         // Insert only if absent, so two concurrent creations cannot both win.
         let won = self

@@ -175,10 +175,7 @@ struct Worker {
 }
 
 fn json_err(e: serde_json::Error) -> DaemonError {
-    DaemonError::DataDir {
-        path: "pipeline record".into(),
-        source: std::io::Error::other(e),
-    }
+    DaemonError::record("pipeline record", e)
 }
 
 fn get_u64(tree: &sled::Tree, key: &[u8]) -> Result<u64, DaemonError> {
@@ -236,10 +233,7 @@ impl Worker {
         let plugins = self
             .daemon
             .plugins(tenant)
-            .map_err(|e| DaemonError::DataDir {
-                path: "plugins".into(),
-                source: std::io::Error::other(e.to_string()),
-            })?;
+            .map_err(|e| DaemonError::record("plugins", e))?;
         for p in plugins
             .iter()
             .filter(|p| p.kind == PluginKind::Detector && p.status == PluginStatus::Enabled)
@@ -310,14 +304,11 @@ impl Worker {
         let tree = self.daemon.pipeline.clone();
         let cursor_key = keys::key(kind::CURSOR, &[tenant.as_bytes(), p.name.as_bytes()]);
         let cursor = get_u64(&tree, &cursor_key)?;
-        let events =
-            self.daemon
-                .inbox
-                .read(tenant, cursor, BATCH)
-                .map_err(|e| DaemonError::DataDir {
-                    path: "inbox".into(),
-                    source: std::io::Error::other(e.to_string()),
-                })?;
+        let events = self
+            .daemon
+            .inbox
+            .read(tenant, cursor, BATCH)
+            .map_err(|e| DaemonError::record("inbox", e))?;
         let Some(&(last_seq, _)) = events.last() else {
             return Ok(false);
         };
@@ -419,11 +410,8 @@ impl Worker {
             Some(v) => serde_json::from_slice(&v).map_err(json_err)?,
             None => EngineState::default(),
         };
-        let mut engine =
-            DecisionEngine::with_state(policy, state).map_err(|e| DaemonError::DataDir {
-                path: "policy".into(),
-                source: std::io::Error::other(format!("{e:?}")),
-            })?;
+        let mut engine = DecisionEngine::with_state(policy, state)
+            .map_err(|e| DaemonError::record("policy", format!("{e:?}")))?;
         let mut observed = get_u64(&tree, &observed_key)?;
         let first_decision = next_seq(&tree, &keys::key(kind::DECISION, &[t]))?;
         let mut batch = sled::Batch::default();
@@ -433,10 +421,7 @@ impl Worker {
                     .daemon
                     .inbox
                     .read(tenant, observed, BATCH)
-                    .map_err(|e| DaemonError::DataDir {
-                        path: "inbox".into(),
-                        source: std::io::Error::other(e.to_string()),
-                    })?;
+                    .map_err(|e| DaemonError::record("inbox", e))?;
                 if events.is_empty() {
                     break;
                 }
