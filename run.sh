@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# AER's two set-up commands:
+# AER's main job (the tests are ./test.sh):
 #   ./run.sh demo   build the host and the built-in plugins, run the excessive-downloads
 #                   detector over the bundled Slack audit log sample (its findings), then the
 #                   whole local pipeline over it (findings -> decisions -> recorded responses),
 #                   then the daemon with a mock Slack API: detection -> decision -> session reset
-#   ./run.sh test   run every test (unit, SDK, plugin and integration tests)
+#   ./run.sh test   the same as ./test.sh
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -40,11 +40,10 @@ case "${1:-demo}" in
         target/debug/aer demo --plugins "$plugins"
         ;;
     test)
-        ensure_wasm_target
-        cargo test --workspace
+        exec ./test.sh
         ;;
     *)
-        echo "usage: ./run.sh demo|test" >&2
+        echo "usage: ./run.sh demo (tests: ./test.sh)" >&2
         exit 2
         ;;
 esac
