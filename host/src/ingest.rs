@@ -7,6 +7,8 @@
 //! every other one is still parsed. Nothing is dropped silently.
 
 pub mod generic;
+#[cfg(test)]
+mod properties;
 pub mod slack;
 mod value;
 

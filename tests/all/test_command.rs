@@ -173,3 +173,23 @@ fn minimal_example_flags_failed_logins_only() {
         lines[0]
     );
 }
+
+#[test]
+fn slack_anomaly_passes_slacks_own_signal_through() {
+    let run = aer(&["test", plugins::SLACK_ANOMALY, "--events", &sample()]);
+    assert_eq!(run.code, 0, "{}", run.err);
+    let findings: Vec<serde_json::Value> = run
+        .out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(findings.len(), 1, "{}", run.out);
+    assert_eq!(findings[0]["subject"], "W02BOB");
+    assert_eq!(findings[0]["severity"], "high");
+    assert_eq!(findings[0]["attributes"]["reasons"], "tor");
+    assert!(
+        run.err.contains("(1 delivered, 0 rejected)"),
+        "only the anomaly entry is delivered: {}",
+        run.err
+    );
+}

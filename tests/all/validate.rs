@@ -148,3 +148,20 @@ fn missing_file_is_an_error_not_a_rejection() {
         run.err
     );
 }
+
+#[test]
+fn rejects_a_precompiled_artifact_posing_as_a_component() {
+    // Bytes wasmtime itself precompiled from a real component: loading them would mean
+    // `Component::deserialize` on tenant bytes, which the host never does.
+    let component = std::fs::read(plugins::MINIMAL_DETECTOR).unwrap();
+    let engine = aer_tests::engine();
+    let artifact = engine
+        .engine()
+        .precompile_component(&component)
+        .expect("precompiles");
+    let f = write_temp(&artifact);
+    assert_rejected(f.path().to_str().unwrap(), "not a WebAssembly binary");
+    let named = tempfile::Builder::new().suffix(".wasm").tempfile().unwrap();
+    std::fs::write(named.path(), &artifact).unwrap();
+    assert_rejected(named.path().to_str().unwrap(), "not a WebAssembly binary");
+}

@@ -372,6 +372,17 @@ mod tests {
         assert_eq!(encoded_action(&buf[..10]), None);
     }
 
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
+            let _ = decode_batch(&bytes);
+            let mut with_magic = MAGIC.to_vec();
+            with_magic.extend_from_slice(&bytes);
+            let _ = decode_batch(&with_magic);
+            let _ = encoded_action(&bytes);
+        }
+    }
+
     #[test]
     fn huge_count_does_not_allocate_or_panic() {
         let mut bytes = MAGIC.to_vec();
