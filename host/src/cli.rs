@@ -13,7 +13,6 @@ mod test;
 mod validate;
 
 use std::io::Write;
-use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
@@ -171,9 +170,42 @@ where
 }
 
 /// Read a file, naming it in the error.
-fn read(path: &PathBuf) -> anyhow::Result<Vec<u8>> {
+fn read(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
     use anyhow::Context as _;
     std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+}
+
+/// Read a UTF-8 text file, naming it in the error.
+fn read_text(path: &std::path::Path) -> anyhow::Result<String> {
+    use anyhow::Context as _;
+    String::from_utf8(read(path)?).with_context(|| format!("{} is not UTF-8", path.display()))
+}
+
+/// An argument that is either the text itself or `@FILE`.
+fn text_or_file(arg: &str) -> anyhow::Result<String> {
+    match arg.strip_prefix('@') {
+        Some(path) => read_text(std::path::Path::new(path)),
+        None => Ok(arg.to_owned()),
+    }
+}
+
+/// Read and parse an event file, report each rejected line on `io.err`, and put the
+/// events in event-time order (Slack's envelope lists the newest first).
+fn read_events(path: &std::path::Path, io: &mut Io<'_>) -> anyhow::Result<crate::ingest::Parsed> {
+    let text = read(path)?;
+    let mut parsed = crate::ingest::parse(&String::from_utf8_lossy(&text));
+    for e in &parsed.errors {
+        writeln!(io.err, "{}: {e}", path.display())?;
+    }
+    parsed.events.sort_by_key(|e| e.time_ms);
+    Ok(parsed)
+}
+
+/// Event time as `YYYY-MM-DD HH:MM:SS` (UTC) for tables.
+fn utc(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+        .unwrap_or_else(|| ms.to_string())
 }
 
 #[cfg(test)]

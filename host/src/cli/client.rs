@@ -11,7 +11,7 @@ use clap::{Args, Subcommand};
 use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
 use serde_json::Value;
 
-use super::{EXIT_OK, Io, read};
+use super::{EXIT_OK, Io, read, read_text, text_or_file};
 
 /// Where the daemon is and who is asking.
 #[derive(Debug, Clone, Args)]
@@ -274,10 +274,7 @@ impl PluginCommand {
                 None,
             )?,
             PluginAction::Config { name, config } => {
-                let body = match config.strip_prefix('@') {
-                    Some(f) => read(&PathBuf::from(f))?,
-                    None => config.into_bytes(),
-                };
+                let body = text_or_file(&config)?.into_bytes();
                 c.call(
                     "PUT",
                     &format!("/v1/plugins/{name}/config"),
@@ -397,9 +394,7 @@ impl EventsCommand {
     pub fn run(self, io: &mut Io<'_>) -> anyhow::Result<u8> {
         let c = Client::new(&self.client);
         let EventsAction::Send { file, batch } = self.action;
-        let text = String::from_utf8(read(&file)?)
-            .with_context(|| format!("{} is not UTF-8", file.display()))?;
-        let lines = lines_of(&text)?;
+        let lines = lines_of(&read_text(&file)?)?;
         let bar = if std::io::stderr().is_terminal() {
             indicatif::ProgressBar::new(lines.len() as u64)
         } else {

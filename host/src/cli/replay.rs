@@ -7,11 +7,13 @@ use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::{Context as _, bail};
+use anyhow::bail;
 use clap::Args;
 use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
 
-use super::{EXIT_ERROR, EXIT_OK, EXIT_REJECTED, Io, read};
+use super::{
+    EXIT_ERROR, EXIT_OK, EXIT_REJECTED, Io, read, read_events, read_text, text_or_file, utc,
+};
 use crate::engine::{AerEngine, EngineConfig};
 use crate::pipeline::decision::{DecisionEngine, Outcome, Policy};
 use crate::plugin::instance::InstanceSpec;
@@ -45,17 +47,6 @@ pub struct ReplayCommand {
     pub batch: usize,
 }
 
-fn config_text(value: &str) -> anyhow::Result<String> {
-    match value.strip_prefix('@') {
-        Some(path) => {
-            let path = PathBuf::from(path);
-            String::from_utf8(read(&path)?)
-                .with_context(|| format!("{} is not UTF-8", path.display()))
-        }
-        None => Ok(value.to_owned()),
-    }
-}
-
 impl ReplayCommand {
     /// Run it.
     pub fn run(self, io: &mut Io<'_>) -> anyhow::Result<u8> {
@@ -64,22 +55,18 @@ impl ReplayCommand {
             let Some((name, value)) = c.split_once('=') else {
                 bail!("--config {c:?}: expected NAME=JSON or NAME=@FILE");
             };
-            configs.insert(name.to_owned(), config_text(value)?);
+            configs.insert(name.to_owned(), text_or_file(value)?);
         }
         let policy = match &self.policy {
-            Some(path) => {
-                let text = String::from_utf8(read(path)?)
-                    .with_context(|| format!("{} is not UTF-8", path.display()))?;
-                match Policy::from_json(&text) {
-                    Ok(p) => p,
-                    Err(errors) => {
-                        for e in errors {
-                            writeln!(io.err, "{}: {e}", path.display())?;
-                        }
-                        return Ok(EXIT_ERROR);
+            Some(path) => match Policy::from_json(&read_text(path)?) {
+                Ok(p) => p,
+                Err(errors) => {
+                    for e in errors {
+                        writeln!(io.err, "{}: {e}", path.display())?;
                     }
+                    return Ok(EXIT_ERROR);
                 }
-            }
+            },
             None => Policy::default(),
         };
         let mut decisions =
@@ -125,12 +112,7 @@ impl ReplayCommand {
             bail!("--config names {name:?}, which is not one of the loaded plugins");
         }
 
-        let text = read(&self.events)?;
-        let mut parsed = crate::ingest::parse(&String::from_utf8_lossy(&text));
-        for e in &parsed.errors {
-            writeln!(io.err, "{}: {e}", self.events.display())?;
-        }
-        parsed.events.sort_by_key(|e| e.time_ms);
+        let parsed = read_events(&self.events, io)?;
 
         let total = parsed.events.len() as u64;
         let bar = if std::io::stderr().is_terminal() && total > 10_000 {
@@ -208,12 +190,6 @@ fn outcome_name(o: Outcome) -> &'static str {
     o.as_str()
 }
 
-fn time(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
-        .unwrap_or_else(|| ms.to_string())
-}
-
 fn table<const N: usize>(header: [&str; N]) -> Table {
     let mut t = Table::new();
     t.load_preset(UTF8_FULL_CONDENSED)
@@ -250,7 +226,7 @@ fn print_tables(out: &mut dyn Write, r: &crate::replay::ReplayReport) -> anyhow:
         ]);
         for f in &r.findings {
             t.add_row([
-                time(f.time_ms),
+                utc(f.time_ms),
                 f.rule.clone(),
                 f.subject.clone(),
                 f.severity.clone(),
@@ -264,7 +240,7 @@ fn print_tables(out: &mut dyn Write, r: &crate::replay::ReplayReport) -> anyhow:
         let mut t = table(["time (UTC)", "subject", "decision", "reason"]);
         for d in &r.decisions {
             t.add_row([
-                time(d.time_ms),
+                utc(d.time_ms),
                 d.subject.clone(),
                 outcome_name(d.outcome).into(),
                 d.reason.clone(),
@@ -281,7 +257,7 @@ fn print_tables(out: &mut dyn Write, r: &crate::replay::ReplayReport) -> anyhow:
                 format!("failed: {}", a.detail)
             };
             t.add_row([
-                time(a.time_ms),
+                utc(a.time_ms),
                 a.responder.clone(),
                 a.action.clone(),
                 a.subject.clone(),

@@ -11,7 +11,10 @@ use clap::Args;
 use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
 use serde::Deserialize;
 
-use super::{EXIT_ERROR, EXIT_MISMATCH, EXIT_OK, EXIT_REJECTED, Io, read};
+use super::{
+    EXIT_ERROR, EXIT_MISMATCH, EXIT_OK, EXIT_REJECTED, Io, read, read_events, read_text,
+    text_or_file, utc,
+};
 use crate::engine::{AerEngine, EngineConfig};
 use crate::finding::FindingRecord;
 use crate::host_api::DryRunActions;
@@ -120,12 +123,7 @@ impl TestCommand {
             return Ok(EXIT_ERROR);
         }
         let config = match &self.config {
-            Some(c) if c.starts_with('@') => {
-                let path = PathBuf::from(&c[1..]);
-                String::from_utf8(read(&path)?)
-                    .with_context(|| format!("{} is not UTF-8", path.display()))?
-            }
-            Some(c) => c.clone(),
+            Some(c) => text_or_file(c)?,
             None => String::new(),
         };
         let state: Arc<dyn StateStore> = match &self.state {
@@ -140,14 +138,7 @@ impl TestCommand {
             None => None,
         };
 
-        let text = read(&self.events)?;
-        let text = String::from_utf8_lossy(&text);
-        let mut parsed = crate::ingest::parse(&text);
-        for e in &parsed.errors {
-            writeln!(io.err, "{}: {e}", self.events.display())?;
-        }
-        // Entries arrive newest first from Slack; detectors see event-time order.
-        parsed.events.sort_by_key(|e| e.time_ms);
+        let parsed = read_events(&self.events, io)?;
 
         let spec = InstanceSpec {
             tenant: self.tenant.clone(),
@@ -217,9 +208,8 @@ impl TestCommand {
     }
 }
 
-fn read_expected(path: &PathBuf) -> anyhow::Result<Vec<Expected>> {
-    let text = String::from_utf8(read(path)?)
-        .with_context(|| format!("{} is not UTF-8", path.display()))?;
+fn read_expected(path: &std::path::Path) -> anyhow::Result<Vec<Expected>> {
+    let text = read_text(path)?;
     text.lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
@@ -269,11 +259,8 @@ fn print_table(out: &mut dyn Write, findings: &[FindingRecord]) -> anyhow::Resul
             "summary",
         ]);
     for f in findings {
-        let time = chrono::DateTime::from_timestamp_millis(f.time_ms)
-            .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
-            .unwrap_or_else(|| f.time_ms.to_string());
         table.add_row([
-            time,
+            utc(f.time_ms),
             f.rule.clone(),
             f.subject.clone(),
             f.severity.clone(),
