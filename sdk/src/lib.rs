@@ -37,6 +37,7 @@ mod finding;
 mod host;
 mod info;
 mod responder;
+pub mod signals;
 mod state;
 pub mod testing;
 
@@ -49,14 +50,14 @@ pub use finding::{Finding, Severity};
 pub use host::Level;
 pub use info::PluginInfo;
 pub use responder::{ActionError, ActionOutcome, Decision, Responder, ResponseContext};
-pub use state::{Baseline, Distinct, State, Window};
+pub use state::{Baseline, Cooldown, Distinct, Learning, State, Window};
 
 /// Everything a plugin usually needs, in one `use`.
 pub mod prelude {
     pub use crate::{
-        Baseline, BaselineStats, Context, Decision, Detector, Distinct, Error, Event, Finding,
-        Level, PluginInfo, Responder, ResponseContext, Result, Severity, State, Window,
-        parse_config,
+        Baseline, BaselineStats, Context, Cooldown, Decision, Detector, Distinct, Error, Event,
+        Finding, Learning, Level, PluginInfo, Responder, ResponseContext, Result, Severity, State,
+        Window, parse_config,
     };
 }
 

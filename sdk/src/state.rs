@@ -238,6 +238,65 @@ impl Window {
     }
 }
 
+/// At most one report per key within a span of event time, e.g. "one finding per user
+/// per hour". The last report's time is kept in state under the given key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cooldown {
+    span_ms: i64,
+}
+
+impl Cooldown {
+    /// A cooldown of `span_ms` of event time.
+    pub fn new(span_ms: i64) -> Self {
+        Cooldown { span_ms }
+    }
+
+    /// A cooldown of `minutes`.
+    pub fn minutes(minutes: i64) -> Self {
+        Cooldown::new(minutes.saturating_mul(60_000))
+    }
+
+    /// True, and remembered, if `key` was not reported within the span before `time_ms`.
+    pub fn ready(&self, state: &mut State<'_>, key: &str, time_ms: i64) -> Result<bool> {
+        let last: Option<i64> = state.get(key)?;
+        if last.is_some_and(|t| (time_ms - t) < self.span_ms && time_ms >= t) {
+            return Ok(false);
+        }
+        state.set(key, &time_ms)?;
+        Ok(true)
+    }
+}
+
+/// How long a detector has watched a tenant, in event time: the first event's time is
+/// kept in state. Detectors that judge "unusual" against history stay quiet (or use a
+/// higher bar) until they have watched for `days`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Learning {
+    span_ms: i64,
+}
+
+impl Learning {
+    /// Learning lasts `days` of event time from the first event seen.
+    pub fn days(days: i64) -> Self {
+        Learning {
+            span_ms: days.saturating_mul(86_400_000),
+        }
+    }
+
+    /// Whether the learning period is over at `time_ms` (recording the first time seen).
+    pub fn done(&self, state: &mut State<'_>, time_ms: i64) -> Result<bool> {
+        const KEY: &str = "aer.learning.since";
+        let since = match state.get::<i64>(KEY)? {
+            Some(t) => t,
+            None => {
+                state.set(KEY, &time_ms)?;
+                time_ms
+            }
+        };
+        Ok(time_ms - since >= self.span_ms)
+    }
+}
+
 /// A bounded set of distinct values with the event time each was last seen, e.g. the
 /// IP addresses a user logged in from. Beyond `max` values the least recently seen goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -4,8 +4,10 @@
 use aer_sdk::prelude::*;
 use serde::Deserialize;
 
-const DEFAULT_ACTIONS: [&str; 4] = [
+const DEFAULT_ACTIONS: [&str; 6] = [
     "file_downloaded",
+    "canvas_downloaded",
+    "list_downloaded",
     "manual_export_started",
     "scheduled_export_started",
     "channels_export_started",
@@ -23,7 +25,7 @@ pub struct Config {
     pub actions: Vec<String>,
     /// How many downloads one export action counts as.
     pub export_weight: u64,
-    /// Also flag an hour far above the user's own hourly norm (off when absent).
+    /// Also flag an hour far above the user's own hourly norm (`null` turns it off).
     pub baseline: Option<BaselineConfig>,
 }
 
@@ -61,7 +63,7 @@ impl Default for Config {
             window_minutes: 10,
             actions: DEFAULT_ACTIONS.iter().map(|s| s.to_string()).collect(),
             export_weight: 10,
-            baseline: None,
+            baseline: Some(BaselineConfig::default()),
         }
     }
 }
@@ -103,7 +105,7 @@ impl Detector for ExcessiveDownloads {
         if !self.config.actions.iter().any(|a| a == event.action) || event.actor.id.is_empty() {
             return Ok(());
         }
-        let weight = if event.action == "file_downloaded" {
+        let weight = if event.action.ends_with("_downloaded") {
             1
         } else {
             self.config.export_weight

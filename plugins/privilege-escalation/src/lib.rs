@@ -1,0 +1,252 @@
+//! Privilege escalation unusual for the actor: admin or owner grants by someone who does
+//! not usually grant them, anyone granting themselves, a brand-new account promoted, or
+//! a burst of grants. See README.md.
+
+use aer_sdk::prelude::*;
+use serde::Deserialize;
+
+const DAY_MS: i64 = 86_400_000;
+const HOUR_MS: i64 = 3_600_000;
+
+/// Configuration, from JSON.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Actions that grant privileges.
+    pub grant_actions: Vec<String>,
+    /// Actions that create an account (to spot a new account being promoted).
+    pub create_actions: Vec<String>,
+    /// Earlier days with grants (within `history_days`) that make a regular granter.
+    pub regular_days: usize,
+    /// Days of grant history kept per actor.
+    pub history_days: i64,
+    /// Hours after its creation during which promoting an account is flagged.
+    pub new_account_hours: i64,
+    /// Grants by one actor within an hour that are flagged even for a regular granter.
+    pub burst: u64,
+    /// Days the detector watches before judging who is a regular granter.
+    pub learning_days: i64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            grant_actions: [
+                "role_change_to_admin",
+                "role_change_to_owner",
+                "permissions_assigned",
+                "owner_transferred",
+            ]
+            .map(String::from)
+            .to_vec(),
+            create_actions: ["user_created", "guest_created"].map(String::from).to_vec(),
+            regular_days: 2,
+            history_days: 90,
+            new_account_hours: 72,
+            burst: 10,
+            learning_days: 7,
+        }
+    }
+}
+
+/// The detector.
+#[derive(Default)]
+pub struct PrivilegeEscalation {
+    config: Config,
+}
+
+const SCHEMA: &str = r#"{"type":"object","additionalProperties":false,"properties":{
+"grant_actions":{"type":"array","items":{"type":"string"}},
+"create_actions":{"type":"array","items":{"type":"string"}},
+"regular_days":{"type":"integer","minimum":1},"history_days":{"type":"integer","minimum":1},
+"new_account_hours":{"type":"integer","minimum":0},"burst":{"type":"integer","minimum":1},
+"learning_days":{"type":"integer","minimum":0}}}"#;
+
+impl Detector for PrivilegeEscalation {
+    fn info(&self, base: PluginInfo) -> PluginInfo {
+        let c = &self.config;
+        base.actions(c.grant_actions.iter().chain(&c.create_actions).cloned())
+            .config_schema(SCHEMA)
+    }
+
+    fn configure(&mut self, config: &str) -> Result<()> {
+        let c: Config = parse_config(config)?;
+        if c.history_days < 1 || c.burst == 0 || c.regular_days == 0 {
+            return Err(
+                "invalid configuration: history_days, burst and regular_days must be at least 1"
+                    .into(),
+            );
+        }
+        self.config = c;
+        Ok(())
+    }
+
+    fn on_event(&mut self, ctx: &mut Context<'_>, event: &Event<'_>) -> Result<()> {
+        let c = &self.config;
+        let actor = event.actor.id;
+        let t = event.time_ms;
+        let target = event.target.map_or("", |e| e.id);
+        if c.create_actions.iter().any(|a| a == event.action) {
+            if !target.is_empty() {
+                ctx.state().set(&format!("c/{target}"), &t)?;
+            }
+            return Ok(());
+        }
+        if actor.is_empty() || !c.grant_actions.iter().any(|a| a == event.action) {
+            return Ok(());
+        }
+        let learned = Learning::days(c.learning_days).done(ctx.state(), t)?;
+        let days = Distinct::new(c.history_days as usize + 1).ttl_ms(c.history_days * DAY_MS);
+        let days_key = format!("d/{actor}");
+        let day = t.div_euclid(DAY_MS).to_string();
+        let granted_today = days.contains(ctx.state(), &days_key, &day)?;
+        days.insert(ctx.state(), &days_key, &day, t)?;
+        let earlier_days = days.len(ctx.state(), &days_key)? - 1;
+        let in_hour = Window::new(HOUR_MS, 60_000).add(ctx.state(), &format!("w/{actor}"), t, 1)?;
+        let created: Option<i64> = match target {
+            "" => None,
+            id => ctx.state().get(&format!("c/{id}"))?,
+        };
+
+        let (basis, score, why) = if !target.is_empty() && target == actor {
+            (
+                "self-escalation",
+                0.9,
+                format!("{actor} granted themselves {}", event.action),
+            )
+        } else if let Some(at) = created.filter(|at| t - at <= c.new_account_hours * HOUR_MS) {
+            (
+                "new-account-promoted",
+                0.85,
+                format!(
+                    "{actor} promoted {target}, an account created {} h earlier ({})",
+                    (t - at) / HOUR_MS,
+                    event.action
+                ),
+            )
+        } else if learned && earlier_days < c.regular_days && !granted_today {
+            (
+                "unusual-granter",
+                if event.action == "role_change_to_owner" {
+                    0.85
+                } else {
+                    0.75
+                },
+                format!(
+                    "{actor}, who granted privileges on {earlier_days} earlier days, did {} for {target}",
+                    event.action
+                ),
+            )
+        } else if in_hour >= c.burst {
+            (
+                "burst",
+                0.7,
+                format!("{actor} made {in_hour} grants within an hour"),
+            )
+        } else {
+            return Ok(());
+        };
+        if Cooldown::minutes(60).ready(ctx.state(), &format!("r/{actor}"), t)? {
+            ctx.emit(
+                Finding::new("privilege-escalation", actor)
+                    .score(score)
+                    .severity(if score >= 0.8 {
+                        Severity::High
+                    } else {
+                        Severity::Medium
+                    })
+                    .summary(why)
+                    .evidence(event.id)
+                    .attr("basis", basis)
+                    .attr("action", event.action)
+                    .attr("target", target)
+                    .attr("ip", event.context.ip),
+            );
+        }
+        Ok(())
+    }
+}
+
+aer_sdk::export_detector!(PrivilegeEscalation);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aer_sdk::testing::{OwnedEvent, TestDetector, event};
+
+    fn grant(i: i64, actor: &str, target: &str, at: i64) -> OwnedEvent {
+        event("role_change_to_admin")
+            .id(format!("g{i}"))
+            .actor(actor)
+            .target("user", target)
+            .at(at)
+            .build()
+    }
+
+    /// The IT admin grants something every second day for two weeks.
+    fn routine() -> Vec<OwnedEvent> {
+        (0..7)
+            .map(|i| grant(i, "IT", &format!("T{i}"), i * 2 * DAY_MS + 10 * HOUR_MS))
+            .collect()
+    }
+
+    fn run(mut events: Vec<OwnedEvent>) -> Vec<Finding> {
+        events.sort_by_key(|e| e.time_ms);
+        TestDetector::<PrivilegeEscalation>::new()
+            .run_batched(&events, 8)
+            .unwrap()
+    }
+
+    fn basis(f: &Finding) -> &str {
+        f.attributes
+            .iter()
+            .find(|(k, _)| k == "basis")
+            .map(|(_, v)| v.as_str())
+            .unwrap_or("")
+    }
+
+    #[test]
+    fn a_regular_granter_is_quiet_and_a_first_time_granter_is_not() {
+        let mut events = routine();
+        events.push(grant(100, "A2", "T9", 13 * DAY_MS));
+        let findings = run(events);
+        assert_eq!(findings.len(), 1, "{findings:#?}");
+        assert_eq!(findings[0].subject, "A2");
+        assert_eq!(basis(&findings[0]), "unusual-granter");
+    }
+
+    #[test]
+    fn self_escalation_is_flagged_even_while_learning() {
+        let findings = run(vec![grant(1, "A3", "A3", 0)]);
+        assert_eq!(findings.len(), 1);
+        assert_eq!(basis(&findings[0]), "self-escalation");
+    }
+
+    #[test]
+    fn promoting_a_new_account_is_flagged() {
+        let mut events = routine();
+        events.push(
+            event("guest_created")
+                .id("c1")
+                .actor("IT")
+                .target("user", "NEW")
+                .at(13 * DAY_MS)
+                .build(),
+        );
+        events.push(grant(101, "IT", "NEW", 13 * DAY_MS + HOUR_MS));
+        let findings = run(events);
+        assert_eq!(findings.len(), 1, "{findings:#?}");
+        assert_eq!(basis(&findings[0]), "new-account-promoted");
+    }
+
+    #[test]
+    fn a_burst_by_a_regular_granter_is_flagged() {
+        let mut events = routine();
+        events.extend(
+            (0..12).map(|i| grant(200 + i, "IT", &format!("B{i}"), 13 * DAY_MS + i * 60_000)),
+        );
+        let findings = run(events);
+        assert_eq!(findings.len(), 1, "{findings:#?}");
+        assert_eq!(basis(&findings[0]), "burst");
+    }
+}
