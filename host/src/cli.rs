@@ -6,6 +6,7 @@
 
 mod client;
 mod demo;
+mod generate;
 mod new;
 mod replay;
 mod serve;
@@ -43,6 +44,8 @@ pub enum Command {
     Test(test::TestCommand),
     /// Scaffold a new plugin crate.
     New(new::NewCommand),
+    /// Write seeded synthetic Slack audit traffic with labelled attacks.
+    Gen(generate::GenCommand),
     /// Run detectors, the decision engine and responders over an event history.
     Replay(replay::ReplayCommand),
     /// The whole service on this machine over the bundled sample, with a mock Slack API.
@@ -81,6 +84,7 @@ pub fn run(cli: Cli, io: &mut Io<'_>) -> u8 {
         Command::Validate(c) => c.run(io),
         Command::Test(c) => c.run(io),
         Command::New(c) => c.run(io),
+        Command::Gen(c) => c.run(io),
         Command::Replay(c) => c.run(io),
         Command::Demo(c) => c.run(io),
         Command::Serve(c) => c.run(io),

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::bindings::{Finding, Severity};
 
 /// A finding with the plugin that made it; the JSON shape of `aer test --json`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct FindingRecord {
     /// Rule id.
     pub rule: String,

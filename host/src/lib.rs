@@ -10,6 +10,7 @@
 //! - [`store`]: per-plugin state behind the [`store::StateStore`] trait (sled, memory).
 //! - [`ingest`]: Slack Audit Logs entries and generic NDJSON events into [`Event`]s.
 //! - [`limits`]: every bound put on a guest, with defaults.
+//! - [`synth`] and [`labels`]: labelled synthetic traffic and scoring findings against it.
 
 pub mod api;
 pub mod bindings;
@@ -20,11 +21,13 @@ pub mod engine;
 pub mod finding;
 pub mod host_api;
 pub mod ingest;
+pub mod labels;
 pub mod limits;
 pub mod pipeline;
 pub mod plugin;
 pub mod replay;
 pub mod runner;
 pub mod store;
+pub mod synth;
 
 pub use aer_wire::Event;

@@ -4,10 +4,10 @@
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::bail;
+use anyhow::{Context as _, bail};
 use clap::Args;
 use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
 
@@ -28,8 +28,22 @@ pub struct ReplayCommand {
     #[arg(long, short)]
     pub events: PathBuf,
     /// A detector component (repeat for several).
-    #[arg(long = "detector", short = 'd', required = true)]
+    #[arg(long = "detector", short = 'd', required_unless_present = "plugins")]
     pub detectors: Vec<PathBuf>,
+    /// A directory of components: every `.wasm` file in it is loaded as the detector or
+    /// responder it is.
+    #[arg(long, value_name = "DIR")]
+    pub plugins: Option<PathBuf>,
+    /// Labelled attacks and near-misses (NDJSON, as `aer gen` writes): print precision
+    /// and recall per detector instead of the finding and decision tables.
+    #[arg(long, value_name = "FILE")]
+    pub labels: Option<PathBuf>,
+    /// Sweep one detector setting: `PLUGIN.KEY=V1,V2,...` (KEY may be a dotted path into
+    /// the configuration, e.g. `excessive-downloads.baseline.floor=20,30,40`). Replays
+    /// the history through that detector once per value and prints findings per day at
+    /// each (and precision and recall with `--labels`). Repeatable.
+    #[arg(long, value_name = "PLUGIN.KEY=VALUES")]
+    pub calibrate: Vec<String>,
     /// A responder component (repeat for several).
     #[arg(long = "responder", short = 'r')]
     pub responders: Vec<PathBuf>,
@@ -77,25 +91,39 @@ impl ReplayCommand {
         let actions = recording_actions();
         let mut detectors = Vec::new();
         let mut responders = Vec::new();
-        for (path, want) in self
+        let mut configs_used = BTreeMap::new();
+        let mut paths: Vec<(PathBuf, Option<PluginKind>)> = self
             .detectors
             .iter()
-            .map(|p| (p, PluginKind::Detector))
-            .chain(self.responders.iter().map(|p| (p, PluginKind::Responder)))
-        {
-            let plugin = match engine.load(&read(path)?) {
+            .map(|p| (p.clone(), Some(PluginKind::Detector)))
+            .chain(
+                self.responders
+                    .iter()
+                    .map(|p| (p.clone(), Some(PluginKind::Responder))),
+            )
+            .collect();
+        if let Some(dir) = &self.plugins {
+            paths.extend(components_in(dir)?.into_iter().map(|p| (p, None)));
+        }
+        let mut loaded = Vec::new();
+        for (path, want) in paths {
+            let plugin = match engine.load(&read(&path)?) {
                 Ok(p) => p,
                 Err(reason) => {
                     writeln!(io.err, "aer: rejected {}: {reason}", path.display())?;
                     return Ok(EXIT_REJECTED);
                 }
             };
+            let want = want.unwrap_or(plugin.meta.kind);
             if plugin.meta.kind != want {
                 bail!("{} is a {}, not a {want}", path.display(), plugin.meta.kind);
             }
+            loaded.push((plugin.info().name.clone(), plugin.clone()));
+            let config = configs.remove(&plugin.info().name).unwrap_or_default();
+            configs_used.insert(plugin.info().name.clone(), config.clone());
             let spec = InstanceSpec {
                 tenant: "replay".into(),
-                config: configs.remove(&plugin.info().name).unwrap_or_default(),
+                config,
                 state: state.clone(),
                 actions: actions.clone(),
             };
@@ -110,6 +138,28 @@ impl ReplayCommand {
         }
         if let Some(name) = configs.keys().next() {
             bail!("--config names {name:?}, which is not one of the loaded plugins");
+        }
+
+        let labels = match &self.labels {
+            Some(path) => Some(
+                crate::labels::parse(&read_text(path)?)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
+            ),
+            None => None,
+        };
+        let sweeps = self
+            .calibrate
+            .iter()
+            .map(|c| Sweep::parse(c))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        for sweep in &sweeps {
+            if !loaded.iter().any(|(name, _)| *name == sweep.plugin) {
+                bail!(
+                    "--calibrate {}: no detector named {:?} is loaded",
+                    sweep.spec,
+                    sweep.plugin
+                );
+            }
         }
 
         let parsed = read_events(&self.events, io)?;
@@ -160,8 +210,88 @@ impl ReplayCommand {
                     serde_json::json!({"type": "action", "action": a})
                 )?;
             }
+            if let Some(labels) = &labels {
+                for row in crate::labels::score(labels, &report.findings) {
+                    writeln!(
+                        io.out,
+                        "{}",
+                        serde_json::json!({"type": "score", "score": row, "precision": row.precision(), "recall": row.recall()})
+                    )?;
+                }
+            }
+        } else if let Some(labels) = &labels {
+            print_detectors(io.out, &report)?;
+            print_scores(io.out, &crate::labels::score(labels, &report.findings))?;
         } else {
             print_tables(io.out, &report)?;
+        }
+        let days = history_days(&parsed.events);
+        for sweep in &sweeps {
+            let (_, plugin) = loaded
+                .iter()
+                .find(|(name, _)| *name == sweep.plugin)
+                .expect("checked above");
+            let base = configs_used.get(&sweep.plugin).cloned().unwrap_or_default();
+            let mut t = table(["setting", "findings", "per day", "precision", "recall"]);
+            for value in &sweep.values {
+                let config = sweep.config_with(&base, value)?;
+                let spec = InstanceSpec {
+                    tenant: "calibrate".into(),
+                    config,
+                    state: Arc::new(MemoryStore::default()),
+                    actions: recording_actions(),
+                };
+                let mut d = vec![DetectorInstance::new(&engine, plugin, spec)?];
+                let mut quiet = DecisionEngine::new(Policy::default())
+                    .map_err(|e| anyhow::anyhow!("invalid policy: {e:?}"))?;
+                let r = replay(
+                    &parsed.events,
+                    &mut d,
+                    &mut quiet,
+                    &mut [],
+                    self.batch,
+                    |_| {},
+                )?;
+                let (p, rc) = match &labels {
+                    Some(l) => {
+                        let rows = crate::labels::score(l, &r.findings);
+                        let row = rows
+                            .iter()
+                            .find(|x| x.detector == sweep.plugin)
+                            .cloned()
+                            .unwrap_or_default();
+                        (
+                            format!("{:.3}", row.precision()),
+                            format!("{:.3}", row.recall()),
+                        )
+                    }
+                    None => ("-".into(), "-".into()),
+                };
+                if self.json || !io.out_is_terminal {
+                    writeln!(
+                        io.out,
+                        "{}",
+                        serde_json::json!({"type": "calibration", "plugin": sweep.plugin,
+                            "key": sweep.key, "value": value, "findings": r.findings.len(),
+                            "per_day": r.findings.len() as f64 / days,
+                            "precision": p.parse::<f64>().ok(), "recall": rc.parse::<f64>().ok()})
+                    )?;
+                }
+                t.add_row([
+                    format!("{}={value}", sweep.key),
+                    r.findings.len().to_string(),
+                    format!("{:.2}", r.findings.len() as f64 / days),
+                    p,
+                    rc,
+                ]);
+            }
+            if !(self.json || !io.out_is_terminal) {
+                writeln!(
+                    io.out,
+                    "\nCalibration of {} over {days:.1} days of history\n{t}",
+                    sweep.plugin
+                )?;
+            }
         }
         let mut outcomes: BTreeMap<&str, usize> = BTreeMap::new();
         for d in &report.decisions {
@@ -198,9 +328,106 @@ fn table<const N: usize>(header: [&str; N]) -> Table {
     t
 }
 
-fn print_tables(out: &mut dyn Write, r: &crate::replay::ReplayReport) -> anyhow::Result<()> {
-    let mut t = table(["detector", "version", "events", "findings", "us/event"]);
+/// The `.wasm` files in `dir`, sorted.
+fn components_in(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "wasm") {
+            out.push(path);
+        }
+    }
+    out.sort();
+    if out.is_empty() {
+        bail!("{} holds no .wasm components", dir.display());
+    }
+    Ok(out)
+}
+
+/// Days of event time a history covers (at least one).
+fn history_days(events: &[crate::Event]) -> f64 {
+    match (events.first(), events.last()) {
+        (Some(a), Some(b)) => ((b.time_ms - a.time_ms) as f64 / 86_400_000.0).max(1.0),
+        _ => 1.0,
+    }
+}
+
+/// One `--calibrate PLUGIN.KEY=V1,V2` sweep.
+struct Sweep {
+    spec: String,
+    plugin: String,
+    key: String,
+    values: Vec<serde_json::Value>,
+}
+
+impl Sweep {
+    fn parse(spec: &str) -> anyhow::Result<Sweep> {
+        let bad = || anyhow::anyhow!("--calibrate {spec:?}: expected PLUGIN.KEY=V1,V2,...");
+        let (target, values) = spec.split_once('=').ok_or_else(bad)?;
+        let (plugin, key) = target.split_once('.').ok_or_else(bad)?;
+        let values: Vec<serde_json::Value> = values
+            .split(',')
+            .filter(|v| !v.trim().is_empty())
+            .map(|v| {
+                serde_json::from_str(v.trim())
+                    .unwrap_or_else(|_| serde_json::Value::String(v.trim().into()))
+            })
+            .collect();
+        if plugin.is_empty() || key.is_empty() || values.is_empty() {
+            return Err(bad());
+        }
+        Ok(Sweep {
+            spec: spec.to_owned(),
+            plugin: plugin.to_owned(),
+            key: key.to_owned(),
+            values,
+        })
+    }
+
+    /// `base` (a JSON object, or empty) with this sweep's key set to `value`.
+    fn config_with(&self, base: &str, value: &serde_json::Value) -> anyhow::Result<String> {
+        let mut config: serde_json::Value = if base.trim().is_empty() {
+            serde_json::json!({})
+        } else {
+            serde_json::from_str(base)
+                .with_context(|| format!("configuration of {}", self.plugin))?
+        };
+        let mut at = &mut config;
+        let mut parts = self.key.split('.').peekable();
+        while let Some(part) = parts.next() {
+            let obj = at.as_object_mut().ok_or_else(|| {
+                anyhow::anyhow!(
+                    "--calibrate {}: {part:?} is not inside an object",
+                    self.spec
+                )
+            })?;
+            if parts.peek().is_none() {
+                obj.insert(part.to_owned(), value.clone());
+                break;
+            }
+            at = obj
+                .entry(part.to_owned())
+                .or_insert_with(|| serde_json::json!({}));
+        }
+        Ok(config.to_string())
+    }
+}
+
+fn print_detectors(out: &mut dyn Write, r: &crate::replay::ReplayReport) -> anyhow::Result<()> {
+    let mut t = table([
+        "detector",
+        "version",
+        "events",
+        "findings",
+        "would act",
+        "us/event",
+    ]);
     for d in &r.detectors {
+        let acted = r
+            .decisions
+            .iter()
+            .filter(|x| x.outcome.responds() && x.finding.plugin == d.plugin)
+            .count();
         let us = if d.delivered > 0 {
             d.plugin_time.as_secs_f64() * 1e6 / d.delivered as f64
         } else {
@@ -211,10 +438,43 @@ fn print_tables(out: &mut dyn Write, r: &crate::replay::ReplayReport) -> anyhow:
             d.version.clone(),
             d.delivered.to_string(),
             d.findings.to_string(),
+            acted.to_string(),
             format!("{us:.2}"),
         ]);
     }
     writeln!(out, "Detectors\n{t}")?;
+    Ok(())
+}
+
+fn print_scores(out: &mut dyn Write, rows: &[crate::labels::Score]) -> anyhow::Result<()> {
+    let mut t = table([
+        "detector",
+        "attacks",
+        "detected",
+        "findings",
+        "true",
+        "precision",
+        "recall",
+        "near-misses flagged",
+    ]);
+    for s in rows {
+        t.add_row([
+            s.detector.clone(),
+            s.attacks.to_string(),
+            s.detected.to_string(),
+            s.findings.to_string(),
+            s.true_findings.to_string(),
+            format!("{:.3}", s.precision()),
+            format!("{:.3}", s.recall()),
+            format!("{}/{}", s.near_misses_flagged, s.near_misses),
+        ]);
+    }
+    writeln!(out, "\nAgainst the labels\n{t}")?;
+    Ok(())
+}
+
+fn print_tables(out: &mut dyn Write, r: &crate::replay::ReplayReport) -> anyhow::Result<()> {
+    print_detectors(out, r)?;
     if !r.findings.is_empty() {
         let mut t = table([
             "time (UTC)",

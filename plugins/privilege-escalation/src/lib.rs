@@ -99,7 +99,6 @@ impl Detector for PrivilegeEscalation {
         let days = Distinct::new(c.history_days as usize + 1).ttl_ms(c.history_days * DAY_MS);
         let days_key = format!("d/{actor}");
         let day = t.div_euclid(DAY_MS).to_string();
-        let granted_today = days.contains(ctx.state(), &days_key, &day)?;
         days.insert(ctx.state(), &days_key, &day, t)?;
         let earlier_days = days.len(ctx.state(), &days_key)? - 1;
         let in_hour = Window::new(HOUR_MS, 60_000).add(ctx.state(), &format!("w/{actor}"), t, 1)?;
@@ -124,7 +123,7 @@ impl Detector for PrivilegeEscalation {
                     event.action
                 ),
             )
-        } else if learned && earlier_days < c.regular_days && !granted_today {
+        } else if learned && earlier_days < c.regular_days {
             (
                 "unusual-granter",
                 if event.action == "role_change_to_owner" {

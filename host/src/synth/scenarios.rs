@@ -1,0 +1,662 @@
+//! Labelled attacks for every detector, and benign near-misses that look like them.
+
+use rand::RngExt;
+use rand::seq::{IndexedRandom, SliceRandom};
+
+use super::population::{
+    ATTACKER_AGENTS, ATTACKER_SCRIPTS, ATTACKERS, Population, Role, TOR_EXITS, TRAVEL, agent,
+};
+use super::traffic::{Ctx, DayPlan, Sink, file, new_account, person, session_id};
+use super::{DAY_MS, GenConfig, HOUR_MS, MINUTE_MS, Rng};
+use crate::labels::{Label, LabelKind};
+
+/// Everything a scenario needs.
+struct World<'a> {
+    config: &'a GenConfig,
+    people: &'a Population,
+    plans: &'a [Vec<DayPlan>],
+    rng: &'a mut Rng,
+    out: &'a mut Sink,
+    labels: &'a mut Vec<Label>,
+}
+
+/// Add every scenario to `out`, and their labels to `labels`.
+pub(crate) fn add_all(
+    config: &GenConfig,
+    people: &Population,
+    plans: &[Vec<DayPlan>],
+    rng: &mut Rng,
+    out: &mut Sink,
+    labels: &mut Vec<Label>,
+) {
+    let mut w = World {
+        config,
+        people,
+        plans,
+        rng,
+        out,
+        labels,
+    };
+    let n = (config.users / 25).max(3);
+    w.excessive_downloads(n);
+    w.rapid_account_creation(n);
+    w.suspicious_file_sharing(n);
+    w.message_volume(n);
+    w.new_network_origin(n);
+    w.session_fingerprint(n);
+    w.privilege_escalation(n);
+    w.slack_anomaly(n);
+}
+
+/// An attacker's address: one of their networks, or a Tor exit.
+fn attacker_ip(rng: &mut Rng, tor: bool) -> String {
+    if tor {
+        return TOR_EXITS.choose(rng).expect("not empty").to_string();
+    }
+    format!(
+        "{}.{}.{}",
+        ATTACKERS.choose(rng).expect("not empty"),
+        rng.random_range(0..=255),
+        rng.random_range(1..=254)
+    )
+}
+
+impl World<'_> {
+    /// Days attacks happen on: the second half, after at least a week of history.
+    fn attack_days(&self, earliest: u32) -> std::ops::Range<u32> {
+        let days = self.config.days;
+        let from = (days / 2).max(earliest).min(days.saturating_sub(1));
+        from..days
+    }
+
+    /// A day in `days` on which user `u` works, with its plan.
+    fn active_day(&mut self, u: usize, days: std::ops::Range<u32>) -> Option<(u32, DayPlan)> {
+        let candidates: Vec<u32> = days.filter(|&d| self.plans[u][d as usize].active).collect();
+        let day = *candidates.choose(self.rng)?;
+        Some((day, self.plans[u][day as usize].clone()))
+    }
+
+    /// Victims for `n` attacks from `pool`, each with an active day in `days`, spread
+    /// over the pool (shuffled, reused only when it runs out).
+    fn victims(
+        &mut self,
+        pool: &[usize],
+        n: usize,
+        days: std::ops::Range<u32>,
+    ) -> Vec<(usize, u32, DayPlan)> {
+        let mut pool = pool.to_vec();
+        pool.shuffle(self.rng);
+        let mut out = Vec::new();
+        for &u in pool.iter().cycle().take(pool.len() * 4) {
+            if out.len() == n {
+                break;
+            }
+            if let Some((day, plan)) = self.active_day(u, days.clone()) {
+                out.push((u, day, plan));
+            }
+        }
+        out
+    }
+
+    fn label(
+        &mut self,
+        kind: LabelKind,
+        detector: &str,
+        scenario: &str,
+        u: usize,
+        span: (i64, i64),
+    ) {
+        self.labels.push(Label {
+            kind,
+            detector: detector.into(),
+            scenario: scenario.into(),
+            subject: self.people.users[u].id.clone(),
+            start_ms: span.0 - span.0 % 1000,
+            end_ms: span.1 - span.1 % 1000,
+        });
+    }
+
+    /// `k` events of `action` by user `u` spread over `from..from + span`, in `ctx`.
+    /// Returns the first and last time.
+    #[allow(clippy::too_many_arguments)]
+    fn spread(
+        &mut self,
+        u: usize,
+        from: i64,
+        span: i64,
+        k: u32,
+        action: &str,
+        ctx: &Ctx,
+        details: &[(&str, &str)],
+    ) -> (i64, i64) {
+        let user = &self.people.users[u];
+        let step = span / i64::from(k.max(1));
+        for i in 0..i64::from(k) {
+            let t = from + i * step;
+            let f = file(self.rng);
+            self.out
+                .audit(self.rng, user, t, action, Some(f), ctx, details);
+        }
+        (from, from + (i64::from(k) - 1).max(0) * step)
+    }
+
+    fn excessive_downloads(&mut self, n: usize) {
+        const D: &str = "excessive-downloads";
+        let days = self.attack_days(7);
+        let pool: Vec<usize> = self
+            .people
+            .victims()
+            .into_iter()
+            .filter(|&u| self.people.users[u].downloads >= 1.5)
+            .collect();
+        for (i, (u, _, plan)) in self.victims(&pool, n, days.clone()).into_iter().enumerate() {
+            let t0 = plan.moment(self.rng);
+            if i % 5 < 3 {
+                // A bulk grab: 70 to 200 files in 8 to 15 minutes.
+                let k = self.rng.random_range(70..=200);
+                let span = self.rng.random_range(8..=15) * MINUTE_MS;
+                let s = self.spread(u, t0, span, k, "file_downloaded", &plan.ctx_at(t0), &[]);
+                self.label(LabelKind::Attack, D, "download-burst", u, s);
+            } else {
+                // A slow exfiltration: 36 to 46 files within one clock hour, under the
+                // threshold's rate, far above the user's norm.
+                let hour = t0 - t0.rem_euclid(HOUR_MS) + MINUTE_MS;
+                let k = self.rng.random_range(36..=46);
+                let s = self.spread(
+                    u,
+                    hour,
+                    55 * MINUTE_MS,
+                    k,
+                    "file_downloaded",
+                    &plan.ctx_at(hour),
+                    &[],
+                );
+                self.label(LabelKind::Attack, D, "slow-exfiltration", u, s);
+            }
+        }
+        // The same against allowlisted and external users: flagged, never acted on.
+        let mut special: Vec<usize> = self
+            .people
+            .users
+            .iter()
+            .enumerate()
+            .filter(|(_, u)| u.allowlisted)
+            .map(|(i, _)| i)
+            .collect();
+        special.extend(self.people.with_role(Role::External).into_iter().take(2));
+        for u in special {
+            if let Some((_, plan)) = self.active_day(u, days.clone()) {
+                let t0 = plan.moment(self.rng);
+                let s = self.spread(
+                    u,
+                    t0,
+                    10 * MINUTE_MS,
+                    120,
+                    "file_downloaded",
+                    &plan.ctx_at(t0),
+                    &[],
+                );
+                self.label(LabelKind::Attack, D, "download-burst", u, s);
+            }
+        }
+        // Near-misses: an admin's legitimate bulk export; an analyst's heavy hour.
+        let admins = self.people.with_role(Role::Admin);
+        for (u, _, plan) in self.victims(&admins, 3, days.clone()) {
+            let t0 = plan.moment(self.rng);
+            let ctx = plan.ctx_at(t0);
+            let user = &self.people.users[u];
+            self.out
+                .audit(self.rng, user, t0, "manual_export_started", None, &ctx, &[]);
+            self.out.audit(
+                self.rng,
+                user,
+                t0 + 5 * MINUTE_MS,
+                "channels_export_started",
+                None,
+                &ctx,
+                &[],
+            );
+            let (_, end) = self.spread(
+                u,
+                t0 + 10 * MINUTE_MS,
+                20 * MINUTE_MS,
+                5,
+                "file_downloaded",
+                &ctx,
+                &[],
+            );
+            self.label(LabelKind::NearMiss, D, "admin-bulk-export", u, (t0, end));
+        }
+        let analysts = self.people.with_role(Role::Analyst);
+        for (u, _, plan) in self.victims(&analysts, 3, days) {
+            // Twice their usual pace for an hour.
+            let pace = (self.people.users[u].downloads / 8.5).round() as u32;
+            let t0 = plan.moment(self.rng);
+            let s = self.spread(
+                u,
+                t0,
+                60 * MINUTE_MS,
+                pace,
+                "file_downloaded",
+                &plan.ctx_at(t0),
+                &[],
+            );
+            self.label(LabelKind::NearMiss, D, "analyst-heavy-hour", u, s);
+        }
+    }
+
+    fn rapid_account_creation(&mut self, n: usize) {
+        const D: &str = "rapid-account-creation";
+        let days = self.attack_days(7);
+        let admins = self.people.with_role(Role::Admin);
+        for (u, _, plan) in self.victims(&admins, n, days) {
+            let t0 = plan.moment(self.rng);
+            let k: i64 = self.rng.random_range(12..=25);
+            let step = self.rng.random_range(10..=30) * MINUTE_MS / k;
+            for i in 0..k {
+                let t = t0 + i * step;
+                let action = if i % 3 == 0 {
+                    "user_created"
+                } else {
+                    "guest_created"
+                };
+                let new = new_account(self.rng);
+                self.out.audit(
+                    self.rng,
+                    &self.people.users[u],
+                    t,
+                    action,
+                    Some(new),
+                    &plan.ctx_at(t),
+                    &[],
+                );
+            }
+            self.label(
+                LabelKind::Attack,
+                D,
+                "account-seeding",
+                u,
+                (t0, t0 + (k - 1) * step),
+            );
+        }
+        // Near-miss: HR onboarding a team of guests (a regular creator).
+        let hr = self.people.with_role(Role::HrAdmin);
+        for (u, _, plan) in self.victims(&hr, hr.len(), 5..self.config.days) {
+            let t0 = plan.moment(self.rng);
+            let k: i64 = self.rng.random_range(20..=35);
+            for i in 0..k {
+                let t = t0 + i * (55 * MINUTE_MS / k);
+                let new = new_account(self.rng);
+                self.out.audit(
+                    self.rng,
+                    &self.people.users[u],
+                    t,
+                    "guest_created",
+                    Some(new),
+                    &plan.ctx_at(t),
+                    &[],
+                );
+            }
+            self.label(
+                LabelKind::NearMiss,
+                D,
+                "team-onboarding",
+                u,
+                (t0, t0 + 55 * MINUTE_MS),
+            );
+        }
+    }
+
+    fn suspicious_file_sharing(&mut self, n: usize) {
+        const D: &str = "suspicious-file-sharing";
+        let days = self.attack_days(7);
+        let pool = self.people.victims();
+        for (u, _, plan) in self.victims(&pool, n, days.clone()) {
+            let t0 = plan.moment(self.rng);
+            let k: i64 = self.rng.random_range(8..=20);
+            let step = self.rng.random_range(10..=25) * MINUTE_MS / k;
+            for i in 0..k {
+                let t = t0 + i * step;
+                let f = file(self.rng);
+                let ctx = plan.ctx_at(t);
+                let user = &self.people.users[u];
+                if i % 2 == 0 {
+                    self.out.audit(
+                        self.rng,
+                        user,
+                        t,
+                        "file_public_link_created",
+                        Some(f),
+                        &ctx,
+                        &[],
+                    );
+                } else {
+                    let ext = [("is_ext_shared", "true"), ("channel_privacy", "shared")];
+                    self.out
+                        .audit(self.rng, user, t, "file_shared", Some(f), &ctx, &ext);
+                }
+            }
+            self.label(
+                LabelKind::Attack,
+                D,
+                "mass-external-sharing",
+                u,
+                (t0, t0 + (k - 1) * step),
+            );
+        }
+        // Near-miss: a partner manager's busy day, six more shares spread over it.
+        let pms = self.people.with_role(Role::PartnerManager);
+        for (u, _, plan) in self.victims(&pms, pms.len(), days) {
+            let ext = [("is_ext_shared", "true"), ("channel_privacy", "shared")];
+            let mut times: Vec<i64> = (0..6).map(|_| plan.moment(self.rng)).collect();
+            times.sort();
+            for &t in &times {
+                let f = file(self.rng);
+                self.out.audit(
+                    self.rng,
+                    &self.people.users[u],
+                    t,
+                    "file_shared",
+                    Some(f),
+                    &plan.ctx_at(t),
+                    &ext,
+                );
+            }
+            self.label(
+                LabelKind::NearMiss,
+                D,
+                "partner-busy-day",
+                u,
+                (times[0], times[5]),
+            );
+        }
+    }
+
+    fn message_volume(&mut self, n: usize) {
+        const D: &str = "message-volume";
+        let days = self.attack_days(7);
+        let mut pool = self.people.victims();
+        let victims = self.victims(&pool, n, days.clone());
+        let allowlisted: Vec<usize> = self
+            .people
+            .users
+            .iter()
+            .enumerate()
+            .filter(|(_, u)| u.allowlisted)
+            .map(|(i, _)| i)
+            .collect();
+        let mut listed = Vec::new();
+        for &u in &allowlisted {
+            if let Some((day, plan)) = self.active_day(u, days.clone()) {
+                listed.push((u, day, plan));
+            }
+        }
+        for (u, _, plan) in victims.into_iter().chain(listed) {
+            let t0 = plan.moment(self.rng);
+            let k: i64 = self.rng.random_range(250..=450);
+            let step = self.rng.random_range(30..=50) * MINUTE_MS / k;
+            for i in 0..k {
+                self.out.message(
+                    &self.people.users[u],
+                    t0 + i * step,
+                    self.rng.random_range(1..60),
+                );
+            }
+            self.label(
+                LabelKind::Attack,
+                D,
+                "message-spam",
+                u,
+                (t0, t0 + (k - 1) * step),
+            );
+        }
+        // Near-miss: a busy hour (an incident channel) for ordinary users.
+        pool.shuffle(self.rng);
+        pool.truncate(n / 2);
+        for (u, _, plan) in self.victims(&pool, n / 2, days) {
+            let t0 = plan.moment(self.rng);
+            let k: i64 = self.rng.random_range(25..=35);
+            for i in 0..k {
+                self.out
+                    .message(&self.people.users[u], t0 + i * (HOUR_MS / k), 7);
+            }
+            self.label(LabelKind::NearMiss, D, "busy-hour", u, (t0, t0 + HOUR_MS));
+        }
+    }
+
+    fn new_network_origin(&mut self, n: usize) {
+        const D: &str = "new-network-origin";
+        let days = self.attack_days(7);
+        let pool = self.people.victims();
+        let victims = self.victims(&pool, n, days.clone());
+        for (i, (u, day, plan)) in victims.iter().cloned().enumerate() {
+            let tor = i % 4 == 3;
+            let ctx = Ctx {
+                ip: attacker_ip(self.rng, tor),
+                ua: agent(ATTACKER_AGENTS.choose(self.rng).expect("not empty"), day),
+                session: session_id(self.rng),
+            };
+            // Attackers keep their own hours: any time of the victim's day or night.
+            let t0 = plan.start - 6 * HOUR_MS + self.rng.random_range(0..DAY_MS / 2);
+            let user = &self.people.users[u];
+            self.out
+                .audit(self.rng, user, t0, "user_login", None, &ctx, &[]);
+            let s = self.spread(
+                u,
+                t0 + MINUTE_MS,
+                20 * MINUTE_MS,
+                4,
+                "canvas_opened",
+                &ctx,
+                &[],
+            );
+            let scenario = if tor {
+                "tor-login"
+            } else {
+                "foreign-login-new-device"
+            };
+            self.label(LabelKind::Attack, D, scenario, u, (t0, s.1));
+        }
+        // Near-misses: travellers on their own devices, for two or three days (not the
+        // attacked users, whose trips would hide their attacks' labels).
+        let mut pool: Vec<usize> = pool
+            .into_iter()
+            .filter(|u| !victims.iter().any(|(v, _, _)| v == u))
+            .collect();
+        pool.shuffle(self.rng);
+        for &u in pool.iter().take(n) {
+            let first = self.rng.random_range(days.clone());
+            let net = TRAVEL.choose(self.rng).expect("not empty");
+            let host = format!(
+                "{net}.{}.{}",
+                self.rng.random_range(0..=255),
+                self.rng.random_range(1..=254)
+            );
+            let user = &self.people.users[u];
+            let mut span = (i64::MAX, i64::MIN);
+            for day in first..(first + self.rng.random_range(2..=3)).min(self.config.days) {
+                let t = self.config.start_ms
+                    + i64::from(day) * DAY_MS
+                    + (9 - user.tz_hours - 1) * HOUR_MS;
+                let ctx = Ctx {
+                    ip: host.clone(),
+                    ua: agent(user.devices[0].ua, day),
+                    session: session_id(self.rng),
+                };
+                self.out
+                    .audit(self.rng, user, t, "user_login", None, &ctx, &[]);
+                let s = self.spread(u, t + MINUTE_MS, 4 * HOUR_MS, 5, "canvas_opened", &ctx, &[]);
+                span = (span.0.min(t), span.1.max(s.1));
+            }
+            self.label(LabelKind::NearMiss, D, "travelling-user", u, span);
+        }
+    }
+
+    fn session_fingerprint(&mut self, n: usize) {
+        const D: &str = "session-fingerprint";
+        let days = self.attack_days(7);
+        let pool = self.people.victims();
+        for (i, (u, day, plan)) in self.victims(&pool, n, days).into_iter().enumerate() {
+            let t0 = plan.start
+                + self
+                    .rng
+                    .random_range(0..(plan.end - plan.start - 30 * MINUTE_MS).max(1));
+            let ip = attacker_ip(self.rng, false);
+            match i % 5 {
+                0 | 1 => {
+                    // The stolen cookie replayed from the attacker's own browser.
+                    let ctx = Ctx {
+                        ip,
+                        ua: agent(ATTACKER_AGENTS.choose(self.rng).expect("not empty"), day),
+                        session: plan.session.clone(),
+                    };
+                    let s = self.spread(u, t0, 10 * MINUTE_MS, 4, "file_downloaded", &ctx, &[]);
+                    self.label(LabelKind::Attack, D, "cookie-other-client", u, s);
+                }
+                2 | 3 => {
+                    // The stolen cookie with a copied user agent, next to its owner.
+                    let user = &self.people.users[u];
+                    let thief = Ctx {
+                        ip,
+                        ua: plan.ua.clone(),
+                        session: plan.session.clone(),
+                    };
+                    for k in 0..7 {
+                        let t = t0 + k * 3 * MINUTE_MS;
+                        let f = file(self.rng);
+                        self.out.audit(
+                            self.rng,
+                            user,
+                            t,
+                            "canvas_opened",
+                            Some(f),
+                            &plan.ctx_at(t),
+                            &[],
+                        );
+                        let f = file(self.rng);
+                        self.out.audit(
+                            self.rng,
+                            user,
+                            t + 90_000,
+                            "file_downloaded",
+                            Some(f),
+                            &thief,
+                            &[],
+                        );
+                    }
+                    self.label(
+                        LabelKind::Attack,
+                        D,
+                        "cookie-concurrent-use",
+                        u,
+                        (t0, t0 + 20 * MINUTE_MS),
+                    );
+                }
+                _ => {
+                    // A stolen token driven by a script.
+                    let ctx = Ctx {
+                        ip,
+                        ua: ATTACKER_SCRIPTS
+                            .choose(self.rng)
+                            .expect("not empty")
+                            .to_string(),
+                        session: String::new(),
+                    };
+                    let s = self.spread(u, t0, 10 * MINUTE_MS, 6, "file_downloaded", &ctx, &[]);
+                    self.label(LabelKind::Attack, D, "scripted-agent", u, s);
+                }
+            }
+        }
+    }
+
+    fn privilege_escalation(&mut self, n: usize) {
+        const D: &str = "privilege-escalation";
+        let days = self.attack_days(8);
+        let admins = self.people.with_role(Role::Admin);
+        let regulars = self.people.victims();
+        for (i, (u, _, plan)) in self.victims(&admins, n, days).into_iter().enumerate() {
+            let t0 = plan.moment(self.rng);
+            let ctx = plan.ctx_at(t0);
+            let user = &self.people.users[u];
+            let (scenario, end) = match i % 4 {
+                0 | 1 => {
+                    let target = &self.people.users[*regulars.choose(self.rng).expect("not empty")];
+                    let action = if i % 8 == 0 {
+                        "role_change_to_owner"
+                    } else {
+                        "role_change_to_admin"
+                    };
+                    self.out
+                        .audit(self.rng, user, t0, action, Some(person(target)), &ctx, &[]);
+                    ("unusual-granter", t0)
+                }
+                2 => {
+                    self.out.audit(
+                        self.rng,
+                        user,
+                        t0,
+                        "role_change_to_owner",
+                        Some(person(user)),
+                        &ctx,
+                        &[],
+                    );
+                    ("self-escalation", t0)
+                }
+                _ => {
+                    let new = new_account(self.rng);
+                    self.out.audit(
+                        self.rng,
+                        user,
+                        t0,
+                        "guest_created",
+                        Some(new.clone()),
+                        &ctx,
+                        &[],
+                    );
+                    let t1 = t0 + self.rng.random_range(2..=20) * MINUTE_MS;
+                    self.out.audit(
+                        self.rng,
+                        user,
+                        t1,
+                        "role_change_to_admin",
+                        Some(new),
+                        &plan.ctx_at(t1),
+                        &[],
+                    );
+                    ("new-account-promoted", t1)
+                }
+            };
+            self.label(LabelKind::Attack, D, scenario, u, (t0, end));
+        }
+    }
+
+    fn slack_anomaly(&mut self, n: usize) {
+        const D: &str = "slack-anomaly";
+        let days = self.attack_days(7);
+        let pool = self.people.victims();
+        let reasons = [
+            r#"["tor"]"#,
+            r#"["asn","ip_address"]"#,
+            r#"["session_fingerprint"]"#,
+            r#"["excessive_downloads"]"#,
+            r#"["unexpected_user_agent"]"#,
+        ];
+        for (u, _, plan) in self.victims(&pool, n, days) {
+            let t0 = plan.moment(self.rng);
+            let reason = *reasons.choose(self.rng).expect("not empty");
+            let user = &self.people.users[u];
+            let micros = (t0 * 1000).to_string();
+            let details = [("reason", reason), ("action_timestamp", micros.as_str())];
+            self.out.audit(
+                self.rng,
+                user,
+                t0,
+                "anomaly",
+                Some(person(user)),
+                &plan.ctx_at(t0),
+                &details,
+            );
+            self.label(LabelKind::Attack, D, "slack-anomaly", u, (t0, t0));
+        }
+    }
+}
