@@ -5,6 +5,7 @@
 mod client;
 mod crash;
 mod daemon;
+mod detection_pack;
 mod excessive_downloads;
 mod pipeline;
 mod readme;

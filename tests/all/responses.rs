@@ -224,3 +224,65 @@ fn dry_run_records_and_sends_nothing() {
         "{calls:?}"
     );
 }
+
+#[test]
+fn notifications_go_to_slack_channels_with_chat_post_message() {
+    let slack = MockSlack::start(0);
+    let dir = tempfile::tempdir().unwrap();
+    let d = TestDaemon::start(dir.path(), ServeConfig::default());
+    let t = d.tenant("acme");
+    d.install(&t, plugins::EXCESSIVE_DOWNLOADS, "");
+    d.install(
+        &t,
+        plugins::SLACK_SESSION_RESET,
+        r#"{"notify_channel": "security"}"#,
+    );
+    d.install(&t, plugins::NOTIFY, r#"{"channel": "broken"}"#);
+    let policy = serde_json::json!({
+        "mode": "enforce",
+        "allowlist": {"users": ["W04DAVE"]},
+        "internal_domains": ["acme.example"],
+        "responses": {
+            "slack_api_url": format!("{}/api", slack.base),
+            "slack_token": "xoxp-tenant-secret",
+            "slack_channels": {"security": "C0SEC", "broken": "C0MISSING"}
+        }
+    });
+    let (status, body) = d.request(
+        "PUT",
+        "/v1/policy",
+        Some(&t),
+        JSON,
+        policy.to_string().into_bytes(),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        d.request("POST", "/v1/events", Some(&t), JSON, sample()).0,
+        200
+    );
+    let log = wait_actions(&d, &t, 3);
+
+    let calls = slack.calls();
+    assert!(calls.webhooks.is_empty(), "{calls:?}");
+    let (auth, post) = calls
+        .posts
+        .iter()
+        .find(|(_, b)| b["channel"] == "C0SEC")
+        .expect("a message to the security channel");
+    assert_eq!(auth, "Bearer xoxp-tenant-secret");
+    let text = post["text"].as_str().unwrap();
+    assert!(text.contains("ended all sessions of W01ALICE"), "{text}");
+    assert_eq!(post["blocks"][0]["text"]["text"], post["text"]);
+    let sent = log
+        .iter()
+        .find(|a| a["responder"] == "slack-session-reset" && a["action"] == "notify")
+        .unwrap();
+    assert_eq!(sent["status"], "done", "{sent}");
+    // Slack's `ok: false` answer is the failed action's error code.
+    let failed = log.iter().find(|a| a["responder"] == "notify").unwrap();
+    assert_eq!(
+        (failed["status"].as_str(), failed["detail"].as_str()),
+        (Some("failed"), Some("channel_not_found")),
+        "{failed}"
+    );
+}

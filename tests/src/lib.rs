@@ -264,12 +264,14 @@ pub struct SlackCalls {
     pub reset_keys: Vec<String>,
     /// JSON bodies posted to webhooks.
     pub webhooks: Vec<serde_json::Value>,
+    /// (authorization header, JSON body) of every `chat.postMessage` request.
+    pub posts: Vec<(String, serde_json::Value)>,
 }
 
-/// A mock of Slack's Web API (`/api/admin.users.session.reset`) and a webhook receiver
-/// (`/hooks/{channel}`) on a loopback port. It answers 429 with `Retry-After: 1` to
-/// the first `rate_limit_first` resets, `cannot_reset_primary_owner` for user `W0OWNER`,
-/// and `ok` otherwise.
+/// A mock of Slack's Web API (`/api/admin.users.session.reset`, `/api/chat.postMessage`)
+/// and a webhook receiver (`/hooks/{channel}`) on a loopback port. It answers 429 with
+/// `Retry-After: 1` to the first `rate_limit_first` resets, `cannot_reset_primary_owner`
+/// for user `W0OWNER`, `channel_not_found` for channel `C0MISSING`, and `ok` otherwise.
 pub struct MockSlack {
     /// `http://127.0.0.1:PORT`.
     pub base: String,
@@ -328,6 +330,24 @@ impl MockSlack {
             }
             Json(serde_json::json!({"ok": true})).into_response()
         }
+        async fn post_message(
+            State((calls, _, _)): State<Shared>,
+            headers: HeaderMap,
+            Json(body): Json<serde_json::Value>,
+        ) -> Json<serde_json::Value> {
+            let auth = headers
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_owned();
+            let missing = body["channel"] == "C0MISSING";
+            calls.lock().unwrap().posts.push((auth, body));
+            Json(if missing {
+                serde_json::json!({"ok": false, "error": "channel_not_found"})
+            } else {
+                serde_json::json!({"ok": true, "ts": "1794000000.000100"})
+            })
+        }
         async fn hook(
             State((calls, _, _)): State<Shared>,
             Path(_channel): Path<String>,
@@ -345,6 +365,7 @@ impl MockSlack {
         );
         let app = axum::Router::new()
             .route("/api/admin.users.session.reset", axum::routing::post(reset))
+            .route("/api/chat.postMessage", axum::routing::post(post_message))
             .route("/hooks/{channel}", axum::routing::post(hook))
             .with_state(state);
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");

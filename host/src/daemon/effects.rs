@@ -179,27 +179,42 @@ fn agent() -> ureq::Agent {
         .into()
 }
 
-/// `admin.users.session.reset`, retrying on 429 after `Retry-After` (at most 30 s).
+/// `admin.users.session.reset` for `user_id`.
 fn reset_sessions(
     s: &ResponseSettings,
     user_id: &str,
     idempotency: &str,
 ) -> Result<String, (String, String)> {
+    slack_call(
+        s,
+        "admin.users.session.reset",
+        &serde_json::json!({ "user_id": user_id }),
+        idempotency,
+    )
+    .map(|_| "reset".into())
+}
+
+/// Call a Slack Web API method with the tenant's token: retries on 429 after
+/// `Retry-After` (at most 30 s, `max_attempts` in all); `{"ok": false, "error": E}`
+/// becomes the error code E.
+fn slack_call(
+    s: &ResponseSettings,
+    method: &str,
+    body: &serde_json::Value,
+    idempotency: &str,
+) -> Result<serde_json::Value, (String, String)> {
     let token = s
         .slack_token
         .as_deref()
         .ok_or_else(|| err("no_token", "the tenant's policy has no Slack token"))?;
-    let url = format!(
-        "{}/admin.users.session.reset",
-        s.slack_api_url.trim_end_matches('/')
-    );
+    let url = format!("{}/{method}", s.slack_api_url.trim_end_matches('/'));
     let agent = agent();
     for attempt in 1..=s.max_attempts {
         let resp = agent
             .post(&url)
             .header("Authorization", &format!("Bearer {token}"))
             .header(IDEMPOTENCY_HEADER, idempotency)
-            .send_json(serde_json::json!({ "user_id": user_id }));
+            .send_json(body);
         let mut resp = resp.map_err(|e| err("unreachable", e.to_string()))?;
         let status = resp.status().as_u16();
         if status == 429 {
@@ -210,26 +225,21 @@ fn reset_sessions(
                 .and_then(|v| v.trim().parse::<u64>().ok())
                 .unwrap_or(1)
                 .min(30);
-            tracing::warn!(
-                user_id,
-                attempt,
-                wait,
-                "Slack rate limited the session reset"
-            );
+            tracing::warn!(method, attempt, wait, "Slack rate limited the call");
             if attempt < s.max_attempts {
                 std::thread::sleep(Duration::from_secs(wait));
             }
             continue;
         }
-        let body: serde_json::Value = resp
+        let answer: serde_json::Value = resp
             .body_mut()
             .read_json()
             .map_err(|e| err(&format!("http_{status}"), e.to_string()))?;
-        return match body["ok"].as_bool() {
-            Some(true) => Ok("reset".into()),
+        return match answer["ok"].as_bool() {
+            Some(true) => Ok(answer),
             _ => Err(err(
-                body["error"].as_str().unwrap_or("unknown_error"),
-                format!("Slack answered HTTP {status}: {body}"),
+                answer["error"].as_str().unwrap_or("unknown_error"),
+                format!("Slack answered HTTP {status}: {answer}"),
             )),
         };
     }
@@ -239,7 +249,22 @@ fn reset_sessions(
     ))
 }
 
-/// POST a JSON message to the channel's webhook.
+/// The message body both routes send: Slack's `chat.postMessage` shape (`text` as the
+/// fallback, one `mrkdwn` section) plus the decision id.
+fn message(channel: &str, decision_id: &str, text: &str) -> serde_json::Value {
+    serde_json::json!({
+        "channel": channel,
+        "text": text,
+        "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}}],
+        "unfurl_links": false,
+        "metadata": {"event_type": "aer_decision", "event_payload": {"decision_id": decision_id}},
+        "decision_id": decision_id,
+    })
+}
+
+/// Send a notification: to a Slack channel with `chat.postMessage` when the policy maps
+/// the channel name to a Slack channel id (`slack_channels`), else as a JSON POST to the
+/// channel's webhook.
 fn notify(
     s: &ResponseSettings,
     channel: &str,
@@ -247,18 +272,27 @@ fn notify(
     text: &str,
     idempotency: &str,
 ) -> Result<String, (String, String)> {
+    if let Some(id) = s.slack_channels.get(channel) {
+        let answer = slack_call(
+            s,
+            "chat.postMessage",
+            &message(id, decision_id, text),
+            idempotency,
+        )?;
+        return Ok(format!("posted {}", answer["ts"].as_str().unwrap_or(""))
+            .trim_end()
+            .to_owned());
+    }
     let url = s.webhooks.get(channel).ok_or_else(|| {
         err(
             "unknown_channel",
-            format!("no webhook for channel {channel:?} in the policy"),
+            format!("no Slack channel or webhook for channel {channel:?} in the policy"),
         )
     })?;
     let resp = agent()
         .post(url)
         .header(IDEMPOTENCY_HEADER, idempotency)
-        .send_json(
-            serde_json::json!({ "channel": channel, "text": text, "decision_id": decision_id }),
-        )
+        .send_json(message(channel, decision_id, text))
         .map_err(|e| err("unreachable", e.to_string()))?;
     let status = resp.status().as_u16();
     if (200..300).contains(&status) {

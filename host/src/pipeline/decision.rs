@@ -153,6 +153,9 @@ pub struct ResponseSettings {
     pub slack_token: Option<String>,
     /// Notification channel name to webhook URL (JSON POST).
     pub webhooks: BTreeMap<String, String>,
+    /// Notification channel name to Slack channel id: notifications to it are posted
+    /// with `chat.postMessage` and the tenant's token (taking precedence over a webhook).
+    pub slack_channels: BTreeMap<String, String>,
     /// Attempts per effect when Slack answers 429 (waiting `Retry-After`, at most 30 s).
     pub max_attempts: u32,
 }
@@ -163,6 +166,7 @@ impl Default for ResponseSettings {
             slack_api_url: "https://slack.com/api".into(),
             slack_token: None,
             webhooks: BTreeMap::new(),
+            slack_channels: BTreeMap::new(),
             max_attempts: 3,
         }
     }
@@ -287,6 +291,14 @@ impl Policy {
                 err(
                     format!("responses.webhooks.{name}"),
                     "must be an http(s) URL",
+                );
+            }
+        }
+        for (name, id) in &r.slack_channels {
+            if id.trim().is_empty() {
+                err(
+                    format!("responses.slack_channels.{name}"),
+                    "must be a Slack channel id",
                 );
             }
         }
