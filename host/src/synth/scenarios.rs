@@ -496,6 +496,24 @@ impl World<'_> {
         const D: &str = "session-fingerprint";
         let days = self.attack_days(7);
         let pool = self.people.victims();
+        // Near-misses already in everyday traffic, labelled: a session that moves from
+        // the office to home after the commute (the same client, two networks).
+        let mut moved = 0;
+        for &u in &pool {
+            if moved == n {
+                break;
+            }
+            if let Some(plan) = days
+                .clone()
+                .map(|d| &self.plans[u][d as usize])
+                .find(|p| p.switch.is_some())
+            {
+                let (leave, resume, _) = plan.switch.clone().expect("found above");
+                let span = (leave - 30 * MINUTE_MS, (resume + HOUR_MS).min(plan.end));
+                self.label(LabelKind::NearMiss, D, "office-to-home", u, span);
+                moved += 1;
+            }
+        }
         for (i, (u, day, plan)) in self.victims(&pool, n, days).into_iter().enumerate() {
             let t0 = plan.start
                 + self
@@ -572,8 +590,33 @@ impl World<'_> {
     fn privilege_escalation(&mut self, n: usize) {
         const D: &str = "privilege-escalation";
         let days = self.attack_days(8);
-        let admins = self.people.with_role(Role::Admin);
+        // Near-miss: the IT admins' routine grants, three in an afternoon.
+        let it = self.people.with_role(Role::ItAdmin);
         let regulars = self.people.victims();
+        for (u, _, plan) in self.victims(&it, it.len(), days.clone()) {
+            let t0 = plan.moment(self.rng);
+            for k in 0..3 {
+                let t = t0 + k * 20 * MINUTE_MS;
+                let target = &self.people.users[*regulars.choose(self.rng).expect("not empty")];
+                self.out.audit(
+                    self.rng,
+                    &self.people.users[u],
+                    t,
+                    "permissions_assigned",
+                    Some(person(target)),
+                    &plan.ctx_at(t),
+                    &[],
+                );
+            }
+            self.label(
+                LabelKind::NearMiss,
+                D,
+                "it-admin-routine",
+                u,
+                (t0, t0 + 40 * MINUTE_MS),
+            );
+        }
+        let admins = self.people.with_role(Role::Admin);
         for (i, (u, _, plan)) in self.victims(&admins, n, days).into_iter().enumerate() {
             let t0 = plan.moment(self.rng);
             let ctx = plan.ctx_at(t0);
