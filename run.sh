@@ -3,7 +3,9 @@
 #   ./run.sh demo   build the host and the built-in plugins, run the excessive-downloads
 #                   detector over the bundled Slack audit log sample (its findings), then the
 #                   whole local pipeline over it (findings -> decisions -> recorded responses),
-#                   then the daemon with a mock Slack API: detection -> decision -> session reset
+#                   then the detection pack over two generated weeks of a 100-person organisation
+#                   (precision and recall against the labelled attacks), then the daemon with a
+#                   mock Slack API: detection -> decision -> session reset
 #   ./run.sh test   the same as ./test.sh
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -23,7 +25,9 @@ case "${1:-demo}" in
         cargo build -p aer-host
         # The same target dir and profile the tests use, so the builds are shared.
         cargo build --target wasm32-wasip2 --profile plugin --target-dir target/wasm-plugins \
-            -p excessive-downloads -p slack-session-reset -p notify
+            -p excessive-downloads -p rapid-account-creation -p suspicious-file-sharing \
+            -p message-volume -p new-network-origin -p session-fingerprint \
+            -p privilege-escalation -p slack-anomaly -p slack-session-reset -p notify
         echo "== aer test: the detector alone over the sample =="
         target/debug/aer test "$plugins/excessive_downloads.wasm" \
             --events examples/data/sample-audit-log.json
@@ -35,6 +39,20 @@ case "${1:-demo}" in
             --responder "$plugins/notify.wasm" \
             --config 'slack-session-reset={"notify_channel": "security"}' \
             --policy examples/data/policy.json
+        echo
+        echo "== aer gen + aer replay --labels: the detection pack on two weeks of a generated organisation =="
+        gen_dir=target/demo-gen
+        target/debug/aer gen --out "$gen_dir" --users 100 --days 14
+        pack=()
+        for p in excessive_downloads rapid_account_creation suspicious_file_sharing message_volume \
+                 new_network_origin session_fingerprint privilege_escalation slack_anomaly; do
+            pack+=(--detector "$plugins/$p.wasm")
+        done
+        target/debug/aer replay --events "$gen_dir/events.ndjson" "${pack[@]}" \
+            --responder "$plugins/slack_session_reset.wasm" \
+            --policy "$gen_dir/policy.json" \
+            --config "new-network-origin=@$gen_dir/new-network-origin.json" \
+            --labels "$gen_dir/labels.ndjson"
         echo
         echo "== aer demo: the daemon, a mock Slack API, the sample streamed in over HTTP =="
         target/debug/aer demo --plugins "$plugins"

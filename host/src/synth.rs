@@ -101,7 +101,7 @@ pub(crate) type Rng = Xoshiro256PlusPlus;
 pub fn generate(config: &GenConfig) -> Dataset {
     let mut rng = Rng::seed_from_u64(config.seed);
     let people = population::Population::new(config, &mut rng);
-    let mut out = traffic::Sink::default();
+    let mut out = traffic::Sink::new(config.seed);
     let plans = traffic::normal(config, &people, &mut rng, &mut out);
     let mut labels = Vec::new();
     scenarios::add_all(config, &people, &plans, &mut rng, &mut out, &mut labels);

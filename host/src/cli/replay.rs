@@ -285,7 +285,7 @@ impl ReplayCommand {
                     rc,
                 ]);
             }
-            if !(self.json || !io.out_is_terminal) {
+            if !self.json && io.out_is_terminal {
                 writeln!(
                     io.out,
                     "\nCalibration of {} over {days:.1} days of history\n{t}",

@@ -154,16 +154,16 @@ fn octets(rng: &mut Rng) -> String {
 }
 
 impl Population {
-    /// A population of `config.users` accounts: about 2% each of HR, IT and other
-    /// admins, service accounts, partner managers and marketing; 5% each of analysts and
-    /// chatty users; 4% external; the rest ordinary employees.
+    /// A population of `config.users` accounts: two HR and two IT admins, 4% other
+    /// admins, 1% service accounts, 2% each of partner managers and marketing, 5% each
+    /// of analysts and chatty users, 4% external; the rest ordinary employees.
     pub fn new(config: &GenConfig, rng: &mut Rng) -> Self {
         let n = config.users.max(30);
         let share = |pct: usize, min: usize| (n * pct / 100).max(min);
         let mut roles = Vec::with_capacity(n);
         roles.extend(std::iter::repeat_n(Role::HrAdmin, 2));
         roles.extend(std::iter::repeat_n(Role::ItAdmin, 2));
-        roles.extend(std::iter::repeat_n(Role::Admin, share(3, 8)));
+        roles.extend(std::iter::repeat_n(Role::Admin, share(4, 8)));
         roles.extend(std::iter::repeat_n(Role::Service, share(1, 2)));
         roles.extend(std::iter::repeat_n(Role::External, share(4, 3)));
         roles.extend(std::iter::repeat_n(Role::Analyst, share(5, 2)));
@@ -181,9 +181,9 @@ impl Population {
             let desktop = [MAC_APP, WIN_APP, MAC_CHROME, WIN_EDGE];
             let mut devices = vec![Device {
                 ua: if service {
-                    *SERVICE.choose(rng).expect("not empty")
+                    SERVICE.choose(rng).expect("not empty")
                 } else {
-                    *desktop.choose(rng).expect("not empty")
+                    desktop.choose(rng).expect("not empty")
                 },
             }];
             if !service && rng.random_bool(0.7) {
@@ -237,13 +237,8 @@ impl Population {
             });
         }
         // Two ordinary employees are allowlisted (and will be attacked).
-        let mut listed = 0;
-        for u in users.iter_mut().filter(|u| u.role == Role::Regular) {
-            if listed == 2 {
-                break;
-            }
+        for u in users.iter_mut().filter(|u| u.role == Role::Regular).take(2) {
             u.allowlisted = true;
-            listed += 1;
         }
         Population { users }
     }

@@ -18,7 +18,7 @@ fn detail_value(v: &str) -> Value {
     }
     if v.starts_with('[')
         && let Ok(list @ Value::Array(_)) = serde_json::from_str::<Value>(v)
-        && list.to_string() == v
+        && serde_json::to_string(&list).ok().as_deref() == Some(v)
     {
         return list;
     }

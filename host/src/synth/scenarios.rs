@@ -134,8 +134,28 @@ impl World<'_> {
         for i in 0..i64::from(k) {
             let t = from + i * step;
             let f = file(self.rng);
+            self.out.audit(user, t, action, Some(f), ctx, details);
+        }
+        (from, from + (i64::from(k) - 1).max(0) * step)
+    }
+
+    /// `k` downloads by user `u` over `from..from + span` in their own main session,
+    /// wherever it is at each moment. Returns the first and last time.
+    fn downloads_in_session(
+        &mut self,
+        u: usize,
+        plan: &DayPlan,
+        from: i64,
+        span: i64,
+        k: u32,
+    ) -> (i64, i64) {
+        let user = &self.people.users[u];
+        let step = span / i64::from(k.max(1));
+        for i in 0..i64::from(k) {
+            let t = from + i * step;
+            let f = file(self.rng);
             self.out
-                .audit(self.rng, user, t, action, Some(f), ctx, details);
+                .audit(user, t, "file_downloaded", Some(f), &plan.ctx_at(t), &[]);
         }
         (from, from + (i64::from(k) - 1).max(0) * step)
     }
@@ -155,22 +175,14 @@ impl World<'_> {
                 // A bulk grab: 70 to 200 files in 8 to 15 minutes.
                 let k = self.rng.random_range(70..=200);
                 let span = self.rng.random_range(8..=15) * MINUTE_MS;
-                let s = self.spread(u, t0, span, k, "file_downloaded", &plan.ctx_at(t0), &[]);
+                let s = self.downloads_in_session(u, &plan, t0, span, k);
                 self.label(LabelKind::Attack, D, "download-burst", u, s);
             } else {
                 // A slow exfiltration: 36 to 46 files within one clock hour, under the
                 // threshold's rate, far above the user's norm.
                 let hour = t0 - t0.rem_euclid(HOUR_MS) + MINUTE_MS;
                 let k = self.rng.random_range(36..=46);
-                let s = self.spread(
-                    u,
-                    hour,
-                    55 * MINUTE_MS,
-                    k,
-                    "file_downloaded",
-                    &plan.ctx_at(hour),
-                    &[],
-                );
+                let s = self.downloads_in_session(u, &plan, hour, 55 * MINUTE_MS, k);
                 self.label(LabelKind::Attack, D, "slow-exfiltration", u, s);
             }
         }
@@ -187,15 +199,7 @@ impl World<'_> {
         for u in special {
             if let Some((_, plan)) = self.active_day(u, days.clone()) {
                 let t0 = plan.moment(self.rng);
-                let s = self.spread(
-                    u,
-                    t0,
-                    10 * MINUTE_MS,
-                    120,
-                    "file_downloaded",
-                    &plan.ctx_at(t0),
-                    &[],
-                );
+                let s = self.downloads_in_session(u, &plan, t0, 10 * MINUTE_MS, 120);
                 self.label(LabelKind::Attack, D, "download-burst", u, s);
             }
         }
@@ -203,28 +207,26 @@ impl World<'_> {
         let admins = self.people.with_role(Role::Admin);
         for (u, _, plan) in self.victims(&admins, 3, days.clone()) {
             let t0 = plan.moment(self.rng);
-            let ctx = plan.ctx_at(t0);
             let user = &self.people.users[u];
-            self.out
-                .audit(self.rng, user, t0, "manual_export_started", None, &ctx, &[]);
             self.out.audit(
-                self.rng,
                 user,
-                t0 + 5 * MINUTE_MS,
+                t0,
+                "manual_export_started",
+                None,
+                &plan.ctx_at(t0),
+                &[],
+            );
+            let t1 = t0 + 5 * MINUTE_MS;
+            self.out.audit(
+                user,
+                t1,
                 "channels_export_started",
                 None,
-                &ctx,
+                &plan.ctx_at(t1),
                 &[],
             );
-            let (_, end) = self.spread(
-                u,
-                t0 + 10 * MINUTE_MS,
-                20 * MINUTE_MS,
-                5,
-                "file_downloaded",
-                &ctx,
-                &[],
-            );
+            let (_, end) =
+                self.downloads_in_session(u, &plan, t0 + 10 * MINUTE_MS, 20 * MINUTE_MS, 5);
             self.label(LabelKind::NearMiss, D, "admin-bulk-export", u, (t0, end));
         }
         let analysts = self.people.with_role(Role::Analyst);
@@ -232,15 +234,7 @@ impl World<'_> {
             // Twice their usual pace for an hour.
             let pace = (self.people.users[u].downloads / 8.5).round() as u32;
             let t0 = plan.moment(self.rng);
-            let s = self.spread(
-                u,
-                t0,
-                60 * MINUTE_MS,
-                pace,
-                "file_downloaded",
-                &plan.ctx_at(t0),
-                &[],
-            );
+            let s = self.downloads_in_session(u, &plan, t0, 60 * MINUTE_MS, pace);
             self.label(LabelKind::NearMiss, D, "analyst-heavy-hour", u, s);
         }
     }
@@ -262,7 +256,6 @@ impl World<'_> {
                 };
                 let new = new_account(self.rng);
                 self.out.audit(
-                    self.rng,
                     &self.people.users[u],
                     t,
                     action,
@@ -288,7 +281,6 @@ impl World<'_> {
                 let t = t0 + i * (55 * MINUTE_MS / k);
                 let new = new_account(self.rng);
                 self.out.audit(
-                    self.rng,
                     &self.people.users[u],
                     t,
                     "guest_created",
@@ -321,19 +313,11 @@ impl World<'_> {
                 let ctx = plan.ctx_at(t);
                 let user = &self.people.users[u];
                 if i % 2 == 0 {
-                    self.out.audit(
-                        self.rng,
-                        user,
-                        t,
-                        "file_public_link_created",
-                        Some(f),
-                        &ctx,
-                        &[],
-                    );
+                    self.out
+                        .audit(user, t, "file_public_link_created", Some(f), &ctx, &[]);
                 } else {
                     let ext = [("is_ext_shared", "true"), ("channel_privacy", "shared")];
-                    self.out
-                        .audit(self.rng, user, t, "file_shared", Some(f), &ctx, &ext);
+                    self.out.audit(user, t, "file_shared", Some(f), &ctx, &ext);
                 }
             }
             self.label(
@@ -353,7 +337,6 @@ impl World<'_> {
             for &t in &times {
                 let f = file(self.rng);
                 self.out.audit(
-                    self.rng,
                     &self.people.users[u],
                     t,
                     "file_shared",
@@ -439,8 +422,7 @@ impl World<'_> {
             // Attackers keep their own hours: any time of the victim's day or night.
             let t0 = plan.start - 6 * HOUR_MS + self.rng.random_range(0..DAY_MS / 2);
             let user = &self.people.users[u];
-            self.out
-                .audit(self.rng, user, t0, "user_login", None, &ctx, &[]);
+            self.out.audit(user, t0, "user_login", None, &ctx, &[]);
             let s = self.spread(
                 u,
                 t0 + MINUTE_MS,
@@ -483,8 +465,7 @@ impl World<'_> {
                     ua: agent(user.devices[0].ua, day),
                     session: session_id(self.rng),
                 };
-                self.out
-                    .audit(self.rng, user, t, "user_login", None, &ctx, &[]);
+                self.out.audit(user, t, "user_login", None, &ctx, &[]);
                 let s = self.spread(u, t + MINUTE_MS, 4 * HOUR_MS, 5, "canvas_opened", &ctx, &[]);
                 span = (span.0.min(t), span.1.max(s.1));
             }
@@ -542,25 +523,11 @@ impl World<'_> {
                     for k in 0..7 {
                         let t = t0 + k * 3 * MINUTE_MS;
                         let f = file(self.rng);
-                        self.out.audit(
-                            self.rng,
-                            user,
-                            t,
-                            "canvas_opened",
-                            Some(f),
-                            &plan.ctx_at(t),
-                            &[],
-                        );
+                        self.out
+                            .audit(user, t, "canvas_opened", Some(f), &plan.ctx_at(t), &[]);
                         let f = file(self.rng);
-                        self.out.audit(
-                            self.rng,
-                            user,
-                            t + 90_000,
-                            "file_downloaded",
-                            Some(f),
-                            &thief,
-                            &[],
-                        );
+                        self.out
+                            .audit(user, t + 90_000, "file_downloaded", Some(f), &thief, &[]);
                     }
                     self.label(
                         LabelKind::Attack,
@@ -599,7 +566,6 @@ impl World<'_> {
                 let t = t0 + k * 20 * MINUTE_MS;
                 let target = &self.people.users[*regulars.choose(self.rng).expect("not empty")];
                 self.out.audit(
-                    self.rng,
                     &self.people.users[u],
                     t,
                     "permissions_assigned",
@@ -630,12 +596,11 @@ impl World<'_> {
                         "role_change_to_admin"
                     };
                     self.out
-                        .audit(self.rng, user, t0, action, Some(person(target)), &ctx, &[]);
+                        .audit(user, t0, action, Some(person(target)), &ctx, &[]);
                     ("unusual-granter", t0)
                 }
                 2 => {
                     self.out.audit(
-                        self.rng,
                         user,
                         t0,
                         "role_change_to_owner",
@@ -647,18 +612,10 @@ impl World<'_> {
                 }
                 _ => {
                     let new = new_account(self.rng);
-                    self.out.audit(
-                        self.rng,
-                        user,
-                        t0,
-                        "guest_created",
-                        Some(new.clone()),
-                        &ctx,
-                        &[],
-                    );
+                    self.out
+                        .audit(user, t0, "guest_created", Some(new.clone()), &ctx, &[]);
                     let t1 = t0 + self.rng.random_range(2..=20) * MINUTE_MS;
                     self.out.audit(
-                        self.rng,
                         user,
                         t1,
                         "role_change_to_admin",
@@ -691,7 +648,6 @@ impl World<'_> {
             let micros = (t0 * 1000).to_string();
             let details = [("reason", reason), ("action_timestamp", micros.as_str())];
             self.out.audit(
-                self.rng,
                 user,
                 t0,
                 "anomaly",

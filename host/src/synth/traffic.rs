@@ -9,11 +9,25 @@ use crate::Event;
 use aer_wire::{Context, Entity, Location};
 
 /// Where generated events go, with the counters that keep their ids unique.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Sink {
     /// Events, in generation order.
     pub events: Vec<Event>,
     seq: u64,
+    /// Source of event ids (its own stream, so ids do not shift other choices).
+    ids: Rng,
+}
+
+impl Sink {
+    /// An empty sink whose ids derive from `seed`.
+    pub fn new(seed: u64) -> Self {
+        use rand::SeedableRng;
+        Sink {
+            events: Vec::new(),
+            seq: 0,
+            ids: Rng::seed_from_u64(seed ^ 0x05ee_d1d5),
+        }
+    }
 }
 
 /// The client context of an audit event.
@@ -77,8 +91,9 @@ impl DayPlan {
 }
 
 impl Sink {
-    fn next_id(&mut self, rng: &mut Rng) -> String {
+    fn next_id(&mut self) -> String {
         self.seq += 1;
+        let rng = &mut self.ids;
         format!(
             "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
             rng.random::<u32>(),
@@ -92,7 +107,6 @@ impl Sink {
     /// An audit-log event by `user`.
     pub fn audit(
         &mut self,
-        rng: &mut Rng,
         user: &User,
         t: i64,
         action: &str,
@@ -100,7 +114,7 @@ impl Sink {
         ctx: &Ctx,
         details: &[(&str, &str)],
     ) {
-        let id = self.next_id(rng);
+        let id = self.next_id();
         let mut all = vec![(
             "actor.team".to_owned(),
             if user.external() {
@@ -239,7 +253,7 @@ fn service_day(user: &User, day: u32, midnight: i64, rng: &mut Rng, out: &mut Si
         for _ in 0..rng.random_range(10..=20) {
             let t = from + rng.random_range(0..HOUR_MS);
             let f = file(rng);
-            out.audit(rng, user, t, "file_downloaded", Some(f), &ctx, &[]);
+            out.audit(user, t, "file_downloaded", Some(f), &ctx, &[]);
         }
         for _ in 0..count(rng, user.messages / 24.0) {
             let t = from + rng.random_range(0..HOUR_MS);
@@ -301,7 +315,7 @@ fn person_day(
         switch,
     };
     let t0 = plan.start;
-    out.audit(rng, user, t0, "user_login", None, &plan.ctx_at(t0), &[]);
+    out.audit(user, t0, "user_login", None, &plan.ctx_at(t0), &[]);
 
     // The other devices: mobile on the carrier's network; every device is used on the
     // first two days, so it is known before anyone judges it.
@@ -319,7 +333,7 @@ fn person_day(
                 session: session_id(rng),
             };
             let t = plan.moment(rng);
-            out.audit(rng, user, t, "user_login", None, &ctx, &[]);
+            out.audit(user, t, "user_login", None, &ctx, &[]);
             mobile_ctx = Some((t, ctx));
         }
     }
@@ -337,7 +351,7 @@ fn person_day(
                 _ => plan.ctx_at(t),
             };
             let f = file(rng);
-            out.audit(rng, user, t, action, Some(f), &ctx, details);
+            out.audit(user, t, action, Some(f), &ctx, details);
         }
     };
     act(out, rng, user.downloads * scale, "file_downloaded", &[]);
@@ -372,7 +386,7 @@ fn person_day(
                 } else {
                     "guest_created"
                 };
-                out.audit(rng, user, t, action, Some(new), &plan.ctx_at(t), &[]);
+                out.audit(user, t, action, Some(new), &plan.ctx_at(t), &[]);
             }
         }
         Role::ItAdmin if weekday && (day < 3 || rng.random_bool(0.5)) => {
@@ -384,28 +398,12 @@ fn person_day(
                 } else {
                     "role_change_to_admin"
                 };
-                out.audit(
-                    rng,
-                    user,
-                    t,
-                    action,
-                    Some(person(target)),
-                    &plan.ctx_at(t),
-                    &[],
-                );
+                out.audit(user, t, action, Some(person(target)), &plan.ctx_at(t), &[]);
             }
         }
         Role::Admin if weekday && rng.random_bool(0.08) => {
             let t = plan.moment(rng);
-            out.audit(
-                rng,
-                user,
-                t,
-                "manual_export_started",
-                None,
-                &plan.ctx_at(t),
-                &[],
-            );
+            out.audit(user, t, "manual_export_started", None, &plan.ctx_at(t), &[]);
         }
         _ if weekday && rng.random_bool(0.03) => {
             act(out, rng, 1.0, "file_shared", &external_share);
@@ -414,7 +412,7 @@ fn person_day(
     }
     if rng.random_bool(0.3) {
         let t = plan.end;
-        out.audit(rng, user, t, "user_logout", None, &plan.ctx_at(t), &[]);
+        out.audit(user, t, "user_logout", None, &plan.ctx_at(t), &[]);
     }
     plan
 }

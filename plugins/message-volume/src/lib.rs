@@ -58,7 +58,8 @@ impl Detector for MessageVolume {
 
     fn configure(&mut self, config: &str) -> Result<()> {
         let c: Config = parse_config(config)?;
-        if !(c.floor >= 1.0) || c.history_days == 0 || !(c.learning_factor >= 1.0) {
+        let at_least_one = |x: f64| x.is_finite() && x >= 1.0;
+        if !at_least_one(c.floor) || c.history_days == 0 || !at_least_one(c.learning_factor) {
             return Err(
                 "invalid configuration: floor and learning_factor must be at least 1, history_days at least 1"
                     .into(),
