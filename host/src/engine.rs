@@ -2,13 +2,13 @@
 //! plugin world, and the compile cache keyed by component content hash.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
-use wasmtime::component::Linker;
+use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use crate::bindings;
@@ -84,7 +84,28 @@ pub struct AerEngine {
     limits: Arc<Limits>,
     tick: Duration,
     cache: Mutex<HashMap<String, Arc<LoadedPlugin>>>,
+    compiling: Arc<AtomicU32>,
     _ticker: EpochTicker,
+}
+
+/// One of the engine's compiler slots, given back when dropped (when its compilation
+/// ends, even one whose caller stopped waiting).
+struct CompileSlot(Arc<AtomicU32>);
+
+impl CompileSlot {
+    fn take(count: &Arc<AtomicU32>, max: u32) -> Result<CompileSlot, u32> {
+        count
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max.max(1)).then_some(n + 1)
+            })
+            .map(|_| CompileSlot(count.clone()))
+    }
+}
+
+impl Drop for CompileSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl AerEngine {
@@ -134,6 +155,7 @@ impl AerEngine {
             limits: Arc::new(limits),
             tick: config.tick,
             cache: Mutex::new(HashMap::new()),
+            compiling: Arc::new(AtomicU32::new(0)),
             _ticker: ticker,
         }))
     }
@@ -152,6 +174,36 @@ impl AerEngine {
     pub fn deadline_ticks(&self) -> u64 {
         let tick_ms = self.tick.as_millis().max(1) as u64;
         self.limits.deadline_ms.div_ceil(tick_ms).max(1)
+    }
+
+    /// Compile `bytes` on a compiler thread of its own, waiting at most
+    /// `compile_timeout_ms`; at most `compile_concurrency` compilations run at once (a
+    /// timed-out one keeps its slot until it finishes, so a stream of compile bombs
+    /// cannot pile up). Only ever compiles: tenant bytes never reach
+    /// `Component::deserialize`.
+    pub(crate) fn compile(&self, bytes: &[u8]) -> Result<Component, Rejection> {
+        let slot = CompileSlot::take(&self.compiling, self.limits.compile_concurrency)
+            .map_err(|running| Rejection::CompilerBusy { running })?;
+        let engine = self.engine.clone();
+        let bytes = bytes.to_vec();
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        std::thread::Builder::new()
+            .name("aer-compile".into())
+            .spawn(move || {
+                let _slot = slot;
+                let _ = tx.send(Component::new(&engine, &bytes));
+            })
+            .map_err(|e| Rejection::Invalid(format!("cannot start a compiler thread: {e}")))?;
+        let limit_ms = self.limits.compile_timeout_ms;
+        match rx.recv_timeout(Duration::from_millis(limit_ms)) {
+            Ok(result) => result.map_err(|e| Rejection::Invalid(format!("{e:#}"))),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                Err(Rejection::CompileTimeout { limit_ms })
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                Err(Rejection::Invalid("the compiler thread failed".into()))
+            }
+        }
     }
 
     /// Validate and compile a component, or return the cached result for the same bytes.

@@ -35,6 +35,16 @@ pub struct Limits {
     pub log_message_bytes: usize,
     /// Bytes of guest stdout/stderr kept per instance.
     pub stdio_bytes: usize,
+    /// Most function bodies in one component (all its modules), checked before compiling.
+    pub code_functions: u32,
+    /// Largest function body, in bytes, checked before compiling.
+    pub code_function_bytes: u64,
+    /// Most locals one function may declare, checked before compiling.
+    pub code_locals: u64,
+    /// Longest a compilation may take before the upload is refused, in milliseconds.
+    pub compile_timeout_ms: u64,
+    /// Most compilations running at once (a timed-out one keeps its slot until it ends).
+    pub compile_concurrency: u32,
 }
 
 impl Default for Limits {
@@ -54,6 +64,11 @@ impl Default for Limits {
             log_messages_per_call: 100,
             log_message_bytes: 4 << 10,
             stdio_bytes: 64 << 10,
+            code_functions: 20_000,
+            code_function_bytes: 1 << 20,
+            code_locals: 50_000,
+            compile_timeout_ms: 20_000,
+            compile_concurrency: 2,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Plugins: validation and loading ([`validate`]), live instances with their limits
 //! ([`instance`]), and the memory limiter ([`limiter`]).
 
+pub mod code;
 pub mod instance;
 pub mod limiter;
 pub mod validate;

@@ -165,3 +165,48 @@ fn rejects_a_precompiled_artifact_posing_as_a_component() {
     std::fs::write(named.path(), &artifact).unwrap();
     assert_rejected(named.path().to_str().unwrap(), "not a WebAssembly binary");
 }
+
+#[test]
+fn rejects_a_compile_bomb_before_compiling_it() {
+    assert_rejected(plugins::COMPILE_BOMB, "code too large to compile: 25");
+    assert_rejected(
+        plugins::COMPILE_BOMB,
+        "functions, more than the limit of 20000",
+    );
+}
+
+#[test]
+fn the_compile_bomb_is_a_real_component_that_only_the_code_bound_stops() {
+    // With the function bound removed, the same bytes compile and load: the bound,
+    // not some other defect, is what refuses the bomb.
+    let engine = aer_tests::engine_with(aer_host::limits::Limits {
+        code_functions: u32::MAX,
+        ..Default::default()
+    });
+    let bytes = std::fs::read(plugins::COMPILE_BOMB).unwrap();
+    let plugin = engine.load(&bytes).expect("loads without the bound");
+    assert_eq!(plugin.info().name, "compile-bomb");
+    let stats = aer_host::plugin::code::code_stats(&bytes).unwrap();
+    assert!(stats.functions > 25_000, "{stats:?}");
+}
+
+#[test]
+fn compilation_is_bounded_in_time_and_in_concurrency() {
+    let engine = aer_tests::engine_with(aer_host::limits::Limits {
+        compile_timeout_ms: 1,
+        compile_concurrency: 1,
+        ..Default::default()
+    });
+    let bytes = std::fs::read(plugins::EXCESSIVE_DOWNLOADS).unwrap();
+    let err = engine
+        .load(&bytes)
+        .err()
+        .expect("a 1 ms compile budget is too short");
+    assert_eq!(err.to_string(), "compilation took longer than 1 ms");
+    // The abandoned compilation still holds the only compiler slot.
+    let err = engine.load(&bytes).err().expect("the compiler is busy");
+    assert!(
+        err.to_string().contains("compilations are already running"),
+        "{err}"
+    );
+}

@@ -52,6 +52,7 @@ impl ValidateCommand {
                 "wit": format!("aer:plugin@{}", meta.wit_version),
                 "size": meta.size,
                 "sha256": meta.sha256,
+                "code": meta.code,
                 "imports": meta.imports,
                 "exports": meta.exports,
                 "plugin": info,
@@ -70,6 +71,11 @@ impl ValidateCommand {
         writeln!(o, "  wit:     aer:plugin@{}", meta.wit_version)?;
         writeln!(o, "  size:    {} bytes", meta.size)?;
         writeln!(o, "  sha256:  {}", meta.sha256)?;
+        writeln!(
+            o,
+            "  code:    {} functions in {} modules, {} bytes, largest body {} bytes",
+            meta.code.functions, meta.code.modules, meta.code.code_bytes, meta.code.largest_body
+        )?;
         writeln!(o, "  plugin:  {} {}", info.name, info.version)?;
         if !info.description.is_empty() {
             writeln!(o, "  about:   {}", info.description)?;

@@ -2,7 +2,7 @@
 //! import only what the host provides for that world (type-checked by
 //! pre-instantiation), must compile. A rejection says why in one line.
 
-use wasmtime::component::Component;
+use super::code::{code_stats, over_limits};
 
 use crate::bindings::{self, detector::DetectorPre, responder::ResponderPre};
 use crate::engine::AerEngine;
@@ -47,6 +47,21 @@ pub enum Rejection {
     /// Imports or exports with the right names but the wrong types.
     #[error("does not match the host's interfaces: {0}")]
     Incompatible(String),
+    /// Code over the static bounds (a compile bomb).
+    #[error("code too large to compile: {0}")]
+    CodeTooLarge(String),
+    /// Compiling took longer than allowed.
+    #[error("compilation took longer than {limit_ms} ms")]
+    CompileTimeout {
+        /// The bound.
+        limit_ms: u64,
+    },
+    /// The compiler slots are all taken (by slow or timed-out compilations).
+    #[error("{running} compilations are already running; try again later")]
+    CompilerBusy {
+        /// Compilations in progress.
+        running: u32,
+    },
     /// Traps or times out while starting or describing itself.
     #[error("fails to start: {0}")]
     FailsToStart(String),
@@ -94,6 +109,8 @@ pub struct PluginMeta {
     pub size: usize,
     /// SHA-256 of the bytes, hex.
     pub sha256: String,
+    /// What its code amounts to (checked against the code bounds before compiling).
+    pub code: super::code::CodeStats,
 }
 
 pub(crate) enum WorldPre {
@@ -147,8 +164,11 @@ pub(crate) fn load(
             &bytes[4..8]
         )));
     }
-    let component =
-        Component::new(engine.engine(), bytes).map_err(|e| Rejection::Invalid(format!("{e:#}")))?;
+    let stats = code_stats(bytes).map_err(Rejection::Invalid)?;
+    if let Some(why) = over_limits(&stats, engine.limits()) {
+        return Err(Rejection::CodeTooLarge(why));
+    }
+    let component = engine.compile(bytes)?;
     let ty = component.component_type();
     let exports: Vec<String> = ty
         .exports(engine.engine())
@@ -217,6 +237,7 @@ pub(crate) fn load(
             exports,
             size: bytes.len(),
             sha256,
+            code: stats,
         },
         pre,
         info: std::sync::OnceLock::new(),
