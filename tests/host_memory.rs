@@ -106,7 +106,7 @@ fn huge_outputs_leave_host_memory_bounded_and_the_bounds_are_what_keeps_it() {
         grown_unbounded / MIB
     );
     assert!(
-        grown_unbounded >= 100 * MIB,
+        grown_unbounded >= 90 * MIB,
         "host grew {} MiB",
         grown_unbounded / MIB
     );
