@@ -27,6 +27,81 @@ pub struct ServeConfig {
     pub ingest: IngestConfig,
     /// Limits applied to every plugin call.
     pub limits: Limits,
+    /// Per-tenant quotas.
+    pub quotas: QuotaConfig,
+}
+
+/// Per-tenant quotas: defaults for every tenant, and overrides by tenant name
+/// (`[quotas.tenants.acme]`). The events-per-second default is
+/// `ingest.max_events_per_second`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QuotaConfig {
+    /// Plugins (detectors and responders) a tenant may have.
+    pub max_plugins: u32,
+    /// Bytes of plugin state (keys and values, all its plugins) a tenant may keep; a
+    /// batch that would pass it faults, like any other plugin fault.
+    pub max_state_bytes: u64,
+    /// Milliseconds of pipeline time per second a tenant's plugins may use (a bucket
+    /// holding one second's worth); past it, the tenant waits its turn and its events
+    /// stay in the inbox.
+    pub cpu_ms_per_second: u32,
+    /// Overrides by tenant name.
+    pub tenants: std::collections::BTreeMap<String, TenantQuota>,
+}
+
+/// One tenant's overrides of the quota defaults.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TenantQuota {
+    /// See [`QuotaConfig::max_plugins`].
+    pub max_plugins: Option<u32>,
+    /// See [`QuotaConfig::max_state_bytes`].
+    pub max_state_bytes: Option<u64>,
+    /// Events per second the tenant may send.
+    pub max_events_per_second: Option<u32>,
+    /// See [`QuotaConfig::cpu_ms_per_second`].
+    pub cpu_ms_per_second: Option<u32>,
+}
+
+/// The quotas in force for one tenant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quota {
+    /// Plugins it may have.
+    pub max_plugins: u32,
+    /// State bytes it may keep.
+    pub max_state_bytes: u64,
+    /// Events per second it may send.
+    pub max_events_per_second: u32,
+    /// Pipeline milliseconds per second its plugins may use.
+    pub cpu_ms_per_second: u32,
+}
+
+impl Default for QuotaConfig {
+    fn default() -> Self {
+        QuotaConfig {
+            max_plugins: 32,
+            max_state_bytes: 1 << 30,
+            cpu_ms_per_second: 500,
+            tenants: Default::default(),
+        }
+    }
+}
+
+impl ServeConfig {
+    /// The quotas in force for `tenant`.
+    pub fn quota(&self, tenant: &str) -> Quota {
+        let q = &self.quotas;
+        let o = q.tenants.get(tenant).cloned().unwrap_or_default();
+        Quota {
+            max_plugins: o.max_plugins.unwrap_or(q.max_plugins),
+            max_state_bytes: o.max_state_bytes.unwrap_or(q.max_state_bytes),
+            max_events_per_second: o
+                .max_events_per_second
+                .unwrap_or(self.ingest.max_events_per_second),
+            cpu_ms_per_second: o.cpu_ms_per_second.unwrap_or(q.cpu_ms_per_second),
+        }
+    }
 }
 
 /// HTTP limits.
@@ -77,6 +152,7 @@ impl Default for ServeConfig {
             http: HttpConfig::default(),
             ingest: IngestConfig::default(),
             limits: Limits::default(),
+            quotas: QuotaConfig::default(),
         }
     }
 }

@@ -70,8 +70,10 @@ pub struct Daemon {
     pub engine: Arc<AerEngine>,
     /// The durable inbox.
     pub inbox: inbox::Inbox,
-    /// Per-tenant ingest rate limits.
+    /// Per-tenant ingest rate limits (events per second).
     pub rates: rate::RateLimits,
+    /// Per-tenant pipeline time (milliseconds per second).
+    pub cpu: rate::RateLimits,
     /// Wakes the pipeline worker.
     pub wake: Arc<worker::Wake>,
     /// Prometheus metrics.
@@ -101,7 +103,7 @@ impl Daemon {
             ..Default::default()
         })?;
         let inbox = inbox::Inbox::new(db.clone(), pipeline.clone());
-        let rates = rate::RateLimits::new(config.ingest.max_events_per_second);
+        let rates = rate::RateLimits::new();
         Ok(Arc::new(Daemon {
             config,
             admin_token,
@@ -112,6 +114,7 @@ impl Daemon {
             engine,
             inbox,
             rates,
+            cpu: rate::RateLimits::new(),
             wake: Arc::new(worker::Wake::default()),
             metrics: metrics::Metrics::default(),
             closing: tokio::sync::watch::channel(false).0,

@@ -8,6 +8,7 @@ mod daemon;
 mod detection_pack;
 mod excessive_downloads;
 mod pipeline;
+mod quotas;
 mod readme;
 mod replay;
 mod responses;

@@ -90,13 +90,11 @@ pub(super) async fn ingest(
             ),
         ));
     }
-    if let Err(wait) = daemon.rates.take(&t, parsed.events.len()) {
+    let per_second = daemon.config.quota(&t).max_events_per_second;
+    if let Err(wait) = daemon.rates.take(&t, parsed.events.len(), per_second) {
         return Err(ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
-            format!(
-                "rate limit of {} events per second; retry in {wait:.1} s",
-                daemon.config.ingest.max_events_per_second
-            ),
+            format!("rate limit of {per_second} events per second; retry in {wait:.1} s"),
         ));
     }
     let bound = daemon.config.ingest.max_inbox_events;

@@ -24,6 +24,7 @@ impl From<PluginError> for ApiError {
             PluginError::VersionExists { .. }
             | PluginError::KindMismatch { .. }
             | PluginError::NoEarlierVersion(_) => ApiError::new(StatusCode::CONFLICT, e),
+            PluginError::Quota(_) => ApiError::new(StatusCode::FORBIDDEN, e),
             PluginError::Daemon(e) => ApiError::internal(e),
         }
     }

@@ -41,6 +41,8 @@ pub mod kind {
     pub const PENDING_RESPONSE: u8 = b'r';
     /// The action log, by idempotency key.
     pub const ACTION: u8 = b'a';
+    /// Bytes of plugin state (keys and values) a tenant keeps, for its quota.
+    pub const STATE_BYTES: u8 = b'b';
 }
 
 /// `kind` then each part length-prefixed.

@@ -37,6 +37,7 @@ pub struct Metrics {
     actions: Family<Labels, Counter>,
     faults: Family<Labels, Counter>,
     lag: Family<Labels, Gauge>,
+    throttled: Family<Labels, Counter>,
     call_seconds: HistogramFamily,
     detection_to_response: HistogramFamily,
 }
@@ -52,6 +53,7 @@ impl Default for Metrics {
             actions: Family::default(),
             faults: Family::default(),
             lag: Family::default(),
+            throttled: Family::default(),
             call_seconds: Family::new_with_constructor(call_buckets),
             detection_to_response: Family::new_with_constructor(response_buckets),
             registry: Registry::default(),
@@ -74,6 +76,11 @@ impl Default for Metrics {
             m.actions.clone(),
         );
         registry.register("plugin_faults", "Plugin faults by kind", m.faults.clone());
+        registry.register(
+            "tenant_throttled",
+            "Pipeline turns a tenant skipped because its time quota was spent",
+            m.throttled.clone(),
+        );
         registry.register(
             "plugin_lag_events",
             "Inbox events a detector has not processed yet",
@@ -122,7 +129,14 @@ impl Metrics {
             .set(i64::try_from(lag).unwrap_or(i64::MAX));
     }
 
-    /// A plugin fault.
+    /// A tenant skipped its pipeline turn (time quota spent).
+    pub fn throttled(&self, tenant: &str) {
+        self.throttled
+            .get_or_create(&labels(&[("tenant", tenant)]))
+            .inc();
+    }
+
+    /// A plugin fault of `kind`.
     pub fn fault(&self, tenant: &str, plugin: &str, kind: &str) {
         self.faults
             .get_or_create(&labels(&[

@@ -108,6 +108,9 @@ pub enum PluginError {
     /// No earlier version to roll back to.
     #[error("plugin {0} has no earlier version")]
     NoEarlierVersion(String),
+    /// A tenant quota would be passed.
+    #[error("quota: {0}")]
+    Quota(String),
     /// Storage failed.
     #[error(transparent)]
     Daemon(#[from] DaemonError),
@@ -247,16 +250,25 @@ impl Daemon {
                 rec.active = version;
                 rec
             }
-            Err(PluginError::NotFound(_)) => PluginRecord {
-                name,
-                kind: loaded.meta.kind,
-                versions: vec![entry],
-                active: version,
-                status: PluginStatus::Disabled,
-                config: String::new(),
-                faults: 0,
-                last_fault: None,
-            },
+            Err(PluginError::NotFound(_)) => {
+                let max = self.config.quota(tenant).max_plugins;
+                let have = self.plugins(tenant)?.len();
+                if have >= max as usize {
+                    return Err(PluginError::Quota(format!(
+                        "the tenant has {have} plugins, its limit is {max}"
+                    )));
+                }
+                PluginRecord {
+                    name,
+                    kind: loaded.meta.kind,
+                    versions: vec![entry],
+                    active: version,
+                    status: PluginStatus::Disabled,
+                    config: String::new(),
+                    faults: 0,
+                    last_fault: None,
+                }
+            }
             Err(e) => return Err(e),
         };
         self.put_plugin(tenant, &rec)?;

@@ -1,46 +1,70 @@
-//! Per-tenant event rate limits: a token bucket per tenant, refilled continuously at
-//! the configured rate, holding at most one second's worth.
+//! Per-tenant token buckets, refilled continuously at a rate, holding at most one
+//! second's worth: ingest's events per second, and the pipeline's milliseconds per
+//! second.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Instant;
 
 /// Token buckets by tenant.
+#[derive(Default)]
 pub struct RateLimits {
-    per_second: f64,
     buckets: Mutex<HashMap<String, (f64, Instant)>>,
 }
 
 impl RateLimits {
-    /// Buckets refilling at `per_second` events per second.
-    pub fn new(per_second: u32) -> Self {
-        RateLimits {
-            per_second: f64::from(per_second.max(1)),
-            buckets: Mutex::new(HashMap::new()),
-        }
+    /// Empty buckets (each starts full).
+    pub fn new() -> Self {
+        RateLimits::default()
     }
 
-    /// Take `n` events' worth for `tenant`; `Err(seconds to wait)` if not available.
-    pub fn take(&self, tenant: &str, n: usize) -> Result<(), f64> {
-        let now = Instant::now();
-        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+    /// The bucket of `tenant` refilled to now at `per_second`.
+    fn refill<'b>(
+        buckets: &'b mut HashMap<String, (f64, Instant)>,
+        tenant: &str,
+        per_second: f64,
+        now: Instant,
+    ) -> &'b mut f64 {
         let (tokens, last) = buckets
             .entry(tenant.to_owned())
-            .or_insert((self.per_second, now));
-        *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * self.per_second)
-            .min(self.per_second);
+            .or_insert((per_second, now));
+        *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * per_second).min(per_second);
         *last = now;
+        tokens
+    }
+
+    /// Take `n` for `tenant` from a bucket refilling at `per_second`;
+    /// `Err(seconds to wait)` if not available.
+    pub fn take(&self, tenant: &str, n: usize, per_second: u32) -> Result<(), f64> {
+        let per_second = f64::from(per_second.max(1));
+        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        let tokens = Self::refill(&mut buckets, tenant, per_second, Instant::now());
         let n = n as f64;
         if n <= *tokens {
             *tokens -= n;
             return Ok(());
         }
         // A request larger than the bucket can still pass once the bucket is full.
-        if n > self.per_second && *tokens >= self.per_second {
+        if n > per_second && *tokens >= per_second {
             *tokens = 0.0;
             return Ok(());
         }
-        Err((n.min(self.per_second) - *tokens) / self.per_second)
+        Err((n.min(per_second) - *tokens) / per_second)
+    }
+
+    /// Whether `tenant` has anything left in a bucket refilling at `per_second`.
+    pub fn available(&self, tenant: &str, per_second: u32) -> bool {
+        let per_second = f64::from(per_second.max(1));
+        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        *Self::refill(&mut buckets, tenant, per_second, Instant::now()) > 0.0
+    }
+
+    /// Charge `n` to `tenant` after the fact (the bucket may go negative: the tenant
+    /// then waits until it has refilled).
+    pub fn charge(&self, tenant: &str, n: f64, per_second: u32) {
+        let per_second = f64::from(per_second.max(1));
+        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        *Self::refill(&mut buckets, tenant, per_second, Instant::now()) -= n;
     }
 }
 
@@ -50,11 +74,20 @@ mod tests {
 
     #[test]
     fn bucket_limits_each_tenant_separately() {
-        let r = RateLimits::new(100);
-        assert!(r.take("a", 60).is_ok());
-        assert!(r.take("a", 60).is_err());
-        assert!(r.take("b", 100).is_ok());
-        let wait = r.take("a", 50).unwrap_err();
+        let r = RateLimits::new();
+        assert!(r.take("a", 60, 100).is_ok());
+        assert!(r.take("a", 60, 100).is_err());
+        assert!(r.take("b", 100, 100).is_ok());
+        let wait = r.take("a", 50, 100).unwrap_err();
         assert!(wait > 0.0 && wait <= 0.5, "{wait}");
+    }
+
+    #[test]
+    fn charges_after_the_fact_hold_a_tenant_back_until_refilled() {
+        let r = RateLimits::new();
+        assert!(r.available("a", 100));
+        r.charge("a", 250.0, 100);
+        assert!(!r.available("a", 100), "in debt");
+        assert!(r.available("b", 100), "others unaffected");
     }
 }

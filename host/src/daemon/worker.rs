@@ -29,7 +29,7 @@ use crate::plugin::{DetectorInstance, PluginKind, ResponderInstance};
 use crate::replay::to_wit_finding;
 
 use super::effects::DaemonActions;
-use crate::store::Scope;
+use crate::store::{Scope, StateStore};
 
 /// Consecutive faults after which a plugin is quarantined.
 pub const QUARANTINE_AFTER: u32 = 3;
@@ -174,6 +174,10 @@ struct Worker {
     consecutive_faults: HashMap<(String, String), u32>,
 }
 
+fn state_bytes_key(tenant: &str) -> Vec<u8> {
+    keys::key(kind::STATE_BYTES, &[tenant.as_bytes()])
+}
+
 fn json_err(e: serde_json::Error) -> DaemonError {
     DaemonError::record("pipeline record", e)
 }
@@ -212,12 +216,21 @@ impl Worker {
                         if stop.load(Ordering::Relaxed) {
                             return;
                         }
+                        // The tenant's pipeline time quota: past it, its events wait.
+                        let cpu = self.daemon.config.quota(&t.name).cpu_ms_per_second;
+                        if !self.daemon.cpu.available(&t.name, cpu) {
+                            self.daemon.metrics.throttled(&t.name);
+                            continue;
+                        }
+                        let started = std::time::Instant::now();
                         match self.step(&t.name) {
                             Ok(p) => progressed |= p,
                             Err(e) => {
                                 tracing::error!(tenant = %t.name, "pipeline step failed: {e}")
                             }
                         }
+                        let ms = started.elapsed().as_secs_f64() * 1000.0;
+                        self.daemon.cpu.charge(&t.name, ms, cpu);
                     }
                 }
                 Err(e) => tracing::error!("cannot list tenants: {e}"),
@@ -267,6 +280,47 @@ impl Worker {
                 },
             )
         })
+    }
+
+    /// The bytes of state `tenant`'s plugins keep.
+    fn state_bytes(&self, tenant: &str) -> Result<u64, DaemonError> {
+        get_u64(&self.daemon.pipeline, &state_bytes_key(tenant))
+    }
+
+    /// Stage a call's state writes into `batch`, updating the tenant's state size
+    /// `size`; `Ok(Err(why))`, staging nothing, when they would pass the tenant's quota.
+    fn stage_state(
+        &self,
+        tenant: &str,
+        plugin: &str,
+        writes: &crate::store::WriteSet,
+        batch: &mut sled::Batch,
+        size: &mut u64,
+    ) -> Result<Result<(), String>, DaemonError> {
+        let store = self.daemon.state_store();
+        let scope = Scope::new(tenant, plugin);
+        let mut delta: i64 = 0;
+        for (k, v) in writes.iter() {
+            let old = store
+                .get(&scope, k)
+                .map_err(|e| DaemonError::record("state", e))?;
+            if let Some(old) = old {
+                delta -= (k.len() + old.len()) as i64;
+            }
+            if let Some(v) = v {
+                delta += (k.len() + v.len()) as i64;
+            }
+        }
+        let new = (*size as i64).saturating_add(delta).max(0) as u64;
+        let max = self.daemon.config.quota(tenant).max_state_bytes;
+        if delta > 0 && new > max {
+            return Ok(Err(format!(
+                "state quota: the tenant's plugins would keep {new} bytes of state, its limit is {max}"
+            )));
+        }
+        store.stage(&scope, writes, batch);
+        *size = new;
+        Ok(Ok(()))
     }
 
     fn record_fault(
@@ -356,11 +410,15 @@ impl Worker {
                 seconds,
                 lag,
             );
-            self.daemon.state_store().stage(
-                &Scope::new(tenant, &id.plugin),
-                &out.writes,
-                &mut batch,
-            );
+            let mut size = self.state_bytes(tenant)?;
+            if let Err(message) =
+                self.stage_state(tenant, &id.plugin, &out.writes, &mut batch, &mut size)?
+            {
+                self.daemon.metrics.fault(tenant, &p.name, "quota");
+                self.record_fault(tenant, &p.name, message)?;
+                return Ok(true);
+            }
+            batch.insert(state_bytes_key(tenant), &size.to_be_bytes());
             let prefix = keys::key(kind::FINDING, &[tenant.as_bytes()]);
             let first = next_seq(&tree, &prefix)?;
             for (seq, f) in (first..).zip(out.value) {
@@ -524,6 +582,7 @@ impl Worker {
                 time_ms: d.time_ms,
             };
             let mut batch = sled::Batch::default();
+            let mut size = self.state_bytes(tenant)?;
             for p in responders {
                 let r = match self.responder(tenant, p) {
                     Ok(r) => r,
@@ -536,11 +595,12 @@ impl Worker {
                 match r.0.respond(&wit) {
                     Ok(out) => {
                         let plugin = r.0.id().plugin.clone();
-                        self.daemon.state_store().stage(
-                            &Scope::new(tenant, &plugin),
-                            &out.writes,
-                            &mut batch,
-                        );
+                        if let Err(message) =
+                            self.stage_state(tenant, &plugin, &out.writes, &mut batch, &mut size)?
+                        {
+                            self.record_fault(tenant, &p.name, message)?;
+                            return Ok(true);
+                        }
                     }
                     Err(fault) => {
                         self.record_fault(tenant, &p.name, fault.to_string())?;
@@ -548,6 +608,7 @@ impl Worker {
                     }
                 }
             }
+            batch.insert(state_bytes_key(tenant), &size.to_be_bytes());
             batch.remove(keys::seq_key(kind::PENDING_RESPONSE, tenant, dseq));
             tree.apply_batch(batch)?;
             if stored.finding_committed_ms > 0 {

@@ -1,0 +1,182 @@
+//! Per-tenant quotas from the configuration: plugins, events per second, state bytes
+//! and pipeline time, each enforced for the tenant that passes it and no other.
+
+use std::time::{Duration, Instant};
+
+use aer_host::config::{ServeConfig, TenantQuota};
+use aer_tests::{TestDaemon, plugins, repo_root};
+use serde_json::Value;
+
+const JSON: Option<&str> = Some("application/json");
+
+fn sample() -> Vec<u8> {
+    std::fs::read(repo_root().join("examples/data/sample-audit-log.json")).unwrap()
+}
+
+fn config(edit: impl FnOnce(&mut ServeConfig)) -> ServeConfig {
+    let mut c = ServeConfig::default();
+    edit(&mut c);
+    c
+}
+
+fn plugin(d: &TestDaemon, token: &str, name: &str) -> Value {
+    let (status, body) = d.request(
+        "GET",
+        &format!("/v1/plugins/{name}"),
+        Some(token),
+        None,
+        vec![],
+    );
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_tenant_cannot_have_more_plugins_than_its_quota() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = TestDaemon::start(dir.path(), config(|c| c.quotas.max_plugins = 2));
+    let t = d.tenant("acme");
+    d.install(&t, plugins::EXCESSIVE_DOWNLOADS, "");
+    d.install(&t, plugins::NOTIFY, "");
+    let bytes = std::fs::read(plugins::SLACK_ANOMALY).unwrap();
+    let (status, body) = d.request("POST", "/v1/plugins", Some(&t), None, bytes);
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body.to_string()
+            .contains("quota: the tenant has 2 plugins, its limit is 2"),
+        "{body}"
+    );
+    // A new version of a plugin it has is not a new plugin.
+    let bytes = std::fs::read(plugins::EXCESSIVE_DOWNLOADS).unwrap();
+    let (status, body) = d.request("POST", "/v1/plugins?version=0.2.0", Some(&t), None, bytes);
+    assert_eq!(status, 201, "{body}");
+    // Another tenant has its own count.
+    let other = d.tenant("other");
+    d.install(&other, plugins::SLACK_ANOMALY, "");
+}
+
+#[test]
+fn events_per_second_can_be_set_per_tenant() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = TestDaemon::start(
+        dir.path(),
+        config(|c| {
+            c.quotas.tenants.insert(
+                "slow".into(),
+                TenantQuota {
+                    max_events_per_second: Some(10),
+                    ..Default::default()
+                },
+            );
+        }),
+    );
+    let slow = d.tenant("slow");
+    let fast = d.tenant("fast");
+    // A request larger than the bucket passes once the bucket is full; the next one
+    // within the second does not.
+    let (status, body) = d.request("POST", "/v1/events", Some(&slow), JSON, sample());
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = d.request("POST", "/v1/events", Some(&slow), JSON, sample());
+    assert_eq!(status, 429, "{body}");
+    assert!(
+        body.to_string()
+            .contains("rate limit of 10 events per second"),
+        "{body}"
+    );
+    // The default (50,000 a second) for another tenant.
+    for _ in 0..2 {
+        let (status, body) = d.request("POST", "/v1/events", Some(&fast), JSON, sample());
+        assert_eq!(status, 200, "{body}");
+    }
+}
+
+#[test]
+fn state_past_the_quota_faults_the_batch_and_quarantines_the_plugin_only_for_that_tenant() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = TestDaemon::start(
+        dir.path(),
+        config(|c| {
+            c.quotas.tenants.insert(
+                "small".into(),
+                TenantQuota {
+                    max_state_bytes: Some(100),
+                    ..Default::default()
+                },
+            );
+        }),
+    );
+    let small = d.tenant("small");
+    let big = d.tenant("big");
+    for t in [&small, &big] {
+        d.install(t, plugins::EXCESSIVE_DOWNLOADS, "");
+        let (status, body) = d.request("POST", "/v1/events", Some(t), JSON, sample());
+        assert_eq!(status, 200, "{body}");
+    }
+    wait_for("the small tenant's detector to be quarantined", || {
+        plugin(&d, &small, "excessive-downloads")["status"] == "quarantined"
+    });
+    let rec = plugin(&d, &small, "excessive-downloads");
+    assert!(
+        rec["last_fault"].as_str().unwrap().contains("state quota"),
+        "{rec}"
+    );
+    let (_, findings) = d.request("GET", "/v1/findings", Some(&small), None, vec![]);
+    assert_eq!(
+        findings["items"],
+        Value::Array(vec![]),
+        "nothing committed: {findings}"
+    );
+    // The other tenant runs as usual.
+    wait_for("the big tenant's findings", || {
+        let (_, f) = d.request("GET", "/v1/findings", Some(&big), None, vec![]);
+        f["items"].as_array().is_some_and(|a| a.len() == 3)
+    });
+    assert_eq!(plugin(&d, &big, "excessive-downloads")["status"], "enabled");
+}
+
+#[test]
+fn a_tenant_past_its_pipeline_time_waits_its_turn_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = TestDaemon::start(
+        dir.path(),
+        config(|c| {
+            c.quotas.tenants.insert(
+                "busy".into(),
+                TenantQuota {
+                    cpu_ms_per_second: Some(1),
+                    ..Default::default()
+                },
+            );
+        }),
+    );
+    let busy = d.tenant("busy");
+    d.install(&busy, plugins::EXCESSIVE_DOWNLOADS, "");
+    d.install(&busy, plugins::SLACK_ANOMALY, "");
+    let (status, body) = d.request("POST", "/v1/events", Some(&busy), JSON, sample());
+    assert_eq!(status, 200, "{body}");
+    // Everything is still processed, a little at a time.
+    wait_for("the busy tenant's findings", || {
+        let (_, f) = d.request("GET", "/v1/findings", Some(&busy), None, vec![]);
+        f["items"].as_array().is_some_and(|a| a.len() == 4)
+    });
+    let (status, metrics) = d.request("GET", "/metrics", None, None, vec![]);
+    assert_eq!(status, 200);
+    let text = metrics.as_str().unwrap();
+    let throttled = text
+        .lines()
+        .find(|l| l.starts_with("aer_tenant_throttled_total{tenant=\"busy\"}"))
+        .unwrap_or_else(|| panic!("no throttle count for busy:\n{text}"));
+    let n: f64 = throttled.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(n >= 1.0, "{throttled}");
+}
