@@ -29,6 +29,10 @@ pub struct ServeConfig {
     pub limits: Limits,
     /// Per-tenant quotas.
     pub quotas: QuotaConfig,
+    /// Pipeline worker threads (0: one per available core). A tenant is served by one
+    /// worker at a time; more workers keep one tenant's slow plugin from holding up
+    /// the others.
+    pub pipeline_threads: usize,
 }
 
 /// Per-tenant quotas: defaults for every tenant, and overrides by tenant name
@@ -153,6 +157,7 @@ impl Default for ServeConfig {
             ingest: IngestConfig::default(),
             limits: Limits::default(),
             quotas: QuotaConfig::default(),
+            pipeline_threads: 0,
         }
     }
 }

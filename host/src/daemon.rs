@@ -15,7 +15,8 @@ pub mod rate;
 pub mod tenants;
 pub mod worker;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use crate::config::ServeConfig;
 use crate::engine::{AerEngine, EngineConfig};
@@ -78,11 +79,22 @@ pub struct Daemon {
     pub wake: Arc<worker::Wake>,
     /// Prometheus metrics.
     pub metrics: metrics::Metrics,
+    /// Tenants a pipeline worker is serving right now.
+    pub(crate) claims: worker::Claims,
+    /// Consecutive faults by (tenant, plugin), for quarantine.
+    faults: Mutex<HashMap<(String, String), u32>>,
     /// Set to `true` when the daemon starts shutting down (ends live streams).
     pub closing: tokio::sync::watch::Sender<bool>,
 }
 
 impl Daemon {
+    /// Consecutive faults by (tenant, plugin).
+    pub(crate) fn consecutive_faults(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<(String, String), u32>> {
+        self.faults.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Open (or create) the data directory and the database.
     pub fn open(config: ServeConfig, admin_token: String) -> Result<Arc<Self>, DaemonError> {
         let data = &config.data_dir;
@@ -115,6 +127,8 @@ impl Daemon {
             inbox,
             rates,
             cpu: rate::RateLimits::new(),
+            claims: worker::Claims::default(),
+            faults: Mutex::new(HashMap::new()),
             wake: Arc::new(worker::Wake::default()),
             metrics: metrics::Metrics::default(),
             closing: tokio::sync::watch::channel(false).0,

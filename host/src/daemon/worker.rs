@@ -90,27 +90,41 @@ impl Wake {
     }
 }
 
-/// The running worker; stops (finishing its current batch) when dropped.
+/// The running workers; they stop (finishing their current batches) when dropped.
+///
+/// Each worker takes turns over the tenants, skipping any tenant another worker is
+/// serving (a tenant is served by one worker at a time, so its batches stay in order),
+/// so one tenant's slow or looping plugin occupies at most one worker while the others
+/// serve everyone else.
 pub struct Pipeline {
     stop: Arc<AtomicBool>,
     wake: Arc<Wake>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl Pipeline {
-    /// Start the worker thread.
+    /// Start `config.pipeline_threads` workers (0: one per available core).
     pub fn start(daemon: Arc<Daemon>) -> Pipeline {
         let stop = Arc::new(AtomicBool::new(false));
         let wake = daemon.wake.clone();
-        let flag = stop.clone();
-        let thread = std::thread::Builder::new()
-            .name("aer-pipeline".into())
-            .spawn(move || Worker::new(daemon).run(&flag))
-            .expect("can spawn the pipeline thread");
+        let n = match daemon.config.pipeline_threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        let threads = (0..n)
+            .map(|i| {
+                let flag = stop.clone();
+                let daemon = daemon.clone();
+                std::thread::Builder::new()
+                    .name(format!("aer-pipeline-{i}"))
+                    .spawn(move || Worker::new(daemon).run(&flag))
+                    .expect("can spawn a pipeline thread")
+            })
+            .collect();
         Pipeline {
             stop,
             wake,
-            thread: Some(thread),
+            threads,
         }
     }
 }
@@ -119,9 +133,39 @@ impl Drop for Pipeline {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         self.wake.notify();
-        if let Some(t) = self.thread.take() {
+        for t in self.threads.drain(..) {
             let _ = t.join();
         }
+    }
+}
+
+/// The tenants some worker is serving right now.
+#[derive(Default)]
+pub struct Claims(Mutex<std::collections::HashSet<String>>);
+
+/// A worker's hold on a tenant, released when dropped.
+struct Claim<'c> {
+    claims: &'c Claims,
+    tenant: String,
+}
+
+impl Claims {
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<String>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Hold `tenant`, unless another worker does.
+    fn claim(&self, tenant: &str) -> Option<Claim<'_>> {
+        self.lock().insert(tenant.to_owned()).then(|| Claim {
+            claims: self,
+            tenant: tenant.to_owned(),
+        })
+    }
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        self.claims.lock().remove(&self.tenant);
     }
 }
 
@@ -171,7 +215,6 @@ struct Worker {
     daemon: Arc<Daemon>,
     detectors: HashMap<(String, String), Cached<DetectorInstance>>,
     responders: HashMap<(String, String), Cached<LiveResponder>>,
-    consecutive_faults: HashMap<(String, String), u32>,
 }
 
 fn state_bytes_key(tenant: &str) -> Vec<u8> {
@@ -203,7 +246,6 @@ impl Worker {
             daemon,
             detectors: HashMap::new(),
             responders: HashMap::new(),
-            consecutive_faults: HashMap::new(),
         }
     }
 
@@ -216,6 +258,10 @@ impl Worker {
                         if stop.load(Ordering::Relaxed) {
                             return;
                         }
+                        let daemon = self.daemon.clone();
+                        let Some(_claim) = daemon.claims.claim(&t.name) else {
+                            continue;
+                        };
                         // The tenant's pipeline time quota: past it, its events wait.
                         let cpu = self.daemon.config.quota(&t.name).cpu_ms_per_second;
                         if !self.daemon.cpu.available(&t.name, cpu) {
@@ -329,19 +375,23 @@ impl Worker {
         name: &str,
         message: String,
     ) -> Result<(), DaemonError> {
-        let n = self
-            .consecutive_faults
-            .entry((tenant.to_owned(), name.to_owned()))
-            .or_default();
-        *n += 1;
-        let quarantine = *n >= QUARANTINE_AFTER;
-        tracing::warn!(%tenant, plugin = %name, consecutive = *n, quarantine, "plugin fault: {message}");
+        let n = {
+            let mut faults = self.daemon.consecutive_faults();
+            let n = faults
+                .entry((tenant.to_owned(), name.to_owned()))
+                .or_default();
+            *n += 1;
+            *n
+        };
+        let quarantine = n >= QUARANTINE_AFTER;
+        tracing::warn!(%tenant, plugin = %name, consecutive = n, quarantine, "plugin fault: {message}");
         if let Ok(mut rec) = self.daemon.plugin(tenant, name) {
             rec.faults += 1;
             rec.last_fault = Some(message);
             if quarantine {
                 rec.status = PluginStatus::Quarantined;
-                self.consecutive_faults
+                self.daemon
+                    .consecutive_faults()
                     .remove(&(tenant.to_owned(), name.to_owned()));
             }
             self.daemon.put_plugin_record(tenant, &rec)?;
@@ -436,7 +486,8 @@ impl Worker {
         }
         batch.insert(cursor_key, &(last_seq + 1).to_be_bytes());
         tree.apply_batch(batch)?;
-        self.consecutive_faults
+        self.daemon
+            .consecutive_faults()
             .remove(&(tenant.to_owned(), p.name.clone()));
         Ok(true)
     }
