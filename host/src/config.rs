@@ -46,9 +46,9 @@ pub struct QuotaConfig {
     /// Bytes of plugin state (keys and values, all its plugins) a tenant may keep; a
     /// batch that would pass it faults, like any other plugin fault.
     pub max_state_bytes: u64,
-    /// Milliseconds of pipeline time per second a tenant's plugins may use (a bucket
-    /// holding one second's worth); past it, the tenant waits its turn and its events
-    /// stay in the inbox.
+    /// Milliseconds of pipeline time per second a tenant may use (a bucket holding one
+    /// second's worth). Past it, the tenant gives way to tenants that have work and
+    /// time left (its events wait in the inbox); a tenant alone carries on.
     pub cpu_ms_per_second: u32,
     /// Overrides by tenant name.
     pub tenants: std::collections::BTreeMap<String, TenantQuota>,

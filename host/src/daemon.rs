@@ -81,18 +81,25 @@ pub struct Daemon {
     pub metrics: metrics::Metrics,
     /// Tenants a pipeline worker is serving right now.
     pub(crate) claims: worker::Claims,
-    /// Consecutive faults by (tenant, plugin), for quarantine.
-    faults: Mutex<HashMap<(String, String), u32>>,
+    /// Fault history by (tenant, plugin): quarantine and retry backoff.
+    faults: Mutex<HashMap<(String, String), worker::FaultMemory>>,
+    /// When each tenant last committed pipeline work (for the time quota).
+    busy: Mutex<HashMap<String, std::time::Instant>>,
     /// Set to `true` when the daemon starts shutting down (ends live streams).
     pub closing: tokio::sync::watch::Sender<bool>,
 }
 
 impl Daemon {
-    /// Consecutive faults by (tenant, plugin).
-    pub(crate) fn consecutive_faults(
+    /// Fault history by (tenant, plugin).
+    pub(crate) fn fault_memory(
         &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<(String, String), u32>> {
+    ) -> std::sync::MutexGuard<'_, HashMap<(String, String), worker::FaultMemory>> {
         self.faults.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// When each tenant last committed pipeline work.
+    pub(crate) fn busy(&self) -> std::sync::MutexGuard<'_, HashMap<String, std::time::Instant>> {
+        self.busy.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Open (or create) the data directory and the database.
@@ -129,6 +136,7 @@ impl Daemon {
             cpu: rate::RateLimits::new(),
             claims: worker::Claims::default(),
             faults: Mutex::new(HashMap::new()),
+            busy: Mutex::new(HashMap::new()),
             wake: Arc::new(worker::Wake::default()),
             metrics: metrics::Metrics::default(),
             closing: tokio::sync::watch::channel(false).0,

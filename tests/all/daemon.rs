@@ -539,10 +539,10 @@ fn bad_input_gets_a_clear_4xx_and_the_daemon_keeps_serving() {
             attempt += 1;
             match aer_tests::http(&d.base, method, path, token, ct, body.clone()) {
                 Ok(r) => break r,
-                Err(e) if want == 413 && attempt < 5 => {
+                Err(e) if want == 413 && attempt < 10 => {
                     eprintln!("{what}: attempt {attempt}: {e}; retrying");
                 }
-                Err(e) => panic!("{what}: {e}"),
+                Err(e) => panic!("{what}: attempt {attempt}: {e}"),
             }
         };
         assert_eq!(status, want, "{what}: {answer}");

@@ -52,11 +52,11 @@ impl RateLimits {
         Err((n.min(per_second) - *tokens) / per_second)
     }
 
-    /// Whether `tenant` has anything left in a bucket refilling at `per_second`.
-    pub fn available(&self, tenant: &str, per_second: u32) -> bool {
+    /// What `tenant` has left in a bucket refilling at `per_second` (negative: in debt).
+    pub fn balance(&self, tenant: &str, per_second: u32) -> f64 {
         let per_second = f64::from(per_second.max(1));
         let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
-        *Self::refill(&mut buckets, tenant, per_second, Instant::now()) > 0.0
+        *Self::refill(&mut buckets, tenant, per_second, Instant::now())
     }
 
     /// Charge `n` to `tenant` after the fact (the bucket may go negative: the tenant
@@ -85,9 +85,9 @@ mod tests {
     #[test]
     fn charges_after_the_fact_hold_a_tenant_back_until_refilled() {
         let r = RateLimits::new();
-        assert!(r.available("a", 100));
+        assert_eq!(r.balance("a", 100), 100.0);
         r.charge("a", 250.0, 100);
-        assert!(!r.available("a", 100), "in debt");
-        assert!(r.available("b", 100), "others unaffected");
+        assert!(r.balance("a", 100) < 0.0, "in debt");
+        assert_eq!(r.balance("b", 100), 100.0, "others unaffected");
     }
 }

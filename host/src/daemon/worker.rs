@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use aer_wire::BatchWriter;
 use serde::{Deserialize, Serialize};
@@ -33,6 +33,51 @@ use crate::store::{Scope, StateStore};
 
 /// Consecutive faults after which a plugin is quarantined.
 pub const QUARANTINE_AFTER: u32 = 3;
+/// Wait before retrying a plugin after its first fault in [`FAULT_WINDOW`]; each
+/// further fault in the window doubles it, up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+/// Longest wait before retrying a faulting plugin.
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// How long a fault counts towards the backoff (re-enabling does not forget it).
+const FAULT_WINDOW: Duration = Duration::from_secs(300);
+/// How recently a tenant must have committed work to contend for the time quota.
+const CONTENTION_WINDOW: Duration = Duration::from_millis(250);
+
+/// A plugin's recent faults: consecutive ones (for quarantine) and their times (for
+/// the retry backoff, so a plugin that keeps looping, even when re-enabled again and
+/// again, is retried ever more rarely).
+#[derive(Debug, Default)]
+pub struct FaultMemory {
+    consecutive: u32,
+    recent: std::collections::VecDeque<Instant>,
+    retry_at: Option<Instant>,
+}
+
+impl FaultMemory {
+    /// Record a fault now; returns the consecutive count.
+    fn fault(&mut self, now: Instant) -> u32 {
+        self.consecutive += 1;
+        while self
+            .recent
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > FAULT_WINDOW)
+        {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(now);
+        let doublings = (self.recent.len() as u32 - 1).min(20);
+        let wait = FIRST_BACKOFF
+            .saturating_mul(1 << doublings)
+            .min(MAX_BACKOFF);
+        self.retry_at = Some(now + wait);
+        self.consecutive
+    }
+
+    /// Whether the plugin is waiting out its backoff at `now`.
+    fn backing_off(&self, now: Instant) -> bool {
+        self.retry_at.is_some_and(|t| now < t)
+    }
+}
 /// Events per detector call.
 const BATCH: usize = 256;
 /// Findings per decision-stage step.
@@ -262,15 +307,22 @@ impl Worker {
                         let Some(_claim) = daemon.claims.claim(&t.name) else {
                             continue;
                         };
-                        // The tenant's pipeline time quota: past it, its events wait.
+                        // The tenant's pipeline time quota: past it, it gives way to
+                        // tenants with work and time left (alone, it carries on).
                         let cpu = self.daemon.config.quota(&t.name).cpu_ms_per_second;
-                        if !self.daemon.cpu.available(&t.name, cpu) {
+                        let balance = self.daemon.cpu.balance(&t.name, cpu);
+                        if balance <= 0.0 && self.should_yield(&t.name, balance) {
                             self.daemon.metrics.throttled(&t.name);
                             continue;
                         }
-                        let started = std::time::Instant::now();
+                        let started = Instant::now();
                         match self.step(&t.name) {
-                            Ok(p) => progressed |= p,
+                            Ok(p) => {
+                                if p {
+                                    self.daemon.busy().insert(t.name.clone(), Instant::now());
+                                }
+                                progressed |= p;
+                            }
                             Err(e) => {
                                 tracing::error!(tenant = %t.name, "pipeline step failed: {e}")
                             }
@@ -297,6 +349,9 @@ impl Worker {
             .iter()
             .filter(|p| p.kind == PluginKind::Detector && p.status == PluginStatus::Enabled)
         {
+            if self.backing_off(tenant, &p.name) {
+                continue;
+            }
             progressed |= self.step_detector(tenant, p)?;
         }
         progressed |= self.step_decisions(tenant)?;
@@ -325,6 +380,31 @@ impl Worker {
                     actions: Arc::new(DryRunActions::default()),
                 },
             )
+        })
+    }
+
+    /// Whether `tenant`'s plugin `name` is waiting out a fault backoff.
+    fn backing_off(&self, tenant: &str, name: &str) -> bool {
+        self.daemon
+            .fault_memory()
+            .get(&(tenant.to_owned(), name.to_owned()))
+            .is_some_and(|m| m.backing_off(Instant::now()))
+    }
+
+    /// Whether `tenant`, whose time bucket holds `balance`, should give way: another
+    /// tenant committed work within [`CONTENTION_WINDOW`] and has more time left.
+    fn should_yield(&self, tenant: &str, balance: f64) -> bool {
+        let now = Instant::now();
+        let busy: Vec<String> = self
+            .daemon
+            .busy()
+            .iter()
+            .filter(|(t, at)| *t != tenant && now.duration_since(**at) < CONTENTION_WINDOW)
+            .map(|(t, _)| t.clone())
+            .collect();
+        busy.iter().any(|other| {
+            let per_second = self.daemon.config.quota(other).cpu_ms_per_second;
+            self.daemon.cpu.balance(other, per_second) > balance
         })
     }
 
@@ -375,14 +455,12 @@ impl Worker {
         name: &str,
         message: String,
     ) -> Result<(), DaemonError> {
-        let n = {
-            let mut faults = self.daemon.consecutive_faults();
-            let n = faults
-                .entry((tenant.to_owned(), name.to_owned()))
-                .or_default();
-            *n += 1;
-            *n
-        };
+        let n = self
+            .daemon
+            .fault_memory()
+            .entry((tenant.to_owned(), name.to_owned()))
+            .or_default()
+            .fault(Instant::now());
         let quarantine = n >= QUARANTINE_AFTER;
         tracing::warn!(%tenant, plugin = %name, consecutive = n, quarantine, "plugin fault: {message}");
         if let Ok(mut rec) = self.daemon.plugin(tenant, name) {
@@ -390,9 +468,13 @@ impl Worker {
             rec.last_fault = Some(message);
             if quarantine {
                 rec.status = PluginStatus::Quarantined;
-                self.daemon
-                    .consecutive_faults()
-                    .remove(&(tenant.to_owned(), name.to_owned()));
+                if let Some(m) = self
+                    .daemon
+                    .fault_memory()
+                    .get_mut(&(tenant.to_owned(), name.to_owned()))
+                {
+                    m.consecutive = 0;
+                }
             }
             self.daemon.put_plugin_record(tenant, &rec)?;
         }
@@ -432,7 +514,7 @@ impl Worker {
         let mut batch = sled::Batch::default();
         if !w.is_empty() {
             let delivered = w.len();
-            let started = std::time::Instant::now();
+            let started = Instant::now();
             let out = match instance.on_events(&w.finish()) {
                 Ok(out) => out,
                 Err(fault) => {
@@ -441,7 +523,7 @@ impl Worker {
                         .metrics
                         .fault(tenant, &p.name, &fault.kind.to_string());
                     self.record_fault(tenant, &p.name, fault.to_string())?;
-                    return Ok(true);
+                    return Ok(false);
                 }
             };
             let seconds = started.elapsed().as_secs_f64();
@@ -466,7 +548,7 @@ impl Worker {
             {
                 self.daemon.metrics.fault(tenant, &p.name, "quota");
                 self.record_fault(tenant, &p.name, message)?;
-                return Ok(true);
+                return Ok(false);
             }
             batch.insert(state_bytes_key(tenant), &size.to_be_bytes());
             let prefix = keys::key(kind::FINDING, &[tenant.as_bytes()]);
@@ -486,9 +568,13 @@ impl Worker {
         }
         batch.insert(cursor_key, &(last_seq + 1).to_be_bytes());
         tree.apply_batch(batch)?;
-        self.daemon
-            .consecutive_faults()
-            .remove(&(tenant.to_owned(), p.name.clone()));
+        if let Some(m) = self
+            .daemon
+            .fault_memory()
+            .get_mut(&(tenant.to_owned(), p.name.clone()))
+        {
+            m.consecutive = 0;
+        }
         Ok(true)
     }
 

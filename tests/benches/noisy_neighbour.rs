@@ -1,0 +1,249 @@
+//! Noisy neighbour: a steady tenant's throughput and event-to-finding latency through
+//! the real daemon (HTTP on loopback, sled, real components), alone and while another
+//! tenant's plugin loops on every batch at full event rate (re-enabled whenever it is
+//! quarantined, so it never stops trying). Solo and noisy runs are interleaved and the
+//! ratio is taken run by run, since this machine is shared.
+//!
+//! `cargo bench -p aer-tests --bench noisy_neighbour` (`-- --rounds N --users N`).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use aer_host::config::ServeConfig;
+use aer_host::synth::{GenConfig, generate, to_json};
+use aer_tests::{TestDaemon, plugins};
+
+const NDJSON: Option<&str> = Some("application/x-ndjson");
+/// The steady tenant's detectors.
+const STEADY: [&str; 4] = [
+    plugins::EXCESSIVE_DOWNLOADS,
+    plugins::MESSAGE_VOLUME,
+    plugins::NEW_NETWORK_ORIGIN,
+    plugins::SESSION_FINGERPRINT,
+];
+
+fn arg(name: &str, default: usize) -> usize {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn upload(d: &TestDaemon, token: &str, path: &str, config: &str) -> String {
+    let (status, rec) = d.request(
+        "POST",
+        "/v1/plugins",
+        Some(token),
+        None,
+        std::fs::read(path).unwrap(),
+    );
+    assert_eq!(status, 201, "{rec}");
+    let name = rec["name"].as_str().unwrap().to_owned();
+    if !config.is_empty() {
+        let (status, body) = d.request(
+            "PUT",
+            &format!("/v1/plugins/{name}/config"),
+            Some(token),
+            Some("application/json"),
+            config.as_bytes().to_vec(),
+        );
+        assert_eq!(status, 200, "{body}");
+    }
+    name
+}
+
+fn enable(d: &TestDaemon, token: &str, name: &str) {
+    let (status, body) = d.request(
+        "POST",
+        &format!("/v1/plugins/{name}/enable"),
+        Some(token),
+        None,
+        vec![],
+    );
+    assert_eq!(status, 200, "{body}");
+}
+
+fn cursor(d: &TestDaemon, token: &str, name: &str) -> u64 {
+    let (_, rec) = d.request(
+        "GET",
+        &format!("/v1/plugins/{name}"),
+        Some(token),
+        None,
+        vec![],
+    );
+    rec["cursor"].as_u64().unwrap_or(0)
+}
+
+fn send(d: &TestDaemon, token: &str, lines: &[String]) {
+    for chunk in lines.chunks(5_000) {
+        let body = chunk.join("\n").into_bytes();
+        let (status, answer) = d.request("POST", "/v1/events", Some(token), NDJSON, body);
+        assert_eq!(status, 200, "{answer}");
+    }
+}
+
+struct Run {
+    events_per_second: f64,
+    latencies_ms: Vec<f64>,
+}
+
+/// One run on a fresh daemon: the steady tenant's backlog of `lines`, then `probes`
+/// single failed logins one at a time; with `noisy`, the other tenant loops meanwhile.
+fn run(lines: &[String], noisy: bool, probes: usize) -> Run {
+    let dir = tempfile::tempdir().unwrap();
+    let config = ServeConfig {
+        ingest: aer_host::config::IngestConfig {
+            max_events_per_second: 10_000_000,
+            ..Default::default()
+        },
+        ..ServeConfig::default()
+    };
+    let d = Arc::new(TestDaemon::start(dir.path(), config));
+    let steady = d.tenant("steady");
+    let names: Vec<String> = STEADY.iter().map(|p| upload(&d, &steady, p, "")).collect();
+    let probe = upload(&d, &steady, plugins::MINIMAL_DETECTOR, "");
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut keeper = None;
+    if noisy {
+        let noisy_token = d.tenant("noisy");
+        let name = upload(&d, &noisy_token, plugins::HOSTILE, r#"{"mode": "loop"}"#);
+        enable(&d, &noisy_token, &name);
+        let hostile: Vec<String> = (0..50_000)
+            .map(|i| format!(r#"{{"id":"h{i}","time_ms":{i},"action":"hostile","actor":"X"}}"#))
+            .collect();
+        send(&d, &noisy_token, &hostile);
+        // Keep it looping: re-enable it whenever it is quarantined.
+        let (d2, stop2) = (d.clone(), stop.clone());
+        keeper = Some(std::thread::spawn(move || {
+            while !stop2.load(Ordering::Relaxed) {
+                let (_, rec) = d2.request(
+                    "GET",
+                    &format!("/v1/plugins/{name}"),
+                    Some(&noisy_token),
+                    None,
+                    vec![],
+                );
+                if rec["status"] == "quarantined" {
+                    enable(&d2, &noisy_token, &name);
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }));
+        std::thread::sleep(Duration::from_millis(300));
+    }
+
+    // Throughput: the backlog is in the inbox before the detectors are enabled.
+    send(&d, &steady, lines);
+    let n = lines.len() as u64;
+    let started = Instant::now();
+    for name in &names {
+        enable(&d, &steady, name);
+    }
+    while names.iter().any(|name| cursor(&d, &steady, name) < n) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let events_per_second = n as f64 / started.elapsed().as_secs_f64();
+
+    // Latency: one failed login at a time, from acknowledgement to committed finding.
+    enable(&d, &steady, &probe);
+    while cursor(&d, &steady, &probe) < n {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let mut latencies_ms = Vec::with_capacity(probes);
+    for i in 0..probes {
+        let line = format!(
+            r#"{{"id":"probe{i}","time_ms":{},"action":"user_login_failed","actor":"U1"}}"#,
+            2_000_000_000_000i64 + i as i64
+        );
+        let (status, ack) = d.request(
+            "POST",
+            "/v1/events",
+            Some(&steady),
+            NDJSON,
+            line.into_bytes(),
+        );
+        assert_eq!(status, 200, "{ack}");
+        let acked = Instant::now();
+        let want = ack["last_seq"].as_u64().unwrap() + 1;
+        while cursor(&d, &steady, &probe) < want {
+            std::hint::spin_loop();
+        }
+        latencies_ms.push(acked.elapsed().as_secs_f64() * 1000.0);
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    stop.store(true, Ordering::Relaxed);
+    if let Some(k) = keeper {
+        k.join().unwrap();
+    }
+    Run {
+        events_per_second,
+        latencies_ms,
+    }
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i]
+}
+
+fn main() {
+    let rounds = arg("--rounds", 3);
+    let users = arg("--users", 60);
+    let probes = arg("--probes", 200);
+    let data = generate(&GenConfig {
+        users,
+        days: 7,
+        messages_per_day: 60.0,
+        ..GenConfig::default()
+    });
+    let lines: Vec<String> = data.events.iter().map(to_json).collect();
+    println!(
+        "noisy neighbour: steady tenant with {} detectors over {} events; neighbour loops on every batch (deadline {} ms), re-enabled whenever quarantined",
+        STEADY.len(),
+        lines.len(),
+        aer_host::limits::Limits::default().deadline_ms
+    );
+    println!(
+        "machine: {} cores; pipeline threads: one per core",
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+    let mut ratios = Vec::new();
+    let (mut solo_lat, mut noisy_lat) = (Vec::new(), Vec::new());
+    println!("\n| round | solo events/s | with neighbour events/s | ratio |");
+    println!("|---|---|---|---|");
+    for round in 1..=rounds {
+        let solo = run(&lines, false, probes);
+        let noisy = run(&lines, true, probes);
+        let ratio = noisy.events_per_second / solo.events_per_second;
+        println!(
+            "| {round} | {:.0} | {:.0} | {ratio:.3} |",
+            solo.events_per_second, noisy.events_per_second
+        );
+        ratios.push(ratio);
+        solo_lat.extend(solo.latencies_ms);
+        noisy_lat.extend(noisy.latencies_ms);
+    }
+    ratios.sort_by(f64::total_cmp);
+    solo_lat.sort_by(f64::total_cmp);
+    noisy_lat.sort_by(f64::total_cmp);
+    println!("\n| figure | solo | with neighbour | goal |");
+    println!("|---|---|---|---|");
+    println!(
+        "| throughput ratio (median of {rounds}) | 1 | {:.3} | >= 0.90 |",
+        percentile(&ratios, 0.5)
+    );
+    for (name, p) in [("p50", 0.5), ("p99", 0.99), ("max", 1.0)] {
+        println!(
+            "| event-to-finding latency {name} (ms) | {:.2} | {:.2} | bounded |",
+            percentile(&solo_lat, p),
+            percentile(&noisy_lat, p)
+        );
+    }
+}
