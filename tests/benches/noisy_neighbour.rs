@@ -170,7 +170,7 @@ fn run(lines: &[String], noisy: bool, probes: usize) -> Run {
         let acked = Instant::now();
         let want = ack["last_seq"].as_u64().unwrap() + 1;
         while cursor(&d, &steady, &probe) < want {
-            std::hint::spin_loop();
+            std::thread::sleep(Duration::from_micros(200));
         }
         latencies_ms.push(acked.elapsed().as_secs_f64() * 1000.0);
         std::thread::sleep(Duration::from_millis(5));
@@ -194,8 +194,8 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 fn main() {
-    let rounds = arg("--rounds", 3);
-    let users = arg("--users", 60);
+    let rounds = arg("--rounds", 5);
+    let users = arg("--users", 150);
     let probes = arg("--probes", 200);
     let data = generate(&GenConfig {
         users,
