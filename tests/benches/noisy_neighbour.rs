@@ -5,6 +5,7 @@
 //! ratio is taken run by run, since this machine is shared.
 //!
 //! `cargo bench -p aer-tests --bench noisy_neighbour` (`-- --rounds N --users N`).
+#![allow(clippy::unwrap_used)] // a benchmark: a panic is the failure report
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
