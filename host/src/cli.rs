@@ -4,6 +4,7 @@
 //! Exit codes: 0 success, 2 error (bad arguments, unreadable files), 3 `aer test
 //! --expect` mismatch, 4 component rejected.
 
+mod bench;
 mod client;
 mod demo;
 mod generate;
@@ -48,6 +49,8 @@ pub enum Command {
     Gen(generate::GenCommand),
     /// Run detectors, the decision engine and responders over an event history.
     Replay(replay::ReplayCommand),
+    /// Measure the host against native code and its goals; prints a table.
+    Bench(bench::BenchCommand),
     /// The whole service on this machine over the bundled sample, with a mock Slack API.
     Demo(demo::DemoCommand),
     /// Run the daemon: HTTP API, durable ingest, tenants and plugins.
@@ -87,6 +90,7 @@ pub fn run(cli: Cli, io: &mut Io<'_>) -> u8 {
         Command::Gen(c) => c.run(io),
         Command::Replay(c) => c.run(io),
         Command::Demo(c) => c.run(io),
+        Command::Bench(c) => c.run(io),
         Command::Serve(c) => c.run(io),
         Command::Tenant(c) => c.run(io),
         Command::Plugin(c) => c.run(io),

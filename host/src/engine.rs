@@ -25,6 +25,9 @@ pub struct EngineConfig {
     pub tick: Duration,
     /// Most plugin instances alive at once (sizes the pooling allocator).
     pub max_instances: u32,
+    /// Epoch interruption, which enforces the per-call deadline. Only `aer bench` turns
+    /// it off, to measure what it costs: without it a looping plugin is never stopped.
+    pub interruptible: bool,
 }
 
 impl Default for EngineConfig {
@@ -33,6 +36,7 @@ impl Default for EngineConfig {
             limits: Limits::default(),
             tick: Duration::from_millis(1),
             max_instances: 256,
+            interruptible: true,
         }
     }
 }
@@ -122,7 +126,7 @@ impl AerEngine {
             .max_memory_size(limits.memory_bytes);
         let mut cfg = Config::new();
         cfg.wasm_component_model(true)
-            .epoch_interruption(true)
+            .epoch_interruption(config.interruptible)
             .max_wasm_stack(limits.stack_bytes)
             .concurrency_support(false)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));

@@ -13,6 +13,7 @@
 //! - [`synth`] and [`labels`]: labelled synthetic traffic and scoring findings against it.
 
 pub mod api;
+pub mod bench;
 pub mod bindings;
 pub mod cli;
 pub mod config;

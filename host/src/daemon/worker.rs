@@ -148,8 +148,15 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    /// Start `config.pipeline_threads` workers (0: one per available core).
+    /// Start `config.pipeline_threads` workers (0: one per available core), and
+    /// compile every tenant's active plugin versions on a thread of their own, so that
+    /// after a restart the workers find them compiled rather than compiling on the
+    /// event path.
     pub fn start(daemon: Arc<Daemon>) -> Pipeline {
+        let warm = daemon.clone();
+        let _ = std::thread::Builder::new()
+            .name("aer-warm-up".into())
+            .spawn(move || warm_up(&warm));
         let stop = Arc::new(AtomicBool::new(false));
         let wake = daemon.wake.clone();
         let n = match daemon.config.pipeline_threads {
@@ -180,6 +187,25 @@ impl Drop for Pipeline {
         self.wake.notify();
         for t in self.threads.drain(..) {
             let _ = t.join();
+        }
+    }
+}
+
+/// Compile the active version of every enabled plugin of every tenant.
+fn warm_up(daemon: &Daemon) {
+    let Ok(tenants) = daemon.tenants() else {
+        return;
+    };
+    for t in tenants {
+        for p in daemon.plugins(&t.name).unwrap_or_default() {
+            if p.status != PluginStatus::Enabled {
+                continue;
+            }
+            if let Some(v) = p.active_version()
+                && let Err(e) = daemon.load_artifact(&v.sha256)
+            {
+                tracing::warn!(tenant = %t.name, plugin = %p.name, "cannot compile the stored plugin: {e}");
+            }
         }
     }
 }

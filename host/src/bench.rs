@@ -1,0 +1,331 @@
+//! `aer bench`: the host's speed against native code and against its goals, measured in
+//! one run with the contenders interleaved (this kind of machine is shared and noisy,
+//! so ratios from one run mean more than absolute times).
+//!
+//! The same detector logic runs natively (the built-in `excessive-downloads` crate
+//! through the SDK's in-memory host) and as its Wasm component in the real host.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aer_sdk::testing::TestDetector;
+use aer_wire::BatchWriter;
+
+use crate::Event;
+use crate::engine::{AerEngine, EngineConfig};
+use crate::host_api::DryRunActions;
+use crate::pipeline::decision::{DecisionEngine, Policy};
+use crate::plugin::instance::InstanceSpec;
+use crate::plugin::{DetectorInstance, LoadedPlugin, ResponderInstance};
+use crate::store::{MemoryStore, SledStore, StateStore};
+use crate::synth::{GenConfig, generate, to_json};
+
+/// One measured figure.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Figure {
+    /// What it measures.
+    pub name: String,
+    /// The measured value, formatted.
+    pub value: String,
+    /// The goal, formatted (empty: no goal).
+    pub goal: String,
+    /// Whether the goal was met (`None`: no goal).
+    pub pass: Option<bool>,
+}
+
+impl Figure {
+    fn ratio(name: impl Into<String>, value: f64, goal: Option<(&str, f64)>) -> Figure {
+        let (goal_text, pass) = match goal {
+            Some((">=", g)) => (format!(">= {g:.2}"), Some(value >= g)),
+            Some(("<=", g)) => (format!("<= {g:.2}"), Some(value <= g)),
+            _ => (String::new(), None),
+        };
+        Figure {
+            name: name.into(),
+            value: format!("{value:.3}"),
+            goal: goal_text,
+            pass,
+        }
+    }
+}
+
+/// What the benchmark needs: the components and how hard to try.
+pub struct BenchSetup {
+    /// `excessive-downloads` as a component.
+    pub excessive_downloads: Vec<u8>,
+    /// A detector that does nothing with the events it gets (`minimal-detector`).
+    pub noop: Vec<u8>,
+    /// The detectors of the pipeline measurement.
+    pub pipeline_detectors: Vec<Vec<u8>>,
+    /// The responder of the pipeline measurement.
+    pub responder: Vec<u8>,
+    /// Rounds per measurement (the best round counts).
+    pub rounds: usize,
+    /// Events per measurement.
+    pub events: usize,
+}
+
+fn spec(state: Arc<dyn StateStore>) -> InstanceSpec {
+    InstanceSpec {
+        tenant: "bench".into(),
+        config: String::new(),
+        state,
+        actions: Arc::new(DryRunActions::default()),
+    }
+}
+
+/// Download events from a generated organisation (the excessive-downloads detector's
+/// input), at least `n`, in time order.
+fn download_events(n: usize) -> Vec<Event> {
+    let data = generate(&GenConfig {
+        users: 300,
+        days: 14,
+        messages_per_day: 1.0,
+        ..GenConfig::default()
+    });
+    let downloads: Vec<Event> = data
+        .events
+        .into_iter()
+        .filter(|e| e.action == "file_downloaded")
+        .collect();
+    downloads.into_iter().cycle().take(n).collect()
+}
+
+/// Seconds per event of running `events` through a fresh native detector in batches.
+fn native_run(events: &[Event], batch: usize) -> f64 {
+    let mut d = TestDetector::<excessive_downloads::ExcessiveDownloads>::new();
+    let owned: Vec<aer_sdk::testing::OwnedEvent> = events.to_vec();
+    let started = Instant::now();
+    for chunk in owned.chunks(batch) {
+        std::hint::black_box(d.run(chunk).expect("native run"));
+    }
+    started.elapsed().as_secs_f64() / events.len() as f64
+}
+
+/// Seconds per event of running `events` through a fresh Wasm instance in batches,
+/// committing each batch's state to `state`.
+fn wasm_run(
+    engine: &Arc<AerEngine>,
+    plugin: &Arc<LoadedPlugin>,
+    state: Arc<dyn StateStore>,
+    events: &[Event],
+    batch: usize,
+) -> f64 {
+    let mut d = DetectorInstance::new(engine, plugin, spec(state)).expect("instantiates");
+    let started = Instant::now();
+    for chunk in events.chunks(batch) {
+        let mut w = BatchWriter::new();
+        for e in chunk {
+            w.push(e);
+        }
+        let out = d.on_events(&w.finish()).expect("wasm run");
+        d.commit(&out.writes).expect("commit");
+        std::hint::black_box(out.value);
+    }
+    started.elapsed().as_secs_f64() / events.len() as f64
+}
+
+/// The best (smallest) of `rounds` runs of `f`.
+fn best(rounds: usize, mut f: impl FnMut() -> f64) -> f64 {
+    (0..rounds.max(1)).map(|_| f()).fold(f64::INFINITY, f64::min)
+}
+
+fn engine(interruptible: bool) -> anyhow::Result<Arc<AerEngine>> {
+    Ok(AerEngine::new(EngineConfig {
+        interruptible,
+        ..EngineConfig::default()
+    })?)
+}
+
+/// Run every measurement; `progress` hears each figure as it is measured.
+pub fn run(setup: &BenchSetup, mut progress: impl FnMut(&Figure)) -> anyhow::Result<Vec<Figure>> {
+    let mut figures = Vec::new();
+    let mut push = |f: Figure, figures: &mut Vec<Figure>| {
+        progress(&f);
+        figures.push(f);
+    };
+    let events = download_events(setup.events);
+    let engine_on = engine(true)?;
+    let engine_off = engine(false)?;
+    let load = |e: &Arc<AerEngine>, bytes: &[u8]| {
+        e.load(bytes).map_err(|r| anyhow::anyhow!("{r}"))
+    };
+    let ed_on = load(&engine_on, &setup.excessive_downloads)?;
+    let ed_off = load(&engine_off, &setup.excessive_downloads)?;
+    let noop = load(&engine_on, &setup.noop)?;
+    let memory = || -> Arc<dyn StateStore> { Arc::new(MemoryStore::default()) };
+
+    // 1. Wasm / native throughput by batch size, interleaved.
+    let mut native_256 = 0.0;
+    for batch in [1usize, 16, 64, 256, 1024] {
+        let n = if batch == 1 { events.len() / 4 } else { events.len() };
+        let slice = &events[..n];
+        let (mut native, mut wasm) = (f64::INFINITY, f64::INFINITY);
+        for _ in 0..setup.rounds.max(1) {
+            native = native.min(native_run(slice, batch));
+            wasm = wasm.min(wasm_run(&engine_on, &ed_on, memory(), slice, batch));
+        }
+        if batch == 256 {
+            native_256 = native;
+        }
+        let goal = (batch >= 64).then_some((">=", 0.80));
+        push(
+            Figure::ratio(
+                format!(
+                    "wasm / native throughput, batch {batch} (native {:.2} us/event, wasm {:.2})",
+                    native * 1e6,
+                    wasm * 1e6
+                ),
+                native / wasm,
+                goal,
+            ),
+            &mut figures,
+        );
+    }
+
+    // 2. A no-op Wasm detector's cost per event / the native detector's.
+    let noop_cost = best(setup.rounds, || wasm_run(&engine_on, &noop, memory(), &events, 256));
+    push(
+        Figure::ratio(
+            format!(
+                "no-op wasm / native full detector, per event, batch 256 ({:.3} us vs {:.3} us)",
+                noop_cost * 1e6,
+                native_256 * 1e6
+            ),
+            noop_cost / native_256,
+            Some(("<=", 0.25)),
+        ),
+        &mut figures,
+    );
+
+    // 3. Epoch interruption on / off.
+    let (mut on, mut off) = (f64::INFINITY, f64::INFINITY);
+    for _ in 0..setup.rounds.max(1) {
+        on = on.min(wasm_run(&engine_on, &ed_on, memory(), &events, 256));
+        off = off.min(wasm_run(&engine_off, &ed_off, memory(), &events, 256));
+    }
+    push(
+        Figure::ratio(
+            "throughput with epoch interruption / without, batch 256",
+            off / on,
+            Some((">=", 0.92)),
+        ),
+        &mut figures,
+    );
+
+    // 4. sled-backed state / in-memory state.
+    let dir = tempfile::tempdir()?;
+    let sled_store: Arc<dyn StateStore> = Arc::new(SledStore::open(dir.path())?);
+    let (mut mem, mut sled) = (f64::INFINITY, f64::INFINITY);
+    for _ in 0..setup.rounds.max(1) {
+        mem = mem.min(wasm_run(&engine_on, &ed_on, memory(), &events, 256));
+        sled = sled.min(wasm_run(&engine_on, &ed_on, sled_store.clone(), &events, 256));
+    }
+    push(
+        Figure::ratio(
+            "throughput with sled state / in-memory state, batch 256",
+            mem / sled,
+            Some((">=", 0.75)),
+        ),
+        &mut figures,
+    );
+
+    // 5. The whole local pipeline: parse, a durable inbox, the detectors, decisions,
+    //    dry-run responses.
+    let eps = best_throughput(setup, &engine_on)?;
+    push(
+        Figure {
+            name: format!(
+                "pipeline: parse + sled inbox + {} detectors + decisions + dry-run response (events/s)",
+                setup.pipeline_detectors.len()
+            ),
+            value: format!("{eps:.0}"),
+            goal: ">= 300000".into(),
+            pass: Some(eps >= 300_000.0),
+        },
+        &mut figures,
+    );
+    Ok(figures)
+}
+
+/// Events per second through the whole local pipeline (the best of the rounds).
+fn best_throughput(setup: &BenchSetup, engine: &Arc<AerEngine>) -> anyhow::Result<f64> {
+    let data = generate(&GenConfig {
+        users: 200,
+        days: 7,
+        ..GenConfig::default()
+    });
+    let text: String = data
+        .events
+        .iter()
+        .take(setup.events.max(10_000))
+        .map(|e| to_json(e) + "\n")
+        .collect();
+    let mut best = 0.0f64;
+    for _ in 0..setup.rounds.max(1) {
+        let dir = tempfile::tempdir()?;
+        let db = sled::Config::new().path(dir.path()).open()?;
+        let inbox = db.open_tree("inbox")?;
+        let state: Arc<dyn StateStore> = Arc::new(MemoryStore::default());
+        let mut detectors = setup
+            .pipeline_detectors
+            .iter()
+            .map(|bytes| {
+                let p = engine.load(bytes).map_err(|r| anyhow::anyhow!("{r}"))?;
+                Ok(DetectorInstance::new(engine, &p, spec(state.clone()))?)
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let responder = engine
+            .load(&setup.responder)
+            .map_err(|r| anyhow::anyhow!("{r}"))?;
+        let mut responders = vec![ResponderInstance::new(engine, &responder, spec(state.clone()))?];
+        let mut decisions = DecisionEngine::new(Policy::from_json(&data.policy_json()).unwrap_or_default())
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+
+        let started = Instant::now();
+        let parsed = crate::ingest::parse(&text);
+        let mut batch = sled::Batch::default();
+        for (seq, e) in parsed.events.iter().enumerate() {
+            let mut bytes = Vec::new();
+            aer_wire::encode_event(e, &mut bytes);
+            batch.insert(&(seq as u64).to_be_bytes(), bytes);
+            if seq % 4096 == 4095 {
+                inbox.apply_batch(std::mem::take(&mut batch))?;
+            }
+        }
+        inbox.apply_batch(batch)?;
+        db.flush()?;
+        let report = crate::replay::replay(
+            &parsed.events,
+            &mut detectors,
+            &mut decisions,
+            &mut responders,
+            256,
+            |_| {},
+        )?;
+        let seconds = started.elapsed().as_secs_f64();
+        std::hint::black_box(report.findings.len());
+        best = best.max(parsed.events.len() as f64 / seconds);
+    }
+    Ok(best)
+}
+
+/// A short description of this machine.
+pub fn machine() -> String {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    format!("{cores} cores, {cpu}")
+}
+
+/// How long the measurements took, for the report.
+pub fn elapsed_text(d: Duration) -> String {
+    format!("{:.1} s", d.as_secs_f64())
+}
