@@ -127,12 +127,19 @@ fn wasm_run(
 
 /// The best (smallest) of `rounds` runs of `f`.
 fn best(rounds: usize, mut f: impl FnMut() -> f64) -> f64 {
-    (0..rounds.max(1)).map(|_| f()).fold(f64::INFINITY, f64::min)
+    (0..rounds.max(1))
+        .map(|_| f())
+        .fold(f64::INFINITY, f64::min)
 }
 
 fn engine(interruptible: bool) -> anyhow::Result<Arc<AerEngine>> {
+    // A generous deadline: a busy machine must not turn a slow batch into a fault.
     Ok(AerEngine::new(EngineConfig {
         interruptible,
+        limits: crate::limits::Limits {
+            deadline_ms: 10_000,
+            ..Default::default()
+        },
         ..EngineConfig::default()
     })?)
 }
@@ -147,9 +154,7 @@ pub fn run(setup: &BenchSetup, mut progress: impl FnMut(&Figure)) -> anyhow::Res
     let events = download_events(setup.events);
     let engine_on = engine(true)?;
     let engine_off = engine(false)?;
-    let load = |e: &Arc<AerEngine>, bytes: &[u8]| {
-        e.load(bytes).map_err(|r| anyhow::anyhow!("{r}"))
-    };
+    let load = |e: &Arc<AerEngine>, bytes: &[u8]| e.load(bytes).map_err(|r| anyhow::anyhow!("{r}"));
     let ed_on = load(&engine_on, &setup.excessive_downloads)?;
     let ed_off = load(&engine_off, &setup.excessive_downloads)?;
     let noop = load(&engine_on, &setup.noop)?;
@@ -158,7 +163,11 @@ pub fn run(setup: &BenchSetup, mut progress: impl FnMut(&Figure)) -> anyhow::Res
     // 1. Wasm / native throughput by batch size, interleaved.
     let mut native_256 = 0.0;
     for batch in [1usize, 16, 64, 256, 1024] {
-        let n = if batch == 1 { events.len() / 4 } else { events.len() };
+        let n = if batch == 1 {
+            events.len() / 4
+        } else {
+            events.len()
+        };
         let slice = &events[..n];
         let (mut native, mut wasm) = (f64::INFINITY, f64::INFINITY);
         for _ in 0..setup.rounds.max(1) {
@@ -184,7 +193,9 @@ pub fn run(setup: &BenchSetup, mut progress: impl FnMut(&Figure)) -> anyhow::Res
     }
 
     // 2. A no-op Wasm detector's cost per event / the native detector's.
-    let noop_cost = best(setup.rounds, || wasm_run(&engine_on, &noop, memory(), &events, 256));
+    let noop_cost = best(setup.rounds, || {
+        wasm_run(&engine_on, &noop, memory(), &events, 256)
+    });
     push(
         Figure::ratio(
             format!(
@@ -219,7 +230,13 @@ pub fn run(setup: &BenchSetup, mut progress: impl FnMut(&Figure)) -> anyhow::Res
     let (mut mem, mut sled) = (f64::INFINITY, f64::INFINITY);
     for _ in 0..setup.rounds.max(1) {
         mem = mem.min(wasm_run(&engine_on, &ed_on, memory(), &events, 256));
-        sled = sled.min(wasm_run(&engine_on, &ed_on, sled_store.clone(), &events, 256));
+        sled = sled.min(wasm_run(
+            &engine_on,
+            &ed_on,
+            sled_store.clone(),
+            &events,
+            256,
+        ));
     }
     push(
         Figure::ratio(
@@ -278,9 +295,14 @@ fn best_throughput(setup: &BenchSetup, engine: &Arc<AerEngine>) -> anyhow::Resul
         let responder = engine
             .load(&setup.responder)
             .map_err(|r| anyhow::anyhow!("{r}"))?;
-        let mut responders = vec![ResponderInstance::new(engine, &responder, spec(state.clone()))?];
-        let mut decisions = DecisionEngine::new(Policy::from_json(&data.policy_json()).unwrap_or_default())
-            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        let mut responders = vec![ResponderInstance::new(
+            engine,
+            &responder,
+            spec(state.clone()),
+        )?];
+        let mut decisions =
+            DecisionEngine::new(Policy::from_json(&data.policy_json()).unwrap_or_default())
+                .map_err(|e| anyhow::anyhow!("{e:?}"))?;
 
         let started = Instant::now();
         let parsed = crate::ingest::parse(&text);

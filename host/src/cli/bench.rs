@@ -35,7 +35,10 @@ impl BenchCommand {
         let component = |name: &str| -> anyhow::Result<Vec<u8>> {
             let path = self.plugins.join(format!("{name}.wasm"));
             read(&path).with_context(|| {
-                format!("{} (build the plugins first: ./run.sh demo)", path.display())
+                format!(
+                    "{} (build the plugins first: ./run.sh demo)",
+                    path.display()
+                )
             })
         };
         let setup = BenchSetup {

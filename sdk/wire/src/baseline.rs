@@ -49,12 +49,22 @@ impl BaselineStats {
 }
 
 /// The stored history of one key.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default)]
 pub struct BaselineData {
     /// Index of the first bucket the key was seen in.
     first: i64,
     /// (bucket index, total), oldest first, only non-empty buckets.
     buckets: Vec<(i64, f64)>,
+    /// The completed buckets' statistics as of a current bucket (and spec), which only
+    /// change when the current bucket does or another bucket is added to: events of one
+    /// key within a bucket reuse them instead of sorting the history each time.
+    memo: std::cell::Cell<Option<(BaselineSpec, i64, BaselineStats)>>,
+}
+
+impl PartialEq for BaselineData {
+    fn eq(&self, other: &Self) -> bool {
+        self.first == other.first && self.buckets == other.buckets
+    }
 }
 
 impl BaselineSpec {
@@ -85,6 +95,11 @@ impl BaselineData {
         if idx < oldest_kept {
             return;
         }
+        // Adding to the current bucket leaves the completed ones as they were; anything
+        // else (an earlier bucket, or a later one that may push old ones out) does not.
+        if self.memo.get().is_some_and(|(_, cur, _)| idx != cur) {
+            self.memo.set(None);
+        }
         match self.buckets.binary_search_by_key(&idx, |(b, _)| *b) {
             Ok(i) => self.buckets[i].1 += value,
             Err(i) => self.buckets.insert(i, (idx, value)),
@@ -96,17 +111,29 @@ impl BaselineData {
     pub fn stats(&self, spec: BaselineSpec, time_ms: i64) -> BaselineStats {
         let spec = spec.sanitized();
         let cur = spec.index(time_ms);
+        let current = match self.buckets.last() {
+            Some((b, v)) if *b == cur => *v,
+            _ => self
+                .buckets
+                .binary_search_by_key(&cur, |(b, _)| *b)
+                .map_or(0.0, |i| self.buckets[i].1),
+        };
+        if let Some((memo_spec, memo_cur, stats)) = self.memo.get()
+            && memo_spec == spec
+            && memo_cur == cur
+        {
+            return BaselineStats { current, ..stats };
+        }
+        let stats = self.completed(spec, cur);
+        self.memo.set(Some((spec, cur, stats)));
+        BaselineStats { current, ..stats }
+    }
+
+    /// Statistics of the completed buckets before bucket `cur` (`current` left at 0).
+    fn completed(&self, spec: BaselineSpec, cur: i64) -> BaselineStats {
         let from = self.first.max(cur - spec.history as i64);
-        let current = self
-            .buckets
-            .iter()
-            .find(|(b, _)| *b == cur)
-            .map_or(0.0, |(_, v)| *v);
         if self.buckets.is_empty() || from >= cur {
-            return BaselineStats {
-                current,
-                ..Default::default()
-            };
+            return BaselineStats::default();
         }
         let n = (cur - from) as usize;
         let mut values = vec![0.0; n];
@@ -117,7 +144,7 @@ impl BaselineData {
         }
         let mean = values.iter().sum::<f64>() / n as f64;
         let var = values.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n as f64;
-        values.sort_by(f64::total_cmp);
+        values.sort_unstable_by(f64::total_cmp);
         let q = |p: f64| values[((p * n as f64).ceil() as usize).clamp(1, n) - 1];
         BaselineStats {
             buckets: n as u32,
@@ -127,7 +154,7 @@ impl BaselineData {
             p90: q(0.9),
             p99: q(0.99),
             max: values[n - 1],
-            current,
+            current: 0.0,
         }
     }
 
@@ -156,6 +183,7 @@ impl BaselineData {
         Some(BaselineData {
             first: i64_at(0),
             buckets,
+            memo: Default::default(),
         })
     }
 }
@@ -220,5 +248,35 @@ mod tests {
     fn new_key_has_empty_stats() {
         let d = BaselineData::default();
         assert_eq!(d.stats(SPEC, 10 * H), BaselineStats::default());
+    }
+
+    #[test]
+    fn remembered_statistics_equal_fresh_ones() {
+        let mut data = BaselineData::default();
+        // In order, within buckets, across buckets, late and far-future events.
+        let times = [
+            0,
+            1,
+            H,
+            H + 5,
+            3 * H,
+            2 * H,
+            3 * H + 1,
+            30 * H,
+            4 * H,
+            31 * H,
+            31 * H + 7,
+        ];
+        for (i, t) in times.iter().enumerate() {
+            data.observe(SPEC, *t, 1.0 + i as f64);
+            for at in [*t, t + H, t + 10 * H] {
+                let fresh = BaselineData::decode(&data.encode()).unwrap();
+                assert_eq!(
+                    data.stats(SPEC, at),
+                    fresh.stats(SPEC, at),
+                    "after {t} at {at}"
+                );
+            }
+        }
     }
 }
