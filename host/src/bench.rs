@@ -78,7 +78,7 @@ fn spec(state: Arc<dyn StateStore>) -> InstanceSpec {
 /// input), at least `n`, in time order.
 fn download_events(n: usize) -> Vec<Event> {
     let data = generate(&GenConfig {
-        users: 300,
+        users: (n / 300).clamp(30, 300),
         days: 14,
         messages_per_day: 1.0,
         ..GenConfig::default()
@@ -268,14 +268,14 @@ pub fn run(setup: &BenchSetup, mut progress: impl FnMut(&Figure)) -> anyhow::Res
 /// Events per second through the whole local pipeline (the best of the rounds).
 fn best_throughput(setup: &BenchSetup, engine: &Arc<AerEngine>) -> anyhow::Result<f64> {
     let data = generate(&GenConfig {
-        users: 200,
+        users: (setup.events / 1_000).clamp(30, 200),
         days: 7,
         ..GenConfig::default()
     });
     let text: String = data
         .events
         .iter()
-        .take(setup.events.max(10_000))
+        .take(setup.events)
         .map(|e| to_json(e) + "\n")
         .collect();
     let mut best = 0.0f64;

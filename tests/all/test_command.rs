@@ -193,3 +193,53 @@ fn slack_anomaly_passes_slacks_own_signal_through() {
         run.err
     );
 }
+
+#[test]
+fn bench_measures_every_figure_against_its_goal() {
+    let dir = std::path::Path::new(aer_tests::plugins::EXCESSIVE_DOWNLOADS)
+        .parent()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let run = aer_tests::aer(&[
+        "bench",
+        "--plugins",
+        &dir,
+        "--rounds",
+        "1",
+        "--events",
+        "3000",
+        "--json",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.err);
+    let figures: Vec<serde_json::Value> = run
+        .out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let names: Vec<&str> = figures
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    for want in [
+        "wasm / native throughput, batch 1 ",
+        "wasm / native throughput, batch 1024",
+        "no-op wasm / native full detector",
+        "epoch interruption",
+        "sled state / in-memory state",
+        "pipeline: parse + sled inbox",
+    ] {
+        assert!(
+            names.iter().any(|n| n.contains(want)),
+            "{want} in {names:?}"
+        );
+    }
+    for f in &figures {
+        let value: f64 = f["value"].as_str().unwrap().parse().unwrap();
+        assert!(value.is_finite() && value > 0.0, "{f}");
+        if !f["goal"].as_str().unwrap().is_empty() {
+            assert!(f["pass"].is_boolean(), "{f}");
+        }
+    }
+}
