@@ -209,6 +209,40 @@ pub fn run(setup: &BenchSetup, mut progress: impl FnMut(&Figure)) -> anyhow::Res
         &mut figures,
     );
 
+    // Where a no-op call's time goes: encoding the batch in the host, decoding it
+    // (natively here; the guest does the same in Wasm).
+    let (mut encode, mut decode) = (f64::INFINITY, f64::INFINITY);
+    for _ in 0..setup.rounds.max(1) {
+        let started = Instant::now();
+        let batches: Vec<Vec<u8>> = events
+            .chunks(256)
+            .map(|chunk| {
+                let mut w = BatchWriter::new();
+                for e in chunk {
+                    w.push(e);
+                }
+                w.finish()
+            })
+            .collect();
+        encode = encode.min(started.elapsed().as_secs_f64() / events.len() as f64);
+        let started = Instant::now();
+        for b in &batches {
+            std::hint::black_box(aer_wire::decode_batch(b).map(|e| e.len()).unwrap_or(0));
+        }
+        decode = decode.min(started.elapsed().as_secs_f64() / events.len() as f64);
+    }
+    for (what, cost) in [("host batch encoding", encode), ("native batch decoding", decode)] {
+        push(
+            Figure {
+                name: format!("{what}, per event (us)"),
+                value: format!("{:.3}", cost * 1e6),
+                goal: String::new(),
+                pass: None,
+            },
+            &mut figures,
+        );
+    }
+
     // 3. Epoch interruption on / off.
     let (mut on, mut off) = (f64::INFINITY, f64::INFINITY);
     for _ in 0..setup.rounds.max(1) {
