@@ -231,7 +231,10 @@ pub fn run(setup: &BenchSetup, mut progress: impl FnMut(&Figure)) -> anyhow::Res
         }
         decode = decode.min(started.elapsed().as_secs_f64() / events.len() as f64);
     }
-    for (what, cost) in [("host batch encoding", encode), ("native batch decoding", decode)] {
+    for (what, cost) in [
+        ("host batch encoding", encode),
+        ("native batch decoding", decode),
+    ] {
         push(
             Figure {
                 name: format!("{what}, per event (us)"),
