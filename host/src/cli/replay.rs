@@ -476,25 +476,8 @@ fn print_scores(out: &mut dyn Write, rows: &[crate::labels::Score]) -> anyhow::R
 fn print_tables(out: &mut dyn Write, r: &crate::replay::ReplayReport) -> anyhow::Result<()> {
     print_detectors(out, r)?;
     if !r.findings.is_empty() {
-        let mut t = table([
-            "time (UTC)",
-            "rule",
-            "subject",
-            "severity",
-            "score",
-            "summary",
-        ]);
-        for f in &r.findings {
-            t.add_row([
-                utc(f.time_ms),
-                f.rule.clone(),
-                f.subject.clone(),
-                f.severity.clone(),
-                format!("{:.2}", f.score),
-                f.summary.clone(),
-            ]);
-        }
-        writeln!(out, "\nFindings\n{t}")?;
+        writeln!(out, "\nFindings")?;
+        super::test::print_table(out, &r.findings)?;
     }
     if !r.decisions.is_empty() {
         let mut t = table(["time (UTC)", "subject", "decision", "reason"]);

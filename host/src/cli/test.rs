@@ -241,7 +241,8 @@ fn compare<'a>(
     (missing, unexpected)
 }
 
-fn print_table(out: &mut dyn Write, findings: &[FindingRecord]) -> anyhow::Result<()> {
+/// Findings as a table (or `no findings`); `aer replay` prints its findings with it too.
+pub(super) fn print_table(out: &mut dyn Write, findings: &[FindingRecord]) -> anyhow::Result<()> {
     if findings.is_empty() {
         writeln!(out, "no findings")?;
         return Ok(());
