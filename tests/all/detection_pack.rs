@@ -188,8 +188,8 @@ fn every_detector_reaches_095_precision_and_recall_on_a_million_labelled_events(
 }
 
 fn records(out: &str, kind: &str) -> Vec<Value> {
-    out.lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+    aer_tests::ndjson(out)
+        .into_iter()
         .filter(|v| v["type"] == kind)
         .collect()
 }

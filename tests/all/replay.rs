@@ -12,8 +12,8 @@ fn data(name: &str) -> String {
 }
 
 fn records(out: &str, kind: &str) -> Vec<Value> {
-    out.lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+    aer_tests::ndjson(out)
+        .into_iter()
         .filter(|v| v["type"] == kind)
         .map(|v| v[kind].clone())
         .collect()

@@ -13,11 +13,7 @@ fn sample() -> String {
 fn bundled_sample_shows_an_excessive_downloads_finding() {
     let run = aer(&["test", plugins::EXCESSIVE_DOWNLOADS, "--events", &sample()]);
     assert_eq!(run.code, 0, "{}", run.err);
-    let findings: Vec<serde_json::Value> = run
-        .out
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let findings: Vec<serde_json::Value> = aer_tests::ndjson(&run.out);
     // Three bursts: alice's attack, dave's bulk export, a partner's external account.
     let subjects: Vec<&str> = findings
         .iter()
@@ -178,11 +174,7 @@ fn minimal_example_flags_failed_logins_only() {
 fn slack_anomaly_passes_slacks_own_signal_through() {
     let run = aer(&["test", plugins::SLACK_ANOMALY, "--events", &sample()]);
     assert_eq!(run.code, 0, "{}", run.err);
-    let findings: Vec<serde_json::Value> = run
-        .out
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let findings: Vec<serde_json::Value> = aer_tests::ndjson(&run.out);
     assert_eq!(findings.len(), 1, "{}", run.out);
     assert_eq!(findings[0]["subject"], "W02BOB");
     assert_eq!(findings[0]["severity"], "high");
@@ -213,11 +205,7 @@ fn bench_measures_every_figure_against_its_goal() {
         "--json",
     ]);
     assert_eq!(run.code, 0, "{}", run.err);
-    let figures: Vec<serde_json::Value> = run
-        .out
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let figures: Vec<serde_json::Value> = aer_tests::ndjson(&run.out);
     let names: Vec<&str> = figures
         .iter()
         .map(|f| f["name"].as_str().unwrap())

@@ -102,6 +102,13 @@ pub fn aer(args: &[&str]) -> CliRun {
     }
 }
 
+/// The JSON values of NDJSON output, one per line (panics on a line that is not JSON).
+pub fn ndjson(out: &str) -> Vec<serde_json::Value> {
+    out.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}")))
+        .collect()
+}
+
 /// An event of `action` by `user` at `time_ms`.
 pub fn event(id: impl Into<String>, action: &str, user: &str, time_ms: i64) -> Event {
     Event {
