@@ -53,7 +53,8 @@ impl Figure {
 pub struct BenchSetup {
     /// `excessive-downloads` as a component.
     pub excessive_downloads: Vec<u8>,
-    /// A detector that does nothing with the events it gets (`minimal-detector`).
+    /// A detector that is handed every event and does nothing with it (the
+    /// `noop-detector` test fixture).
     pub noop: Vec<u8>,
     /// The detectors of the pipeline measurement.
     pub pipeline_detectors: Vec<Vec<u8>>,

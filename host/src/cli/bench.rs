@@ -43,7 +43,7 @@ impl BenchCommand {
         };
         let setup = BenchSetup {
             excessive_downloads: component("excessive_downloads")?,
-            noop: component("minimal_detector")?,
+            noop: component("noop_detector")?,
             pipeline_detectors: [
                 "excessive_downloads",
                 "message_volume",
