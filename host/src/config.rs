@@ -33,6 +33,12 @@ pub struct ServeConfig {
     /// worker at a time; more workers keep one tenant's slow plugin from holding up
     /// the others.
     pub pipeline_threads: usize,
+    /// Plugin instances alive at once, all tenants together (sizes the pooling
+    /// allocator; instances are reserved address space, resident memory only where a
+    /// plugin touches it). Each worker keeps its most recently used instances, up to
+    /// its share; a plugin whose instance was dropped is instantiated again when it
+    /// next has work (its state is in the database, not the instance).
+    pub max_instances: u32,
 }
 
 /// Per-tenant quotas: defaults for every tenant, and overrides by tenant name
@@ -158,6 +164,7 @@ impl Default for ServeConfig {
             limits: Limits::default(),
             quotas: QuotaConfig::default(),
             pipeline_threads: 0,
+            max_instances: 1024,
         }
     }
 }

@@ -119,6 +119,7 @@ impl Daemon {
         let pipeline = db.open_tree("pipeline")?;
         let engine = AerEngine::new(EngineConfig {
             limits: config.limits.clone(),
+            max_instances: config.max_instances,
             ..Default::default()
         })?;
         let inbox = inbox::Inbox::new(db.clone(), pipeline.clone());

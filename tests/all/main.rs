@@ -7,6 +7,7 @@ mod crash;
 mod daemon;
 mod detection_pack;
 mod excessive_downloads;
+mod instances;
 mod pipeline;
 mod quotas;
 mod readme;

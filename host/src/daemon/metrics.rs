@@ -38,6 +38,7 @@ pub struct Metrics {
     faults: Family<Labels, Counter>,
     lag: Family<Labels, Gauge>,
     throttled: Family<Labels, Counter>,
+    instantiations: Family<Labels, Counter>,
     call_seconds: HistogramFamily,
     detection_to_response: HistogramFamily,
 }
@@ -54,6 +55,7 @@ impl Default for Metrics {
             faults: Family::default(),
             lag: Family::default(),
             throttled: Family::default(),
+            instantiations: Family::default(),
             call_seconds: Family::new_with_constructor(call_buckets),
             detection_to_response: Family::new_with_constructor(response_buckets),
             registry: Registry::default(),
@@ -80,6 +82,12 @@ impl Default for Metrics {
             "tenant_throttled",
             "Pipeline turns a tenant skipped because its time quota was spent",
             m.throttled.clone(),
+        );
+        registry.register(
+            "plugin_instantiations",
+            "Plugin instances a pipeline worker built (first use, a new version or \
+             configuration, or again after its instance was dropped for room)",
+            m.instantiations.clone(),
         );
         registry.register(
             "plugin_lag_events",
@@ -127,6 +135,13 @@ impl Metrics {
         self.lag
             .get_or_create(&l)
             .set(i64::try_from(lag).unwrap_or(i64::MAX));
+    }
+
+    /// A pipeline worker built an instance of a tenant's plugin.
+    pub fn instantiated(&self, tenant: &str, plugin: &str) {
+        self.instantiations
+            .get_or_create(&labels(&[("tenant", tenant), ("plugin", plugin)]))
+            .inc();
     }
 
     /// A tenant skipped its pipeline turn (time quota spent).

@@ -163,13 +163,19 @@ impl Pipeline {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
         };
+        let room = (daemon
+            .config
+            .max_instances
+            .saturating_sub(RESERVED_INSTANCES) as usize
+            / n.max(1))
+        .max(1);
         let threads = (0..n)
             .map(|i| {
                 let flag = stop.clone();
                 let daemon = daemon.clone();
                 std::thread::Builder::new()
                     .name(format!("aer-pipeline-{i}"))
-                    .spawn(move || Worker::new(daemon).run(&flag))
+                    .spawn(move || Worker::new(daemon, room).run(&flag))
                     .expect("can spawn a pipeline thread")
             })
             .collect();
@@ -247,13 +253,21 @@ type LiveResponder = (ResponderInstance, Arc<DaemonActions>);
 struct Cached<T> {
     sha256: String,
     config: String,
+    used: Instant,
     value: T,
 }
 
+/// Instances kept out of the workers' shares, for uploads (which instantiate a plugin
+/// to describe it) and for `aer validate`-style checks running at the same time.
+const RESERVED_INSTANCES: u32 = 32;
+
 /// The cached instance of `p` for `tenant`, rebuilt with `build` (given the loaded
-/// component) when the active version or the configuration changed.
+/// component) when the active version or the configuration changed. Before building
+/// one, when the worker already holds `room` instances (`held` of them in this cache),
+/// the least recently used one of this cache is dropped.
 fn cached<'c, T>(
     cache: &'c mut HashMap<(String, String), Cached<T>>,
+    (held, room): (usize, usize),
     daemon: &Daemon,
     tenant: &str,
     p: &super::plugins::PluginRecord,
@@ -268,22 +282,38 @@ fn cached<'c, T>(
         .get(&key)
         .is_none_or(|c| c.sha256 != sha || c.config != p.config);
     if stale {
+        cache.remove(&key);
+        if held >= room {
+            let oldest = cache
+                .iter()
+                .min_by_key(|(_, c)| c.used)
+                .map(|(k, _)| k.clone());
+            if let Some(oldest) = oldest {
+                cache.remove(&oldest);
+            }
+        }
         let loaded = daemon.load_artifact(&sha).map_err(|e| e.to_string())?;
         let value = build(&loaded).map_err(|f| f.to_string())?;
+        daemon.metrics.instantiated(tenant, &p.name);
         cache.insert(
             key.clone(),
             Cached {
                 sha256: sha,
                 config: p.config.clone(),
+                used: Instant::now(),
                 value,
             },
         );
     }
-    Ok(&mut cache.get_mut(&key).expect("inserted above").value)
+    let entry = cache.get_mut(&key).expect("inserted above");
+    entry.used = Instant::now();
+    Ok(&mut entry.value)
 }
 
 struct Worker {
     daemon: Arc<Daemon>,
+    /// Instances this worker may keep (its share of `max_instances`).
+    room: usize,
     detectors: HashMap<(String, String), Cached<DetectorInstance>>,
     responders: HashMap<(String, String), Cached<LiveResponder>>,
 }
@@ -312,9 +342,10 @@ fn next_seq(tree: &sled::Tree, prefix: &[u8]) -> Result<u64, DaemonError> {
 }
 
 impl Worker {
-    fn new(daemon: Arc<Daemon>) -> Self {
+    fn new(daemon: Arc<Daemon>, room: usize) -> Self {
         Worker {
             daemon,
+            room,
             detectors: HashMap::new(),
             responders: HashMap::new(),
         }
@@ -395,18 +426,26 @@ impl Worker {
         p: &super::plugins::PluginRecord,
     ) -> Result<&mut DetectorInstance, String> {
         let daemon = self.daemon.clone();
-        cached(&mut self.detectors, &self.daemon, tenant, p, |loaded| {
-            DetectorInstance::new(
-                &daemon.engine,
-                loaded,
-                InstanceSpec {
-                    tenant: tenant.to_owned(),
-                    config: p.config.clone(),
-                    state: Arc::new(daemon.state_store()),
-                    actions: Arc::new(DryRunActions::default()),
-                },
-            )
-        })
+        let held = (self.detectors.len() + self.responders.len(), self.room);
+        cached(
+            &mut self.detectors,
+            held,
+            &self.daemon,
+            tenant,
+            p,
+            |loaded| {
+                DetectorInstance::new(
+                    &daemon.engine,
+                    loaded,
+                    InstanceSpec {
+                        tenant: tenant.to_owned(),
+                        config: p.config.clone(),
+                        state: Arc::new(daemon.state_store()),
+                        actions: Arc::new(DryRunActions::default()),
+                    },
+                )
+            },
+        )
     }
 
     /// Whether `tenant`'s plugin `name` is waiting out a fault backoff.
@@ -691,20 +730,28 @@ impl Worker {
         p: &super::plugins::PluginRecord,
     ) -> Result<&mut LiveResponder, String> {
         let daemon = self.daemon.clone();
-        cached(&mut self.responders, &self.daemon, tenant, p, |loaded| {
-            let sink = Arc::new(DaemonActions::new(&daemon, tenant, &p.name));
-            let instance = ResponderInstance::new(
-                &daemon.engine,
-                loaded,
-                InstanceSpec {
-                    tenant: tenant.to_owned(),
-                    config: p.config.clone(),
-                    state: Arc::new(daemon.state_store()),
-                    actions: sink.clone(),
-                },
-            )?;
-            Ok((instance, sink))
-        })
+        let held = (self.detectors.len() + self.responders.len(), self.room);
+        cached(
+            &mut self.responders,
+            held,
+            &self.daemon,
+            tenant,
+            p,
+            |loaded| {
+                let sink = Arc::new(DaemonActions::new(&daemon, tenant, &p.name));
+                let instance = ResponderInstance::new(
+                    &daemon.engine,
+                    loaded,
+                    InstanceSpec {
+                        tenant: tenant.to_owned(),
+                        config: p.config.clone(),
+                        state: Arc::new(daemon.state_store()),
+                        actions: sink.clone(),
+                    },
+                )?;
+                Ok((instance, sink))
+            },
+        )
     }
 
     /// Run the enabled responders for decisions that respond, in order. A decision
