@@ -16,6 +16,9 @@ const DETECTORS: [&str; 3] = [
     plugins::NEW_NETWORK_ORIGIN,
 ];
 
+/// A tenant's findings (rule, subject, time) and its plugins' statuses.
+type TenantOutcome = (BTreeSet<String>, Vec<String>);
+
 /// Feed every tenant the same events in chunks, tenant after tenant, waiting for each
 /// chunk to be processed; returns each tenant's findings (rule, subject, time) and its
 /// plugins' statuses, and how many instances the workers built.
@@ -23,7 +26,7 @@ fn run(
     config: ServeConfig,
     tenants: usize,
     lines: &[String],
-) -> (Vec<(BTreeSet<String>, Vec<String>)>, u64) {
+) -> (Vec<TenantOutcome>, u64) {
     let dir = tempfile::tempdir().unwrap();
     let d = TestDaemon::start(dir.path(), config);
     let mut all = Vec::new();
