@@ -24,6 +24,7 @@ pub mod host_api;
 pub mod ingest;
 pub mod labels;
 pub mod limits;
+pub mod loopback;
 pub mod pipeline;
 pub mod plugin;
 pub mod replay;

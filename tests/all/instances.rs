@@ -22,11 +22,7 @@ type TenantOutcome = (BTreeSet<String>, Vec<String>);
 /// Feed every tenant the same events in chunks, tenant after tenant, waiting for each
 /// chunk to be processed; returns each tenant's findings (rule, subject, time) and its
 /// plugins' statuses, and how many instances the workers built.
-fn run(
-    config: ServeConfig,
-    tenants: usize,
-    lines: &[String],
-) -> (Vec<TenantOutcome>, u64) {
+fn run(config: ServeConfig, tenants: usize, lines: &[String]) -> (Vec<TenantOutcome>, u64) {
     let dir = tempfile::tempdir().unwrap();
     let d = TestDaemon::start(dir.path(), config);
     let mut all = Vec::new();

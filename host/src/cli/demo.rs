@@ -4,19 +4,17 @@
 //! detection to decision to session reset shown with its measured latency.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, bail};
+use anyhow::bail;
 use clap::Args;
 use serde_json::{Value, json};
 
 use super::{EXIT_OK, Io};
 use crate::config::ServeConfig;
-use crate::daemon::Daemon;
+use crate::loopback::Loopback;
 
 const SAMPLE: &str = include_str!("../../../examples/data/sample-audit-log.json");
-const ADMIN: &str = "demo-admin-token-not-secret";
 
 /// Arguments of `aer demo`.
 #[derive(Debug, Args)]
@@ -27,76 +25,6 @@ pub struct DemoCommand {
     /// Events per ingest request while streaming.
     #[arg(long, default_value_t = 10)]
     pub chunk: usize,
-}
-
-/// What the mock Slack API received: (user id, when).
-type Resets = Arc<Mutex<Vec<(String, Instant)>>>;
-type Hooks = Arc<Mutex<Vec<String>>>;
-
-fn mock_slack(resets: Resets, hooks: Hooks) -> axum::Router {
-    use axum::Json;
-    use axum::routing::post;
-    axum::Router::new()
-        .route(
-            "/api/admin.users.session.reset",
-            post(move |Json(body): Json<Value>| {
-                let resets = resets.clone();
-                async move {
-                    let user = body["user_id"].as_str().unwrap_or("").to_owned();
-                    resets
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .push((user, Instant::now()));
-                    Json(json!({"ok": true}))
-                }
-            }),
-        )
-        .route(
-            "/hooks/security",
-            post(move |Json(body): Json<Value>| {
-                let hooks = hooks.clone();
-                async move {
-                    let text = body["text"].as_str().unwrap_or("").to_owned();
-                    hooks.lock().unwrap_or_else(|e| e.into_inner()).push(text);
-                    Json(json!({"ok": true}))
-                }
-            }),
-        )
-}
-
-struct Api {
-    base: String,
-    token: String,
-    agent: ureq::Agent,
-}
-
-impl Api {
-    fn call(&self, method: &str, path: &str, ct: &str, body: Vec<u8>) -> anyhow::Result<Value> {
-        let url = format!("{}{path}", self.base);
-        let auth = format!("Bearer {}", self.token);
-        let mut resp = match method {
-            "GET" => self.agent.get(&url).header("Authorization", &auth).call(),
-            "PUT" => self
-                .agent
-                .put(&url)
-                .header("Authorization", &auth)
-                .header("Content-Type", ct)
-                .send(&body[..]),
-            _ => self
-                .agent
-                .post(&url)
-                .header("Authorization", &auth)
-                .header("Content-Type", ct)
-                .send(&body[..]),
-        }
-        .with_context(|| format!("{method} {path}"))?;
-        let status = resp.status().as_u16();
-        let v: Value = resp.body_mut().read_json().unwrap_or(Value::Null);
-        if !(200..300).contains(&status) {
-            bail!("{method} {path}: HTTP {status}: {v}");
-        }
-        Ok(v)
-    }
 }
 
 impl DemoCommand {
@@ -110,88 +38,24 @@ impl DemoCommand {
                 missing.display()
             );
         }
-        let data = std::env::temp_dir().join(format!("aer-demo-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&data);
-        let config = ServeConfig {
-            data_dir: data.clone(),
-            ..ServeConfig::default()
-        };
-        let daemon = Daemon::open(config, ADMIN.into())?;
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()?;
-        let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
-        let slack_listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
-        let base = format!("http://{}", listener.local_addr()?);
-        let slack = format!("http://{}", slack_listener.local_addr()?);
-        let resets: Resets = Arc::default();
-        let hooks: Hooks = Arc::default();
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let served = daemon.clone();
-        let server = runtime.spawn(async move {
-            crate::api::serve(served, listener, async {
-                let _ = stop_rx.await;
-            })
-            .await
-        });
-        runtime.spawn(
-            axum::serve(slack_listener, mock_slack(resets.clone(), hooks.clone())).into_future(),
-        );
-
+        let service = Loopback::start(ServeConfig::default(), true)?;
+        let (base, slack) = (&service.base, &service.slack);
         writeln!(
             io.out,
             "AER demo: daemon on {base} (data in {}), mock Slack API on {slack}",
-            data.display()
+            service.data_dir().display()
         )?;
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .build()
-            .into();
-        let admin = Api {
-            base: base.clone(),
-            token: ADMIN.into(),
-            agent: agent.clone(),
-        };
-        let created = admin.call(
-            "POST",
-            "/v1/tenants",
-            "application/json",
-            br#"{"name": "acme"}"#.to_vec(),
-        )?;
-        let api = Api {
-            base: base.clone(),
-            token: created["token"].as_str().unwrap_or("").to_owned(),
-            agent,
-        };
+        let api = service.tenant("acme")?;
         for (file, config) in files.iter().zip([
             "",
             r#"{"notify_channel": "security"}"#,
             r#"{"channel": "security"}"#,
         ]) {
-            let rec = api.call(
-                "POST",
-                "/v1/plugins",
-                "application/wasm",
-                std::fs::read(file)?,
-            )?;
-            let name = rec["name"].as_str().unwrap_or("").to_owned();
-            if !config.is_empty() {
-                api.call(
-                    "PUT",
-                    &format!("/v1/plugins/{name}/config"),
-                    "application/json",
-                    config.as_bytes().to_vec(),
-                )?;
-            }
-            api.call(
-                "POST",
-                &format!("/v1/plugins/{name}/enable"),
-                "application/json",
-                vec![],
-            )?;
+            let rec = api.install(std::fs::read(file)?, config, true)?;
             writeln!(
                 io.out,
-                "uploaded and enabled {name} {} ({})",
+                "uploaded and enabled {} {} ({})",
+                rec["name"].as_str().unwrap_or(""),
                 rec["active"].as_str().unwrap_or(""),
                 rec["kind"].as_str().unwrap_or("")
             )?;
@@ -298,7 +162,11 @@ impl DemoCommand {
                 d["reason"].as_str().unwrap_or("")
             )?;
         }
-        let got = resets.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let got = service
+            .resets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         for (user, at) in &got {
             writeln!(io.out, "Slack API admin.users.session.reset user_id={user}")?;
             let evidence = findings
@@ -313,17 +181,19 @@ impl DemoCommand {
                 )?;
             }
         }
-        for text in hooks.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+        for text in service
+            .hooks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
             writeln!(
                 io.out,
                 "webhook security: {}",
                 text.lines().next().unwrap_or("")
             )?;
         }
-        let _ = stop_tx.send(());
-        runtime.block_on(server)??;
-        drop(daemon);
-        let _ = std::fs::remove_dir_all(&data);
+        service.stop()?;
         Ok(EXIT_OK)
     }
 }

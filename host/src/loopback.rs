@@ -1,0 +1,285 @@
+//! The whole service inside this process: a daemon on a loopback port (real HTTP, a
+//! real sled database in a temporary directory) with a mock Slack Web API beside it.
+//! `aer demo` shows detection to response with it; `aer bench` measures the daemon
+//! with it.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use anyhow::{Context as _, bail};
+use serde_json::{Value, json};
+
+use crate::config::ServeConfig;
+use crate::daemon::Daemon;
+use crate::daemon::worker::Pipeline;
+
+/// What the mock Slack API received: (user id, when), in arrival order.
+pub type Resets = Arc<Mutex<Vec<(String, Instant)>>>;
+/// Texts the mock Slack webhook `security` received.
+pub type Hooks = Arc<Mutex<Vec<String>>>;
+
+/// A mock Slack Web API: `admin.users.session.reset` and the `security` webhook, both
+/// answering `ok` and recording what they got.
+pub fn mock_slack(resets: Resets, hooks: Hooks) -> axum::Router {
+    use axum::Json;
+    use axum::routing::post;
+    axum::Router::new()
+        .route(
+            "/api/admin.users.session.reset",
+            post(move |Json(body): Json<Value>| {
+                let resets = resets.clone();
+                async move {
+                    let user = body["user_id"].as_str().unwrap_or("").to_owned();
+                    resets
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push((user, Instant::now()));
+                    Json(json!({"ok": true}))
+                }
+            }),
+        )
+        .route(
+            "/hooks/security",
+            post(move |Json(body): Json<Value>| {
+                let hooks = hooks.clone();
+                async move {
+                    let text = body["text"].as_str().unwrap_or("").to_owned();
+                    hooks.lock().unwrap_or_else(|e| e.into_inner()).push(text);
+                    Json(json!({"ok": true}))
+                }
+            }),
+        )
+}
+
+/// A client of the daemon's API with one token.
+#[derive(Clone)]
+pub struct Api {
+    base: String,
+    token: String,
+    agent: ureq::Agent,
+}
+
+impl Api {
+    /// Call `method path` with `body` of content type `ct`; the answer's JSON (null when
+    /// it has none). A status outside 2xx is an error naming the call.
+    pub fn call(&self, method: &str, path: &str, ct: &str, body: Vec<u8>) -> anyhow::Result<Value> {
+        let url = format!("{}{path}", self.base);
+        let auth = format!("Bearer {}", self.token);
+        let mut resp = match method {
+            "GET" => self.agent.get(&url).header("Authorization", &auth).call(),
+            "PUT" => self
+                .agent
+                .put(&url)
+                .header("Authorization", &auth)
+                .header("Content-Type", ct)
+                .send(&body[..]),
+            _ => self
+                .agent
+                .post(&url)
+                .header("Authorization", &auth)
+                .header("Content-Type", ct)
+                .send(&body[..]),
+        }
+        .with_context(|| format!("{method} {path}"))?;
+        let status = resp.status().as_u16();
+        let v: Value = resp.body_mut().read_json().unwrap_or(Value::Null);
+        if !(200..300).contains(&status) {
+            bail!("{method} {path}: HTTP {status}: {v}");
+        }
+        Ok(v)
+    }
+
+    /// Upload a component, configure it (unless `config` is empty) and enable it
+    /// (unless `enable` is false); returns its record.
+    pub fn install(&self, component: Vec<u8>, config: &str, enable: bool) -> anyhow::Result<Value> {
+        let rec = self.call("POST", "/v1/plugins", "application/wasm", component)?;
+        let name = rec["name"].as_str().unwrap_or("").to_owned();
+        if !config.is_empty() {
+            self.call(
+                "PUT",
+                &format!("/v1/plugins/{name}/config"),
+                "application/json",
+                config.as_bytes().to_vec(),
+            )?;
+        }
+        if enable {
+            self.call(
+                "POST",
+                &format!("/v1/plugins/{name}/enable"),
+                "application/json",
+                vec![],
+            )?;
+        }
+        Ok(rec)
+    }
+
+    /// Send NDJSON lines as one ingest request; returns the acknowledgement.
+    pub fn ingest(&self, lines: &[String]) -> anyhow::Result<Value> {
+        let mut body = String::with_capacity(lines.iter().map(|l| l.len() + 1).sum());
+        for l in lines {
+            body.push_str(l);
+            body.push('\n');
+        }
+        self.call(
+            "POST",
+            "/v1/events",
+            "application/x-ndjson",
+            body.into_bytes(),
+        )
+    }
+}
+
+/// A daemon and a mock Slack API on loopback ports, served by a runtime of their own.
+pub struct Loopback {
+    /// The daemon.
+    pub daemon: Arc<Daemon>,
+    /// Base URL of the daemon's API.
+    pub base: String,
+    /// Base URL of the mock Slack API (`{slack}/api` is the Web API).
+    pub slack: String,
+    /// Session resets the mock Slack API received.
+    pub resets: Resets,
+    /// Webhook texts the mock Slack API received.
+    pub hooks: Hooks,
+    admin: String,
+    agent: ureq::Agent,
+    runtime: tokio::runtime::Runtime,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    pipeline: Option<Pipeline>,
+    data: PathBuf,
+}
+
+impl Loopback {
+    /// Start on a fresh data directory under the system's temporary directory, with
+    /// `config` (its data directory replaced). With `pipeline`, the daemon runs its
+    /// pipeline as `aer serve` does; without, only the API answers until
+    /// [`Loopback::start_pipeline`] (so a backlog can be measured from its start).
+    pub fn start(mut config: ServeConfig, pipeline: bool) -> anyhow::Result<Loopback> {
+        let data = std::env::temp_dir().join(format!(
+            "aer-loopback-{}-{}",
+            std::process::id(),
+            rand::random::<u64>()
+        ));
+        config.data_dir = data.clone();
+        let admin = format!("loopback-admin-{:032x}", rand::random::<u128>());
+        let daemon = Daemon::open(config, admin.clone())?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
+        let slack_listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
+        let base = format!("http://{}", listener.local_addr()?);
+        let slack = format!("http://{}", slack_listener.local_addr()?);
+        let resets: Resets = Arc::default();
+        let hooks: Hooks = Arc::default();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let served = daemon.clone();
+        let server = if pipeline {
+            runtime.spawn(async move {
+                crate::api::serve(served, listener, async {
+                    let _ = stopped.await;
+                })
+                .await
+            })
+        } else {
+            runtime.spawn(async move {
+                axum::serve(listener, crate::api::router(served))
+                    .with_graceful_shutdown(async {
+                        let _ = stopped.await;
+                    })
+                    .await
+            })
+        };
+        runtime.spawn(
+            axum::serve(slack_listener, mock_slack(resets.clone(), hooks.clone())).into_future(),
+        );
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        Ok(Loopback {
+            daemon,
+            base,
+            slack,
+            resets,
+            hooks,
+            admin,
+            agent,
+            runtime,
+            stop: Some(stop),
+            server: Some(server),
+            pipeline: None,
+            data,
+        })
+    }
+
+    /// Where the daemon keeps its data.
+    pub fn data_dir(&self) -> &std::path::Path {
+        &self.data
+    }
+
+    /// Start the pipeline of a daemon started without one.
+    pub fn start_pipeline(&mut self) {
+        if self.pipeline.is_none() {
+            self.pipeline = Some(Pipeline::start(self.daemon.clone()));
+        }
+    }
+
+    /// A client with the admin token.
+    pub fn admin(&self) -> Api {
+        self.client(&self.admin)
+    }
+
+    /// A client with `token`.
+    pub fn client(&self, token: &str) -> Api {
+        Api {
+            base: self.base.clone(),
+            token: token.to_owned(),
+            agent: self.agent.clone(),
+        }
+    }
+
+    /// Create a tenant; a client with its token.
+    pub fn tenant(&self, name: &str) -> anyhow::Result<Api> {
+        let created = self.admin().call(
+            "POST",
+            "/v1/tenants",
+            "application/json",
+            json!({ "name": name }).to_string().into_bytes(),
+        )?;
+        let token = created["token"]
+            .as_str()
+            .context("the tenant's token in the answer")?;
+        Ok(self.client(token))
+    }
+
+    /// Stop serving (drain, let the pipeline finish its batch, flush) and remove the
+    /// data directory.
+    pub fn stop(mut self) -> anyhow::Result<()> {
+        self.halt()
+    }
+
+    fn halt(&mut self) -> anyhow::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let result = match self.server.take() {
+            Some(server) => self.runtime.block_on(server).map_err(anyhow::Error::from),
+            None => Ok(Ok(())),
+        };
+        self.pipeline.take();
+        let flushed = self.daemon.flush();
+        let _ = std::fs::remove_dir_all(&self.data);
+        result??;
+        flushed?;
+        Ok(())
+    }
+}
+
+impl Drop for Loopback {
+    fn drop(&mut self) {
+        let _ = self.halt();
+    }
+}
