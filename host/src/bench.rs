@@ -5,6 +5,9 @@
 //! The same detector logic runs natively (the built-in `excessive-downloads` crate
 //! through the SDK's in-memory host) and as its Wasm component in the real host.
 
+mod daemon;
+mod instances;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -58,8 +61,13 @@ pub struct BenchSetup {
     pub noop: Vec<u8>,
     /// The detectors of the pipeline measurement.
     pub pipeline_detectors: Vec<Vec<u8>>,
-    /// The responder of the pipeline measurement.
+    /// The responder of the pipeline and daemon measurements.
     pub responder: Vec<u8>,
+    /// A detector that flags every failed login (`minimal-detector`), the daemon
+    /// latency measurement's probe.
+    pub probe: Vec<u8>,
+    /// How long the daemon latency measurement streams its half load.
+    pub latency_seconds: u64,
     /// Rounds per measurement (the best round counts).
     pub rounds: usize,
     /// Events per measurement.
@@ -285,6 +293,14 @@ pub fn run(setup: &BenchSetup, mut progress: impl FnMut(&Figure)) -> anyhow::Res
         &mut figures,
     );
 
+    // 7. Instances: instantiation time, idle memory.
+    instances::measure(
+        &setup.excessive_downloads,
+        &events,
+        setup.rounds,
+        &mut |f| push(f, &mut figures),
+    )?;
+
     // 5. The whole local pipeline: parse, a durable inbox, the detectors, decisions,
     //    dry-run responses.
     let p = best_throughput(setup, &engine_on)?;
@@ -315,6 +331,35 @@ pub fn run(setup: &BenchSetup, mut progress: impl FnMut(&Figure)) -> anyhow::Res
             &mut figures,
         );
     }
+
+    // 6 and 7. The daemon over HTTP: latency at half load; 100 tenants against one.
+    let daemon_setup = daemon::DaemonSetup {
+        detectors: &setup.pipeline_detectors,
+        probe: &setup.probe,
+        responder: &setup.responder,
+    };
+    let lines: Vec<String> = generate(&GenConfig {
+        users: (setup.events / 300).clamp(30, 300),
+        days: 14,
+        ..GenConfig::default()
+    })
+    .events
+    .iter()
+    .map(to_json)
+    .collect();
+    daemon::measure_latency(
+        &daemon_setup,
+        &lines,
+        setup.events.min(60_000),
+        setup.latency_seconds,
+        &mut |f| push(f, &mut figures),
+    )?;
+    daemon::measure_tenants(
+        &daemon_setup,
+        &lines[..setup.events.min(lines.len())],
+        setup.rounds,
+        &mut |f| push(f, &mut figures),
+    )?;
     Ok(figures)
 }
 

@@ -202,6 +202,8 @@ fn bench_measures_every_figure_against_its_goal() {
         "1",
         "--events",
         "3000",
+        "--latency-seconds",
+        "1",
         "--json",
     ]);
     assert_eq!(run.code, 0, "{}", run.err);
@@ -217,6 +219,10 @@ fn bench_measures_every_figure_against_its_goal() {
         "epoch interruption",
         "sled state / in-memory state",
         "pipeline: parse + sled inbox",
+        "instantiation p99",
+        "resident memory per idle instance",
+        "daemon: event-to-response p99",
+        "daemon: 100 tenants",
     ] {
         assert!(
             names.iter().any(|n| n.contains(want)),

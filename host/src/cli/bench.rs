@@ -24,6 +24,9 @@ pub struct BenchCommand {
     /// Events per measurement.
     #[arg(long, default_value_t = 100_000)]
     pub events: usize,
+    /// Seconds the daemon latency measurement streams its half load.
+    #[arg(long, default_value_t = 15)]
+    pub latency_seconds: u64,
     /// NDJSON figures instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -54,12 +57,14 @@ impl BenchCommand {
             .map(|n| component(n))
             .collect::<anyhow::Result<_>>()?,
             responder: component("slack_session_reset")?,
+            probe: component("minimal_detector")?,
+            latency_seconds: self.latency_seconds,
             rounds: self.rounds,
             events: self.events,
         };
         let command = format!(
-            "aer bench --rounds {} --events {}",
-            self.rounds, self.events
+            "aer bench --rounds {} --events {} --latency-seconds {}",
+            self.rounds, self.events, self.latency_seconds
         );
         let started = Instant::now();
         let json = self.json || !io.out_is_terminal;

@@ -321,6 +321,39 @@ fn sandbox(engine: &Arc<AerEngine>, plugin: &Arc<LoadedPlugin>, spec: InstanceSp
     }
 }
 
+/// Instantiate `plugin` `n` times, each in a fresh store that is dropped before the
+/// next (its pool slot reused), calling nothing; the time of each store's creation and
+/// instantiation. What starting an instance costs the host, for `aer bench`.
+pub fn time_instantiations(
+    engine: &Arc<AerEngine>,
+    plugin: &Arc<LoadedPlugin>,
+    n: usize,
+) -> Result<Vec<std::time::Duration>, Fault> {
+    let probe = sandbox(
+        engine,
+        plugin,
+        InstanceSpec {
+            tenant: "bench".into(),
+            config: String::new(),
+            state: Arc::new(crate::store::MemoryStore::default()),
+            actions: Arc::new(crate::host_api::DryRunActions::default()),
+        },
+    );
+    let mut times = Vec::with_capacity(n);
+    for _ in 0..n {
+        let started = std::time::Instant::now();
+        let mut store = probe.new_store();
+        store.set_epoch_deadline(engine.deadline_ticks());
+        let instantiated = match &plugin.pre {
+            WorldPre::Detector(pre) => pre.instantiate(&mut store).map(|_| ()),
+            WorldPre::Responder(pre) => pre.instantiate(&mut store).map(|_| ()),
+        };
+        times.push(started.elapsed());
+        instantiated.map_err(|e| probe.classify(&e, ""))?;
+    }
+    Ok(times)
+}
+
 /// Start a plugin once, unconfigured, with throwaway state, and read its `info`.
 pub(crate) fn probe_info(
     engine: &Arc<AerEngine>,

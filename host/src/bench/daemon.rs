@@ -1,0 +1,288 @@
+//! The daemon, measured through its HTTP API on loopback with durable ingest (the
+//! in-process [`Loopback`] service): event-to-response latency at half its maximum
+//! load, and one machine's throughput for 100 tenants against one.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use super::Figure;
+use super::instances::quantile;
+use crate::config::{IngestConfig, ServeConfig};
+use crate::loopback::{Api, Loopback};
+
+/// The components the daemon measurements install.
+pub struct DaemonSetup<'a> {
+    /// Detectors every tenant runs.
+    pub detectors: &'a [Vec<u8>],
+    /// A detector that flags every failed login (`minimal-detector`): the probe.
+    pub probe: &'a [u8],
+    /// A responder that resets the flagged user's sessions (`slack-session-reset`).
+    pub responder: &'a [u8],
+}
+
+/// Tenants of the many-tenant measurement.
+pub const TENANTS: usize = 100;
+
+/// Limits out of the way: these measurements find the daemon's own limits.
+fn config() -> ServeConfig {
+    ServeConfig {
+        ingest: IngestConfig {
+            max_events_per_second: u32::MAX,
+            max_inbox_events: u64::MAX,
+            ..IngestConfig::default()
+        },
+        ..ServeConfig::default()
+    }
+}
+
+/// Wait until every (tenant, plugin) cursor reaches its target; false after `limit`.
+fn wait_cursors(service: &Loopback, targets: &[(String, String, u64)], limit: Duration) -> bool {
+    let started = Instant::now();
+    let mut left: Vec<&(String, String, u64)> = targets.iter().collect();
+    while !left.is_empty() {
+        left.retain(|(t, p, n)| service.daemon.detector_cursor(t, p).unwrap_or(0) < *n);
+        if started.elapsed() > limit {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    true
+}
+
+/// Events per second for `tenants` tenants, each with every detector, sharing `lines`
+/// (contiguous slices): the backlog is ingested over HTTP first, then the pipeline is
+/// started and timed until every detector of every tenant has processed its slice.
+fn backlog_throughput(
+    setup: &DaemonSetup<'_>,
+    tenants: usize,
+    lines: &[String],
+) -> anyhow::Result<f64> {
+    let mut service = Loopback::start(config(), false)?;
+    let share = lines.len() / tenants;
+    let mut targets = Vec::new();
+    for t in 0..tenants {
+        let name = format!("tenant{t:03}");
+        let api = service.tenant(&name)?;
+        for d in setup.detectors {
+            let rec = api.install(d.clone(), "", true)?;
+            targets.push((
+                name.clone(),
+                rec["name"].as_str().unwrap_or("").to_owned(),
+                share as u64,
+            ));
+        }
+        for chunk in lines[t * share..(t + 1) * share].chunks(5_000) {
+            api.ingest(chunk)?;
+        }
+    }
+    let started = Instant::now();
+    service.start_pipeline();
+    if !wait_cursors(&service, &targets, Duration::from_secs(600)) {
+        anyhow::bail!("{tenants} tenants: the pipeline did not finish within 600 s");
+    }
+    let eps = (share * tenants) as f64 / started.elapsed().as_secs_f64();
+    service.stop()?;
+    Ok(eps)
+}
+
+/// 100 tenants x the detectors against one tenant with the same events in all,
+/// interleaved, best round each.
+pub fn measure_tenants(
+    setup: &DaemonSetup<'_>,
+    lines: &[String],
+    rounds: usize,
+    push: &mut dyn FnMut(Figure),
+) -> anyhow::Result<()> {
+    let (mut one, mut many) = (0.0f64, 0.0f64);
+    for _ in 0..rounds.max(1) {
+        one = one.max(backlog_throughput(setup, 1, lines)?);
+        many = many.max(backlog_throughput(setup, TENANTS, lines)?);
+    }
+    push(Figure::ratio(
+        format!(
+            "daemon: {TENANTS} tenants x {} detectors / 1 tenant, throughput ({:.0} vs {:.0} events/s)",
+            setup.detectors.len(),
+            many,
+            one
+        ),
+        many / one,
+        Some((">=", 0.85)),
+    ));
+    Ok(())
+}
+
+/// The latency tenant: the detectors, the probe and the responder, enforcing against
+/// the mock Slack API, with nothing in the policy to hold a probe's response back.
+fn latency_tenant(
+    setup: &DaemonSetup<'_>,
+    service: &Loopback,
+) -> anyhow::Result<(Api, Vec<(String, String)>)> {
+    let api = service.tenant("acme")?;
+    let mut plugins = Vec::new();
+    for d in setup.detectors.iter().chain([&setup.probe.to_vec()]) {
+        let rec = api.install(d.clone(), "", true)?;
+        plugins.push((
+            "acme".to_owned(),
+            rec["name"].as_str().unwrap_or("").to_owned(),
+        ));
+    }
+    // The probe's findings are of low severity.
+    api.install(setup.responder.to_vec(), r#"{"min_severity": "low"}"#, true)?;
+    let policy = json!({
+        "mode": "enforce",
+        "min_score": 0.0,
+        "cooldown_minutes": 0,
+        "max_responses_per_hour": 1_000_000,
+        "responses": {
+            "slack_api_url": format!("{}/api", service.slack),
+            "slack_token": "xoxp-bench-token",
+        }
+    });
+    api.call(
+        "PUT",
+        "/v1/policy",
+        "application/json",
+        policy.to_string().into_bytes(),
+    )?;
+    Ok((api, plugins))
+}
+
+/// Event-to-response latency at half the maximum load: the maximum is measured first
+/// (`warm` events sent as fast as one client can, until every detector has processed
+/// them),
+/// then a steady stream at half that rate runs for `seconds` while probes (single
+/// failed logins, each for a new user) are sent every 20 ms; a probe's latency runs
+/// from just before its request to the mock Slack API receiving its session reset.
+pub fn measure_latency(
+    setup: &DaemonSetup<'_>,
+    lines: &[String],
+    warm: usize,
+    seconds: u64,
+    push: &mut dyn FnMut(Figure),
+) -> anyhow::Result<()> {
+    let service = Loopback::start(config(), true)?;
+    let (api, plugins) = latency_tenant(setup, &service)?;
+
+    // The maximum load.
+    let warm = warm.min(lines.len());
+    let started = Instant::now();
+    for chunk in lines[..warm].chunks(1_000) {
+        api.ingest(chunk)?;
+    }
+    let targets: Vec<(String, String, u64)> = plugins
+        .iter()
+        .map(|(t, p)| (t.clone(), p.clone(), warm as u64))
+        .collect();
+    if !wait_cursors(&service, &targets, Duration::from_secs(600)) {
+        anyhow::bail!("the maximum-load stream did not finish within 600 s");
+    }
+    let max_rate = warm as f64 / started.elapsed().as_secs_f64();
+    let rate = max_rate / 2.0;
+
+    // Half of it, steady, in a request every 10 ms; probes beside it.
+    let stop = Arc::new(AtomicBool::new(false));
+    let event_time = Arc::new(AtomicI64::new(
+        lines[..warm]
+            .last()
+            .and_then(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .and_then(|v| {
+                v["date_create"]
+                    .as_i64()
+                    .map(|s| s * 1000)
+                    .or(v["time_ms"].as_i64())
+            })
+            .unwrap_or(0),
+    ));
+    let rest: Vec<String> = lines[warm..].to_vec();
+    let loader = {
+        let (api, stop) = (api.clone(), stop.clone());
+        std::thread::spawn(move || -> anyhow::Result<usize> {
+            let per_tick = rate / 100.0;
+            let started = Instant::now();
+            let (mut sent, mut tick) = (0usize, 0u64);
+            while !stop.load(Ordering::Relaxed) && sent < rest.len() {
+                tick += 1;
+                let due = ((tick as f64) * per_tick) as usize;
+                let end = due.min(rest.len());
+                if end > sent {
+                    api.ingest(&rest[sent..end])?;
+                    sent = end;
+                }
+                let next = started + Duration::from_millis(10 * tick);
+                std::thread::sleep(next.saturating_duration_since(Instant::now()));
+            }
+            Ok(sent)
+        })
+    };
+    let mut sent_at: HashMap<String, Instant> = HashMap::new();
+    let probes_started = Instant::now();
+    let mut i = 0u64;
+    while probes_started.elapsed() < Duration::from_secs(seconds) {
+        i += 1;
+        let user = format!("UPROBE{i:06}");
+        let line = json!({
+            "id": format!("probe-{i}"),
+            "time_ms": event_time.load(Ordering::Relaxed),
+            "action": "user_login_failed",
+            "actor": user,
+        })
+        .to_string();
+        let at = Instant::now();
+        api.ingest(&[line])?;
+        sent_at.insert(user, at);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    stop.store(true, Ordering::Relaxed);
+    let streamed = loader
+        .join()
+        .map_err(|_| anyhow::anyhow!("the load thread panicked"))??;
+    let achieved = streamed as f64 / probes_started.elapsed().as_secs_f64();
+
+    // Wait for the last probes' responses (a probe never answered counts as lost).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let resets = Arc::clone(&service.resets);
+    let answered = |resets: &Mutex<Vec<(String, Instant)>>| {
+        resets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|(u, _)| sent_at.contains_key(u))
+            .count()
+    };
+    while answered(&resets) < sent_at.len() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut latencies: Vec<f64> = resets
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .filter_map(|(u, at)| {
+            let sent = sent_at.get(u)?;
+            Some(at.saturating_duration_since(*sent).as_secs_f64() * 1e3)
+        })
+        .collect();
+    latencies.sort_by(f64::total_cmp);
+    let lost = sent_at.len().saturating_sub(latencies.len());
+    service.stop()?;
+
+    let q = |p| quantile(&latencies, p).unwrap_or(f64::NAN);
+    push(Figure {
+        name: format!(
+            "daemon: event-to-response p99 over HTTP at half load (ms; {} probes, {lost} unanswered; p50 {:.2}, p999 {:.2}, max {:.2}; load {:.0} events/s of max {:.0})",
+            sent_at.len(),
+            q(0.5),
+            q(0.999),
+            q(1.0),
+            achieved,
+            max_rate
+        ),
+        value: format!("{:.2}", q(0.99)),
+        goal: "<= 10".into(),
+        pass: Some(q(0.99) <= 10.0 && lost == 0),
+    });
+    Ok(())
+}
