@@ -393,7 +393,12 @@ fn best_throughput(setup: &BenchSetup, engine: &Arc<AerEngine>) -> anyhow::Resul
     for _ in 0..setup.rounds.max(1) {
         let dir = tempfile::tempdir()?;
         let db = sled::Config::new().path(dir.path()).open()?;
-        let inbox = db.open_tree("inbox")?;
+        let inbox = crate::daemon::inbox::Inbox::new(
+            db.clone(),
+            db.open_tree("pipeline")?,
+            crate::config::IngestConfig::default().dedupe_window_events,
+        )?;
+        let runtime = tokio::runtime::Builder::new_current_thread().build()?;
         let state: Arc<dyn StateStore> = Arc::new(MemoryStore::default());
         let mut detectors = setup
             .pipeline_detectors
@@ -418,20 +423,29 @@ fn best_throughput(setup: &BenchSetup, engine: &Arc<AerEngine>) -> anyhow::Resul
         let started = Instant::now();
         let parsed = crate::ingest::parse(&text);
         let parsed_at = started.elapsed().as_secs_f64();
-        let mut batch = sled::Batch::default();
-        for (seq, e) in parsed.events.iter().enumerate() {
-            let mut bytes = Vec::new();
-            aer_wire::encode_event(e, &mut bytes);
-            batch.insert(&(seq as u64).to_be_bytes(), bytes);
-            if seq % 4096 == 4095 {
-                inbox.apply_batch(std::mem::take(&mut batch))?;
-            }
+        // The daemon's inbox, a request of 1,000 events at a time (deduplicated by id,
+        // on disk before the next), then read back and decoded as the workers do.
+        for request in parsed.events.chunks(1_000) {
+            runtime.block_on(inbox.append("bench", request, 0, u64::MAX))?;
         }
-        inbox.apply_batch(batch)?;
-        db.flush()?;
+        let mut stored = Vec::with_capacity(parsed.events.len());
+        loop {
+            let read = inbox.read("bench", stored.len() as u64, 4_096)?;
+            if read.is_empty() {
+                break;
+            }
+            let mut w = BatchWriter::new();
+            for (_, bytes) in read.iter() {
+                w.push_encoded(bytes);
+            }
+            let batch = w.finish();
+            let decoded =
+                aer_wire::decode_batch(&batch).map_err(|e| anyhow::anyhow!("inbox batch: {e}"))?;
+            stored.extend(decoded.iter().map(|e| e.to_owned_event()));
+        }
         let inbox_at = started.elapsed().as_secs_f64();
         let report = crate::replay::replay(
-            &parsed.events,
+            &stored,
             &mut detectors,
             &mut decisions,
             &mut responders,
@@ -440,7 +454,7 @@ fn best_throughput(setup: &BenchSetup, engine: &Arc<AerEngine>) -> anyhow::Resul
         )?;
         let seconds = started.elapsed().as_secs_f64();
         std::hint::black_box(report.findings.len());
-        let eps = parsed.events.len() as f64 / seconds;
+        let eps = stored.len() as f64 / seconds;
         if eps > best.events_per_second {
             best = PipelineRun {
                 events_per_second: eps,

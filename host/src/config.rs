@@ -140,6 +140,10 @@ pub struct IngestConfig {
     pub max_events_per_second: u32,
     /// Most events in one request.
     pub max_events_per_request: usize,
+    /// A re-sent event (an id the tenant already sent) is recognised and skipped when
+    /// it is among the tenant's latest this many events (about 40 bytes of memory
+    /// each, per tenant; rebuilt from the stored events on start).
+    pub dedupe_window_events: usize,
 }
 
 impl Default for IngestConfig {
@@ -148,6 +152,7 @@ impl Default for IngestConfig {
             max_inbox_events: 1_000_000,
             max_events_per_second: 50_000,
             max_events_per_request: 100_000,
+            dedupe_window_events: 200_000,
         }
     }
 }

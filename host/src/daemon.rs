@@ -122,7 +122,11 @@ impl Daemon {
             max_instances: config.max_instances,
             ..Default::default()
         })?;
-        let inbox = inbox::Inbox::new(db.clone(), pipeline.clone());
+        let inbox = inbox::Inbox::new(
+            db.clone(),
+            pipeline.clone(),
+            config.ingest.dedupe_window_events,
+        )?;
         let rates = rate::RateLimits::new();
         Ok(Arc::new(Daemon {
             config,

@@ -72,6 +72,24 @@ fn chunks(lines: &[String]) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// Send one chunk as a client would: a 429 (the events-per-second limit) is waited out
+/// and sent again.
+fn send(base: &str, token: &str, body: &[u8]) -> Result<(u16, Value), String> {
+    loop {
+        match http(
+            base,
+            "POST",
+            "/v1/events",
+            Some(token),
+            NDJSON,
+            body.to_vec(),
+        ) {
+            Ok((429, _)) => std::thread::sleep(Duration::from_millis(100)),
+            other => return other.map_err(|e| e.to_string()),
+        }
+    }
+}
+
 fn policy(slack: &MockSlack) -> Vec<u8> {
     serde_json::json!({
         "mode": "enforce",
@@ -278,7 +296,7 @@ fn kill_9_during_ingest_loses_nothing_and_repeats_nothing() {
         let d = TestDaemon::start(clean_dir.path(), ServeConfig::default());
         let token = setup(&d.base, &clean_slack);
         for c in &chunks {
-            let (s, r) = d.request("POST", "/v1/events", Some(&token), NDJSON, c.clone());
+            let (s, r) = send(&d.base, &token, c).unwrap();
             assert_eq!(s, 200, "{r}");
         }
         wait_done(&d.base, &token)
@@ -312,14 +330,7 @@ fn kill_9_during_ingest_loses_nothing_and_repeats_nothing() {
             p = spawn(dir.path());
             // Not acknowledged (or not known to be): send again; duplicates are skipped.
         }
-        match http(
-            &p.base,
-            "POST",
-            "/v1/events",
-            Some(&token),
-            NDJSON,
-            chunks[i].clone(),
-        ) {
+        match send(&p.base, &token, &chunks[i]) {
             Ok((200, _)) => {}
             other => panic!("chunk {i}: {other:?}"),
         }

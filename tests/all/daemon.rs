@@ -346,7 +346,7 @@ fn ingest_is_durable_idempotent_and_survives_a_restart() {
     assert_eq!(stored.len(), 218);
     let first = aer_wire::decode_batch(&{
         let mut w = aer_wire::BatchWriter::new();
-        w.push_encoded(&stored[0].1);
+        w.push_encoded(stored.iter().next().unwrap().1);
         w.finish()
     })
     .unwrap()[0]

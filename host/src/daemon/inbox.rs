@@ -1,9 +1,16 @@
 //! The durable inbox: accepted events get a per-tenant sequence number and are on disk
 //! before ingest answers. Re-sent event ids are recognised and skipped (idempotent
-//! retries). Flushes are shared: every request waiting when a flush starts is
+//! retries) within a window of each tenant's latest events, kept in memory as 128-bit
+//! hashes and rebuilt from the stored events on start. Flushes are shared: every request waiting when a flush starts is
 //! acknowledged by it (group commit), so many requests cost one fsync.
+//!
+//! A request's accepted events are stored as one chunk (one sled value keyed by the
+//! sequence number of its first event: a count, then each encoded event with its
+//! length), so ingest writes one value per request rather than one per event, and a
+//! reader takes a few chunks for a whole batch.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -42,6 +49,56 @@ pub enum InboxError {
     /// The flush failed: nothing from this request is acknowledged.
     #[error("flush failed: {0}")]
     Flush(String),
+    /// A stored chunk does not parse.
+    #[error("corrupt inbox chunk at seq {0}")]
+    Corrupt(u64),
+}
+
+/// Byte ranges of the events in a chunk, or `None` if it does not parse.
+fn chunk_entries(chunk: &[u8]) -> Option<Vec<std::ops::Range<usize>>> {
+    let n = u32::from_le_bytes(chunk.get(..4)?.try_into().ok()?) as usize;
+    let mut at = 4;
+    let mut out = Vec::with_capacity(n.min(chunk.len() / 4));
+    for _ in 0..n {
+        let len = u32::from_le_bytes(chunk.get(at..at + 4)?.try_into().ok()?) as usize;
+        let range = at + 4..at.checked_add(4 + len)?;
+        chunk.get(range.clone())?;
+        at = range.end;
+        out.push(range);
+    }
+    (at == chunk.len()).then_some(out)
+}
+
+/// Events read from the inbox: (seq, encoded event), in order, borrowed from the
+/// chunks that hold them.
+#[derive(Default)]
+pub struct InboxEvents {
+    chunks: Vec<sled::IVec>,
+    entries: Vec<(u64, usize, std::ops::Range<usize>)>,
+}
+
+impl InboxEvents {
+    /// Each event's seq and encoding ([`aer_wire::encode_event`]), in order.
+    pub fn iter(&self) -> impl Iterator<Item = (u64, &[u8])> {
+        self.entries
+            .iter()
+            .map(|(seq, c, r)| (*seq, &self.chunks[*c][r.clone()]))
+    }
+
+    /// The seq of the last event, if any.
+    pub fn last_seq(&self) -> Option<u64> {
+        self.entries.last().map(|(seq, _, _)| *seq)
+    }
+
+    /// Number of events.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
 }
 
 type Waiter = oneshot::Sender<Result<(), String>>;
@@ -108,6 +165,43 @@ impl GroupCommit {
 #[derive(Debug)]
 struct TenantLog {
     next_seq: u64,
+    recent: RecentIds,
+}
+
+/// Hashes of a tenant's latest event ids, oldest first, at most `window` of them.
+#[derive(Debug, Default)]
+struct RecentIds {
+    set: HashSet<u128>,
+    order: VecDeque<u128>,
+}
+
+impl RecentIds {
+    fn contains(&self, h: u128) -> bool {
+        self.set.contains(&h)
+    }
+
+    fn push(&mut self, h: u128, window: usize) {
+        if window == 0 || !self.set.insert(h) {
+            return;
+        }
+        self.order.push_back(h);
+        while self.order.len() > window {
+            if let Some(old) = self.order.pop_front() {
+                self.set.remove(&old);
+            }
+        }
+    }
+}
+
+/// Two independently keyed hashers: an id's 128-bit hash. Random per process, which
+/// is fine since the hashes are never stored.
+#[derive(Debug, Default)]
+struct IdHasher(RandomState, RandomState);
+
+impl IdHasher {
+    fn hash(&self, id: &str) -> u128 {
+        (u128::from(self.0.hash_one(id)) << 64) | u128::from(self.1.hash_one(id))
+    }
 }
 
 /// The inbox of every tenant.
@@ -115,15 +209,59 @@ pub struct Inbox {
     tree: sled::Tree,
     tenants: Mutex<HashMap<String, Arc<Mutex<TenantLog>>>>,
     commit: GroupCommit,
+    ids: IdHasher,
+    window: usize,
+}
+
+/// The inbox layout this version writes: 2, chunks of events (1 was one value per
+/// event).
+const LAYOUT: u8 = 2;
+
+/// Rewrite a first-layout inbox (one value per event, keyed by its seq) as one-event
+/// chunks, in one atomic batch, and record the layout.
+fn migrate(tree: &sled::Tree) -> Result<(), sled::Error> {
+    let layout_key = [kind::LAYOUT];
+    if tree
+        .get(layout_key)?
+        .is_some_and(|v| v.as_ref() == [LAYOUT])
+    {
+        return Ok(());
+    }
+    let mut batch = sled::Batch::default();
+    let mut moved = 0usize;
+    for r in tree.scan_prefix([kind::INBOX]) {
+        let (k, event) = r?;
+        let mut chunk = Vec::with_capacity(event.len() + 8);
+        chunk.extend_from_slice(&1u32.to_le_bytes());
+        chunk.extend_from_slice(&(event.len() as u32).to_le_bytes());
+        chunk.extend_from_slice(&event);
+        batch.insert(k, chunk);
+        moved += 1;
+    }
+    // The first layout's id index: resent events are now recognised in memory.
+    for r in tree.scan_prefix([kind::EVENT_ID]) {
+        batch.remove(r?.0);
+    }
+    batch.insert(&layout_key, &[LAYOUT]);
+    tree.apply_batch(batch)?;
+    if moved > 0 {
+        tracing::info!(events = moved, "inbox rewritten in the chunked layout");
+    }
+    Ok(())
 }
 
 impl Inbox {
-    pub(crate) fn new(db: sled::Db, tree: sled::Tree) -> Self {
-        Inbox {
+    /// The inbox in `tree`, flushing `db` for durability; resent events are recognised
+    /// among each tenant's latest `window` events.
+    pub(crate) fn new(db: sled::Db, tree: sled::Tree, window: usize) -> Result<Self, sled::Error> {
+        migrate(&tree)?;
+        Ok(Inbox {
             tree,
             tenants: Mutex::new(HashMap::new()),
             commit: GroupCommit::start(db),
-        }
+            ids: IdHasher::default(),
+            window,
+        })
     }
 
     fn log(&self, tenant: &str) -> Result<Arc<Mutex<TenantLog>>, InboxError> {
@@ -131,13 +269,31 @@ impl Inbox {
         if let Some(l) = tenants.get(tenant) {
             return Ok(l.clone());
         }
-        // Resume after the last stored event.
+        // Resume after the last stored event, knowing the ids of the latest `window`.
         let prefix = keys::key(kind::INBOX, &[tenant.as_bytes()]);
-        let next_seq = match self.tree.scan_prefix(&prefix).next_back() {
-            Some(r) => keys::seq_of(&r?.0).map_or(0, |s| s + 1),
-            None => 0,
-        };
-        let l = Arc::new(Mutex::new(TenantLog { next_seq }));
+        let mut next_seq = None;
+        let mut latest: Vec<u128> = Vec::new();
+        for r in self.tree.scan_prefix(&prefix).rev() {
+            if latest.len() >= self.window {
+                break;
+            }
+            let (k, chunk) = r?;
+            let first = keys::seq_of(&k).unwrap_or(0);
+            let entries = chunk_entries(&chunk).ok_or(InboxError::Corrupt(first))?;
+            next_seq.get_or_insert(first + entries.len() as u64);
+            for range in entries.into_iter().rev() {
+                let id = aer_wire::encoded_id(&chunk[range]).ok_or(InboxError::Corrupt(first))?;
+                latest.push(self.ids.hash(id));
+            }
+        }
+        let mut recent = RecentIds::default();
+        for h in latest.into_iter().rev() {
+            recent.push(h, self.window);
+        }
+        let l = Arc::new(Mutex::new(TenantLog {
+            next_seq: next_seq.unwrap_or(0),
+            recent,
+        }));
         tenants.insert(tenant.to_owned(), l.clone());
         Ok(l)
     }
@@ -171,25 +327,35 @@ impl Inbox {
             if pending + events.len() as u64 > bound {
                 return Err(InboxError::Full { pending, bound });
             }
-            let mut batch = sled::Batch::default();
             let mut seen = HashSet::new();
+            let mut fresh = Vec::with_capacity(events.len());
+            let mut chunk = vec![0u8; 4];
             let mut buf = Vec::new();
             for e in events {
-                let id_key = keys::key(kind::EVENT_ID, &[tenant.as_bytes(), e.id.as_bytes()]);
-                if !seen.insert(e.id.as_str()) || self.tree.contains_key(&id_key)? {
+                let h = self.ids.hash(&e.id);
+                if log.recent.contains(h) || !seen.insert(h) {
                     out.duplicates += 1;
                     continue;
                 }
+                fresh.push(h);
                 let seq = log.next_seq + out.accepted as u64;
                 buf.clear();
                 aer_wire::encode_event(e, &mut buf);
-                batch.insert(keys::seq_key(kind::INBOX, tenant, seq), buf.as_slice());
-                batch.insert(id_key, &seq.to_be_bytes());
+                chunk.extend_from_slice(&(buf.len() as u32).to_le_bytes());
+                chunk.extend_from_slice(&buf);
                 out.first_seq.get_or_insert(seq);
                 out.last_seq = Some(seq);
                 out.accepted += 1;
             }
-            self.tree.apply_batch(batch)?;
+            if let Some(first) = out.first_seq {
+                chunk[..4].copy_from_slice(&(out.accepted as u32).to_le_bytes());
+                self.tree
+                    .insert(keys::seq_key(kind::INBOX, tenant, first), chunk)?;
+                // Only ids that are stored count as seen.
+                for h in fresh {
+                    log.recent.push(h, self.window);
+                }
+            }
             log.next_seq += out.accepted as u64;
         }
         if out.accepted > 0 {
@@ -199,21 +365,146 @@ impl Inbox {
     }
 
     /// Up to `limit` stored events of `tenant` from sequence `from`, with their numbers.
-    pub fn read(
-        &self,
-        tenant: &str,
-        from: u64,
-        limit: usize,
-    ) -> Result<Vec<(u64, Vec<u8>)>, InboxError> {
-        let start = keys::seq_key(kind::INBOX, tenant, from);
+    pub fn read(&self, tenant: &str, from: u64, limit: usize) -> Result<InboxEvents, InboxError> {
+        let lowest = keys::seq_key(kind::INBOX, tenant, 0);
         let end = keys::seq_key(kind::INBOX, tenant, u64::MAX);
-        self.tree
-            .range(start..end)
-            .take(limit)
-            .map(|r| {
-                let (k, v) = r?;
-                Ok((keys::seq_of(&k).unwrap_or(0), v.to_vec()))
+        // The chunk holding `from` starts at or before it.
+        let start = match self
+            .tree
+            .range(lowest..=keys::seq_key(kind::INBOX, tenant, from))
+            .next_back()
+        {
+            Some(r) => r?.0,
+            None => keys::seq_key(kind::INBOX, tenant, from).into(),
+        };
+        let mut out = InboxEvents::default();
+        for r in self.tree.range(start..sled::IVec::from(end)) {
+            if out.entries.len() >= limit {
+                break;
+            }
+            let (k, chunk) = r?;
+            let first = keys::seq_of(&k).unwrap_or(0);
+            let entries = chunk_entries(&chunk).ok_or(InboxError::Corrupt(first))?;
+            let c = out.chunks.len();
+            for (seq, range) in (first..).zip(entries) {
+                if seq >= from && out.entries.len() < limit {
+                    out.entries.push((seq, c, range));
+                }
+            }
+            out.chunks.push(chunk);
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn events(ids: std::ops::Range<u32>) -> Vec<Event> {
+        let text: String = ids
+            .map(|i| {
+                format!(
+                    "{{\"id\":\"e{i}\",\"time_ms\":{i},\"action\":\"a{i}\",\"actor\":\"U1\"}}\n"
+                )
+            })
+            .collect();
+        crate::ingest::parse(&text).events
+    }
+
+    fn actions(got: &InboxEvents) -> Vec<(u64, String)> {
+        got.iter()
+            .map(|(seq, bytes)| {
+                (
+                    seq,
+                    aer_wire::encoded_action(bytes).unwrap_or("?").to_owned(),
+                )
             })
             .collect()
+    }
+
+    #[test]
+    fn reads_any_range_across_chunks_and_skips_resent_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path()).unwrap();
+        let inbox = Inbox::new(db.clone(), db.open_tree("pipeline").unwrap(), 100).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let a = rt
+            .block_on(inbox.append("acme", &events(0..3), 0, 100))
+            .unwrap();
+        assert_eq!((a.accepted, a.first_seq, a.last_seq), (3, Some(0), Some(2)));
+        // Two resent, three new: one chunk of three from seq 3.
+        let b = rt
+            .block_on(inbox.append("acme", &events(1..6), 0, 100))
+            .unwrap();
+        assert_eq!((b.accepted, b.duplicates, b.first_seq), (3, 2, Some(3)));
+        let want = |r: std::ops::Range<u64>| -> Vec<(u64, String)> {
+            r.map(|s| (s, format!("a{s}"))).collect()
+        };
+        assert_eq!(actions(&inbox.read("acme", 0, 100).unwrap()), want(0..6));
+        assert_eq!(actions(&inbox.read("acme", 2, 2).unwrap()), want(2..4));
+        assert_eq!(actions(&inbox.read("acme", 4, 100).unwrap()), want(4..6));
+        assert!(inbox.read("acme", 6, 100).unwrap().is_empty());
+        assert!(inbox.read("other", 0, 100).unwrap().is_empty());
+        // A restarted inbox carries on after the last chunk.
+        drop(inbox);
+        let inbox = Inbox::new(db.clone(), db.open_tree("pipeline").unwrap(), 100).unwrap();
+        assert_eq!(inbox.next_seq("acme").unwrap(), 6);
+    }
+
+    #[test]
+    fn resent_ids_are_recognised_within_the_window_also_after_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path()).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let open = || Inbox::new(db.clone(), db.open_tree("pipeline").unwrap(), 3).unwrap();
+        let inbox = open();
+        let append = |inbox: &Inbox, ids| {
+            rt.block_on(inbox.append("acme", &events(ids), 0, 100))
+                .unwrap()
+        };
+        assert_eq!(append(&inbox, 0..5).accepted, 5);
+        // e2..e4 are the latest three: recognised; e1 has left the window.
+        let again = append(&inbox, 1..5);
+        assert_eq!((again.accepted, again.duplicates), (1, 3));
+        drop(inbox);
+        let inbox = open();
+        // The window after the restart: e3, e4, then the re-sent e1.
+        let again = append(&inbox, 1..5);
+        assert_eq!((again.accepted, again.duplicates), (1, 3), "{again:?}");
+        assert_eq!(inbox.next_seq("acme").unwrap(), 7);
+    }
+
+    #[test]
+    fn a_first_layout_inbox_is_rewritten_in_chunks() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path()).unwrap();
+        let tree = db.open_tree("pipeline").unwrap();
+        for (seq, e) in (0u64..).zip(events(0..3)) {
+            let mut buf = Vec::new();
+            aer_wire::encode_event(&e, &mut buf);
+            tree.insert(keys::seq_key(kind::INBOX, "acme", seq), buf)
+                .unwrap();
+        }
+        let inbox = Inbox::new(db.clone(), tree, 100).unwrap();
+        assert_eq!(inbox.next_seq("acme").unwrap(), 3);
+        assert_eq!(
+            actions(&inbox.read("acme", 1, 100).unwrap()),
+            vec![(1, "a1".to_owned()), (2, "a2".to_owned())]
+        );
+    }
+
+    #[test]
+    fn a_corrupt_chunk_is_an_error() {
+        assert!(chunk_entries(&[1, 0, 0, 0, 9, 0, 0, 0, 1]).is_none());
+        assert!(chunk_entries(&[0, 0, 0, 0, 7]).is_none());
+        assert_eq!(
+            chunk_entries(&[1, 0, 0, 0, 1, 0, 0, 0, 7]),
+            Some(vec![8..9])
+        );
     }
 }

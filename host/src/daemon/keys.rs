@@ -3,7 +3,7 @@
 //!
 //! `meta`: `t`+tenant → tenant record; `k`+token hash → tenant; `p`+tenant+plugin →
 //! plugin record; `P`+tenant → policy.
-//! `pipeline`: `i`+tenant+seq → encoded event; `d`+tenant+event id → seq;
+//! `pipeline`: `i`+tenant+seq → inbox chunk (the events of one request, from seq); `d`+tenant+event id → seq;
 //! `s`+(tenant, plugin scope)+key → plugin state; `c`+tenant+plugin → detector cursor;
 //! `f`+tenant+seq → finding; `x`+tenant+seq → decision; `D`, `O`, `E`+tenant → the
 //! decision stage's cursors and engine memory; `r`+tenant+seq → pending response;
@@ -43,6 +43,8 @@ pub mod kind {
     pub const ACTION: u8 = b'a';
     /// Bytes of plugin state (keys and values) a tenant keeps, for its quota.
     pub const STATE_BYTES: u8 = b'b';
+    /// The layout version of the pipeline tree (absent: the first layout).
+    pub const LAYOUT: u8 = b'V';
 }
 
 /// `kind` then each part length-prefixed.

@@ -560,7 +560,7 @@ impl Worker {
             .inbox
             .read(tenant, cursor, BATCH)
             .map_err(|e| DaemonError::record("inbox", e))?;
-        let Some(&(last_seq, _)) = events.last() else {
+        let Some(last_seq) = events.last_seq() else {
             return Ok(false);
         };
         let instance = match self.instance(tenant, p) {
@@ -571,7 +571,7 @@ impl Worker {
             }
         };
         let mut w = BatchWriter::new();
-        for (_, bytes) in &events {
+        for (_, bytes) in events.iter() {
             if aer_wire::encoded_action(bytes).is_some_and(|a| instance.wants(a)) {
                 w.push_encoded(bytes);
             }

@@ -102,6 +102,16 @@ pub fn encoded_action(encoded: &[u8]) -> Option<&str> {
     r.str().ok()
 }
 
+/// The id of one event encoded by [`encode_event`], read without decoding the rest.
+pub fn encoded_id(encoded: &[u8]) -> Option<&str> {
+    let mut r = Reader {
+        bytes: encoded,
+        pos: 4 + 8 + 1,
+        index: 0,
+    };
+    r.str().ok()
+}
+
 /// The event time of one event encoded by [`encode_event`].
 pub fn encoded_time_ms(encoded: &[u8]) -> Option<i64> {
     let b: [u8; 8] = encoded.get(4..12)?.try_into().ok()?;

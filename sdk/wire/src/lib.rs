@@ -13,6 +13,7 @@ mod codec;
 mod event;
 
 pub use codec::{
-    BatchWriter, DecodeError, MAGIC, decode_batch, encode_event, encoded_action, encoded_time_ms,
+    BatchWriter, DecodeError, MAGIC, decode_batch, encode_event, encoded_action, encoded_id,
+    encoded_time_ms,
 };
 pub use event::{Context, ContextRef, Entity, EntityRef, Event, EventRef, Location, LocationRef};
