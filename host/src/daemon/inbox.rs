@@ -504,7 +504,7 @@ mod tests {
         assert!(chunk_entries(&[0, 0, 0, 0, 7]).is_none());
         assert_eq!(
             chunk_entries(&[1, 0, 0, 0, 1, 0, 0, 0, 7]),
-            Some(vec![8..9])
+            Some(std::iter::once(8..9).collect())
         );
     }
 }
