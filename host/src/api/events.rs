@@ -65,13 +65,44 @@ pub(super) async fn ingest(
         .get(header::CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.eq_ignore_ascii_case("gzip"));
+    // Decoding, parsing and storing block: they run on a blocking thread, so a large
+    // request never holds up the runtime's threads (and other tenants' requests).
+    let store = daemon.clone();
+    let (ingested, errors) =
+        tokio::task::spawn_blocking(move || parse_and_store(&store, &t, gzip, &body))
+            .await
+            .map_err(ApiError::internal)??;
+    if ingested.accepted > 0 {
+        daemon.inbox.durable().await.map_err(ApiError::internal)?;
+    }
+    daemon.wake.notify();
+    Ok(Json(json!({
+        "accepted": ingested.accepted,
+        "duplicates": ingested.duplicates,
+        "first_seq": ingested.first_seq,
+        "last_seq": ingested.last_seq,
+        "rejected": errors.as_array().map_or(0, Vec::len),
+        "errors": errors,
+    })))
+}
+
+/// Decode and parse a request body and store its events (not yet durable): what was
+/// stored and the rejected lines.
+fn parse_and_store(
+    daemon: &Daemon,
+    t: &str,
+    gzip: bool,
+    body: &Bytes,
+) -> Result<(crate::daemon::inbox::Ingested, Value), ApiError> {
     let limit = daemon.config.http.max_body_bytes;
-    let bytes = if gzip {
-        decompress(&body, limit)?
+    let inflated;
+    let bytes: &[u8] = if gzip {
+        inflated = decompress(body, limit)?;
+        &inflated
     } else {
-        body.to_vec()
+        body
     };
-    let text = std::str::from_utf8(&bytes)
+    let text = std::str::from_utf8(bytes)
         .map_err(|e| ApiError::bad_request(format!("body is not UTF-8: {e}")))?;
     let mut parsed = crate::ingest::parse(text);
     // Slack returns entries newest first; the inbox keeps each request in event-time order.
@@ -90,31 +121,19 @@ pub(super) async fn ingest(
             ),
         ));
     }
-    let per_second = daemon.config.quota(&t).max_events_per_second;
-    if let Err(wait) = daemon.rates.take(&t, parsed.events.len(), per_second) {
+    let per_second = daemon.config.quota(t).max_events_per_second;
+    if let Err(wait) = daemon.rates.take(t, parsed.events.len(), per_second) {
         return Err(ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             format!("rate limit of {per_second} events per second; retry in {wait:.1} s"),
         ));
     }
     let bound = daemon.config.ingest.max_inbox_events;
-    let processed = daemon.processed_seq(&t).map_err(ApiError::internal)?;
-    match daemon
-        .inbox
-        .append(&t, &parsed.events, processed, bound)
-        .await
-    {
+    let processed = daemon.processed_seq(t).map_err(ApiError::internal)?;
+    match daemon.inbox.store(t, &parsed.events, processed, bound) {
         Ok(r) => {
-            daemon.metrics.ingested(&t, r.accepted);
-            daemon.wake.notify();
-            Ok(Json(json!({
-                "accepted": r.accepted,
-                "duplicates": r.duplicates,
-                "first_seq": r.first_seq,
-                "last_seq": r.last_seq,
-                "rejected": parsed.errors.len(),
-                "errors": errors,
-            })))
+            daemon.metrics.ingested(t, r.accepted);
+            Ok((r, errors))
         }
         Err(e @ InboxError::Full { .. }) => Err(ApiError::new(StatusCode::TOO_MANY_REQUESTS, e)),
         Err(e) => Err(ApiError::internal(e)),

@@ -171,12 +171,19 @@ impl ActionSink for DaemonActions {
 /// left after a crash between an effect and its `done` mark). Slack ignores it.
 pub const IDEMPOTENCY_HEADER: &str = "X-AER-Idempotency-Key";
 
+/// The process's HTTP client for effects: one, so connections to Slack and to webhook
+/// receivers are kept and reused between responses.
 fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(10)))
-        .build()
-        .into()
+    static AGENT: std::sync::OnceLock<ureq::Agent> = std::sync::OnceLock::new();
+    AGENT
+        .get_or_init(|| {
+            ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .timeout_global(Some(Duration::from_secs(10)))
+                .build()
+                .into()
+        })
+        .clone()
 }
 
 /// `admin.users.session.reset` for `user_id`.

@@ -4,10 +4,10 @@
 //! hashes and rebuilt from the stored events on start. Flushes are shared: every request waiting when a flush starts is
 //! acknowledged by it (group commit), so many requests cost one fsync.
 //!
-//! A request's accepted events are stored as one chunk (one sled value keyed by the
-//! sequence number of its first event: a count, then each encoded event with its
-//! length), so ingest writes one value per request rather than one per event, and a
-//! reader takes a few chunks for a whole batch.
+//! A request's accepted events are stored in chunks of up to 64 KiB (one sled value
+//! keyed by the sequence number of its first event: a count, then each encoded event
+//! with its length), written in one atomic batch, so ingest writes a value per hundred
+//! events or so rather than one per event, and a reader takes a few chunks for a batch.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::{BuildHasher, RandomState};
@@ -213,6 +213,10 @@ pub struct Inbox {
     window: usize,
 }
 
+/// Largest inbox chunk, in bytes (a request's events take as many chunks as they
+/// need): well below the size past which sled writes a value to a file of its own.
+const MAX_CHUNK_BYTES: usize = 64 * 1024;
+
 /// The inbox layout this version writes: 2, chunks of events (1 was one value per
 /// event).
 const LAYOUT: u8 = 2;
@@ -319,6 +323,28 @@ impl Inbox {
         processed: u64,
         bound: u64,
     ) -> Result<Ingested, InboxError> {
+        let out = self.store(tenant, events, processed, bound)?;
+        if out.accepted > 0 {
+            self.durable().await?;
+        }
+        Ok(out)
+    }
+
+    /// Wait until everything stored so far is on disk (a flush shared with every
+    /// request waiting when it starts).
+    pub async fn durable(&self) -> Result<(), InboxError> {
+        self.commit.wait().await
+    }
+
+    /// Store events, not yet durable (see [`Inbox::durable`]); blocking, so async
+    /// callers run it on a blocking thread. Arguments as for [`Inbox::append`].
+    pub fn store(
+        &self,
+        tenant: &str,
+        events: &[Event],
+        processed: u64,
+        bound: u64,
+    ) -> Result<Ingested, InboxError> {
         let mut out = Ingested::default();
         {
             let log = self.log(tenant)?;
@@ -330,6 +356,9 @@ impl Inbox {
             let mut seen = HashSet::new();
             let mut fresh = Vec::with_capacity(events.len());
             let mut chunk = vec![0u8; 4];
+            let mut chunk_first = None;
+            let mut chunk_len = 0u32;
+            let mut batch = sled::Batch::default();
             let mut buf = Vec::new();
             for e in events {
                 let h = self.ids.hash(&e.id);
@@ -341,25 +370,35 @@ impl Inbox {
                 let seq = log.next_seq + out.accepted as u64;
                 buf.clear();
                 aer_wire::encode_event(e, &mut buf);
+                if chunk.len() + buf.len() > MAX_CHUNK_BYTES && chunk_len > 0 {
+                    let first = chunk_first.take().unwrap_or(seq);
+                    chunk[..4].copy_from_slice(&chunk_len.to_le_bytes());
+                    batch.insert(
+                        keys::seq_key(kind::INBOX, tenant, first),
+                        std::mem::replace(&mut chunk, vec![0u8; 4]),
+                    );
+                    chunk_len = 0;
+                }
+                chunk_first.get_or_insert(seq);
+                chunk_len += 1;
                 chunk.extend_from_slice(&(buf.len() as u32).to_le_bytes());
                 chunk.extend_from_slice(&buf);
                 out.first_seq.get_or_insert(seq);
                 out.last_seq = Some(seq);
                 out.accepted += 1;
             }
-            if let Some(first) = out.first_seq {
-                chunk[..4].copy_from_slice(&(out.accepted as u32).to_le_bytes());
-                self.tree
-                    .insert(keys::seq_key(kind::INBOX, tenant, first), chunk)?;
+            if let Some(first) = chunk_first {
+                chunk[..4].copy_from_slice(&chunk_len.to_le_bytes());
+                batch.insert(keys::seq_key(kind::INBOX, tenant, first), chunk);
+            }
+            if out.accepted > 0 {
+                self.tree.apply_batch(batch)?;
                 // Only ids that are stored count as seen.
                 for h in fresh {
                     log.recent.push(h, self.window);
                 }
             }
             log.next_seq += out.accepted as u64;
-        }
-        if out.accepted > 0 {
-            self.commit.wait().await?;
         }
         Ok(out)
     }

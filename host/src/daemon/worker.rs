@@ -402,6 +402,11 @@ impl Worker {
             .daemon
             .plugins(tenant)
             .map_err(|e| DaemonError::record("plugins", e))?;
+        let responders: Vec<_> = plugins
+            .iter()
+            .filter(|p| p.kind == PluginKind::Responder && p.status == PluginStatus::Enabled)
+            .cloned()
+            .collect();
         for p in plugins
             .iter()
             .filter(|p| p.kind == PluginKind::Detector && p.status == PluginStatus::Enabled)
@@ -409,13 +414,19 @@ impl Worker {
             if self.backing_off(tenant, &p.name) {
                 continue;
             }
-            progressed |= self.step_detector(tenant, p)?;
+            match self.step_detector(tenant, p)? {
+                Some(0) => progressed = true,
+                // Findings are decided and responded to at once, not after the other
+                // detectors' batches: that is the detection-to-response latency.
+                Some(_) => {
+                    progressed = true;
+                    self.step_decisions(tenant)?;
+                    self.step_responses(tenant, &responders)?;
+                }
+                None => {}
+            }
         }
         progressed |= self.step_decisions(tenant)?;
-        let responders: Vec<_> = plugins
-            .into_iter()
-            .filter(|p| p.kind == PluginKind::Responder && p.status == PluginStatus::Enabled)
-            .collect();
         progressed |= self.step_responses(tenant, &responders)?;
         Ok(progressed)
     }
@@ -546,12 +557,13 @@ impl Worker {
         Ok(())
     }
 
-    /// One batch of one detector. Returns whether it made progress.
+    /// One batch of one detector: `None` when it made no progress, else the number of
+    /// findings it committed.
     fn step_detector(
         &mut self,
         tenant: &str,
         p: &super::plugins::PluginRecord,
-    ) -> Result<bool, DaemonError> {
+    ) -> Result<Option<usize>, DaemonError> {
         let tree = self.daemon.pipeline.clone();
         let cursor_key = keys::key(kind::CURSOR, &[tenant.as_bytes(), p.name.as_bytes()]);
         let cursor = get_u64(&tree, &cursor_key)?;
@@ -561,13 +573,13 @@ impl Worker {
             .read(tenant, cursor, BATCH)
             .map_err(|e| DaemonError::record("inbox", e))?;
         let Some(last_seq) = events.last_seq() else {
-            return Ok(false);
+            return Ok(None);
         };
         let instance = match self.instance(tenant, p) {
             Ok(i) => i,
             Err(message) => {
                 self.record_fault(tenant, &p.name, message)?;
-                return Ok(false);
+                return Ok(None);
             }
         };
         let mut w = BatchWriter::new();
@@ -577,6 +589,7 @@ impl Worker {
             }
         }
         let mut batch = sled::Batch::default();
+        let mut found = 0;
         if !w.is_empty() {
             let delivered = w.len();
             let started = Instant::now();
@@ -588,7 +601,7 @@ impl Worker {
                         .metrics
                         .fault(tenant, &p.name, &fault.kind.to_string());
                     self.record_fault(tenant, &p.name, fault.to_string())?;
-                    return Ok(false);
+                    return Ok(None);
                 }
             };
             let seconds = started.elapsed().as_secs_f64();
@@ -613,11 +626,12 @@ impl Worker {
             {
                 self.daemon.metrics.fault(tenant, &p.name, "quota");
                 self.record_fault(tenant, &p.name, message)?;
-                return Ok(false);
+                return Ok(None);
             }
             batch.insert(state_bytes_key(tenant), &size.to_be_bytes());
             let prefix = keys::key(kind::FINDING, &[tenant.as_bytes()]);
             let first = next_seq(&tree, &prefix)?;
+            found = out.value.len();
             for (seq, f) in (first..).zip(out.value) {
                 let stored = StoredFinding {
                     seq,
@@ -640,7 +654,7 @@ impl Worker {
         {
             m.consecutive = 0;
         }
-        Ok(true)
+        Ok(Some(found))
     }
 
     /// Decide new findings in order, observing the inbox up to each one's batch.
