@@ -257,7 +257,7 @@ fn migrate(tree: &sled::Tree) -> Result<(), sled::Error> {
 impl Inbox {
     /// The inbox in `tree`, flushing `db` for durability; resent events are recognised
     /// among each tenant's latest `window` events.
-    pub(crate) fn new(db: sled::Db, tree: sled::Tree, window: usize) -> Result<Self, sled::Error> {
+    pub fn new(db: sled::Db, tree: sled::Tree, window: usize) -> Result<Self, sled::Error> {
         migrate(&tree)?;
         Ok(Inbox {
             tree,
