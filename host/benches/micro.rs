@@ -57,7 +57,11 @@ fn parse_and_wire(c: &mut Criterion) {
     g.throughput(Throughput::Elements(slice.len() as u64));
     g.bench_function("encode a batch of 256", |b| b.iter(|| batch(slice)));
     g.bench_function("decode a batch of 256", |b| {
-        b.iter(|| aer_wire::decode_batch(std::hint::black_box(&encoded)).unwrap().len())
+        b.iter(|| {
+            aer_wire::decode_batch(std::hint::black_box(&encoded))
+                .unwrap()
+                .len()
+        })
     });
     g.finish();
 }
@@ -108,7 +112,10 @@ fn component(name: &str) -> Option<Vec<u8>> {
         .join(format!("{name}.wasm"));
     let bytes = std::fs::read(&path).ok();
     if bytes.is_none() {
-        eprintln!("{} is not built (./run.sh demo builds it): skipped", path.display());
+        eprintln!(
+            "{} is not built (./run.sh demo builds it): skipped",
+            path.display()
+        );
     }
     bytes
 }
