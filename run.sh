@@ -6,6 +6,8 @@
 #                   then the detection pack over two generated weeks of a 100-person organisation
 #                   (precision and recall against the labelled attacks), then the daemon with a
 #                   mock Slack API: detection -> decision -> session reset
+#   ./run.sh bench  build a release `aer` and the plugins it measures, then `aer bench` (extra
+#                   arguments go to it)
 #   ./run.sh test   the same as ./test.sh
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -57,11 +59,20 @@ case "${1:-demo}" in
         echo "== aer demo: the daemon, a mock Slack API, the sample streamed in over HTTP =="
         target/debug/aer demo --plugins "$plugins"
         ;;
+    bench)
+        ensure_wasm_target
+        shift
+        cargo build --release -p aer-host
+        cargo build --target wasm32-wasip2 --profile plugin --target-dir target/wasm-plugins \
+            -p excessive-downloads -p message-volume -p new-network-origin \
+            -p session-fingerprint -p slack-session-reset -p minimal-detector -p noop-detector
+        exec target/release/aer bench --plugins "$plugins" "$@"
+        ;;
     test)
         exec ./test.sh
         ;;
     *)
-        echo "usage: ./run.sh demo (tests: ./test.sh)" >&2
+        echo "usage: ./run.sh demo | ./run.sh bench [aer bench options] (tests: ./test.sh)" >&2
         exit 2
         ;;
 esac
