@@ -111,27 +111,35 @@ pub struct StoredDecision {
     pub decision: DecisionRecord,
 }
 
-/// Wakes the worker when there is new work.
+/// Wakes the workers when there is new work: a count of signals, so each worker
+/// knows whether anything arrived since it last looked, whatever the others did (a
+/// shared "woken" flag could be taken by a worker that then found the tenant busy,
+/// leaving the worker holding it asleep with work waiting).
 #[derive(Default)]
 pub struct Wake {
-    flag: Mutex<bool>,
+    signals: Mutex<u64>,
     cond: Condvar,
 }
 
 impl Wake {
     /// Signal new work.
     pub fn notify(&self) {
-        *self.flag.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        *self.signals.lock().unwrap_or_else(|e| e.into_inner()) += 1;
         self.cond.notify_all();
     }
 
-    fn wait(&self, timeout: Duration) {
-        let guard = self.flag.lock().unwrap_or_else(|e| e.into_inner());
-        let (mut guard, _) = self
+    /// Signals so far; pass it to [`Wake::wait`] after looking for work.
+    fn seen(&self) -> u64 {
+        *self.signals.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Wait until a signal after `seen`, or `timeout`.
+    fn wait(&self, seen: u64, timeout: Duration) {
+        let guard = self.signals.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = self
             .cond
-            .wait_timeout_while(guard, timeout, |woken| !*woken)
+            .wait_timeout_while(guard, timeout, |signals| *signals == seen)
             .unwrap_or_else(|e| e.into_inner());
-        *guard = false;
     }
 }
 
@@ -353,6 +361,7 @@ impl Worker {
 
     fn run(mut self, stop: &AtomicBool) {
         while !stop.load(Ordering::Relaxed) {
+            let seen = self.daemon.wake.seen();
             let mut progressed = false;
             match self.daemon.tenants() {
                 Ok(tenants) => {
@@ -391,7 +400,7 @@ impl Worker {
                 Err(e) => tracing::error!("cannot list tenants: {e}"),
             }
             if !progressed {
-                self.daemon.wake.wait(Duration::from_millis(100));
+                self.daemon.wake.wait(seen, Duration::from_millis(100));
             }
         }
     }
@@ -699,16 +708,15 @@ impl Worker {
                 if events.is_empty() {
                     break;
                 }
+                // One decoding for the events up to the finding's batch, read in place.
+                let mut w = BatchWriter::new();
                 for (seq, bytes) in events.iter().take_while(|(s, _)| *s <= f.event_seq) {
-                    let mut w = BatchWriter::new();
                     w.push_encoded(bytes);
-                    if let Some(e) = aer_wire::decode_batch(&w.finish())
-                        .ok()
-                        .and_then(|v| v.first().map(|e| e.to_owned_event()))
-                    {
-                        engine.observe(&e);
-                    }
                     observed = seq + 1;
+                }
+                let encoded = w.finish();
+                for e in aer_wire::decode_batch(&encoded).unwrap_or_default() {
+                    engine.observe_ref(&e);
                 }
             }
             let decision = engine.decide(&f.finding);

@@ -31,6 +31,17 @@ pub const RESET_ACTIONS: [&str; 3] = [
 ];
 const REMEMBERED_RESET_EVENTS: usize = 10_000;
 
+/// What the engine remembers of an event.
+struct Observed<'a> {
+    id: &'a str,
+    time_ms: i64,
+    action: &'a str,
+    actor_id: &'a str,
+    actor_email: &'a str,
+    target_id: Option<&'a str>,
+    account_type: &'a str,
+}
+
 /// Whether the tenant's decisions act or only record what they would do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -438,29 +449,51 @@ impl DecisionEngine {
     /// Learn from an event: session resets (for the loop guard, including the ones AER
     /// itself caused, which come back through the audit log) and external accounts.
     pub fn observe(&mut self, event: &Event) {
-        if RESET_ACTIONS.contains(&event.action.as_str()) {
-            let user = event
-                .target
-                .as_ref()
-                .map_or(event.actor.id.as_str(), |t| t.id.as_str());
+        self.observe_parts(Observed {
+            id: &event.id,
+            time_ms: event.time_ms,
+            action: &event.action,
+            actor_id: &event.actor.id,
+            actor_email: &event.actor.email,
+            target_id: event.target.as_ref().map(|t| t.id.as_str()),
+            account_type: event.detail("actor.account_type").unwrap_or(""),
+        });
+    }
+
+    /// [`DecisionEngine::observe`] for a borrowed event (as the daemon reads them from
+    /// its inbox, without copying).
+    pub fn observe_ref(&mut self, event: &aer_wire::EventRef<'_>) {
+        self.observe_parts(Observed {
+            id: event.id,
+            time_ms: event.time_ms,
+            action: event.action,
+            actor_id: event.actor.id,
+            actor_email: event.actor.email,
+            target_id: event.target.as_ref().map(|t| t.id),
+            account_type: event.detail("actor.account_type").unwrap_or(""),
+        });
+    }
+
+    fn observe_parts(&mut self, event: Observed<'_>) {
+        if RESET_ACTIONS.contains(&event.action) {
+            let user = event.target_id.unwrap_or(event.actor_id);
             let resets = self.state.resets.entry(user.to_owned()).or_default();
             // AER's own response was already counted when it was decided; an echo of
             // it (same user, within a minute) is not a second reset.
             if !resets.iter().any(|t| (event.time_ms - t).abs() < MINUTE_MS) {
                 resets.push_back(event.time_ms);
             }
-            self.state.reset_events.push_back(event.id.clone());
+            self.state.reset_events.push_back(event.id.to_owned());
             if self.state.reset_events.len() > REMEMBERED_RESET_EVENTS {
                 self.state.reset_events.pop_front();
             }
         }
-        let account_type = event.detail("actor.account_type").unwrap_or("");
         if matches!(
-            account_type,
+            event.account_type,
             "external" | "slack_connect" | "guest_external"
-        ) || self.outside_domains(&event.actor.email)
+        ) || self.outside_domains(event.actor_email)
         {
-            self.state.external.insert(event.actor.id.clone());
+            self.state.external.insert(event.actor_id.to_owned());
         }
     }
 
