@@ -146,6 +146,8 @@ pub struct Loopback {
     agent: ureq::Agent,
     runtime: tokio::runtime::Runtime,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
+    slack_stop: Option<tokio::sync::oneshot::Sender<()>>,
+    slack_thread: Option<std::thread::JoinHandle<std::io::Result<()>>>,
     server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     pipeline: Option<Pipeline>,
     data: PathBuf,
@@ -169,9 +171,7 @@ impl Loopback {
             .enable_all()
             .build()?;
         let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
-        let slack_listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
         let base = format!("http://{}", listener.local_addr()?);
-        let slack = format!("http://{}", slack_listener.local_addr()?);
         let resets: Resets = Arc::default();
         let hooks: Hooks = Arc::default();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -192,9 +192,28 @@ impl Loopback {
                     .await
             })
         };
-        runtime.spawn(
-            axum::serve(slack_listener, mock_slack(resets.clone(), hooks.clone())).into_future(),
-        );
+        // The mock Slack API stands for another machine: its own thread and runtime, so
+        // when it answers (and what it records) does not wait on the daemon's threads.
+        let slack_listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        slack_listener.set_nonblocking(true)?;
+        let slack = format!("http://{}", slack_listener.local_addr()?);
+        let app = mock_slack(resets.clone(), hooks.clone());
+        let (slack_stop, slack_stopped) = tokio::sync::oneshot::channel::<()>();
+        let slack_thread = std::thread::Builder::new()
+            .name("mock-slack".into())
+            .spawn(move || -> std::io::Result<()> {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?;
+                rt.block_on(async move {
+                    let listener = tokio::net::TcpListener::from_std(slack_listener)?;
+                    axum::serve(listener, app)
+                        .with_graceful_shutdown(async {
+                            let _ = slack_stopped.await;
+                        })
+                        .await
+                })
+            })?;
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .build()
@@ -209,6 +228,8 @@ impl Loopback {
             agent,
             runtime,
             stop: Some(stop),
+            slack_stop: Some(slack_stop),
+            slack_thread: Some(slack_thread),
             server: Some(server),
             pipeline: None,
             data,
@@ -270,6 +291,12 @@ impl Loopback {
             None => Ok(Ok(())),
         };
         self.pipeline.take();
+        if let Some(stop) = self.slack_stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.slack_thread.take() {
+            let _ = t.join();
+        }
         let flushed = self.daemon.flush();
         let _ = std::fs::remove_dir_all(&self.data);
         result??;

@@ -292,13 +292,14 @@ pub fn measure_latency(
     let ack = |p| quantile(&acks, p).unwrap_or(f64::NAN);
     push(Figure {
         name: format!(
-            "daemon: event-to-response p99 over HTTP at half load (ms; {} probes, {lost} unanswered; p50 {:.2}, p999 {:.2}, max {:.2}; durable ingest ack p50 {:.2}, p99 {:.2}; load {:.0} events/s of max {:.0}; this process, clients included, kept {:.2} cores busy)",
+            "daemon: event-to-response p99 over HTTP at half load (ms; {} probes, {lost} unanswered; p50 {:.2}, p999 {:.2}, max {:.2}; durable ingest ack p50 {:.2}, p99 {:.2}, max {:.2}; load {:.0} events/s of max {:.0}; this process, clients included, kept {:.2} cores busy)",
             sent_at.len(),
             q(0.5),
             q(0.999),
             q(1.0),
             ack(0.5),
             ack(0.99),
+            ack(1.0),
             achieved,
             max_rate,
             cores_busy
