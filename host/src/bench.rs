@@ -307,7 +307,7 @@ pub fn run(setup: &BenchSetup, mut progress: impl FnMut(&Figure)) -> anyhow::Res
     push(
         Figure {
             name: format!(
-                "pipeline: parse + sled inbox + {} detectors + decisions + dry-run response, 2 ingest threads and the pipeline's (events/s)",
+                "pipeline: parse, sled inbox, {} detectors, decisions, dry-run response (events/s)",
                 setup.pipeline_detectors.len()
             ),
             value: format!("{:.0}", p.events_per_second),
