@@ -137,6 +137,10 @@ impl AerEngine {
             .max_wasm_stack(limits.stack_bytes)
             .concurrency_support(false)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        // `AER_PERF_MAP=1`: write /tmp/perf-PID.map so `perf` names plugin functions.
+        if std::env::var_os("AER_PERF_MAP").is_some_and(|v| v == "1") {
+            cfg.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         let engine = Engine::new(&cfg).map_err(|e| EngineError(format!("{e:#}")))?;
 
         let mut detector_linker = Linker::new(&engine);

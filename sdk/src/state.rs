@@ -183,6 +183,49 @@ struct WindowData {
     b: Vec<(i64, u64)>,
 }
 
+/// First byte of a window's binary encoding: then each bucket as its start (i64) and
+/// count (u64), little-endian. Windows stored as JSON by earlier SDK versions (which
+/// start with `{`) are still read.
+const WINDOW_BINARY: u8 = 1;
+
+impl WindowData {
+    fn decode(key: &str, bytes: &[u8]) -> Result<WindowData> {
+        match bytes.split_first() {
+            Some((&WINDOW_BINARY, rest)) if rest.len() % 16 == 0 => Ok(WindowData {
+                b: rest
+                    .chunks_exact(16)
+                    .map(|c| {
+                        let (start, n) = c.split_at(8);
+                        (
+                            i64::from_le_bytes(start.try_into().unwrap_or_default()),
+                            u64::from_le_bytes(n.try_into().unwrap_or_default()),
+                        )
+                    })
+                    .collect(),
+            }),
+            _ => serde_json::from_slice(bytes)
+                .map_err(|e| Error::msg(format!("state key {key:?}: {e}"))),
+        }
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(1 + 16 * self.b.len());
+        out.push(WINDOW_BINARY);
+        for (start, n) in &self.b {
+            out.extend_from_slice(&start.to_le_bytes());
+            out.extend_from_slice(&n.to_le_bytes());
+        }
+        out
+    }
+
+    fn load(state: &mut State<'_>, key: &str) -> Result<WindowData> {
+        match state.get_bytes(key) {
+            Some(bytes) => WindowData::decode(key, bytes),
+            None => Ok(WindowData::default()),
+        }
+    }
+}
+
 impl Window {
     /// A window `width_ms` wide counted in buckets of `bucket_ms` (both at least 1).
     pub fn new(width_ms: i64, bucket_ms: i64) -> Self {
@@ -218,7 +261,7 @@ impl Window {
 
     /// Count `n` at `time_ms` and return the window's count ending at `time_ms`.
     pub fn add(&self, state: &mut State<'_>, key: &str, time_ms: i64, n: u64) -> Result<u64> {
-        let mut data: WindowData = state.get(key)?.unwrap_or_default();
+        let mut data = WindowData::load(state, key)?;
         let bucket = self.bucket(time_ms);
         match data.b.binary_search_by_key(&bucket, |(s, _)| *s) {
             Ok(i) => data.b[i].1 = data.b[i].1.saturating_add(n),
@@ -227,13 +270,13 @@ impl Window {
         let newest = data.b.last().map_or(bucket, |(s, _)| *s);
         data.b.retain(|(s, _)| *s > newest - self.width_ms);
         let total = self.total(&data, time_ms);
-        state.set(key, &data)?;
+        state.set_bytes(key, data.encode());
         Ok(total)
     }
 
     /// The window's count ending at `time_ms`, without adding.
     pub fn count(&self, state: &mut State<'_>, key: &str, time_ms: i64) -> Result<u64> {
-        let data: WindowData = state.get(key)?.unwrap_or_default();
+        let data = WindowData::load(state, key)?;
         Ok(self.total(&data, time_ms))
     }
 }
@@ -391,6 +434,21 @@ mod tests {
         // At 10_000 the bucket starting at 0 has left the window.
         assert_eq!(w.add(&mut s, "k", 10_000, 1).unwrap(), 3);
         assert_eq!(w.count(&mut s, "k", 30_000).unwrap(), 0);
+    }
+
+    #[test]
+    fn window_reads_the_json_earlier_versions_stored() {
+        let host = MemoryHost::default();
+        let mut s = State::new(&host);
+        let w = Window::new(10_000, 1_000);
+        s.set_bytes("k", br#"{"b":[[0,2],[5000,3]]}"#.to_vec());
+        assert_eq!(w.count(&mut s, "k", 9_000).unwrap(), 5);
+        // The next write stores it in the binary form, which reads back the same.
+        assert_eq!(w.add(&mut s, "k", 9_500, 1).unwrap(), 6);
+        assert_eq!(s.get_bytes("k").unwrap()[0], WINDOW_BINARY);
+        assert_eq!(w.count(&mut s, "k", 9_999).unwrap(), 6);
+        s.set_bytes("bad", b"{not json".to_vec());
+        assert!(w.count(&mut s, "bad", 0).is_err());
     }
 
     #[test]
