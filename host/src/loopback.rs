@@ -114,6 +114,16 @@ impl Api {
         Ok(rec)
     }
 
+    /// Replace the tenant's decision policy.
+    pub fn put_policy(&self, policy: &Value) -> anyhow::Result<Value> {
+        self.call(
+            "PUT",
+            "/v1/policy",
+            "application/json",
+            policy.to_string().into_bytes(),
+        )
+    }
+
     /// Send NDJSON lines as one ingest request; returns the acknowledgement.
     pub fn ingest(&self, lines: &[String]) -> anyhow::Result<Value> {
         let mut body = String::with_capacity(lines.iter().map(|l| l.len() + 1).sum());

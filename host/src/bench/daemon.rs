@@ -152,12 +152,7 @@ fn latency_tenant(
             "slack_token": "xoxp-bench-token",
         }
     });
-    api.call(
-        "PUT",
-        "/v1/policy",
-        "application/json",
-        policy.to_string().into_bytes(),
-    )?;
+    api.put_policy(&policy)?;
     Ok((api, plugins))
 }
 

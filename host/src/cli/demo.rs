@@ -70,12 +70,7 @@ impl DemoCommand {
                 "webhooks": {"security": format!("{slack}/hooks/security")}
             }
         });
-        api.call(
-            "PUT",
-            "/v1/policy",
-            "application/json",
-            policy.to_string().into_bytes(),
-        )?;
+        api.put_policy(&policy)?;
         writeln!(
             io.out,
             "policy: enforce; W04DAVE allowlisted; acme.example is internal; resets go to the mock Slack API"
