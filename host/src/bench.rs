@@ -37,6 +37,16 @@ pub struct Figure {
 }
 
 impl Figure {
+    /// A figure measured for the record, with no goal.
+    fn info(name: impl Into<String>, value: impl Into<String>) -> Figure {
+        Figure {
+            name: name.into(),
+            value: value.into(),
+            goal: String::new(),
+            pass: None,
+        }
+    }
+
     fn ratio(name: impl Into<String>, value: f64, goal: Option<(&str, f64)>) -> Figure {
         let (goal_text, pass) = match goal {
             Some((">=", g)) => (format!(">= {g:.2}"), Some(value >= g)),
@@ -245,12 +255,10 @@ pub fn run(setup: &BenchSetup, mut progress: impl FnMut(&Figure)) -> anyhow::Res
         ("native batch decoding", decode),
     ] {
         push(
-            Figure {
-                name: format!("{what}, per event (us)"),
-                value: format!("{:.3}", cost * 1e6),
-                goal: String::new(),
-                pass: None,
-            },
+            Figure::info(
+                format!("{what}, per event (us)"),
+                format!("{:.3}", cost * 1e6),
+            ),
             &mut figures,
         );
     }
@@ -325,12 +333,10 @@ pub fn run(setup: &BenchSetup, mut progress: impl FnMut(&Figure)) -> anyhow::Res
         ),
     ] {
         push(
-            Figure {
-                name: format!("pipeline stage time per event (us): {stage}"),
-                value: format!("{:.2}", cost * 1e6),
-                goal: String::new(),
-                pass: None,
-            },
+            Figure::info(
+                format!("pipeline stage time per event (us): {stage}"),
+                format!("{:.2}", cost * 1e6),
+            ),
             &mut figures,
         );
     }

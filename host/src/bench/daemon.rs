@@ -285,14 +285,8 @@ pub fn measure_latency(
     let q = |p| quantile(&latencies, p).unwrap_or(f64::NAN);
     acks.sort_by(f64::total_cmp);
     let ack = |p| quantile(&acks, p).unwrap_or(f64::NAN);
-    let info = |name: String, value: String| Figure {
-        name,
-        value,
-        goal: String::new(),
-        pass: None,
-    };
-    push(info(
-        "daemon: load, half of the maximum (events/s)".into(),
+    push(Figure::info(
+        "daemon: load, half of the maximum (events/s)",
         format!("{achieved:.0} of {max_rate:.0}"),
     ));
     push(Figure {
@@ -304,16 +298,16 @@ pub fn measure_latency(
         goal: "<= 10".into(),
         pass: Some(q(0.99) <= 10.0 && lost == 0),
     });
-    push(info(
-        "daemon: event-to-response p50 / p999 / max (ms)".into(),
+    push(Figure::info(
+        "daemon: event-to-response p50 / p999 / max (ms)",
         format!("{:.2} / {:.2} / {:.2}", q(0.5), q(0.999), q(1.0)),
     ));
-    push(info(
-        "daemon: durable ingest ack p50 / p99 / max (ms)".into(),
+    push(Figure::info(
+        "daemon: durable ingest ack p50 / p99 / max (ms)",
         format!("{:.2} / {:.2} / {:.2}", ack(0.5), ack(0.99), ack(1.0)),
     ));
-    push(info(
-        "daemon: cores busy at half load (this process, clients included)".into(),
+    push(Figure::info(
+        "daemon: cores busy at half load (this process, clients included)",
         format!("{cores_busy:.2}"),
     ));
     Ok(())
