@@ -318,6 +318,22 @@ fn cached<'c, T>(
     Ok(&mut entry.value)
 }
 
+/// What an instance of `tenant`'s plugin `p` is built with: its configuration, the
+/// daemon's state store and `actions`.
+fn instance_spec(
+    daemon: &Daemon,
+    tenant: &str,
+    p: &super::plugins::PluginRecord,
+    actions: Arc<dyn crate::host_api::ActionSink>,
+) -> InstanceSpec {
+    InstanceSpec {
+        tenant: tenant.to_owned(),
+        config: p.config.clone(),
+        state: Arc::new(daemon.state_store()),
+        actions,
+    }
+}
+
 struct Worker {
     daemon: Arc<Daemon>,
     /// Instances this worker may keep (its share of `max_instances`).
@@ -457,12 +473,7 @@ impl Worker {
                 DetectorInstance::new(
                     &daemon.engine,
                     loaded,
-                    InstanceSpec {
-                        tenant: tenant.to_owned(),
-                        config: p.config.clone(),
-                        state: Arc::new(daemon.state_store()),
-                        actions: Arc::new(DryRunActions::default()),
-                    },
+                    instance_spec(&daemon, tenant, p, Arc::new(DryRunActions::default())),
                 )
             },
         )
@@ -764,12 +775,7 @@ impl Worker {
                 let instance = ResponderInstance::new(
                     &daemon.engine,
                     loaded,
-                    InstanceSpec {
-                        tenant: tenant.to_owned(),
-                        config: p.config.clone(),
-                        state: Arc::new(daemon.state_store()),
-                        actions: sink.clone(),
-                    },
+                    instance_spec(&daemon, tenant, p, sink.clone()),
                 )?;
                 Ok((instance, sink))
             },
