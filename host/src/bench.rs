@@ -62,8 +62,25 @@ impl Figure {
     }
 }
 
+/// The groups of figures, each runnable on its own (`aer bench --only`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Section {
+    /// Wasm against native, the no-op detector, epoch interruption, sled state.
+    Detector,
+    /// Instantiation time and idle instance memory.
+    Instances,
+    /// The whole local pipeline's throughput.
+    Pipeline,
+    /// Event-to-response latency through the daemon at half load.
+    Latency,
+    /// 100 tenants against one, through the daemon.
+    Tenants,
+}
+
 /// What the benchmark needs: the components and how hard to try.
 pub struct BenchSetup {
+    /// The sections to run (empty: all).
+    pub only: Vec<Section>,
     /// `excessive-downloads` as a component.
     pub excessive_downloads: Vec<u8>,
     /// A detector that is handed every event and does nothing with it (the
@@ -170,6 +187,7 @@ pub fn run(setup: &BenchSetup, mut progress: impl FnMut(&Figure)) -> anyhow::Res
         progress(&f);
         figures.push(f);
     };
+    let runs = |section: Section| setup.only.is_empty() || setup.only.contains(&section);
     let events = download_events(setup.events);
     let engine_on = engine(true)?;
     let engine_off = engine(false)?;
@@ -179,169 +197,173 @@ pub fn run(setup: &BenchSetup, mut progress: impl FnMut(&Figure)) -> anyhow::Res
     let noop = load(&engine_on, &setup.noop)?;
     let memory = || -> Arc<dyn StateStore> { Arc::new(MemoryStore::default()) };
 
-    // 1. Wasm / native throughput by batch size, interleaved.
-    let mut native_256 = 0.0;
-    for batch in [1usize, 16, 64, 256, 1024] {
-        let n = if batch == 1 {
-            events.len() / 4
-        } else {
-            events.len()
-        };
-        let slice = &events[..n];
-        let (mut native, mut wasm) = (f64::INFINITY, f64::INFINITY);
-        for _ in 0..setup.rounds.max(1) {
-            native = native.min(native_run(slice, batch));
-            wasm = wasm.min(wasm_run(&engine_on, &ed_on, memory(), slice, batch));
+    if runs(Section::Detector) {
+        // 1. Wasm / native throughput by batch size, interleaved.
+        let mut native_256 = 0.0;
+        for batch in [1usize, 16, 64, 256, 1024] {
+            let n = if batch == 1 {
+                events.len() / 4
+            } else {
+                events.len()
+            };
+            let slice = &events[..n];
+            let (mut native, mut wasm) = (f64::INFINITY, f64::INFINITY);
+            for _ in 0..setup.rounds.max(1) {
+                native = native.min(native_run(slice, batch));
+                wasm = wasm.min(wasm_run(&engine_on, &ed_on, memory(), slice, batch));
+            }
+            if batch == 256 {
+                native_256 = native;
+            }
+            let goal = (batch >= 64).then_some((">=", 0.80));
+            push(
+                Figure::ratio(
+                    format!(
+                        "wasm / native throughput, batch {batch} (native {:.2} us/event, wasm {:.2})",
+                        native * 1e6,
+                        wasm * 1e6
+                    ),
+                    native / wasm,
+                    goal,
+                ),
+                &mut figures,
+            );
         }
-        if batch == 256 {
-            native_256 = native;
-        }
-        let goal = (batch >= 64).then_some((">=", 0.80));
+
+        // 2. A no-op Wasm detector's cost per event / the native detector's.
+        let noop_cost = best(setup.rounds, || {
+            wasm_run(&engine_on, &noop, memory(), &events, 256)
+        });
         push(
             Figure::ratio(
                 format!(
-                    "wasm / native throughput, batch {batch} (native {:.2} us/event, wasm {:.2})",
-                    native * 1e6,
-                    wasm * 1e6
+                    "no-op wasm / native full detector, per event, batch 256 ({:.3} us vs {:.3} us)",
+                    noop_cost * 1e6,
+                    native_256 * 1e6
                 ),
-                native / wasm,
-                goal,
+                noop_cost / native_256,
+                Some(("<=", 0.25)),
             ),
             &mut figures,
         );
-    }
 
-    // 2. A no-op Wasm detector's cost per event / the native detector's.
-    let noop_cost = best(setup.rounds, || {
-        wasm_run(&engine_on, &noop, memory(), &events, 256)
-    });
-    push(
-        Figure::ratio(
-            format!(
-                "no-op wasm / native full detector, per event, batch 256 ({:.3} us vs {:.3} us)",
-                noop_cost * 1e6,
-                native_256 * 1e6
-            ),
-            noop_cost / native_256,
-            Some(("<=", 0.25)),
-        ),
-        &mut figures,
-    );
-
-    // Where a no-op call's time goes: encoding the batch in the host, decoding it
-    // (natively here; the guest does the same in Wasm).
-    let (mut encode, mut decode) = (f64::INFINITY, f64::INFINITY);
-    for _ in 0..setup.rounds.max(1) {
-        let started = Instant::now();
-        let batches: Vec<Vec<u8>> = events
-            .chunks(256)
-            .map(|chunk| {
-                let mut w = BatchWriter::new();
-                for e in chunk {
-                    w.push(e);
-                }
-                w.finish()
-            })
-            .collect();
-        encode = encode.min(started.elapsed().as_secs_f64() / events.len() as f64);
-        let started = Instant::now();
-        for b in &batches {
-            std::hint::black_box(aer_wire::decode_batch(b).map(|e| e.len()).unwrap_or(0));
+        // Where a no-op call's time goes: encoding the batch in the host, decoding it
+        // (natively here; the guest does the same in Wasm).
+        let (mut encode, mut decode) = (f64::INFINITY, f64::INFINITY);
+        for _ in 0..setup.rounds.max(1) {
+            let started = Instant::now();
+            let batches: Vec<Vec<u8>> = events
+                .chunks(256)
+                .map(|chunk| {
+                    let mut w = BatchWriter::new();
+                    for e in chunk {
+                        w.push(e);
+                    }
+                    w.finish()
+                })
+                .collect();
+            encode = encode.min(started.elapsed().as_secs_f64() / events.len() as f64);
+            let started = Instant::now();
+            for b in &batches {
+                std::hint::black_box(aer_wire::decode_batch(b).map(|e| e.len()).unwrap_or(0));
+            }
+            decode = decode.min(started.elapsed().as_secs_f64() / events.len() as f64);
         }
-        decode = decode.min(started.elapsed().as_secs_f64() / events.len() as f64);
-    }
-    for (what, cost) in [
-        ("host batch encoding", encode),
-        ("native batch decoding", decode),
-    ] {
+        for (what, cost) in [
+            ("host batch encoding", encode),
+            ("native batch decoding", decode),
+        ] {
+            push(
+                Figure::info(
+                    format!("{what}, per event (us)"),
+                    format!("{:.3}", cost * 1e6),
+                ),
+                &mut figures,
+            );
+        }
+
+        // 3. Epoch interruption on / off.
+        let (mut on, mut off) = (f64::INFINITY, f64::INFINITY);
+        for _ in 0..setup.rounds.max(1) {
+            on = on.min(wasm_run(&engine_on, &ed_on, memory(), &events, 256));
+            off = off.min(wasm_run(&engine_off, &ed_off, memory(), &events, 256));
+        }
         push(
-            Figure::info(
-                format!("{what}, per event (us)"),
-                format!("{:.3}", cost * 1e6),
+            Figure::ratio(
+                "throughput with epoch interruption / without, batch 256",
+                off / on,
+                Some((">=", 0.92)),
+            ),
+            &mut figures,
+        );
+
+        // 4. sled-backed state / in-memory state, each round starting empty (state left
+        //    by an earlier round would change what the detector computes).
+        let (mut mem, mut sled) = (f64::INFINITY, f64::INFINITY);
+        for _ in 0..setup.rounds.max(1) {
+            mem = mem.min(wasm_run(&engine_on, &ed_on, memory(), &events, 256));
+            let dir = tempfile::tempdir()?;
+            let sled_store: Arc<dyn StateStore> = Arc::new(SledStore::open(dir.path())?);
+            sled = sled.min(wasm_run(&engine_on, &ed_on, sled_store, &events, 256));
+        }
+        push(
+            Figure::ratio(
+                "throughput with sled state / in-memory state, batch 256",
+                mem / sled,
+                Some((">=", 0.75)),
             ),
             &mut figures,
         );
     }
-
-    // 3. Epoch interruption on / off.
-    let (mut on, mut off) = (f64::INFINITY, f64::INFINITY);
-    for _ in 0..setup.rounds.max(1) {
-        on = on.min(wasm_run(&engine_on, &ed_on, memory(), &events, 256));
-        off = off.min(wasm_run(&engine_off, &ed_off, memory(), &events, 256));
-    }
-    push(
-        Figure::ratio(
-            "throughput with epoch interruption / without, batch 256",
-            off / on,
-            Some((">=", 0.92)),
-        ),
-        &mut figures,
-    );
-
-    // 4. sled-backed state / in-memory state.
-    let dir = tempfile::tempdir()?;
-    let sled_store: Arc<dyn StateStore> = Arc::new(SledStore::open(dir.path())?);
-    let (mut mem, mut sled) = (f64::INFINITY, f64::INFINITY);
-    for _ in 0..setup.rounds.max(1) {
-        mem = mem.min(wasm_run(&engine_on, &ed_on, memory(), &events, 256));
-        sled = sled.min(wasm_run(
-            &engine_on,
-            &ed_on,
-            sled_store.clone(),
-            &events,
-            256,
-        ));
-    }
-    push(
-        Figure::ratio(
-            "throughput with sled state / in-memory state, batch 256",
-            mem / sled,
-            Some((">=", 0.75)),
-        ),
-        &mut figures,
-    );
 
     // 7. Instances: instantiation time, idle memory.
-    instances::measure(
-        &setup.excessive_downloads,
-        &events,
-        setup.rounds,
-        &mut |f| push(f, &mut figures),
-    )?;
+    if runs(Section::Instances) {
+        instances::measure(
+            &setup.excessive_downloads,
+            &events,
+            setup.rounds,
+            &mut |f| push(f, &mut figures),
+        )?;
+    }
 
     // 5. The whole local pipeline: parse, a durable inbox, the detectors, decisions,
     //    dry-run responses.
-    let p = best_throughput(setup, &engine_on)?;
-    push(
-        Figure {
-            name: format!(
-                "pipeline: parse, sled inbox, {} detectors, decisions, dry-run response (events/s)",
-                setup.pipeline_detectors.len()
-            ),
-            value: format!("{:.0}", p.events_per_second),
-            goal: ">= 300000".into(),
-            pass: Some(p.events_per_second >= 300_000.0),
-        },
-        &mut figures,
-    );
-    for (stage, cost) in [
-        ("parse", p.parse),
-        ("sled inbox, until durable", p.inbox),
-        (
-            "inbox read, detectors, decisions, dry-run response",
-            p.replay,
-        ),
-    ] {
+    if runs(Section::Pipeline) {
+        let p = best_throughput(setup, &engine_on)?;
         push(
-            Figure::info(
-                format!("pipeline stage time per event (us): {stage}"),
-                format!("{:.2}", cost * 1e6),
-            ),
+            Figure {
+                name: format!(
+                    "pipeline: parse, sled inbox, {} detectors, decisions, dry-run response (events/s)",
+                    setup.pipeline_detectors.len()
+                ),
+                value: format!("{:.0}", p.events_per_second),
+                goal: ">= 300000".into(),
+                pass: Some(p.events_per_second >= 300_000.0),
+            },
             &mut figures,
         );
+        for (stage, cost) in [
+            ("parse", p.parse),
+            ("sled inbox, until durable", p.inbox),
+            (
+                "inbox read, detectors, decisions, dry-run response",
+                p.replay,
+            ),
+        ] {
+            push(
+                Figure::info(
+                    format!("pipeline stage time per event (us): {stage}"),
+                    format!("{:.2}", cost * 1e6),
+                ),
+                &mut figures,
+            );
+        }
     }
 
     // 6 and 7. The daemon over HTTP: latency at half load; 100 tenants against one.
+    if !runs(Section::Latency) && !runs(Section::Tenants) {
+        return Ok(figures);
+    }
     let daemon_setup = daemon::DaemonSetup {
         detectors: &setup.pipeline_detectors,
         probe: &setup.probe,
@@ -360,19 +382,23 @@ pub fn run(setup: &BenchSetup, mut progress: impl FnMut(&Figure)) -> anyhow::Res
     .iter()
     .map(to_json)
     .collect();
-    daemon::measure_latency(
-        &daemon_setup,
-        &lines,
-        setup.events.min(60_000),
-        setup.latency_seconds,
-        &mut |f| push(f, &mut figures),
-    )?;
-    daemon::measure_tenants(
-        &daemon_setup,
-        &lines[..setup.events.min(lines.len())],
-        setup.rounds,
-        &mut |f| push(f, &mut figures),
-    )?;
+    if runs(Section::Latency) {
+        daemon::measure_latency(
+            &daemon_setup,
+            &lines,
+            setup.events.min(60_000),
+            setup.latency_seconds,
+            &mut |f| push(f, &mut figures),
+        )?;
+    }
+    if runs(Section::Tenants) {
+        daemon::measure_tenants(
+            &daemon_setup,
+            &lines[..setup.events.min(lines.len())],
+            setup.rounds,
+            &mut |f| push(f, &mut figures),
+        )?;
+    }
     Ok(figures)
 }
 

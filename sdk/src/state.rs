@@ -183,14 +183,34 @@ struct WindowData {
     b: Vec<(i64, u64)>,
 }
 
-/// First byte of a window's binary encoding: then each bucket as its start (i64) and
-/// count (u64), little-endian. Windows stored as JSON by earlier SDK versions (which
-/// start with `{`) are still read.
+/// First byte of a window's fixed-width binary encoding (earlier SDK versions): then
+/// each bucket as its start (i64) and count (u64), little-endian.
 const WINDOW_BINARY: u8 = 1;
+
+/// First byte of a window's compact encoding: then each bucket as varints (see
+/// [`aer_wire::varint`]): its start's distance from the previous bucket's (from 0 for
+/// the oldest) and its count. Windows stored as JSON (starting with `{`) or in the
+/// fixed-width layout by earlier SDK versions are still read.
+const WINDOW_COMPACT: u8 = 2;
 
 impl WindowData {
     fn decode(key: &str, bytes: &[u8]) -> Result<WindowData> {
+        let corrupt = || Error::msg(format!("state key {key:?}: corrupt window"));
         match bytes.split_first() {
+            Some((&WINDOW_COMPACT, rest)) => {
+                let mut r = aer_wire::varint::Reader::new(rest);
+                let mut b = Vec::with_capacity(rest.len() / 4);
+                let mut prev = 0i64;
+                while !r.is_empty() {
+                    let start = r
+                        .get::<i64>()
+                        .and_then(|d| prev.checked_add(d))
+                        .ok_or_else(corrupt)?;
+                    b.push((start, r.get::<u64>().ok_or_else(corrupt)?));
+                    prev = start;
+                }
+                Ok(WindowData { b })
+            }
             Some((&WINDOW_BINARY, rest)) if rest.len() % 16 == 0 => Ok(WindowData {
                 b: rest
                     .chunks_exact(16)
@@ -209,11 +229,13 @@ impl WindowData {
     }
 
     fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(1 + 16 * self.b.len());
-        out.push(WINDOW_BINARY);
+        let mut out = Vec::with_capacity(1 + 5 * self.b.len());
+        out.push(WINDOW_COMPACT);
+        let mut prev = 0i64;
         for (start, n) in &self.b {
-            out.extend_from_slice(&start.to_le_bytes());
-            out.extend_from_slice(&n.to_le_bytes());
+            aer_wire::varint::put(&mut out, start.wrapping_sub(prev));
+            aer_wire::varint::put(&mut out, *n);
+            prev = *start;
         }
         out
     }
@@ -437,18 +459,29 @@ mod tests {
     }
 
     #[test]
-    fn window_reads_the_json_earlier_versions_stored() {
+    fn window_reads_what_earlier_versions_stored() {
         let host = MemoryHost::default();
         let mut s = State::new(&host);
         let w = Window::new(10_000, 1_000);
-        s.set_bytes("k", br#"{"b":[[0,2],[5000,3]]}"#.to_vec());
-        assert_eq!(w.count(&mut s, "k", 9_000).unwrap(), 5);
-        // The next write stores it in the binary form, which reads back the same.
-        assert_eq!(w.add(&mut s, "k", 9_500, 1).unwrap(), 6);
-        assert_eq!(s.get_bytes("k").unwrap()[0], WINDOW_BINARY);
-        assert_eq!(w.count(&mut s, "k", 9_999).unwrap(), 6);
+        let mut fixed = vec![WINDOW_BINARY];
+        for (start, n) in [(0i64, 2u64), (5_000, 3)] {
+            fixed.extend_from_slice(&start.to_le_bytes());
+            fixed.extend_from_slice(&n.to_le_bytes());
+        }
+        for (key, old) in [("json", br#"{"b":[[0,2],[5000,3]]}"#.to_vec()), ("fixed", fixed)] {
+            s.set_bytes(key, old);
+            assert_eq!(w.count(&mut s, key, 9_000).unwrap(), 5, "{key}");
+            // The next write stores it compactly, which reads back the same.
+            assert_eq!(w.add(&mut s, key, 9_500, 1).unwrap(), 6, "{key}");
+            let stored = s.get_bytes(key).unwrap();
+            assert_eq!(stored[0], WINDOW_COMPACT);
+            assert!(stored.len() <= 1 + 3 * 4, "{} bytes", stored.len());
+            assert_eq!(w.count(&mut s, key, 9_999).unwrap(), 6, "{key}");
+        }
         s.set_bytes("bad", b"{not json".to_vec());
         assert!(w.count(&mut s, "bad", 0).is_err());
+        s.set_bytes("truncated", vec![WINDOW_COMPACT, 0x80]);
+        assert!(w.count(&mut s, "truncated", 0).is_err());
     }
 
     #[test]

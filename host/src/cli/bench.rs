@@ -9,7 +9,7 @@ use clap::Args;
 use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
 
 use super::{EXIT_OK, Io, read};
-use crate::bench::{BenchSetup, elapsed_text, machine, run};
+use crate::bench::{BenchSetup, Section, elapsed_text, machine, run};
 
 /// Arguments of `aer bench`.
 #[derive(Debug, Args)]
@@ -27,6 +27,9 @@ pub struct BenchCommand {
     /// Seconds the daemon latency measurement streams its half load.
     #[arg(long, default_value_t = 15)]
     pub latency_seconds: u64,
+    /// Run only these sections (repeatable; default: all).
+    #[arg(long, value_enum)]
+    pub only: Vec<Section>,
     /// NDJSON figures instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -45,6 +48,7 @@ impl BenchCommand {
             })
         };
         let setup = BenchSetup {
+            only: self.only.clone(),
             excessive_downloads: component("excessive_downloads")?,
             noop: component("noop_detector")?,
             pipeline_detectors: [
@@ -62,10 +66,15 @@ impl BenchCommand {
             rounds: self.rounds,
             events: self.events,
         };
-        let command = format!(
+        let mut command = format!(
             "aer bench --rounds {} --events {} --latency-seconds {}",
             self.rounds, self.events, self.latency_seconds
         );
+        for section in &self.only {
+            if let Some(v) = clap::ValueEnum::to_possible_value(section) {
+                command.push_str(&format!(" --only {}", v.get_name()));
+            }
+        }
         let started = Instant::now();
         let json = self.json || !io.out_is_terminal;
         let figures = run(&setup, |f| {

@@ -5,12 +5,14 @@
 //! [`encode_event`] into one buffer per batch ([`BatchWriter`]); the SDK inside a plugin
 //! decodes that buffer with [`decode_batch`] into borrowed [`EventRef`] views without
 //! copying a string. The byte layout is documented in `wit/ENCODING.md`.
-//! [`baseline`] holds the rolling statistics of the host's `baseline` service.
+//! [`baseline`] holds the rolling statistics of the host's `baseline` service, and
+//! [`varint`] the variable-length integers of the compact state encodings.
 #![deny(missing_docs)]
 
 pub mod baseline;
 mod codec;
 mod event;
+pub mod varint;
 
 pub use codec::{
     BatchWriter, DecodeError, MAGIC, decode_batch, encode_event, encoded_action, encoded_id,
