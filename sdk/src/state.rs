@@ -468,7 +468,10 @@ mod tests {
             fixed.extend_from_slice(&start.to_le_bytes());
             fixed.extend_from_slice(&n.to_le_bytes());
         }
-        for (key, old) in [("json", br#"{"b":[[0,2],[5000,3]]}"#.to_vec()), ("fixed", fixed)] {
+        for (key, old) in [
+            ("json", br#"{"b":[[0,2],[5000,3]]}"#.to_vec()),
+            ("fixed", fixed),
+        ] {
             s.set_bytes(key, old);
             assert_eq!(w.count(&mut s, key, 9_000).unwrap(), 5, "{key}");
             // The next write stores it compactly, which reads back the same.

@@ -56,6 +56,9 @@ pub struct MemoryHost {
     logs: RefCell<Vec<(Level, String)>>,
     actions: RefCell<Vec<RecordedAction>>,
     fail_actions: RefCell<Option<ActionError>>,
+    /// Decoded baselines with the bytes they were stored as, as the real host keeps
+    /// them within a call: decoded once, their statistics remembered.
+    baselines: RefCell<std::collections::HashMap<String, (Vec<u8>, BaselineData)>>,
 }
 
 impl MemoryHost {
@@ -139,14 +142,23 @@ impl Backend for MemoryHost {
         value: f64,
     ) -> Result<BaselineStats, String> {
         let state_key = baseline_state_key(key);
-        let mut data = self
-            .get(&state_key)
-            .and_then(|b| BaselineData::decode(&b))
-            .unwrap_or_default();
+        let stored = self.get(&state_key);
+        let mut cache = self.baselines.borrow_mut();
+        let mut data = match (cache.remove(&state_key), &stored) {
+            // Still what this host stored: no need to decode it again.
+            (Some((bytes, data)), Some(now)) if &bytes == now => data,
+            _ => stored
+                .and_then(|b| BaselineData::decode(&b))
+                .unwrap_or_default(),
+        };
         let spec = spec.sanitized();
         data.observe(spec, time_ms, if value.is_finite() { value } else { 0.0 });
         let stats = data.stats(spec, time_ms);
-        self.state.borrow_mut().insert(state_key, data.encode());
+        let bytes = data.encode();
+        self.state
+            .borrow_mut()
+            .insert(state_key.clone(), bytes.clone());
+        cache.insert(state_key, (bytes, data));
         Ok(stats)
     }
 
