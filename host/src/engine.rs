@@ -185,6 +185,11 @@ impl AerEngine {
         &self.limits
     }
 
+    /// Milliseconds per epoch tick (at least 1).
+    pub fn tick_ms(&self) -> u64 {
+        self.tick.as_millis().max(1) as u64
+    }
+
     /// The per-call deadline in epoch ticks (at least 1).
     pub fn deadline_ticks(&self) -> u64 {
         let tick_ms = self.tick.as_millis().max(1) as u64;

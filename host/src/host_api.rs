@@ -52,6 +52,18 @@ pub struct CallState {
     pub logs_dropped: u32,
     /// Baselines used in this call: (data, changed), by state key.
     pub baselines: std::collections::HashMap<String, (aer_wire::baseline::BaselineData, bool)>,
+    /// Time spent in host calls that wait on something other than the plugin (effects
+    /// over the network, the state store): the plugin's deadline does not count it.
+    pub waited: std::cell::Cell<std::time::Duration>,
+    /// Waited time already added to the call's deadline.
+    pub credited: std::time::Duration,
+}
+
+impl CallState {
+    /// Count the time since `started` as waited (see [`CallState::waited`]).
+    pub fn waited_since(&self, started: std::time::Instant) {
+        self.waited.set(self.waited.get() + started.elapsed());
+    }
 }
 
 /// The data of one plugin's wasmtime store.

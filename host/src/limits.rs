@@ -6,8 +6,13 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Limits {
-    /// Wall-clock deadline of one call (a batch, a tick, a response), in milliseconds.
+    /// Deadline of one call (a batch, a tick, a response), in milliseconds of the
+    /// plugin's own running: time the call waits in the host (effects over the
+    /// network, the state store) extends it, up to `host_wait_ms`.
     pub deadline_ms: u64,
+    /// Most time one call may wait in the host on top of its deadline, in milliseconds
+    /// (a rate-limited Slack API answers after its `Retry-After`).
+    pub host_wait_ms: u64,
     /// Largest linear memory a plugin may grow to, in bytes.
     pub memory_bytes: usize,
     /// Largest wasm stack, in bytes.
@@ -51,6 +56,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             deadline_ms: 100,
+            host_wait_ms: 60_000,
             memory_bytes: 64 << 20,
             stack_bytes: 512 << 10,
             component_bytes: 16 << 20,

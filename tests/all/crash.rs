@@ -213,11 +213,19 @@ fn wait_done(base: &str, token: &str) -> (Vec<Value>, Vec<Value>) {
         }
         assert!(
             start.elapsed() < Duration::from_secs(300),
-            "not done: lag {} findings {} decisions {} actions {}",
+            "not done: lag {} findings {} decisions {} ({responds} to respond) actions {} \
+             (statuses {:?}); plugins: {}",
             rec["lag"],
             findings.len(),
             decisions.len(),
-            actions.len()
+            actions.len(),
+            actions
+                .iter()
+                .map(|a| a["status"].clone())
+                .collect::<Vec<_>>(),
+            http(base, "GET", "/v1/plugins", Some(token), None, vec![])
+                .map(|(_, v)| v.to_string())
+                .unwrap_or_default()
         );
         std::thread::sleep(Duration::from_millis(100));
     }

@@ -204,6 +204,16 @@ fn slack_429_is_retried_after_retry_after() {
         1,
         "one accepted reset after one 429"
     );
+    // The second of waiting out Retry-After is the API's time, not the responder's: it
+    // does not run the responder past its 100 ms deadline.
+    let (_, rec) = d.request(
+        "GET",
+        "/v1/plugins/slack-session-reset",
+        Some(&t),
+        None,
+        vec![],
+    );
+    assert_eq!(rec["faults"], 0, "{rec}");
 }
 
 #[test]

@@ -63,6 +63,17 @@ fn limited(s: String, max: usize) -> String {
     crate::host_api::log::truncate(s, max)
 }
 
+impl HostState {
+    /// Perform an effect; the time it takes (a slow or rate-limited API) is credited
+    /// to the call's deadline.
+    fn perform(&mut self, request: ActionRequest) -> Result<String, ActionError> {
+        let started = std::time::Instant::now();
+        let result = self.actions.perform(request);
+        self.call.waited_since(started);
+        result.map_err(|(code, message)| ActionError { code, message })
+    }
+}
+
 impl Host for HostState {
     fn terminate_sessions(
         &mut self,
@@ -74,10 +85,7 @@ impl Host for HostState {
             decision_id: limited(decision_id, max),
             user_id: limited(user_id, max),
         };
-        Ok(self
-            .actions
-            .perform(request)
-            .map_err(|(code, message)| ActionError { code, message }))
+        Ok(self.perform(request))
     }
 
     fn notify(
@@ -92,9 +100,6 @@ impl Host for HostState {
             channel: limited(channel, max),
             text: limited(text, max),
         };
-        Ok(self
-            .actions
-            .perform(request)
-            .map_err(|(code, message)| ActionError { code, message }))
+        Ok(self.perform(request))
     }
 }

@@ -46,7 +46,10 @@ impl HostState {
         if let Some(v) = self.call.writes.get(key) {
             return Ok(v.map(<[u8]>::to_vec));
         }
-        Ok(self.store.get(&self.scope, key)?)
+        let started = std::time::Instant::now();
+        let value = self.store.get(&self.scope, key);
+        self.call.waited_since(started);
+        Ok(value?)
     }
 
     fn write(&mut self, write: Write) -> Result<(), StateError> {
@@ -137,9 +140,12 @@ impl Host for HostState {
         // Committed entries, overlaid with this call's writes. Deletions in the write
         // set can hide committed entries, so read enough to still fill `limit`.
         let pending = self.call.writes.range_prefix(&prefix).count();
+        let started = std::time::Instant::now();
         let committed = self
             .store
-            .scan(&self.scope, &prefix, limit as usize + pending)?;
+            .scan(&self.scope, &prefix, limit as usize + pending);
+        self.call.waited_since(started);
+        let committed = committed?;
         let mut merged: std::collections::BTreeMap<String, Vec<u8>> =
             committed.into_iter().collect();
         for (k, v) in self.call.writes.range_prefix(&prefix) {

@@ -159,7 +159,25 @@ impl Sandbox {
         );
         let mut store = Store::new(self.engine.engine(), data);
         store.limiter(|s| &mut s.limiter);
-        store.epoch_deadline_trap();
+        // Time a call waited in the host (an effect over the network, the state store)
+        // is not the plugin's: at the deadline, extend it by the whole ticks waited so
+        // far (the rest carries over) and trap when there are none, so the plugin's own
+        // time stays within its deadline.
+        let tick = std::time::Duration::from_millis(self.engine.tick_ms());
+        let most = std::time::Duration::from_millis(limits.host_wait_ms);
+        store.epoch_deadline_callback(move |mut cx| {
+            let call = &mut cx.data_mut().call;
+            let left = most.saturating_sub(call.credited);
+            let waited = call.waited.get().min(left);
+            let ticks = u32::try_from(waited.as_nanos() / tick.as_nanos()).unwrap_or(u32::MAX);
+            if ticks == 0 {
+                return Ok(wasmtime::UpdateDeadline::Interrupt);
+            }
+            call.waited
+                .set(call.waited.get().saturating_sub(tick * ticks));
+            call.credited += tick * ticks;
+            Ok(wasmtime::UpdateDeadline::Continue(u64::from(ticks)))
+        });
         store.set_hostcall_fuel(limits.copy_bytes_per_call);
         store
     }
