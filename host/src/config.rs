@@ -29,9 +29,9 @@ pub struct ServeConfig {
     pub limits: Limits,
     /// Per-tenant quotas.
     pub quotas: QuotaConfig,
-    /// Pipeline worker threads (0: one per available core). A tenant is served by one
-    /// worker at a time; more workers keep one tenant's slow plugin from holding up
-    /// the others.
+    /// Pipeline worker threads (0: one per available core). Each detector is run by
+    /// one worker at a time; a second worker joins a tenant only when no other tenant
+    /// with work is waiting, so one tenant's slow plugin never holds up the others.
     pub pipeline_threads: usize,
     /// Plugin instances alive at once, all tenants together (sizes the pooling
     /// allocator; instances are reserved address space, resident memory only where a

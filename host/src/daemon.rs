@@ -85,6 +85,10 @@ pub struct Daemon {
     faults: Mutex<HashMap<(String, String), worker::FaultMemory>>,
     /// When each tenant last committed pipeline work (for the time quota).
     busy: Mutex<HashMap<String, std::time::Instant>>,
+    /// Held while a pipeline commit reads and advances a tenant's counters (finding
+    /// sequence, state bytes), which workers serving one tenant's detectors at once
+    /// share.
+    commit: Mutex<()>,
     /// Set to `true` when the daemon starts shutting down (ends live streams).
     pub closing: tokio::sync::watch::Sender<bool>,
 }
@@ -100,6 +104,11 @@ impl Daemon {
     /// When each tenant last committed pipeline work.
     pub(crate) fn busy(&self) -> std::sync::MutexGuard<'_, HashMap<String, std::time::Instant>> {
         self.busy.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Serialise a commit that reads and advances a tenant's counters.
+    pub(crate) fn commit_lock(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.commit.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Open (or create) the data directory and the database.
@@ -142,6 +151,7 @@ impl Daemon {
             claims: worker::Claims::default(),
             faults: Mutex::new(HashMap::new()),
             busy: Mutex::new(HashMap::new()),
+            commit: Mutex::new(()),
             wake: Arc::new(worker::Wake::default()),
             metrics: metrics::Metrics::default(),
             closing: tokio::sync::watch::channel(false).0,

@@ -174,7 +174,23 @@ fn spawn(dir: &std::path::Path) -> Proc {
         }
     };
     // Keep draining stderr so the daemon never blocks on it.
-    std::thread::spawn(move || for _ in lines {});
+    // `CRASH_LOG=FILE` keeps the daemons' logs (they are dropped otherwise).
+    let log = std::env::var("CRASH_LOG").ok();
+    std::thread::spawn(move || {
+        use std::io::Write as _;
+        let mut f = log.map(|p| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .unwrap()
+        });
+        for l in lines.map_while(Result::ok) {
+            if let Some(f) = f.as_mut() {
+                let _ = writeln!(f, "{l}");
+            }
+        }
+    });
     Proc { child, base }
 }
 

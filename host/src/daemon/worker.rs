@@ -25,6 +25,7 @@ use crate::finding::FindingRecord;
 use crate::host_api::DryRunActions;
 use crate::pipeline::decision::{DecisionEngine, DecisionRecord, EngineState, Outcome};
 use crate::plugin::instance::InstanceSpec;
+use crate::plugin::validate::Rejection;
 use crate::plugin::{DetectorInstance, PluginKind, ResponderInstance};
 use crate::replay::to_wit_finding;
 
@@ -145,10 +146,9 @@ impl Wake {
 
 /// The running workers; they stop (finishing their current batches) when dropped.
 ///
-/// Each worker takes turns over the tenants, skipping any tenant another worker is
-/// serving (a tenant is served by one worker at a time, so its batches stay in order),
-/// so one tenant's slow or looping plugin occupies at most one worker while the others
-/// serve everyone else.
+/// Each worker takes turns over the tenants (see [`Claims`] for who serves what), so
+/// one tenant's slow or looping plugin occupies at most one worker while other tenants
+/// wait, and a lone busy tenant's detectors run on every worker.
 pub struct Pipeline {
     stop: Arc<AtomicBool>,
     wake: Arc<Wake>,
@@ -224,33 +224,93 @@ fn warm_up(daemon: &Daemon) {
     }
 }
 
-/// The tenants some worker is serving right now.
+/// Which workers are in which tenants, and which parts of a tenant (a detector, or the
+/// decision and response stage) a worker holds. Each part is held by one worker at a
+/// time, so its batches stay in order; a tenant's different parts may be served by
+/// different workers at once, so one tenant's detectors use every core when no other
+/// tenant is waiting.
 #[derive(Default)]
-pub struct Claims(Mutex<std::collections::HashSet<String>>);
+pub struct Claims(Mutex<ClaimSet>);
 
-/// A worker's hold on a tenant, released when dropped.
-struct Claim<'c> {
+#[derive(Default)]
+struct ClaimSet {
+    /// Workers in each tenant.
+    workers: HashMap<String, usize>,
+    /// Held (tenant, part) pairs.
+    parts: std::collections::HashSet<(String, String)>,
+}
+
+/// A worker's presence in a tenant, released when dropped.
+struct Entry<'c> {
     claims: &'c Claims,
     tenant: String,
 }
 
+/// A worker's hold on one part of a tenant, released when dropped.
+struct Claim<'c> {
+    claims: &'c Claims,
+    key: (String, String),
+}
+
+/// The part name of a tenant's decision and response stage (plugin names are never
+/// empty).
+const DECIDE: &str = "";
+
 impl Claims {
-    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<String>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, ClaimSet> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Hold `tenant`, unless another worker does.
-    fn claim(&self, tenant: &str) -> Option<Claim<'_>> {
-        self.lock().insert(tenant.to_owned()).then(|| Claim {
+    /// Enter `tenant`: always when no worker is in it; when one is, only if no tenant
+    /// in `busy` (those with recent work) is left without a worker, so a tenant takes a
+    /// second worker only from idle capacity and one tenant's slow or looping plugins
+    /// never keep the others waiting.
+    fn enter(&self, tenant: &str, busy: &[String]) -> Option<Entry<'_>> {
+        let mut set = self.lock();
+        let inside = set.workers.get(tenant).copied().unwrap_or(0);
+        let someone_waiting = || {
+            busy.iter()
+                .any(|b| b != tenant && set.workers.get(b).copied().unwrap_or(0) == 0)
+        };
+        if inside > 0 && someone_waiting() {
+            return None;
+        }
+        *set.workers.entry(tenant.to_owned()).or_default() += 1;
+        Some(Entry {
             claims: self,
             tenant: tenant.to_owned(),
         })
     }
 }
 
+impl Entry<'_> {
+    /// Hold `part` of the tenant, unless another worker does.
+    fn claim(&self, part: &str) -> Option<Claim<'_>> {
+        let key = (self.tenant.clone(), part.to_owned());
+        let held = self.claims.lock().parts.insert(key.clone());
+        // Built only when held: a dropped claim releases its part.
+        held.then(|| Claim {
+            claims: self.claims,
+            key,
+        })
+    }
+}
+
+impl Drop for Entry<'_> {
+    fn drop(&mut self) {
+        let mut set = self.claims.lock();
+        if let Some(n) = set.workers.get_mut(&self.tenant) {
+            *n -= 1;
+            if *n == 0 {
+                set.workers.remove(&self.tenant);
+            }
+        }
+    }
+}
+
 impl Drop for Claim<'_> {
     fn drop(&mut self) {
-        self.claims.lock().remove(&self.tenant);
+        self.claims.lock().parts.remove(&self.key);
     }
 }
 
@@ -273,6 +333,15 @@ const RESERVED_INSTANCES: u32 = 32;
 /// component) when the active version or the configuration changed. Before building
 /// one, when the worker already holds `room` instances (`held` of them in this cache),
 /// the least recently used one of this cache is dropped.
+/// Why a plugin instance cannot be had.
+enum Unavailable {
+    /// Every compiler slot is taken (another worker or the start-up warm-up is
+    /// compiling): the host's condition, not the plugin's; try again on a later turn.
+    Busy,
+    /// Loading or starting it failed: the plugin's fault.
+    Fault(String),
+}
+
 fn cached<'c, T>(
     cache: &'c mut HashMap<(String, String), Cached<T>>,
     (held, room): (usize, usize),
@@ -280,11 +349,11 @@ fn cached<'c, T>(
     tenant: &str,
     p: &super::plugins::PluginRecord,
     build: impl FnOnce(&Arc<crate::plugin::LoadedPlugin>) -> Result<T, crate::plugin::Fault>,
-) -> Result<&'c mut T, String> {
+) -> Result<&'c mut T, Unavailable> {
     let sha = p
         .active_version()
         .map(|v| v.sha256.clone())
-        .ok_or_else(|| format!("no active version {}", p.active))?;
+        .ok_or_else(|| Unavailable::Fault(format!("no active version {}", p.active)))?;
     let key = (tenant.to_owned(), p.name.clone());
     let stale = cache
         .get(&key)
@@ -300,8 +369,13 @@ fn cached<'c, T>(
                 cache.remove(&oldest);
             }
         }
-        let loaded = daemon.load_artifact(&sha).map_err(|e| e.to_string())?;
-        let value = build(&loaded).map_err(|f| f.to_string())?;
+        let loaded = daemon.load_artifact(&sha).map_err(|e| match e {
+            super::plugins::PluginError::Rejected(Rejection::CompilerBusy { .. }) => {
+                Unavailable::Busy
+            }
+            e => Unavailable::Fault(e.to_string()),
+        })?;
+        let value = build(&loaded).map_err(|f| Unavailable::Fault(f.to_string()))?;
         daemon.metrics.instantiated(tenant, &p.name);
         cache.insert(
             key.clone(),
@@ -386,7 +460,8 @@ impl Worker {
                             return;
                         }
                         let daemon = self.daemon.clone();
-                        let Some(_claim) = daemon.claims.claim(&t.name) else {
+                        let busy = self.recently_busy();
+                        let Some(entry) = daemon.claims.enter(&t.name, &busy) else {
                             continue;
                         };
                         // The tenant's pipeline time quota: past it, it gives way to
@@ -398,7 +473,7 @@ impl Worker {
                             continue;
                         }
                         let started = Instant::now();
-                        match self.step(&t.name) {
+                        match self.step(&entry) {
                             Ok(p) => {
                                 if p {
                                     self.daemon.busy().insert(t.name.clone(), Instant::now());
@@ -421,7 +496,22 @@ impl Worker {
         }
     }
 
-    fn step(&mut self, tenant: &str) -> Result<bool, DaemonError> {
+    /// The tenants that committed work within [`CONTENTION_WINDOW`].
+    fn recently_busy(&self) -> Vec<String> {
+        let now = Instant::now();
+        self.daemon
+            .busy()
+            .iter()
+            .filter(|(_, at)| now.duration_since(**at) < CONTENTION_WINDOW)
+            .map(|(t, _)| t.clone())
+            .collect()
+    }
+
+    /// One batch of each detector of the tenant no other worker holds, each followed
+    /// by decisions and responses for the findings it made (when no other worker holds
+    /// that stage).
+    fn step(&mut self, entry: &Entry<'_>) -> Result<bool, DaemonError> {
+        let tenant = entry.tenant.as_str();
         let mut progressed = false;
         let plugins = self
             .daemon
@@ -439,28 +529,44 @@ impl Worker {
             if self.backing_off(tenant, &p.name) {
                 continue;
             }
+            let Some(_claim) = entry.claim(&p.name) else {
+                continue;
+            };
             match self.step_detector(tenant, p)? {
                 Some(0) => progressed = true,
                 // Findings are decided and responded to at once, not after the other
                 // detectors' batches: that is the detection-to-response latency.
                 Some(_) => {
                     progressed = true;
-                    self.step_decisions(tenant)?;
-                    self.step_responses(tenant, &responders)?;
+                    self.decide_and_respond(entry, &responders)?;
                 }
                 None => {}
             }
         }
-        progressed |= self.step_decisions(tenant)?;
-        progressed |= self.step_responses(tenant, &responders)?;
+        progressed |= self.decide_and_respond(entry, &responders)?;
         Ok(progressed)
+    }
+
+    /// Decide the tenant's new findings and run its responders, unless another worker
+    /// is doing so.
+    fn decide_and_respond(
+        &mut self,
+        entry: &Entry<'_>,
+        responders: &[super::plugins::PluginRecord],
+    ) -> Result<bool, DaemonError> {
+        let Some(_claim) = entry.claim(DECIDE) else {
+            return Ok(false);
+        };
+        let decided = self.step_decisions(&entry.tenant)?;
+        let responded = self.step_responses(&entry.tenant, responders)?;
+        Ok(decided || responded)
     }
 
     fn instance(
         &mut self,
         tenant: &str,
         p: &super::plugins::PluginRecord,
-    ) -> Result<&mut DetectorInstance, String> {
+    ) -> Result<&mut DetectorInstance, Unavailable> {
         let daemon = self.daemon.clone();
         let held = (self.detectors.len() + self.responders.len(), self.room);
         cached(
@@ -490,18 +596,13 @@ impl Worker {
     /// Whether `tenant`, whose time bucket holds `balance`, should give way: another
     /// tenant committed work within [`CONTENTION_WINDOW`] and has more time left.
     fn should_yield(&self, tenant: &str, balance: f64) -> bool {
-        let now = Instant::now();
-        let busy: Vec<String> = self
-            .daemon
-            .busy()
+        self.recently_busy()
             .iter()
-            .filter(|(t, at)| *t != tenant && now.duration_since(**at) < CONTENTION_WINDOW)
-            .map(|(t, _)| t.clone())
-            .collect();
-        busy.iter().any(|other| {
-            let per_second = self.daemon.config.quota(other).cpu_ms_per_second;
-            self.daemon.cpu.balance(other, per_second) > balance
-        })
+            .filter(|t| *t != tenant)
+            .any(|other| {
+                let per_second = self.daemon.config.quota(other).cpu_ms_per_second;
+                self.daemon.cpu.balance(other, per_second) > balance
+            })
     }
 
     /// The bytes of state `tenant`'s plugins keep.
@@ -584,6 +685,7 @@ impl Worker {
         tenant: &str,
         p: &super::plugins::PluginRecord,
     ) -> Result<Option<usize>, DaemonError> {
+        let daemon = self.daemon.clone();
         let tree = self.daemon.pipeline.clone();
         let cursor_key = keys::key(kind::CURSOR, &[tenant.as_bytes(), p.name.as_bytes()]);
         let cursor = get_u64(&tree, &cursor_key)?;
@@ -597,7 +699,8 @@ impl Worker {
         };
         let instance = match self.instance(tenant, p) {
             Ok(i) => i,
-            Err(message) => {
+            Err(Unavailable::Busy) => return Ok(None),
+            Err(Unavailable::Fault(message)) => {
                 self.record_fault(tenant, &p.name, message)?;
                 return Ok(None);
             }
@@ -610,6 +713,7 @@ impl Worker {
         }
         let mut batch = sled::Batch::default();
         let mut found = 0;
+        let mut commit = None;
         if !w.is_empty() {
             let delivered = w.len();
             let started = Instant::now();
@@ -640,6 +744,7 @@ impl Worker {
                 seconds,
                 lag,
             );
+            commit = Some(daemon.commit_lock());
             let mut size = self.state_bytes(tenant)?;
             if let Err(message) =
                 self.stage_state(tenant, &id.plugin, &out.writes, &mut batch, &mut size)?
@@ -667,6 +772,7 @@ impl Worker {
         }
         batch.insert(cursor_key, &(last_seq + 1).to_be_bytes());
         tree.apply_batch(batch)?;
+        drop(commit);
         if let Some(m) = self
             .daemon
             .fault_memory()
@@ -761,7 +867,7 @@ impl Worker {
         &mut self,
         tenant: &str,
         p: &super::plugins::PluginRecord,
-    ) -> Result<&mut LiveResponder, String> {
+    ) -> Result<&mut LiveResponder, Unavailable> {
         let daemon = self.daemon.clone();
         let held = (self.detectors.len() + self.responders.len(), self.room);
         cached(
@@ -790,6 +896,11 @@ impl Worker {
         tenant: &str,
         responders: &[super::plugins::PluginRecord],
     ) -> Result<bool, DaemonError> {
+        // A responder that faulted waits out its backoff, as detectors do, and the
+        // tenant's responses wait with it (they run in decision order).
+        if responders.iter().any(|p| self.backing_off(tenant, &p.name)) {
+            return Ok(false);
+        }
         let tree = self.daemon.pipeline.clone();
         let pending: Vec<u64> = tree
             .range(
@@ -819,36 +930,41 @@ impl Worker {
                 findings: vec![to_wit_finding(&d.finding)],
                 time_ms: d.time_ms,
             };
-            let mut batch = sled::Batch::default();
-            let mut size = self.state_bytes(tenant)?;
+            // (responder name, plugin id, its state writes)
+            let mut writes = Vec::with_capacity(responders.len());
             for p in responders {
                 let r = match self.responder(tenant, p) {
                     Ok(r) => r,
-                    Err(message) => {
+                    Err(Unavailable::Busy) => return Ok(false),
+                    Err(Unavailable::Fault(message)) => {
                         self.record_fault(tenant, &p.name, message)?;
                         return Ok(true);
                     }
                 };
                 r.1.set_enforce(enforce);
                 match r.0.respond(&wit) {
-                    Ok(out) => {
-                        let plugin = r.0.id().plugin.clone();
-                        if let Err(message) =
-                            self.stage_state(tenant, &plugin, &out.writes, &mut batch, &mut size)?
-                        {
-                            self.record_fault(tenant, &p.name, message)?;
-                            return Ok(true);
-                        }
-                    }
+                    Ok(out) => writes.push((&p.name, r.0.id().plugin.clone(), out.writes)),
                     Err(fault) => {
                         self.record_fault(tenant, &p.name, fault.to_string())?;
                         return Ok(true);
                     }
                 }
             }
+            let daemon = self.daemon.clone();
+            let commit = daemon.commit_lock();
+            let mut batch = sled::Batch::default();
+            let mut size = self.state_bytes(tenant)?;
+            for (name, plugin, w) in &writes {
+                if let Err(message) = self.stage_state(tenant, plugin, w, &mut batch, &mut size)? {
+                    drop(commit);
+                    self.record_fault(tenant, name, message)?;
+                    return Ok(true);
+                }
+            }
             batch.insert(state_bytes_key(tenant), &size.to_be_bytes());
             batch.remove(keys::seq_key(kind::PENDING_RESPONSE, tenant, dseq));
             tree.apply_batch(batch)?;
+            drop(commit);
             if stored.finding_committed_ms > 0 {
                 let ms = (super::now_ms() - stored.finding_committed_ms).max(0);
                 self.daemon
