@@ -975,3 +975,46 @@ impl Worker {
         Ok(true)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn a_second_worker_joins_a_tenant_only_when_no_busy_tenant_waits() {
+        let claims = Claims::default();
+        let first = claims.enter("a", &names(&["a", "b"])).expect("a is free");
+        // b has recent work and no worker: a second worker goes there, not to a.
+        assert!(claims.enter("a", &names(&["a", "b"])).is_none());
+        let in_b = claims.enter("b", &names(&["a", "b"])).expect("b is free");
+        // Every busy tenant has a worker: a third may join a.
+        let second = claims
+            .enter("a", &names(&["a", "b"]))
+            .expect("nobody waits");
+        // A tenant with no recent work does not hold anyone back.
+        drop(in_b);
+        assert!(claims.enter("a", &names(&["a"])).is_some());
+        drop((first, second));
+    }
+
+    #[test]
+    fn each_part_of_a_tenant_is_held_by_one_worker_at_a_time() {
+        let claims = Claims::default();
+        let one = claims.enter("a", &[]).unwrap();
+        let two = claims.enter("a", &[]).unwrap();
+        let held = one.claim("detector-x").expect("free");
+        assert!(two.claim("detector-x").is_none());
+        assert!(two.claim("detector-y").is_some());
+        assert!(two.claim(DECIDE).is_some());
+        drop(held);
+        assert!(two.claim("detector-x").is_some(), "released on drop");
+        // Another tenant's part of the same name is its own.
+        let other = claims.enter("b", &[]).unwrap();
+        let _x = one.claim("detector-x").unwrap();
+        assert!(other.claim("detector-x").is_some());
+    }
+}
