@@ -153,6 +153,14 @@ struct Proc {
     base: String,
 }
 
+impl Drop for Proc {
+    /// A failing test must not leave its daemon running.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 fn spawn(dir: &std::path::Path) -> Proc {
     let mut child = Command::new(env!("CARGO_BIN_EXE_aer-under-test"))
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
