@@ -497,17 +497,10 @@ fn best_throughput(setup: &BenchSetup, engine: &Arc<AerEngine>) -> anyhow::Resul
                     continue;
                 };
                 let t = Instant::now();
-                let mut w = BatchWriter::new();
-                for (_, bytes) in read.iter() {
-                    w.push_encoded(bytes);
-                }
-                let batch = w.finish();
-                let events: Vec<Event> = aer_wire::decode_batch(&batch)
-                    .map_err(|e| anyhow::anyhow!("inbox batch: {e}"))?
-                    .iter()
-                    .map(|e| e.to_owned_event())
-                    .collect();
-                let report = crate::replay::replay(
+                // The inbox's encoded events as they are, as the daemon's workers use
+                // them.
+                let events: Vec<&[u8]> = read.iter().map(|(_, bytes)| bytes).collect();
+                let report = crate::replay::replay_encoded(
                     &events,
                     &mut detectors,
                     &mut decisions,

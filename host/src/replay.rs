@@ -73,6 +73,9 @@ pub enum ReplayError {
     /// Plugin state could not be committed.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    /// An encoded event did not decode.
+    #[error("encoded events: {0}")]
+    Decode(#[from] aer_wire::DecodeError),
 }
 
 fn severity(name: &str) -> Severity {
@@ -108,8 +111,32 @@ pub fn to_wit_finding(f: &FindingRecord) -> Finding {
 
 /// Replay `events` (in event-time order) through `detectors`, `engine` and `responders`.
 /// Responders' actions go to `actions`, which records them; nothing is performed.
+/// Each event is encoded once (see [`replay_encoded`]).
 pub fn replay(
     events: &[Event],
+    detectors: &mut [DetectorInstance],
+    engine: &mut DecisionEngine,
+    responders: &mut [ResponderInstance],
+    batch_size: usize,
+    progress: impl FnMut(usize),
+) -> Result<ReplayReport, ReplayError> {
+    let encoded: Vec<Vec<u8>> = events
+        .iter()
+        .map(|e| {
+            let mut out = Vec::new();
+            aer_wire::encode_event(e, &mut out);
+            out
+        })
+        .collect();
+    let refs: Vec<&[u8]> = encoded.iter().map(Vec::as_slice).collect();
+    replay_encoded(&refs, detectors, engine, responders, batch_size, progress)
+}
+
+/// [`replay`] over events already encoded with [`aer_wire::encode_event`] (as the
+/// daemon's inbox keeps them): batches are built from the bytes as they are, and the
+/// decision engine observes the events in place, never as owned copies.
+pub fn replay_encoded(
+    events: &[&[u8]],
     detectors: &mut [DetectorInstance],
     engine: &mut DecisionEngine,
     responders: &mut [ResponderInstance],
@@ -132,8 +159,11 @@ pub fn replay(
         let mut done = 0;
         for chunk in events.chunks(batch_size.max(1)) {
             let mut w = BatchWriter::new();
-            for e in chunk.iter().filter(|e| d.wants(&e.action)) {
-                w.push(e);
+            for e in chunk
+                .iter()
+                .filter(|e| aer_wire::encoded_action(e).is_some_and(|a| d.wants(a)))
+            {
+                w.push_encoded(e);
             }
             done += chunk.len();
             progress(done);
@@ -159,10 +189,16 @@ pub fn replay(
 
     // 2. Decisions in event time, the engine observing the events as they pass (resets,
     //    external accounts); at equal times events come first.
-    let mut next_event = events.iter().peekable();
+    let mut all = BatchWriter::new();
+    for e in events {
+        all.push_encoded(e);
+    }
+    let all = all.finish();
+    let decoded = aer_wire::decode_batch(&all)?;
+    let mut next_event = decoded.iter().peekable();
     for f in &report.findings {
         while let Some(e) = next_event.next_if(|e| e.time_ms <= f.time_ms) {
-            engine.observe(e);
+            engine.observe_ref(e);
         }
         let decision = engine.decide(f);
         // 3. Responders for decisions that respond.
