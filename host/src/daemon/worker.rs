@@ -41,6 +41,8 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 /// How long a fault counts towards the backoff (re-enabling does not forget it).
 const FAULT_WINDOW: Duration = Duration::from_secs(300);
+/// How long a worker keeps stepping one tenant that has work before moving on.
+const SLICE: Duration = Duration::from_millis(10);
 /// How recently a tenant must have committed work to contend for the time quota.
 const CONTENTION_WINDOW: Duration = Duration::from_millis(250);
 
@@ -464,34 +466,49 @@ impl Worker {
                         let Some(entry) = daemon.claims.enter(&t.name, &busy) else {
                             continue;
                         };
-                        // The tenant's pipeline time quota: past it, it gives way to
-                        // tenants with work and time left (alone, it carries on).
-                        let cpu = self.daemon.config.quota(&t.name).cpu_ms_per_second;
-                        let balance = self.daemon.cpu.balance(&t.name, cpu);
-                        if balance <= 0.0 && self.should_yield(&t.name, balance) {
-                            self.daemon.metrics.throttled(&t.name);
-                            continue;
-                        }
-                        let started = Instant::now();
-                        match self.step(&entry) {
-                            Ok(p) => {
-                                if p {
-                                    self.daemon.busy().insert(t.name.clone(), Instant::now());
-                                }
-                                progressed |= p;
-                            }
-                            Err(e) => {
-                                tracing::error!(tenant = %t.name, "pipeline step failed: {e}")
-                            }
-                        }
-                        let ms = started.elapsed().as_secs_f64() * 1000.0;
-                        self.daemon.cpu.charge(&t.name, ms, cpu);
+                        progressed |= self.serve(&entry);
                     }
                 }
                 Err(e) => tracing::error!("cannot list tenants: {e}"),
             }
             if !progressed {
                 self.daemon.wake.wait(seen, Duration::from_millis(100));
+            }
+        }
+    }
+
+    /// Step the tenant while it has work, for up to [`SLICE`] (so its instances stay
+    /// warm on this worker instead of every worker building them), giving way when
+    /// its time quota runs out. Whether anything progressed.
+    fn serve(&mut self, entry: &Entry<'_>) -> bool {
+        let tenant = entry.tenant.as_str();
+        let cpu = self.daemon.config.quota(tenant).cpu_ms_per_second;
+        let slice = Instant::now();
+        let mut progressed = false;
+        loop {
+            // The tenant's pipeline time quota: past it, it gives way to tenants with
+            // work and time left (alone, it carries on).
+            let balance = self.daemon.cpu.balance(tenant, cpu);
+            if balance <= 0.0 && self.should_yield(tenant, balance) {
+                self.daemon.metrics.throttled(tenant);
+                return progressed;
+            }
+            let started = Instant::now();
+            let p = match self.step(entry) {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::error!(%tenant, "pipeline step failed: {e}");
+                    false
+                }
+            };
+            if p {
+                self.daemon.busy().insert(tenant.to_owned(), Instant::now());
+            }
+            let ms = started.elapsed().as_secs_f64() * 1000.0;
+            self.daemon.cpu.charge(tenant, ms, cpu);
+            progressed |= p;
+            if !p || slice.elapsed() >= SLICE {
+                return progressed;
             }
         }
     }
