@@ -331,10 +331,6 @@ struct Cached<T> {
 /// to describe it) and for `aer validate`-style checks running at the same time.
 const RESERVED_INSTANCES: u32 = 32;
 
-/// The cached instance of `p` for `tenant`, rebuilt with `build` (given the loaded
-/// component) when the active version or the configuration changed. Before building
-/// one, when the worker already holds `room` instances (`held` of them in this cache),
-/// the least recently used one of this cache is dropped.
 /// Why a plugin instance cannot be had.
 enum Unavailable {
     /// Every compiler slot is taken (another worker or the start-up warm-up is
@@ -344,6 +340,10 @@ enum Unavailable {
     Fault(String),
 }
 
+/// The cached instance of `p` for `tenant`, rebuilt with `build` (given the loaded
+/// component) when the active version or the configuration changed. Before building
+/// one, when the worker already holds `room` instances (`held` of them in this cache),
+/// the least recently used one of this cache is dropped.
 fn cached<'c, T>(
     cache: &'c mut HashMap<(String, String), Cached<T>>,
     (held, room): (usize, usize),
@@ -457,12 +457,13 @@ impl Worker {
             let mut progressed = false;
             match self.daemon.tenants() {
                 Ok(tenants) => {
+                    // Once per pass: "recent" spans several passes.
+                    let busy = self.recently_busy();
                     for t in tenants {
                         if stop.load(Ordering::Relaxed) {
                             return;
                         }
                         let daemon = self.daemon.clone();
-                        let busy = self.recently_busy();
                         let Some(entry) = daemon.claims.enter(&t.name, &busy) else {
                             continue;
                         };
