@@ -192,8 +192,7 @@ impl AerEngine {
 
     /// The per-call deadline in epoch ticks (at least 1).
     pub fn deadline_ticks(&self) -> u64 {
-        let tick_ms = self.tick.as_millis().max(1) as u64;
-        self.limits.deadline_ms.div_ceil(tick_ms).max(1)
+        self.limits.deadline_ms.div_ceil(self.tick_ms()).max(1)
     }
 
     /// Compile `bytes` on a compiler thread of its own, waiting at most
