@@ -55,8 +55,8 @@ impl<'h> Context<'h> {
         self.backend.log(level, message);
     }
 
-    pub(crate) fn finish(mut self) -> crate::Result<Vec<Finding>> {
-        self.state.flush()?;
+    pub(crate) fn finish(self) -> crate::Result<Vec<Finding>> {
+        self.state.finish()?;
         Ok(self.findings)
     }
 }

@@ -195,7 +195,7 @@ pub mod runtime {
             outcomes: Vec::new(),
         };
         r.respond(&mut ctx, decision)?;
-        ctx.state.flush()?;
+        ctx.state.finish()?;
         Ok(ctx.outcomes)
     }
 }

@@ -5,8 +5,6 @@
 //! sends them in one `apply` call at the end of the batch, and the host commits them
 //! together with the batch's findings (exactly-once state).
 
-use std::collections::{BTreeMap, HashMap};
-
 use serde::{Serialize, de::DeserializeOwned};
 
 use crate::error::{Error, Result};
@@ -15,32 +13,44 @@ use crate::host::Backend;
 /// The plugin's key/value state, scoped by the host to this tenant and plugin.
 pub struct State<'h> {
     backend: &'h dyn Backend,
-    cache: HashMap<String, Option<Vec<u8>>>,
-    dirty: BTreeMap<String, Option<Vec<u8>>>,
+    /// Every key read or written in this batch. A fast hash (foldhash): the map lives
+    /// for one batch, so its size is bounded by the batch's events, and so is the cost
+    /// of any keys made to collide.
+    keys: hashbrown::HashMap<String, Slot>,
+}
+
+/// One key's value in the batch (`None`: absent or deleted) and whether the batch
+/// wrote it since the last flush.
+struct Slot {
+    value: Option<Vec<u8>>,
+    dirty: bool,
 }
 
 impl<'h> State<'h> {
     pub(crate) fn new(backend: &'h dyn Backend) -> Self {
         State {
             backend,
-            cache: HashMap::new(),
-            dirty: BTreeMap::new(),
+            keys: hashbrown::HashMap::default(),
         }
+    }
+
+    /// `key`'s slot, read from the host the first time the batch asks for it.
+    fn slot(&mut self, key: &str) -> &mut Slot {
+        let backend = self.backend;
+        self.keys.entry_ref(key).or_insert_with(|| Slot {
+            value: backend.state_get(key),
+            dirty: false,
+        })
     }
 
     /// Raw bytes of `key`.
     pub fn get_bytes(&mut self, key: &str) -> Option<&[u8]> {
-        if !self.cache.contains_key(key) {
-            let value = self.backend.state_get(key);
-            self.cache.insert(key.to_owned(), value);
-        }
-        self.cache.get(key).and_then(|v| v.as_deref())
+        self.slot(key).value.as_deref()
     }
 
     /// Set raw bytes.
     pub fn set_bytes(&mut self, key: &str, value: Vec<u8>) {
-        self.dirty.insert(key.to_owned(), Some(value.clone()));
-        self.cache.insert(key.to_owned(), Some(value));
+        self.write(key, Some(value));
     }
 
     /// The value of `key` decoded from JSON, or `None`.
@@ -62,8 +72,16 @@ impl<'h> State<'h> {
 
     /// Delete `key`.
     pub fn delete(&mut self, key: &str) {
-        self.dirty.insert(key.to_owned(), None);
-        self.cache.insert(key.to_owned(), None);
+        self.write(key, None);
+    }
+
+    fn write(&mut self, key: &str, value: Option<Vec<u8>>) {
+        let slot = self.keys.entry_ref(key).or_insert(Slot {
+            value: None,
+            dirty: false,
+        });
+        slot.value = value;
+        slot.dirty = true;
     }
 
     /// Add `delta` to the counter at `key` (absent is zero) and return the new value.
@@ -97,12 +115,37 @@ impl<'h> State<'h> {
 
     /// Send buffered writes to the host.
     pub fn flush(&mut self) -> Result<()> {
-        if self.dirty.is_empty() {
-            return Ok(());
-        }
-        let writes: Vec<_> = std::mem::take(&mut self.dirty).into_iter().collect();
-        self.backend.state_apply(writes).map_err(Error::msg)
+        let writes = self
+            .keys
+            .iter_mut()
+            .filter(|(_, slot)| slot.dirty)
+            .map(|(key, slot)| {
+                slot.dirty = false;
+                (key.clone(), slot.value.clone())
+            })
+            .collect();
+        apply(self.backend, writes)
     }
+
+    /// Send buffered writes to the host at the end of a batch (nothing is read after).
+    pub(crate) fn finish(self) -> Result<()> {
+        let writes = self
+            .keys
+            .into_iter()
+            .filter(|(_, slot)| slot.dirty)
+            .map(|(key, slot)| (key, slot.value))
+            .collect();
+        apply(self.backend, writes)
+    }
+}
+
+/// Send `writes` to the host in key order (the same order whatever the map's).
+fn apply(backend: &dyn Backend, mut writes: Vec<(String, Option<Vec<u8>>)>) -> Result<()> {
+    if writes.is_empty() {
+        return Ok(());
+    }
+    writes.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    backend.state_apply(writes).map_err(Error::msg)
 }
 
 /// Rolling per-key statistics kept by the host (its `baseline` service): e.g. a user's
@@ -228,16 +271,17 @@ impl WindowData {
         }
     }
 
-    fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(1 + 5 * self.b.len());
+    /// Encode into `out` (cleared first; its allocation is reused).
+    fn encode_into(&self, out: &mut Vec<u8>) {
+        out.clear();
+        out.reserve(1 + 5 * self.b.len());
         out.push(WINDOW_COMPACT);
         let mut prev = 0i64;
         for (start, n) in &self.b {
-            aer_wire::varint::put(&mut out, start.wrapping_sub(prev));
-            aer_wire::varint::put(&mut out, *n);
+            aer_wire::varint::put(out, start.wrapping_sub(prev));
+            aer_wire::varint::put(out, *n);
             prev = *start;
         }
-        out
     }
 
     fn load(state: &mut State<'_>, key: &str) -> Result<WindowData> {
@@ -283,7 +327,12 @@ impl Window {
 
     /// Count `n` at `time_ms` and return the window's count ending at `time_ms`.
     pub fn add(&self, state: &mut State<'_>, key: &str, time_ms: i64, n: u64) -> Result<u64> {
-        let mut data = WindowData::load(state, key)?;
+        // One lookup for the read and the write: windows are counted on every event.
+        let slot = state.slot(key);
+        let mut data = match slot.value.as_deref() {
+            Some(bytes) => WindowData::decode(key, bytes)?,
+            None => WindowData::default(),
+        };
         let bucket = self.bucket(time_ms);
         match data.b.binary_search_by_key(&bucket, |(s, _)| *s) {
             Ok(i) => data.b[i].1 = data.b[i].1.saturating_add(n),
@@ -292,7 +341,8 @@ impl Window {
         let newest = data.b.last().map_or(bucket, |(s, _)| *s);
         data.b.retain(|(s, _)| *s > newest - self.width_ms);
         let total = self.total(&data, time_ms);
-        state.set_bytes(key, data.encode());
+        data.encode_into(slot.value.get_or_insert_default());
+        slot.dirty = true;
         Ok(total)
     }
 
@@ -528,5 +578,73 @@ mod tests {
         s.delete("n");
         s.flush().unwrap();
         assert!(host.get("n").is_none());
+    }
+
+    type Writes = Vec<(String, Option<Vec<u8>>)>;
+
+    /// Records what each `state_apply` call sent.
+    #[derive(Default)]
+    struct Recorder {
+        applied: std::cell::RefCell<Vec<Writes>>,
+    }
+
+    impl Backend for Recorder {
+        fn state_get(&self, _key: &str) -> Option<Vec<u8>> {
+            None
+        }
+        fn state_apply(&self, writes: Writes) -> Result<(), String> {
+            self.applied.borrow_mut().push(writes);
+            Ok(())
+        }
+        fn state_scan(&self, _prefix: &str, _limit: u32) -> Vec<(String, Vec<u8>)> {
+            Vec::new()
+        }
+        fn baseline_observe(
+            &self,
+            _key: &str,
+            _spec: aer_wire::baseline::BaselineSpec,
+            _time_ms: i64,
+            _value: f64,
+        ) -> Result<crate::BaselineStats, String> {
+            Err("unused".into())
+        }
+        fn baseline_query(
+            &self,
+            _key: &str,
+            _spec: aer_wire::baseline::BaselineSpec,
+            _time_ms: i64,
+        ) -> Result<crate::BaselineStats, String> {
+            Err("unused".into())
+        }
+        fn log(&self, _level: crate::host::Level, _message: &str) {}
+    }
+
+    #[test]
+    fn each_key_is_sent_once_with_its_last_value_in_key_order() {
+        let host = Recorder::default();
+        let mut s = State::new(&host);
+        for (i, key) in ["b", "a", "c", "a", "b"].into_iter().enumerate() {
+            s.set_bytes(key, vec![i as u8]);
+        }
+        assert_eq!(s.get_bytes("z"), None); // read, never written: not sent
+        s.delete("c");
+        s.flush().unwrap();
+        // A second flush sends only what was written after the first.
+        s.set_bytes("a", vec![9]);
+        s.flush().unwrap();
+        assert_eq!(s.get_bytes("b"), Some(&[4u8][..]));
+        s.finish().unwrap(); // nothing written since: nothing sent
+        let applied = host.applied.borrow();
+        assert_eq!(
+            *applied,
+            vec![
+                vec![
+                    ("a".to_string(), Some(vec![3])),
+                    ("b".to_string(), Some(vec![4])),
+                    ("c".to_string(), None),
+                ],
+                vec![("a".to_string(), Some(vec![9]))],
+            ]
+        );
     }
 }

@@ -56,20 +56,71 @@ pub struct MemoryHost {
     logs: RefCell<Vec<(Level, String)>>,
     actions: RefCell<Vec<RecordedAction>>,
     fail_actions: RefCell<Option<ActionError>>,
-    /// Decoded baselines with the bytes they were stored as, as the real host keeps
-    /// them within a call: decoded once, their statistics remembered.
-    baselines: RefCell<std::collections::HashMap<String, (Vec<u8>, BaselineData)>>,
+    /// Decoded baselines by state key, as the real host keeps them within a call:
+    /// decoded on first use, encoded into the state when the call ends (or the state is
+    /// read first). `true`: changed since last encoded.
+    baselines: RefCell<std::collections::HashMap<String, (BaselineData, bool)>>,
 }
 
 impl MemoryHost {
     /// Committed value of a state key.
     pub fn get(&self, key: &str) -> Option<Vec<u8>> {
+        self.encode_baseline(key);
         self.state.borrow().get(key).cloned()
     }
 
     /// Number of committed state keys.
     pub fn state_len(&self) -> usize {
+        self.encode_baselines();
         self.state.borrow().len()
+    }
+
+    /// Store the baseline under state key `key` if it changed since it was stored.
+    fn encode_baseline(&self, key: &str) {
+        if let Some((data, changed)) = self.baselines.borrow_mut().get_mut(key)
+            && std::mem::take(changed)
+        {
+            self.state
+                .borrow_mut()
+                .insert(key.to_owned(), data.encode());
+        }
+    }
+
+    /// End a call as the real host does: store the changed baselines and forget the
+    /// decoded ones (the next call decodes them again).
+    fn end_call(&self) {
+        self.encode_baselines();
+        self.baselines.borrow_mut().clear();
+    }
+
+    /// Store every baseline that changed since it was stored.
+    fn encode_baselines(&self) {
+        let mut state = self.state.borrow_mut();
+        for (key, (data, changed)) in self.baselines.borrow_mut().iter_mut() {
+            if std::mem::take(changed) {
+                state.insert(key.clone(), data.encode());
+            }
+        }
+    }
+
+    /// Run `f` on the decoded baseline under state key `key` (`change`: `f` changes it).
+    fn with_baseline<T>(
+        &self,
+        key: String,
+        change: bool,
+        f: impl FnOnce(&mut BaselineData) -> T,
+    ) -> T {
+        let mut cache = self.baselines.borrow_mut();
+        let (data, changed) = cache.entry(key).or_insert_with_key(|key| {
+            let stored = self
+                .state
+                .borrow()
+                .get(key)
+                .and_then(|b| BaselineData::decode(b));
+            (stored.unwrap_or_default(), false)
+        });
+        *changed |= change;
+        f(data)
     }
 
     /// Log messages so far.
@@ -114,8 +165,11 @@ impl Backend for MemoryHost {
     }
 
     fn state_apply(&self, writes: Vec<(String, Option<Vec<u8>>)>) -> Result<(), String> {
+        self.encode_baselines();
         let mut state = self.state.borrow_mut();
+        let mut baselines = self.baselines.borrow_mut();
         for (k, v) in writes {
+            baselines.remove(&k);
             match v {
                 Some(v) => state.insert(k, v),
                 None => state.remove(&k),
@@ -125,6 +179,7 @@ impl Backend for MemoryHost {
     }
 
     fn state_scan(&self, prefix: &str, limit: u32) -> Vec<(String, Vec<u8>)> {
+        self.encode_baselines();
         self.state
             .borrow()
             .range(prefix.to_owned()..)
@@ -141,25 +196,12 @@ impl Backend for MemoryHost {
         time_ms: i64,
         value: f64,
     ) -> Result<BaselineStats, String> {
-        let state_key = baseline_state_key(key);
-        let stored = self.get(&state_key);
-        let mut cache = self.baselines.borrow_mut();
-        let mut data = match (cache.remove(&state_key), &stored) {
-            // Still what this host stored: no need to decode it again.
-            (Some((bytes, data)), Some(now)) if &bytes == now => data,
-            _ => stored
-                .and_then(|b| BaselineData::decode(&b))
-                .unwrap_or_default(),
-        };
         let spec = spec.sanitized();
-        data.observe(spec, time_ms, if value.is_finite() { value } else { 0.0 });
-        let stats = data.stats(spec, time_ms);
-        let bytes = data.encode();
-        self.state
-            .borrow_mut()
-            .insert(state_key.clone(), bytes.clone());
-        cache.insert(state_key, (bytes, data));
-        Ok(stats)
+        let value = if value.is_finite() { value } else { 0.0 };
+        Ok(self.with_baseline(baseline_state_key(key), true, |data| {
+            data.observe(spec, time_ms, value);
+            data.stats(spec, time_ms)
+        }))
     }
 
     fn baseline_query(
@@ -168,11 +210,10 @@ impl Backend for MemoryHost {
         spec: BaselineSpec,
         time_ms: i64,
     ) -> Result<BaselineStats, String> {
-        let data = self
-            .get(&baseline_state_key(key))
-            .and_then(|b| BaselineData::decode(&b))
-            .unwrap_or_default();
-        Ok(data.stats(spec.sanitized(), time_ms))
+        let spec = spec.sanitized();
+        Ok(self.with_baseline(baseline_state_key(key), false, |data| {
+            data.stats(spec, time_ms)
+        }))
     }
 
     fn log(&self, level: Level, message: &str) {
@@ -222,7 +263,15 @@ impl<D: Detector> TestDetector<D> {
         for e in events {
             w.push(e);
         }
-        det::run_batch(&mut self.detector, &self.host, &w.finish())
+        self.run_encoded(&w.finish())
+    }
+
+    /// Run one packed batch as the host sends it (see [`aer_wire::BatchWriter`]), e.g.
+    /// bytes from a fuzzer.
+    pub fn run_encoded(&mut self, batch: &[u8]) -> Result<Vec<Finding>> {
+        let findings = det::run_batch(&mut self.detector, &self.host, batch);
+        self.host.end_call();
+        findings
     }
 
     /// Run events one batch of `size` at a time and return all findings.
@@ -236,7 +285,9 @@ impl<D: Detector> TestDetector<D> {
 
     /// Advance event time with no events.
     pub fn tick(&mut self, now_ms: i64) -> Result<Vec<Finding>> {
-        det::run_tick(&mut self.detector, &self.host, now_ms)
+        let findings = det::run_tick(&mut self.detector, &self.host, now_ms);
+        self.host.end_call();
+        findings
     }
 
     /// The in-memory host (state, logs).
@@ -279,7 +330,9 @@ impl<R: Responder> TestResponder<R> {
 
     /// Handle one decision.
     pub fn respond(&mut self, decision: &Decision) -> Result<Vec<ActionOutcome>> {
-        resp::run_respond(&mut self.responder, &self.host, decision)
+        let outcomes = resp::run_respond(&mut self.responder, &self.host, decision);
+        self.host.end_call();
+        outcomes
     }
 
     /// The in-memory host (state, logs, recorded actions).
@@ -370,5 +423,36 @@ impl EventBuilder {
     /// Finish.
     pub fn build(self) -> Event {
         self.event
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn baselines_are_stored_when_read_and_replaced_by_writes() {
+        let host = MemoryHost::default();
+        let spec = BaselineSpec {
+            bucket_ms: 1_000,
+            history: 10,
+        };
+        for t in [0, 1_000, 2_000] {
+            host.baseline_observe("u", spec, t, 2.0).unwrap();
+        }
+        let key = baseline_state_key("u");
+        let stored = BaselineData::decode(&host.get(&key).expect("stored")).expect("decodes");
+        assert_eq!(stored.stats(spec, 2_000).buckets, 2);
+        assert_eq!(host.state_len(), 1);
+        // A write to the key replaces the baseline the host had decoded.
+        host.state_apply(vec![(key.clone(), None)]).unwrap();
+        assert_eq!(host.baseline_query("u", spec, 2_000).unwrap().buckets, 0);
+        assert_eq!(
+            host.baseline_observe("u", spec, 3_000, 1.0)
+                .unwrap()
+                .current,
+            1.0
+        );
+        assert_eq!(host.state_len(), 1);
     }
 }

@@ -32,25 +32,30 @@ fn wit_stats(s: aer_wire::baseline::BaselineStats) -> BaselineStats {
 }
 
 impl HostState {
-    /// The cached baseline of `key`, loading it from state on first use in this call.
-    fn baseline(&mut self, key: &str) -> wasmtime::Result<Result<&mut BaselineData, StateError>> {
+    /// The cached baseline of `key` and whether it changed in this call, loading it
+    /// from state on first use in this call.
+    fn baseline(
+        &mut self,
+        key: &str,
+    ) -> wasmtime::Result<Result<&mut (BaselineData, bool), StateError>> {
         let state_key = baseline_state_key(key);
         if let Err(e) = self.check_key(&state_key) {
             return Ok(Err(e));
         }
-        if !self.call.baselines.contains_key(&state_key) {
-            let data = self
-                .read(&state_key)?
-                .and_then(|b| BaselineData::decode(&b))
-                .unwrap_or_default();
-            self.call.baselines.insert(state_key.clone(), (data, false));
-        }
-        Ok(Ok(&mut self
-            .call
-            .baselines
-            .get_mut(&state_key)
-            .expect("inserted above")
-            .0))
+        let loaded = if self.call.baselines.contains_key(&state_key) {
+            None
+        } else {
+            let stored = self.read(&state_key)?;
+            Some(
+                stored
+                    .and_then(|b| BaselineData::decode(&b))
+                    .unwrap_or_default(),
+            )
+        };
+        let cached = self.call.baselines.entry(state_key);
+        Ok(Ok(
+            cached.or_insert_with(|| (loaded.unwrap_or_default(), false))
+        ))
     }
 
     /// Move changed baselines into the call's write set (at the end of a call).
@@ -76,17 +81,11 @@ impl Host for HostState {
         }
         let spec = spec(s);
         let value = if value.is_finite() { value } else { 0.0 };
-        let stats = match self.baseline(&key)? {
-            Ok(data) => {
-                data.observe(spec, time_ms, value);
-                data.stats(spec, time_ms)
-            }
-            Err(e) => return Ok(Err(e)),
-        };
-        if let Some(entry) = self.call.baselines.get_mut(&baseline_state_key(&key)) {
-            entry.1 = true;
-        }
-        Ok(Ok(wit_stats(stats)))
+        Ok(self.baseline(&key)?.map(|(data, changed)| {
+            data.observe(spec, time_ms, value);
+            *changed = true;
+            wit_stats(data.stats(spec, time_ms))
+        }))
     }
 
     fn query(
@@ -101,6 +100,6 @@ impl Host for HostState {
         let spec = spec(s);
         Ok(self
             .baseline(&key)?
-            .map(|data| wit_stats(data.stats(spec, time_ms))))
+            .map(|(data, _)| wit_stats(data.stats(spec, time_ms))))
     }
 }

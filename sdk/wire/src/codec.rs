@@ -93,23 +93,15 @@ fn put_str(out: &mut Vec<u8>, s: &str) {
 /// The action of one event encoded by [`encode_event`], read without decoding the rest
 /// (to route events by subscription cheaply).
 pub fn encoded_action(encoded: &[u8]) -> Option<&str> {
-    let mut r = Reader {
-        bytes: encoded,
-        pos: 4 + 8 + 1,
-        index: 0,
-    };
-    r.str().ok()?; // id
-    r.str().ok()
+    let mut r = Reader::new(encoded, 4 + 8 + 1, 0);
+    r.lone_str().ok()?; // id
+    r.lone_str().ok()
 }
 
 /// The id of one event encoded by [`encode_event`], read without decoding the rest.
 pub fn encoded_id(encoded: &[u8]) -> Option<&str> {
-    let mut r = Reader {
-        bytes: encoded,
-        pos: 4 + 8 + 1,
-        index: 0,
-    };
-    r.str().ok()
+    let mut r = Reader::new(encoded, 4 + 8 + 1, 0);
+    r.lone_str().ok()
 }
 
 /// The event time of one event encoded by [`encode_event`].
@@ -177,20 +169,12 @@ pub fn decode_batch(bytes: &[u8]) -> Result<Vec<EventRef<'_>>, DecodeError> {
     let count = u32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]);
     // Never trust the count for the allocation: each event takes at least 4 bytes.
     let mut events = Vec::with_capacity((count as usize).min(bytes.len() / 4));
-    let mut r = Reader {
-        bytes,
-        pos: 8,
-        index: 0,
-    };
+    let mut r = Reader::new(bytes, 8, 0);
     for index in 0..count {
         r.index = index;
         let len = r.u32()? as usize;
         let body = r.take(len)?;
-        let mut e = Reader {
-            bytes: body,
-            pos: 0,
-            index,
-        };
+        let mut e = Reader::new(body, 0, index);
         events.push(e.event()?);
     }
     Ok(events)
@@ -200,6 +184,9 @@ struct Reader<'a> {
     bytes: &'a [u8],
     pos: usize,
     index: u32,
+    /// Bytes known to be UTF-8: `bytes[text_at..text_at + text.len()]`.
+    text: &'a str,
+    text_at: usize,
 }
 
 impl<'a> Reader<'a> {
@@ -219,7 +206,49 @@ impl<'a> Reader<'a> {
         Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
     }
 
+    fn new(bytes: &'a [u8], pos: usize, index: u32) -> Self {
+        Reader {
+            bytes,
+            pos,
+            index,
+            text: "",
+            text_at: 0,
+        }
+    }
+
+    /// The next string, checked for UTF-8 together with the rest of the buffer.
+    ///
+    /// An event's strings are short, and checking each on its own is mostly per-call and
+    /// per-byte overhead. So the first string not yet known to be UTF-8 is checked with
+    /// everything after it at once: the strings that follow and their length prefixes,
+    /// whose bytes are UTF-8 too (ASCII) unless one is 0x80 or more, e.g. a length of
+    /// 128 to 255. That check ends at the first byte that is not UTF-8; the strings up to
+    /// it come from the checked text, and the next string past it starts a new check.
     fn str(&mut self) -> Result<&'a str, DecodeError> {
+        let n = self.u32()? as usize;
+        let start = self.pos;
+        self.take(n)?;
+        if let Some(s) = self.checked(start) {
+            return Ok(s);
+        }
+        let rest = &self.bytes[start..];
+        self.text = match std::str::from_utf8(rest) {
+            Ok(text) => text,
+            Err(e) => std::str::from_utf8(&rest[..e.valid_up_to()]).unwrap_or_default(),
+        };
+        self.text_at = start;
+        self.checked(start)
+            .ok_or(DecodeError::NotUtf8 { index: self.index })
+    }
+
+    /// `bytes[start..pos]` from the checked text, if it lies within it.
+    fn checked(&self, start: usize) -> Option<&'a str> {
+        let from = start.checked_sub(self.text_at)?;
+        self.text.get(from..self.pos - self.text_at)
+    }
+
+    /// The next string, checked on its own (to read one or two fields of an event).
+    fn lone_str(&mut self) -> Result<&'a str, DecodeError> {
         let n = self.u32()? as usize;
         let b = self.take(n)?;
         std::str::from_utf8(b).map_err(|_| DecodeError::NotUtf8 { index: self.index })
@@ -288,11 +317,7 @@ pub(crate) struct DetailsIter<'a> {
 impl<'a> DetailsIter<'a> {
     pub(crate) fn new(details: DetailsRef<'a>) -> Self {
         DetailsIter {
-            reader: Reader {
-                bytes: details.bytes,
-                pos: 0,
-                index: 0,
-            },
+            reader: Reader::new(details.bytes, 0, 0),
             left: details.count,
         }
     }
@@ -384,6 +409,32 @@ mod tests {
 
     proptest::proptest! {
         #[test]
+        fn arbitrary_strings_round_trip(
+            fields in proptest::collection::vec(
+                proptest::collection::vec(proptest::char::any(), 0..300),
+                18,
+            )
+        ) {
+            let mut s = fields.into_iter().map(String::from_iter);
+            let mut next = || s.next().unwrap_or_default();
+            let mut e = sample(0);
+            e.id = next();
+            e.action = next();
+            e.actor = Entity { kind: next(), id: next(), name: next(), email: next() };
+            e.target = Some(Entity { kind: next(), id: next(), name: next(), email: next() });
+            e.context.ip = next();
+            e.context.user_agent = next();
+            e.context.session_id = next();
+            e.context.location.name = next();
+            e.details = vec![(next(), next()), (next(), next())];
+            let mut w = BatchWriter::new();
+            w.push(&e);
+            let bytes = w.finish();
+            let decoded = decode_batch(&bytes).expect("decodes");
+            proptest::prop_assert_eq!(decoded[0].to_owned_event(), e);
+        }
+
+        #[test]
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
             let _ = decode_batch(&bytes);
             let mut with_magic = MAGIC.to_vec();
@@ -401,6 +452,59 @@ mod tests {
             decode_batch(&bytes),
             Err(DecodeError::Truncated { index: 0 })
         );
+    }
+
+    /// A string of `n` characters, some of them more than one byte.
+    fn text(n: usize, seed: usize) -> String {
+        (0..n)
+            .map(|i| ['a', 'é', 'Z', '€', '7', '𝄞', ' '][(i + seed) % 7])
+            .collect()
+    }
+
+    #[test]
+    fn long_and_non_ascii_strings_round_trip() {
+        // Lengths whose prefixes have a byte of 0x80 or more (128-255, 384, 40_000) end a
+        // check of the rest of the event; the strings after them start a new one.
+        let mut events = Vec::new();
+        for (i, n) in [0usize, 1, 40, 127, 128, 200, 255, 256, 384, 40_000]
+            .into_iter()
+            .enumerate()
+        {
+            let mut e = sample(i as i64);
+            e.actor.name = text(n, i);
+            e.context.user_agent = text(n / 2 + 100, i + 1);
+            e.details.push((text(3, i), text(n, i + 2)));
+            events.push(e);
+        }
+        let mut w = BatchWriter::new();
+        for e in &events {
+            w.push(e);
+        }
+        let bytes = w.finish();
+        let decoded = decode_batch(&bytes).expect("decodes");
+        let owned: Vec<Event> = decoded.iter().map(EventRef::to_owned_event).collect();
+        assert_eq!(owned, events);
+        let last = &decoded[events.len() - 1];
+        assert_eq!(last.detail(&text(3, 9)), Some(text(40_000, 11).as_str()));
+    }
+
+    #[test]
+    fn invalid_utf8_after_a_long_string_is_reported() {
+        let mut e = sample(1);
+        e.context.user_agent = text(200, 0);
+        e.context.location.domain = "bad".into();
+        let mut w = BatchWriter::new();
+        w.push(&sample(0));
+        w.push(&e);
+        let mut bytes = w.finish();
+        let at = bytes
+            .windows(3)
+            .rposition(|b| b == b"bad")
+            .expect("domain is in the batch");
+        bytes[at + 1] = 0xC3; // a lead byte followed by 'd': not UTF-8
+        assert_eq!(decode_batch(&bytes), Err(DecodeError::NotUtf8 { index: 1 }));
+        bytes[at + 1] = b'a';
+        assert!(decode_batch(&bytes).is_ok());
     }
 
     #[test]
