@@ -39,6 +39,10 @@ pub struct ServeConfig {
     /// its share; a plugin whose instance was dropped is instantiated again when it
     /// next has work (its state is in the database, not the instance).
     pub max_instances: u32,
+    /// Bytes of plugin state kept in memory in front of the database (recently read or
+    /// written values, shared by all tenants), so a detector's next batch need not read
+    /// its state from disk.
+    pub state_cache_bytes: u64,
 }
 
 /// Per-tenant quotas: defaults for every tenant, and overrides by tenant name
@@ -170,6 +174,7 @@ impl Default for ServeConfig {
             quotas: QuotaConfig::default(),
             pipeline_threads: 0,
             max_instances: 1024,
+            state_cache_bytes: 64 << 20,
         }
     }
 }

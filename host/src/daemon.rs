@@ -89,6 +89,8 @@ pub struct Daemon {
     /// sequence, state bytes), which workers serving one tenant's detectors at once
     /// share.
     commit: Mutex<()>,
+    /// Plugin state in memory in front of sled, shared by every worker.
+    state_cache: crate::store::StateCache,
     /// Set to `true` when the daemon starts shutting down (ends live streams).
     pub closing: tokio::sync::watch::Sender<bool>,
 }
@@ -137,6 +139,7 @@ impl Daemon {
             config.ingest.dedupe_window_events,
         )?;
         let rates = rate::RateLimits::new();
+        let state_cache = crate::store::StateCache::new(config.state_cache_bytes);
         Ok(Arc::new(Daemon {
             config,
             admin_token,
@@ -152,6 +155,7 @@ impl Daemon {
             faults: Mutex::new(HashMap::new()),
             busy: Mutex::new(HashMap::new()),
             commit: Mutex::new(()),
+            state_cache,
             wake: Arc::new(worker::Wake::default()),
             metrics: metrics::Metrics::default(),
             closing: tokio::sync::watch::channel(false).0,
@@ -192,6 +196,7 @@ impl Daemon {
             self.db.clone(),
             self.pipeline.clone(),
             &[keys::kind::STATE],
+            self.state_cache.clone(),
         )
     }
 

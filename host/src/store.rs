@@ -4,10 +4,17 @@
 //! Keys are scoped by the host to a [`Scope`] (tenant, plugin); a plugin names only the
 //! part after the scope, so it cannot reach another plugin's keys.
 
+mod cache;
+
 use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::path::Path;
 use std::sync::Mutex;
+
+pub use cache::StateCache;
+
+/// Size of the cache in front of a database opened with [`SledStore::open`].
+pub const DEFAULT_CACHE_BYTES: u64 = 32 << 20;
 
 /// Why the state store failed.
 #[derive(Debug, thiserror::Error)]
@@ -125,11 +132,12 @@ pub trait StateStore: Send + Sync {
 
 /// State in a sled tree, one database on disk. Keys are `prefix`, then the scope, then
 /// the plugin's key, so the state can share a tree with other records and be committed
-/// atomically with them (see [`SledStore::stage`]).
+/// atomically with them (see [`SledStore::stage`]). Reads go through a [`StateCache`].
 pub struct SledStore {
     db: sled::Db,
     tree: sled::Tree,
     prefix: Vec<u8>,
+    cache: StateCache,
 }
 
 impl SledStore {
@@ -146,15 +154,27 @@ impl SledStore {
             db,
             tree,
             prefix: Vec::new(),
+            cache: StateCache::new(DEFAULT_CACHE_BYTES),
         })
     }
 
-    /// Keep state in `tree` under keys starting with `prefix`.
-    pub fn in_tree(db: sled::Db, tree: sled::Tree, prefix: &[u8]) -> Self {
+    /// Keep state in `tree` under keys starting with `prefix`, read through `cache`
+    /// (share one cache among all views of the same keys).
+    pub fn in_tree(db: sled::Db, tree: sled::Tree, prefix: &[u8], cache: StateCache) -> Self {
         SledStore {
             db,
             tree,
             prefix: prefix.to_vec(),
+            cache,
+        }
+    }
+
+    /// Tell the cache that `writes`, staged with [`SledStore::stage`], were applied.
+    /// Call it after the batch is applied and before anyone else may read the scope.
+    pub fn applied(&self, scope: &Scope, writes: &WriteSet) {
+        for (k, v) in writes.iter() {
+            self.cache
+                .write(self.full_key(scope, k), v.as_deref().map(sled::IVec::from));
         }
     }
 
@@ -178,10 +198,15 @@ impl SledStore {
 
 impl StateStore for SledStore {
     fn get(&self, scope: &Scope, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self
-            .tree
-            .get(self.full_key(scope, key))?
-            .map(|v| v.to_vec()))
+        let key = self.full_key(scope, key);
+        if let Some(cached) = self.cache.get(&key) {
+            return Ok(cached.map(|v| v.to_vec()));
+        }
+        let token = self.cache.before_read();
+        let value = self.tree.get(&key)?;
+        let out = value.as_ref().map(|v| v.to_vec());
+        self.cache.fill(key, value, token);
+        Ok(out)
     }
 
     fn scan(
@@ -205,6 +230,7 @@ impl StateStore for SledStore {
         let mut batch = sled::Batch::default();
         self.stage(scope, writes, &mut batch);
         self.tree.apply_batch(batch)?;
+        self.applied(scope, writes);
         Ok(())
     }
 
@@ -298,7 +324,7 @@ mod tests {
         let db = sled::open(dir.path()).unwrap();
         let tree = db.open_tree("shared").unwrap();
         tree.insert(b"other", b"x".as_slice()).unwrap();
-        let s = SledStore::in_tree(db, tree.clone(), b"s");
+        let s = SledStore::in_tree(db, tree.clone(), b"s", StateCache::new(1 << 20));
         exercise(&s);
         let keys: Vec<Vec<u8>> = tree.iter().keys().map(|k| k.unwrap().to_vec()).collect();
         assert!(
@@ -319,6 +345,70 @@ mod tests {
         assert_eq!(
             s.get(&Scope::new("t1", "p"), "2x").unwrap(),
             Some(b"a".to_vec())
+        );
+    }
+
+    #[test]
+    fn views_sharing_a_cache_see_applied_writes_and_never_staged_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path()).unwrap();
+        let tree = db.open_tree("shared").unwrap();
+        let cache = StateCache::new(1 << 20);
+        let a = SledStore::in_tree(db.clone(), tree.clone(), b"s", cache.clone());
+        let b = SledStore::in_tree(db, tree.clone(), b"s", cache.clone());
+        let scope = Scope::new("t", "p");
+        let write = |v: &[u8]| {
+            let mut w = WriteSet::default();
+            w.put("k".into(), Some(v.to_vec()));
+            w
+        };
+        assert_eq!(b.get(&scope, "k").unwrap(), None); // cached as absent
+        a.commit(&scope, &write(b"1")).unwrap();
+        assert_eq!(b.get(&scope, "k").unwrap(), Some(b"1".to_vec()));
+        // Staged in a batch that is never applied: invisible, in sled and the cache.
+        let mut batch = sled::Batch::default();
+        a.stage(&scope, &write(b"2"), &mut batch);
+        assert_eq!(b.get(&scope, "k").unwrap(), Some(b"1".to_vec()));
+        // Applied by the caller, then announced.
+        tree.apply_batch(batch).unwrap();
+        a.applied(&scope, &write(b"2"));
+        assert_eq!(b.get(&scope, "k").unwrap(), Some(b"2".to_vec()));
+        assert!(!cache.is_empty());
+    }
+
+    #[test]
+    fn a_read_that_raced_a_write_does_not_fill_the_cache() {
+        let cache = StateCache::new(1 << 20);
+        let token = cache.before_read();
+        // A write lands while the read is in sled, which returned the old value.
+        cache.write(b"k".to_vec(), Some(sled::IVec::from(b"new".as_slice())));
+        cache.fill(
+            b"k".to_vec(),
+            Some(sled::IVec::from(b"old".as_slice())),
+            token,
+        );
+        assert_eq!(
+            cache.get(b"k"),
+            Some(Some(sled::IVec::from(b"new".as_slice())))
+        );
+        // A read with no write since fills it.
+        let token = cache.before_read();
+        cache.fill(b"j".to_vec(), None, token);
+        assert_eq!(cache.get(b"j"), Some(None));
+    }
+
+    #[test]
+    fn the_cache_stays_within_its_bytes() {
+        let cache = StateCache::new(64 << 10);
+        for i in 0..10_000u32 {
+            let token = cache.before_read();
+            cache.fill(i.to_be_bytes().to_vec(), Some(vec![0u8; 100].into()), token);
+        }
+        assert!(cache.weight() <= 64 << 10, "{} bytes", cache.weight());
+        assert!(
+            cache.len() > 100 && cache.len() < 10_000,
+            "{} entries",
+            cache.len()
         );
     }
 }

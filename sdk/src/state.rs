@@ -155,7 +155,7 @@ fn apply(backend: &dyn Backend, mut writes: Vec<(String, Option<Vec<u8>>)>) -> R
 /// # use aer_sdk::prelude::*;
 /// # fn f(ctx: &mut Context<'_>, user: &str, t: i64) -> Result<()> {
 /// let hourly = Baseline::hourly(14);
-/// let stats = hourly.observe(ctx.state(), &format!("dl/{user}"), t, 1.0)?;
+/// let stats = hourly.observe(ctx.state(), &["dl/", user].concat(), t, 1.0)?;
 /// if stats.buckets >= 24 && stats.current > stats.sigma_threshold(4.0, 50.0) {
 ///     ctx.emit(Finding::new("unusual-downloads", user));
 /// }

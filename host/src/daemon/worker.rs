@@ -732,6 +732,7 @@ impl Worker {
         let mut batch = sled::Batch::default();
         let mut found = 0;
         let mut commit = None;
+        let mut staged = None;
         if !w.is_empty() {
             let delivered = w.len();
             let started = Instant::now();
@@ -772,6 +773,7 @@ impl Worker {
                 return Ok(None);
             }
             batch.insert(state_bytes_key(tenant), &size.to_be_bytes());
+            staged = Some((Scope::new(tenant, &id.plugin), out.writes));
             let prefix = keys::key(kind::FINDING, &[tenant.as_bytes()]);
             let first = next_seq(&tree, &prefix)?;
             found = out.value.len();
@@ -790,6 +792,9 @@ impl Worker {
         }
         batch.insert(cursor_key, &(last_seq + 1).to_be_bytes());
         tree.apply_batch(batch)?;
+        if let Some((scope, writes)) = &staged {
+            self.daemon.state_store().applied(scope, writes);
+        }
         drop(commit);
         if let Some(m) = self
             .daemon
@@ -982,6 +987,10 @@ impl Worker {
             batch.insert(state_bytes_key(tenant), &size.to_be_bytes());
             batch.remove(keys::seq_key(kind::PENDING_RESPONSE, tenant, dseq));
             tree.apply_batch(batch)?;
+            let store = self.daemon.state_store();
+            for (_, plugin, w) in &writes {
+                store.applied(&Scope::new(tenant, plugin), w);
+            }
             drop(commit);
             if stored.finding_committed_ms > 0 {
                 let ms = (super::now_ms() - stored.finding_committed_ms).max(0);

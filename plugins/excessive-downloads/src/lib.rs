@@ -112,7 +112,7 @@ impl Detector for ExcessiveDownloads {
         };
         let user = event.actor.id;
         let window = Window::minutes(self.config.window_minutes);
-        let count = window.add(ctx.state(), &format!("w/{user}"), event.time_ms, weight)?;
+        let count = window.add(ctx.state(), &["w/", user].concat(), event.time_ms, weight)?;
         if count >= self.config.threshold
             && self.not_reported_within(ctx, user, event.time_ms, window.width_ms())?
         {
@@ -145,7 +145,7 @@ impl Detector for ExcessiveDownloads {
         let hourly = Baseline::hourly(b.days);
         let stats = hourly.observe(
             ctx.state(),
-            &format!("h/{user}"),
+            &["h/", user].concat(),
             event.time_ms,
             weight as f64,
         )?;
@@ -184,7 +184,7 @@ impl ExcessiveDownloads {
         time_ms: i64,
         span: i64,
     ) -> Result<bool> {
-        let key = format!("r/{user}");
+        let key = ["r/", user].concat();
         let last: Option<i64> = ctx.state().get(&key)?;
         if last.is_some_and(|t| time_ms - t < span) {
             return Ok(false);

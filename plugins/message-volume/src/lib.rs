@@ -77,15 +77,19 @@ impl Detector for MessageVolume {
         }
         let t = event.time_ms;
         let learned = Learning::days(c.learning_days).done(ctx.state(), t)?;
-        let stats =
-            Baseline::hourly(c.history_days).observe(ctx.state(), &format!("h/{user}"), t, 1.0)?;
+        let stats = Baseline::hourly(c.history_days).observe(
+            ctx.state(),
+            &["h/", user].concat(),
+            t,
+            1.0,
+        )?;
         let limit = if learned {
             stats.sigma_threshold(c.k_sigma, c.floor)
         } else {
             c.floor * c.learning_factor
         };
         if stats.current > limit
-            && Cooldown::minutes(60).ready(ctx.state(), &format!("r/{user}"), t)?
+            && Cooldown::minutes(60).ready(ctx.state(), &["r/", user].concat(), t)?
         {
             let excess = stats.current / limit;
             ctx.emit(

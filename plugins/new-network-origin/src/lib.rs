@@ -124,13 +124,13 @@ impl Detector for NewNetworkOrigin {
         let device = agent_family(event.context.user_agent);
 
         let memory = Distinct::new(32).ttl_ms(c.memory_days * DAY_MS);
-        let new_net = memory.insert(ctx.state(), &format!("n/{user}"), &net, t)?;
+        let new_net = memory.insert(ctx.state(), &["n/", user].concat(), &net, t)?;
         let new_country = match country {
-            Some(cc) => memory.insert(ctx.state(), &format!("c/{user}"), cc, t)?,
+            Some(cc) => memory.insert(ctx.state(), &["c/", user].concat(), cc, t)?,
             None => new_net,
         };
-        let new_device = memory.insert(ctx.state(), &format!("a/{user}"), &device, t)?;
-        let logins = ctx.state().add(&format!("l/{user}"), 1)? - 1;
+        let new_device = memory.insert(ctx.state(), &["a/", user].concat(), &device, t)?;
+        let logins = ctx.state().add(&["l/", user].concat(), 1)? - 1;
         let learned = Learning::days(c.learning_days).done(ctx.state(), t)?;
         if !learned || logins < c.min_logins || !new_country {
             return Ok(());

@@ -88,7 +88,7 @@ impl Detector for PrivilegeEscalation {
         let target = event.target.map_or("", |e| e.id);
         if c.create_actions.iter().any(|a| a == event.action) {
             if !target.is_empty() {
-                ctx.state().set(&format!("c/{target}"), &t)?;
+                ctx.state().set(&["c/", target].concat(), &t)?;
             }
             return Ok(());
         }
@@ -97,14 +97,15 @@ impl Detector for PrivilegeEscalation {
         }
         let learned = Learning::days(c.learning_days).done(ctx.state(), t)?;
         let days = Distinct::new(c.history_days as usize + 1).ttl_ms(c.history_days * DAY_MS);
-        let days_key = format!("d/{actor}");
+        let days_key = ["d/", actor].concat();
         let day = t.div_euclid(DAY_MS).to_string();
         days.insert(ctx.state(), &days_key, &day, t)?;
         let earlier_days = days.len(ctx.state(), &days_key)? - 1;
-        let in_hour = Window::new(HOUR_MS, 60_000).add(ctx.state(), &format!("w/{actor}"), t, 1)?;
+        let in_hour =
+            Window::new(HOUR_MS, 60_000).add(ctx.state(), &["w/", actor].concat(), t, 1)?;
         let created: Option<i64> = match target {
             "" => None,
-            id => ctx.state().get(&format!("c/{id}"))?,
+            id => ctx.state().get(&["c/", id].concat())?,
         };
 
         let (basis, score, why) = if !target.is_empty() && target == actor {
@@ -145,7 +146,7 @@ impl Detector for PrivilegeEscalation {
         } else {
             return Ok(());
         };
-        if Cooldown::minutes(60).ready(ctx.state(), &format!("r/{actor}"), t)? {
+        if Cooldown::minutes(60).ready(ctx.state(), &["r/", actor].concat(), t)? {
             ctx.emit(
                 Finding::new("privilege-escalation", actor)
                     .score(score)

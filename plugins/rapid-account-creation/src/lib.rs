@@ -94,8 +94,8 @@ impl Detector for RapidAccountCreation {
         // Days this actor created accounts on, today included.
         let days = Distinct::new(c.history_days as usize + 1).ttl_ms(c.history_days * DAY_MS);
         let day = t.div_euclid(DAY_MS).to_string();
-        days.insert(ctx.state(), &format!("d/{actor}"), &day, t)?;
-        let earlier_days = days.len(ctx.state(), &format!("d/{actor}"))? - 1;
+        days.insert(ctx.state(), &["d/", actor].concat(), &day, t)?;
+        let earlier_days = days.len(ctx.state(), &["d/", actor].concat())? - 1;
         let regular = earlier_days >= c.regular_days;
         let limit = if regular {
             c.regular_threshold
@@ -103,8 +103,8 @@ impl Detector for RapidAccountCreation {
             c.threshold
         };
 
-        let count = window.add(ctx.state(), &format!("w/{actor}"), t, 1)?;
-        if count >= limit && cooldown.ready(ctx.state(), &format!("r/{actor}"), t)? {
+        let count = window.add(ctx.state(), &["w/", actor].concat(), t, 1)?;
+        if count >= limit && cooldown.ready(ctx.state(), &["r/", actor].concat(), t)? {
             let excess = count as f32 / limit as f32;
             ctx.emit(
                 Finding::new("rapid-account-creation", actor)
@@ -133,7 +133,7 @@ impl Detector for RapidAccountCreation {
                 "" => "workspace",
                 id => id,
             };
-            let total = window.add(ctx.state(), &format!("t/{workspace}"), t, 1)?;
+            let total = window.add(ctx.state(), &["t/", workspace].concat(), t, 1)?;
             if total >= c.workspace_threshold
                 && cooldown.ready(ctx.state(), &format!("rt/{workspace}"), t)?
             {

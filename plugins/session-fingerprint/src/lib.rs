@@ -99,7 +99,7 @@ impl SessionFingerprint {
     fn check_session(&self, ctx: &mut Context<'_>, event: &Event<'_>) -> Result<Option<Finding>> {
         let user = event.actor.id;
         let session = event.context.session_id;
-        let key = format!("s/{session}");
+        let key = ["s/", session].concat();
         let minute = event.time_ms.div_euclid(MINUTE_MS);
         let device = agent_family(event.context.user_agent);
         let net = network(
@@ -188,7 +188,7 @@ impl SessionFingerprint {
     /// The scripted-agent rule; returns the finding, if any.
     fn check_agent(&self, ctx: &mut Context<'_>, event: &Event<'_>) -> Result<Option<Finding>> {
         let user = event.actor.id;
-        let key = format!("u/{user}");
+        let key = ["u/", user].concat();
         let mut seen: UserSeen = ctx.state().get(&key)?.unwrap_or_default();
         let scripted = is_scripted_agent(event.context.user_agent, &self.config.scripted_agents);
         let mut finding = None;

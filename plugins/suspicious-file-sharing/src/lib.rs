@@ -135,9 +135,9 @@ impl Detector for SuspiciousFileSharing {
         let t = event.time_ms;
         let learned = Learning::days(c.learning_days).done(ctx.state(), t)?;
         let window = Window::minutes(c.window_minutes);
-        let count = window.add(ctx.state(), &format!("w/{user}"), t, 1)?;
+        let count = window.add(ctx.state(), &["w/", user].concat(), t, 1)?;
         let daily =
-            Baseline::daily(c.history_days).observe(ctx.state(), &format!("d/{user}"), t, 1.0)?;
+            Baseline::daily(c.history_days).observe(ctx.state(), &["d/", user].concat(), t, 1.0)?;
         let (fires, basis) = if learned {
             let norm = daily.mean + c.k_sigma * daily.stddev;
             (
@@ -151,7 +151,9 @@ impl Detector for SuspiciousFileSharing {
             let bar = c.threshold.saturating_mul(c.learning_factor);
             (count >= bar, format!("learning, limit {bar}"))
         };
-        if fires && Cooldown::new(window.width_ms()).ready(ctx.state(), &format!("r/{user}"), t)? {
+        if fires
+            && Cooldown::new(window.width_ms()).ready(ctx.state(), &["r/", user].concat(), t)?
+        {
             let excess = count as f32 / c.threshold as f32;
             ctx.emit(
                 Finding::new("suspicious-file-sharing", user)
