@@ -1,9 +1,9 @@
 //! The process-wide wasmtime engine: configuration, epoch ticker, one linker per
 //! plugin world, and the compile cache keyed by component content hash.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -93,7 +93,12 @@ pub struct AerEngine {
     limits: Arc<Limits>,
     tick: Duration,
     cache: Mutex<HashMap<String, Arc<LoadedPlugin>>>,
+    /// Hashes being loaded now: a second caller for the same bytes waits for the first
+    /// (`loaded` is notified as each load ends) instead of compiling them again.
+    loading: Mutex<HashSet<String>>,
+    loaded: Condvar,
     compiling: Arc<AtomicU32>,
+    compilations: AtomicU64,
     _ticker: EpochTicker,
 }
 
@@ -170,7 +175,10 @@ impl AerEngine {
             limits: Arc::new(limits),
             tick: config.tick,
             cache: Mutex::new(HashMap::new()),
+            loading: Mutex::new(HashSet::new()),
+            loaded: Condvar::new(),
             compiling: Arc::new(AtomicU32::new(0)),
+            compilations: AtomicU64::new(0),
             _ticker: ticker,
         }))
     }
@@ -203,6 +211,7 @@ impl AerEngine {
     pub(crate) fn compile(&self, bytes: &[u8]) -> Result<Component, Rejection> {
         let slot = CompileSlot::take(&self.compiling, self.limits.compile_concurrency)
             .map_err(|running| Rejection::CompilerBusy { running })?;
+        self.compilations.fetch_add(1, Ordering::Relaxed);
         let engine = self.engine.clone();
         let bytes = bytes.to_vec();
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
@@ -225,21 +234,62 @@ impl AerEngine {
         }
     }
 
+    /// Compilations started so far.
+    pub fn compilations(&self) -> u64 {
+        self.compilations.load(Ordering::Relaxed)
+    }
+
     /// Validate and compile a component, or return the cached result for the same bytes.
+    /// A call for bytes another thread is loading waits for that load and shares its
+    /// result (or, if it failed, loads them itself).
     pub fn load(self: &Arc<Self>, bytes: &[u8]) -> Result<Arc<LoadedPlugin>, Rejection> {
         let sha256 = hex::encode(Sha256::digest(bytes));
-        if let Some(p) = self.cache_lock().get(&sha256) {
-            return Ok(p.clone());
+        let mut loading = self.loading_lock();
+        loop {
+            // Checked under the loading lock: a load puts its result in the cache
+            // before it leaves `loading`.
+            if let Some(p) = self.cache_lock().get(&sha256) {
+                return Ok(p.clone());
+            }
+            if loading.insert(sha256.clone()) {
+                break;
+            }
+            loading = self
+                .loaded
+                .wait_while(loading, |l| l.contains(&sha256))
+                .unwrap_or_else(|e| e.into_inner());
         }
+        drop(loading);
+        let _done = LoadingDone {
+            engine: self,
+            sha256: &sha256,
+        };
         let plugin = Arc::new(crate::plugin::validate::load(self, bytes, sha256.clone())?);
         let info = crate::plugin::instance::probe_info(self, &plugin)
             .map_err(|f| Rejection::FailsToStart(format!("{}: {}", f.kind, f.message)))?;
         let _ = plugin.info.set(info);
-        self.cache_lock().insert(sha256, plugin.clone());
+        self.cache_lock().insert(sha256.clone(), plugin.clone());
         Ok(plugin)
     }
 
     fn cache_lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<LoadedPlugin>>> {
         self.cache.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn loading_lock(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.loading.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Ends a load (however it ends): its hash leaves `loading` and waiters wake.
+struct LoadingDone<'a> {
+    engine: &'a AerEngine,
+    sha256: &'a str,
+}
+
+impl Drop for LoadingDone<'_> {
+    fn drop(&mut self) {
+        self.engine.loading_lock().remove(self.sha256);
+        self.engine.loaded.notify_all();
     }
 }

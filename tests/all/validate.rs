@@ -210,3 +210,28 @@ fn compilation_is_bounded_in_time_and_in_concurrency() {
         "{err}"
     );
 }
+
+#[test]
+fn threads_loading_the_same_component_at_once_compile_it_once() {
+    let engine = aer_tests::engine_with(aer_host::limits::Limits::default());
+    let bytes = std::fs::read(plugins::EXCESSIVE_DOWNLOADS).unwrap();
+    let other = std::fs::read(plugins::MESSAGE_VOLUME).unwrap();
+    let before = engine.compilations();
+    let loaded: Vec<_> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..4)
+            .map(|i| {
+                let (engine, bytes) = (&engine, if i == 3 { &other } else { &bytes });
+                s.spawn(move || engine.load(bytes).expect("loads"))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    // Three callers of the same bytes share one compilation; the fourth had its own.
+    assert_eq!(engine.compilations() - before, 2);
+    assert!(std::sync::Arc::ptr_eq(&loaded[0], &loaded[1]));
+    assert!(std::sync::Arc::ptr_eq(&loaded[0], &loaded[2]));
+    // A failed load is not remembered as loading: the next caller gets its own answer.
+    assert!(engine.load(b"not a component").is_err());
+    assert!(engine.load(b"not a component").is_err());
+    assert!(engine.load(&bytes).is_ok());
+}
