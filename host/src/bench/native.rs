@@ -14,7 +14,7 @@ use crate::bindings::host::aer::plugin::baseline::{
     BaselineSpec as WitSpec, BaselineStats as WitStats, Host as BaselineHost,
 };
 use crate::bindings::host::aer::plugin::log::{Host as LogHost, Level as WitLevel};
-use crate::bindings::host::aer::plugin::state::{Host as StateHost, Write};
+use crate::bindings::host::aer::plugin::state::{Host as StateHost, StateError, Write};
 use crate::host_api::{DryRunActions, HostState, PluginId};
 use crate::store::{Scope, StateStore};
 
@@ -74,6 +74,15 @@ fn wit_spec(spec: BaselineSpec) -> WitSpec {
     }
 }
 
+/// A host service's answer as the SDK takes it: a refusal or a host error as text.
+fn answer<T>(r: wasmtime::Result<Result<T, StateError>>) -> Result<T, String> {
+    match r {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(format!("{e:?}")),
+        Err(e) => Err(format!("{e:#}")),
+    }
+}
+
 fn stats(s: WitStats) -> BaselineStats {
     BaselineStats {
         buckets: s.buckets,
@@ -102,11 +111,7 @@ impl Backend for NativeHost {
                 None => Write::Delete(k),
             })
             .collect();
-        match StateHost::apply(&mut *self.0.borrow_mut(), writes) {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(format!("{e:?}")),
-            Err(e) => Err(format!("{e:#}")),
-        }
+        answer(StateHost::apply(&mut *self.0.borrow_mut(), writes))
     }
 
     fn state_scan(&self, prefix: &str, limit: u32) -> Vec<(String, Vec<u8>)> {
@@ -121,11 +126,15 @@ impl Backend for NativeHost {
         value: f64,
     ) -> Result<BaselineStats, String> {
         let mut state = self.0.borrow_mut();
-        match BaselineHost::observe(&mut *state, key.to_owned(), wit_spec(spec), time_ms, value) {
-            Ok(Ok(s)) => Ok(stats(s)),
-            Ok(Err(e)) => Err(format!("{e:?}")),
-            Err(e) => Err(format!("{e:#}")),
-        }
+        let spec = wit_spec(spec);
+        answer(BaselineHost::observe(
+            &mut *state,
+            key.to_owned(),
+            spec,
+            time_ms,
+            value,
+        ))
+        .map(stats)
     }
 
     fn baseline_query(
@@ -135,11 +144,13 @@ impl Backend for NativeHost {
         time_ms: i64,
     ) -> Result<BaselineStats, String> {
         let mut state = self.0.borrow_mut();
-        match BaselineHost::query(&mut *state, key.to_owned(), wit_spec(spec), time_ms) {
-            Ok(Ok(s)) => Ok(stats(s)),
-            Ok(Err(e)) => Err(format!("{e:?}")),
-            Err(e) => Err(format!("{e:#}")),
-        }
+        answer(BaselineHost::query(
+            &mut *state,
+            key.to_owned(),
+            wit_spec(spec),
+            time_ms,
+        ))
+        .map(stats)
     }
 
     fn log(&self, level: Level, message: &str) {
