@@ -90,7 +90,7 @@ pub struct Daemon {
     /// share.
     commit: Mutex<()>,
     /// Plugin state in memory in front of sled, shared by every worker.
-    state_cache: crate::store::StateCache,
+    state: crate::store::SledStore,
     /// Set to `true` when the daemon starts shutting down (ends live streams).
     pub closing: tokio::sync::watch::Sender<bool>,
 }
@@ -139,7 +139,14 @@ impl Daemon {
             config.ingest.dedupe_window_events,
         )?;
         let rates = rate::RateLimits::new();
-        let state_cache = crate::store::StateCache::new(config.state_cache_bytes);
+        let state = crate::store::SledStore::in_tree(
+            db.clone(),
+            pipeline.clone(),
+            &[keys::kind::STATE],
+            &[keys::kind::STATE_JOURNAL],
+            config.state_cache_bytes,
+        )
+        .map_err(|e| DaemonError::record("state", e))?;
         Ok(Arc::new(Daemon {
             config,
             admin_token,
@@ -155,7 +162,7 @@ impl Daemon {
             faults: Mutex::new(HashMap::new()),
             busy: Mutex::new(HashMap::new()),
             commit: Mutex::new(()),
-            state_cache,
+            state,
             wake: Arc::new(worker::Wake::default()),
             metrics: metrics::Metrics::default(),
             closing: tokio::sync::watch::channel(false).0,
@@ -192,16 +199,14 @@ impl Daemon {
     /// Plugin state, in the pipeline tree so it commits atomically with cursors and
     /// findings.
     pub fn state_store(&self) -> crate::store::SledStore {
-        crate::store::SledStore::in_tree(
-            self.db.clone(),
-            self.pipeline.clone(),
-            &[keys::kind::STATE],
-            self.state_cache.clone(),
-        )
+        self.state.clone()
     }
 
-    /// Flush everything to disk (shutdown).
+    /// Fold the state journal and flush everything to disk (shutdown).
     pub fn flush(&self) -> Result<(), DaemonError> {
+        self.state
+            .fold()
+            .map_err(|e| DaemonError::record("state", e))?;
         self.db.flush()?;
         Ok(())
     }

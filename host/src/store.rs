@@ -5,13 +5,16 @@
 //! part after the scope, so it cannot reach another plugin's keys.
 
 mod cache;
+mod journal;
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 pub use cache::StateCache;
+use journal::Journal;
+pub use journal::Staged;
 
 /// Size of the cache in front of a database opened with [`SledStore::open`].
 pub const DEFAULT_CACHE_BYTES: u64 = 32 << 20;
@@ -25,6 +28,9 @@ pub enum StoreError {
     /// A stored key is not valid UTF-8 (written by something other than AER).
     #[error("state store: key under {0} is not UTF-8")]
     BadKey(String),
+    /// A stored record is not in the layout this version writes.
+    #[error("state store: malformed {0}")]
+    Corrupt(String),
 }
 
 /// The (tenant, plugin) a state key belongs to.
@@ -130,14 +136,25 @@ pub trait StateStore: Send + Sync {
     fn flush(&self) -> Result<(), StoreError>;
 }
 
+/// Where [`SledStore::open`] keeps the journal: no scope key starts with four 0xFF
+/// bytes (that would be a tenant name 4 GiB long).
+const OWN_DB_JOURNAL: &[u8] = b"\xff\xff\xff\xffjournal/";
+
 /// State in a sled tree, one database on disk. Keys are `prefix`, then the scope, then
 /// the plugin's key, so the state can share a tree with other records and be committed
-/// atomically with them (see [`SledStore::stage`]). Reads go through a [`StateCache`].
+/// atomically with them (see [`SledStore::stage`]).
+///
+/// A commit is written as one journal record; the journal keeps the latest values in
+/// memory and folds them into their keys from time to time (see `journal.rs`). Reads go
+/// through a [`StateCache`], then the journal, then the tree. Clones are views of the
+/// same state, sharing its cache and journal.
+#[derive(Clone)]
 pub struct SledStore {
     db: sled::Db,
     tree: sled::Tree,
-    prefix: Vec<u8>,
+    prefix: Arc<[u8]>,
     cache: StateCache,
+    journal: Arc<Journal>,
 }
 
 impl SledStore {
@@ -150,49 +167,94 @@ impl SledStore {
     /// Use the `state` tree of an open database.
     pub fn from_db(db: sled::Db) -> Result<Self, StoreError> {
         let tree = db.open_tree("state")?;
+        Self::in_tree(db, tree, b"", OWN_DB_JOURNAL, DEFAULT_CACHE_BYTES)
+    }
+
+    /// Keep state in `tree` under keys starting with `prefix` and its journal under
+    /// `journal` (a prefix no state key starts with), with a read cache of about
+    /// `cache_bytes`. Reads back the journal a previous process left.
+    pub fn in_tree(
+        db: sled::Db,
+        tree: sled::Tree,
+        prefix: &[u8],
+        journal: &[u8],
+        cache_bytes: u64,
+    ) -> Result<Self, StoreError> {
+        let journal = Journal::recover(&tree, journal)?;
         Ok(SledStore {
             db,
             tree,
-            prefix: Vec::new(),
-            cache: StateCache::new(DEFAULT_CACHE_BYTES),
+            prefix: prefix.into(),
+            cache: StateCache::new(cache_bytes),
+            journal: Arc::new(journal),
         })
     }
 
-    /// Keep state in `tree` under keys starting with `prefix`, read through `cache`
-    /// (share one cache among all views of the same keys).
-    pub fn in_tree(db: sled::Db, tree: sled::Tree, prefix: &[u8], cache: StateCache) -> Self {
-        SledStore {
-            db,
-            tree,
-            prefix: prefix.to_vec(),
-            cache,
-        }
-    }
-
-    /// Tell the cache that `writes`, staged with [`SledStore::stage`], were applied.
-    /// Call it after the batch is applied and before anyone else may read the scope.
-    pub fn applied(&self, scope: &Scope, writes: &WriteSet) {
-        for (k, v) in writes.iter() {
-            self.cache
-                .write(self.full_key(scope, k), v.as_deref().map(sled::IVec::from));
-        }
-    }
-
     fn full_key(&self, scope: &Scope, key: &str) -> Vec<u8> {
-        let mut k = self.prefix.clone();
-        k.extend_from_slice(&scope.key(key));
+        let mut k = Vec::with_capacity(self.prefix.len() + scope.prefix.len() + key.len());
+        k.extend_from_slice(&self.prefix);
+        k.extend_from_slice(&scope.prefix);
+        k.extend_from_slice(key.as_bytes());
         k
     }
 
+    fn full_writes<'a>(
+        &'a self,
+        scope: &'a Scope,
+        writes: &'a WriteSet,
+    ) -> impl ExactSizeIterator<Item = (Vec<u8>, Option<&'a [u8]>)> + 'a {
+        writes
+            .writes
+            .iter()
+            .map(|(k, v)| (self.full_key(scope, k), v.as_deref()))
+    }
+
     /// Add a write set to `batch` (to be applied to this store's tree together with
-    /// other records, atomically).
-    pub fn stage(&self, scope: &Scope, writes: &WriteSet, batch: &mut sled::Batch) {
-        for (k, v) in writes.iter() {
-            match v {
-                Some(v) => batch.insert(self.full_key(scope, k), v.as_slice()),
-                None => batch.remove(self.full_key(scope, k)),
-            }
+    /// other records, atomically); once it is applied, pass the result to
+    /// [`SledStore::applied`].
+    pub fn stage(&self, scope: &Scope, writes: &WriteSet, batch: &mut sled::Batch) -> Staged {
+        self.journal.stage(self.full_writes(scope, writes), batch)
+    }
+
+    /// The batch holding `staged` (`writes`, staged with [`SledStore::stage`]) was
+    /// applied. Call it before anyone else may read the scope.
+    pub fn applied(&self, staged: Staged, scope: &Scope, writes: &WriteSet) {
+        self.journal
+            .applied(staged, self.full_writes(scope, writes));
+        for (k, v) in self.full_writes(scope, writes) {
+            self.cache.write(k, v.map(sled::IVec::from));
         }
+    }
+
+    /// Fold the journal into the keys if enough has gathered (commits call it; callers
+    /// of [`SledStore::stage`] call it after their commit, outside any lock of theirs).
+    pub fn fold_if_due(&self) -> Result<(), StoreError> {
+        if self.journal.fold_due() {
+            self.fold()?;
+        }
+        Ok(())
+    }
+
+    /// Write every journaled value to its key and remove the journal records, in one
+    /// atomic batch. Commits may go on meanwhile.
+    pub fn fold(&self) -> Result<(), StoreError> {
+        let (_folding, plan) = self.journal.plan();
+        if plan.is_empty() {
+            return Ok(());
+        }
+        self.tree.apply_batch(plan.batch(&self.journal))?;
+        self.journal.folded(plan);
+        Ok(())
+    }
+
+    /// Journal records not folded yet.
+    pub fn journal_records(&self) -> usize {
+        self.journal.records()
+    }
+
+    /// The read cache.
+    pub fn cache(&self) -> &StateCache {
+        &self.cache
     }
 }
 
@@ -202,7 +264,12 @@ impl StateStore for SledStore {
         if let Some(cached) = self.cache.get(&key) {
             return Ok(cached.map(|v| v.to_vec()));
         }
+        // The token comes before the journal is looked at: a write that lands after
+        // that look is newer than the token, so the fill below is refused.
         let token = self.cache.before_read();
+        if let Some(journaled) = self.journal.get(&key) {
+            return Ok(journaled.map(|v| v.to_vec()));
+        }
         let value = self.tree.get(&key)?;
         let out = value.as_ref().map(|v| v.to_vec());
         self.cache.fill(key, value, token);
@@ -216,25 +283,49 @@ impl StateStore for SledStore {
         limit: usize,
     ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
         let skip = self.prefix.len();
-        self.tree
-            .scan_prefix(self.full_key(scope, prefix))
-            .take(limit)
-            .map(|r| {
-                let (k, v) = r?;
-                Ok((scope.strip(&k[skip..])?, v.to_vec()))
-            })
-            .collect()
+        let start = self.full_key(scope, prefix);
+        // The journal's values win over the tree's (a fold meanwhile writes the same).
+        let mut journaled = self.journal.range_prefix(&start).into_iter().peekable();
+        let mut tree = self.tree.scan_prefix(&start);
+        let mut next_tree = tree.next().transpose()?;
+        let mut out = Vec::new();
+        while out.len() < limit {
+            let from_tree = match (journaled.peek(), &next_tree) {
+                (None, None) => break,
+                (Some((jk, _)), Some((tk, _))) => tk.as_ref() < jk.as_slice(),
+                (None, Some(_)) => true,
+                (Some(_), None) => false,
+            };
+            if from_tree {
+                let (k, v) = next_tree.take().expect("peeked");
+                out.push((scope.strip(&k[skip..])?, v.to_vec()));
+                next_tree = tree.next().transpose()?;
+                continue;
+            }
+            let (k, v) = journaled.next().expect("peeked");
+            if next_tree
+                .as_ref()
+                .is_some_and(|(tk, _)| tk.as_ref() == k.as_slice())
+            {
+                next_tree = tree.next().transpose()?;
+            }
+            if let Some(v) = v {
+                out.push((scope.strip(&k[skip..])?, v.to_vec()));
+            }
+        }
+        Ok(out)
     }
 
     fn commit(&self, scope: &Scope, writes: &WriteSet) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
-        self.stage(scope, writes, &mut batch);
+        let staged = self.stage(scope, writes, &mut batch);
         self.tree.apply_batch(batch)?;
-        self.applied(scope, writes);
-        Ok(())
+        self.applied(staged, scope, writes);
+        self.fold_if_due()
     }
 
     fn flush(&self) -> Result<(), StoreError> {
+        self.fold()?;
         self.db.flush()?;
         Ok(())
     }
@@ -319,18 +410,29 @@ mod tests {
     }
 
     #[test]
-    fn sled_store_in_a_shared_tree_stays_under_its_prefix() {
+    fn sled_store_in_a_shared_tree_stays_under_its_prefixes() {
         let dir = tempfile::tempdir().unwrap();
         let db = sled::open(dir.path()).unwrap();
         let tree = db.open_tree("shared").unwrap();
         tree.insert(b"other", b"x".as_slice()).unwrap();
-        let s = SledStore::in_tree(db, tree.clone(), b"s", StateCache::new(1 << 20));
+        let s = SledStore::in_tree(db, tree.clone(), b"s", b"j", 1 << 20).unwrap();
         exercise(&s);
-        let keys: Vec<Vec<u8>> = tree.iter().keys().map(|k| k.unwrap().to_vec()).collect();
+        let keys = || -> Vec<Vec<u8>> { tree.iter().keys().map(|k| k.unwrap().to_vec()).collect() };
+        assert!(keys().iter().any(|k| k.starts_with(b"j")), "{:?}", keys());
         assert!(
-            keys.iter().all(|k| k == b"other" || k.starts_with(b"s")),
-            "{keys:?}"
+            keys()
+                .iter()
+                .all(|k| k == b"other" || k.starts_with(b"s") || k.starts_with(b"j")),
+            "{:?}",
+            keys()
         );
+        s.fold().unwrap();
+        assert!(
+            keys().iter().all(|k| k == b"other" || k.starts_with(b"s")),
+            "{:?}",
+            keys()
+        );
+        exercise(&s);
     }
 
     #[test]
@@ -348,32 +450,167 @@ mod tests {
         );
     }
 
+    fn write(pairs: &[(&str, Option<&[u8]>)]) -> WriteSet {
+        let mut w = WriteSet::default();
+        for (k, v) in pairs {
+            w.put(k.to_string(), v.map(<[u8]>::to_vec));
+        }
+        w
+    }
+
+    /// What the tree itself holds for `key` (not the journal or the cache).
+    fn in_tree(s: &SledStore, scope: &Scope, key: &str) -> Option<Vec<u8>> {
+        s.tree
+            .get(s.full_key(scope, key))
+            .unwrap()
+            .map(|v| v.to_vec())
+    }
+
     #[test]
-    fn views_sharing_a_cache_see_applied_writes_and_never_staged_ones() {
+    fn views_see_applied_writes_and_never_staged_ones() {
         let dir = tempfile::tempdir().unwrap();
         let db = sled::open(dir.path()).unwrap();
         let tree = db.open_tree("shared").unwrap();
-        let cache = StateCache::new(1 << 20);
-        let a = SledStore::in_tree(db.clone(), tree.clone(), b"s", cache.clone());
-        let b = SledStore::in_tree(db, tree.clone(), b"s", cache.clone());
+        let a = SledStore::in_tree(db, tree.clone(), b"s", b"j", 1 << 20).unwrap();
+        let b = a.clone();
         let scope = Scope::new("t", "p");
-        let write = |v: &[u8]| {
-            let mut w = WriteSet::default();
-            w.put("k".into(), Some(v.to_vec()));
-            w
-        };
         assert_eq!(b.get(&scope, "k").unwrap(), None); // cached as absent
-        a.commit(&scope, &write(b"1")).unwrap();
+        a.commit(&scope, &write(&[("k", Some(b"1"))])).unwrap();
         assert_eq!(b.get(&scope, "k").unwrap(), Some(b"1".to_vec()));
         // Staged in a batch that is never applied: invisible, in sled and the cache.
         let mut batch = sled::Batch::default();
-        a.stage(&scope, &write(b"2"), &mut batch);
+        let w2 = write(&[("k", Some(b"2"))]);
+        let staged = a.stage(&scope, &w2, &mut batch);
         assert_eq!(b.get(&scope, "k").unwrap(), Some(b"1".to_vec()));
         // Applied by the caller, then announced.
         tree.apply_batch(batch).unwrap();
-        a.applied(&scope, &write(b"2"));
+        a.applied(staged, &scope, &w2);
         assert_eq!(b.get(&scope, "k").unwrap(), Some(b"2".to_vec()));
-        assert!(!cache.is_empty());
+        assert!(!a.cache().is_empty());
+    }
+
+    #[test]
+    fn journaled_writes_survive_a_crash_before_any_fold() {
+        let dir = tempfile::tempdir().unwrap();
+        let scope = Scope::new("t", "p");
+        {
+            let s = SledStore::open(dir.path()).unwrap();
+            s.commit(&scope, &write(&[("a", Some(b"1")), ("b", Some(b"1"))]))
+                .unwrap();
+            s.fold().unwrap();
+            s.commit(&scope, &write(&[("a", Some(b"2")), ("c", Some(b"2"))]))
+                .unwrap();
+            s.commit(&scope, &write(&[("b", None), ("a", Some(b"3"))]))
+                .unwrap();
+            assert_eq!(s.journal_records(), 2);
+            // Durable as sled makes it, but never folded: the process dies here.
+            s.db.flush().unwrap();
+        }
+        let s = SledStore::open(dir.path()).unwrap();
+        assert_eq!(s.journal_records(), 2, "read back, not folded");
+        assert_eq!(in_tree(&s, &scope, "a"), Some(b"1".to_vec()));
+        assert_eq!(in_tree(&s, &scope, "b"), Some(b"1".to_vec()));
+        let expect = |s: &SledStore| {
+            assert_eq!(s.get(&scope, "a").unwrap(), Some(b"3".to_vec()));
+            assert_eq!(s.get(&scope, "b").unwrap(), None);
+            assert_eq!(s.get(&scope, "c").unwrap(), Some(b"2".to_vec()));
+            assert_eq!(
+                s.scan(&scope, "", 10).unwrap(),
+                vec![("a".into(), b"3".to_vec()), ("c".into(), b"2".to_vec())]
+            );
+        };
+        expect(&s);
+        s.fold().unwrap();
+        assert_eq!(s.journal_records(), 0);
+        assert_eq!(in_tree(&s, &scope, "a"), Some(b"3".to_vec()));
+        assert_eq!(in_tree(&s, &scope, "b"), None);
+        expect(&s);
+        drop(s);
+        expect(&SledStore::open(dir.path()).unwrap());
+    }
+
+    #[test]
+    fn a_fold_keeps_what_was_committed_while_it_ran() {
+        let dir = tempfile::tempdir().unwrap();
+        let scope = Scope::new("t", "p");
+        {
+            let s = SledStore::open(dir.path()).unwrap();
+            s.commit(&scope, &write(&[("k", Some(b"1")), ("j", Some(b"1"))]))
+                .unwrap();
+            let (folding, plan) = s.journal.plan();
+            s.commit(&scope, &write(&[("k", Some(b"2"))])).unwrap();
+            s.tree.apply_batch(plan.batch(&s.journal)).unwrap();
+            s.journal.folded(plan);
+            drop(folding);
+            assert_eq!(in_tree(&s, &scope, "k"), Some(b"1".to_vec()));
+            assert_eq!(in_tree(&s, &scope, "j"), Some(b"1".to_vec()));
+            assert_eq!(s.journal_records(), 1, "the later commit's record stays");
+            assert_eq!(s.get(&scope, "k").unwrap(), Some(b"2".to_vec()));
+            s.db.flush().unwrap();
+        }
+        let s = SledStore::open(dir.path()).unwrap();
+        assert_eq!(s.get(&scope, "k").unwrap(), Some(b"2".to_vec()));
+        assert_eq!(s.get(&scope, "j").unwrap(), Some(b"1".to_vec()));
+    }
+
+    #[test]
+    fn scans_merge_the_journal_over_the_tree() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SledStore::open(dir.path()).unwrap();
+        let scope = Scope::new("t", "p");
+        let v = |x: &'static [u8]| Some(x);
+        s.commit(
+            &scope,
+            &write(&[("a", v(b"1")), ("b", v(b"1")), ("c", v(b"1"))]),
+        )
+        .unwrap();
+        s.fold().unwrap();
+        s.commit(
+            &scope,
+            &write(&[("b", None), ("c", v(b"2")), ("d", v(b"2"))]),
+        )
+        .unwrap();
+        let all: Vec<(String, Vec<u8>)> = [("a", b"1"), ("c", b"2"), ("d", b"2")]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_vec()))
+            .collect();
+        assert_eq!(s.scan(&scope, "", 10).unwrap(), all);
+        assert_eq!(s.scan(&scope, "", 2).unwrap(), all[..2].to_vec());
+        assert_eq!(s.scan(&scope, "c", 10).unwrap(), all[1..2].to_vec());
+        assert!(s.scan(&Scope::new("t", "q"), "", 10).unwrap().is_empty());
+    }
+
+    #[test]
+    fn commits_fold_once_enough_has_gathered() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SledStore::open(dir.path()).unwrap();
+        let scope = Scope::new("t", "p");
+        for i in 0..journal::FOLD_RECORDS + 10 {
+            let n = (i as u32).to_be_bytes();
+            s.commit(&scope, &write(&[("k", Some(n.as_slice()))]))
+                .unwrap();
+        }
+        assert_eq!(s.journal_records(), 10);
+        let folded = (journal::FOLD_RECORDS as u32 - 1).to_be_bytes();
+        assert_eq!(in_tree(&s, &scope, "k"), Some(folded.to_vec()));
+        let last = (journal::FOLD_RECORDS as u32 + 9).to_be_bytes();
+        assert_eq!(s.get(&scope, "k").unwrap(), Some(last.to_vec()));
+    }
+
+    #[test]
+    fn a_malformed_journal_record_is_an_error_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let db = sled::open(dir.path()).unwrap();
+            let tree = db.open_tree("state").unwrap();
+            let mut key = OWN_DB_JOURNAL.to_vec();
+            key.extend_from_slice(&7u64.to_be_bytes());
+            tree.insert(key, b"\x00\x00\x00\x09short".as_slice())
+                .unwrap();
+            db.flush().unwrap();
+        }
+        let err = SledStore::open(dir.path()).err().expect("refused");
+        assert!(err.to_string().contains("journal record 7"), "{err}");
     }
 
     #[test]

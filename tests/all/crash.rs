@@ -280,9 +280,12 @@ fn all(base: &str, token: &str, path: &str) -> Vec<Value> {
     }
 }
 
+/// Plugin state as the daemon left it after a graceful stop (which folds the state
+/// journal into the keys).
 fn plugin_state(dir: &std::path::Path) -> BTreeMap<Vec<u8>, Vec<u8>> {
     let db = aer_tests::retry_locked(|| sled::open(dir.join("db")));
     let tree = db.open_tree("pipeline").unwrap();
+    assert_eq!(tree.scan_prefix(b"j").count(), 0, "journal folded at stop");
     tree.scan_prefix(b"s")
         .map(|r| r.unwrap())
         .map(|(k, v)| (k.to_vec(), v.to_vec()))

@@ -25,6 +25,8 @@ pub mod kind {
     pub const EVENT_ID: u8 = b'd';
     /// Plugin state.
     pub const STATE: u8 = b's';
+    /// Plugin state writes not yet folded into their keys, by journal seq.
+    pub const STATE_JOURNAL: u8 = b'j';
     /// A detector's cursor: the next inbox seq it has not processed.
     pub const CURSOR: u8 = b'c';
     /// A finding, by per-tenant finding seq.

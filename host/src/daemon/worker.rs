@@ -630,6 +630,7 @@ impl Worker {
 
     /// Stage a call's state writes into `batch`, updating the tenant's state size
     /// `size`; `Ok(Err(why))`, staging nothing, when they would pass the tenant's quota.
+    /// Once the batch is applied, hand the token to [`crate::store::SledStore::applied`].
     fn stage_state(
         &self,
         tenant: &str,
@@ -637,7 +638,7 @@ impl Worker {
         writes: &crate::store::WriteSet,
         batch: &mut sled::Batch,
         size: &mut u64,
-    ) -> Result<Result<(), String>, DaemonError> {
+    ) -> Result<Result<crate::store::Staged, String>, DaemonError> {
         let store = self.daemon.state_store();
         let scope = Scope::new(tenant, plugin);
         let mut delta: i64 = 0;
@@ -659,9 +660,9 @@ impl Worker {
                 "state quota: the tenant's plugins would keep {new} bytes of state, its limit is {max}"
             )));
         }
-        store.stage(&scope, writes, batch);
+        let staged = store.stage(&scope, writes, batch);
         *size = new;
-        Ok(Ok(()))
+        Ok(Ok(staged))
     }
 
     fn record_fault(
@@ -765,15 +766,17 @@ impl Worker {
             );
             commit = Some(daemon.commit_lock());
             let mut size = self.state_bytes(tenant)?;
-            if let Err(message) =
-                self.stage_state(tenant, &id.plugin, &out.writes, &mut batch, &mut size)?
-            {
-                self.daemon.metrics.fault(tenant, &p.name, "quota");
-                self.record_fault(tenant, &p.name, message)?;
-                return Ok(None);
-            }
+            let token =
+                match self.stage_state(tenant, &id.plugin, &out.writes, &mut batch, &mut size)? {
+                    Ok(token) => token,
+                    Err(message) => {
+                        self.daemon.metrics.fault(tenant, &p.name, "quota");
+                        self.record_fault(tenant, &p.name, message)?;
+                        return Ok(None);
+                    }
+                };
             batch.insert(state_bytes_key(tenant), &size.to_be_bytes());
-            staged = Some((Scope::new(tenant, &id.plugin), out.writes));
+            staged = Some((token, Scope::new(tenant, &id.plugin), out.writes));
             let prefix = keys::key(kind::FINDING, &[tenant.as_bytes()]);
             let first = next_seq(&tree, &prefix)?;
             found = out.value.len();
@@ -792,10 +795,14 @@ impl Worker {
         }
         batch.insert(cursor_key, &(last_seq + 1).to_be_bytes());
         tree.apply_batch(batch)?;
-        if let Some((scope, writes)) = &staged {
-            self.daemon.state_store().applied(scope, writes);
+        let store = self.daemon.state_store();
+        if let Some((token, scope, writes)) = &staged {
+            store.applied(*token, scope, writes);
         }
         drop(commit);
+        store
+            .fold_if_due()
+            .map_err(|e| DaemonError::record("state", e))?;
         if let Some(m) = self
             .daemon
             .fault_memory()
@@ -977,21 +984,28 @@ impl Worker {
             let commit = daemon.commit_lock();
             let mut batch = sled::Batch::default();
             let mut size = self.state_bytes(tenant)?;
+            let mut tokens = Vec::with_capacity(writes.len());
             for (name, plugin, w) in &writes {
-                if let Err(message) = self.stage_state(tenant, plugin, w, &mut batch, &mut size)? {
-                    drop(commit);
-                    self.record_fault(tenant, name, message)?;
-                    return Ok(true);
+                match self.stage_state(tenant, plugin, w, &mut batch, &mut size)? {
+                    Ok(token) => tokens.push(token),
+                    Err(message) => {
+                        drop(commit);
+                        self.record_fault(tenant, name, message)?;
+                        return Ok(true);
+                    }
                 }
             }
             batch.insert(state_bytes_key(tenant), &size.to_be_bytes());
             batch.remove(keys::seq_key(kind::PENDING_RESPONSE, tenant, dseq));
             tree.apply_batch(batch)?;
             let store = self.daemon.state_store();
-            for (_, plugin, w) in &writes {
-                store.applied(&Scope::new(tenant, plugin), w);
+            for ((_, plugin, w), token) in writes.iter().zip(tokens) {
+                store.applied(token, &Scope::new(tenant, plugin), w);
             }
             drop(commit);
+            store
+                .fold_if_due()
+                .map_err(|e| DaemonError::record("state", e))?;
             if stored.finding_committed_ms > 0 {
                 let ms = (super::now_ms() - stored.finding_committed_ms).max(0);
                 self.daemon
