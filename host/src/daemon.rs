@@ -7,6 +7,7 @@
 //! cursor can be committed in one atomic `apply_batch`). Key layout: [`keys`].
 
 pub mod effects;
+mod folder;
 pub mod inbox;
 pub mod keys;
 pub mod metrics;
@@ -91,6 +92,8 @@ pub struct Daemon {
     commit: Mutex<()>,
     /// Plugin state in memory in front of sled, shared by every worker.
     state: crate::store::SledStore,
+    /// Folds the state journal off the workers' path.
+    folder: folder::StateFolder,
     /// Set to `true` when the daemon starts shutting down (ends live streams).
     pub closing: tokio::sync::watch::Sender<bool>,
 }
@@ -147,6 +150,7 @@ impl Daemon {
             config.state_cache_bytes,
         )
         .map_err(|e| DaemonError::record("state", e))?;
+        let folder = folder::StateFolder::start(state.clone()).map_err(io)?;
         Ok(Arc::new(Daemon {
             config,
             admin_token,
@@ -163,6 +167,7 @@ impl Daemon {
             busy: Mutex::new(HashMap::new()),
             commit: Mutex::new(()),
             state,
+            folder,
             wake: Arc::new(worker::Wake::default()),
             metrics: metrics::Metrics::default(),
             closing: tokio::sync::watch::channel(false).0,
@@ -200,6 +205,11 @@ impl Daemon {
     /// findings.
     pub fn state_store(&self) -> crate::store::SledStore {
         self.state.clone()
+    }
+
+    /// Have the state journal folded (in the background) if enough has gathered.
+    pub(crate) fn fold_state_if_due(&self) {
+        self.folder.poke();
     }
 
     /// Fold the state journal and flush everything to disk (shutdown).

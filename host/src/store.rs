@@ -226,25 +226,35 @@ impl SledStore {
         }
     }
 
-    /// Fold the journal into the keys if enough has gathered (commits call it; callers
-    /// of [`SledStore::stage`] call it after their commit, outside any lock of theirs).
+    /// Whether enough has gathered in the journal to fold it (callers of
+    /// [`SledStore::stage`] check after their commit and fold, or have it folded).
+    pub fn fold_due(&self) -> bool {
+        self.journal.fold_due()
+    }
+
+    /// [`SledStore::fold`] if [`SledStore::fold_due`].
     pub fn fold_if_due(&self) -> Result<(), StoreError> {
-        if self.journal.fold_due() {
+        if self.fold_due() {
             self.fold()?;
         }
         Ok(())
     }
 
-    /// Write every journaled value to its key and remove the journal records, in one
-    /// atomic batch. Commits may go on meanwhile.
+    /// Write every journaled value to its key, then remove the journal records.
+    /// Commits may go on meanwhile.
     pub fn fold(&self) -> Result<(), StoreError> {
         let (_folding, plan) = self.journal.plan();
         if plan.is_empty() {
             return Ok(());
         }
-        self.tree.apply_batch(plan.batch(&self.journal))?;
+        plan.write(&self.tree, &self.journal)?;
         self.journal.folded(plan);
         Ok(())
+    }
+
+    /// The tree the state lives in.
+    pub fn tree(&self) -> &sled::Tree {
+        &self.tree
     }
 
     /// Journal records not folded yet.
@@ -539,7 +549,7 @@ mod tests {
                 .unwrap();
             let (folding, plan) = s.journal.plan();
             s.commit(&scope, &write(&[("k", Some(b"2"))])).unwrap();
-            s.tree.apply_batch(plan.batch(&s.journal)).unwrap();
+            plan.write(&s.tree, &s.journal).unwrap();
             s.journal.folded(plan);
             drop(folding);
             assert_eq!(in_tree(&s, &scope, "k"), Some(b"1".to_vec()));

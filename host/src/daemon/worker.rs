@@ -800,9 +800,7 @@ impl Worker {
             store.applied(*token, scope, writes);
         }
         drop(commit);
-        store
-            .fold_if_due()
-            .map_err(|e| DaemonError::record("state", e))?;
+        self.daemon.fold_state_if_due();
         if let Some(m) = self
             .daemon
             .fault_memory()
@@ -1003,9 +1001,7 @@ impl Worker {
                 store.applied(token, &Scope::new(tenant, plugin), w);
             }
             drop(commit);
-            store
-                .fold_if_due()
-                .map_err(|e| DaemonError::record("state", e))?;
+            self.daemon.fold_state_if_due();
             if stored.finding_committed_ms > 0 {
                 let ms = (super::now_ms() - stored.finding_committed_ms).max(0);
                 self.daemon

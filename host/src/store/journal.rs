@@ -6,8 +6,8 @@
 //! baseline). So a commit writes all its writes as one journal record, in the same atomic
 //! sled batch as whatever it commits with (a detector's cursor), and the journal keeps
 //! the latest value of each key in memory. A fold, when enough has gathered, writes each
-//! key's latest value once and removes the records it covers, in one atomic batch. On
-//! open, the records a crash left are read back; nothing committed is lost.
+//! key's latest value once, then removes the records it covers. On open, the records a
+//! crash left are read back; nothing committed is lost.
 
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
@@ -17,7 +17,7 @@ use sled::IVec;
 use super::StoreError;
 
 /// Fold when this many records are waiting.
-pub(super) const FOLD_RECORDS: usize = 256;
+pub(super) const FOLD_RECORDS: usize = 1024;
 /// Fold when the latest values waiting weigh this many bytes (keys and values).
 const FOLD_VALUE_BYTES: usize = 4 << 20;
 /// Fold when the records waiting weigh this many bytes.
@@ -60,19 +60,26 @@ pub(super) struct FoldPlan {
 }
 
 impl FoldPlan {
-    /// The sled batch that writes the values and removes the records.
-    pub(super) fn batch(&self, journal: &Journal) -> sled::Batch {
-        let mut batch = sled::Batch::default();
+    /// Write the values to their keys one by one, then remove the records in one
+    /// atomic batch.
+    ///
+    /// A sled batch holds off every other write to the database while it is applied,
+    /// so a fold of thousands of keys in one batch would stall ingest and commits for
+    /// the whole of it. Written one by one, a crash part way leaves every record in
+    /// place, and reading them back on open yields the same latest values again.
+    pub(super) fn write(&self, tree: &sled::Tree, journal: &Journal) -> Result<(), StoreError> {
         for (key, _, value) in &self.values {
             match value {
-                Some(v) => batch.insert(key.as_slice(), v.clone()),
-                None => batch.remove(key.as_slice()),
-            }
+                Some(v) => tree.insert(key.as_slice(), v.clone())?,
+                None => tree.remove(key.as_slice())?,
+            };
         }
+        let mut batch = sled::Batch::default();
         for seq in &self.records {
             batch.remove(journal.record_key(*seq));
         }
-        batch
+        tree.apply_batch(batch)?;
+        Ok(())
     }
 
     /// Whether there is nothing to fold.
