@@ -42,6 +42,10 @@ impl StateFolder {
 
 fn run(store: &SledStore, asleep: &Receiver<()>) {
     while asleep.recv().is_ok() {
+        // Commits during the last fold may have sent a wake for what it took.
+        if !store.fold_due() {
+            continue;
+        }
         let started = std::time::Instant::now();
         let records = store.journal_records();
         match store.fold() {
