@@ -198,32 +198,28 @@ impl SledStore {
         k
     }
 
-    fn full_writes<'a>(
-        &'a self,
-        scope: &'a Scope,
-        writes: &'a WriteSet,
-    ) -> impl ExactSizeIterator<Item = (Vec<u8>, Option<&'a [u8]>)> + 'a {
-        writes
-            .writes
-            .iter()
-            .map(|(k, v)| (self.full_key(scope, k), v.as_deref()))
-    }
-
     /// Add a write set to `batch` (to be applied to this store's tree together with
     /// other records, atomically); once it is applied, pass the result to
     /// [`SledStore::applied`].
     pub fn stage(&self, scope: &Scope, writes: &WriteSet, batch: &mut sled::Batch) -> Staged {
-        self.journal.stage(self.full_writes(scope, writes), batch)
+        let common = [&self.prefix[..], &scope.prefix].concat();
+        let writes = writes
+            .writes
+            .iter()
+            .map(|(k, v)| (k.as_bytes(), v.as_deref()));
+        self.journal.stage(&common, writes, batch)
     }
 
     /// The batch holding `staged` (`writes`, staged with [`SledStore::stage`]) was
     /// applied. Call it before anyone else may read the scope.
     pub fn applied(&self, staged: Staged, scope: &Scope, writes: &WriteSet) {
-        self.journal
-            .applied(staged, self.full_writes(scope, writes));
-        for (k, v) in self.full_writes(scope, writes) {
-            self.cache.write(k, v.map(sled::IVec::from));
-        }
+        let full: Vec<(Vec<u8>, Option<sled::IVec>)> = writes
+            .writes
+            .iter()
+            .map(|(k, v)| (self.full_key(scope, k), v.as_deref().map(sled::IVec::from)))
+            .collect();
+        self.journal.applied(staged, full.iter().cloned());
+        self.cache.write(full);
     }
 
     /// Whether enough has gathered in the journal to fold it (callers of
@@ -628,7 +624,7 @@ mod tests {
         let cache = StateCache::new(1 << 20);
         let token = cache.before_read();
         // A write lands while the read is in sled, which returned the old value.
-        cache.write(b"k".to_vec(), Some(sled::IVec::from(b"new".as_slice())));
+        cache.write([(b"k".to_vec(), Some(sled::IVec::from(b"new".as_slice())))]);
         cache.fill(
             b"k".to_vec(),
             Some(sled::IVec::from(b"old".as_slice())),

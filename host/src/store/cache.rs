@@ -66,11 +66,13 @@ impl StateCache {
         }
     }
 
-    /// Record a write applied to sled.
-    pub(super) fn write(&self, key: Vec<u8>, value: Option<IVec>) {
-        let mut writes = self.writes();
-        *writes += 1;
-        self.inner.values.insert(key, value);
+    /// Record writes applied to sled.
+    pub(super) fn write(&self, writes: impl IntoIterator<Item = (Vec<u8>, Option<IVec>)>) {
+        let mut count = self.writes();
+        *count += 1;
+        for (key, value) in writes {
+            self.inner.values.insert(key, value);
+        }
     }
 
     /// Entries held now.

@@ -99,10 +99,10 @@ impl Journal {
                 .and_then(|s| <[u8; 8]>::try_from(s).ok())
                 .map(u64::from_be_bytes)
                 .ok_or_else(|| StoreError::Corrupt(format!("journal key {key:?}")))?;
-            let writes = decode(&record)
+            let (common, writes) = decode(&record)
                 .ok_or_else(|| StoreError::Corrupt(format!("journal record {seq}")))?;
-            for (key, value) in writes {
-                waiting.put(key, seq, value.map(IVec::from));
+            for (suffix, value) in writes {
+                waiting.put([common, suffix].concat(), seq, value.map(IVec::from));
             }
             waiting.records.insert(seq, record.len());
             waiting.record_bytes += record.len();
@@ -128,10 +128,12 @@ impl Journal {
         self.waiting.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Add a record of `writes` (full tree keys) to `batch`.
+    /// Add a record of `writes` to `batch`; their tree keys are `common` followed by
+    /// each write's key.
     pub(super) fn stage<'a>(
         &self,
-        writes: impl ExactSizeIterator<Item = (Vec<u8>, Option<&'a [u8]>)>,
+        common: &[u8],
+        writes: impl ExactSizeIterator<Item = (&'a [u8], Option<&'a [u8]>)>,
         batch: &mut sled::Batch,
     ) -> Staged {
         if writes.len() == 0 {
@@ -140,7 +142,7 @@ impl Journal {
                 bytes: 0,
             };
         }
-        let record = encode(writes);
+        let record = encode(common, writes);
         let seq = {
             let mut w = self.waiting();
             w.next_seq += 1;
@@ -154,16 +156,17 @@ impl Journal {
         }
     }
 
-    /// The batch holding `staged` was applied: its writes are now the latest values.
-    pub(super) fn applied<'a>(
+    /// The batch holding `staged` was applied: its writes (by tree key) are now the
+    /// latest values.
+    pub(super) fn applied(
         &self,
         staged: Staged,
-        writes: impl Iterator<Item = (Vec<u8>, Option<&'a [u8]>)>,
+        writes: impl Iterator<Item = (Vec<u8>, Option<IVec>)>,
     ) {
         let Some(seq) = staged.seq else { return };
         let mut w = self.waiting();
         for (key, value) in writes {
-            w.put(key, seq, value.map(IVec::from));
+            w.put(key, seq, value);
         }
         w.records.insert(seq, staged.bytes);
         w.record_bytes += staged.bytes;
@@ -249,14 +252,20 @@ fn weight(key: &[u8], value: &Option<IVec>) -> usize {
     key.len() + value.as_ref().map_or(0, |v| v.len())
 }
 
-/// A record: the number of writes (u32, big-endian), then for each write the key's
-/// length (u32) and bytes, then 0 for a delete or 1, the value's length (u32) and bytes.
-fn encode<'a>(writes: impl ExactSizeIterator<Item = (Vec<u8>, Option<&'a [u8]>)>) -> Vec<u8> {
+/// A record: the length (u32, big-endian) and bytes of the prefix its keys share, the
+/// number of writes (u32), then for each write the rest of its key (length and bytes),
+/// then 0 for a delete or 1 and the value (length and bytes).
+fn encode<'a>(
+    common: &[u8],
+    writes: impl ExactSizeIterator<Item = (&'a [u8], Option<&'a [u8]>)>,
+) -> Vec<u8> {
     let mut out = Vec::new();
+    out.extend_from_slice(&(common.len() as u32).to_be_bytes());
+    out.extend_from_slice(common);
     out.extend_from_slice(&(writes.len() as u32).to_be_bytes());
     for (key, value) in writes {
         out.extend_from_slice(&(key.len() as u32).to_be_bytes());
-        out.extend_from_slice(&key);
+        out.extend_from_slice(key);
         match value {
             None => out.push(0),
             Some(v) => {
@@ -269,10 +278,10 @@ fn encode<'a>(writes: impl ExactSizeIterator<Item = (Vec<u8>, Option<&'a [u8]>)>
     out
 }
 
-type Writes<'a> = Vec<(Vec<u8>, Option<&'a [u8]>)>;
+type Writes<'a> = Vec<(&'a [u8], Option<&'a [u8]>)>;
 
-/// The writes of a record, or `None` if it is malformed.
-fn decode(mut record: &[u8]) -> Option<Writes<'_>> {
+/// The shared key prefix and the writes of a record, or `None` if it is malformed.
+fn decode(mut record: &[u8]) -> Option<(&[u8], Writes<'_>)> {
     fn take<'a>(buf: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
         let (head, tail) = buf.split_at_checked(n)?;
         *buf = tail;
@@ -281,11 +290,13 @@ fn decode(mut record: &[u8]) -> Option<Writes<'_>> {
     fn len(buf: &mut &[u8]) -> Option<usize> {
         Some(u32::from_be_bytes(take(buf, 4)?.try_into().ok()?) as usize)
     }
+    let n = len(&mut record)?;
+    let common = take(&mut record, n)?;
     let count = len(&mut record)?;
     let mut out = Vec::with_capacity(count.min(record.len()));
     for _ in 0..count {
         let n = len(&mut record)?;
-        let key = take(&mut record, n)?.to_vec();
+        let key = take(&mut record, n)?;
         let value = match take(&mut record, 1)?[0] {
             0 => None,
             1 => {
@@ -296,7 +307,7 @@ fn decode(mut record: &[u8]) -> Option<Writes<'_>> {
         };
         out.push((key, value));
     }
-    record.is_empty().then_some(out)
+    record.is_empty().then_some((common, out))
 }
 
 #[cfg(test)]
@@ -305,17 +316,17 @@ mod tests {
 
     #[test]
     fn records_round_trip_and_malformed_ones_are_refused() {
-        let writes = vec![
-            (b"k1".to_vec(), Some(b"v".as_slice())),
-            (b"".to_vec(), Some(b"".as_slice())),
-            (b"gone".to_vec(), None),
-        ];
-        let record = encode(writes.clone().into_iter());
-        assert_eq!(decode(&record), Some(writes));
+        let writes: Writes<'_> = vec![(b"k1", Some(b"v")), (b"", Some(b"")), (b"gone", None)];
+        let record = encode(b"scope/", writes.clone().into_iter());
+        assert_eq!(decode(&record), Some((b"scope/".as_slice(), writes)));
         for cut in 1..record.len() {
             assert_eq!(decode(&record[..cut]), None, "cut at {cut}");
         }
-        assert_eq!(decode(&[0, 0, 0, 1, 0, 0, 0, 0, 7]), None, "bad tag");
+        assert_eq!(
+            decode(&[0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 7]),
+            None,
+            "bad tag"
+        );
         let mut longer = record.clone();
         longer.push(0);
         assert_eq!(decode(&longer), None, "trailing bytes");
