@@ -44,8 +44,8 @@ struct Waiting {
     record_bytes: usize,
 }
 
-/// A record staged in a sled batch, to pass to [`Journal::applied`] once the batch is
-/// applied.
+/// A journal record staged in a sled batch, to pass to [`super::SledStore::applied`]
+/// once the batch is applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[must_use = "tell the store when the batch is applied"]
 pub struct Staged {
@@ -131,7 +131,9 @@ impl Journal {
     }
 
     /// Add a record of `writes` to `batch`; their tree keys are `common` followed by
-    /// each write's key.
+    /// each write's key. Records are read back in the order of their sequence numbers,
+    /// taken here: callers commit any one key from one thread at a time (the daemon
+    /// stages and applies under its commit lock), so that is also the order they apply.
     pub(super) fn stage<'a>(
         &self,
         common: &[u8],
@@ -217,7 +219,7 @@ impl Journal {
         (guard, plan)
     }
 
-    /// `plan`'s batch was applied: forget what it covered (values written since stay).
+    /// `plan` was written: forget what it covered (values committed since stay).
     pub(super) fn folded(&self, plan: FoldPlan) {
         let mut w = self.waiting();
         for (key, seq, _) in plan.values {
