@@ -90,7 +90,8 @@ pub struct Daemon {
     /// sequence, state bytes), which workers serving one tenant's detectors at once
     /// share.
     commit: Mutex<()>,
-    /// Plugin state in memory in front of sled, shared by every worker.
+    /// Plugin state (in the pipeline tree, with its journal and read cache), shared by
+    /// every worker.
     state: crate::store::SledStore,
     /// Folds the state journal off the workers' path.
     folder: folder::StateFolder,
