@@ -79,7 +79,7 @@ pub struct Daemon {
     /// Wakes the pipeline worker.
     pub wake: Arc<worker::Wake>,
     /// Prometheus metrics.
-    pub metrics: metrics::Metrics,
+    pub metrics: Arc<metrics::Metrics>,
     /// Tenants a pipeline worker is serving right now.
     pub(crate) claims: worker::Claims,
     /// Fault history by (tenant, plugin): quarantine and retry backoff.
@@ -151,7 +151,8 @@ impl Daemon {
             config.state_cache_bytes,
         )
         .map_err(|e| DaemonError::record("state", e))?;
-        let folder = folder::StateFolder::start(state.clone()).map_err(io)?;
+        let metrics = Arc::new(metrics::Metrics::default());
+        let folder = folder::StateFolder::start(state.clone(), metrics.clone()).map_err(io)?;
         Ok(Arc::new(Daemon {
             config,
             admin_token,
@@ -170,7 +171,7 @@ impl Daemon {
             state,
             folder,
             wake: Arc::new(worker::Wake::default()),
-            metrics: metrics::Metrics::default(),
+            metrics,
             closing: tokio::sync::watch::channel(false).0,
         }))
     }

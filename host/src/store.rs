@@ -238,14 +238,18 @@ impl SledStore {
 
     /// Write every journaled value to its key, then remove the journal records.
     /// Commits may go on meanwhile.
-    pub fn fold(&self) -> Result<(), StoreError> {
+    pub fn fold(&self) -> Result<Folded, StoreError> {
         let (_folding, plan) = self.journal.plan();
+        let folded = Folded {
+            records: plan.records(),
+            keys: plan.keys(),
+        };
         if plan.is_empty() {
-            return Ok(());
+            return Ok(folded);
         }
         plan.write(&self.tree, &self.journal)?;
         self.journal.folded(plan);
-        Ok(())
+        Ok(folded)
     }
 
     /// The tree the state lives in.
@@ -335,6 +339,15 @@ impl StateStore for SledStore {
         self.db.flush()?;
         Ok(())
     }
+}
+
+/// What a [`SledStore::fold`] wrote.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Folded {
+    /// Journal records it removed.
+    pub records: usize,
+    /// Keys it wrote (each key's latest value once).
+    pub keys: usize,
 }
 
 /// State in memory, for `aer test` and tests.

@@ -41,6 +41,9 @@ pub struct Metrics {
     instantiations: Family<Labels, Counter>,
     call_seconds: HistogramFamily,
     detection_to_response: HistogramFamily,
+    state_folds: Counter,
+    state_fold_keys: Counter,
+    state_fold_seconds: Histogram,
 }
 
 impl Default for Metrics {
@@ -58,6 +61,9 @@ impl Default for Metrics {
             instantiations: Family::default(),
             call_seconds: Family::new_with_constructor(call_buckets),
             detection_to_response: Family::new_with_constructor(response_buckets),
+            state_folds: Counter::default(),
+            state_fold_keys: Counter::default(),
+            state_fold_seconds: call_buckets(),
             registry: Registry::default(),
         };
         registry.register(
@@ -103,6 +109,21 @@ impl Default for Metrics {
             "detection_to_response_seconds",
             "From a finding's commit to its responders' completion",
             m.detection_to_response.clone(),
+        );
+        registry.register(
+            "state_folds",
+            "Folds of the plugin-state journal into its keys",
+            m.state_folds.clone(),
+        );
+        registry.register(
+            "state_fold_keys",
+            "State keys written by folds (each key's latest value once per fold)",
+            m.state_fold_keys.clone(),
+        );
+        registry.register(
+            "state_fold_seconds",
+            "Duration of state journal folds",
+            m.state_fold_seconds.clone(),
         );
         Metrics { registry, ..m }
     }
@@ -185,6 +206,13 @@ impl Metrics {
         self.detection_to_response
             .get_or_create(&labels(&[("tenant", tenant)]))
             .observe(seconds);
+    }
+
+    /// A fold of the state journal that wrote `keys` keys.
+    pub fn state_fold(&self, keys: usize, seconds: f64) {
+        self.state_folds.inc();
+        self.state_fold_keys.inc_by(keys as u64);
+        self.state_fold_seconds.observe(seconds);
     }
 
     /// The OpenMetrics text.

@@ -88,6 +88,16 @@ impl FoldPlan {
     pub(super) fn is_empty(&self) -> bool {
         self.records.is_empty()
     }
+
+    /// Records the fold covers.
+    pub(super) fn records(&self) -> usize {
+        self.records.len()
+    }
+
+    /// Keys the fold writes.
+    pub(super) fn keys(&self) -> usize {
+        self.values.len()
+    }
 }
 
 impl Journal {
