@@ -261,11 +261,6 @@ impl SledStore {
     pub fn journal_records(&self) -> usize {
         self.journal.records()
     }
-
-    /// The read cache.
-    pub fn cache(&self) -> &StateCache {
-        &self.cache
-    }
 }
 
 impl StateStore for SledStore {
@@ -306,21 +301,23 @@ impl StateStore for SledStore {
                 (None, Some(_)) => true,
                 (Some(_), None) => false,
             };
-            if from_tree {
+            let (key, value) = if from_tree {
                 let (k, v) = next_tree.take().expect("peeked");
-                out.push((scope.strip(&k[skip..])?, v.to_vec()));
-                next_tree = tree.next().transpose()?;
-                continue;
-            }
-            let (k, v) = journaled.next().expect("peeked");
-            if next_tree
-                .as_ref()
-                .is_some_and(|(tk, _)| tk.as_ref() == k.as_slice())
+                (k.to_vec(), Some(v))
+            } else {
+                journaled.next().expect("peeked")
+            };
+            // Move past the tree entry just taken, or the one the journal's value
+            // replaces (or deletes).
+            if from_tree
+                || next_tree
+                    .as_ref()
+                    .is_some_and(|(tk, _)| tk.as_ref() == key.as_slice())
             {
                 next_tree = tree.next().transpose()?;
             }
-            if let Some(v) = v {
-                out.push((scope.strip(&k[skip..])?, v.to_vec()));
+            if let Some(v) = value {
+                out.push((scope.strip(&key[skip..])?, v.to_vec()));
             }
         }
         Ok(out)
@@ -505,7 +502,7 @@ mod tests {
         tree.apply_batch(batch).unwrap();
         a.applied(staged, &scope, &w2);
         assert_eq!(b.get(&scope, "k").unwrap(), Some(b"2".to_vec()));
-        assert!(!a.cache().is_empty());
+        assert!(!a.cache.is_empty());
     }
 
     #[test]
