@@ -86,6 +86,8 @@ pub struct Daemon {
     faults: Mutex<HashMap<(String, String), worker::FaultMemory>>,
     /// When each tenant last committed pipeline work (for the time quota).
     busy: Mutex<HashMap<String, std::time::Instant>>,
+    /// The tenants' plugin records as last read (see [`plugins::RecordCache`]).
+    plugin_records: plugins::RecordCache,
     /// Held while a pipeline commit reads and advances a tenant's counters (finding
     /// sequence, state bytes), which workers serving one tenant's detectors at once
     /// share.
@@ -146,8 +148,7 @@ impl Daemon {
         let state = crate::store::SledStore::in_tree(
             db.clone(),
             pipeline.clone(),
-            &[keys::kind::STATE],
-            &[keys::kind::STATE_JOURNAL],
+            keys::STATE_LAYOUT,
             config.state_cache_bytes,
         )
         .map_err(|e| DaemonError::record("state", e))?;
@@ -167,6 +168,7 @@ impl Daemon {
             claims: worker::Claims::default(),
             faults: Mutex::new(HashMap::new()),
             busy: Mutex::new(HashMap::new()),
+            plugin_records: plugins::RecordCache::default(),
             commit: Mutex::new(()),
             state,
             folder,

@@ -239,6 +239,12 @@ impl AerEngine {
         self.compilations.load(Ordering::Relaxed)
     }
 
+    /// The plugin compiled from bytes whose SHA-256 is `sha256` (lowercase hex), if it
+    /// is cached.
+    pub fn cached(&self, sha256: &str) -> Option<Arc<LoadedPlugin>> {
+        self.cache_lock().get(sha256).cloned()
+    }
+
     /// Validate and compile a component, or return the cached result for the same bytes.
     /// A call for bytes another thread is loading waits for that load and shares its
     /// result (or, if it failed, loads them itself).

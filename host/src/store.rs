@@ -6,6 +6,7 @@
 
 mod cache;
 mod journal;
+mod pages;
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -15,6 +16,7 @@ use std::sync::{Arc, Mutex};
 pub use cache::StateCache;
 use journal::Journal;
 pub use journal::Staged;
+use pages::Pages;
 
 /// Size of the cache in front of a database opened with [`SledStore::open`].
 pub const DEFAULT_CACHE_BYTES: u64 = 32 << 20;
@@ -139,15 +141,32 @@ pub trait StateStore: Send + Sync {
 /// Where [`SledStore::open`] keeps the journal: no scope key starts with four 0xFF
 /// bytes (that would be a tenant name 4 GiB long).
 const OWN_DB_JOURNAL: &[u8] = b"\xff\xff\xff\xffjournal/";
+/// Prefix of the state pages in a database of the store's own (see above).
+const OWN_DB_PAGES: &[u8] = b"\xff\xff\xff\xfepages/";
 
-/// State in a sled tree, one database on disk. Keys are `prefix`, then the scope, then
-/// the plugin's key, so the state can share a tree with other records and be committed
-/// atomically with them (see [`SledStore::stage`]).
+/// Where a [`SledStore`] keeps its records in a tree: three prefixes, none a prefix of
+/// another's keys.
+#[derive(Debug, Clone, Copy)]
+pub struct StateLayout<'a> {
+    /// Prefix of logical state keys (before the scope); state written by versions
+    /// before pages was kept under it, one entry per key, and is moved into pages on
+    /// open.
+    pub keys: &'a [u8],
+    /// Prefix of the state pages.
+    pub pages: &'a [u8],
+    /// Prefix of the journal records.
+    pub journal: &'a [u8],
+    /// Prefix of journal records an earlier version kept elsewhere, folded on open.
+    pub old_journal: Option<&'a [u8]>,
+}
+
+/// State in a sled tree, one database on disk, sharing the tree with other records so
+/// it can be committed atomically with them (see [`SledStore::stage`]).
 ///
 /// A commit is written as one journal record; the journal keeps the latest values in
-/// memory and folds them into their keys from time to time (see `journal.rs`). Reads go
-/// through a [`StateCache`], then the journal, then the tree. Clones are views of the
-/// same state, sharing its cache and journal.
+/// memory and folds them into pages of many keys each from time to time (see
+/// `journal.rs` and `pages.rs`). Reads go through a [`StateCache`], then the journal,
+/// then the pages. Clones are views of the same state, sharing its cache and journal.
 #[derive(Clone)]
 pub struct SledStore {
     db: sled::Db,
@@ -155,6 +174,7 @@ pub struct SledStore {
     prefix: Arc<[u8]>,
     cache: StateCache,
     journal: Arc<Journal>,
+    pages: Arc<Pages>,
 }
 
 impl SledStore {
@@ -167,26 +187,40 @@ impl SledStore {
     /// Use the `state` tree of an open database.
     pub fn from_db(db: sled::Db) -> Result<Self, StoreError> {
         let tree = db.open_tree("state")?;
-        Self::in_tree(db, tree, b"", OWN_DB_JOURNAL, DEFAULT_CACHE_BYTES)
+        let layout = StateLayout {
+            keys: b"",
+            pages: OWN_DB_PAGES,
+            journal: OWN_DB_JOURNAL,
+            old_journal: None,
+        };
+        Self::in_tree(db, tree, layout, DEFAULT_CACHE_BYTES)
     }
 
-    /// Keep state in `tree` under keys starting with `prefix` and its journal under
-    /// `journal` (a prefix no state key starts with), with a read cache of about
-    /// `cache_bytes`. Reads back the journal a previous process left.
+    /// Keep state in `tree` as `layout` says, with a read cache of about
+    /// `cache_bytes`. Reads back the journal a previous process left, after moving
+    /// what earlier versions left (state kept one entry per key, then journal records
+    /// under the old prefix, in that order: oldest first) into pages.
     pub fn in_tree(
         db: sled::Db,
         tree: sled::Tree,
-        prefix: &[u8],
-        journal: &[u8],
+        layout: StateLayout<'_>,
         cache_bytes: u64,
     ) -> Result<Self, StoreError> {
-        let journal = Journal::recover(&tree, journal)?;
+        let pages = Pages::new(layout.keys, layout.pages);
+        migrate_per_key_entries(&tree, &pages, layout)?;
+        if let Some(old) = layout.old_journal {
+            let old = Journal::recover(&tree, old)?;
+            let (_folding, plan) = old.plan();
+            plan.write(&tree, &pages, &old)?;
+        }
+        let journal = Journal::recover(&tree, layout.journal)?;
         Ok(SledStore {
             db,
             tree,
-            prefix: prefix.into(),
+            prefix: layout.keys.into(),
             cache: StateCache::new(cache_bytes),
             journal: Arc::new(journal),
+            pages: Arc::new(pages),
         })
     }
 
@@ -247,7 +281,7 @@ impl SledStore {
         if plan.is_empty() {
             return Ok(folded);
         }
-        plan.write(&self.tree, &self.journal)?;
+        plan.write(&self.tree, &self.pages, &self.journal)?;
         self.journal.folded(plan);
         Ok(folded)
     }
@@ -260,6 +294,43 @@ impl SledStore {
     /// Journal records not folded yet.
     pub fn journal_records(&self) -> usize {
         self.journal.records()
+    }
+
+    /// Keys held in the pages (what the folds wrote; a pass over every page).
+    pub fn paged_keys(&self) -> Result<usize, StoreError> {
+        self.pages.count(&self.tree)
+    }
+}
+
+/// Move state kept one sled entry per key under `layout.keys` (as versions before
+/// pages kept it) into pages, then remove those entries. A crash part-way leaves
+/// entries whose values are already in pages; the next open writes them again.
+fn migrate_per_key_entries(
+    tree: &sled::Tree,
+    pages: &Pages,
+    layout: StateLayout<'_>,
+) -> Result<(), StoreError> {
+    const CHUNK: usize = 10_000;
+    loop {
+        let entries: Vec<(Vec<u8>, Option<sled::IVec>)> = tree
+            .scan_prefix(layout.keys)
+            .filter(|e| {
+                e.as_ref().map_or(true, |(k, _)| {
+                    !k.starts_with(layout.pages)
+                        && !k.starts_with(layout.journal)
+                        && !layout.old_journal.is_some_and(|j| k.starts_with(j))
+                })
+            })
+            .take(CHUNK)
+            .map(|e| e.map(|(k, v)| (k.to_vec(), Some(v))))
+            .collect::<Result<_, _>>()?;
+        if entries.is_empty() {
+            return Ok(());
+        }
+        pages.write(tree, &entries)?;
+        for (key, _) in &entries {
+            tree.remove(key.as_slice())?;
+        }
     }
 }
 
@@ -275,7 +346,8 @@ impl StateStore for SledStore {
         if let Some(journaled) = self.journal.get(&key) {
             return Ok(journaled.map(|v| v.to_vec()));
         }
-        let value = self.tree.get(&key)?;
+        let in_scope = &key[self.prefix.len() + scope.prefix.len()..];
+        let value = self.pages.get(&self.tree, &scope.prefix, in_scope)?;
         let out = value.as_ref().map(|v| v.to_vec());
         self.cache.fill(key, value, token);
         Ok(out)
@@ -289,32 +361,30 @@ impl StateStore for SledStore {
     ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
         let skip = self.prefix.len();
         let start = self.full_key(scope, prefix);
-        // The journal's values win over the tree's (a fold meanwhile writes the same).
+        // The journal's values win over the pages' (a fold meanwhile writes the same).
         let mut journaled = self.journal.range_prefix(&start).into_iter().peekable();
-        let mut tree = self.tree.scan_prefix(&start);
-        let mut next_tree = tree.next().transpose()?;
+        let mut paged = self
+            .pages
+            .scan(&self.tree, &scope.prefix, prefix.as_bytes())?;
+        let mut next_paged = paged.next().transpose()?;
         let mut out = Vec::new();
         while out.len() < limit {
-            let from_tree = match (journaled.peek(), &next_tree) {
+            let from_pages = match (journaled.peek(), &next_paged) {
                 (None, None) => break,
-                (Some((jk, _)), Some((tk, _))) => tk.as_ref() < jk.as_slice(),
+                (Some((jk, _)), Some((pk, _))) => pk < jk,
                 (None, Some(_)) => true,
                 (Some(_), None) => false,
             };
-            let (key, value) = if from_tree {
-                let (k, v) = next_tree.take().expect("peeked");
-                (k.to_vec(), Some(v))
+            let (key, value) = if from_pages {
+                let (k, v) = next_paged.take().expect("peeked");
+                (k, Some(v))
             } else {
                 journaled.next().expect("peeked")
             };
-            // Move past the tree entry just taken, or the one the journal's value
+            // Move past the paged entry just taken, or the one the journal's value
             // replaces (or deletes).
-            if from_tree
-                || next_tree
-                    .as_ref()
-                    .is_some_and(|(tk, _)| tk.as_ref() == key.as_slice())
-            {
-                next_tree = tree.next().transpose()?;
+            if from_pages || next_paged.as_ref().is_some_and(|(pk, _)| *pk == key) {
+                next_paged = paged.next().transpose()?;
             }
             if let Some(v) = value {
                 out.push((scope.strip(&key[skip..])?, v.to_vec()));
@@ -431,24 +501,96 @@ mod tests {
         let db = sled::open(dir.path()).unwrap();
         let tree = db.open_tree("shared").unwrap();
         tree.insert(b"other", b"x".as_slice()).unwrap();
-        let s = SledStore::in_tree(db, tree.clone(), b"s", b"j", 1 << 20).unwrap();
+        let s = SledStore::in_tree(db, tree.clone(), LAYOUT, 1 << 20).unwrap();
         exercise(&s);
         let keys = || -> Vec<Vec<u8>> { tree.iter().keys().map(|k| k.unwrap().to_vec()).collect() };
-        assert!(keys().iter().any(|k| k.starts_with(b"j")), "{:?}", keys());
+        assert!(keys().iter().any(|k| k.starts_with(b"e")), "{:?}", keys());
         assert!(
             keys()
                 .iter()
-                .all(|k| k == b"other" || k.starts_with(b"s") || k.starts_with(b"j")),
+                .all(|k| k == b"other" || k.starts_with(b"g") || k.starts_with(b"e")),
             "{:?}",
             keys()
         );
         s.fold().unwrap();
         assert!(
-            keys().iter().all(|k| k == b"other" || k.starts_with(b"s")),
+            keys().iter().all(|k| k == b"other" || k.starts_with(b"g")),
             "{:?}",
             keys()
         );
         exercise(&s);
+    }
+
+    #[test]
+    fn journal_records_under_the_old_prefix_are_folded_on_open_over_per_key_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path()).unwrap();
+        let tree = db.open_tree("shared").unwrap();
+        let scope = Scope::new("t", "p");
+        let old_layout = StateLayout {
+            journal: b"j",
+            old_journal: None,
+            ..LAYOUT
+        };
+        {
+            // An earlier version: a key kept on its own, then journal records under `j`.
+            let per_key = [b"s".as_slice(), &scope.key("a")].concat();
+            tree.insert(per_key, b"0".as_slice()).unwrap();
+            let s = SledStore::in_tree(db.clone(), tree.clone(), old_layout, 1 << 20).unwrap();
+            assert_eq!(tree.scan_prefix(b"s").count(), 0, "moved into pages");
+            s.commit(&scope, &write(&[("a", Some(b"1")), ("b", Some(b"1"))]))
+                .unwrap();
+            s.commit(&scope, &write(&[("b", None), ("c", Some(b"2"))]))
+                .unwrap();
+            assert_eq!(tree.scan_prefix(b"j").count(), 2);
+        }
+        let s = SledStore::in_tree(db, tree.clone(), LAYOUT, 1 << 20).unwrap();
+        assert_eq!(tree.scan_prefix(b"j").count(), 0, "folded");
+        assert_eq!(s.journal_records(), 0);
+        assert_eq!(in_tree(&s, &scope, "a"), Some(b"1".to_vec()));
+        assert_eq!(in_tree(&s, &scope, "b"), None);
+        assert_eq!(
+            s.scan(&scope, "", 10).unwrap(),
+            vec![("a".into(), b"1".to_vec()), ("c".into(), b"2".to_vec())]
+        );
+    }
+
+    #[test]
+    fn state_kept_one_entry_per_key_moves_into_pages_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path()).unwrap();
+        let tree = db.open_tree("shared").unwrap();
+        let (a, b) = (Scope::new("t", "a"), Scope::new("t", "b"));
+        // As versions before pages wrote it: `s`, the scope, the key.
+        for i in 0..2_500u32 {
+            let scope = if i % 2 == 0 { &a } else { &b };
+            let key = [b"s".as_slice(), &scope.key(&format!("k{i:05}"))].concat();
+            tree.insert(key, i.to_be_bytes().as_slice()).unwrap();
+        }
+        tree.insert(b"other", b"x".as_slice()).unwrap();
+        let s = SledStore::in_tree(db, tree.clone(), LAYOUT, 1 << 20).unwrap();
+        assert_eq!(tree.scan_prefix(b"s").count(), 0, "moved");
+        assert_eq!(s.paged_keys().unwrap(), 2_500);
+        assert!(tree.scan_prefix(b"g").count() < 2_500 / 16);
+        assert_eq!(
+            in_tree(&s, &a, "k00042"),
+            Some(42u32.to_be_bytes().to_vec())
+        );
+        assert_eq!(
+            s.get(&b, "k02499").unwrap(),
+            Some(2499u32.to_be_bytes().to_vec())
+        );
+        assert_eq!(s.get(&b, "k00042").unwrap(), None);
+        let scanned = s.scan(&a, "k000", 100).unwrap();
+        let expect: Vec<(String, Vec<u8>)> = (0..100u32)
+            .step_by(2)
+            .map(|i| (format!("k{i:05}"), i.to_be_bytes().to_vec()))
+            .collect();
+        assert_eq!(scanned, expect);
+        assert_eq!(
+            tree.get(b"other").unwrap().as_deref(),
+            Some(b"x".as_slice())
+        );
     }
 
     #[test]
@@ -466,6 +608,13 @@ mod tests {
         );
     }
 
+    const LAYOUT: StateLayout<'static> = StateLayout {
+        keys: b"s",
+        pages: b"g",
+        journal: b"e",
+        old_journal: Some(b"j"),
+    };
+
     fn write(pairs: &[(&str, Option<&[u8]>)]) -> WriteSet {
         let mut w = WriteSet::default();
         for (k, v) in pairs {
@@ -474,10 +623,10 @@ mod tests {
         w
     }
 
-    /// What the tree itself holds for `key` (not the journal or the cache).
+    /// What the pages hold for `key` (not the journal or the cache).
     fn in_tree(s: &SledStore, scope: &Scope, key: &str) -> Option<Vec<u8>> {
-        s.tree
-            .get(s.full_key(scope, key))
+        s.pages
+            .get(&s.tree, &scope.prefix, key.as_bytes())
             .unwrap()
             .map(|v| v.to_vec())
     }
@@ -487,7 +636,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = sled::open(dir.path()).unwrap();
         let tree = db.open_tree("shared").unwrap();
-        let a = SledStore::in_tree(db, tree.clone(), b"s", b"j", 1 << 20).unwrap();
+        let a = SledStore::in_tree(db, tree.clone(), LAYOUT, 1 << 20).unwrap();
         let b = a.clone();
         let scope = Scope::new("t", "p");
         assert_eq!(b.get(&scope, "k").unwrap(), None); // cached as absent
@@ -555,7 +704,7 @@ mod tests {
                 .unwrap();
             let (folding, plan) = s.journal.plan();
             s.commit(&scope, &write(&[("k", Some(b"2"))])).unwrap();
-            plan.write(&s.tree, &s.journal).unwrap();
+            plan.write(&s.tree, &s.pages, &s.journal).unwrap();
             s.journal.folded(plan);
             drop(folding);
             assert_eq!(in_tree(&s, &scope, "k"), Some(b"1".to_vec()));

@@ -282,13 +282,20 @@ fn all(base: &str, token: &str, path: &str) -> Vec<Value> {
 
 /// Plugin state as the daemon left it after a graceful stop (which folds the state
 /// journal into the keys).
-fn plugin_state(dir: &std::path::Path) -> BTreeMap<Vec<u8>, Vec<u8>> {
+/// The detector's state as the daemon left it in its database.
+fn plugin_state(dir: &std::path::Path) -> BTreeMap<String, Vec<u8>> {
+    use aer_host::daemon::keys::{STATE_LAYOUT, kind};
+    use aer_host::store::{Scope, SledStore, StateStore};
     let db = aer_tests::retry_locked(|| sled::open(dir.join("db")));
     let tree = db.open_tree("pipeline").unwrap();
-    assert_eq!(tree.scan_prefix(b"j").count(), 0, "journal folded at stop");
-    tree.scan_prefix(b"s")
-        .map(|r| r.unwrap())
-        .map(|(k, v)| (k.to_vec(), v.to_vec()))
+    let journal = tree.scan_prefix([kind::STATE_JOURNAL]).count();
+    assert_eq!(journal, 0, "journal folded at stop");
+    let store = SledStore::in_tree(db, tree, STATE_LAYOUT, 1 << 20).unwrap();
+    let scope = Scope::new("acme", "excessive-downloads");
+    store
+        .scan(&scope, "", usize::MAX)
+        .unwrap()
+        .into_iter()
         .collect()
 }
 

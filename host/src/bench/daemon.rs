@@ -101,10 +101,7 @@ fn backlog_throughput(
     state.fold()?;
     let fold = folding.elapsed();
     let eps = (share * tenants) as f64 / started.elapsed().as_secs_f64();
-    let keys = state
-        .tree()
-        .scan_prefix([crate::daemon::keys::kind::STATE])
-        .count();
+    let keys = state.paged_keys()?;
     service.stop()?;
     Ok(Backlog { eps, keys, fold })
 }

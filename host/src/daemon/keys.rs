@@ -4,10 +4,19 @@
 //! `meta`: `t`+tenant → tenant record; `k`+token hash → tenant; `p`+tenant+plugin →
 //! plugin record; `P`+tenant → policy.
 //! `pipeline`: `i`+tenant+seq → inbox chunk (the events of one request, from seq); `d`+tenant+event id → seq;
-//! `s`+(tenant, plugin scope)+key → plugin state; `c`+tenant+plugin → detector cursor;
+//! `g`+(tenant, plugin scope)+bound → a page of plugin state (keys from the bound on;
+//! `s` names the keys in the journal); `c`+tenant+plugin → detector cursor;
 //! `f`+tenant+seq → finding; `x`+tenant+seq → decision; `D`, `O`, `E`+tenant → the
 //! decision stage's cursors and engine memory; `r`+tenant+seq → pending response;
 //! `a`+tenant+decision+responder+action+target → action log entry.
+
+/// Where the daemon keeps plugin state in the `pipeline` tree.
+pub const STATE_LAYOUT: crate::store::StateLayout<'static> = crate::store::StateLayout {
+    keys: &[kind::STATE],
+    pages: &[kind::STATE_PAGE],
+    journal: &[kind::STATE_JOURNAL],
+    old_journal: Some(&[kind::OLD_STATE_JOURNAL]),
+};
 
 /// Kind bytes.
 pub mod kind {
@@ -23,10 +32,21 @@ pub mod kind {
     pub const INBOX: u8 = b'i';
     /// Event id index (deduplication).
     pub const EVENT_ID: u8 = b'd';
-    /// Plugin state.
+    /// Plugin state keys (logical: the journal and the cache name state by these; kept
+    /// in pages, not under this kind).
     pub const STATE: u8 = b's';
-    /// Plugin state writes not yet folded into their keys, by journal seq.
-    pub const STATE_JOURNAL: u8 = b'j';
+    /// A page of plugin state keys, by scope and the page's first key.
+    pub const STATE_PAGE: u8 = b'g';
+    /// Plugin state writes not yet folded into their pages, by journal seq.
+    ///
+    /// Its kind sorts right after small records (cursors): removing folded records
+    /// empties tree leaves, which sled merges into the leaf to their left
+    /// (`Tree::merge_node`), and a leaf of 64 KiB inbox chunks grown by one is written
+    /// as a blob file of its own. Placed after the inbox, a fold's removal of 1,024
+    /// records took 50-190 ms; here 4-18 ms.
+    pub const STATE_JOURNAL: u8 = b'e';
+    /// Where versions before [`STATE_JOURNAL`] kept the journal; folded on open.
+    pub const OLD_STATE_JOURNAL: u8 = b'j';
     /// A detector's cursor: the next inbox seq it has not processed.
     pub const CURSOR: u8 = b'c';
     /// A finding, by per-tenant finding seq.

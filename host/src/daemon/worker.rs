@@ -185,7 +185,7 @@ impl Pipeline {
                 let daemon = daemon.clone();
                 std::thread::Builder::new()
                     .name(format!("aer-pipeline-{i}"))
-                    .spawn(move || Worker::new(daemon, room).run(&flag))
+                    .spawn(move || Worker::new(daemon, room, (i, n)).run(&flag))
                     .expect("can spawn a pipeline thread")
             })
             .collect();
@@ -414,6 +414,10 @@ struct Worker {
     daemon: Arc<Daemon>,
     /// Instances this worker may keep (its share of `max_instances`).
     room: usize,
+    /// This worker's number among `workers`: it looks at the tenants that hash to it
+    /// first (see [`Worker::first_looks`]).
+    index: usize,
+    workers: usize,
     detectors: HashMap<(String, String), Cached<DetectorInstance>>,
     responders: HashMap<(String, String), Cached<LiveResponder>>,
 }
@@ -442,10 +446,12 @@ fn next_seq(tree: &sled::Tree, prefix: &[u8]) -> Result<u64, DaemonError> {
 }
 
 impl Worker {
-    fn new(daemon: Arc<Daemon>, room: usize) -> Self {
+    fn new(daemon: Arc<Daemon>, room: usize, (index, workers): (usize, usize)) -> Self {
         Worker {
             daemon,
             room,
+            index,
+            workers: workers.max(1),
             detectors: HashMap::new(),
             responders: HashMap::new(),
         }
@@ -456,7 +462,8 @@ impl Worker {
             let seen = self.daemon.wake.seen();
             let mut progressed = false;
             match self.daemon.tenants() {
-                Ok(tenants) => {
+                Ok(mut tenants) => {
+                    tenants.sort_by_key(|t| !self.first_looks(&t.name));
                     // Once per pass: "recent" spans several passes.
                     let busy = self.recently_busy();
                     for t in tenants {
@@ -476,6 +483,15 @@ impl Worker {
                 self.daemon.wake.wait(seen, Duration::from_millis(100));
             }
         }
+    }
+
+    /// Whether this worker looks at `tenant` before the others in each pass: the
+    /// tenants that hash to it. A tenant with more work than a slice then comes back to
+    /// the same worker, which holds its instances, instead of every worker building
+    /// them (with 100 busy tenants, 730-770 of 400 detectors were built, most on both
+    /// workers); a worker without work of its own still takes the others' tenants.
+    fn first_looks(&self, tenant: &str) -> bool {
+        looks_first(tenant, self.index, self.workers)
     }
 
     /// Step the tenant while it has work, for up to [`SLICE`] (so its instances stay
@@ -1013,9 +1029,38 @@ impl Worker {
     }
 }
 
+/// Whether worker `index` of `workers` looks at `tenant` first (see
+/// `Worker::first_looks`): a stable hash of the name, so a restart keeps the split.
+fn looks_first(tenant: &str, index: usize, workers: usize) -> bool {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::hash::DefaultHasher::new();
+    tenant.hash(&mut h);
+    h.finish() % workers.max(1) as u64 == index as u64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_tenant_is_looked_at_first_by_one_worker_and_the_tenants_are_shared() {
+        for workers in [1, 2, 3] {
+            let mut share = vec![0; workers];
+            for t in 0..100 {
+                let tenant = format!("tenant{t:03}");
+                let firsts: Vec<usize> = (0..workers)
+                    .filter(|&i| looks_first(&tenant, i, workers))
+                    .collect();
+                assert_eq!(firsts.len(), 1, "{tenant} with {workers} workers");
+                share[firsts[0]] += 1;
+            }
+            let fair = 100 / workers;
+            assert!(
+                share.iter().all(|&n| n > fair / 2 && n < fair * 3 / 2),
+                "{share:?}"
+            );
+        }
+    }
 
     fn names(v: &[&str]) -> Vec<String> {
         v.iter().map(|s| s.to_string()).collect()

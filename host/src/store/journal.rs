@@ -1,5 +1,5 @@
 //! [`Journal`]: committed state writes kept as one sled record per commit until a fold
-//! writes them to their own keys.
+//! writes them into the state pages (`pages.rs`).
 //!
 //! sled updates its tree once per key written (a few microseconds a key), and a
 //! detector rewrites mostly the same keys batch after batch (a user's window, a
@@ -15,6 +15,7 @@ use std::sync::{Mutex, MutexGuard};
 use sled::IVec;
 
 use super::StoreError;
+use super::pages::Pages;
 
 /// Fold when this many records are waiting.
 pub(super) const FOLD_RECORDS: usize = 1024;
@@ -36,7 +37,7 @@ pub(super) struct Journal {
 #[derive(Default)]
 struct Waiting {
     next_seq: u64,
-    /// Latest value of each key (full tree key), with the record it came from.
+    /// Latest value of each key (logical key: store prefix, scope, key), with the record it came from.
     values: BTreeMap<Vec<u8>, (u64, Option<IVec>)>,
     /// Records applied and not folded, with their sizes.
     records: BTreeMap<u64, usize>,
@@ -55,12 +56,15 @@ pub struct Staged {
 
 /// What a fold writes: the latest values and the records they cover.
 pub(super) struct FoldPlan {
-    values: Vec<(Vec<u8>, u64, Option<IVec>)>,
+    /// Each key's latest value, in key order.
+    values: Vec<(Vec<u8>, Option<IVec>)>,
+    /// The record each value came from, in the same order.
+    seqs: Vec<u64>,
     records: Vec<u64>,
 }
 
 impl FoldPlan {
-    /// Write the values to their keys, then remove the records, oldest first, each
+    /// Write the values into their pages, then remove the records, oldest first, each
     /// alone.
     ///
     /// Not one sled batch: a batch holds off every other write to the database while it
@@ -71,13 +75,13 @@ impl FoldPlan {
     /// back gives the values written here again; a crash among them leaves the newest
     /// records, whose values are the latest, never an older record without the newer
     /// ones that overwrote it.
-    pub(super) fn write(&self, tree: &sled::Tree, journal: &Journal) -> Result<(), StoreError> {
-        for (key, _, value) in &self.values {
-            match value {
-                Some(v) => tree.insert(key.as_slice(), v.clone())?,
-                None => tree.remove(key.as_slice())?,
-            };
-        }
+    pub(super) fn write(
+        &self,
+        tree: &sled::Tree,
+        pages: &Pages,
+        journal: &Journal,
+    ) -> Result<(), StoreError> {
+        pages.write(tree, &self.values)?;
         for seq in &self.records {
             tree.remove(journal.record_key(*seq))?;
         }
@@ -221,8 +225,9 @@ impl Journal {
             values: w
                 .values
                 .iter()
-                .map(|(k, (seq, v))| (k.clone(), *seq, v.clone()))
+                .map(|(k, (_, v))| (k.clone(), v.clone()))
                 .collect(),
+            seqs: w.values.values().map(|(seq, _)| *seq).collect(),
             records: w.records.keys().copied().collect(),
         };
         drop(w);
@@ -232,7 +237,7 @@ impl Journal {
     /// `plan` was written: forget what it covered (values committed since stay).
     pub(super) fn folded(&self, plan: FoldPlan) {
         let mut w = self.waiting();
-        for (key, seq, _) in plan.values {
+        for ((key, _), seq) in plan.values.into_iter().zip(plan.seqs) {
             if w.values.get(&key).is_some_and(|(s, _)| *s == seq)
                 && let Some((_, v)) = w.values.remove(&key)
             {
