@@ -144,8 +144,9 @@ const OWN_DB_JOURNAL: &[u8] = b"\xff\xff\xff\xffjournal/";
 /// Prefix of the state pages in a database of the store's own (see above).
 const OWN_DB_PAGES: &[u8] = b"\xff\xff\xff\xfepages/";
 
-/// Where a [`SledStore`] keeps its records in a tree: three prefixes, none a prefix of
-/// another's keys.
+/// Where a [`SledStore`] keeps its records in a tree: prefixes none of which is a prefix
+/// of another's keys, the pages' and journals' sorting after every state key under
+/// `keys` if they lie within it.
 #[derive(Debug, Clone, Copy)]
 pub struct StateLayout<'a> {
     /// Prefix of logical state keys (before the scope); state written by versions
@@ -314,7 +315,10 @@ fn migrate_per_key_entries(
     loop {
         let entries: Vec<(Vec<u8>, Option<sled::IVec>)> = tree
             .scan_prefix(layout.keys)
-            .filter(|e| {
+            // Pages and journal records sort after every state key (a scope starts with
+            // a name's length, never 0xFFFFFFFE) or lie outside the prefix: the scan
+            // ends at the first of them instead of reading every page on each open.
+            .take_while(|e| {
                 e.as_ref().map_or(true, |(k, _)| {
                     !k.starts_with(layout.pages)
                         && !k.starts_with(layout.journal)
@@ -553,6 +557,36 @@ mod tests {
             s.scan(&scope, "", 10).unwrap(),
             vec![("a".into(), b"1".to_vec()), ("c".into(), b"2".to_vec())]
         );
+    }
+
+    #[test]
+    fn a_database_of_its_own_moves_per_key_state_into_pages_and_then_only_reads_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let scope = Scope::new("t", "p");
+        {
+            let db = sled::open(dir.path()).unwrap();
+            let tree = db.open_tree("state").unwrap();
+            // Both kinds of record an earlier version left: keys and journal records.
+            tree.insert(scope.key("a"), b"0".as_slice()).unwrap();
+            tree.insert(scope.key("b"), b"0".as_slice()).unwrap();
+            let s = SledStore::from_db(db.clone()).unwrap();
+            s.commit(&scope, &write(&[("b", Some(b"1"))])).unwrap();
+            db.flush().unwrap();
+        }
+        let s = SledStore::open(dir.path()).unwrap();
+        assert_eq!(s.tree.scan_prefix(scope.key("")).count(), 0, "moved");
+        assert_eq!(s.get(&scope, "a").unwrap(), Some(b"0".to_vec()));
+        assert_eq!(
+            s.get(&scope, "b").unwrap(),
+            Some(b"1".to_vec()),
+            "journal wins"
+        );
+        s.commit(&scope, &write(&[("c", Some(b"2"))])).unwrap();
+        s.flush().unwrap();
+        drop(s);
+        let s = SledStore::open(dir.path()).unwrap();
+        assert_eq!(s.paged_keys().unwrap(), 3);
+        assert_eq!(s.get(&scope, "c").unwrap(), Some(b"2".to_vec()));
     }
 
     #[test]
