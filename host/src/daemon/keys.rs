@@ -5,7 +5,8 @@
 //! plugin record; `P`+tenant → policy.
 //! `pipeline`: `i`+tenant+seq → inbox chunk (the events of one request, from seq); `d`+tenant+event id → seq;
 //! `g`+(tenant, plugin scope)+bound → a page of plugin state (keys from the bound on;
-//! `s` names the keys in the journal); `c`+tenant+plugin → detector cursor;
+//! `s` names the keys in the journal); `e`+seq → a state journal record (writes not
+//! yet folded into pages); `c`+tenant+plugin → detector cursor;
 //! `f`+tenant+seq → finding; `x`+tenant+seq → decision; `D`, `O`, `E`+tenant → the
 //! decision stage's cursors and engine memory; `r`+tenant+seq → pending response;
 //! `a`+tenant+decision+responder+action+target → action log entry.

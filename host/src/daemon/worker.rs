@@ -415,7 +415,7 @@ struct Worker {
     /// Instances this worker may keep (its share of `max_instances`).
     room: usize,
     /// This worker's number among `workers`: it looks at the tenants that hash to it
-    /// first (see [`Worker::first_looks`]).
+    /// first (see [`looks_first`]).
     index: usize,
     workers: usize,
     detectors: HashMap<(String, String), Cached<DetectorInstance>>,
@@ -463,7 +463,7 @@ impl Worker {
             let mut progressed = false;
             match self.daemon.tenants() {
                 Ok(mut tenants) => {
-                    tenants.sort_by_key(|t| !self.first_looks(&t.name));
+                    tenants.sort_by_key(|t| !looks_first(&t.name, self.index, self.workers));
                     // Once per pass: "recent" spans several passes.
                     let busy = self.recently_busy();
                     for t in tenants {
@@ -483,15 +483,6 @@ impl Worker {
                 self.daemon.wake.wait(seen, Duration::from_millis(100));
             }
         }
-    }
-
-    /// Whether this worker looks at `tenant` before the others in each pass: the
-    /// tenants that hash to it. A tenant with more work than a slice then comes back to
-    /// the same worker, which holds its instances, instead of every worker building
-    /// them (with 100 busy tenants, 730-770 of 400 detectors were built, most on both
-    /// workers); a worker without work of its own still takes the others' tenants.
-    fn first_looks(&self, tenant: &str) -> bool {
-        looks_first(tenant, self.index, self.workers)
     }
 
     /// Step the tenant while it has work, for up to [`SLICE`] (so its instances stay
@@ -1029,8 +1020,11 @@ impl Worker {
     }
 }
 
-/// Whether worker `index` of `workers` looks at `tenant` first (see
-/// `Worker::first_looks`): a stable hash of the name, so a restart keeps the split.
+/// Whether worker `index` of `workers` looks at `tenant` before the other tenants in
+/// each pass (by a stable hash of the name). A tenant with more work than a slice then
+/// comes back to the worker that holds its instances instead of every worker building
+/// them (with 100 busy tenants, 730-770 instances were built for 400 detectors, most on
+/// both workers); a worker without work of its own still takes the others' tenants.
 fn looks_first(tenant: &str, index: usize, workers: usize) -> bool {
     use std::hash::{Hash, Hasher};
     let mut h = std::hash::DefaultHasher::new();
