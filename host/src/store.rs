@@ -475,6 +475,27 @@ impl StateStore for MemoryStore {
 mod tests {
     use super::*;
 
+    /// Open the store in `dir`, waiting while a database dropped just before still
+    /// holds its lock (sled's threads release it a moment after the drop).
+    fn try_open(dir: &Path) -> Result<SledStore, StoreError> {
+        let start = std::time::Instant::now();
+        loop {
+            match SledStore::open(dir) {
+                Err(e)
+                    if start.elapsed() < std::time::Duration::from_secs(10)
+                        && e.to_string().contains("could not acquire lock") =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn open(dir: &Path) -> SledStore {
+        try_open(dir).expect("opens")
+    }
+
     fn exercise(store: &dyn StateStore) {
         let a = Scope::new("t1", "p");
         let b = Scope::new("t1", "p2");
@@ -573,7 +594,7 @@ mod tests {
             s.commit(&scope, &write(&[("b", Some(b"1"))])).unwrap();
             db.flush().unwrap();
         }
-        let s = SledStore::open(dir.path()).unwrap();
+        let s = open(dir.path());
         assert_eq!(s.tree.scan_prefix(scope.key("")).count(), 0, "moved");
         assert_eq!(s.get(&scope, "a").unwrap(), Some(b"0".to_vec()));
         assert_eq!(
@@ -584,7 +605,7 @@ mod tests {
         s.commit(&scope, &write(&[("c", Some(b"2"))])).unwrap();
         s.flush().unwrap();
         drop(s);
-        let s = SledStore::open(dir.path()).unwrap();
+        let s = open(dir.path());
         assert_eq!(s.paged_keys().unwrap(), 3);
         assert_eq!(s.get(&scope, "c").unwrap(), Some(b"2".to_vec()));
     }
@@ -631,11 +652,11 @@ mod tests {
     fn sled_store_scopes_and_persists() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let s = SledStore::open(dir.path()).unwrap();
+            let s = open(dir.path());
             exercise(&s);
             s.flush().unwrap();
         }
-        let s = SledStore::open(dir.path()).unwrap();
+        let s = open(dir.path());
         assert_eq!(
             s.get(&Scope::new("t1", "p"), "2x").unwrap(),
             Some(b"a".to_vec())
@@ -693,7 +714,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let scope = Scope::new("t", "p");
         {
-            let s = SledStore::open(dir.path()).unwrap();
+            let s = open(dir.path());
             s.commit(&scope, &write(&[("a", Some(b"1")), ("b", Some(b"1"))]))
                 .unwrap();
             s.fold().unwrap();
@@ -705,7 +726,7 @@ mod tests {
             // Durable as sled makes it, but never folded: the process dies here.
             s.db.flush().unwrap();
         }
-        let s = SledStore::open(dir.path()).unwrap();
+        let s = open(dir.path());
         assert_eq!(s.journal_records(), 2, "read back, not folded");
         assert_eq!(in_tree(&s, &scope, "a"), Some(b"1".to_vec()));
         assert_eq!(in_tree(&s, &scope, "b"), Some(b"1".to_vec()));
@@ -725,7 +746,7 @@ mod tests {
         assert_eq!(in_tree(&s, &scope, "b"), None);
         expect(&s);
         drop(s);
-        expect(&SledStore::open(dir.path()).unwrap());
+        expect(&open(dir.path()));
     }
 
     #[test]
@@ -733,7 +754,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let scope = Scope::new("t", "p");
         {
-            let s = SledStore::open(dir.path()).unwrap();
+            let s = open(dir.path());
             s.commit(&scope, &write(&[("k", Some(b"1")), ("j", Some(b"1"))]))
                 .unwrap();
             let (folding, plan) = s.journal.plan();
@@ -747,7 +768,7 @@ mod tests {
             assert_eq!(s.get(&scope, "k").unwrap(), Some(b"2".to_vec()));
             s.db.flush().unwrap();
         }
-        let s = SledStore::open(dir.path()).unwrap();
+        let s = open(dir.path());
         assert_eq!(s.get(&scope, "k").unwrap(), Some(b"2".to_vec()));
         assert_eq!(s.get(&scope, "j").unwrap(), Some(b"1".to_vec()));
     }
@@ -763,7 +784,7 @@ mod tests {
                 .collect()
         };
         {
-            let s = SledStore::open(dir.path()).unwrap();
+            let s = open(dir.path());
             s.commit(&scope, &write(&[("k", Some(b"1")), ("j", Some(b"1"))]))
                 .unwrap();
             s.commit(&scope, &write(&[("k", Some(b"2")), ("j", Some(b"2"))]))
@@ -780,7 +801,7 @@ mod tests {
             }
             s.db.flush().unwrap();
         }
-        let s = SledStore::open(dir.path()).unwrap();
+        let s = open(dir.path());
         assert_eq!(s.journal_records(), 2);
         assert_eq!(s.get(&scope, "k").unwrap(), Some(b"3".to_vec()));
         assert_eq!(s.get(&scope, "j").unwrap(), Some(b"2".to_vec()));
@@ -789,7 +810,7 @@ mod tests {
     #[test]
     fn scans_merge_the_journal_over_the_tree() {
         let dir = tempfile::tempdir().unwrap();
-        let s = SledStore::open(dir.path()).unwrap();
+        let s = open(dir.path());
         let scope = Scope::new("t", "p");
         let v = |x: &'static [u8]| Some(x);
         s.commit(
@@ -816,7 +837,7 @@ mod tests {
     #[test]
     fn commits_fold_once_enough_has_gathered() {
         let dir = tempfile::tempdir().unwrap();
-        let s = SledStore::open(dir.path()).unwrap();
+        let s = open(dir.path());
         let scope = Scope::new("t", "p");
         for i in 0..journal::FOLD_RECORDS + 10 {
             let n = (i as u32).to_be_bytes();
@@ -842,7 +863,7 @@ mod tests {
                 .unwrap();
             db.flush().unwrap();
         }
-        let err = SledStore::open(dir.path()).err().expect("refused");
+        let err = try_open(dir.path()).err().expect("refused");
         assert!(err.to_string().contains("journal record 7"), "{err}");
     }
 
