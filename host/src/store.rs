@@ -340,20 +340,19 @@ fn migrate_per_key_entries(
 
 impl StateStore for SledStore {
     fn get(&self, scope: &Scope, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let key = self.full_key(scope, key);
-        if let Some(cached) = self.cache.get(&key) {
+        let full = self.full_key(scope, key);
+        if let Some(cached) = self.cache.get(&full) {
             return Ok(cached.map(|v| v.to_vec()));
         }
         // The token comes before the journal is looked at: a write that lands after
         // that look is newer than the token, so the fill below is refused.
         let token = self.cache.before_read();
-        if let Some(journaled) = self.journal.get(&key) {
+        if let Some(journaled) = self.journal.get(&full) {
             return Ok(journaled.map(|v| v.to_vec()));
         }
-        let in_scope = &key[self.prefix.len() + scope.prefix.len()..];
-        let value = self.pages.get(&self.tree, &scope.prefix, in_scope)?;
+        let value = self.pages.get(&self.tree, &scope.prefix, key.as_bytes())?;
         let out = value.as_ref().map(|v| v.to_vec());
-        self.cache.fill(key, value, token);
+        self.cache.fill(full, value, token);
         Ok(out)
     }
 

@@ -108,13 +108,12 @@ impl Pages {
     }
 
     /// Apply `writes` (logical keys in key order, the latest value of each or `None`
-    /// to delete) to the pages. Returns the pages written or removed.
+    /// to delete) to the pages.
     pub(super) fn write(
         &self,
         tree: &Tree,
         writes: &[(Vec<u8>, Option<IVec>)],
-    ) -> Result<usize, StoreError> {
-        let mut touched = 0;
+    ) -> Result<(), StoreError> {
         let mut rest = writes;
         while let Some((first, _)) = rest.first() {
             let logical = first
@@ -128,10 +127,10 @@ impl Pages {
                 .iter()
                 .map(|(k, v)| (&k[scope_end..], v.as_deref()))
                 .collect();
-            touched += self.write_scope(tree, scope, &in_scope)?;
+            self.write_scope(tree, scope, &in_scope)?;
             rest = &rest[n..];
         }
-        Ok(touched)
+        Ok(())
     }
 
     /// Apply one scope's writes (keys after the scope, in key order).
@@ -140,9 +139,8 @@ impl Pages {
         tree: &Tree,
         scope: &[u8],
         writes: &[Write<'_>],
-    ) -> Result<usize, StoreError> {
+    ) -> Result<(), StoreError> {
         let base = self.base(scope);
-        let mut touched = 0;
         let mut rest = writes;
         while let Some((key, _)) = rest.first() {
             let (page_key, old) = match self.page_of(tree, &base, key)? {
@@ -164,10 +162,10 @@ impl Pages {
                 None => Vec::new(),
             };
             let merged = merge(&old_entries, &rest[..n]);
-            touched += self.put_page(tree, &base, page_key, old.is_some(), &merged)?;
+            self.put_page(tree, &base, page_key, old.is_some(), &merged)?;
             rest = &rest[n..];
         }
-        Ok(touched)
+        Ok(())
     }
 
     /// Write `entries` as the page at `page_key`, split into as many pages as its
@@ -179,18 +177,17 @@ impl Pages {
         page_key: Vec<u8>,
         existed: bool,
         entries: &[(&[u8], &[u8])],
-    ) -> Result<usize, StoreError> {
+    ) -> Result<(), StoreError> {
         if entries.is_empty() {
             if existed {
                 tree.remove(page_key)?;
-                return Ok(1);
             }
-            return Ok(0);
+            return Ok(());
         }
         let chunks = split(entries);
         if let [only] = chunks.as_slice() {
             tree.insert(page_key, encode(only))?;
-            return Ok(1);
+            return Ok(());
         }
         let mut batch = sled::Batch::default();
         for (i, chunk) in chunks.iter().enumerate() {
@@ -202,7 +199,7 @@ impl Pages {
             batch.insert(key, encode(chunk));
         }
         tree.apply_batch(batch)?;
-        Ok(chunks.len())
+        Ok(())
     }
 
     /// Entries in every page (a full pass over the pages).
