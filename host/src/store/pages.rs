@@ -11,10 +11,20 @@
 //! sled batch (the first part keeps the bound, each other part is bound at its first
 //! key); a page left empty is removed, and its keys' range falls to the page before.
 //!
+//! Each scope's page bounds are also kept in memory (read from the tree on the scope's
+//! first use), so a read finds its page with one sled `get` instead of a reverse range
+//! seek (0.25 us against 0.7 us alone, ~2 us beside the workers' writes), and a scope
+//! without pages needs no sled call at all. The fold, the only writer of pages, changes
+//! the bounds (a page created, split or removed) under the index's write lock, and a
+//! read holds the read lock from looking up its bound to reading the page: a split
+//! cannot move a key out of the page a read is about to open.
+//!
 //! Page value: a version byte, then for each entry in key order a u32 key length, the
 //! key (after the scope), a u32 value length and the value (big-endian lengths).
 
+use std::collections::{BTreeSet, HashMap};
 use std::ops::Bound;
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use sled::{IVec, Tree};
 
@@ -34,7 +44,12 @@ pub(super) struct Pages {
     state: Vec<u8>,
     /// Prefix of page keys.
     prefix: Vec<u8>,
+    /// Page bounds (after the scope) of each scope read so far, by scope.
+    bounds: RwLock<HashMap<Vec<u8>, BTreeSet<Vec<u8>>>>,
 }
+
+/// The page bounds of every scope read so far (see [`Pages::bounds`]).
+type Index = HashMap<Vec<u8>, BTreeSet<Vec<u8>>>;
 
 /// An entry as written: key after the scope, value or `None` to delete.
 type Write<'a> = (&'a [u8], Option<&'a [u8]>);
@@ -44,7 +59,41 @@ impl Pages {
         Pages {
             state: state.to_vec(),
             prefix: prefix.to_vec(),
+            bounds: RwLock::default(),
         }
+    }
+
+    /// The index, holding `scope`'s bounds (read from the tree if this is its first use).
+    fn bounds(&self, tree: &Tree, scope: &[u8]) -> Result<RwLockReadGuard<'_, Index>, StoreError> {
+        {
+            let index = self.read_index();
+            if index.contains_key(scope) {
+                return Ok(index);
+            }
+        }
+        {
+            let mut index = self.write_index();
+            if !index.contains_key(scope) {
+                let base = self.base(scope);
+                let mut set = BTreeSet::new();
+                for key in tree.scan_prefix(&base).keys() {
+                    set.insert(key?[base.len()..].to_vec());
+                }
+                index.insert(scope.to_vec(), set);
+            }
+        }
+        // Scopes are never taken out of the index, so it still holds this one.
+        Ok(self.read_index())
+    }
+
+    // A poisoned lock means a thread panicked while holding it; the index is changed
+    // only after the tree has been, one insert or remove at a time, so it stays true.
+    fn read_index(&self) -> RwLockReadGuard<'_, Index> {
+        self.bounds.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write_index(&self) -> RwLockWriteGuard<'_, Index> {
+        self.bounds.write().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The page key prefix of `scope` (its pages' keys are this and a bound).
@@ -52,18 +101,11 @@ impl Pages {
         [&self.prefix[..], scope].concat()
     }
 
-    /// The page that holds `key` of the scope whose pages start with `base`, if any.
-    fn page_of(
-        &self,
-        tree: &Tree,
-        base: &[u8],
-        key: &[u8],
-    ) -> Result<Option<(IVec, IVec)>, StoreError> {
-        let probe = [base, key].concat();
-        Ok(tree
-            .range(base..=probe.as_slice())
+    /// The bound of the page that holds `key` among a scope's `bounds`, if any.
+    fn bound_of<'b>(bounds: &'b BTreeSet<Vec<u8>>, key: &[u8]) -> Option<&'b Vec<u8>> {
+        bounds
+            .range::<[u8], _>((Bound::Unbounded, Bound::Included(key)))
             .next_back()
-            .transpose()?)
     }
 
     /// The committed value of `key` in `scope`.
@@ -73,10 +115,16 @@ impl Pages {
         scope: &[u8],
         key: &[u8],
     ) -> Result<Option<IVec>, StoreError> {
-        let base = self.base(scope);
-        let Some((page_key, page)) = self.page_of(tree, &base, key)? else {
+        let index = self.bounds(tree, scope)?;
+        let Some(bound) = index.get(scope).and_then(|b| Self::bound_of(b, key)) else {
             return Ok(None);
         };
+        let page_key = [&self.prefix[..], scope, bound].concat();
+        // Under the read lock: the page still holds every key from its bound up.
+        let Some(page) = tree.get(&page_key)? else {
+            return Err(corrupt(&page_key));
+        };
+        drop(index);
         let value = find(&page, key).ok_or_else(|| corrupt(&page_key))?;
         Ok(value.map(IVec::from))
     }
@@ -90,12 +138,16 @@ impl Pages {
         prefix: &[u8],
     ) -> Result<PageScan, StoreError> {
         let base = self.base(scope);
-        let start = match self.page_of(tree, &base, prefix)? {
-            Some((k, _)) => k.to_vec(),
+        let index = self.bounds(tree, scope)?;
+        let start = match index.get(scope).and_then(|b| Self::bound_of(b, prefix)) {
+            Some(bound) => [&base[..], bound].concat(),
             None => base.clone(),
         };
         let mut pages = tree.range(start..);
+        // The first page is read under the read lock, so it is the one the bound named;
+        // the pages after it are read as they are then (see `PageScan::load`).
         let next = next_page(&mut pages, &base)?;
+        drop(index);
         Ok(PageScan {
             pages,
             logical: [&self.state[..], scope].concat(),
@@ -143,18 +195,28 @@ impl Pages {
         let base = self.base(scope);
         let mut rest = writes;
         while let Some((key, _)) = rest.first() {
-            let (page_key, old) = match self.page_of(tree, &base, key)? {
-                Some((k, v)) => (k.to_vec(), Some(v)),
+            // Only a fold writes pages, one at a time: the bounds stay as read here
+            // until this fold changes them.
+            let (bound, next) = {
+                let index = self.bounds(tree, scope)?;
+                let bounds = index.get(scope).ok_or_else(|| corrupt(&base))?;
+                let bound = Self::bound_of(bounds, key).cloned();
+                let next = bounds
+                    .range::<[u8], _>((Bound::Excluded(*key), Bound::Unbounded))
+                    .next()
+                    .cloned();
+                (bound, next)
+            };
+            let (page_key, old) = match bound {
+                Some(bound) => {
+                    let page_key = [&base[..], &bound].concat();
+                    let page = tree.get(&page_key)?.ok_or_else(|| corrupt(&page_key))?;
+                    (page_key, Some(page))
+                }
                 None => (base.clone(), None),
             };
-            let next = tree
-                .range::<&[u8], _>((Bound::Excluded(page_key.as_slice()), Bound::Unbounded))
-                .keys()
-                .next()
-                .transpose()?
-                .filter(|k| k.starts_with(&base));
             let n = match &next {
-                Some(next) => rest.partition_point(|(k, _)| *k < &next[base.len()..]),
+                Some(next) => rest.partition_point(|(k, _)| *k < next.as_slice()),
                 None => rest.len(),
             };
             let old_entries = match &old {
@@ -162,44 +224,64 @@ impl Pages {
                 None => Vec::new(),
             };
             let merged = merge(&old_entries, &rest[..n]);
-            self.put_page(tree, &base, page_key, old.is_some(), &merged)?;
+            self.put_page(tree, scope, page_key, old.is_some(), &merged)?;
             rest = &rest[n..];
         }
         Ok(())
     }
 
     /// Write `entries` as the page at `page_key`, split into as many pages as its
-    /// limits need (atomically), or remove it when empty.
+    /// limits need (atomically), or remove it when empty. A change of the scope's
+    /// bounds is made in the tree and the index under the index's write lock.
     fn put_page(
         &self,
         tree: &Tree,
-        base: &[u8],
+        scope: &[u8],
         page_key: Vec<u8>,
         existed: bool,
         entries: &[(&[u8], &[u8])],
     ) -> Result<(), StoreError> {
+        let base_len = self.prefix.len() + scope.len();
         if entries.is_empty() {
             if existed {
-                tree.remove(page_key)?;
+                let mut index = self.write_index();
+                tree.remove(&page_key)?;
+                Self::scope_bounds(&mut index, scope).remove(&page_key[base_len..]);
             }
             return Ok(());
         }
         let chunks = split(entries);
         if let [only] = chunks.as_slice() {
-            tree.insert(page_key, encode(only))?;
+            if existed {
+                // The bounds stay: a read of this page sees it before or after.
+                tree.insert(page_key, encode(only))?;
+            } else {
+                let mut index = self.write_index();
+                tree.insert(&page_key, encode(only))?;
+                Self::scope_bounds(&mut index, scope).insert(page_key[base_len..].to_vec());
+            }
             return Ok(());
         }
         let mut batch = sled::Batch::default();
+        let mut bounds = Vec::with_capacity(chunks.len());
         for (i, chunk) in chunks.iter().enumerate() {
             let key = if i == 0 {
                 page_key.clone()
             } else {
-                [base, chunk[0].0].concat()
+                [&page_key[..base_len], chunk[0].0].concat()
             };
+            bounds.push(key[base_len..].to_vec());
             batch.insert(key, encode(chunk));
         }
+        let mut index = self.write_index();
         tree.apply_batch(batch)?;
+        Self::scope_bounds(&mut index, scope).extend(bounds);
         Ok(())
+    }
+
+    /// `scope`'s bounds in the index (loaded before any write to the scope).
+    fn scope_bounds<'i>(index: &'i mut Index, scope: &[u8]) -> &'i mut BTreeSet<Vec<u8>> {
+        index.entry(scope.to_vec()).or_default()
     }
 
     /// Entries in every page (a full pass over the pages).
@@ -519,22 +601,27 @@ mod tests {
                 p.write(&tree, &writes(s, &pairs)).unwrap();
             }
         }
-        for (si, s) in scopes.iter().enumerate() {
-            for i in 0..500u32 {
-                let key = format!("k/{i:04}");
-                let got = p.get(&tree, s, key.as_bytes()).unwrap().map(|v| v.to_vec());
-                assert_eq!(got.as_ref(), expect[si].get(&key), "{key}");
+        // The bounds the writes kept in memory, and bounds read from the tree afresh.
+        let cold = Pages::new(b"s", b"p");
+        for reader in [&p, &cold] {
+            for (si, s) in scopes.iter().enumerate() {
+                for i in 0..500u32 {
+                    let key = format!("k/{i:04}");
+                    let got = reader.get(&tree, s, key.as_bytes()).unwrap();
+                    assert_eq!(got.map(|v| v.to_vec()).as_ref(), expect[si].get(&key));
+                }
+                let all: Vec<(String, Vec<u8>)> = expect[si].clone().into_iter().collect();
+                assert_eq!(scanned(reader, &tree, s, ""), all);
+                let under: Vec<_> = all
+                    .iter()
+                    .filter(|(k, _)| k.starts_with("k/02"))
+                    .cloned()
+                    .collect();
+                assert_eq!(scanned(reader, &tree, s, "k/02"), under);
+                assert!(scanned(reader, &tree, s, "z").is_empty());
             }
-            let all: Vec<(String, Vec<u8>)> = expect[si].clone().into_iter().collect();
-            assert_eq!(scanned(&p, &tree, s, ""), all);
-            let under: Vec<_> = all
-                .iter()
-                .filter(|(k, _)| k.starts_with("k/02"))
-                .cloned()
-                .collect();
-            assert_eq!(scanned(&p, &tree, s, "k/02"), under);
-            assert!(scanned(&p, &tree, s, "z").is_empty());
         }
+        assert_eq!(*p.read_index(), *cold.read_index());
         let pages = tree.scan_prefix(b"p").count();
         let total: usize = expect.iter().map(|m| m.len()).sum();
         assert_eq!(p.count(&tree).unwrap(), total);
@@ -553,6 +640,56 @@ mod tests {
         }
         assert_eq!(tree.scan_prefix(b"p").count(), 0);
         assert_eq!(tree.len(), 2);
+        assert!(p.read_index().values().all(|bounds| bounds.is_empty()));
+        assert_eq!(p.get(&tree, &scopes[0], b"k/0001").unwrap(), None);
+    }
+
+    #[test]
+    fn reads_during_splits_find_every_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path()).unwrap();
+        let tree = db.open_tree("t").unwrap();
+        let p = Pages::new(b"s", b"p");
+        let s = scope("t", "a");
+        let stable: Vec<(String, Option<Vec<u8>>)> = (0..2000u32)
+            .map(|i| (format!("k/{i:05}"), Some(i.to_be_bytes().to_vec())))
+            .collect();
+        p.write(&tree, &writes(&s, &stable)).unwrap();
+        let done = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|threads| {
+            let readers: Vec<_> = (0..2)
+                .map(|r| {
+                    let (p, tree, s, done) = (&p, &tree, &s, &done);
+                    threads.spawn(move || {
+                        let mut reads = 0u64;
+                        let mut i: u32 = r;
+                        while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                            let key = format!("k/{:05}", i % 2000);
+                            let got = p.get(tree, s, key.as_bytes()).unwrap();
+                            assert_eq!(got.as_deref(), Some(&(i % 2000).to_be_bytes()[..]));
+                            (i, reads) = (i + 7, reads + 1);
+                        }
+                        reads
+                    })
+                })
+                .collect();
+            // New keys among the stable ones split the pages holding them, again and
+            // again.
+            for round in 0..40u32 {
+                let new: Vec<(String, Option<Vec<u8>>)> = (0..2000u32)
+                    .filter(|i| i % 40 == round)
+                    .flat_map(|i| {
+                        (0..8u32).map(move |j| (format!("k/{i:05}/{j}"), Some(vec![1; 40])))
+                    })
+                    .collect();
+                p.write(&tree, &writes(&s, &new)).unwrap();
+            }
+            done.store(true, std::sync::atomic::Ordering::Relaxed);
+            for reader in readers {
+                assert!(reader.join().unwrap() > 0);
+            }
+        });
+        assert!(p.read_index()[&s].len() > 100);
     }
 
     #[test]
