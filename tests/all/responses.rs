@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use aer_host::config::ServeConfig;
+use aer_host::config::{ServeConfig, TenantQuota};
 use aer_tests::{MockSlack, TestDaemon, plugins, repo_root};
 use serde_json::Value;
 
@@ -295,4 +295,107 @@ fn notifications_go_to_slack_channels_with_chat_post_message() {
         (Some("failed"), Some("channel_not_found")),
         "{failed}"
     );
+}
+
+#[test]
+fn decisions_wait_for_a_quarantined_responder_and_reach_it_when_enabled_again() {
+    let slack = MockSlack::start(0);
+    let dir = tempfile::tempdir().unwrap();
+    let policy = serde_json::json!({
+        "mode": "enforce",
+        "min_score": 0.0,
+        "cooldown_minutes": 0,
+        "responses": {"webhooks": {"security": format!("{}/hooks/security", slack.base)}}
+    });
+    let events = b"{\"id\":\"e1\",\"time\":1,\"action\":\"user_login_failed\",\"actor\":\"U1\"}\n\
+                   {\"id\":\"e2\",\"time\":2,\"action\":\"user_login_failed\",\"actor\":\"U2\"}\n";
+    let token;
+    let mut decision_of = std::collections::HashMap::new();
+    {
+        // A state quota of one byte: the responder's first state write faults it (the
+        // detector keeps no state).
+        let mut config = ServeConfig::default();
+        config.quotas.tenants.insert(
+            "acme".into(),
+            TenantQuota {
+                max_state_bytes: Some(1),
+                ..Default::default()
+            },
+        );
+        let d = TestDaemon::start(dir.path(), config);
+        token = d.tenant("acme");
+        d.install(&token, plugins::MINIMAL_DETECTOR, "");
+        d.install(&token, plugins::NOTIFY, "");
+        let (status, body) = d.request(
+            "PUT",
+            "/v1/policy",
+            Some(&token),
+            JSON,
+            policy.to_string().into_bytes(),
+        );
+        assert_eq!(status, 200, "{body}");
+        let ndjson = Some("application/x-ndjson");
+        let (status, body) = d.request("POST", "/v1/events", Some(&token), ndjson, events.to_vec());
+        assert_eq!(status, 200, "{body}");
+        let start = Instant::now();
+        loop {
+            let (_, rec) = d.request("GET", "/v1/plugins/notify", Some(&token), None, vec![]);
+            if rec["status"] == "quarantined" {
+                assert!(
+                    rec["last_fault"].as_str().unwrap().contains("quota"),
+                    "{rec}"
+                );
+                break;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "not quarantined: {rec}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let (_, decisions) = d.request("GET", "/v1/decisions", Some(&token), None, vec![]);
+        for item in decisions["items"].as_array().unwrap() {
+            let subject = item["subject"].as_str().unwrap().to_owned();
+            decision_of.insert(subject, item["id"].as_str().unwrap().to_owned());
+        }
+        assert_eq!(decision_of.len(), 2, "{decisions}");
+        // The first decision's effect ran before its state write passed the quota (and
+        // is in the action log, so it is not repeated); the second decision was never
+        // reached. Workers keep passing over both while the responder is quarantined.
+        std::thread::sleep(Duration::from_millis(300));
+        let before = actions(&d, &token);
+        assert!(
+            before
+                .iter()
+                .all(|a| a["decision_id"] == decision_of["U1"].as_str()),
+            "{before:?}"
+        );
+        d.stop();
+    }
+    // Restarted without the quota, the responder enabled again: it resumes with both
+    // decisions (before, they were dropped once no enabled responder was left).
+    let d = TestDaemon::start(dir.path(), ServeConfig::default());
+    let (status, body) = d.request(
+        "POST",
+        "/v1/plugins/notify/enable",
+        Some(&token),
+        None,
+        vec![],
+    );
+    assert_eq!(status, 200, "{body}");
+    let log = wait_actions(&d, &token, 2);
+    let mut decided: Vec<&str> = log
+        .iter()
+        .map(|a| a["decision_id"].as_str().unwrap())
+        .collect();
+    decided.sort();
+    let mut expected = vec![decision_of["U1"].as_str(), decision_of["U2"].as_str()];
+    expected.sort();
+    assert_eq!(decided, expected, "{log:?}");
+    assert!(log.iter().all(|a| a["status"] == "done"), "{log:?}");
+    // One message per decision, the first not sent again.
+    assert_eq!(slack.calls().webhooks.len(), 2);
+    // Once each: nothing more is sent.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(actions(&d, &token).len(), 2);
 }

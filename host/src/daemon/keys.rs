@@ -60,7 +60,8 @@ pub mod kind {
     pub const OBSERVED: u8 = b'O';
     /// The decision engine's memory.
     pub const ENGINE_STATE: u8 = b'E';
-    /// A decision whose responders have not all run yet, by decision seq.
+    /// A decision whose responders have not all run yet, by decision seq; the value
+    /// names (JSON array) the responders done with it.
     pub const PENDING_RESPONSE: u8 = b'r';
     /// The action log, by idempotency key.
     pub const ACTION: u8 = b'a';

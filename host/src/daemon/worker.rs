@@ -542,9 +542,14 @@ impl Worker {
             .daemon
             .plugins(tenant)
             .map_err(|e| DaemonError::record("plugins", e))?;
+        // Enabled responders run; decisions wait for quarantined ones (see
+        // `step_responses`).
         let responders: Vec<_> = plugins
             .iter()
-            .filter(|p| p.kind == PluginKind::Responder && p.status == PluginStatus::Enabled)
+            .filter(|p| {
+                p.kind == PluginKind::Responder
+                    && matches!(p.status, PluginStatus::Enabled | PluginStatus::Quarantined)
+            })
             .cloned()
             .collect();
         for p in plugins
@@ -924,34 +929,53 @@ impl Worker {
     }
 
     /// Run the enabled responders for decisions that respond, in order. A decision
-    /// stays pending until every responder handled it; effects already in the action
-    /// log are not repeated when it runs again.
+    /// stays pending until every enabled responder handled it, and also while a
+    /// quarantined responder has not: enabled again, it resumes with the decisions made
+    /// meanwhile, as a quarantined detector resumes at its cursor (a disabled responder
+    /// is passed over). The pending record names the responders done with it. Effects
+    /// already in the action log are not repeated when a decision runs again.
     fn step_responses(
         &mut self,
         tenant: &str,
         responders: &[super::plugins::PluginRecord],
     ) -> Result<bool, DaemonError> {
+        let (enabled, quarantined): (Vec<_>, Vec<_>) = responders
+            .iter()
+            .partition(|p| p.status == PluginStatus::Enabled);
         // A responder that faulted waits out its backoff, as detectors do, and the
         // tenant's responses wait with it (they run in decision order).
-        if responders.iter().any(|p| self.backing_off(tenant, &p.name)) {
+        if enabled.iter().any(|p| self.backing_off(tenant, &p.name)) {
             return Ok(false);
         }
         let tree = self.daemon.pipeline.clone();
-        let pending: Vec<u64> = tree
+        let mut progressed = false;
+        let mut due: Vec<(u64, Vec<String>)> = Vec::new();
+        for r in tree
             .range(
                 keys::seq_key(kind::PENDING_RESPONSE, tenant, 0)
                     ..keys::seq_key(kind::PENDING_RESPONSE, tenant, u64::MAX),
             )
-            .keys()
-            .take(16)
-            .map(|k| -> Result<u64, DaemonError> { Ok(keys::seq_of(&k?).unwrap_or(0)) })
-            .collect::<Result<_, _>>()?;
-        if pending.is_empty() {
-            return Ok(false);
+            .take(PENDING_SCAN)
+        {
+            let (key, done) = r?;
+            let done = responders_done(&done)?;
+            let todo = enabled.iter().any(|p| !done.contains(&p.name));
+            if todo {
+                due.push((keys::seq_of(&key).unwrap_or(0), done));
+                if due.len() == PENDING_BATCH {
+                    break;
+                }
+            } else if quarantined.iter().all(|p| done.contains(&p.name)) {
+                // Nothing left to wait for (a responder it waited for was disabled or
+                // removed).
+                tree.remove(key)?;
+                progressed = true;
+            }
         }
-        for dseq in pending {
+        for (dseq, done) in due {
             let Some(v) = tree.get(keys::seq_key(kind::DECISION, tenant, dseq))? else {
                 tree.remove(keys::seq_key(kind::PENDING_RESPONSE, tenant, dseq))?;
+                progressed = true;
                 continue;
             };
             let stored: StoredDecision = serde_json::from_slice(&v).map_err(json_err)?;
@@ -966,8 +990,8 @@ impl Worker {
                 time_ms: d.time_ms,
             };
             // (responder name, plugin id, its state writes)
-            let mut writes = Vec::with_capacity(responders.len());
-            for p in responders {
+            let mut writes = Vec::with_capacity(enabled.len());
+            for p in enabled.iter().filter(|p| !done.contains(&p.name)) {
                 let r = match self.responder(tenant, p) {
                     Ok(r) => r,
                     Err(Unavailable::Busy) => return Ok(false),
@@ -1001,23 +1025,50 @@ impl Worker {
                 }
             }
             batch.insert(state_bytes_key(tenant), &size.to_be_bytes());
-            batch.remove(keys::seq_key(kind::PENDING_RESPONSE, tenant, dseq));
+            let pending_key = keys::seq_key(kind::PENDING_RESPONSE, tenant, dseq);
+            let mut now_done = done.clone();
+            now_done.extend(writes.iter().map(|(name, _, _)| (*name).clone()));
+            if quarantined.iter().all(|p| now_done.contains(&p.name)) {
+                batch.remove(pending_key);
+            } else {
+                batch.insert(
+                    pending_key,
+                    serde_json::to_vec(&now_done).map_err(json_err)?,
+                );
+            }
             tree.apply_batch(batch)?;
+            progressed = true;
             let store = self.daemon.state_store();
             for ((_, plugin, w), token) in writes.iter().zip(tokens) {
                 store.applied(token, &Scope::new(tenant, plugin), w);
             }
             drop(commit);
             self.daemon.fold_state_if_due();
-            if stored.finding_committed_ms > 0 {
+            // Measured when the decision is first responded to.
+            if done.is_empty() && stored.finding_committed_ms > 0 {
                 let ms = (super::now_ms() - stored.finding_committed_ms).max(0);
                 self.daemon
                     .metrics
                     .detection_to_response(tenant, ms as f64 / 1000.0);
             }
         }
-        Ok(true)
+        Ok(progressed)
     }
+}
+
+/// Pending responses run per step.
+const PENDING_BATCH: usize = 16;
+/// Pending records looked at per step: those waiting only for a quarantined responder
+/// are passed over.
+const PENDING_SCAN: usize = 4096;
+
+/// The responders a pending response record says are done with its decision (a
+/// record written before records named them is empty: none).
+fn responders_done(record: &[u8]) -> Result<Vec<String>, DaemonError> {
+    if record.is_empty() {
+        return Ok(Vec::new());
+    }
+    serde_json::from_slice(record).map_err(json_err)
 }
 
 /// Whether worker `index` of `workers` looks at `tenant` before the other tenants in
