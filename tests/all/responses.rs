@@ -297,6 +297,34 @@ fn notifications_go_to_slack_channels_with_chat_post_message() {
     );
 }
 
+/// The actions of `responder`, once `n` of them are settled.
+fn wait_responder_actions(d: &TestDaemon, token: &str, responder: &str, n: usize) -> Vec<Value> {
+    let start = Instant::now();
+    loop {
+        let mine: Vec<Value> = actions(d, token)
+            .into_iter()
+            .filter(|a| a["responder"] == responder)
+            .collect();
+        if mine.len() >= n && mine.iter().all(|x| x["status"] != "pending") {
+            return mine;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "waiting for {n} actions of {responder}: {mine:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn decision_ids(log: &[Value]) -> Vec<String> {
+    let mut ids: Vec<String> = log
+        .iter()
+        .map(|a| a["decision_id"].as_str().unwrap().to_owned())
+        .collect();
+    ids.sort();
+    ids
+}
+
 #[test]
 fn decisions_wait_for_a_quarantined_responder_and_reach_it_when_enabled_again() {
     let slack = MockSlack::start(0);
@@ -305,15 +333,26 @@ fn decisions_wait_for_a_quarantined_responder_and_reach_it_when_enabled_again() 
         "mode": "enforce",
         "min_score": 0.0,
         "cooldown_minutes": 0,
-        "responses": {"webhooks": {"security": format!("{}/hooks/security", slack.base)}}
+        "responses": {
+            "slack_api_url": format!("{}/api", slack.base),
+            "slack_token": "xoxp-tenant-secret",
+            "webhooks": {"security": format!("{}/hooks/security", slack.base)}
+        }
     });
-    let events = b"{\"id\":\"e1\",\"time\":1,\"action\":\"user_login_failed\",\"actor\":\"U1\"}\n\
-                   {\"id\":\"e2\",\"time\":2,\"action\":\"user_login_failed\",\"actor\":\"U2\"}\n";
+    let login_failed = |ids: &[(&str, &str)]| -> Vec<u8> {
+        ids.iter()
+            .map(|(id, user)| {
+                format!("{{\"id\":\"{id}\",\"time\":1,\"action\":\"user_login_failed\",\"actor\":\"{user}\"}}\n")
+            })
+            .collect::<String>()
+            .into_bytes()
+    };
+    let ndjson = Some("application/x-ndjson");
     let token;
-    let mut decision_of = std::collections::HashMap::new();
+    let all_decisions;
     {
-        // A state quota of one byte: the responder's first state write faults it (the
-        // detector keeps no state).
+        // A state quota of one byte: `notify`'s first state write faults it, while
+        // `slack-session-reset` and the detector keep no state.
         let mut config = ServeConfig::default();
         config.quotas.tenants.insert(
             "acme".into(),
@@ -326,6 +365,11 @@ fn decisions_wait_for_a_quarantined_responder_and_reach_it_when_enabled_again() 
         token = d.tenant("acme");
         d.install(&token, plugins::MINIMAL_DETECTOR, "");
         d.install(&token, plugins::NOTIFY, "");
+        d.install(
+            &token,
+            plugins::SLACK_SESSION_RESET,
+            r#"{"min_severity": "low"}"#,
+        );
         let (status, body) = d.request(
             "PUT",
             "/v1/policy",
@@ -334,8 +378,8 @@ fn decisions_wait_for_a_quarantined_responder_and_reach_it_when_enabled_again() 
             policy.to_string().into_bytes(),
         );
         assert_eq!(status, 200, "{body}");
-        let ndjson = Some("application/x-ndjson");
-        let (status, body) = d.request("POST", "/v1/events", Some(&token), ndjson, events.to_vec());
+        let events = login_failed(&[("e1", "U1"), ("e2", "U2")]);
+        let (status, body) = d.request("POST", "/v1/events", Some(&token), ndjson, events);
         assert_eq!(status, 200, "{body}");
         let start = Instant::now();
         loop {
@@ -353,27 +397,36 @@ fn decisions_wait_for_a_quarantined_responder_and_reach_it_when_enabled_again() 
             );
             std::thread::sleep(Duration::from_millis(50));
         }
+        // The enabled responder handles the decisions, these and later ones, while
+        // they wait for the quarantined one.
+        wait_responder_actions(&d, &token, "slack-session-reset", 2);
+        let events = login_failed(&[("e3", "U3"), ("e4", "U4")]);
+        let (status, body) = d.request("POST", "/v1/events", Some(&token), ndjson, events);
+        assert_eq!(status, 200, "{body}");
+        let resets = wait_responder_actions(&d, &token, "slack-session-reset", 4);
         let (_, decisions) = d.request("GET", "/v1/decisions", Some(&token), None, vec![]);
-        for item in decisions["items"].as_array().unwrap() {
-            let subject = item["subject"].as_str().unwrap().to_owned();
-            decision_of.insert(subject, item["id"].as_str().unwrap().to_owned());
-        }
-        assert_eq!(decision_of.len(), 2, "{decisions}");
-        // The first decision's effect ran before its state write passed the quota (and
-        // is in the action log, so it is not repeated); the second decision was never
-        // reached. Workers keep passing over both while the responder is quarantined.
-        std::thread::sleep(Duration::from_millis(300));
-        let before = actions(&d, &token);
-        assert!(
-            before
-                .iter()
-                .all(|a| a["decision_id"] == decision_of["U1"].as_str()),
-            "{before:?}"
-        );
+        let mut ids: Vec<String> = decisions["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|item| item["id"].as_str().unwrap().to_owned())
+            .collect();
+        ids.sort();
+        assert_eq!(ids.len(), 4, "{decisions}");
+        assert_eq!(decision_ids(&resets), ids);
+        all_decisions = ids;
+        // `notify` ran the first decision's effect before its state write passed the
+        // quota (it is in the action log, so it is not repeated); no other decision
+        // reached it.
+        let notified: Vec<Value> = actions(&d, &token)
+            .into_iter()
+            .filter(|a| a["responder"] == "notify")
+            .collect();
+        assert!(notified.len() <= 1, "{notified:?}");
         d.stop();
     }
-    // Restarted without the quota, the responder enabled again: it resumes with both
-    // decisions (before, they were dropped once no enabled responder was left).
+    // Restarted without the quota, `notify` enabled again: it resumes with all four
+    // decisions (before, they were dropped as soon as no enabled responder needed them).
     let d = TestDaemon::start(dir.path(), ServeConfig::default());
     let (status, body) = d.request(
         "POST",
@@ -383,19 +436,16 @@ fn decisions_wait_for_a_quarantined_responder_and_reach_it_when_enabled_again() 
         vec![],
     );
     assert_eq!(status, 200, "{body}");
-    let log = wait_actions(&d, &token, 2);
-    let mut decided: Vec<&str> = log
-        .iter()
-        .map(|a| a["decision_id"].as_str().unwrap())
-        .collect();
-    decided.sort();
-    let mut expected = vec![decision_of["U1"].as_str(), decision_of["U2"].as_str()];
-    expected.sort();
-    assert_eq!(decided, expected, "{log:?}");
-    assert!(log.iter().all(|a| a["status"] == "done"), "{log:?}");
-    // One message per decision, the first not sent again.
-    assert_eq!(slack.calls().webhooks.len(), 2);
-    // Once each: nothing more is sent.
+    let notified = wait_responder_actions(&d, &token, "notify", 4);
+    assert_eq!(decision_ids(&notified), all_decisions);
+    assert!(
+        notified.iter().all(|a| a["status"] == "done"),
+        "{notified:?}"
+    );
+    // Once each: no session reset repeated, one message per decision.
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(actions(&d, &token).len(), 2);
+    assert_eq!(actions(&d, &token).len(), 8);
+    let calls = slack.calls();
+    assert_eq!(calls.resets.len(), 4, "{calls:?}");
+    assert_eq!(calls.webhooks.len(), 4, "{calls:?}");
 }

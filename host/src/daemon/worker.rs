@@ -420,6 +420,17 @@ struct Worker {
     workers: usize,
     detectors: HashMap<(String, String), Cached<DetectorInstance>>,
     responders: HashMap<(String, String), Cached<LiveResponder>>,
+    /// Per tenant, where its pending responses start to need an enabled responder
+    /// (see [`HeldUntil`]).
+    held: HashMap<String, HeldUntil>,
+}
+
+/// The decision seq below which every pending response of a tenant waits only for its
+/// quarantined responders, as found with these enabled and quarantined responders (a
+/// change of either finds it again from the start).
+struct HeldUntil {
+    responders: (Vec<String>, Vec<String>),
+    seq: u64,
 }
 
 fn state_bytes_key(tenant: &str) -> Vec<u8> {
@@ -454,6 +465,7 @@ impl Worker {
             workers: workers.max(1),
             detectors: HashMap::new(),
             responders: HashMap::new(),
+            held: HashMap::new(),
         }
     }
 
@@ -948,30 +960,53 @@ impl Worker {
             return Ok(false);
         }
         let tree = self.daemon.pipeline.clone();
+        let names = |list: &[&super::plugins::PluginRecord]| -> Vec<String> {
+            list.iter().map(|p| p.name.clone()).collect()
+        };
+        let now = (names(&enabled), names(&quarantined));
+        // Records that wait only for a quarantined responder are passed over once, not
+        // read again on every step.
+        let from = match self.held.get(tenant) {
+            Some(h) if h.responders == now => h.seq,
+            _ => 0,
+        };
         let mut progressed = false;
         let mut due: Vec<(u64, Vec<String>)> = Vec::new();
+        let mut held_until = from;
         for r in tree
             .range(
-                keys::seq_key(kind::PENDING_RESPONSE, tenant, 0)
+                keys::seq_key(kind::PENDING_RESPONSE, tenant, from)
                     ..keys::seq_key(kind::PENDING_RESPONSE, tenant, u64::MAX),
             )
             .take(PENDING_SCAN)
         {
             let (key, done) = r?;
+            let dseq = keys::seq_of(&key).unwrap_or(0);
             let done = responders_done(&done)?;
-            let todo = enabled.iter().any(|p| !done.contains(&p.name));
-            if todo {
-                due.push((keys::seq_of(&key).unwrap_or(0), done));
+            if enabled.iter().any(|p| !done.contains(&p.name)) {
+                due.push((dseq, done));
                 if due.len() == PENDING_BATCH {
                     break;
                 }
-            } else if quarantined.iter().all(|p| done.contains(&p.name)) {
+                continue;
+            }
+            if quarantined.iter().all(|p| done.contains(&p.name)) {
                 // Nothing left to wait for (a responder it waited for was disabled or
                 // removed).
                 tree.remove(key)?;
                 progressed = true;
             }
+            if due.is_empty() {
+                held_until = dseq + 1;
+            }
         }
+        self.held.insert(
+            tenant.to_owned(),
+            HeldUntil {
+                responders: now,
+                seq: held_until,
+            },
+        );
         for (dseq, done) in due {
             let Some(v) = tree.get(keys::seq_key(kind::DECISION, tenant, dseq))? else {
                 tree.remove(keys::seq_key(kind::PENDING_RESPONSE, tenant, dseq))?;
@@ -1058,8 +1093,8 @@ impl Worker {
 
 /// Pending responses run per step.
 const PENDING_BATCH: usize = 16;
-/// Pending records looked at per step: those waiting only for a quarantined responder
-/// are passed over.
+/// Pending records read per step at most (those waiting only for a quarantined responder
+/// are passed over, and the next step goes on after them).
 const PENDING_SCAN: usize = 4096;
 
 /// The responders a pending response record says are done with its decision (a
