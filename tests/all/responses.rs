@@ -33,9 +33,19 @@ fn actions(d: &TestDaemon, token: &str) -> Vec<Value> {
 }
 
 fn wait_actions(d: &TestDaemon, token: &str, n: usize) -> Vec<Value> {
+    wait_actions_of(d, token, |_| true, n)
+}
+
+/// The actions `keep` selects, once `n` of them are settled.
+fn wait_actions_of(
+    d: &TestDaemon,
+    token: &str,
+    keep: impl Fn(&Value) -> bool,
+    n: usize,
+) -> Vec<Value> {
     let start = Instant::now();
     loop {
-        let a = actions(d, token);
+        let a: Vec<Value> = actions(d, token).into_iter().filter(&keep).collect();
         if a.len() >= n && a.iter().all(|x| x["status"] != "pending") {
             return a;
         }
@@ -297,23 +307,8 @@ fn notifications_go_to_slack_channels_with_chat_post_message() {
     );
 }
 
-/// The actions of `responder`, once `n` of them are settled.
 fn wait_responder_actions(d: &TestDaemon, token: &str, responder: &str, n: usize) -> Vec<Value> {
-    let start = Instant::now();
-    loop {
-        let mine: Vec<Value> = actions(d, token)
-            .into_iter()
-            .filter(|a| a["responder"] == responder)
-            .collect();
-        if mine.len() >= n && mine.iter().all(|x| x["status"] != "pending") {
-            return mine;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "waiting for {n} actions of {responder}: {mine:?}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_actions_of(d, token, |a| a["responder"] == responder, n)
 }
 
 fn decision_ids(log: &[Value]) -> Vec<String> {

@@ -1000,13 +1000,16 @@ impl Worker {
                 held_until = dseq + 1;
             }
         }
-        self.held.insert(
-            tenant.to_owned(),
-            HeldUntil {
-                responders: now,
-                seq: held_until,
-            },
-        );
+        let held = HeldUntil {
+            responders: now,
+            seq: held_until,
+        };
+        match self.held.get_mut(tenant) {
+            Some(h) => *h = held,
+            None => {
+                self.held.insert(tenant.to_owned(), held);
+            }
+        }
         for (dseq, done) in due {
             let Some(v) = tree.get(keys::seq_key(kind::DECISION, tenant, dseq))? else {
                 tree.remove(keys::seq_key(kind::PENDING_RESPONSE, tenant, dseq))?;
