@@ -75,6 +75,17 @@ fn setup(d: &TestDaemon, slack: &MockSlack, mode: &str) -> String {
     t
 }
 
+fn put_policy(d: &TestDaemon, token: &str, policy: &Value) {
+    let (status, body) = d.request(
+        "PUT",
+        "/v1/policy",
+        Some(token),
+        JSON,
+        policy.to_string().into_bytes(),
+    );
+    assert_eq!(status, 200, "{body}");
+}
+
 fn sample() -> Vec<u8> {
     std::fs::read(repo_root().join("examples/data/sample-audit-log.json")).unwrap()
 }
@@ -268,14 +279,7 @@ fn notifications_go_to_slack_channels_with_chat_post_message() {
             "slack_channels": {"security": "C0SEC", "broken": "C0MISSING"}
         }
     });
-    let (status, body) = d.request(
-        "PUT",
-        "/v1/policy",
-        Some(&t),
-        JSON,
-        policy.to_string().into_bytes(),
-    );
-    assert_eq!(status, 200, "{body}");
+    put_policy(&d, &t, &policy);
     assert_eq!(
         d.request("POST", "/v1/events", Some(&t), JSON, sample()).0,
         200
@@ -365,14 +369,7 @@ fn decisions_wait_for_a_quarantined_responder_and_reach_it_when_enabled_again() 
             plugins::SLACK_SESSION_RESET,
             r#"{"min_severity": "low"}"#,
         );
-        let (status, body) = d.request(
-            "PUT",
-            "/v1/policy",
-            Some(&token),
-            JSON,
-            policy.to_string().into_bytes(),
-        );
-        assert_eq!(status, 200, "{body}");
+        put_policy(&d, &token, &policy);
         let events = login_failed(&[("e1", "U1"), ("e2", "U2")]);
         let (status, body) = d.request("POST", "/v1/events", Some(&token), ndjson, events);
         assert_eq!(status, 200, "{body}");

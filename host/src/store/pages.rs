@@ -502,6 +502,14 @@ fn decode(page: &[u8]) -> Option<Vec<(&[u8], &[u8])>> {
 mod tests {
     use super::*;
 
+    /// A tree of a fresh database (the directory and database kept alive beside it).
+    fn open_tree() -> (tempfile::TempDir, sled::Db, Tree) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path()).unwrap();
+        let tree = db.open_tree("t").unwrap();
+        (dir, db, tree)
+    }
+
     fn scope(tenant: &str, plugin: &str) -> Vec<u8> {
         super::super::Scope::new(tenant, plugin).prefix
     }
@@ -567,9 +575,7 @@ mod tests {
     /// by get and scan against a map of what they should be; pages split as they fill.
     #[test]
     fn pages_hold_what_was_written_through_splits_and_deletes() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = sled::open(dir.path()).unwrap();
-        let tree = db.open_tree("t").unwrap();
+        let (_dir, _db, tree) = open_tree();
         tree.insert(b"h-before", b"x".as_slice()).unwrap();
         tree.insert(b"q-after", b"x".as_slice()).unwrap();
         let p = Pages::new(b"s", b"p");
@@ -646,9 +652,7 @@ mod tests {
 
     #[test]
     fn reads_during_splits_find_every_key() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = sled::open(dir.path()).unwrap();
-        let tree = db.open_tree("t").unwrap();
+        let (_dir, _db, tree) = open_tree();
         let p = Pages::new(b"s", b"p");
         let s = scope("t", "a");
         let stable: Vec<(String, Option<Vec<u8>>)> = (0..2000u32)
@@ -694,9 +698,7 @@ mod tests {
 
     #[test]
     fn a_value_larger_than_a_page_gets_a_page_of_its_own() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = sled::open(dir.path()).unwrap();
-        let tree = db.open_tree("t").unwrap();
+        let (_dir, _db, tree) = open_tree();
         let p = Pages::new(b"s", b"p");
         let s = scope("t", "a");
         let big = vec![1u8; PAGE_BYTES * 3];
