@@ -181,11 +181,13 @@ impl Daemon {
     /// The next inbox seq a detector of `tenant` will process.
     pub fn detector_cursor(&self, tenant: &str, plugin: &str) -> Result<u64, DaemonError> {
         let key = keys::key(keys::kind::CURSOR, &[tenant.as_bytes(), plugin.as_bytes()]);
-        Ok(self
-            .pipeline
-            .get(key)?
-            .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
-            .map_or(0, u64::from_be_bytes))
+        worker::get_u64(&self.pipeline, &key)
+    }
+
+    /// Bytes of plugin state (keys and values) `tenant`'s plugins keep, as its state
+    /// quota counts them.
+    pub fn state_bytes(&self, tenant: &str) -> Result<u64, DaemonError> {
+        worker::get_u64(&self.pipeline, &worker::state_bytes_key(tenant))
     }
 
     /// The lowest inbox sequence number an enabled detector of `tenant` still needs

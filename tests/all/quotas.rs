@@ -146,6 +146,49 @@ fn state_past_the_quota_faults_the_batch_and_quarantines_the_plugin_only_for_tha
 }
 
 #[test]
+fn deleting_a_plugin_frees_its_state_and_one_uploaded_again_under_its_name_starts_afresh() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = TestDaemon::start(dir.path(), ServeConfig::default());
+    let t = d.tenant("acme");
+    let name = d.install(&t, plugins::EXCESSIVE_DOWNLOADS, "");
+    let (status, body) = d.request("POST", "/v1/events", Some(&t), JSON, sample());
+    assert_eq!(status, 200, "{body}");
+    let findings = |d: &TestDaemon| {
+        let (_, f) = d.request("GET", "/v1/findings", Some(&t), None, vec![]);
+        f["items"].as_array().map_or(0, Vec::len)
+    };
+    wait_for("the first findings", || findings(&d) == 3);
+    let cursor = d.daemon.detector_cursor("acme", &name).unwrap();
+    let bytes = d.daemon.state_bytes("acme").unwrap();
+    assert!(
+        cursor > 0 && bytes > 0,
+        "cursor {cursor}, {bytes} bytes of state"
+    );
+
+    let path = format!("/v1/plugins/{name}");
+    let (status, body) = d.request("DELETE", &path, Some(&t), None, vec![]);
+    assert_eq!(status, 204, "{body}");
+    assert_eq!(d.daemon.state_bytes("acme").unwrap(), 0);
+    assert_eq!(d.daemon.detector_cursor("acme", &name).unwrap(), 0);
+    // The deletions are committed as a batch's state is: a restart reads them back.
+    d.stop();
+    let d = TestDaemon::start(dir.path(), ServeConfig::default());
+    let scope = aer_host::store::Scope::new("acme", &name);
+    let left = aer_host::store::StateStore::scan(&d.daemon.state_store(), &scope, "", 1_000);
+    assert_eq!(left.unwrap(), vec![]);
+    assert_eq!(d.daemon.state_bytes("acme").unwrap(), 0);
+    assert_eq!(d.request("GET", &path, Some(&t), None, vec![]).0, 404);
+
+    // Its findings stay. Uploaded again, it runs the inbox from the start on fresh
+    // state (its one-finding-per-window memory gone too), finding the same again.
+    assert_eq!(findings(&d), 3);
+    d.install(&t, plugins::EXCESSIVE_DOWNLOADS, "");
+    wait_for("the same findings again", || findings(&d) == 6);
+    assert_eq!(d.daemon.detector_cursor("acme", &name).unwrap(), cursor);
+    assert_eq!(d.daemon.state_bytes("acme").unwrap(), bytes);
+}
+
+#[test]
 fn a_tenant_past_its_pipeline_time_gives_way_to_others_and_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let d = TestDaemon::start(

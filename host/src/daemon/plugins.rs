@@ -9,12 +9,13 @@ use std::sync::{Arc, Mutex};
 use serde::{Deserialize, Serialize};
 
 use super::keys::{self, kind};
+use super::worker;
 use super::{Daemon, DaemonError, now_ms};
 use crate::host_api::DryRunActions;
 use crate::pipeline::decision::{FieldError, Policy};
 use crate::plugin::instance::InstanceSpec;
 use crate::plugin::{DetectorInstance, LoadedPlugin, PluginKind, Rejection, ResponderInstance};
-use crate::store::MemoryStore;
+use crate::store::{MemoryStore, Scope, StateStore, WriteSet};
 
 /// One uploaded version.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -283,6 +284,7 @@ impl Daemon {
             uploaded_ms: now_ms(),
             actions: info.actions.clone(),
         };
+        let mut fresh = false;
         let rec = match self.plugin(tenant, &name) {
             Ok(mut rec) => {
                 if rec.kind != loaded.meta.kind {
@@ -310,6 +312,7 @@ impl Daemon {
                         "the tenant has {have} plugins, its limit is {max}"
                     )));
                 }
+                fresh = true;
                 PluginRecord {
                     name,
                     kind: loaded.meta.kind,
@@ -323,6 +326,11 @@ impl Daemon {
             }
             Err(e) => return Err(e),
         };
+        if fresh {
+            // A new plugin: nothing of an earlier one by its name may be left (a
+            // deletion a crash cut short, or one by a version that kept its state).
+            self.clear_plugin_data(tenant, &rec.name, rec.kind)?;
+        }
         self.put_plugin(tenant, &rec)?;
         Ok(rec)
     }
@@ -405,13 +413,65 @@ impl Daemon {
         Ok(rec)
     }
 
-    /// Delete a plugin (its artifacts stay: other tenants may share them).
+    /// Delete a plugin with its state (taken off the tenant's state quota) and, for a
+    /// detector, its cursor: a plugin uploaded later under the name starts afresh. Its
+    /// findings, decisions and actions stay, as do its artifacts (other tenants may
+    /// share them). The plugin is disabled first, so a crash part-way leaves it
+    /// disabled, to delete again.
     pub fn delete_plugin(&self, tenant: &str, name: &str) -> Result<(), PluginError> {
-        self.plugin(tenant, name)?;
+        let mut rec = self.plugin(tenant, name)?;
+        if rec.status != PluginStatus::Disabled {
+            rec.status = PluginStatus::Disabled;
+            self.put_plugin(tenant, &rec)?;
+        }
+        self.clear_plugin_data(tenant, name, rec.kind)?;
         let removed = self.meta.remove(Self::plugin_key(tenant, name));
         self.plugin_records.changed();
         removed.map_err(DaemonError::from)?;
         self.db.flush().map_err(DaemonError::from)?;
+        Ok(())
+    }
+
+    /// Remove what the pipeline keeps for plugin `name` of `tenant`: every key of its
+    /// state (committed as one batch of deletions, with the tenant's state size brought
+    /// down by what they weighed) and a detector's cursor, in one atomic sled batch.
+    /// Holds the plugin's part of the pipeline meanwhile, so none of its batches runs
+    /// beside it (workers read a plugin's record again once they hold its part).
+    fn clear_plugin_data(
+        &self,
+        tenant: &str,
+        name: &str,
+        kind: PluginKind,
+    ) -> Result<(), DaemonError> {
+        let _held = self.claims.hold(tenant, name, kind);
+        let commit = self.commit_lock();
+        let store = self.state_store();
+        let scope = Scope::new(tenant, name);
+        let entries = store
+            .scan(&scope, "", usize::MAX)
+            .map_err(|e| DaemonError::record("state", e))?;
+        let freed: u64 = entries
+            .iter()
+            .map(|(k, v)| (k.len() + v.len()) as u64)
+            .sum();
+        let mut writes = WriteSet::default();
+        for (key, _) in entries {
+            writes.put(key, None);
+        }
+        let mut batch = sled::Batch::default();
+        let staged = store.stage(&scope, &writes, &mut batch);
+        let size = self.state_bytes(tenant)?.saturating_sub(freed);
+        batch.insert(worker::state_bytes_key(tenant), &size.to_be_bytes());
+        batch.remove(keys::key(
+            kind::CURSOR,
+            &[tenant.as_bytes(), name.as_bytes()],
+        ));
+        self.pipeline.apply_batch(batch)?;
+        store.applied(staged, &scope, &writes);
+        drop(commit);
+        self.fault_memory()
+            .remove(&(tenant.to_owned(), name.to_owned()));
+        self.fold_state_if_due();
         Ok(())
     }
 

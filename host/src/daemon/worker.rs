@@ -19,7 +19,7 @@ use aer_wire::BatchWriter;
 use serde::{Deserialize, Serialize};
 
 use super::keys::{self, kind};
-use super::plugins::PluginStatus;
+use super::plugins::{PluginRecord, PluginStatus};
 use super::{Daemon, DaemonError};
 use crate::finding::FindingRecord;
 use crate::host_api::DryRunActions;
@@ -248,8 +248,9 @@ struct Entry<'c> {
     tenant: String,
 }
 
-/// A worker's hold on one part of a tenant, released when dropped.
-struct Claim<'c> {
+/// A hold on one part of a tenant (by a worker, or by a change no batch may run
+/// beside), released when dropped.
+pub(crate) struct Claim<'c> {
     claims: &'c Claims,
     key: (String, String),
 }
@@ -282,6 +283,23 @@ impl Claims {
             claims: self,
             tenant: tenant.to_owned(),
         })
+    }
+
+    /// Hold the part of `tenant` that runs `plugin` (a detector's own part, the
+    /// decision and response stage for a responder), waiting while a worker holds it:
+    /// no batch of the plugin runs until the hold is dropped.
+    pub(crate) fn hold(&self, tenant: &str, plugin: &str, kind: PluginKind) -> Claim<'_> {
+        let part = match kind {
+            PluginKind::Detector => plugin,
+            PluginKind::Responder => DECIDE,
+        };
+        let key = (tenant.to_owned(), part.to_owned());
+        loop {
+            if self.lock().parts.insert(key.clone()) {
+                return Claim { claims: self, key };
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 }
 
@@ -433,7 +451,8 @@ struct HeldUntil {
     seq: u64,
 }
 
-fn state_bytes_key(tenant: &str) -> Vec<u8> {
+/// The key of the bytes of plugin state `tenant` keeps (for its quota).
+pub(crate) fn state_bytes_key(tenant: &str) -> Vec<u8> {
     keys::key(kind::STATE_BYTES, &[tenant.as_bytes()])
 }
 
@@ -441,7 +460,8 @@ fn json_err(e: serde_json::Error) -> DaemonError {
     DaemonError::record("pipeline record", e)
 }
 
-fn get_u64(tree: &sled::Tree, key: &[u8]) -> Result<u64, DaemonError> {
+/// A big-endian u64 record (absent: 0).
+pub(crate) fn get_u64(tree: &sled::Tree, key: &[u8]) -> Result<u64, DaemonError> {
     Ok(tree
         .get(key)?
         .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
@@ -554,16 +574,6 @@ impl Worker {
             .daemon
             .plugins(tenant)
             .map_err(|e| DaemonError::record("plugins", e))?;
-        // Enabled responders run; decisions wait for quarantined ones (see
-        // `step_responses`).
-        let responders: Vec<_> = plugins
-            .iter()
-            .filter(|p| {
-                p.kind == PluginKind::Responder
-                    && matches!(p.status, PluginStatus::Enabled | PluginStatus::Quarantined)
-            })
-            .cloned()
-            .collect();
         for p in plugins
             .iter()
             .filter(|p| p.kind == PluginKind::Detector && p.status == PluginStatus::Enabled)
@@ -574,33 +584,49 @@ impl Worker {
             let Some(_claim) = entry.claim(&p.name) else {
                 continue;
             };
-            match self.step_detector(tenant, p)? {
+            // Read again under the claim: a plugin deleted (or replaced) since the list
+            // was read must not run, as its deletion clears its state under the same
+            // claim (`Claims::hold`).
+            let p = match self.daemon.plugin(tenant, &p.name) {
+                Ok(p) if p.status == PluginStatus::Enabled => p,
+                _ => continue,
+            };
+            match self.step_detector(tenant, &p)? {
                 Some(0) => progressed = true,
                 // Findings are decided and responded to at once, not after the other
                 // detectors' batches: that is the detection-to-response latency.
                 Some(_) => {
                     progressed = true;
-                    self.decide_and_respond(entry, &responders)?;
+                    self.decide_and_respond(entry)?;
                 }
                 None => {}
             }
         }
-        progressed |= self.decide_and_respond(entry, &responders)?;
+        progressed |= self.decide_and_respond(entry)?;
         Ok(progressed)
     }
 
     /// Decide the tenant's new findings and run its responders, unless another worker
     /// is doing so.
-    fn decide_and_respond(
-        &mut self,
-        entry: &Entry<'_>,
-        responders: &[super::plugins::PluginRecord],
-    ) -> Result<bool, DaemonError> {
+    fn decide_and_respond(&mut self, entry: &Entry<'_>) -> Result<bool, DaemonError> {
         let Some(_claim) = entry.claim(DECIDE) else {
             return Ok(false);
         };
+        // Listed under the claim, for the reason `step` reads a detector again under its
+        // own. Enabled responders run; decisions wait for quarantined ones (see
+        // `step_responses`).
+        let responders: Vec<PluginRecord> = self
+            .daemon
+            .plugins(&entry.tenant)
+            .map_err(|e| DaemonError::record("plugins", e))?
+            .into_iter()
+            .filter(|p| {
+                p.kind == PluginKind::Responder
+                    && matches!(p.status, PluginStatus::Enabled | PluginStatus::Quarantined)
+            })
+            .collect();
         let decided = self.step_decisions(&entry.tenant)?;
-        let responded = self.step_responses(&entry.tenant, responders)?;
+        let responded = self.step_responses(&entry.tenant, &responders)?;
         Ok(decided || responded)
     }
 
