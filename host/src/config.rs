@@ -148,6 +148,11 @@ pub struct IngestConfig {
     /// it is among the tenant's latest this many events (about 40 bytes of memory
     /// each, per tenant; rebuilt from the stored events on start).
     pub dedupe_window_events: usize,
+    /// Events every enabled and quarantined detector of a tenant has processed are
+    /// removed from its inbox once this many newer ones are stored (at least 1), so the
+    /// inbox stays bounded. A detector uploaded later starts at the oldest kept event,
+    /// as does a disabled one whose cursor fell behind it.
+    pub retain_events: u64,
 }
 
 impl Default for IngestConfig {
@@ -157,6 +162,7 @@ impl Default for IngestConfig {
             max_events_per_second: 50_000,
             max_events_per_request: 100_000,
             dedupe_window_events: 200_000,
+            retain_events: 1_000_000,
         }
     }
 }

@@ -13,6 +13,7 @@ pub mod keys;
 pub mod metrics;
 pub mod plugins;
 pub mod rate;
+mod retention;
 pub mod tenants;
 pub mod worker;
 

@@ -1,5 +1,6 @@
 //! Per-tenant quotas from the configuration: plugins, events per second, state bytes
-//! and pipeline time, each enforced for the tenant that passes it and no other.
+//! and pipeline time, each enforced for the tenant that passes it and no other; and
+//! the inbox's retention, which keeps each tenant's stored events bounded.
 
 use std::time::{Duration, Instant};
 
@@ -251,4 +252,97 @@ fn a_tenant_past_its_pipeline_time_gives_way_to_others_and_loses_nothing() {
     };
     assert!(count("busy") >= 1.0, "the busy tenant gave way:\n{text}");
     assert_eq!(count("steady"), 0.0, "the other never did");
+}
+
+/// A metric's value for `labels` (e.g. `tenant="acme"`), 0 when absent.
+fn metric(d: &TestDaemon, name: &str, labels: &str) -> f64 {
+    let (status, metrics) = d.request("GET", "/metrics", None, None, vec![]);
+    assert_eq!(status, 200);
+    let prefix = format!("{name}{{{labels}}} ");
+    metrics
+        .as_str()
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .map_or(0.0, |v| v.parse().unwrap())
+}
+
+#[test]
+fn processed_events_past_the_retention_leave_the_inbox_unless_a_quarantined_detector_needs_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let retain = |quota: Option<u64>| {
+        config(|c| {
+            c.ingest.retain_events = 10;
+            c.quotas.tenants.insert(
+                "acme".into(),
+                TenantQuota {
+                    max_state_bytes: quota,
+                    ..Default::default()
+                },
+            );
+        })
+    };
+    // A one-byte state quota quarantines excessive-downloads at its first batch, with
+    // its cursor at 0; minimal-detector keeps no state and processes everything.
+    let d = TestDaemon::start(dir.path(), retain(Some(1)));
+    let t = d.tenant("acme");
+    let minimal = d.install(&t, plugins::MINIMAL_DETECTOR, "");
+    d.install(&t, plugins::EXCESSIVE_DOWNLOADS, "");
+    // Five requests of twenty downloads: a chunk each, seqs 0-19 .. 80-99.
+    let send = |d: &TestDaemon, ids: std::ops::Range<i64>| {
+        let body: Vec<String> = ids
+            .map(|i| {
+                format!(
+                    r#"{{"id":"e{i}","time_ms":{},"action":"file_downloaded","actor":"U1"}}"#,
+                    i * 1000
+                )
+            })
+            .collect();
+        let (status, answer) = d.request(
+            "POST",
+            "/v1/events",
+            Some(&t),
+            Some("application/x-ndjson"),
+            body.join("\n").into_bytes(),
+        );
+        assert_eq!(status, 200, "{answer}");
+        answer
+    };
+    for r in 0..5 {
+        send(&d, r * 20..r * 20 + 20);
+    }
+    wait_for("minimal-detector to process everything", || {
+        plugin(&d, &t, &minimal)["cursor"] == 100
+    });
+    wait_for("excessive-downloads to be quarantined", || {
+        plugin(&d, &t, "excessive-downloads")["status"] == "quarantined"
+    });
+    // Three retention passes: the quarantined detector holds every event it has not
+    // processed.
+    std::thread::sleep(std::time::Duration::from_millis(3_200));
+    assert_eq!(d.daemon.inbox.first_seq("acme").unwrap(), 0);
+    assert_eq!(plugin(&d, &t, "excessive-downloads")["cursor"], 0);
+
+    // Disabled, it holds nothing: everything before 90 (the newest ten kept) goes, a
+    // whole chunk at a time, so the chunk 80-99 stays.
+    let path = "/v1/plugins/excessive-downloads/disable";
+    assert_eq!(d.request("POST", path, Some(&t), None, vec![]).0, 200);
+    wait_for("the inbox to be trimmed", || {
+        d.daemon.inbox.first_seq("acme").unwrap() == 80
+    });
+    let trimmed = metric(&d, "aer_inbox_trimmed_events_total", r#"tenant="acme""#);
+    assert_eq!(trimmed, 80.0);
+
+    // After a restart (without the state quota) the numbering carries on, and the
+    // detector enabled again starts at the oldest kept event.
+    d.stop();
+    let d = TestDaemon::start(dir.path(), retain(None));
+    assert_eq!(send(&d, 100..101)["first_seq"], 100);
+    let path = "/v1/plugins/excessive-downloads/enable";
+    assert_eq!(d.request("POST", path, Some(&t), None, vec![]).0, 200);
+    wait_for("excessive-downloads to process what is kept", || {
+        plugin(&d, &t, "excessive-downloads")["cursor"] == 101
+    });
+    let labels = r#"tenant="acme",plugin="excessive-downloads""#;
+    assert_eq!(metric(&d, "aer_events_processed_total", labels), 21.0);
 }

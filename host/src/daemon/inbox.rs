@@ -403,6 +403,68 @@ impl Inbox {
         Ok(out)
     }
 
+    /// Sequence number of the oldest event `tenant` has stored (its next one when it has
+    /// none).
+    pub fn first_seq(&self, tenant: &str) -> Result<u64, InboxError> {
+        let prefix = keys::key(kind::INBOX, &[tenant.as_bytes()]);
+        match self.tree.scan_prefix(prefix).keys().next() {
+            Some(k) => Ok(keys::seq_of(&k?).unwrap_or(0)),
+            None => self.next_seq(tenant),
+        }
+    }
+
+    /// Remove `tenant`'s stored events before sequence `before`, a whole chunk at a
+    /// time (a chunk holding `before` stays), never the newest chunk: the next sequence
+    /// number is found from it on start. The number of events removed.
+    pub fn trim(&self, tenant: &str, before: u64) -> Result<u64, InboxError> {
+        /// Chunks removed per sled batch, so a trim never holds off other writers long.
+        const CHUNKS_PER_BATCH: usize = 64;
+        let lowest = keys::seq_key(kind::INBOX, tenant, 0);
+        let newest = match self
+            .tree
+            .scan_prefix(keys::key(kind::INBOX, &[tenant.as_bytes()]))
+            .keys()
+            .next_back()
+        {
+            Some(k) => k?,
+            None => return Ok(0),
+        };
+        // Chunk starts from the oldest to the first at or past `before` (or the newest):
+        // each chunk ends where the next one starts.
+        let mut bounds: Vec<sled::IVec> = Vec::new();
+        for k in self.tree.range(sled::IVec::from(lowest)..=newest).keys() {
+            let k = k?;
+            let past = keys::seq_of(&k).is_none_or(|s| s >= before);
+            bounds.push(k);
+            if past {
+                break;
+            }
+        }
+        let mut removed = 0;
+        let mut batch = sled::Batch::default();
+        let mut in_batch = 0;
+        for pair in bounds.windows(2) {
+            let (start, end) = (
+                keys::seq_of(&pair[0]).unwrap_or(0),
+                keys::seq_of(&pair[1]).unwrap_or(0),
+            );
+            if end > before {
+                break;
+            }
+            batch.remove(pair[0].clone());
+            removed += end - start;
+            in_batch += 1;
+            if in_batch == CHUNKS_PER_BATCH {
+                self.tree.apply_batch(std::mem::take(&mut batch))?;
+                in_batch = 0;
+            }
+        }
+        if in_batch > 0 {
+            self.tree.apply_batch(batch)?;
+        }
+        Ok(removed)
+    }
+
     /// Up to `limit` stored events of `tenant` from sequence `from`, with their numbers.
     pub fn read(&self, tenant: &str, from: u64, limit: usize) -> Result<InboxEvents, InboxError> {
         let lowest = keys::seq_key(kind::INBOX, tenant, 0);
@@ -516,6 +578,45 @@ mod tests {
         let again = append(&inbox, 1..5);
         assert_eq!((again.accepted, again.duplicates), (1, 3), "{again:?}");
         assert_eq!(inbox.next_seq("acme").unwrap(), 7);
+    }
+
+    #[test]
+    fn trimming_removes_whole_chunks_before_a_seq_and_never_the_newest() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path()).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let open = || Inbox::new(db.clone(), db.open_tree("pipeline").unwrap(), 100).unwrap();
+        let inbox = open();
+        // Three requests, a chunk each: seqs 0-9, 10-19, 20-29.
+        for ids in [0..10, 10..20, 20..30] {
+            rt.block_on(inbox.append("acme", &events(ids), 0, 100))
+                .unwrap();
+        }
+        rt.block_on(inbox.append("other", &events(0..5), 0, 100))
+            .unwrap();
+        // 15 falls in the second chunk, which stays.
+        assert_eq!(inbox.trim("acme", 15).unwrap(), 10);
+        assert_eq!(inbox.first_seq("acme").unwrap(), 10);
+        assert_eq!(inbox.trim("acme", 15).unwrap(), 0);
+        let read = inbox.read("acme", 0, 100).unwrap();
+        assert_eq!(read.iter().next().map(|(seq, _)| seq), Some(10));
+        assert_eq!(read.len(), 20);
+        // Everything before 30 is asked for: the newest chunk stays, so the numbering
+        // carries on after a restart.
+        assert_eq!(inbox.trim("acme", 30).unwrap(), 10);
+        assert_eq!(inbox.first_seq("acme").unwrap(), 20);
+        drop(inbox);
+        let inbox = open();
+        assert_eq!(inbox.next_seq("acme").unwrap(), 30);
+        let more = rt
+            .block_on(inbox.append("acme", &events(30..31), 0, 100))
+            .unwrap();
+        assert_eq!(more.first_seq, Some(30));
+        // Other tenants' events are untouched.
+        assert_eq!(inbox.first_seq("other").unwrap(), 0);
+        assert_eq!(inbox.read("other", 0, 100).unwrap().len(), 5);
     }
 
     #[test]

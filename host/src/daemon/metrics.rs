@@ -38,6 +38,7 @@ pub struct Metrics {
     faults: Family<Labels, Counter>,
     lag: Family<Labels, Gauge>,
     throttled: Family<Labels, Counter>,
+    inbox_trimmed: Family<Labels, Counter>,
     instantiations: Family<Labels, Counter>,
     call_seconds: HistogramFamily,
     detection_to_response: HistogramFamily,
@@ -58,6 +59,7 @@ impl Default for Metrics {
             faults: Family::default(),
             lag: Family::default(),
             throttled: Family::default(),
+            inbox_trimmed: Family::default(),
             instantiations: Family::default(),
             call_seconds: Family::new_with_constructor(call_buckets),
             detection_to_response: Family::new_with_constructor(response_buckets),
@@ -88,6 +90,11 @@ impl Default for Metrics {
             "tenant_throttled",
             "Pipeline turns a tenant skipped because its time quota was spent",
             m.throttled.clone(),
+        );
+        registry.register(
+            "inbox_trimmed_events",
+            "Processed events removed from a tenant's inbox past its retention",
+            m.inbox_trimmed.clone(),
         );
         registry.register(
             "plugin_instantiations",
@@ -170,6 +177,13 @@ impl Metrics {
         self.throttled
             .get_or_create(&labels(&[("tenant", tenant)]))
             .inc();
+    }
+
+    /// `events` of `tenant` removed from its inbox (retention).
+    pub fn inbox_trimmed(&self, tenant: &str, events: u64) {
+        self.inbox_trimmed
+            .get_or_create(&labels(&[("tenant", tenant)]))
+            .inc_by(events);
     }
 
     /// A plugin fault of `kind`.

@@ -158,7 +158,8 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    /// Start `config.pipeline_threads` workers (0: one per available core), and
+    /// Start `config.pipeline_threads` workers (0: one per available core) and the
+    /// inbox retention thread (`retention.rs`), and
     /// compile every tenant's active plugin versions on a thread of their own, so that
     /// after a restart the workers find them compiled rather than compiling on the
     /// event path.
@@ -179,7 +180,7 @@ impl Pipeline {
             .saturating_sub(RESERVED_INSTANCES) as usize
             / n.max(1))
         .max(1);
-        let threads = (0..n)
+        let mut threads = (0..n)
             .map(|i| {
                 let flag = stop.clone();
                 let daemon = daemon.clone();
@@ -188,7 +189,14 @@ impl Pipeline {
                     .spawn(move || Worker::new(daemon, room, (i, n)).run(&flag))
                     .expect("can spawn a pipeline thread")
             })
-            .collect();
+            .collect::<Vec<_>>();
+        let (flag, retained) = (stop.clone(), daemon.clone());
+        threads.push(
+            std::thread::Builder::new()
+                .name("aer-inbox-retention".into())
+                .spawn(move || super::retention::run(&retained, &flag))
+                .expect("can spawn the inbox retention thread"),
+        );
         Pipeline {
             stop,
             wake,
@@ -766,6 +774,12 @@ impl Worker {
         let Some(last_seq) = events.last_seq() else {
             return Ok(None);
         };
+        if let Some((first, _)) = events.iter().next()
+            && first > cursor
+        {
+            tracing::warn!(%tenant, plugin = %p.name, skipped = first - cursor,
+                "the detector's next events were removed by inbox retention (it was disabled or new)");
+        }
         let instance = match self.instance(tenant, p) {
             Ok(i) => i,
             Err(Unavailable::Busy) => return Ok(None),
