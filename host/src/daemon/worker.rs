@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use aer_wire::BatchWriter;
 use serde::{Deserialize, Serialize};
 
+use super::inbox::{InboxError, InboxEvents};
 use super::keys::{self, kind};
 use super::plugins::{PluginRecord, PluginStatus};
 use super::{Daemon, DaemonError};
@@ -83,6 +84,10 @@ impl FaultMemory {
 }
 /// Events per detector call.
 const BATCH: usize = 256;
+/// Most inbox events one detector step reads to gather a call's [`BATCH`] of the
+/// actions the detector subscribes to: a detector of rare actions keeps up with the
+/// inbox in a step or two rather than one step per [`BATCH`] events of others.
+const READ_AHEAD: usize = 16 * BATCH;
 /// Findings per decision-stage step.
 const DECISION_BATCH: usize = 256;
 
@@ -459,6 +464,43 @@ struct HeldUntil {
     seq: u64,
 }
 
+/// What one call of a detector gets: the events it subscribes to (`wants` their
+/// action), up to [`BATCH`], from `first` (read at its cursor) and the inbox after it
+/// (`read` from a seq), looking at no more than [`READ_AHEAD`] events; with the seq of
+/// the last event looked at, where its cursor moves past.
+fn gather(
+    first: InboxEvents,
+    mut read: impl FnMut(u64) -> Result<InboxEvents, InboxError>,
+    wants: impl Fn(&str) -> bool,
+) -> Result<(BatchWriter, u64), DaemonError> {
+    let mut w = BatchWriter::new();
+    let mut events = first;
+    let mut last_seq = None;
+    let mut looked_at = 0;
+    'gather: loop {
+        for (seq, bytes) in events.iter() {
+            if w.len() == BATCH {
+                break 'gather;
+            }
+            if aer_wire::encoded_action(bytes).is_some_and(&wants) {
+                w.push_encoded(bytes);
+            }
+            last_seq = Some(seq);
+            looked_at += 1;
+        }
+        let Some(last) = last_seq else { break };
+        if events.len() < BATCH || looked_at >= READ_AHEAD {
+            break;
+        }
+        events = read(last + 1).map_err(|e| DaemonError::record("inbox", e))?;
+        if events.is_empty() {
+            break;
+        }
+    }
+    let last = last_seq.ok_or_else(|| DaemonError::record("inbox", "an empty read"))?;
+    Ok((w, last))
+}
+
 /// The key of the bytes of plugin state `tenant` keeps (for its quota).
 pub(crate) fn state_bytes_key(tenant: &str) -> Vec<u8> {
     keys::key(kind::STATE_BYTES, &[tenant.as_bytes()])
@@ -771,9 +813,9 @@ impl Worker {
             .inbox
             .read(tenant, cursor, BATCH)
             .map_err(|e| DaemonError::record("inbox", e))?;
-        let Some(last_seq) = events.last_seq() else {
+        if events.is_empty() {
             return Ok(None);
-        };
+        }
         if let Some((first, _)) = events.iter().next()
             && first > cursor
         {
@@ -788,12 +830,11 @@ impl Worker {
                 return Ok(None);
             }
         };
-        let mut w = BatchWriter::new();
-        for (_, bytes) in events.iter() {
-            if aer_wire::encoded_action(bytes).is_some_and(|a| instance.wants(a)) {
-                w.push_encoded(bytes);
-            }
-        }
+        let (w, last_seq) = gather(
+            events,
+            |from| daemon.inbox.read(tenant, from, BATCH),
+            |a| instance.wants(a),
+        )?;
         let mut batch = sled::Batch::default();
         let mut found = 0;
         let mut commit = None;
@@ -1163,7 +1204,54 @@ fn looks_first(tenant: &str, index: usize, workers: usize) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use super::super::inbox::Inbox;
     use super::*;
+
+    /// An inbox holding `n` events, the `i`th with action `action(i)`.
+    fn inbox_of(n: u32, action: impl Fn(u32) -> &'static str) -> (tempfile::TempDir, Inbox) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path()).unwrap();
+        let inbox = Inbox::new(db.clone(), db.open_tree("pipeline").unwrap(), 10).unwrap();
+        let text: String = (0..n)
+            .map(|i| {
+                format!(
+                    "{{\"id\":\"e{i}\",\"time_ms\":{i},\"action\":\"{}\",\"actor\":\"U1\"}}\n",
+                    action(i)
+                )
+            })
+            .collect();
+        let events = crate::ingest::parse(&text).events;
+        for chunk in events.chunks(300) {
+            inbox.store("acme", chunk, 0, u64::MAX).unwrap();
+        }
+        (dir, inbox)
+    }
+
+    /// [`gather`] from `cursor` for a detector of `wanted`: events delivered, last seq.
+    fn gathered(inbox: &Inbox, cursor: u64, wanted: &str) -> (usize, u64) {
+        let first = inbox.read("acme", cursor, BATCH).unwrap();
+        let read = |from| inbox.read("acme", from, BATCH);
+        let (w, last) = gather(first, read, |a| a == wanted).unwrap();
+        (w.len(), last)
+    }
+
+    #[test]
+    fn a_call_gathers_a_batch_of_the_detectors_actions_reading_ahead_a_bounded_way() {
+        // One wanted event among 1,000: found in one step, every event looked at.
+        let (_dir, inbox) = inbox_of(1_000, |i| if i == 700 { "rare" } else { "common" });
+        assert_eq!(gathered(&inbox, 0, "rare"), (1, 999));
+        // Every event wanted: a batch, as without reading ahead.
+        assert_eq!(gathered(&inbox, 0, "common"), (BATCH, BATCH as u64 - 1));
+        // From 600, past the one it does not want (700).
+        assert_eq!(gathered(&inbox, 600, "common"), (BATCH, 600 + BATCH as u64));
+        // Every other one: a full batch from twice as many events.
+        let (_dir, inbox) = inbox_of(1_000, |i| if i % 2 == 0 { "even" } else { "odd" });
+        assert_eq!(gathered(&inbox, 0, "odd"), (BATCH, 2 * BATCH as u64 - 1));
+        // None wanted: no more than READ_AHEAD looked at in one step.
+        let (_dir, inbox) = inbox_of(5_000, |_| "common");
+        assert_eq!(gathered(&inbox, 0, "rare"), (0, READ_AHEAD as u64 - 1));
+        assert_eq!(gathered(&inbox, READ_AHEAD as u64, "rare"), (0, 4_999));
+    }
 
     #[test]
     fn each_tenant_is_looked_at_first_by_one_worker_and_the_tenants_are_shared() {
