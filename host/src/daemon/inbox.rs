@@ -584,18 +584,13 @@ mod tests {
     fn trimming_removes_whole_chunks_before_a_seq_and_never_the_newest() {
         let dir = tempfile::tempdir().unwrap();
         let db = sled::open(dir.path()).unwrap();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
         let open = || Inbox::new(db.clone(), db.open_tree("pipeline").unwrap(), 100).unwrap();
         let inbox = open();
         // Three requests, a chunk each: seqs 0-9, 10-19, 20-29.
         for ids in [0..10, 10..20, 20..30] {
-            rt.block_on(inbox.append("acme", &events(ids), 0, 100))
-                .unwrap();
+            inbox.store("acme", &events(ids), 0, 100).unwrap();
         }
-        rt.block_on(inbox.append("other", &events(0..5), 0, 100))
-            .unwrap();
+        inbox.store("other", &events(0..5), 0, 100).unwrap();
         // 15 falls in the second chunk, which stays.
         assert_eq!(inbox.trim("acme", 15).unwrap(), 10);
         assert_eq!(inbox.first_seq("acme").unwrap(), 10);
@@ -610,9 +605,7 @@ mod tests {
         drop(inbox);
         let inbox = open();
         assert_eq!(inbox.next_seq("acme").unwrap(), 30);
-        let more = rt
-            .block_on(inbox.append("acme", &events(30..31), 0, 100))
-            .unwrap();
+        let more = inbox.store("acme", &events(30..31), 0, 100).unwrap();
         assert_eq!(more.first_seq, Some(30));
         // Other tenants' events are untouched.
         assert_eq!(inbox.first_seq("other").unwrap(), 0);

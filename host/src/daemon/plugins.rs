@@ -157,6 +157,11 @@ impl RecordCache {
         }
     }
 
+    /// Records written so far (since start).
+    fn generation(&self) -> u64 {
+        self.lock().0
+    }
+
     /// A record was written (call after the write).
     fn changed(&self) {
         let mut inner = self.lock();
@@ -168,6 +173,12 @@ impl RecordCache {
 impl Daemon {
     fn plugin_key(tenant: &str, name: &str) -> Vec<u8> {
         keys::key(kind::PLUGIN, &[tenant.as_bytes(), name.as_bytes()])
+    }
+
+    /// Plugin records written since start: unchanged, a list of records read before is
+    /// still every tenant's current one.
+    pub(crate) fn plugin_generation(&self) -> u64 {
+        self.plugin_records.generation()
     }
 
     /// A tenant's plugin record.

@@ -501,6 +501,19 @@ fn gather(
     Ok((w, last))
 }
 
+/// The responders that decisions go to: enabled ones run, quarantined ones are waited
+/// for (see `Worker::step_responses`).
+fn responders(plugins: &[PluginRecord]) -> Vec<PluginRecord> {
+    plugins
+        .iter()
+        .filter(|p| {
+            p.kind == PluginKind::Responder
+                && matches!(p.status, PluginStatus::Enabled | PluginStatus::Quarantined)
+        })
+        .cloned()
+        .collect()
+}
+
 /// The key of the bytes of plugin state `tenant` keeps (for its quota).
 pub(crate) fn state_bytes_key(tenant: &str) -> Vec<u8> {
     keys::key(kind::STATE_BYTES, &[tenant.as_bytes()])
@@ -620,10 +633,13 @@ impl Worker {
     fn step(&mut self, entry: &Entry<'_>) -> Result<bool, DaemonError> {
         let tenant = entry.tenant.as_str();
         let mut progressed = false;
+        // Taken before the list is read: a record written after changes it.
+        let generation = self.daemon.plugin_generation();
         let plugins = self
             .daemon
             .plugins(tenant)
             .map_err(|e| DaemonError::record("plugins", e))?;
+        let responders = responders(&plugins);
         for p in plugins
             .iter()
             .filter(|p| p.kind == PluginKind::Detector && p.status == PluginStatus::Enabled)
@@ -634,49 +650,62 @@ impl Worker {
             let Some(_claim) = entry.claim(&p.name) else {
                 continue;
             };
-            // Read again under the claim: a plugin deleted (or replaced) since the list
-            // was read must not run, as its deletion clears its state under the same
-            // claim (`Claims::hold`).
-            let p = match self.daemon.plugin(tenant, &p.name) {
-                Ok(p) if p.status == PluginStatus::Enabled => p,
-                _ => continue,
+            // A plugin deleted (or changed) since the list was read must not run: its
+            // deletion clears its state under the same claim (`Claims::hold`). So when
+            // a record was written meanwhile, its record is read again under the claim.
+            let fresh;
+            let p = if self.daemon.plugin_generation() == generation {
+                p
+            } else {
+                match self.daemon.plugin(tenant, &p.name) {
+                    Ok(r) if r.status == PluginStatus::Enabled => {
+                        fresh = r;
+                        &fresh
+                    }
+                    _ => continue,
+                }
             };
-            match self.step_detector(tenant, &p)? {
+            match self.step_detector(tenant, p)? {
                 Some(0) => progressed = true,
                 // Findings are decided and responded to at once, not after the other
                 // detectors' batches: that is the detection-to-response latency.
                 Some(_) => {
                     progressed = true;
-                    self.decide_and_respond(entry)?;
+                    self.decide_and_respond(entry, &responders, generation)?;
                 }
                 None => {}
             }
         }
-        progressed |= self.decide_and_respond(entry)?;
+        progressed |= self.decide_and_respond(entry, &responders, generation)?;
         Ok(progressed)
     }
 
-    /// Decide the tenant's new findings and run its responders, unless another worker
-    /// is doing so.
-    fn decide_and_respond(&mut self, entry: &Entry<'_>) -> Result<bool, DaemonError> {
+    /// Decide the tenant's new findings and run its `responders` (listed when the
+    /// plugin records were at `generation`), unless another worker is doing so.
+    fn decide_and_respond(
+        &mut self,
+        entry: &Entry<'_>,
+        responders: &[PluginRecord],
+        generation: u64,
+    ) -> Result<bool, DaemonError> {
         let Some(_claim) = entry.claim(DECIDE) else {
             return Ok(false);
         };
-        // Listed under the claim, for the reason `step` reads a detector again under its
-        // own. Enabled responders run; decisions wait for quarantined ones (see
-        // `step_responses`).
-        let responders: Vec<PluginRecord> = self
-            .daemon
-            .plugins(&entry.tenant)
-            .map_err(|e| DaemonError::record("plugins", e))?
-            .into_iter()
-            .filter(|p| {
-                p.kind == PluginKind::Responder
-                    && matches!(p.status, PluginStatus::Enabled | PluginStatus::Quarantined)
-            })
-            .collect();
+        // Listed again under the claim when a record was written since, for the reason
+        // `step` reads a detector's again under its own.
+        let listed;
+        let responders = if self.daemon.plugin_generation() == generation {
+            responders
+        } else {
+            let plugins = self
+                .daemon
+                .plugins(&entry.tenant)
+                .map_err(|e| DaemonError::record("plugins", e))?;
+            listed = self::responders(&plugins);
+            &listed
+        };
         let decided = self.step_decisions(&entry.tenant)?;
-        let responded = self.step_responses(&entry.tenant, &responders)?;
+        let responded = self.step_responses(&entry.tenant, responders)?;
         Ok(decided || responded)
     }
 
