@@ -447,7 +447,8 @@ impl Daemon {
     /// state (committed as one batch of deletions, with the tenant's state size brought
     /// down by what they weighed) and a detector's cursor, in one atomic sled batch.
     /// Holds the plugin's part of the pipeline meanwhile, so none of its batches runs
-    /// beside it (workers read a plugin's record again once they hold its part).
+    /// beside it (a worker holding the part reads the plugin's record again if any
+    /// record was written since it listed them).
     fn clear_plugin_data(
         &self,
         tenant: &str,
