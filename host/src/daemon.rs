@@ -185,6 +185,12 @@ impl Daemon {
         worker::get_u64(&self.pipeline, &key)
     }
 
+    /// The next inbox seq `tenant`'s decision engine has not observed.
+    pub fn decision_observed(&self, tenant: &str) -> Result<u64, DaemonError> {
+        let key = keys::key(keys::kind::OBSERVED, &[tenant.as_bytes()]);
+        worker::get_u64(&self.pipeline, &key)
+    }
+
     /// Bytes of plugin state (keys and values) `tenant`'s plugins keep, as its state
     /// quota counts them.
     pub fn state_bytes(&self, tenant: &str) -> Result<u64, DaemonError> {

@@ -369,3 +369,49 @@ fn the_live_stream_sends_findings_and_decisions_as_they_commit() {
     subjects.sort();
     assert_eq!(subjects, ["W01ALICE", "W04DAVE", "W09PARTNER"]);
 }
+
+#[test]
+fn the_decision_engine_observes_a_quiet_spell_before_the_next_finding_needs_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = TestDaemon::start(dir.path(), ServeConfig::default());
+    let t = d.tenant("acme");
+    d.install(&t, plugins::EXCESSIVE_DOWNLOADS, "");
+    // 6,000 logins: processed, no finding.
+    let quiet: String = (0..6_000)
+        .map(|i| {
+            format!(
+                "{{\"id\":\"l{i}\",\"time\":{},\"action\":\"user_login\",\"actor\":\"U{}\"}}\n",
+                1_767_600_000_000i64 + i * 100,
+                i % 50
+            )
+        })
+        .collect();
+    let (status, body) = d.request("POST", "/v1/events", Some(&t), NDJSON, quiet.into_bytes());
+    assert_eq!(status, 200, "{body}");
+    wait_processed(&d, "acme", 6_000);
+    // The decision engine observes them with no finding waiting (4,096 a step).
+    let start = Instant::now();
+    while d.daemon.decision_observed("acme").unwrap() < 6_000 {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "observed {}",
+            d.daemon.decision_observed("acme").unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The next finding is decided as before, having observed through its batch.
+    let (status, body) = d.request(
+        "POST",
+        "/v1/events",
+        Some(&t),
+        NDJSON,
+        downloads("U9", 0..60),
+    );
+    assert_eq!(status, 200, "{body}");
+    let decisions = wait_for(&d, &t, "/v1/decisions", |items| !items.is_empty());
+    assert_eq!(
+        decisions[0]["output_fields"]["subject"], "U9",
+        "{decisions:?}"
+    );
+    assert_eq!(d.daemon.decision_observed("acme").unwrap(), 6_060);
+}

@@ -90,6 +90,11 @@ const BATCH: usize = 256;
 const READ_AHEAD: usize = 16 * BATCH;
 /// Findings per decision-stage step.
 const DECISION_BATCH: usize = 256;
+/// Processed events that gather, with no finding waiting, before the decision engine
+/// observes them ahead of the next finding (see `Worker::observe_ahead`).
+const OBSERVE_AHEAD: u64 = 1024;
+/// Most events the decision engine observes ahead in one step.
+const OBSERVE_STEP: u64 = READ_AHEAD as u64;
 
 /// A finding as stored, with its position.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -965,39 +970,14 @@ impl Worker {
             })
             .collect::<Result<_, _>>()?;
         let Some(last) = findings.last().map(|f| f.seq) else {
-            return Ok(false);
+            return self.observe_ahead(tenant);
         };
-        let policy = self.daemon.policy(tenant)?;
-        let state: EngineState = match tree.get(&state_key)? {
-            Some(v) => serde_json::from_slice(&v).map_err(json_err)?,
-            None => EngineState::default(),
-        };
-        let mut engine = DecisionEngine::with_state(policy, state)
-            .map_err(|e| DaemonError::record("policy", format!("{e:?}")))?;
+        let mut engine = self.decision_engine(tenant)?;
         let mut observed = get_u64(&tree, &observed_key)?;
         let first_decision = next_seq(&tree, &keys::key(kind::DECISION, &[t]))?;
         let mut batch = sled::Batch::default();
         for (dseq, f) in (first_decision..).zip(&findings) {
-            while observed <= f.event_seq {
-                let events = self
-                    .daemon
-                    .inbox
-                    .read(tenant, observed, BATCH)
-                    .map_err(|e| DaemonError::record("inbox", e))?;
-                if events.is_empty() {
-                    break;
-                }
-                // One decoding for the events up to the finding's batch, read in place.
-                let mut w = BatchWriter::new();
-                for (seq, bytes) in events.iter().take_while(|(s, _)| *s <= f.event_seq) {
-                    w.push_encoded(bytes);
-                    observed = seq + 1;
-                }
-                let encoded = w.finish();
-                for e in aer_wire::decode_batch(&encoded).unwrap_or_default() {
-                    engine.observe_ref(&e);
-                }
-            }
+            self.observe(tenant, &mut engine, &mut observed, f.event_seq)?;
             let decision = engine.decide(&f.finding);
             self.daemon
                 .metrics
@@ -1021,6 +1001,77 @@ impl Worker {
         );
         batch.insert(observed_key, &observed.to_be_bytes());
         batch.insert(dcursor_key, &(last + 1).to_be_bytes());
+        tree.apply_batch(batch)?;
+        Ok(true)
+    }
+
+    /// The tenant's decision engine: its policy, and its memory as last committed.
+    fn decision_engine(&self, tenant: &str) -> Result<DecisionEngine, DaemonError> {
+        let policy = self.daemon.policy(tenant)?;
+        let state_key = keys::key(kind::ENGINE_STATE, &[tenant.as_bytes()]);
+        let state: EngineState = match self.daemon.pipeline.get(&state_key)? {
+            Some(v) => serde_json::from_slice(&v).map_err(json_err)?,
+            None => EngineState::default(),
+        };
+        DecisionEngine::with_state(policy, state)
+            .map_err(|e| DaemonError::record("policy", format!("{e:?}")))
+    }
+
+    /// Have `engine` observe the inbox from `observed` through seq `until`, moving
+    /// `observed` past what it read.
+    fn observe(
+        &self,
+        tenant: &str,
+        engine: &mut DecisionEngine,
+        observed: &mut u64,
+        until: u64,
+    ) -> Result<(), DaemonError> {
+        while *observed <= until {
+            let events = self
+                .daemon
+                .inbox
+                .read(tenant, *observed, BATCH)
+                .map_err(|e| DaemonError::record("inbox", e))?;
+            if events.is_empty() {
+                break;
+            }
+            // One decoding for the events up to `until`, read in place.
+            let mut w = BatchWriter::new();
+            for (seq, bytes) in events.iter().take_while(|(s, _)| *s <= until) {
+                w.push_encoded(bytes);
+                *observed = seq + 1;
+            }
+            let encoded = w.finish();
+            for e in aer_wire::decode_batch(&encoded).unwrap_or_default() {
+                engine.observe_ref(&e);
+            }
+        }
+        Ok(())
+    }
+
+    /// With no finding waiting, have the decision engine observe what every enabled
+    /// and quarantined detector has processed (a finding made later comes from a batch
+    /// after it), [`OBSERVE_STEP`] events at most, once [`OBSERVE_AHEAD`] have
+    /// gathered: so the first finding after a quiet spell does not wait while the
+    /// engine observes the whole spell. Whether it observed anything.
+    fn observe_ahead(&mut self, tenant: &str) -> Result<bool, DaemonError> {
+        let tree = &self.daemon.pipeline;
+        let t = tenant.as_bytes();
+        let observed_key = keys::key(kind::OBSERVED, &[t]);
+        let mut observed = get_u64(tree, &observed_key)?;
+        let processed = self.daemon.processed_seq(tenant)?;
+        if processed.saturating_sub(observed) < OBSERVE_AHEAD {
+            return Ok(false);
+        }
+        let mut engine = self.decision_engine(tenant)?;
+        let until = processed.min(observed + OBSERVE_STEP) - 1;
+        self.observe(tenant, &mut engine, &mut observed, until)?;
+        let mut batch = sled::Batch::default();
+        batch.insert(
+            keys::key(kind::ENGINE_STATE, &[t]),
+            serde_json::to_vec(engine.state()).map_err(json_err)?,
+        );
+        batch.insert(observed_key, &observed.to_be_bytes());
         tree.apply_batch(batch)?;
         Ok(true)
     }
