@@ -1059,6 +1059,11 @@ impl Worker {
         let t = tenant.as_bytes();
         let observed_key = keys::key(kind::OBSERVED, &[t]);
         let mut observed = get_u64(tree, &observed_key)?;
+        // What is stored bounds what is processed, and is known without reading cursors.
+        let stored = self.daemon.inbox.next_seq(tenant).unwrap_or(0);
+        if stored.saturating_sub(observed) < OBSERVE_AHEAD {
+            return Ok(false);
+        }
         let processed = self.daemon.processed_seq(tenant)?;
         if processed.saturating_sub(observed) < OBSERVE_AHEAD {
             return Ok(false);
