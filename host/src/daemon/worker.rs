@@ -1041,6 +1041,11 @@ impl Worker {
                 w.push_encoded(bytes);
                 *observed = seq + 1;
             }
+            if w.is_empty() {
+                // The events through `until` were removed by the inbox's retention.
+                *observed = until + 1;
+                break;
+            }
             let encoded = w.finish();
             for e in aer_wire::decode_batch(&encoded).unwrap_or_default() {
                 engine.observe_ref(&e);
@@ -1292,11 +1297,8 @@ mod tests {
     use super::super::inbox::Inbox;
     use super::*;
 
-    /// An inbox holding `n` events, the `i`th with action `action(i)`.
-    fn inbox_of(n: u32, action: impl Fn(u32) -> &'static str) -> (tempfile::TempDir, Inbox) {
-        let dir = tempfile::tempdir().unwrap();
-        let db = sled::open(dir.path()).unwrap();
-        let inbox = Inbox::new(db.clone(), db.open_tree("pipeline").unwrap(), 10).unwrap();
+    /// `n` events, the `i`th with action `action(i)`.
+    fn events_of(n: u32, action: impl Fn(u32) -> &'static str) -> Vec<crate::Event> {
         let text: String = (0..n)
             .map(|i| {
                 format!(
@@ -1305,7 +1307,15 @@ mod tests {
                 )
             })
             .collect();
-        let events = crate::ingest::parse(&text).events;
+        crate::ingest::parse(&text).events
+    }
+
+    /// An inbox holding [`events_of`]`(n, action)`.
+    fn inbox_of(n: u32, action: impl Fn(u32) -> &'static str) -> (tempfile::TempDir, Inbox) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path()).unwrap();
+        let inbox = Inbox::new(db.clone(), db.open_tree("pipeline").unwrap(), 10).unwrap();
+        let events = events_of(n, action);
         for chunk in events.chunks(300) {
             inbox.store("acme", chunk, 0, u64::MAX).unwrap();
         }
@@ -1318,6 +1328,35 @@ mod tests {
         let read = |from| inbox.read("acme", from, BATCH);
         let (w, last) = gather(first, read, |a| a == wanted).unwrap();
         (w.len(), last)
+    }
+
+    #[test]
+    fn the_decision_engine_observes_past_events_removed_by_retention() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = crate::config::ServeConfig {
+            data_dir: dir.path().to_owned(),
+            ingest: crate::config::IngestConfig {
+                retain_events: 10,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let daemon = Daemon::open(config, "admin-token-0123456789".into()).unwrap();
+        daemon.create_tenant("acme").unwrap();
+        for chunk in events_of(6_000, |_| "user_login").chunks(1_000) {
+            daemon.inbox.store("acme", chunk, 0, u64::MAX).unwrap();
+        }
+        // No detector: everything is processed, and all but the newest chunk goes.
+        let removed = super::super::retention::pass(&daemon).unwrap();
+        assert_eq!(removed, daemon.inbox.first_seq("acme").unwrap());
+        assert!(removed > 4_096, "{removed}");
+        let mut worker = Worker::new(daemon.clone(), 8, (0, 1));
+        let entry = daemon.claims.enter("acme", &[]).unwrap();
+        // The first step's 4,096 events were all removed: it moves past them.
+        assert!(worker.step(&entry).unwrap());
+        assert_eq!(daemon.decision_observed("acme").unwrap(), 4_096);
+        assert!(worker.step(&entry).unwrap());
+        assert_eq!(daemon.decision_observed("acme").unwrap(), 6_000);
     }
 
     #[test]
