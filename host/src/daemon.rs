@@ -181,20 +181,18 @@ impl Daemon {
 
     /// The next inbox seq a detector of `tenant` will process.
     pub fn detector_cursor(&self, tenant: &str, plugin: &str) -> Result<u64, DaemonError> {
-        let key = keys::key(keys::kind::CURSOR, &[tenant.as_bytes(), plugin.as_bytes()]);
-        worker::get_u64(&self.pipeline, &key)
+        worker::get_u64(&self.pipeline, &keys::cursor(tenant, plugin))
     }
 
     /// The next inbox seq `tenant`'s decision engine has not observed.
     pub fn decision_observed(&self, tenant: &str) -> Result<u64, DaemonError> {
-        let key = keys::key(keys::kind::OBSERVED, &[tenant.as_bytes()]);
-        worker::get_u64(&self.pipeline, &key)
+        worker::get_u64(&self.pipeline, &keys::observed(tenant))
     }
 
     /// Bytes of plugin state (keys and values) `tenant`'s plugins keep, as its state
     /// quota counts them.
     pub fn state_bytes(&self, tenant: &str) -> Result<u64, DaemonError> {
-        worker::get_u64(&self.pipeline, &worker::state_bytes_key(tenant))
+        worker::get_u64(&self.pipeline, &keys::state_bytes(tenant))
     }
 
     /// The lowest inbox sequence number an enabled detector of `tenant` still needs

@@ -82,6 +82,21 @@ pub fn key(kind: u8, parts: &[&[u8]]) -> Vec<u8> {
     k
 }
 
+/// A detector's cursor.
+pub fn cursor(tenant: &str, plugin: &str) -> Vec<u8> {
+    key(kind::CURSOR, &[tenant.as_bytes(), plugin.as_bytes()])
+}
+
+/// The decision engine's cursor over a tenant's inbox.
+pub fn observed(tenant: &str) -> Vec<u8> {
+    key(kind::OBSERVED, &[tenant.as_bytes()])
+}
+
+/// The bytes of plugin state a tenant keeps (for its quota).
+pub fn state_bytes(tenant: &str) -> Vec<u8> {
+    key(kind::STATE_BYTES, &[tenant.as_bytes()])
+}
+
 /// `kind`, the length-prefixed tenant, then `seq` big-endian (so keys sort by seq).
 pub fn seq_key(kind: u8, tenant: &str, seq: u64) -> Vec<u8> {
     let mut k = key(kind, &[tenant.as_bytes()]);

@@ -9,7 +9,6 @@ use std::sync::{Arc, Mutex};
 use serde::{Deserialize, Serialize};
 
 use super::keys::{self, kind};
-use super::worker;
 use super::{Daemon, DaemonError, now_ms};
 use crate::host_api::DryRunActions;
 use crate::pipeline::decision::{FieldError, Policy};
@@ -473,11 +472,8 @@ impl Daemon {
         let mut batch = sled::Batch::default();
         let staged = store.stage(&scope, &writes, &mut batch);
         let size = self.state_bytes(tenant)?.saturating_sub(freed);
-        batch.insert(worker::state_bytes_key(tenant), &size.to_be_bytes());
-        batch.remove(keys::key(
-            kind::CURSOR,
-            &[tenant.as_bytes(), name.as_bytes()],
-        ));
+        batch.insert(keys::state_bytes(tenant), &size.to_be_bytes());
+        batch.remove(keys::cursor(tenant, name));
         self.pipeline.apply_batch(batch)?;
         store.applied(staged, &scope, &writes);
         drop(commit);

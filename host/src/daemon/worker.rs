@@ -519,11 +519,6 @@ fn responders(plugins: &[PluginRecord]) -> Vec<PluginRecord> {
         .collect()
 }
 
-/// The key of the bytes of plugin state `tenant` keeps (for its quota).
-pub(crate) fn state_bytes_key(tenant: &str) -> Vec<u8> {
-    keys::key(kind::STATE_BYTES, &[tenant.as_bytes()])
-}
-
 fn json_err(e: serde_json::Error) -> DaemonError {
     DaemonError::record("pipeline record", e)
 }
@@ -757,11 +752,6 @@ impl Worker {
             })
     }
 
-    /// The bytes of state `tenant`'s plugins keep.
-    fn state_bytes(&self, tenant: &str) -> Result<u64, DaemonError> {
-        get_u64(&self.daemon.pipeline, &state_bytes_key(tenant))
-    }
-
     /// Stage a call's state writes into `batch`, updating the tenant's state size
     /// `size`; `Ok(Err(why))`, staging nothing, when they would pass the tenant's quota.
     /// Once the batch is applied, hand the token to [`crate::store::SledStore::applied`].
@@ -840,7 +830,7 @@ impl Worker {
     ) -> Result<Option<usize>, DaemonError> {
         let daemon = self.daemon.clone();
         let tree = self.daemon.pipeline.clone();
-        let cursor_key = keys::key(kind::CURSOR, &[tenant.as_bytes(), p.name.as_bytes()]);
+        let cursor_key = keys::cursor(tenant, &p.name);
         let cursor = get_u64(&tree, &cursor_key)?;
         let events = self
             .daemon
@@ -904,7 +894,7 @@ impl Worker {
                 lag,
             );
             commit = Some(daemon.commit_lock());
-            let mut size = self.state_bytes(tenant)?;
+            let mut size = self.daemon.state_bytes(tenant)?;
             let token =
                 match self.stage_state(tenant, &id.plugin, &out.writes, &mut batch, &mut size)? {
                     Ok(token) => token,
@@ -914,7 +904,7 @@ impl Worker {
                         return Ok(None);
                     }
                 };
-            batch.insert(state_bytes_key(tenant), &size.to_be_bytes());
+            batch.insert(keys::state_bytes(tenant), &size.to_be_bytes());
             staged = Some((token, Scope::new(tenant, &id.plugin), out.writes));
             let prefix = keys::key(kind::FINDING, &[tenant.as_bytes()]);
             let first = next_seq(&tree, &prefix)?;
@@ -955,7 +945,7 @@ impl Worker {
         let tree = self.daemon.pipeline.clone();
         let t = tenant.as_bytes();
         let dcursor_key = keys::key(kind::DECISION_CURSOR, &[t]);
-        let observed_key = keys::key(kind::OBSERVED, &[t]);
+        let observed_key = keys::observed(tenant);
         let state_key = keys::key(kind::ENGINE_STATE, &[t]);
         let from = get_u64(&tree, &dcursor_key)?;
         let findings: Vec<StoredFinding> = tree
@@ -1062,7 +1052,7 @@ impl Worker {
     fn observe_ahead(&mut self, tenant: &str) -> Result<bool, DaemonError> {
         let tree = &self.daemon.pipeline;
         let t = tenant.as_bytes();
-        let observed_key = keys::key(kind::OBSERVED, &[t]);
+        let observed_key = keys::observed(tenant);
         let mut observed = get_u64(tree, &observed_key)?;
         // What is stored bounds what is processed, and is known without reading cursors.
         let stored = self.daemon.inbox.next_seq(tenant).unwrap_or(0);
@@ -1221,7 +1211,7 @@ impl Worker {
             let daemon = self.daemon.clone();
             let commit = daemon.commit_lock();
             let mut batch = sled::Batch::default();
-            let mut size = self.state_bytes(tenant)?;
+            let mut size = self.daemon.state_bytes(tenant)?;
             let mut tokens = Vec::with_capacity(writes.len());
             for (name, plugin, w) in &writes {
                 match self.stage_state(tenant, plugin, w, &mut batch, &mut size)? {
@@ -1233,7 +1223,7 @@ impl Worker {
                     }
                 }
             }
-            batch.insert(state_bytes_key(tenant), &size.to_be_bytes());
+            batch.insert(keys::state_bytes(tenant), &size.to_be_bytes());
             let pending_key = keys::seq_key(kind::PENDING_RESPONSE, tenant, dseq);
             let mut now_done = done.clone();
             now_done.extend(writes.iter().map(|(name, _, _)| (*name).clone()));
