@@ -140,6 +140,7 @@ fn detector_calls(c: &mut Criterion) {
             &plugin,
             InstanceSpec {
                 tenant: "bench".into(),
+                name: None,
                 config: String::new(),
                 state: Arc::new(MemoryStore::default()),
                 actions: Arc::new(DryRunActions::default()),

@@ -80,15 +80,29 @@ async fn metrics(
     )
 }
 
+/// 200 `{"ready": true}` while every pipeline thread runs; 503 with the number down
+/// while one is being restarted after a panic.
+async fn readyz(
+    axum::extract::State(daemon): axum::extract::State<Arc<Daemon>>,
+) -> impl IntoResponse {
+    let dead = daemon.health.dead_threads();
+    let status = if dead == 0 {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        axum::Json(json!({"ready": dead == 0, "pipeline_threads_down": dead})),
+    )
+}
+
 /// The router of the whole API.
 pub fn router(daemon: Arc<Daemon>) -> Router {
     let max_body = daemon.config.http.max_body_bytes;
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
-        .route(
-            "/readyz",
-            get(|| async { axum::Json(json!({"ready": true})) }),
-        )
+        .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/v1/tenants", post(tenants::create))
         .route("/v1/plugins", get(plugins::list).post(plugins::upload))

@@ -106,6 +106,7 @@ pub struct BenchSetup {
 fn spec(state: Arc<dyn StateStore>) -> InstanceSpec {
     InstanceSpec {
         tenant: "bench".into(),
+        name: None,
         config: String::new(),
         state,
         actions: Arc::new(DryRunActions::default()),

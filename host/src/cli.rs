@@ -27,6 +27,13 @@ pub const EXIT_MISMATCH: u8 = 3;
 /// The component was rejected by validation.
 pub const EXIT_REJECTED: u8 = 4;
 
+/// A table row with control characters in its cells escaped
+/// ([`crate::text::escape_control`]): cells hold plugin and event text, which must not
+/// clear the terminal or overwrite a line.
+pub(crate) fn row<const N: usize>(cells: [String; N]) -> [String; N] {
+    cells.map(|c| crate::text::escape_control(&c).into_owned())
+}
+
 /// AER: sandboxed WebAssembly detectors and responders for audit events.
 #[derive(Debug, Parser)]
 #[command(name = "aer", version, about)]

@@ -225,9 +225,154 @@ impl ServeConfig {
         })
     }
 
-    /// Parse TOML text.
+    /// Parse TOML text and check every value ([`ServeConfig::validate`]).
     pub fn parse(text: &str) -> Result<Self, String> {
-        toml::from_str(text).map_err(|e| e.to_string())
+        let config: ServeConfig = toml::from_str(text).map_err(|e| e.to_string())?;
+        config.validate().map_err(|errors| errors.join("; "))?;
+        Ok(config)
+    }
+
+    /// Check every number against the range in which it can work: a bound or rate of
+    /// 0 would stop the daemon or a tenant, and a huge one would overflow or exhaust the
+    /// machine. Each error names its key.
+    pub fn validate(&self) -> Result<(), Vec<String>> {
+        let mut errors = Vec::new();
+        let mut check = |key: &str, value: u64, range: std::ops::RangeInclusive<u64>| {
+            if !range.contains(&value) {
+                errors.push(format!(
+                    "`{key}` = {value} must be from {} to {}",
+                    range.start(),
+                    range.end()
+                ));
+            }
+        };
+        let u = |v: usize| v as u64;
+        check("pipeline_threads", u(self.pipeline_threads), 0..=256);
+        check("max_instances", u64::from(self.max_instances), 1..=10_000);
+        check(
+            "http.max_body_bytes",
+            u(self.http.max_body_bytes),
+            1..=1 << 30,
+        );
+        let i = &self.ingest;
+        check("ingest.max_inbox_events", i.max_inbox_events, 1..=1 << 40);
+        check(
+            "ingest.max_events_per_second",
+            u64::from(i.max_events_per_second),
+            1..=10_000_000,
+        );
+        check(
+            "ingest.max_events_per_request",
+            u(i.max_events_per_request),
+            1..=10_000_000,
+        );
+        check(
+            "ingest.dedupe_window_events",
+            u(i.dedupe_window_events),
+            0..=100_000_000,
+        );
+        check("ingest.retain_events", i.retain_events, 1..=1 << 40);
+        let l = &self.limits;
+        check("limits.deadline_ms", l.deadline_ms, 1..=600_000);
+        check("limits.host_wait_ms", l.host_wait_ms, 0..=3_600_000);
+        check("limits.memory_bytes", u(l.memory_bytes), 1 << 20..=4 << 30);
+        check("limits.stack_bytes", u(l.stack_bytes), 64 << 10..=64 << 20);
+        check("limits.component_bytes", u(l.component_bytes), 1..=1 << 30);
+        check(
+            "limits.findings_per_call",
+            u(l.findings_per_call),
+            1..=1_000_000,
+        );
+        check("limits.string_bytes", u(l.string_bytes), 1..=16 << 20);
+        check(
+            "limits.copy_bytes_per_call",
+            u(l.copy_bytes_per_call),
+            1..=4 << 30,
+        );
+        check(
+            "limits.read_bytes_per_call",
+            l.read_bytes_per_call,
+            1..=4 << 30,
+        );
+        check(
+            "limits.effects_per_decision",
+            u64::from(l.effects_per_decision),
+            1..=1_000,
+        );
+        check(
+            "limits.state_key_bytes",
+            u64::from(l.state_key_bytes),
+            1..=1 << 20,
+        );
+        check(
+            "limits.state_value_bytes",
+            u64::from(l.state_value_bytes),
+            1..=1 << 30,
+        );
+        check(
+            "limits.state_ops_per_call",
+            u64::from(l.state_ops_per_call),
+            1..=u64::from(u32::MAX),
+        );
+        check(
+            "limits.state_write_bytes_per_call",
+            l.state_write_bytes_per_call,
+            1..=4 << 30,
+        );
+        check(
+            "limits.log_message_bytes",
+            u(l.log_message_bytes),
+            1..=1 << 20,
+        );
+        check(
+            "limits.code_functions",
+            u64::from(l.code_functions),
+            1..=1_000_000,
+        );
+        check(
+            "limits.code_function_bytes",
+            l.code_function_bytes,
+            1..=1 << 30,
+        );
+        check("limits.code_locals", l.code_locals, 1..=1 << 30);
+        check(
+            "limits.compile_timeout_ms",
+            l.compile_timeout_ms,
+            1..=600_000,
+        );
+        check(
+            "limits.compile_concurrency",
+            u64::from(l.compile_concurrency),
+            1..=256,
+        );
+        let q = &self.quotas;
+        check("quotas.max_plugins", u64::from(q.max_plugins), 1..=10_000);
+        check("quotas.max_state_bytes", q.max_state_bytes, 1..=1 << 50);
+        check(
+            "quotas.cpu_ms_per_second",
+            u64::from(q.cpu_ms_per_second),
+            1..=1_000_000,
+        );
+        for (name, t) in &q.tenants {
+            let key = |field: &str| format!("quotas.tenants.{name}.{field}");
+            if let Some(v) = t.max_plugins {
+                check(&key("max_plugins"), u64::from(v), 1..=10_000);
+            }
+            if let Some(v) = t.max_state_bytes {
+                check(&key("max_state_bytes"), v, 1..=1 << 50);
+            }
+            if let Some(v) = t.max_events_per_second {
+                check(&key("max_events_per_second"), u64::from(v), 1..=10_000_000);
+            }
+            if let Some(v) = t.cpu_ms_per_second {
+                check(&key("cpu_ms_per_second"), u64::from(v), 1..=1_000_000);
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
     }
 
     /// The admin token: `AER_ADMIN_TOKEN` if set, else the file's.
@@ -271,5 +416,37 @@ mod tests {
         assert!(err.contains("unknown field `deadline`"), "{err}");
         let err = ServeConfig::parse("listen = 5\n").unwrap_err();
         assert!(err.contains("listen"), "{err}");
+    }
+
+    // Regression: `pipeline_threads = 100000` and rates or bounds of 0 were accepted,
+    // and the daemon then failed (or stalled a tenant) after it had started.
+    #[test]
+    fn values_that_cannot_work_are_refused_by_key() {
+        for (toml, key) in [
+            ("pipeline_threads = 100000", "`pipeline_threads` = 100000"),
+            ("max_instances = 0", "`max_instances` = 0"),
+            (
+                "[ingest]\nmax_events_per_second = 0",
+                "`ingest.max_events_per_second` = 0",
+            ),
+            ("[ingest]\nretain_events = 0", "`ingest.retain_events` = 0"),
+            ("[limits]\ndeadline_ms = 0", "`limits.deadline_ms` = 0"),
+            (
+                "[limits]\nread_bytes_per_call = 0",
+                "`limits.read_bytes_per_call` = 0",
+            ),
+            (
+                "[quotas]\ncpu_ms_per_second = 0",
+                "`quotas.cpu_ms_per_second` = 0",
+            ),
+            (
+                "[quotas.tenants.acme]\nmax_events_per_second = 0",
+                "`quotas.tenants.acme.max_events_per_second` = 0",
+            ),
+        ] {
+            let err = ServeConfig::parse(toml).unwrap_err();
+            assert!(err.contains(key), "{toml}: {err}");
+        }
+        assert!(ServeConfig::default().validate().is_ok());
     }
 }

@@ -8,12 +8,14 @@
 
 pub mod effects;
 mod folder;
+mod format;
 pub mod inbox;
 pub mod keys;
 pub mod metrics;
 pub mod plugins;
 pub mod rate;
 mod retention;
+pub mod supervise;
 pub mod tenants;
 pub mod worker;
 
@@ -40,6 +42,17 @@ pub enum DaemonError {
     /// The wasm engine could not be built.
     #[error(transparent)]
     Engine(#[from] crate::engine::EngineError),
+    /// The data directory holds a database that is missing, damaged or not AER's:
+    /// the daemon refuses to start rather than start empty.
+    #[error(
+        "data directory {path}: {why}; restore it from a backup or move it aside to start afresh"
+    )]
+    Corrupt {
+        /// The data directory.
+        path: String,
+        /// What is wrong.
+        why: String,
+    },
     /// A stored record could not be read or written, or a step failed.
     #[error("{what}: {message}")]
     Record {
@@ -100,6 +113,8 @@ pub struct Daemon {
     folder: folder::StateFolder,
     /// Set to `true` when the daemon starts shutting down (ends live streams).
     pub closing: tokio::sync::watch::Sender<bool>,
+    /// Whether every pipeline thread is running (for `/readyz`).
+    pub health: supervise::Health,
 }
 
 impl Daemon {
@@ -132,12 +147,12 @@ impl Daemon {
             cap_std::fs::Dir::open_ambient_dir(data, cap_std::ambient_authority()).map_err(io)?;
         dir.create_dir_all("artifacts").map_err(io)?;
         let artifacts = dir.open_dir("artifacts").map_err(io)?;
-        let db = sled::Config::new().path(data.join("db")).open()?;
-        let meta = db.open_tree("meta")?;
+        let (db, meta) = format::open(data)?;
         let pipeline = db.open_tree("pipeline")?;
         let engine = AerEngine::new(EngineConfig {
             limits: config.limits.clone(),
             max_instances: config.max_instances,
+            random_secret: format::random_secret(&meta)?,
             ..Default::default()
         })?;
         let inbox = inbox::Inbox::new(
@@ -176,6 +191,7 @@ impl Daemon {
             wake: Arc::new(worker::Wake::default()),
             metrics,
             closing: tokio::sync::watch::channel(false).0,
+            health: supervise::Health::default(),
         }))
     }
 

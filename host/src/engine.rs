@@ -28,6 +28,10 @@ pub struct EngineConfig {
     /// Epoch interruption, which enforces the per-call deadline. Only `aer bench` turns
     /// it off, to measure what it costs: without it a looping plugin is never stopped.
     pub interruptible: bool,
+    /// The host's secret behind each plugin's WASI random seed (see
+    /// [`AerEngine::random_seed`]). The daemon keeps one per data directory; the local
+    /// tools use the default (zeros), so a replay of a plugin stays deterministic.
+    pub random_secret: [u8; 32],
 }
 
 impl Default for EngineConfig {
@@ -37,6 +41,7 @@ impl Default for EngineConfig {
             tick: Duration::from_millis(1),
             max_instances: 256,
             interruptible: true,
+            random_secret: [0; 32],
         }
     }
 }
@@ -99,6 +104,7 @@ pub struct AerEngine {
     loaded: Condvar,
     compiling: Arc<AtomicU32>,
     compilations: AtomicU64,
+    random_secret: [u8; 32],
     _ticker: EpochTicker,
 }
 
@@ -179,6 +185,7 @@ impl AerEngine {
             loaded: Condvar::new(),
             compiling: Arc::new(AtomicU32::new(0)),
             compilations: AtomicU64::new(0),
+            random_secret: config.random_secret,
             _ticker: ticker,
         }))
     }
@@ -186,6 +193,20 @@ impl AerEngine {
     /// The wasmtime engine.
     pub fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    /// The WASI random seed of `tenant`'s plugin `plugin`: SHA-256 of the host's secret,
+    /// the tenant and the plugin name. The same plugin gets the same randomness on every
+    /// start (its findings replay), and no tenant can predict another's.
+    pub fn random_seed(&self, tenant: &str, plugin: &str) -> [u8; 32] {
+        use sha2::Digest as _;
+        let mut h = sha2::Sha256::new();
+        h.update(self.random_secret);
+        for part in [tenant, plugin] {
+            h.update((part.len() as u64).to_le_bytes());
+            h.update(part.as_bytes());
+        }
+        h.finalize().into()
     }
 
     /// The limits applied to every call.

@@ -17,7 +17,7 @@ use crate::limits::Limits;
 use crate::plugin::limiter::MemoryLimiter;
 use crate::store::{Scope, StateStore, WriteSet};
 
-pub use actions::{ActionSink, DryRunActions};
+pub use actions::{ActionSink, DecisionBinding, DryRunActions};
 pub use log::LogRecord;
 
 /// Who a store belongs to, for logs and errors.
@@ -46,6 +46,8 @@ pub struct CallState {
     pub state_ops: u32,
     /// State bytes written so far.
     pub state_bytes: u64,
+    /// State bytes read (copied towards the guest) so far.
+    pub read_bytes: u64,
     /// Log messages kept.
     pub logs: Vec<LogRecord>,
     /// Log messages dropped over the cap.
@@ -66,6 +68,15 @@ impl CallState {
     }
 }
 
+/// A call read more state than [`Limits::read_bytes_per_call`] allows; the call traps
+/// with it.
+#[derive(Debug, thiserror::Error)]
+#[error("the call read more than {limit} bytes of state")]
+pub struct ReadLimitExceeded {
+    /// The limit, in bytes.
+    pub limit: u64,
+}
+
 /// The data of one plugin's wasmtime store.
 pub struct HostState {
     pub(crate) id: PluginId,
@@ -74,6 +85,8 @@ pub struct HostState {
     pub(crate) store: Arc<dyn StateStore>,
     pub(crate) actions: Arc<dyn ActionSink>,
     pub(crate) call: CallState,
+    /// The decision a responder's call is handling (none for detectors).
+    pub(crate) decision: Option<actions::DecisionBinding>,
     pub(crate) limiter: MemoryLimiter,
     pub(crate) stdout: MemoryOutputPipe,
     pub(crate) stderr: MemoryOutputPipe,
@@ -90,10 +103,11 @@ impl HostState {
         limits: Arc<Limits>,
         store: Arc<dyn StateStore>,
         actions: Arc<dyn ActionSink>,
+        random_seed: [u8; 32],
     ) -> Self {
         let stdout = MemoryOutputPipe::new(limits.stdio_bytes);
         let stderr = MemoryOutputPipe::new(limits.stdio_bytes);
-        let wasi = wasi::deny_all_ctx(stdout.clone(), stderr.clone());
+        let wasi = wasi::deny_all_ctx(stdout.clone(), stderr.clone(), random_seed);
         HostState {
             scope: Scope::new(&id.tenant, &id.plugin),
             id,
@@ -102,6 +116,7 @@ impl HostState {
             store,
             actions,
             call: CallState::default(),
+            decision: None,
             stdout,
             stderr,
             stdio_forwarded: (0, 0),
@@ -133,6 +148,7 @@ impl HostState {
                 continue;
             }
             for line in String::from_utf8_lossy(&bytes[*seen..]).lines() {
+                let line = crate::text::escape_control(line);
                 tracing::info!(%plugin, stream, "{line}");
             }
             *seen = bytes.len();

@@ -10,6 +10,7 @@
 //! - [`store`]: per-plugin state behind the [`store::StateStore`] trait (sled, memory).
 //! - [`ingest`]: Slack Audit Logs entries and generic NDJSON events into [`Event`]s.
 //! - [`limits`]: every bound put on a guest, with defaults.
+//! - [`text`]: escaping plugin- and event-provided text wherever it is shown.
 //! - [`synth`] and [`labels`]: labelled synthetic traffic and scoring findings against it.
 
 pub mod api;
@@ -31,5 +32,6 @@ pub mod replay;
 pub mod runner;
 pub mod store;
 pub mod synth;
+pub mod text;
 
 pub use aer_wire::Event;

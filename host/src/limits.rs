@@ -26,6 +26,13 @@ pub struct Limits {
     /// Most bytes copied from guest to host by one call (arguments of host calls and
     /// results), a wasmtime hostcall-fuel budget.
     pub copy_bytes_per_call: usize,
+    /// Most bytes the host copies into a guest by one call's state reads (`get`,
+    /// `get-many`, `scan`, baselines loaded), counted as each value is read: a call
+    /// past it traps, so re-reading one large value cannot multiply host memory.
+    pub read_bytes_per_call: u64,
+    /// Most effects of each kind (`terminate-sessions`, `notify`) one decision may
+    /// lead to, per responder; more are refused and fault the responder.
+    pub effects_per_decision: u32,
     /// Longest state key, in bytes.
     pub state_key_bytes: u32,
     /// Largest state value, in bytes.
@@ -63,6 +70,8 @@ impl Default for Limits {
             findings_per_call: 1_000,
             string_bytes: 16 << 10,
             copy_bytes_per_call: 32 << 20,
+            read_bytes_per_call: 64 << 20,
+            effects_per_decision: 4,
             state_key_bytes: 1_024,
             state_value_bytes: 1 << 20,
             state_ops_per_call: 1_000_000,

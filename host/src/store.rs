@@ -131,6 +131,18 @@ pub trait StateStore: Send + Sync {
         scope: &Scope,
         prefix: &str,
         limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        self.scan_bounded(scope, prefix, limit, usize::MAX)
+    }
+    /// [`StateStore::scan`], stopping once the entries taken (keys and values) pass
+    /// `max_bytes`: the entry that passes it is the last one read, so a caller can tell
+    /// a budget was passed without more than one entry beyond it in memory.
+    fn scan_bounded(
+        &self,
+        scope: &Scope,
+        prefix: &str,
+        limit: usize,
+        max_bytes: usize,
     ) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
     /// Apply a write set atomically.
     fn commit(&self, scope: &Scope, writes: &WriteSet) -> Result<(), StoreError>;
@@ -356,13 +368,15 @@ impl StateStore for SledStore {
         Ok(out)
     }
 
-    fn scan(
+    fn scan_bounded(
         &self,
         scope: &Scope,
         prefix: &str,
         limit: usize,
+        max_bytes: usize,
     ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
         let skip = self.prefix.len();
+        let mut bytes = 0usize;
         let start = self.full_key(scope, prefix);
         // The journal's values win over the pages' (a fold meanwhile writes the same).
         let mut journaled = self.journal.range_prefix(&start).into_iter().peekable();
@@ -371,7 +385,7 @@ impl StateStore for SledStore {
             .scan(&self.tree, &scope.prefix, prefix.as_bytes())?;
         let mut next_paged = paged.next().transpose()?;
         let mut out = Vec::new();
-        while out.len() < limit {
+        while out.len() < limit && bytes <= max_bytes {
             let from_pages = match (journaled.peek(), &next_paged) {
                 (None, None) => break,
                 (Some((jk, _)), Some((pk, _))) => pk < jk,
@@ -390,6 +404,7 @@ impl StateStore for SledStore {
                 next_paged = paged.next().transpose()?;
             }
             if let Some(v) = value {
+                bytes = bytes.saturating_add(key.len() - skip + v.len());
                 out.push((scope.strip(&key[skip..])?, v.to_vec()));
             }
         }
@@ -439,19 +454,30 @@ impl StateStore for MemoryStore {
         Ok(self.map().get(&scope.key(key)).cloned())
     }
 
-    fn scan(
+    fn scan_bounded(
         &self,
         scope: &Scope,
         prefix: &str,
         limit: usize,
+        max_bytes: usize,
     ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
         let start = scope.key(prefix);
-        self.map()
+        let mut bytes = 0usize;
+        let mut out = Vec::new();
+        for (k, v) in self
+            .map()
             .range(start.clone()..)
             .take_while(|(k, _)| k.starts_with(&start))
             .take(limit)
-            .map(|(k, v)| Ok((scope.strip(k)?, v.clone())))
-            .collect()
+        {
+            if bytes > max_bytes {
+                break;
+            }
+            let key = scope.strip(k)?;
+            bytes = bytes.saturating_add(key.len() + v.len());
+            out.push((key, v.clone()));
+        }
+        Ok(out)
     }
 
     fn commit(&self, scope: &Scope, writes: &WriteSet) -> Result<(), StoreError> {

@@ -47,6 +47,7 @@ fn every_detector_reaches_095_precision_and_recall_on_a_million_labelled_events(
     let actions = recording_actions();
     let spec = |config: String| InstanceSpec {
         tenant: "pack".into(),
+        name: None,
         config,
         state: state.clone(),
         actions: actions.clone(),

@@ -7,6 +7,8 @@ mod crash;
 mod daemon;
 mod detection_pack;
 mod excessive_downloads;
+mod hardening;
+mod hostile_tenant;
 mod instances;
 mod pipeline;
 mod quotas;

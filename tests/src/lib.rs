@@ -65,6 +65,7 @@ pub fn detector(
         &plugin,
         InstanceSpec {
             tenant: "t1".into(),
+            name: None,
             config: config.into(),
             state,
             actions: Arc::new(DryRunActions::default()),
@@ -429,6 +430,22 @@ pub fn http(
     content_type: Option<&str>,
     body: Vec<u8>,
 ) -> Result<(u16, serde_json::Value), ureq::Error> {
+    let headers: Vec<(&str, &str)> = content_type
+        .map(|ct| ("Content-Type", ct))
+        .into_iter()
+        .collect();
+    http_with_headers(base, method, path, token, &headers, body)
+}
+
+/// [`http`] with any request headers (a body is sent with POST and PUT).
+pub fn http_with_headers(
+    base: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> Result<(u16, serde_json::Value), ureq::Error> {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .build()
@@ -456,8 +473,8 @@ pub fn http(
             if let Some(a) = &auth {
                 r = r.header("Authorization", a);
             }
-            if let Some(ct) = content_type {
-                r = r.header("Content-Type", ct);
+            for (name, value) in headers {
+                r = r.header(*name, *value);
             }
             r.send(&body[..])
         }

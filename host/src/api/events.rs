@@ -22,9 +22,12 @@ const CONTENT_TYPES: [&str; 4] = [
     "application/ndjson",
 ];
 
+/// Every member of a gzip body (concatenated streams, as `cat a.gz b.gz` or a parallel
+/// compressor writes them), at most `limit` bytes; anything after the last member that
+/// is not another member is an error, never silently ignored.
 fn decompress(body: &[u8], limit: usize) -> Result<Vec<u8>, ApiError> {
     let mut out = Vec::new();
-    let mut reader = flate2::read::GzDecoder::new(body).take(limit as u64 + 1);
+    let mut reader = flate2::read::MultiGzDecoder::new(body).take(limit as u64 + 1);
     reader
         .read_to_end(&mut out)
         .map_err(|e| ApiError::bad_request(format!("invalid gzip body: {e}")))?;

@@ -93,7 +93,7 @@ impl BenchCommand {
             .set_content_arrangement(ContentArrangement::Disabled)
             .set_header(["figure", "measured", "goal", "pass"]);
         for f in &figures {
-            t.add_row([
+            t.add_row(super::row([
                 f.name.clone(),
                 f.value.clone(),
                 f.goal.clone(),
@@ -102,7 +102,7 @@ impl BenchCommand {
                     Some(false) => "NO".into(),
                     None => String::new(),
                 },
-            ]);
+            ]));
         }
         writeln!(io.out, "machine: {}", machine())?;
         writeln!(io.out, "command: {command}")?;

@@ -241,14 +241,14 @@ impl PluginCommand {
                         .set_content_arrangement(ContentArrangement::Disabled)
                         .set_header(["plugin", "kind", "active", "status", "faults", "versions"]);
                     for p in list.as_array().into_iter().flatten() {
-                        t.add_row([
+                        t.add_row(super::row([
                             p["name"].as_str().unwrap_or("").to_owned(),
                             p["kind"].as_str().unwrap_or("").to_owned(),
                             p["active"].as_str().unwrap_or("").to_owned(),
                             p["status"].as_str().unwrap_or("").to_owned(),
                             p["faults"].to_string(),
                             p["versions"].as_array().map_or(0, Vec::len).to_string(),
-                        ]);
+                        ]));
                     }
                     writeln!(io.out, "{t}")?;
                     return Ok(EXIT_OK);

@@ -123,6 +123,7 @@ impl ReplayCommand {
             configs_used.insert(plugin.info().name.clone(), config.clone());
             let spec = InstanceSpec {
                 tenant: "replay".into(),
+                name: None,
                 config,
                 state: state.clone(),
                 actions: actions.clone(),
@@ -237,6 +238,7 @@ impl ReplayCommand {
                 let config = sweep.config_with(&base, value)?;
                 let spec = InstanceSpec {
                     tenant: "calibrate".into(),
+                    name: None,
                     config,
                     state: Arc::new(MemoryStore::default()),
                     actions: recording_actions(),
@@ -277,13 +279,13 @@ impl ReplayCommand {
                             "precision": p.parse::<f64>().ok(), "recall": rc.parse::<f64>().ok()})
                     )?;
                 }
-                t.add_row([
+                t.add_row(super::row([
                     format!("{}={value}", sweep.key),
                     r.findings.len().to_string(),
                     format!("{:.2}", r.findings.len() as f64 / days),
                     p,
                     rc,
-                ]);
+                ]));
             }
             if !self.json && io.out_is_terminal {
                 writeln!(
@@ -433,14 +435,14 @@ fn print_detectors(out: &mut dyn Write, r: &crate::replay::ReplayReport) -> anyh
         } else {
             0.0
         };
-        t.add_row([
+        t.add_row(super::row([
             d.plugin.clone(),
             d.version.clone(),
             d.delivered.to_string(),
             d.findings.to_string(),
             acted.to_string(),
             format!("{us:.2}"),
-        ]);
+        ]));
     }
     writeln!(out, "Detectors\n{t}")?;
     Ok(())
@@ -458,7 +460,7 @@ fn print_scores(out: &mut dyn Write, rows: &[crate::labels::Score]) -> anyhow::R
         "near-misses flagged",
     ]);
     for s in rows {
-        t.add_row([
+        t.add_row(super::row([
             s.detector.clone(),
             s.attacks.to_string(),
             s.detected.to_string(),
@@ -467,7 +469,7 @@ fn print_scores(out: &mut dyn Write, rows: &[crate::labels::Score]) -> anyhow::R
             format!("{:.3}", s.precision()),
             format!("{:.3}", s.recall()),
             format!("{}/{}", s.near_misses_flagged, s.near_misses),
-        ]);
+        ]));
     }
     writeln!(out, "\nAgainst the labels\n{t}")?;
     Ok(())
@@ -482,12 +484,12 @@ fn print_tables(out: &mut dyn Write, r: &crate::replay::ReplayReport) -> anyhow:
     if !r.decisions.is_empty() {
         let mut t = table(["time (UTC)", "subject", "decision", "reason"]);
         for d in &r.decisions {
-            t.add_row([
+            t.add_row(super::row([
                 utc(d.time_ms),
                 d.subject.clone(),
                 outcome_name(d.outcome).into(),
                 d.reason.clone(),
-            ]);
+            ]));
         }
         writeln!(out, "\nDecisions\n{t}")?;
     }
@@ -499,13 +501,13 @@ fn print_tables(out: &mut dyn Write, r: &crate::replay::ReplayReport) -> anyhow:
             } else {
                 format!("failed: {}", a.detail)
             };
-            t.add_row([
+            t.add_row(super::row([
                 utc(a.time_ms),
                 a.responder.clone(),
                 a.action.clone(),
                 a.subject.clone(),
                 result,
-            ]);
+            ]));
         }
         writeln!(out, "\nActions (recorded, not performed)\n{t}")?;
     }

@@ -142,6 +142,7 @@ impl TestCommand {
 
         let spec = InstanceSpec {
             tenant: self.tenant.clone(),
+            name: None,
             config,
             state: state.clone(),
             actions: Arc::new(DryRunActions::default()),
@@ -260,14 +261,14 @@ pub(super) fn print_table(out: &mut dyn Write, findings: &[FindingRecord]) -> an
             "summary",
         ]);
     for f in findings {
-        table.add_row([
+        table.add_row(super::row([
             utc(f.time_ms),
             f.rule.clone(),
             f.subject.clone(),
             f.severity.clone(),
             format!("{:.2}", f.score),
             f.summary.clone(),
-        ]);
+        ]));
     }
     writeln!(out, "{table}")?;
     Ok(())

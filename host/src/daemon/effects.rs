@@ -34,7 +34,8 @@ pub struct ActionEntry {
     pub action: String,
     /// User id or channel.
     pub target: String,
-    /// `pending`, `done`, `failed` or `recorded` (dry-run).
+    /// `pending`, `done`, `failed`, `recorded` (dry-run) or `refused` (not bound to the
+    /// decision being responded to; nothing was performed).
     pub status: String,
     /// Answer detail or error code.
     pub detail: String,
@@ -72,6 +73,52 @@ fn err(code: &str, message: impl Into<String>) -> (String, String) {
 }
 
 impl ActionSink for DaemonActions {
+    fn refused(&self, request: &ActionRequest, decision_id: &str, reason: &str) {
+        let Some(daemon) = self.daemon.upgrade() else {
+            return;
+        };
+        tracing::warn!(
+            tenant = %self.tenant,
+            responder = %self.responder,
+            decision = decision_id,
+            action = request.action(),
+            target = %crate::text::escape_control(request.target()),
+            "effect refused: {}",
+            crate::text::escape_control(reason)
+        );
+        daemon
+            .metrics
+            .action(&self.tenant, request.action(), "refused");
+        // Audited in the action log under the decision being responded to, whatever
+        // decision the request named, and apart from the effects performed (an entry
+        // of the same action and target stays the idempotency record of that effect).
+        let refused_action = format!("refused/{}", request.action());
+        let key = keys::key(
+            kind::ACTION,
+            &[
+                self.tenant.as_bytes(),
+                decision_id.as_bytes(),
+                self.responder.as_bytes(),
+                refused_action.as_bytes(),
+                request.target().as_bytes(),
+            ],
+        );
+        let entry = ActionEntry {
+            decision_id: decision_id.to_owned(),
+            responder: self.responder.clone(),
+            action: request.action().to_owned(),
+            target: request.target().to_owned(),
+            status: "refused".into(),
+            detail: reason.to_owned(),
+            time_ms: now_ms(),
+        };
+        if let Ok(v) = serde_json::to_vec(&entry)
+            && let Err(e) = daemon.pipeline.insert(key, v)
+        {
+            tracing::error!(tenant = %self.tenant, "cannot audit a refused effect: {e}");
+        }
+    }
+
     fn perform(&self, request: ActionRequest) -> Result<String, (String, String)> {
         let daemon = self
             .daemon
@@ -257,8 +304,10 @@ fn slack_call(
 }
 
 /// The message body both routes send: Slack's `chat.postMessage` shape (`text` as the
-/// fallback, one `mrkdwn` section) plus the decision id.
+/// fallback, one `mrkdwn` section) plus the decision id. The text comes from a plugin,
+/// so its Slack markup is escaped: it cannot ping a channel or disguise a link.
 fn message(channel: &str, decision_id: &str, text: &str) -> serde_json::Value {
+    let text = crate::text::escape_slack(text);
     serde_json::json!({
         "channel": channel,
         "text": text,

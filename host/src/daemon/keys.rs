@@ -2,7 +2,8 @@
 //! length-prefixed names, so no tenant or plugin name can make two keys collide.
 //!
 //! `meta`: `t`+tenant → tenant record; `k`+token hash → tenant; `p`+tenant+plugin →
-//! plugin record; `P`+tenant → policy.
+//! plugin record; `P`+tenant → policy; `F` → the format marker; `R` → the random
+//! secret.
 //! `pipeline`: `i`+tenant+seq → inbox chunk (the events of one request, from seq); `d`+tenant+event id → seq;
 //! `g`+(tenant, plugin scope)+bound → a page of plugin state (keys from the bound on;
 //! `s` names the keys in the journal); `e`+seq → a state journal record (writes not
@@ -69,6 +70,10 @@ pub mod kind {
     pub const STATE_BYTES: u8 = b'b';
     /// The layout version of the pipeline tree (absent: the first layout).
     pub const LAYOUT: u8 = b'V';
+    /// The data directory's format marker (in `meta`).
+    pub const FORMAT: u8 = b'F';
+    /// The host secret behind the plugins' random seeds (in `meta`).
+    pub const RANDOM_SECRET: u8 = b'R';
 }
 
 /// `kind` then each part length-prefixed.

@@ -36,6 +36,8 @@ pub struct Metrics {
     decisions: Family<Labels, Counter>,
     actions: Family<Labels, Counter>,
     faults: Family<Labels, Counter>,
+    stage_faults: Family<Labels, Counter>,
+    pipeline_restarts: Counter,
     lag: Family<Labels, Gauge>,
     throttled: Family<Labels, Counter>,
     inbox_trimmed: Family<Labels, Counter>,
@@ -57,6 +59,8 @@ impl Default for Metrics {
             decisions: Family::default(),
             actions: Family::default(),
             faults: Family::default(),
+            stage_faults: Family::default(),
+            pipeline_restarts: Counter::default(),
             lag: Family::default(),
             throttled: Family::default(),
             inbox_trimmed: Family::default(),
@@ -86,6 +90,16 @@ impl Default for Metrics {
             m.actions.clone(),
         );
         registry.register("plugin_faults", "Plugin faults by kind", m.faults.clone());
+        registry.register(
+            "stage_faults",
+            "Panics caught in a tenant's pipeline stage (the stage is retried after a backoff)",
+            m.stage_faults.clone(),
+        );
+        registry.register(
+            "pipeline_thread_restarts",
+            "Pipeline threads restarted after a panic outside any tenant's stage",
+            m.pipeline_restarts.clone(),
+        );
         registry.register(
             "tenant_throttled",
             "Pipeline turns a tenant skipped because its time quota was spent",
@@ -184,6 +198,18 @@ impl Metrics {
         self.inbox_trimmed
             .get_or_create(&labels(&[("tenant", tenant)]))
             .inc_by(events);
+    }
+
+    /// A panic caught in `tenant`'s pipeline stage.
+    pub fn stage_fault(&self, tenant: &str) {
+        self.stage_faults
+            .get_or_create(&labels(&[("tenant", tenant)]))
+            .inc();
+    }
+
+    /// A pipeline thread restarted after a panic.
+    pub fn pipeline_restart(&self) {
+        self.pipeline_restarts.inc();
     }
 
     /// A plugin fault of `kind`.

@@ -374,6 +374,7 @@ impl Daemon {
         // Let the plugin judge its configuration, with throwaway state.
         let spec = InstanceSpec {
             tenant: tenant.to_owned(),
+            name: Some((rec.name.clone(), rec.active.clone())),
             config: config.to_owned(),
             state: Arc::new(MemoryStore::default()),
             actions: Arc::new(DryRunActions::default()),

@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use super::inbox::{InboxError, InboxEvents};
 use super::keys::{self, kind};
 use super::plugins::{PluginRecord, PluginStatus};
+use super::supervise::{self, STAGE};
 use super::{Daemon, DaemonError};
 use crate::finding::FindingRecord;
 use crate::host_api::DryRunActions;
@@ -194,9 +195,14 @@ impl Pipeline {
             .map(|i| {
                 let flag = stop.clone();
                 let daemon = daemon.clone();
+                let name = format!("aer-pipeline-{i}");
                 std::thread::Builder::new()
-                    .name(format!("aer-pipeline-{i}"))
-                    .spawn(move || Worker::new(daemon, room, (i, n)).run(&flag))
+                    .name(name.clone())
+                    .spawn(move || {
+                        supervise::run_thread(&name, &daemon.health, &daemon.metrics, &flag, || {
+                            Worker::new(daemon.clone(), room, (i, n)).run(&flag)
+                        })
+                    })
                     .expect("can spawn a pipeline thread")
             })
             .collect::<Vec<_>>();
@@ -440,6 +446,8 @@ fn instance_spec(
 ) -> InstanceSpec {
     InstanceSpec {
         tenant: tenant.to_owned(),
+        // The tenant's name for the plugin keys everything, never the component's.
+        name: Some((p.name.clone(), p.active.clone())),
         config: p.config.clone(),
         state: Arc::new(daemon.state_store()),
         actions,
@@ -561,6 +569,8 @@ impl Worker {
                     tenants.sort_by_key(|t| !looks_first(&t.name, self.index, self.workers));
                     // Once per pass: "recent" spans several passes.
                     let busy = self.recently_busy();
+                    #[cfg(test)]
+                    test_hook::run("pass", tenants.iter().map(|t| t.name.as_str()));
                     for t in tenants {
                         if stop.load(Ordering::Relaxed) {
                             return;
@@ -585,6 +595,9 @@ impl Worker {
     /// its time quota runs out. Whether anything progressed.
     fn serve(&mut self, entry: &Entry<'_>) -> bool {
         let tenant = entry.tenant.as_str();
+        if self.backing_off(tenant, STAGE) {
+            return false;
+        }
         let cpu = self.daemon.config.quota(tenant).cpu_ms_per_second;
         let slice = Instant::now();
         let mut progressed = false;
@@ -597,11 +610,15 @@ impl Worker {
                 return progressed;
             }
             let started = Instant::now();
-            let p = match self.step(entry) {
-                Ok(p) => p,
-                Err(e) => {
+            let p = match supervise::catch(|| self.step(entry)) {
+                Ok(Ok(p)) => p,
+                Ok(Err(e)) => {
                     tracing::error!(%tenant, "pipeline step failed: {e}");
                     false
+                }
+                Err(panic) => {
+                    self.stage_panicked(tenant, &panic);
+                    return progressed;
                 }
             };
             if p {
@@ -614,6 +631,24 @@ impl Worker {
                 return progressed;
             }
         }
+    }
+
+    /// A panic in `tenant`'s stage: fault the stage (it waits out a growing backoff,
+    /// see [`FaultMemory`]) and drop this worker's instances of the tenant, which the
+    /// panic may have left mid-call. Other tenants are untouched.
+    fn stage_panicked(&mut self, tenant: &str, message: &str) {
+        let message = crate::text::escape_control(message);
+        let faults = self
+            .daemon
+            .fault_memory()
+            .entry((tenant.to_owned(), STAGE.to_owned()))
+            .or_default()
+            .fault(Instant::now());
+        tracing::error!(%tenant, faults, "the tenant's pipeline stage panicked: {message}; it is retried after a backoff");
+        self.daemon.metrics.stage_fault(tenant);
+        self.detectors.retain(|(t, _), _| t != tenant);
+        self.responders.retain(|(t, _), _| t != tenant);
+        self.held.remove(tenant);
     }
 
     /// The tenants that committed work within [`CONTENTION_WINDOW`].
@@ -632,6 +667,8 @@ impl Worker {
     /// that stage).
     fn step(&mut self, entry: &Entry<'_>) -> Result<bool, DaemonError> {
         let tenant = entry.tenant.as_str();
+        #[cfg(test)]
+        test_hook::run("step", [tenant]);
         let mut progressed = false;
         // Taken before the list is read: a record written after changes it.
         let generation = self.daemon.plugin_generation();
@@ -1282,6 +1319,35 @@ fn looks_first(tenant: &str, index: usize, workers: usize) -> bool {
     h.finish() % workers.max(1) as u64 == index as u64
 }
 
+/// Panics injected by tests where no input can cause one any more: `run(at, tenants)`
+/// calls the installed hook with the place (`pass`, once per pass over the tenants;
+/// `step`, once per tenant step) and the tenants concerned.
+#[cfg(test)]
+pub(crate) mod test_hook {
+    use std::sync::{Arc, Mutex};
+
+    type Hook = Arc<dyn Fn(&str, &str) + Send + Sync>;
+    static HOOKS: Mutex<Vec<Hook>> = Mutex::new(Vec::new());
+
+    /// Add a hook (kept for the test binary's life: key it by tenant names of its own).
+    pub fn install(hook: impl Fn(&str, &str) + Send + Sync + 'static) {
+        HOOKS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Arc::new(hook));
+    }
+
+    pub(super) fn run<'a>(at: &str, tenants: impl IntoIterator<Item = &'a str>) {
+        // Called outside the lock: a hook that panics must not poison it.
+        let hooks = HOOKS.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        for t in tenants {
+            for hook in &hooks {
+                hook(at, t);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::inbox::Inbox;
@@ -1347,6 +1413,82 @@ mod tests {
         assert_eq!(daemon.decision_observed("acme").unwrap(), 4_096);
         assert!(worker.step(&entry).unwrap());
         assert_eq!(daemon.decision_observed("acme").unwrap(), 6_000);
+    }
+
+    // Regression: a panic in one tenant's stage (an i64 overflow in the decision engine
+    // in debug builds) stopped every tenant's pipeline, also after a restart, while
+    // `/readyz` said ready.
+    #[test]
+    fn a_panic_in_one_tenants_stage_faults_it_alone_and_a_dead_thread_shows_in_health() {
+        use std::sync::atomic::AtomicUsize;
+        static TRIES: AtomicUsize = AtomicUsize::new(0);
+        static PASS_PANICS: AtomicUsize = AtomicUsize::new(0);
+        test_hook::install(|at, tenant| {
+            if at == "step" && tenant == "panics-in-step" {
+                TRIES.fetch_add(1, Ordering::SeqCst);
+                panic!("injected into the stage");
+            }
+            if at == "pass"
+                && tenant == "panics-in-pass"
+                && PASS_PANICS.fetch_add(1, Ordering::SeqCst) == 0
+            {
+                panic!("injected into the pass");
+            }
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let config = crate::config::ServeConfig {
+            data_dir: dir.path().to_owned(),
+            pipeline_threads: 1,
+            ..Default::default()
+        };
+        let daemon = Daemon::open(config, "admin-token-0123456789".into()).unwrap();
+        for t in ["panics-in-step", "victim"] {
+            daemon.create_tenant(t).unwrap();
+            daemon
+                .inbox
+                .store(t, &events_of(6_000, |_| "user_login"), 0, u64::MAX)
+                .unwrap();
+        }
+        let pipeline = Pipeline::start(daemon.clone());
+        let wait = |what: &str, done: &dyn Fn() -> bool| {
+            let start = Instant::now();
+            while !done() {
+                assert!(
+                    start.elapsed() < Duration::from_secs(30),
+                    "waiting for {what}"
+                );
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        };
+        wait("the victim's stage", &|| {
+            daemon.decision_observed("victim").unwrap() == 6_000
+        });
+        std::thread::sleep(Duration::from_millis(500));
+        let tries = TRIES.load(Ordering::SeqCst);
+        assert!(
+            (1..=10).contains(&tries),
+            "the faulting stage waits out a growing backoff: {tries} tries"
+        );
+        assert_eq!(daemon.decision_observed("panics-in-step").unwrap(), 0);
+        let metrics = daemon.metrics.render();
+        assert!(
+            metrics.contains("aer_stage_faults_total{tenant=\"panics-in-step\"}"),
+            "{metrics}"
+        );
+        assert!(daemon.health.ready());
+
+        // A panic outside any tenant's stage: the thread is down, then restarted.
+        daemon.create_tenant("panics-in-pass").unwrap();
+        daemon.wake.notify();
+        wait("the thread's panic", &|| !daemon.health.ready());
+        wait("the thread's restart", &|| daemon.health.ready());
+        assert!(
+            daemon
+                .metrics
+                .render()
+                .contains("aer_pipeline_thread_restarts_total 1")
+        );
+        drop(pipeline);
     }
 
     #[test]

@@ -31,6 +31,11 @@ fn wit_stats(s: aer_wire::baseline::BaselineStats) -> BaselineStats {
     }
 }
 
+/// What a baseline cached for a call costs beyond its stored bytes (the map entry).
+const CACHED_BASELINE_BYTES: usize = 64;
+/// What one observation may add to a cached baseline (a bucket).
+const BUCKET_BYTES: usize = 16;
+
 impl HostState {
     /// The cached baseline of `key` and whether it changed in this call, loading it
     /// from state on first use in this call.
@@ -45,6 +50,8 @@ impl HostState {
         let loaded = if self.call.baselines.contains_key(&state_key) {
             None
         } else {
+            // The cache entry's own memory counts against the read budget too.
+            self.charge_read(CACHED_BASELINE_BYTES)?;
             let stored = self.read(&state_key)?;
             Some(
                 stored
@@ -79,6 +86,7 @@ impl Host for HostState {
         if let Err(e) = self.charge(1) {
             return Ok(Err(e));
         }
+        self.charge_read(BUCKET_BYTES)?;
         let spec = spec(s);
         let value = if value.is_finite() { value } else { 0.0 };
         Ok(self.baseline(&key)?.map(|(data, changed)| {

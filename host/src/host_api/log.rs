@@ -40,7 +40,10 @@ impl Host for HostState {
             self.call.logs_dropped = self.call.logs_dropped.saturating_add(1);
             return Ok(());
         }
-        let message = truncate(message, self.limits.log_message_bytes);
+        // Escaped: a plugin's message must not forge lines in the host's text log.
+        let message =
+            crate::text::escape_control(&truncate(message, self.limits.log_message_bytes))
+                .into_owned();
         let plugin = self.id.to_string();
         match level {
             Level::Debug => tracing::debug!(%plugin, "{message}"),

@@ -41,15 +41,31 @@ impl HostState {
         Ok(())
     }
 
-    /// Read a key: this call's writes first, then the committed store.
-    pub(crate) fn read(&self, key: &str) -> wasmtime::Result<Option<Vec<u8>>> {
+    /// Count `bytes` read towards the guest; past the call's read budget the call
+    /// traps (a read cannot answer "budget exhausted", and answering "absent" would lie).
+    pub(crate) fn charge_read(&mut self, bytes: usize) -> wasmtime::Result<()> {
+        self.call.read_bytes = self.call.read_bytes.saturating_add(bytes as u64);
+        let limit = self.limits.read_bytes_per_call;
+        if self.call.read_bytes > limit {
+            return Err(crate::host_api::ReadLimitExceeded { limit }.into());
+        }
+        Ok(())
+    }
+
+    /// Read a key: this call's writes first, then the committed store. Charged to the
+    /// call's read budget before the value is copied anywhere else.
+    pub(crate) fn read(&mut self, key: &str) -> wasmtime::Result<Option<Vec<u8>>> {
         if let Some(v) = self.call.writes.get(key) {
-            return Ok(v.map(<[u8]>::to_vec));
+            let len = v.map_or(0, <[u8]>::len);
+            self.charge_read(key.len() + len)?;
+            return Ok(self.call.writes.get(key).flatten().map(<[u8]>::to_vec));
         }
         let started = std::time::Instant::now();
         let value = self.store.get(&self.scope, key);
         self.call.waited_since(started);
-        Ok(value?)
+        let value = value?;
+        self.charge_read(key.len() + value.as_ref().map_or(0, Vec::len))?;
+        Ok(value)
     }
 
     fn write(&mut self, write: Write) -> Result<(), StateError> {
@@ -81,15 +97,15 @@ impl Host for HostState {
         if self.charge(n).is_err() {
             return Ok(vec![None; keys.len()]);
         }
-        keys.iter()
-            .map(|k| {
-                if self.check_key(k).is_ok() {
-                    self.read(k)
-                } else {
-                    Ok(None)
-                }
-            })
-            .collect()
+        let mut values = Vec::with_capacity(keys.len());
+        for k in &keys {
+            values.push(if self.check_key(k).is_ok() {
+                self.read(k)?
+            } else {
+                None
+            });
+        }
+        Ok(values)
     }
 
     fn set(&mut self, key: String, value: Vec<u8>) -> wasmtime::Result<Result<(), StateError>> {
@@ -141,11 +157,25 @@ impl Host for HostState {
         // set can hide committed entries, so read enough to still fill `limit`.
         let pending = self.call.writes.range_prefix(&prefix).count();
         let started = std::time::Instant::now();
-        let committed = self
-            .store
-            .scan(&self.scope, &prefix, limit as usize + pending);
+        // Read no further than the call's read budget allows (plus the entry that
+        // passes it, which then traps the call below).
+        let budget = self
+            .limits
+            .read_bytes_per_call
+            .saturating_sub(self.call.read_bytes);
+        let committed = self.store.scan_bounded(
+            &self.scope,
+            &prefix,
+            limit as usize + pending,
+            usize::try_from(budget).unwrap_or(usize::MAX),
+        );
         self.call.waited_since(started);
         let committed = committed?;
+        let read: usize = committed.iter().map(|(k, v)| k.len() + v.len()).sum();
+        if read as u64 > budget {
+            // The store stopped at the budget, so the answer would be cut short.
+            self.charge_read(read)?;
+        }
         let mut merged: std::collections::BTreeMap<String, Vec<u8>> =
             committed.into_iter().collect();
         for (k, v) in self.call.writes.range_prefix(&prefix) {
@@ -154,6 +184,8 @@ impl Host for HostState {
                 None => merged.remove(k),
             };
         }
-        Ok(merged.into_iter().take(limit as usize).collect())
+        let entries: Vec<(String, Vec<u8>)> = merged.into_iter().take(limit as usize).collect();
+        self.charge_read(entries.iter().map(|(k, v)| k.len() + v.len()).sum())?;
+        Ok(entries)
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! Linked: `wasi:io`, `wasi:cli` (empty environment and arguments, no stdin, stdout
 //! and stderr captured), `wasi:clocks` (frozen at the Unix epoch: detectors see event
-//! time only), `wasi:random` (deterministic, so a replay gives the same findings), and
+//! time only), `wasi:random` (deterministic per tenant and plugin, so a replay gives
+//! the same findings and no tenant can predict another's), and
 //! `wasi:filesystem` with no preopened directory (nothing to open). Not linked:
 //! `wasi:sockets` and `wasi:http`; a component importing them is rejected at upload.
 
@@ -41,8 +42,12 @@ impl HostMonotonicClock for FrozenMonotonicClock {
     }
 }
 
-/// A WASI context that grants nothing: no args, env, preopens, network or real time.
-pub fn deny_all_ctx(stdout: MemoryOutputPipe, stderr: MemoryOutputPipe) -> WasiCtx {
+/// A WASI context that grants nothing: no args, env, preopens, network or real time;
+/// its randomness is deterministic, from `seed` (see
+/// [`crate::engine::AerEngine::random_seed`]).
+pub fn deny_all_ctx(stdout: MemoryOutputPipe, stderr: MemoryOutputPipe, seed: [u8; 32]) -> WasiCtx {
+    let (secure, insecure) = seed.split_at(16);
+    let insecure_seed = u128::from_le_bytes(insecure.try_into().unwrap_or([0; 16]));
     WasiCtx::builder()
         .stdout(stdout)
         .stderr(stderr)
@@ -51,9 +56,9 @@ pub fn deny_all_ctx(stdout: MemoryOutputPipe, stderr: MemoryOutputPipe) -> WasiC
         .allow_ip_name_lookup(false)
         .wall_clock(FrozenWallClock)
         .monotonic_clock(FrozenMonotonicClock)
-        .secure_random(Deterministic::new(vec![0x5e, 0xed, 0xae, 0x12]))
-        .insecure_random(Deterministic::new(vec![0xae, 0x12, 0x5e, 0xed]))
-        .insecure_random_seed(0xae12_5eed)
+        .secure_random(Deterministic::new(secure.to_vec()))
+        .insecure_random(Deterministic::new(insecure.to_vec()))
+        .insecure_random_seed(insecure_seed.rotate_left(64))
         .max_random_size(64 << 10)
         .build()
 }

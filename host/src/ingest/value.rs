@@ -43,8 +43,20 @@ pub fn required_str(obj: &Map<String, Value>, key: &str) -> Result<String, Strin
 
 /// Milliseconds since the epoch from seconds (`scale` = 1000) or milliseconds
 /// (`scale` = 1) as a number or numeric string, or from an RFC 3339 or
-/// `YYYY-MM-DD HH:MM:SS` (UTC) date string.
+/// `YYYY-MM-DD HH:MM:SS` (UTC) date string; refused outside the accepted event times
+/// ([`aer_wire::time`]: 1970 to the year 9999).
 pub fn time_ms(v: &Value, scale: i64, key: &str) -> Result<i64, String> {
+    let ms = parse_time_ms(v, scale, key)?;
+    if aer_wire::time::in_range(ms) {
+        Ok(ms)
+    } else {
+        Err(format!(
+            "`{key}` is out of range: {ms} ms is not between 1970-01-01 and 9999-12-31"
+        ))
+    }
+}
+
+fn parse_time_ms(v: &Value, scale: i64, key: &str) -> Result<i64, String> {
     let from_number = |n: f64| -> Result<i64, String> {
         let ms = n * scale as f64;
         if ms.is_finite() && ms.abs() < 1e16 {
@@ -125,5 +137,27 @@ mod tests {
         );
         assert!(time_ms(&json!(null), 1000, "t").is_err());
         assert!(time_ms(&json!(i64::MAX), 1000, "t").is_err());
+    }
+
+    // Regression: `time_ms` at the i64 limits was accepted and overflowed the
+    // pipeline's time arithmetic downstream.
+    #[test]
+    fn times_outside_1970_to_9999_are_refused_naming_the_field() {
+        for v in [
+            json!(i64::MAX),
+            json!(i64::MIN),
+            json!(-1),
+            json!(aer_wire::time::MAX_MS + 1),
+            json!("-5"),
+            json!("1969-12-31T23:59:59Z"),
+        ] {
+            let e = time_ms(&v, 1, "time_ms").unwrap_err();
+            assert!(e.contains("`time_ms` is out of range"), "{v}: {e}");
+        }
+        assert_eq!(
+            time_ms(&json!(aer_wire::time::MAX_MS), 1, "time_ms"),
+            Ok(aer_wire::time::MAX_MS)
+        );
+        assert_eq!(time_ms(&json!(0), 1000, "t"), Ok(0));
     }
 }

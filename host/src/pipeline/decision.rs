@@ -30,6 +30,14 @@ pub const RESET_ACTIONS: [&str; 3] = [
     "user_session_invalidated",
 ];
 const REMEMBERED_RESET_EVENTS: usize = 10_000;
+/// Bounds of the policy's durations and counts: beyond them a value cannot be meant,
+/// and the engine's memory (findings kept per subject, responses per hour) stays small.
+const MAX_CORROBORATION_MINUTES: i64 = 30 * 24 * 60;
+const MAX_CORROBORATION_FINDINGS: u32 = 1_000;
+const MAX_COOLDOWN_MINUTES: i64 = 365 * 24 * 60;
+const MAX_LOOP_GUARD_HOURS: i64 = 365 * 24;
+const MAX_LOOP_GUARD_RESETS: u32 = 1_000;
+const MAX_RESPONSES_PER_HOUR: u32 = 1_000_000;
 
 /// What the engine remembers of an event.
 struct Observed<'a> {
@@ -281,17 +289,35 @@ impl Policy {
                 "must be at least 1 and at most min_findings",
             );
         }
-        if c.window_minutes < 1 {
-            err("corroboration.window_minutes".into(), "must be at least 1");
+        if c.min_findings > MAX_CORROBORATION_FINDINGS {
+            err(
+                "corroboration.min_findings".into(),
+                &format!("must be at most {MAX_CORROBORATION_FINDINGS}"),
+            );
         }
-        if self.cooldown_minutes < 0 {
-            err("cooldown_minutes".into(), "must not be negative");
+        if !(1..=MAX_CORROBORATION_MINUTES).contains(&c.window_minutes) {
+            err(
+                "corroboration.window_minutes".into(),
+                &format!("must be from 1 to {MAX_CORROBORATION_MINUTES} (30 days)"),
+            );
         }
-        if self.loop_guard.max_resets < 1 {
-            err("loop_guard.max_resets".into(), "must be at least 1");
+        if !(0..=MAX_COOLDOWN_MINUTES).contains(&self.cooldown_minutes) {
+            err(
+                "cooldown_minutes".into(),
+                &format!("must be from 0 to {MAX_COOLDOWN_MINUTES} (365 days)"),
+            );
         }
-        if self.loop_guard.window_hours < 1 {
-            err("loop_guard.window_hours".into(), "must be at least 1");
+        if !(1..=MAX_LOOP_GUARD_RESETS).contains(&self.loop_guard.max_resets) {
+            err(
+                "loop_guard.max_resets".into(),
+                &format!("must be from 1 to {MAX_LOOP_GUARD_RESETS}"),
+            );
+        }
+        if !(1..=MAX_LOOP_GUARD_HOURS).contains(&self.loop_guard.window_hours) {
+            err(
+                "loop_guard.window_hours".into(),
+                &format!("must be from 1 to {MAX_LOOP_GUARD_HOURS} (365 days)"),
+            );
         }
         let r = &self.responses;
         if !(r.slack_api_url.starts_with("http://") || r.slack_api_url.starts_with("https://")) {
@@ -320,6 +346,12 @@ impl Policy {
             err(
                 "max_responses_per_hour".into(),
                 "must be at least 1 (use mode dry-run to stop responses)",
+            );
+        }
+        if self.max_responses_per_hour > MAX_RESPONSES_PER_HOUR {
+            err(
+                "max_responses_per_hour".into(),
+                &format!("must be at most {MAX_RESPONSES_PER_HOUR}"),
             );
         }
         if errors.is_empty() {
@@ -480,8 +512,12 @@ impl DecisionEngine {
             let resets = self.state.resets.entry(user.to_owned()).or_default();
             // AER's own response was already counted when it was decided; an echo of
             // it (same user, within a minute) is not a second reset.
-            if !resets.iter().any(|t| (event.time_ms - t).abs() < MINUTE_MS) {
-                resets.push_back(event.time_ms);
+            let time_ms = aer_wire::time::clamp(event.time_ms);
+            if !resets
+                .iter()
+                .any(|t| time_ms.abs_diff(*t) < MINUTE_MS.unsigned_abs())
+            {
+                resets.push_back(time_ms);
             }
             self.state.reset_events.push_back(event.id.to_owned());
             if self.state.reset_events.len() > REMEMBERED_RESET_EVENTS {
@@ -570,7 +606,9 @@ impl DecisionEngine {
             return suppressed(format!("detector rule {} is disabled", f.rule));
         }
         let min = rule.min_score.unwrap_or(self.policy.min_score);
-        if f.score < min {
+        // A NaN (from a record stored before scores were checked at the plugin
+        // boundary) is below every minimum.
+        if f.score.is_nan() || f.score < min {
             return suppressed(format!(
                 "score {:.2} is below the minimum {min:.2}",
                 f.score
@@ -598,12 +636,14 @@ impl DecisionEngine {
             );
         }
 
-        // Corroboration within the window.
-        let t = f.time_ms;
+        // Corroboration within the window. Times are clamped into the accepted range and
+        // the policy's durations are bounded (`Policy::validate`), so no difference or
+        // window below can overflow, whatever a stored record holds.
+        let t = aer_wire::time::clamp(f.time_ms);
         let c = &self.policy.corroboration;
-        let window = c.window_minutes * MINUTE_MS;
+        let window = c.window_minutes.saturating_mul(MINUTE_MS);
         let recent = self.state.recent.entry(f.subject.clone()).or_default();
-        recent.retain(|r| t - r.time_ms < window);
+        recent.retain(|r| t.saturating_sub(r.time_ms) < window);
         recent.push_back(Recent {
             time_ms: t,
             rule: f.rule.clone(),
@@ -626,12 +666,12 @@ impl DecisionEngine {
         }
 
         if let Some(last) = self.state.last_response.get(&f.subject) {
-            let cooldown = self.policy.cooldown_minutes * MINUTE_MS;
-            if t - last < cooldown {
+            let cooldown = self.policy.cooldown_minutes.saturating_mul(MINUTE_MS);
+            if t.saturating_sub(*last) < cooldown {
                 return suppressed(format!(
                     "cooldown: {} was responded to {} min ago (cooldown {} min)",
                     f.subject,
-                    (t - last) / MINUTE_MS,
+                    t.saturating_sub(*last) / MINUTE_MS,
                     self.policy.cooldown_minutes
                 ));
             }
@@ -639,7 +679,8 @@ impl DecisionEngine {
 
         let guard = &self.policy.loop_guard;
         let resets = self.state.resets.entry(f.subject.clone()).or_default();
-        resets.retain(|r| t - r < guard.window_hours * HOUR_MS);
+        let guard_window = guard.window_hours.saturating_mul(HOUR_MS);
+        resets.retain(|r| t.saturating_sub(*r) < guard_window);
         if resets.len() as u32 >= guard.max_resets {
             return (
                 Outcome::Escalate,
@@ -653,7 +694,9 @@ impl DecisionEngine {
             );
         }
 
-        self.state.responses.retain(|r| t - r < HOUR_MS);
+        self.state
+            .responses
+            .retain(|r| t.saturating_sub(*r) < HOUR_MS);
         if self.state.responses.len() as u32 >= self.policy.max_responses_per_hour {
             return suppressed(format!(
                 "circuit breaker: {} responses in the last hour, the cap is {}",
@@ -975,5 +1018,62 @@ mod tests {
             "{errors:?}"
         );
         assert!(Policy::from_json("{}").is_ok());
+    }
+
+    // Regression: `cooldown_minutes`, `corroboration.window_minutes` and
+    // `loop_guard.window_hours` of i64::MAX were accepted, and their products with a
+    // minute or an hour overflowed (a panic in debug, a guard that turned itself off in
+    // release).
+    #[test]
+    fn durations_and_counts_that_cannot_be_meant_are_refused_by_name() {
+        let errors = Policy::from_json(&format!(
+            r#"{{"cooldown_minutes": {max}, "corroboration": {{"window_minutes": {max}, "min_findings": 5000, "min_detectors": 1}},
+                "loop_guard": {{"window_hours": {max}, "max_resets": 4294967295}}, "max_responses_per_hour": 4294967295}}"#,
+            max = i64::MAX
+        ))
+        .unwrap_err();
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "corroboration.min_findings",
+                "corroboration.window_minutes",
+                "cooldown_minutes",
+                "loop_guard.max_resets",
+                "loop_guard.window_hours",
+                "max_responses_per_hour"
+            ]
+        );
+        let errors = Policy::from_json(r#"{"min_score": NaN}"#).unwrap_err();
+        assert_eq!(errors[0].field, "(policy)");
+    }
+
+    // Regression: findings dated at the i64 limits (a guest's word, or a record stored
+    // before the host dated findings) overflowed the engine's windows.
+    #[test]
+    fn extreme_times_and_scores_never_overflow_or_pass_the_minimum() {
+        let mut e = engine(enforce());
+        for t in [i64::MAX, i64::MIN, 0, i64::MAX, i64::MIN] {
+            let d = e.decide(&finding("r", "U1", t, 1.0));
+            assert_ne!(d.outcome, Outcome::Pending);
+        }
+        // After a response at the latest time, the cooldown still holds.
+        assert!(
+            e.decide(&finding("r", "U1", i64::MAX, 1.0))
+                .reason
+                .contains("cooldown")
+        );
+        let d = e.decide(&finding("r", "U2", 5, f32::NAN));
+        assert_eq!(d.outcome, Outcome::Suppressed, "{}", d.reason);
+        let mut reset = crate::Event {
+            id: "r1".into(),
+            time_ms: i64::MIN,
+            action: RESET_ACTIONS[0].into(),
+            ..Default::default()
+        };
+        reset.actor.id = "U3".into();
+        e.observe(&reset);
+        reset.time_ms = i64::MAX;
+        e.observe(&reset);
     }
 }

@@ -34,6 +34,12 @@ pub enum FaultKind {
     Trap,
     /// Returned more than the host accepts.
     OutputLimit,
+    /// Returned a value the host refuses (a score outside 0..1, say).
+    InvalidOutput,
+    /// Read more state in one call than the host copies into a guest.
+    ReadLimit,
+    /// Asked for an effect its decision does not allow.
+    EffectRefused,
     /// Returned an error of its own.
     PluginError,
     /// Refused its configuration.
@@ -49,6 +55,9 @@ impl std::fmt::Display for FaultKind {
             FaultKind::Panic => "panic",
             FaultKind::Trap => "trap",
             FaultKind::OutputLimit => "output limit",
+            FaultKind::InvalidOutput => "invalid output",
+            FaultKind::ReadLimit => "read limit",
+            FaultKind::EffectRefused => "effect refused",
             FaultKind::PluginError => "plugin error",
             FaultKind::Config => "invalid configuration",
         })
@@ -100,7 +109,52 @@ struct Sandbox {
     peak_memory: usize,
     restarts: u64,
     info: Option<PluginInfo>,
+    /// The actions of `info` as a set (`None`: every action), so matching an event
+    /// costs one lookup however many actions a plugin subscribes to.
+    subscribed: Option<hashbrown::HashSet<String>>,
     configure_on_start: bool,
+}
+
+/// Most actions a plugin may subscribe to.
+pub const MAX_SUBSCRIBED_ACTIONS: usize = 1_000;
+/// Longest subscribed action name, plugin name or version, in bytes.
+pub const MAX_INFO_NAME_BYTES: usize = 256;
+/// Longest plugin description, in bytes.
+pub const MAX_DESCRIPTION_BYTES: usize = 1_000;
+/// Longest configuration schema, in bytes.
+pub const MAX_CONFIG_SCHEMA_BYTES: usize = 64 << 10;
+
+/// Why a plugin's self-description is refused, if it is.
+fn check_info(info: &PluginInfo) -> Result<(), String> {
+    let too_long = |what: &str, len: usize, max: usize| {
+        (len > max).then(|| format!("its {what} is {len} bytes, more than {max}"))
+    };
+    if let Some(why) = too_long("name", info.name.len(), MAX_INFO_NAME_BYTES)
+        .or_else(|| too_long("version", info.version.len(), MAX_INFO_NAME_BYTES))
+        .or_else(|| too_long("description", info.description.len(), MAX_DESCRIPTION_BYTES))
+        .or_else(|| {
+            too_long(
+                "config schema",
+                info.config_schema.len(),
+                MAX_CONFIG_SCHEMA_BYTES,
+            )
+        })
+    {
+        return Err(why);
+    }
+    if info.actions.len() > MAX_SUBSCRIBED_ACTIONS {
+        return Err(format!(
+            "it subscribes to {} actions, more than {MAX_SUBSCRIBED_ACTIONS}",
+            info.actions.len()
+        ));
+    }
+    match info.actions.iter().find(|a| a.len() > MAX_INFO_NAME_BYTES) {
+        Some(a) => Err(format!(
+            "it subscribes to a {}-byte action name, more than {MAX_INFO_NAME_BYTES}",
+            a.len()
+        )),
+        None => Ok(()),
+    }
 }
 
 impl Sandbox {
@@ -118,6 +172,18 @@ impl Sandbox {
             .find_map(|c| c.downcast_ref::<MemoryLimitExceeded>())
         {
             return self.fault(FaultKind::MemoryLimit, m.to_string());
+        }
+        if let Some(r) = e
+            .chain()
+            .find_map(|c| c.downcast_ref::<crate::host_api::ReadLimitExceeded>())
+        {
+            return self.fault(FaultKind::ReadLimit, r.to_string());
+        }
+        if let Some(r) = e
+            .chain()
+            .find_map(|c| c.downcast_ref::<crate::host_api::actions::EffectsRefused>())
+        {
+            return self.fault(FaultKind::EffectRefused, r.to_string());
         }
         if let Some(trap) = e.downcast_ref::<Trap>() {
             return match trap {
@@ -156,6 +222,7 @@ impl Sandbox {
             limits.clone(),
             self.state.clone(),
             self.actions.clone(),
+            self.engine.random_seed(&self.id.tenant, &self.id.plugin),
         );
         let mut store = Store::new(self.engine.engine(), data);
         store.limiter(|s| &mut s.limiter);
@@ -215,6 +282,12 @@ impl Sandbox {
             Bindings::Detector(d) => d.aer_plugin_detection().call_info(&mut *s),
             Bindings::Responder(r) => r.aer_plugin_response().call_info(&mut *s),
         })?;
+        if let Err(why) = check_info(&info.value) {
+            self.live = None;
+            return Err(self.fault(FaultKind::OutputLimit, format!("plugin info: {why}")));
+        }
+        self.subscribed =
+            (!info.value.actions.is_empty()).then(|| info.value.actions.iter().cloned().collect());
         self.info = Some(info.value);
         Ok(())
     }
@@ -293,6 +366,15 @@ impl Sandbox {
                     ),
                 ));
             }
+            if !(0.0..=1.0).contains(&f.score) {
+                return Err(self.fault(
+                    FaultKind::InvalidOutput,
+                    format!(
+                        "returned a finding of rule {:?} with score {}, not a number from 0 to 1",
+                        f.rule, f.score
+                    ),
+                ));
+            }
             if f.evidence.len() > limits.findings_per_call
                 || f.attributes.len() > limits.findings_per_call
             {
@@ -310,6 +392,10 @@ impl Sandbox {
 pub struct InstanceSpec {
     /// Tenant name.
     pub tenant: String,
+    /// The name and version the tenant uploaded the plugin under, which key its state,
+    /// findings, faults and quotas (never what the component says of itself); `None`
+    /// outside the daemon (`aer test`, `aer replay`), where the component's own are used.
+    pub name: Option<(String, String)>,
     /// JSON configuration passed to `configure`.
     pub config: String,
     /// Where the plugin's state lives.
@@ -320,13 +406,16 @@ pub struct InstanceSpec {
 
 fn sandbox(engine: &Arc<AerEngine>, plugin: &Arc<LoadedPlugin>, spec: InstanceSpec) -> Sandbox {
     let info = plugin.info();
+    let (name, version) = spec
+        .name
+        .unwrap_or_else(|| (info.name.clone(), info.version.clone()));
     Sandbox {
         engine: engine.clone(),
         plugin: plugin.clone(),
         id: PluginId {
             tenant: spec.tenant,
-            plugin: info.name.clone(),
-            version: info.version.clone(),
+            plugin: name,
+            version,
         },
         config: spec.config,
         state: spec.state,
@@ -335,6 +424,7 @@ fn sandbox(engine: &Arc<AerEngine>, plugin: &Arc<LoadedPlugin>, spec: InstanceSp
         peak_memory: 0,
         restarts: 0,
         info: None,
+        subscribed: None,
         configure_on_start: true,
     }
 }
@@ -352,6 +442,7 @@ pub fn time_instantiations(
         plugin,
         InstanceSpec {
             tenant: "bench".into(),
+            name: None,
             config: String::new(),
             state: Arc::new(crate::store::MemoryStore::default()),
             actions: Arc::new(crate::host_api::DryRunActions::default()),
@@ -392,6 +483,7 @@ pub(crate) fn probe_info(
         peak_memory: 0,
         restarts: 0,
         info: None,
+        subscribed: None,
         configure_on_start: false,
     };
     probe.ensure_live()?;
@@ -439,7 +531,7 @@ pub struct DetectorInstance {
 }
 
 impl DetectorInstance {
-    /// Instantiate and configure a detector, named after its `info`.
+    /// Instantiate and configure a detector, named as `spec` says.
     pub fn new(
         engine: &Arc<AerEngine>,
         plugin: &Arc<LoadedPlugin>,
@@ -457,27 +549,40 @@ impl DetectorInstance {
 
     /// Whether the detector subscribed to `action` (no subscriptions means all).
     pub fn wants(&self, action: &str) -> bool {
-        let actions = &self.info().actions;
-        actions.is_empty() || actions.iter().any(|a| a == action)
+        self.sandbox
+            .subscribed
+            .as_ref()
+            .is_none_or(|s| s.contains(action))
     }
 
-    /// Run one packed batch (see `aer_wire::BatchWriter`).
+    /// Run one packed batch (see `aer_wire::BatchWriter`). Each finding's time is the
+    /// host's, from the batch (see [`finding_times`]).
     #[allow(clippy::ptr_arg)] // the generated binding takes `&Vec<u8>`
     pub fn on_events(&mut self, batch: &Vec<u8>) -> Result<CallOutput<Vec<Finding>>, Fault> {
         let out = self.sandbox.call(|b, s| match b {
             Bindings::Detector(d) => d.aer_plugin_detection().call_on_events(s, batch),
             Bindings::Responder(_) => Ok(Err("not a detector".into())),
         })?;
-        self.findings(out)
+        let mut out = self.findings(out)?;
+        if !out.value.is_empty() {
+            finding_times(&mut out.value, batch)
+                .map_err(|e| self.sandbox.fault(FaultKind::Trap, e.to_string()))?;
+        }
+        Ok(out)
     }
 
-    /// Tell the detector event time advanced to `now_ms`.
+    /// Tell the detector event time advanced to `now_ms`; its findings are dated then.
     pub fn on_tick(&mut self, now_ms: i64) -> Result<CallOutput<Vec<Finding>>, Fault> {
+        let now_ms = aer_wire::time::clamp(now_ms);
         let out = self.sandbox.call(|b, s| match b {
             Bindings::Detector(d) => d.aer_plugin_detection().call_on_tick(s, now_ms),
             Bindings::Responder(_) => Ok(Err("not a detector".into())),
         })?;
-        self.findings(out)
+        let mut out = self.findings(out)?;
+        for f in &mut out.value {
+            f.time_ms = now_ms;
+        }
+        Ok(out)
     }
 
     fn findings(
@@ -496,13 +601,38 @@ impl DetectorInstance {
     }
 }
 
+/// Date each finding by the batch it came from, never by the guest's word: the latest
+/// event time among its evidence in the batch, or, when none of its evidence is in the
+/// batch (it rests on earlier events only), the batch's latest event time. So a finding
+/// can neither be dated in the future (poisoning cooldowns and the hourly cap) nor
+/// before the events that made it.
+pub fn finding_times(findings: &mut [Finding], batch: &[u8]) -> Result<(), aer_wire::DecodeError> {
+    let events = aer_wire::decode_batch(batch)?;
+    let latest = events
+        .iter()
+        .map(|e| e.time_ms)
+        .max()
+        .unwrap_or(aer_wire::time::MIN_MS);
+    let times: std::collections::HashMap<&str, i64> =
+        events.iter().map(|e| (e.id, e.time_ms)).collect();
+    for f in findings {
+        f.time_ms = f
+            .evidence
+            .iter()
+            .filter_map(|id| times.get(id.as_str()).copied())
+            .max()
+            .unwrap_or(latest);
+    }
+    Ok(())
+}
+
 /// A live responder.
 pub struct ResponderInstance {
     sandbox: Sandbox,
 }
 
 impl ResponderInstance {
-    /// Instantiate and configure a responder, named after its `info`.
+    /// Instantiate and configure a responder, named as `spec` says.
     pub fn new(
         engine: &Arc<AerEngine>,
         plugin: &Arc<LoadedPlugin>,
@@ -518,15 +648,31 @@ impl ResponderInstance {
 
     common_accessors!();
 
-    /// Carry out a decision.
+    /// Carry out a decision. The host admits only effects bound to it (see
+    /// [`crate::host_api::DecisionBinding`]); a call that asked for any other faults.
     pub fn respond(
         &mut self,
         decision: &Decision,
     ) -> Result<CallOutput<Vec<ActionOutcome>>, Fault> {
         let out = self.sandbox.call(|b, s| match b {
-            Bindings::Responder(r) => r.aer_plugin_response().call_respond(s, decision),
+            Bindings::Responder(r) => {
+                s.data_mut().decision = Some(crate::host_api::DecisionBinding::new(
+                    &decision.id,
+                    &decision.subject,
+                ));
+                r.aer_plugin_response().call_respond(s, decision)
+            }
             Bindings::Detector(_) => Ok(Err("not a responder".into())),
-        })?;
+        });
+        let binding = self
+            .sandbox
+            .live
+            .as_mut()
+            .and_then(|l| l.store.data_mut().decision.take());
+        let out = out?;
+        if let Some(first) = binding.and_then(|b| b.refused.into_iter().next()) {
+            return Err(self.sandbox.fault(FaultKind::EffectRefused, first));
+        }
         let outcomes = out
             .value
             .map_err(|msg| self.sandbox.fault(FaultKind::PluginError, msg))?;

@@ -36,6 +36,13 @@ pub enum Rejection {
         /// What it exports.
         exports: Vec<String>,
     },
+    /// Exports both AER worlds: a plugin is a detector or a responder, never both.
+    #[error(
+        "exports both `{}` and `{}`: a plugin is a detector or a responder, not both",
+        bindings::DETECTOR_EXPORT,
+        bindings::RESPONDER_EXPORT
+    )]
+    BothWorlds,
     /// Imports something the host does not provide.
     #[error("imports `{import}`, which the host does not provide to {kind} plugins")]
     UnsupportedImport {
@@ -179,12 +186,13 @@ pub(crate) fn load(
         .map(|(n, _)| n.to_owned())
         .collect();
 
-    let kind = if exports.iter().any(|e| e == bindings::DETECTOR_EXPORT) {
-        PluginKind::Detector
-    } else if exports.iter().any(|e| e == bindings::RESPONDER_EXPORT) {
-        PluginKind::Responder
-    } else {
-        return Err(Rejection::UnknownWorld { exports });
+    let detector = exports.iter().any(|e| e == bindings::DETECTOR_EXPORT);
+    let responder = exports.iter().any(|e| e == bindings::RESPONDER_EXPORT);
+    let kind = match (detector, responder) {
+        (true, true) => return Err(Rejection::BothWorlds),
+        (true, false) => PluginKind::Detector,
+        (false, true) => PluginKind::Responder,
+        (false, false) => return Err(Rejection::UnknownWorld { exports }),
     };
     let aer_imports: &[&str] = match kind {
         PluginKind::Detector => &[

@@ -84,16 +84,18 @@ impl BaselineSpec {
 }
 
 impl BaselineData {
-    /// Add `value` at `time_ms`. Values older than the kept history are ignored.
+    /// Add `value` at `time_ms` (clamped into the accepted event times,
+    /// [`crate::time`]). Values older than the kept history are ignored.
     pub fn observe(&mut self, spec: BaselineSpec, time_ms: i64, value: f64) {
         let spec = spec.sanitized();
-        let idx = spec.index(time_ms);
+        let idx = spec.index(crate::time::clamp(time_ms));
         if self.buckets.is_empty() && self.first == 0 {
             self.first = idx;
         }
         self.first = self.first.min(idx);
         let newest = self.buckets.last().map_or(idx, |(b, _)| (*b).max(idx));
-        let oldest_kept = newest - spec.history as i64;
+        // Saturating: a baseline stored by an earlier version may hold any index.
+        let oldest_kept = newest.saturating_sub(spec.history as i64);
         if idx < oldest_kept {
             return;
         }
@@ -109,10 +111,10 @@ impl BaselineData {
         self.buckets.retain(|(b, _)| *b >= oldest_kept);
     }
 
-    /// Statistics at `time_ms`.
+    /// Statistics at `time_ms` (clamped like [`BaselineData::observe`]'s).
     pub fn stats(&self, spec: BaselineSpec, time_ms: i64) -> BaselineStats {
         let spec = spec.sanitized();
-        let cur = spec.index(time_ms);
+        let cur = spec.index(crate::time::clamp(time_ms));
         let current = match self.buckets.last() {
             Some((b, v)) if *b == cur => *v,
             _ => self
@@ -133,15 +135,16 @@ impl BaselineData {
 
     /// Statistics of the completed buckets before bucket `cur` (`current` left at 0).
     fn completed(&self, spec: BaselineSpec, cur: i64) -> BaselineStats {
-        let from = self.first.max(cur - spec.history as i64);
+        let from = self.first.max(cur.saturating_sub(spec.history as i64));
         if self.buckets.is_empty() || from >= cur {
             return BaselineStats::default();
         }
-        let n = (cur - from) as usize;
+        // At most `history` buckets: `from` is at least `cur - history`.
+        let n = cur.abs_diff(from) as usize;
         let mut values = vec![0.0; n];
         for (b, v) in &self.buckets {
             if *b >= from && *b < cur {
-                values[(*b - from) as usize] = *v;
+                values[b.abs_diff(from) as usize] = *v;
             }
         }
         let mean = values.iter().sum::<f64>() / n as f64;
@@ -315,6 +318,34 @@ mod tests {
         let n = d.encode().len();
         assert!(n <= 8 + 6 + 2 * 336, "{n} bytes");
         assert_eq!(BaselineData::decode(&d.encode()), Some(d));
+    }
+
+    // Regression: a guest's `baseline.observe` at i64::MIN or i64::MAX overflowed the
+    // bucket arithmetic (a panic in debug builds, wrapped windows in release).
+    #[test]
+    fn extreme_times_are_clamped_and_never_overflow() {
+        for bucket_ms in [1, H] {
+            let spec = BaselineSpec {
+                bucket_ms,
+                history: 10_000,
+            };
+            let mut d = BaselineData::default();
+            for t in [i64::MIN, i64::MAX, 0, -1, i64::MAX - 1, i64::MIN + 1] {
+                d.observe(spec, t, 1.0);
+                let s = d.stats(spec, t);
+                assert!(s.buckets <= 10_000 && s.mean.is_finite(), "{t}: {s:?}");
+            }
+            assert_eq!(d.stats(spec, i64::MAX), d.stats(spec, crate::time::MAX_MS));
+        }
+        // A stored baseline of an earlier version may hold any index.
+        let mut fixed = i64::MIN.to_le_bytes().to_vec();
+        for b in [i64::MIN, i64::MAX] {
+            fixed.extend_from_slice(&b.to_le_bytes());
+            fixed.extend_from_slice(&1.0f64.to_le_bytes());
+        }
+        let mut d = BaselineData::decode(&fixed).unwrap();
+        d.observe(SPEC, 5 * H, 1.0);
+        assert!(d.stats(SPEC, 6 * H).mean.is_finite());
     }
 
     #[test]

@@ -12,6 +12,7 @@
 pub mod baseline;
 mod codec;
 mod event;
+pub mod time;
 pub mod varint;
 
 pub use codec::{

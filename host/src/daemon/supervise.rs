@@ -1,0 +1,82 @@
+//! Panics in the pipeline are contained, never fatal. A panic in one tenant's stage
+//! (a bug the host's checks missed, whatever the input) is caught, faults that tenant's
+//! stage (logged, counted in `aer_stage_faults_total`, retried after a backoff that
+//! grows with repeated faults) and leaves every other tenant running. A panic outside
+//! any tenant's stage restarts the pipeline thread; while a thread is down, `/readyz`
+//! says so.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+/// The fault-memory part name of a tenant's whole stage (plugin names are never empty
+/// and never start with `#`).
+pub(crate) const STAGE: &str = "#stage";
+
+/// Longest wait before a pipeline thread that panicked is started again.
+const MAX_RESTART_WAIT: Duration = Duration::from_secs(5);
+
+/// Whether every pipeline thread is running.
+#[derive(Debug, Default)]
+pub struct Health {
+    dead: AtomicUsize,
+}
+
+impl Health {
+    /// Whether no pipeline thread is down.
+    pub fn ready(&self) -> bool {
+        self.dead.load(Ordering::Acquire) == 0
+    }
+
+    /// Pipeline threads down now.
+    pub fn dead_threads(&self) -> usize {
+        self.dead.load(Ordering::Acquire)
+    }
+}
+
+/// Run `f`, turning a panic into its message.
+pub(crate) fn catch<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+    catch_unwind(AssertUnwindSafe(f)).map_err(|panic| {
+        panic
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| panic.downcast_ref::<&str>().copied())
+            .unwrap_or("a panic without a message")
+            .to_owned()
+    })
+}
+
+/// Run the pipeline thread `name`'s loop `body` until it returns, starting it again
+/// (after a growing wait, up to [`MAX_RESTART_WAIT`], or until `stop`) whenever it
+/// panics; `health` counts the thread as down meanwhile.
+pub(crate) fn run_thread(
+    name: &str,
+    health: &Health,
+    metrics: &super::metrics::Metrics,
+    stop: &AtomicBool,
+    mut body: impl FnMut(),
+) {
+    let mut wait = Duration::from_millis(100);
+    loop {
+        match catch(&mut body) {
+            Ok(()) => return,
+            Err(message) => {
+                health.dead.fetch_add(1, Ordering::AcqRel);
+                metrics.pipeline_restart();
+                tracing::error!(
+                    thread = name,
+                    "pipeline thread panicked: {message}; restarting it in {wait:?}"
+                );
+                let until = std::time::Instant::now() + wait;
+                while std::time::Instant::now() < until && !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                health.dead.fetch_sub(1, Ordering::AcqRel);
+                if stop.load(Ordering::Relaxed) {
+                    return;
+                }
+                wait = (wait * 2).min(MAX_RESTART_WAIT);
+            }
+        }
+    }
+}
