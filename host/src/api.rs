@@ -8,6 +8,7 @@ mod events;
 mod plugins;
 mod policy;
 mod query;
+mod server;
 mod tenants;
 
 use std::sync::Arc;
@@ -16,12 +17,12 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use serde_json::json;
 
 use crate::daemon::Daemon;
 
-pub use auth::{Admin, Tenant};
+pub use auth::{Admin, MetricsReader, Tenant};
 
 /// An error answer.
 #[derive(Debug)]
@@ -69,6 +70,7 @@ impl IntoResponse for ApiError {
 }
 
 async fn metrics(
+    _: MetricsReader,
     axum::extract::State(daemon): axum::extract::State<Arc<Daemon>>,
 ) -> impl IntoResponse {
     (
@@ -105,6 +107,14 @@ pub fn router(daemon: Arc<Daemon>) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/v1/tenants", post(tenants::create))
+        .route(
+            "/v1/admin/tenants",
+            get(tenants::list).post(tenants::create),
+        )
+        .route("/v1/admin/tenants/{name}", delete(tenants::delete))
+        .route("/v1/admin/tenants/{name}/token", post(tenants::rotate))
+        .route("/v1/admin/tenants/{name}/suspend", post(tenants::suspend))
+        .route("/v1/admin/tenants/{name}/resume", post(tenants::resume))
         .route("/v1/plugins", get(plugins::list).post(plugins::upload))
         .route(
             "/v1/plugins/{name}",
@@ -124,6 +134,10 @@ pub fn router(daemon: Arc<Daemon>) -> Router {
         .route("/v1/actions", get(query::actions))
         .route("/v1/stream", get(query::stream))
         .fallback(|| async { ApiError::not_found("no such route") })
+        .layer(axum::middleware::from_fn_with_state(
+            daemon.clone(),
+            server::body_deadline,
+        ))
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(daemon)
 }
@@ -143,13 +157,21 @@ pub async fn serve(
         let _ = closing.closing.send(true);
     };
     let app = router(daemon.clone());
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await?;
-    // Let the pipeline finish its current batch before the final flush.
-    tokio::task::spawn_blocking(move || drop(pipeline))
-        .await
-        .map_err(std::io::Error::other)?;
+    let began = server::run(&daemon, app, listener, shutdown).await;
+    // Let the pipeline finish its current batches before the final flush, within what
+    // is left of the shutdown deadline; past it the daemon flushes and exits anyway
+    // (what a worker had not committed runs again after the restart, and effects not
+    // done stay pending in the action log).
+    let deadline = std::time::Duration::from_millis(daemon.config.http.shutdown_deadline_ms);
+    let left = deadline
+        .saturating_sub(began.elapsed())
+        .max(std::time::Duration::from_millis(100));
+    let stopped = tokio::task::spawn_blocking(move || drop(pipeline));
+    if tokio::time::timeout(left, stopped).await.is_err() {
+        tracing::warn!(
+            "the pipeline did not stop within the shutdown deadline; exiting with its work left durable for the restart"
+        );
+    }
     daemon.flush().map_err(std::io::Error::other)?;
     Ok(())
 }

@@ -29,6 +29,8 @@ pub struct ServeConfig {
     pub limits: Limits,
     /// Per-tenant quotas.
     pub quotas: QuotaConfig,
+    /// Where responders' effects may go.
+    pub outbound: OutboundConfig,
     /// Pipeline worker threads (0: one per available core). Each detector is run by
     /// one worker at a time; a second worker joins a tenant only when no other tenant
     /// with work is waiting, so one tenant's slow plugin never holds up the others.
@@ -53,9 +55,18 @@ pub struct ServeConfig {
 pub struct QuotaConfig {
     /// Plugins (detectors and responders) a tenant may have.
     pub max_plugins: u32,
+    /// Versions kept per plugin: uploading one more prunes the oldest (never the
+    /// active one) and its file.
+    pub max_versions: u32,
+    /// Bytes of uploaded components (every kept version of every plugin) a tenant may
+    /// keep.
+    pub max_artifact_bytes: u64,
     /// Bytes of plugin state (keys and values, all its plugins) a tenant may keep; a
     /// batch that would pass it faults, like any other plugin fault.
     pub max_state_bytes: u64,
+    /// Bytes of state one plugin may keep: a plugin that grows past it faults before
+    /// it can fill its tenant's quota and fault its siblings.
+    pub max_plugin_state_bytes: u64,
     /// Milliseconds of pipeline time per second a tenant may use (a bucket holding one
     /// second's worth). Past it, the tenant gives way to tenants that have work and
     /// time left (its events wait in the inbox); a tenant alone carries on.
@@ -70,6 +81,10 @@ pub struct QuotaConfig {
 pub struct TenantQuota {
     /// See [`QuotaConfig::max_plugins`].
     pub max_plugins: Option<u32>,
+    /// See [`QuotaConfig::max_artifact_bytes`].
+    pub max_artifact_bytes: Option<u64>,
+    /// See [`QuotaConfig::max_plugin_state_bytes`].
+    pub max_plugin_state_bytes: Option<u64>,
     /// See [`QuotaConfig::max_state_bytes`].
     pub max_state_bytes: Option<u64>,
     /// Events per second the tenant may send.
@@ -83,8 +98,14 @@ pub struct TenantQuota {
 pub struct Quota {
     /// Plugins it may have.
     pub max_plugins: u32,
+    /// Versions kept per plugin.
+    pub max_versions: u32,
+    /// Component bytes it may keep.
+    pub max_artifact_bytes: u64,
     /// State bytes it may keep.
     pub max_state_bytes: u64,
+    /// State bytes each of its plugins may keep.
+    pub max_plugin_state_bytes: u64,
     /// Events per second it may send.
     pub max_events_per_second: u32,
     /// Pipeline milliseconds per second its plugins may use.
@@ -95,7 +116,10 @@ impl Default for QuotaConfig {
     fn default() -> Self {
         QuotaConfig {
             max_plugins: 32,
+            max_versions: 5,
+            max_artifact_bytes: 256 << 20,
             max_state_bytes: 1 << 30,
+            max_plugin_state_bytes: 256 << 20,
             cpu_ms_per_second: 500,
             tenants: Default::default(),
         }
@@ -109,11 +133,62 @@ impl ServeConfig {
         let o = q.tenants.get(tenant).cloned().unwrap_or_default();
         Quota {
             max_plugins: o.max_plugins.unwrap_or(q.max_plugins),
+            max_versions: q.max_versions,
+            max_artifact_bytes: o.max_artifact_bytes.unwrap_or(q.max_artifact_bytes),
             max_state_bytes: o.max_state_bytes.unwrap_or(q.max_state_bytes),
+            max_plugin_state_bytes: o.max_plugin_state_bytes.unwrap_or(q.max_plugin_state_bytes),
             max_events_per_second: o
                 .max_events_per_second
                 .unwrap_or(self.ingest.max_events_per_second),
             cpu_ms_per_second: o.cpu_ms_per_second.unwrap_or(q.cpu_ms_per_second),
+        }
+    }
+}
+
+/// Where responders' effects may go: the operator's choice, not a tenant's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OutboundConfig {
+    /// Slack Web API base URLs a tenant's policy may name. An entry matches a URL of
+    /// its scheme and host (any port if the entry names none) whose path starts with the
+    /// entry's.
+    pub slack_api_urls: Vec<String>,
+    /// Whether webhooks may be plain `http://` (else `https://` only).
+    pub allow_http_webhooks: bool,
+    /// Address ranges effects may reach although they are loopback, private,
+    /// link-local or otherwise internal (all of which are refused by default), e.g. a
+    /// receiver on the operator's own network.
+    pub allow_ranges: Vec<ipnet::IpNet>,
+    /// Largest answer read from Slack or a webhook, in bytes.
+    pub max_response_bytes: u64,
+    /// Longest one outbound request may take, in milliseconds.
+    pub timeout_ms: u64,
+}
+
+impl Default for OutboundConfig {
+    fn default() -> Self {
+        OutboundConfig {
+            slack_api_urls: vec!["https://slack.com/api".into()],
+            allow_http_webhooks: false,
+            allow_ranges: Vec::new(),
+            max_response_bytes: 64 << 10,
+            timeout_ms: 10_000,
+        }
+    }
+}
+
+impl OutboundConfig {
+    /// Rules for a daemon whose receivers run on this machine (`aer demo`, the
+    /// benchmarks, tests): Slack API and webhooks over http on loopback.
+    pub fn loopback() -> Self {
+        OutboundConfig {
+            slack_api_urls: vec!["https://slack.com/api".into(), "http://127.0.0.1".into()],
+            allow_http_webhooks: true,
+            allow_ranges: vec![ipnet::IpNet::V4(ipnet::Ipv4Net::new_assert(
+                std::net::Ipv4Addr::LOCALHOST,
+                8,
+            ))],
+            ..OutboundConfig::default()
         }
     }
 }
@@ -124,12 +199,36 @@ impl ServeConfig {
 pub struct HttpConfig {
     /// Largest request body, in bytes (after decompression for gzip ingest).
     pub max_body_bytes: usize,
+    /// Longest a client may take to send a request's headers, and longest an idle
+    /// keep-alive connection stays open, in milliseconds.
+    pub header_timeout_ms: u64,
+    /// Longest a client may take to send a request's whole body, in milliseconds
+    /// (a trickled body is answered 408 and the connection closed).
+    pub body_timeout_ms: u64,
+    /// Connections open at once; beyond it a new connection is answered 503 and
+    /// closed.
+    pub max_connections: usize,
+    /// On SIGTERM, longest the daemon waits for open requests and the pipeline's
+    /// current batches before it exits (effects not done stay durable as pending and
+    /// run after the restart), in milliseconds.
+    pub shutdown_deadline_ms: u64,
+    /// Failed authentications one client address may make per minute; past it the
+    /// address is answered 429 until the minute is over.
+    pub auth_failures_per_minute: u32,
+    /// The token `GET /metrics` asks for; without it, the admin token.
+    pub metrics_token: Option<String>,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
             max_body_bytes: 32 << 20,
+            header_timeout_ms: 10_000,
+            body_timeout_ms: 30_000,
+            max_connections: 512,
+            shutdown_deadline_ms: 10_000,
+            auth_failures_per_minute: 20,
+            metrics_token: None,
         }
     }
 }
@@ -178,12 +277,16 @@ impl Default for ServeConfig {
             ingest: IngestConfig::default(),
             limits: Limits::default(),
             quotas: QuotaConfig::default(),
+            outbound: OutboundConfig::default(),
             pipeline_threads: 0,
             max_instances: 1024,
             state_cache_bytes: 64 << 20,
         }
     }
 }
+
+/// Fewest characters of the operator's admin (and metrics) token.
+pub const MIN_ADMIN_TOKEN: usize = 32;
 
 /// Why a configuration could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -208,7 +311,7 @@ pub enum ConfigError {
     #[error("no admin token: set `admin_token` in the configuration or AER_ADMIN_TOKEN")]
     NoAdminToken,
     /// The admin token is too short to be safe.
-    #[error("the admin token must be at least 16 characters")]
+    #[error("the admin token must be at least {MIN_ADMIN_TOKEN} characters")]
     WeakAdminToken,
 }
 
@@ -249,11 +352,32 @@ impl ServeConfig {
         let u = |v: usize| v as u64;
         check("pipeline_threads", u(self.pipeline_threads), 0..=256);
         check("max_instances", u64::from(self.max_instances), 1..=10_000);
+        let h = &self.http;
+        check("http.max_body_bytes", u(h.max_body_bytes), 1..=1 << 30);
+        check("http.header_timeout_ms", h.header_timeout_ms, 1..=3_600_000);
+        check("http.body_timeout_ms", h.body_timeout_ms, 1..=3_600_000);
+        check("http.max_connections", u(h.max_connections), 1..=1_000_000);
         check(
-            "http.max_body_bytes",
-            u(self.http.max_body_bytes),
+            "http.shutdown_deadline_ms",
+            h.shutdown_deadline_ms,
+            1..=3_600_000,
+        );
+        check(
+            "http.auth_failures_per_minute",
+            u64::from(h.auth_failures_per_minute),
+            1..=1_000_000,
+        );
+        let metrics_token = h
+            .metrics_token
+            .as_ref()
+            .map_or(MIN_ADMIN_TOKEN, |t| t.chars().count());
+        let o = &self.outbound;
+        check(
+            "outbound.max_response_bytes",
+            o.max_response_bytes,
             1..=1 << 30,
         );
+        check("outbound.timeout_ms", o.timeout_ms, 1..=600_000);
         let i = &self.ingest;
         check("ingest.max_inbox_events", i.max_inbox_events, 1..=1 << 40);
         check(
@@ -347,7 +471,18 @@ impl ServeConfig {
         );
         let q = &self.quotas;
         check("quotas.max_plugins", u64::from(q.max_plugins), 1..=10_000);
+        check("quotas.max_versions", u64::from(q.max_versions), 1..=1_000);
+        check(
+            "quotas.max_artifact_bytes",
+            q.max_artifact_bytes,
+            1..=1 << 40,
+        );
         check("quotas.max_state_bytes", q.max_state_bytes, 1..=1 << 50);
+        check(
+            "quotas.max_plugin_state_bytes",
+            q.max_plugin_state_bytes,
+            1..=1 << 50,
+        );
         check(
             "quotas.cpu_ms_per_second",
             u64::from(q.cpu_ms_per_second),
@@ -358,6 +493,9 @@ impl ServeConfig {
             if let Some(v) = t.max_plugins {
                 check(&key("max_plugins"), u64::from(v), 1..=10_000);
             }
+            if let Some(v) = t.max_artifact_bytes {
+                check(&key("max_artifact_bytes"), v, 1..=1 << 40);
+            }
             if let Some(v) = t.max_state_bytes {
                 check(&key("max_state_bytes"), v, 1..=1 << 50);
             }
@@ -367,6 +505,11 @@ impl ServeConfig {
             if let Some(v) = t.cpu_ms_per_second {
                 check(&key("cpu_ms_per_second"), u64::from(v), 1..=1_000_000);
             }
+        }
+        if metrics_token < MIN_ADMIN_TOKEN {
+            errors.push(format!(
+                "`http.metrics_token` must be at least {MIN_ADMIN_TOKEN} characters"
+            ));
         }
         if errors.is_empty() {
             Ok(())
@@ -382,7 +525,7 @@ impl ServeConfig {
             .filter(|t| !t.is_empty())
             .or_else(|| self.admin_token.clone())
             .ok_or(ConfigError::NoAdminToken)?;
-        if token.len() < 16 {
+        if token.chars().count() < MIN_ADMIN_TOKEN {
             return Err(ConfigError::WeakAdminToken);
         }
         Ok(token)

@@ -12,6 +12,7 @@ mod format;
 pub mod inbox;
 pub mod keys;
 pub mod metrics;
+pub mod outbound;
 pub mod plugins;
 pub mod rate;
 mod retention;
@@ -115,6 +116,10 @@ pub struct Daemon {
     pub closing: tokio::sync::watch::Sender<bool>,
     /// Whether every pipeline thread is running (for `/readyz`).
     pub health: supervise::Health,
+    /// Failed authentications by client address.
+    pub auth_failures: rate::FailureWindow,
+    /// Where effects may go, and the client that takes them there.
+    pub outbound: outbound::Outbound,
 }
 
 impl Daemon {
@@ -170,6 +175,7 @@ impl Daemon {
         .map_err(|e| DaemonError::record("state", e))?;
         let metrics = Arc::new(metrics::Metrics::default());
         let folder = folder::StateFolder::start(state.clone(), metrics.clone()).map_err(io)?;
+        let outbound = outbound::Outbound::new(config.outbound.clone());
         Ok(Arc::new(Daemon {
             config,
             admin_token,
@@ -192,6 +198,8 @@ impl Daemon {
             metrics,
             closing: tokio::sync::watch::channel(false).0,
             health: supervise::Health::default(),
+            auth_failures: rate::FailureWindow::default(),
+            outbound,
         }))
     }
 

@@ -117,23 +117,54 @@ pub fn parse_ndjson(text: &str) -> Parsed {
     out
 }
 
-/// Parse one JSON value as a Slack entry (it has `date_create`) or a generic event.
+/// Most bytes of text one event may carry ([`Event::text_bytes`]); a larger one is
+/// refused with its line or entry number. Slack's audit entries are a few KiB.
+pub const MAX_EVENT_BYTES: usize = 64 << 10;
+
+/// Parse one JSON value as a Slack entry (it has `date_create`) or a generic event, of
+/// at most [`MAX_EVENT_BYTES`].
 pub fn parse_value(v: Value) -> Result<Event, String> {
     let Value::Object(obj) = v else {
         return Err(format!("expected a JSON object, found {}", value::kind(&v)));
     };
-    if obj.contains_key("date_create") {
+    let event = if obj.contains_key("date_create") {
         slack::parse_entry(obj)
     } else if obj.contains_key("time") || obj.contains_key("time_ms") {
         generic::parse_event(obj)
     } else {
         Err("neither a Slack audit entry (no `date_create`) nor a generic event (no `time`)".into())
+    }?;
+    let bytes = event.text_bytes();
+    if bytes > MAX_EVENT_BYTES {
+        return Err(format!(
+            "the event carries {bytes} bytes of text, more than the {MAX_EVENT_BYTES} allowed"
+        ));
     }
+    Ok(event)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // Regression: 31 MiB events were accepted, and a detector faulted on them forever.
+    #[test]
+    fn an_oversized_event_is_refused_by_line_and_the_rest_go_in() {
+        let big = "x".repeat(MAX_EVENT_BYTES);
+        let input = format!(
+            "{}\n{}\n",
+            serde_json::json!({"id": "big", "time_ms": 1, "action": "a", "actor": "U1", "note": big}),
+            serde_json::json!({"id": "ok", "time_ms": 2, "action": "a", "actor": "U1"}),
+        );
+        let p = parse(&input);
+        assert_eq!(p.events.len(), 1);
+        assert_eq!(p.errors[0].position, Position::Line(1));
+        assert!(
+            p.errors[0].reason.contains("more than the 65536 allowed"),
+            "{:?}",
+            p.errors
+        );
+    }
 
     #[test]
     fn envelope_ndjson_and_array_give_the_same_events() {

@@ -175,6 +175,8 @@ impl Loopback {
             rand::random::<u64>()
         ));
         config.data_dir = data.clone();
+        // Its mock Slack API and webhook receiver listen on loopback.
+        config.outbound = crate::config::OutboundConfig::loopback();
         let admin = format!("loopback-admin-{:032x}", rand::random::<u128>());
         let daemon = Daemon::open(config, admin.clone())?;
         let runtime = tokio::runtime::Builder::new_multi_thread()

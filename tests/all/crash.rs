@@ -162,8 +162,17 @@ impl Drop for Proc {
 }
 
 fn spawn(dir: &std::path::Path) -> Proc {
+    // Its effects go to the mock Slack API on loopback.
+    let config = dir.with_extension("toml");
+    let outbound = aer_host::config::ServeConfig {
+        outbound: aer_host::config::OutboundConfig::loopback(),
+        ..Default::default()
+    };
+    std::fs::write(&config, outbound.to_toml()).expect("config written");
     let mut child = Command::new(env!("CARGO_BIN_EXE_aer-under-test"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&config)
+        .arg("--data-dir")
         .arg(dir)
         .env("AER_ADMIN_TOKEN", ADMIN)
         .env("AER_LOG", "warn")

@@ -416,6 +416,7 @@ fn bad_input_gets_a_clear_4xx_and_the_daemon_keeps_serving() {
         // buffers, so the client reads the 413 instead of a broken pipe.
         http: aer_host::config::HttpConfig {
             max_body_bytes: 256 << 10,
+            ..Default::default()
         },
         ..ServeConfig::default()
     };

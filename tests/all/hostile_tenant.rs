@@ -329,15 +329,14 @@ fn a_damaged_data_directory_refuses_to_start_with_exit_2() {
         let file = db_file(dir.path());
         match damage {
             "empty" => std::fs::File::create(&file).map(drop).unwrap(),
-            "truncated" => {
-                let len = std::fs::metadata(&file).unwrap().len();
-                std::fs::OpenOptions::new()
-                    .write(true)
-                    .open(&file)
-                    .unwrap()
-                    .set_len(len / 3)
-                    .unwrap();
-            }
+            // Cut inside sled's header: (sled recovers a log cut later on to its last
+            // whole record, as after a crash.)
+            "truncated" => std::fs::OpenOptions::new()
+                .write(true)
+                .open(&file)
+                .unwrap()
+                .set_len(20)
+                .unwrap(),
             _ => std::fs::remove_dir_all(dir.path().join("db")).unwrap(),
         }
         let config = ServeConfig {
@@ -381,4 +380,98 @@ fn a_damaged_data_directory_refuses_to_start_with_exit_2() {
             run.err
         );
     }
+}
+
+fn put_policy(d: &TestDaemon, token: &str, policy: &Value) -> (u16, Value) {
+    d.request(
+        "PUT",
+        "/v1/policy",
+        Some(token),
+        JSON,
+        policy.to_string().into_bytes(),
+    )
+}
+
+// Threat: outbound requests go anywhere. A tenant's `slack_api_url` and webhooks
+// reached 127.0.0.1 services and the link-local metadata address with its token.
+#[test]
+fn destinations_outside_the_operators_rules_are_refused_by_field() {
+    let dir = tempfile::tempdir().unwrap();
+    // The operator's defaults: Slack's own API, https webhooks, no internal address.
+    let d = TestDaemon::start_as_configured(dir.path(), ServeConfig::default());
+    let t = d.tenant("acme");
+    let (status, body) = put_policy(
+        &d,
+        &t,
+        &json!({"responses": {
+            "slack_api_url": "http://127.0.0.1:9/api",
+            "slack_token": "xoxp-secret",
+            "webhooks": {"meta": "http://169.254.169.254/latest/meta-data"}
+        }}),
+    );
+    assert_eq!(status, 400, "{body}");
+    let fields: Vec<&str> = body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        fields,
+        ["responses.slack_api_url", "responses.webhooks.meta"]
+    );
+}
+
+// Threat: outbound requests go anywhere. A webhook whose name resolves to loopback
+// (https, so it passes the URL rules) is refused when it is resolved, before any
+// connection; redirects are not followed.
+#[test]
+fn internal_addresses_and_redirects_are_not_reached() {
+    let slack = MockSlack::start(0);
+    let port = slack.base.rsplit(':').next().unwrap().to_owned();
+    // (operator rules, webhook) -> the failure code the action log shows.
+    let cases = [
+        (
+            aer_host::config::OutboundConfig::default(),
+            format!("https://localhost:{port}/hooks/security"),
+            "destination_not_allowed",
+        ),
+        (
+            aer_host::config::OutboundConfig::loopback(),
+            format!("{}/hooks-moved/security", slack.base),
+            "http_307",
+        ),
+    ];
+    for (outbound, hook, code) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let config = ServeConfig {
+            outbound,
+            ..ServeConfig::default()
+        };
+        let d = TestDaemon::start_as_configured(dir.path(), config);
+        let t = d.tenant("acme");
+        d.install(&t, plugins::EXCESSIVE_DOWNLOADS, "");
+        d.install(&t, plugins::NOTIFY, r#"{"channel": "security"}"#);
+        let (status, body) = put_policy(
+            &d,
+            &t,
+            &json!({"mode": "enforce", "responses": {"webhooks": {"security": hook}}}),
+        );
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(
+            d.request("POST", "/v1/events", Some(&t), JSON, sample()).0,
+            200
+        );
+        let failed = wait_for("the notification's failure", || {
+            let items = get(&d, &t, "/v1/actions")["items"].clone();
+            items
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|a| a["status"] == "failed")
+                .cloned()
+        });
+        assert_eq!(failed["detail"], code, "{hook}: {failed}");
+    }
+    assert!(slack.calls().webhooks.is_empty(), "{:?}", slack.calls());
 }

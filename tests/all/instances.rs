@@ -89,7 +89,7 @@ fn run(config: ServeConfig, tenants: usize, lines: &[String]) -> (Vec<TenantOutc
             (findings, statuses)
         })
         .collect();
-    let (status, metrics) = d.request("GET", "/metrics", None, None, vec![]);
+    let (status, metrics) = d.request("GET", "/metrics", Some(aer_tests::ADMIN), None, vec![]);
     assert_eq!(status, 200);
     let built = metrics
         .as_str()

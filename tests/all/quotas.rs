@@ -146,6 +146,64 @@ fn state_past_the_quota_faults_the_batch_and_quarantines_the_plugin_only_for_tha
     assert_eq!(plugin(&d, &big, "excessive-downloads")["status"], "enabled");
 }
 
+// Regression: one plugin's state overrun faulted its sibling detectors (the quota was
+// the tenant's alone, so every plugin that wrote after it faulted).
+#[test]
+fn the_plugin_that_overruns_its_state_faults_and_its_siblings_run_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = TestDaemon::start(
+        dir.path(),
+        config(|c| {
+            c.quotas.max_plugin_state_bytes = 1 << 20;
+            // 200,000 writes take longer than the default deadline in a debug build.
+            c.limits.deadline_ms = 20_000;
+        }),
+    );
+    let t = d.tenant("acme");
+    d.install(&t, plugins::HOSTILE, r#"{"mode": "state-flood"}"#);
+    d.install(&t, plugins::EXCESSIVE_DOWNLOADS, "");
+    let mut events = sample();
+    let hostile = br#"{"id": "h1", "time_ms": 1767600000000, "action": "hostile", "actor": "U1"}"#;
+    let (status, body) = d.request(
+        "POST",
+        "/v1/events",
+        Some(&t),
+        JSON,
+        std::mem::take(&mut events),
+    );
+    assert_eq!(status, 200, "{body}");
+    let ndjson = Some("application/x-ndjson");
+    let (status, body) = d.request("POST", "/v1/events", Some(&t), ndjson, hostile.to_vec());
+    assert_eq!(status, 200, "{body}");
+    wait_for("the flooding plugin's quarantine", || {
+        plugin(&d, &t, "hostile")["status"] == "quarantined"
+    });
+    let rec = plugin(&d, &t, "hostile");
+    assert!(
+        rec["last_fault"]
+            .as_str()
+            .unwrap()
+            .contains("the plugin would keep"),
+        "{rec}"
+    );
+    wait_for("the sibling's findings", || {
+        let (_, f) = d.request(
+            "GET",
+            "/v1/findings?plugin=excessive-downloads",
+            Some(&t),
+            None,
+            vec![],
+        );
+        f["items"].as_array().is_some_and(|a| a.len() == 3)
+    });
+    let sibling = plugin(&d, &t, "excessive-downloads");
+    assert_eq!(
+        (&sibling["status"], &sibling["faults"]),
+        (&Value::from("enabled"), &Value::from(0)),
+        "{sibling}"
+    );
+}
+
 #[test]
 fn deleting_a_plugin_frees_its_state_and_one_uploaded_again_under_its_name_starts_afresh() {
     let dir = tempfile::tempdir().unwrap();
@@ -238,7 +296,7 @@ fn a_tenant_past_its_pipeline_time_gives_way_to_others_and_loses_nothing() {
             plugin(&d, t, "excessive-downloads")["cursor"] == 4_000
         });
     }
-    let (status, metrics) = d.request("GET", "/metrics", None, None, vec![]);
+    let (status, metrics) = d.request("GET", "/metrics", Some(aer_tests::ADMIN), None, vec![]);
     assert_eq!(status, 200);
     let text = metrics.as_str().unwrap();
     let count = |tenant: &str| -> f64 {
@@ -256,7 +314,7 @@ fn a_tenant_past_its_pipeline_time_gives_way_to_others_and_loses_nothing() {
 
 /// A metric's value for `labels` (e.g. `tenant="acme"`), 0 when absent.
 fn metric(d: &TestDaemon, name: &str, labels: &str) -> f64 {
-    let (status, metrics) = d.request("GET", "/metrics", None, None, vec![]);
+    let (status, metrics) = d.request("GET", "/metrics", Some(aer_tests::ADMIN), None, vec![]);
     assert_eq!(status, 200);
     let prefix = format!("{name}{{{labels}}} ");
     metrics

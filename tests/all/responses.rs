@@ -138,7 +138,7 @@ fn the_attack_is_answered_once_with_the_tenants_token_and_a_restart_repeats_noth
             "nothing for the allowlisted or the external user: {summary:?}"
         );
 
-        let (status, metrics) = d.request("GET", "/metrics", None, None, vec![]);
+        let (status, metrics) = d.request("GET", "/metrics", Some(aer_tests::ADMIN), None, vec![]);
         assert_eq!(status, 200);
         let text = metrics.as_str().unwrap();
         for line in [

@@ -148,11 +148,21 @@ pub struct TestDaemon {
 }
 
 /// The admin token of test daemons.
-pub const ADMIN: &str = "test-admin-token-0123456789";
+pub const ADMIN: &str = "test-admin-token-0123456789abcdefghij";
 
 impl TestDaemon {
-    /// Start a daemon on `data_dir` with `config` (its data dir and address replaced).
-    pub fn start(
+    /// Start a daemon on `data_dir` with `config` (its data dir and address replaced),
+    /// its effects allowed to reach the mock Slack API on loopback.
+    pub fn start(data_dir: &std::path::Path, config: aer_host::config::ServeConfig) -> TestDaemon {
+        let config = aer_host::config::ServeConfig {
+            outbound: aer_host::config::OutboundConfig::loopback(),
+            ..config
+        };
+        Self::start_as_configured(data_dir, config)
+    }
+
+    /// [`TestDaemon::start`] with `config`'s outbound rules as they are.
+    pub fn start_as_configured(
         data_dir: &std::path::Path,
         mut config: aer_host::config::ServeConfig,
     ) -> TestDaemon {
@@ -277,7 +287,8 @@ pub struct SlackCalls {
 }
 
 /// A mock of Slack's Web API (`/api/admin.users.session.reset`, `/api/chat.postMessage`)
-/// and a webhook receiver (`/hooks/{channel}`) on a loopback port. It answers 429 with
+/// and a webhook receiver (`/hooks/{channel}`; `/hooks-moved/{channel}` redirects there)
+/// on a loopback port. It answers 429 with
 /// `Retry-After: 1` to the first `rate_limit_first` resets, `cannot_reset_primary_owner`
 /// for user `W0OWNER`, `channel_not_found` for channel `C0MISSING`, and `ok` otherwise.
 pub struct MockSlack {
@@ -375,6 +386,12 @@ impl MockSlack {
             .route("/api/admin.users.session.reset", axum::routing::post(reset))
             .route("/api/chat.postMessage", axum::routing::post(post_message))
             .route("/hooks/{channel}", axum::routing::post(hook))
+            .route(
+                "/hooks-moved/{channel}",
+                axum::routing::post(|Path(channel): Path<String>| async move {
+                    axum::response::Redirect::temporary(&format!("/hooks/{channel}"))
+                }),
+            )
             .with_state(state);
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         listener.set_nonblocking(true).expect("nonblocking");

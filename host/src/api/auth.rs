@@ -1,13 +1,18 @@
-//! Bearer-token extractors: [`Tenant`] for tenant routes, [`Admin`] for the operator's.
+//! Bearer-token extractors: [`Tenant`] for tenant routes, [`Admin`] for the operator's,
+//! [`MetricsReader`] for `/metrics`. Failed authentications are logged and counted per
+//! client address; an address past `http.auth_failures_per_minute` is answered 429
+//! until its minute is over, whatever token it sends.
 
 use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
 use axum::http::StatusCode;
 use axum::http::request::Parts;
+use subtle::ConstantTimeEq as _;
 
 use super::ApiError;
 use crate::daemon::Daemon;
+use crate::daemon::tenants::Authenticated;
 
 /// The authenticated tenant of a request.
 #[derive(Debug, Clone)]
@@ -16,6 +21,10 @@ pub struct Tenant(pub String);
 /// A request carrying the operator's admin token.
 #[derive(Debug, Clone, Copy)]
 pub struct Admin;
+
+/// A request carrying the metrics token (`http.metrics_token`, else the admin token).
+#[derive(Debug, Clone, Copy)]
+pub struct MetricsReader;
 
 fn bearer(parts: &Parts) -> Option<&str> {
     parts
@@ -31,14 +40,57 @@ fn unauthorized() -> ApiError {
     ApiError::new(StatusCode::UNAUTHORIZED, "missing or invalid bearer token")
 }
 
+/// Refuse a client address that failed too often this minute.
+fn not_blocked(parts: &Parts, daemon: &Daemon) -> Result<(), ApiError> {
+    let Some(addr) = super::server::client_addr(&parts.extensions) else {
+        return Ok(());
+    };
+    let max = daemon.config.http.auth_failures_per_minute;
+    match daemon.auth_failures.blocked(addr.ip(), max) {
+        Some(wait) => Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "too many failed authentications from this address; retry in {} s",
+                wait.as_secs() + 1
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Count and log a failed authentication; the answer to give.
+fn failed(parts: &Parts, daemon: &Daemon, why: &str) -> ApiError {
+    let addr = super::server::client_addr(&parts.extensions);
+    let failures = addr.map_or(0, |a| daemon.auth_failures.failed(a.ip()));
+    let max = daemon.config.http.auth_failures_per_minute;
+    // Every failure up to the limit, then one line per hundred.
+    if failures <= max || failures.is_multiple_of(100) {
+        tracing::warn!(
+            client = %addr.map_or_else(|| "unknown".to_owned(), |a| a.ip().to_string()),
+            failures,
+            path = %crate::text::escape_control(parts.uri.path()),
+            "failed authentication: {why}"
+        );
+    }
+    daemon.metrics.auth_failure();
+    unauthorized()
+}
+
 impl FromRequestParts<Arc<Daemon>> for Tenant {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, daemon: &Arc<Daemon>) -> Result<Self, ApiError> {
-        let token = bearer(parts).ok_or_else(unauthorized)?;
+        not_blocked(parts, daemon)?;
+        let Some(token) = bearer(parts) else {
+            return Err(failed(parts, daemon, "no bearer token"));
+        };
         match daemon.authenticate(token) {
-            Ok(Some(t)) => Ok(Tenant(t)),
-            Ok(None) => Err(unauthorized()),
+            Ok(Authenticated::Tenant(t)) => Ok(Tenant(t)),
+            Ok(Authenticated::Suspended(t)) => Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                format!("tenant {t} is suspended by the operator"),
+            )),
+            Ok(Authenticated::Unknown) => Err(failed(parts, daemon, "unknown tenant token")),
             Err(e) => Err(ApiError::internal(e)),
         }
     }
@@ -48,11 +100,30 @@ impl FromRequestParts<Arc<Daemon>> for Admin {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, daemon: &Arc<Daemon>) -> Result<Self, ApiError> {
-        let token = bearer(parts).ok_or_else(unauthorized)?;
-        if daemon.is_admin(token) {
-            Ok(Admin)
+        not_blocked(parts, daemon)?;
+        match bearer(parts) {
+            Some(token) if daemon.is_admin(token) => Ok(Admin),
+            _ => Err(failed(parts, daemon, "not the admin token")),
+        }
+    }
+}
+
+impl FromRequestParts<Arc<Daemon>> for MetricsReader {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, daemon: &Arc<Daemon>) -> Result<Self, ApiError> {
+        not_blocked(parts, daemon)?;
+        let Some(token) = bearer(parts) else {
+            return Err(failed(parts, daemon, "no bearer token for metrics"));
+        };
+        let reader = match &daemon.config.http.metrics_token {
+            Some(m) => bool::from(token.as_bytes().ct_eq(m.as_bytes())),
+            None => false,
+        };
+        if reader || daemon.is_admin(token) {
+            Ok(MetricsReader)
         } else {
-            Err(unauthorized())
+            Err(failed(parts, daemon, "not the metrics token"))
         }
     }
 }

@@ -80,28 +80,39 @@ pub fn falco_alert(tenant: &str, seq: u64, f: &FindingRecord) -> Value {
     })
 }
 
+/// Most records one request looks at, matching or not: a filter that matches little
+/// answers a partial page (with `next`) instead of reading a tenant's whole history.
+const MAX_SCANNED: usize = 10_000;
+
+/// Up to the filter's limit of records `keep` selects, after its `after`; and the
+/// `next` cursor: the last seq looked at, when more may follow.
 fn scan<T: serde::de::DeserializeOwned>(
     daemon: &Daemon,
     kind_byte: u8,
     tenant: &str,
     filter: &Filter,
     keep: impl Fn(&T) -> bool,
-) -> Result<Vec<T>, ApiError> {
+) -> Result<(Vec<T>, Option<u64>), ApiError> {
     let limit = filter.limit.unwrap_or(100).clamp(1, 1000);
     let from = filter.after.map_or(0, |a| a.saturating_add(1));
     let range = keys::seq_key(kind_byte, tenant, from)..keys::seq_key(kind_byte, tenant, u64::MAX);
     let mut out = Vec::new();
-    for r in daemon.pipeline.range(range) {
-        let (_, v) = r.map_err(ApiError::internal)?;
+    let mut last = None;
+    for (scanned, r) in daemon.pipeline.range(range).enumerate() {
+        if scanned == MAX_SCANNED {
+            return Ok((out, last));
+        }
+        let (k, v) = r.map_err(ApiError::internal)?;
+        last = keys::seq_of(&k);
         let item: T = serde_json::from_slice(&v).map_err(ApiError::internal)?;
         if keep(&item) {
             out.push(item);
             if out.len() == limit {
-                break;
+                return Ok((out, last));
             }
         }
     }
-    Ok(out)
+    Ok((out, None))
 }
 
 pub(super) async fn findings(
@@ -109,11 +120,10 @@ pub(super) async fn findings(
     State(daemon): State<Arc<Daemon>>,
     Query(filter): Query<Filter>,
 ) -> Result<Json<Value>, ApiError> {
-    let items: Vec<StoredFinding> =
+    let (items, next): (Vec<StoredFinding>, _) =
         scan(&daemon, kind::FINDING, &t, &filter, |f: &StoredFinding| {
             filter.keeps(&f.finding)
         })?;
-    let next = items.last().map(|f| f.seq);
     let alerts: Vec<Value> = items
         .iter()
         .map(|f| falco_alert(&t, f.seq, &f.finding))
@@ -155,14 +165,13 @@ pub(super) async fn decisions(
     State(daemon): State<Arc<Daemon>>,
     Query(filter): Query<Filter>,
 ) -> Result<Json<Value>, ApiError> {
-    let items: Vec<StoredDecision> = scan(
+    let (items, next): (Vec<StoredDecision>, _) = scan(
         &daemon,
         kind::DECISION,
         &t,
         &filter,
         |d: &StoredDecision| filter.keeps(&d.decision.finding),
     )?;
-    let next = items.last().map(|d| d.seq);
     let items: Vec<Value> = items.iter().map(|d| decision_alert(&t, d)).collect();
     Ok(Json(json!({"items": items, "next": next})))
 }
@@ -174,20 +183,42 @@ pub(super) struct ActionFilter {
     target: Option<String>,
     /// Only actions of this decision.
     decision: Option<String>,
+    /// The `next` cursor of the previous page.
+    after: Option<String>,
+    /// Most entries (default 100, at most 1000).
+    limit: Option<usize>,
 }
 
-/// `GET /v1/actions`: the action log (every effect responders asked for and its state).
+/// `GET /v1/actions`: the action log (every effect responders asked for and its
+/// state), a page at a time in the log's own order (by decision), each page by time;
+/// `next` continues it.
 pub(super) async fn actions(
     Tenant(t): Tenant,
     State(daemon): State<Arc<Daemon>>,
     Query(filter): Query<ActionFilter>,
 ) -> Result<Json<Value>, ApiError> {
+    let limit = filter.limit.unwrap_or(100).clamp(1, 1000);
+    let prefix = keys::key(kind::ACTION, &[t.as_bytes()]);
+    let mut from = prefix.clone();
+    if let Some(after) = &filter.after {
+        let after =
+            hex::decode(after).map_err(|_| ApiError::bad_request("`after` is not a cursor"))?;
+        from.extend_from_slice(&after);
+        from.push(0);
+    }
     let mut items = Vec::new();
-    for r in daemon
-        .pipeline
-        .scan_prefix(keys::key(kind::ACTION, &[t.as_bytes()]))
-    {
-        let (_, v) = r.map_err(ApiError::internal)?;
+    let mut last = None;
+    let mut stopped = false;
+    for (scanned, r) in daemon.pipeline.range(from..).enumerate() {
+        let (k, v) = r.map_err(ApiError::internal)?;
+        let Some(rest) = k.strip_prefix(prefix.as_slice()) else {
+            break;
+        };
+        if scanned == MAX_SCANNED || items.len() == limit {
+            stopped = true;
+            break;
+        }
+        last = Some(hex::encode(rest));
         let a: crate::daemon::effects::ActionEntry =
             serde_json::from_slice(&v).map_err(ApiError::internal)?;
         if filter.target.as_ref().is_none_or(|x| *x == a.target)
@@ -196,8 +227,9 @@ pub(super) async fn actions(
             items.push(a);
         }
     }
+    let next = if stopped { last } else { None };
     items.sort_by_key(|a| a.time_ms);
-    Ok(Json(json!({ "items": items })))
+    Ok(Json(json!({ "items": items, "next": next })))
 }
 
 /// `GET /v1/stream`: server-sent events as they are committed: `finding` (Falco alert

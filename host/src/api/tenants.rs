@@ -1,9 +1,11 @@
-//! `POST /v1/tenants` (admin): create a tenant and return its token, once.
+//! The operator's tenant routes (admin token): create a tenant (`POST /v1/tenants` or
+//! `/v1/admin/tenants`; its token is shown once), list them, rotate a token (the old one
+//! stops at once), suspend and resume, and delete a tenant with all its data.
 
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -36,4 +38,76 @@ pub(super) async fn create(
         Err(e @ TenantError::InvalidName(_)) => Err(ApiError::bad_request(e)),
         Err(e) => Err(ApiError::internal(e)),
     }
+}
+
+fn tenant_error(e: TenantError) -> ApiError {
+    match e {
+        TenantError::NotFound(_) => ApiError::not_found(e),
+        e => ApiError::internal(e),
+    }
+}
+
+/// `GET /v1/admin/tenants`: every tenant with its plugins, inbox position and state size.
+pub(super) async fn list(
+    _: Admin,
+    State(daemon): State<Arc<Daemon>>,
+) -> Result<Json<Value>, ApiError> {
+    let tenants = daemon.tenants().map_err(ApiError::internal)?;
+    let mut items = Vec::with_capacity(tenants.len());
+    for t in tenants {
+        let plugins = daemon.plugins(&t.name).map_err(ApiError::internal)?.len();
+        items.push(json!({
+            "name": t.name,
+            "created_ms": t.created_ms,
+            "suspended": t.suspended,
+            "plugins": plugins,
+            "events": daemon.inbox.next_seq(&t.name).map_err(ApiError::internal)?,
+            "state_bytes": daemon.state_bytes(&t.name).map_err(ApiError::internal)?,
+        }));
+    }
+    Ok(Json(json!({"items": items})))
+}
+
+/// `POST /v1/admin/tenants/{name}/token`: a new token, shown once; the old one stops.
+pub(super) async fn rotate(
+    _: Admin,
+    State(daemon): State<Arc<Daemon>>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let token = daemon.rotate_token(&name).map_err(tenant_error)?;
+    Ok(Json(json!({"name": name, "token": token})))
+}
+
+/// `POST /v1/admin/tenants/{name}/suspend`.
+pub(super) async fn suspend(
+    _: Admin,
+    State(daemon): State<Arc<Daemon>>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let rec = daemon.set_suspended(&name, true).map_err(tenant_error)?;
+    Ok(Json(json!({"name": rec.name, "suspended": rec.suspended})))
+}
+
+/// `POST /v1/admin/tenants/{name}/resume`.
+pub(super) async fn resume(
+    _: Admin,
+    State(daemon): State<Arc<Daemon>>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let rec = daemon.set_suspended(&name, false).map_err(tenant_error)?;
+    Ok(Json(json!({"name": rec.name, "suspended": rec.suspended})))
+}
+
+/// `DELETE /v1/admin/tenants/{name}`: the tenant and all its data. Blocking work (it
+/// waits for the tenant's batches in progress), so on a blocking thread.
+pub(super) async fn delete(
+    _: Admin,
+    State(daemon): State<Arc<Daemon>>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    tokio::task::spawn_blocking(move || daemon.delete_tenant(&name))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(tenant_error)?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -119,10 +119,33 @@ pub struct TenantCommand {
     client: ClientArgs,
 }
 
+/// The operator's tenant verbs; each needs the admin token.
 #[derive(Debug, Subcommand)]
 enum TenantAction {
-    /// Create a tenant (admin token) and print its token, shown only once.
+    /// Create a tenant and print its token, shown only once.
     Create {
+        /// Tenant name.
+        name: String,
+    },
+    /// List the tenants (plugins, events, state size, suspended or not).
+    List,
+    /// Give a tenant a new token (printed once); the old one stops at once.
+    Rotate {
+        /// Tenant name.
+        name: String,
+    },
+    /// Suspend a tenant: its token is refused and its pipeline stops; nothing is deleted.
+    Suspend {
+        /// Tenant name.
+        name: String,
+    },
+    /// Resume a suspended tenant.
+    Resume {
+        /// Tenant name.
+        name: String,
+    },
+    /// Delete a tenant with all its data (plugins, state, events, findings, actions).
+    Delete {
         /// Tenant name.
         name: String,
     },
@@ -132,16 +155,41 @@ impl TenantCommand {
     /// Run it.
     pub fn run(self, io: &mut Io<'_>) -> anyhow::Result<u8> {
         let c = Client::new(&self.client);
-        match self.action {
+        let path = |name: &str, what: &str| format!("/v1/admin/tenants/{}{what}", segment(name));
+        let answer = match self.action {
             TenantAction::Create { name } => {
                 let body = serde_json::to_vec(&serde_json::json!({ "name": name }))?;
-                pretty(
-                    io,
-                    &c.call("POST", "/v1/tenants", Some(("application/json", body)))?,
-                )
+                c.call(
+                    "POST",
+                    "/v1/admin/tenants",
+                    Some(("application/json", body)),
+                )?
             }
-        }
+            TenantAction::List => c.call("GET", "/v1/admin/tenants", None)?,
+            TenantAction::Rotate { name } => c.call("POST", &path(&name, "/token"), None)?,
+            TenantAction::Suspend { name } => c.call("POST", &path(&name, "/suspend"), None)?,
+            TenantAction::Resume { name } => c.call("POST", &path(&name, "/resume"), None)?,
+            TenantAction::Delete { name } => {
+                c.call("DELETE", &path(&name, ""), None)?;
+                serde_json::json!({"deleted": name})
+            }
+        };
+        pretty(io, &answer)
     }
+}
+
+/// A name as one URL path segment (tenant and plugin names are lowercase letters,
+/// digits and `-`; anything else is percent-encoded so it cannot change the path).
+fn segment(name: &str) -> String {
+    name.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b == b'-' {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }
 
 /// `aer plugin ...`

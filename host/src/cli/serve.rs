@@ -81,7 +81,7 @@ impl ServeCommand {
             .thread_name("aer-serve")
             .build()
             .context("cannot start the async runtime")?;
-        runtime.block_on(async {
+        let served = runtime.block_on(async {
             let listener = tokio::net::TcpListener::bind(config.listen)
                 .await
                 .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -91,7 +91,11 @@ impl ServeCommand {
             tracing::info!(%addr, data_dir = %config.data_dir.display(), "serving");
             crate::api::serve(daemon, listener, shutdown_signal()).await?;
             anyhow::Ok(())
-        })?;
+        });
+        // A pipeline batch still running past the shutdown deadline (an effect waiting
+        // out a rate limit, say) does not hold the exit: it runs again after a restart.
+        runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+        served?;
         Ok(EXIT_OK)
     }
 }

@@ -181,24 +181,39 @@ impl ActionSink for DaemonActions {
                 _ => {} // pending: interrupted by a crash, perform again
             }
         }
-        if !self.enforce.load(Ordering::Relaxed) {
-            store("recorded", "dry-run", false)?;
-            daemon.metrics.action(&self.tenant, action, "recorded");
-            return Ok("dry-run".into());
-        }
         let settings = daemon
             .policy(&self.tenant)
             .map_err(|e| err("internal", e.to_string()))?
             .responses;
+        if !self.enforce.load(Ordering::Relaxed) {
+            // A dry run answers as the real one would where it can tell without
+            // sending: a channel the policy does not map fails the same way.
+            if let ActionRequest::Notify { channel, .. } = &request
+                && !settings.slack_channels.contains_key(channel)
+                && !settings.webhooks.contains_key(channel)
+            {
+                store("failed", "unknown_channel", false)?;
+                daemon.metrics.action(&self.tenant, action, "failed");
+                return Err(err(
+                    "unknown_channel",
+                    format!("no Slack channel or webhook for channel {channel:?} in the policy"),
+                ));
+            }
+            store("recorded", "dry-run", false)?;
+            daemon.metrics.action(&self.tenant, action, "recorded");
+            return Ok("dry-run".into());
+        }
         store("pending", "", true)?;
         let idempotency = hex::encode(&sha2::Sha256::digest(&key)[..16]);
+        let out = Out {
+            settings: &settings,
+            outbound: &daemon.outbound,
+            idempotency: &idempotency,
+            closing: daemon.closing.subscribe(),
+        };
         let result = match &request {
-            ActionRequest::TerminateSessions { user_id, .. } => {
-                reset_sessions(&settings, user_id, &idempotency)
-            }
-            ActionRequest::Notify { channel, .. } => {
-                notify(&settings, channel, decision_id, text, &idempotency)
-            }
+            ActionRequest::TerminateSessions { user_id, .. } => out.reset_sessions(user_id),
+            ActionRequest::Notify { channel, .. } => out.notify(channel, decision_id, text),
         };
         // Flushed too: a `done` lost in a crash would repeat the effect.
         match &result {
@@ -218,89 +233,164 @@ impl ActionSink for DaemonActions {
 /// left after a crash between an effect and its `done` mark). Slack ignores it.
 pub const IDEMPOTENCY_HEADER: &str = "X-AER-Idempotency-Key";
 
-/// The process's HTTP client for effects: one, so connections to Slack and to webhook
-/// receivers are kept and reused between responses.
-fn agent() -> ureq::Agent {
-    static AGENT: std::sync::OnceLock<ureq::Agent> = std::sync::OnceLock::new();
-    AGENT
-        .get_or_init(|| {
-            ureq::Agent::config_builder()
-                .http_status_as_error(false)
-                .timeout_global(Some(Duration::from_secs(10)))
-                .build()
-                .into()
-        })
-        .clone()
+/// One effect's outbound request: the tenant's settings, the operator's rules, and
+/// whether the daemon is closing (a rate-limit wait ends then).
+struct Out<'a> {
+    settings: &'a ResponseSettings,
+    outbound: &'a super::outbound::Outbound,
+    idempotency: &'a str,
+    closing: tokio::sync::watch::Receiver<bool>,
 }
 
-/// `admin.users.session.reset` for `user_id`.
-fn reset_sessions(
-    s: &ResponseSettings,
-    user_id: &str,
-    idempotency: &str,
-) -> Result<String, (String, String)> {
-    slack_call(
-        s,
-        "admin.users.session.reset",
-        &serde_json::json!({ "user_id": user_id }),
-        idempotency,
-    )
-    .map(|_| "reset".into())
-}
-
-/// Call a Slack Web API method with the tenant's token: retries on 429 after
-/// `Retry-After` (at most 30 s, `max_attempts` in all); `{"ok": false, "error": E}`
-/// becomes the error code E.
-fn slack_call(
-    s: &ResponseSettings,
-    method: &str,
-    body: &serde_json::Value,
-    idempotency: &str,
-) -> Result<serde_json::Value, (String, String)> {
-    let token = s
-        .slack_token
-        .as_deref()
-        .ok_or_else(|| err("no_token", "the tenant's policy has no Slack token"))?;
-    let url = format!("{}/{method}", s.slack_api_url.trim_end_matches('/'));
-    let agent = agent();
-    for attempt in 1..=s.max_attempts {
-        let resp = agent
-            .post(&url)
-            .header("Authorization", &format!("Bearer {token}"))
-            .header(IDEMPOTENCY_HEADER, idempotency)
-            .send_json(body);
-        let mut resp = resp.map_err(|e| err("unreachable", e.to_string()))?;
-        let status = resp.status().as_u16();
-        if status == 429 {
-            let wait = resp
-                .headers()
-                .get("Retry-After")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .unwrap_or(1)
-                .min(30);
-            tracing::warn!(method, attempt, wait, "Slack rate limited the call");
-            if attempt < s.max_attempts {
-                std::thread::sleep(Duration::from_secs(wait));
-            }
-            continue;
-        }
-        let answer: serde_json::Value = resp
-            .body_mut()
-            .read_json()
-            .map_err(|e| err(&format!("http_{status}"), e.to_string()))?;
-        return match answer["ok"].as_bool() {
-            Some(true) => Ok(answer),
-            _ => Err(err(
-                answer["error"].as_str().unwrap_or("unknown_error"),
-                format!("Slack answered HTTP {status}: {answer}"),
-            )),
-        };
+impl Out<'_> {
+    /// `admin.users.session.reset` for `user_id`.
+    fn reset_sessions(&self, user_id: &str) -> Result<String, (String, String)> {
+        self.slack_call(
+            "admin.users.session.reset",
+            &serde_json::json!({ "user_id": user_id }),
+        )
+        .map(|_| "reset".into())
     }
-    Err(err(
-        "rate_limited",
-        format!("Slack answered 429 {} times", s.max_attempts),
-    ))
+
+    /// Call a Slack Web API method with the tenant's token: retries on 429 after
+    /// `Retry-After` (at most 30 s, `max_attempts` in all; a wait ends if the daemon
+    /// closes); `{"ok": false, "error": E}` becomes the error code E. The base URL must
+    /// be among the operator's (see [`super::outbound`]).
+    fn slack_call(
+        &self,
+        method: &str,
+        body: &serde_json::Value,
+    ) -> Result<serde_json::Value, (String, String)> {
+        let s = self.settings;
+        let token = s
+            .slack_token
+            .as_deref()
+            .ok_or_else(|| err("no_token", "the tenant's policy has no Slack token"))?;
+        self.outbound
+            .check_slack_url(&s.slack_api_url)
+            .map_err(|why| err(super::outbound::NOT_ALLOWED, format!("slack_api_url {why}")))?;
+        let url = format!("{}/{method}", s.slack_api_url.trim_end_matches('/'));
+        for attempt in 1..=s.max_attempts {
+            let resp = self
+                .outbound
+                .agent()
+                .post(&url)
+                .header("Authorization", &format!("Bearer {token}"))
+                .header(IDEMPOTENCY_HEADER, self.idempotency)
+                .send_json(body);
+            let mut resp = resp.map_err(|e| request_failed(method, &e))?;
+            let status = resp.status().as_u16();
+            if status == 429 {
+                let wait = resp
+                    .headers()
+                    .get("Retry-After")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .unwrap_or(1)
+                    .min(30);
+                tracing::warn!(method, attempt, wait, "Slack rate limited the call");
+                if attempt < s.max_attempts && !self.wait(Duration::from_secs(wait)) {
+                    return Err(err("shutting_down", "the daemon is stopping"));
+                }
+                continue;
+            }
+            let answer: serde_json::Value = resp
+                .body_mut()
+                .with_config()
+                .limit(self.outbound.max_response_bytes())
+                .read_json()
+                .map_err(|_| {
+                    err(
+                        &format!("http_{status}"),
+                        format!("Slack answered HTTP {status} without a readable JSON body"),
+                    )
+                })?;
+            return match answer["ok"].as_bool() {
+                Some(true) => Ok(answer),
+                _ => {
+                    // Reduced to Slack's error code: the answer itself stays out of
+                    // what the tenant and its plugins see.
+                    let code = answer["error"]
+                        .as_str()
+                        .filter(|c| {
+                            c.len() <= 64
+                                && c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                        })
+                        .unwrap_or("unknown_error");
+                    Err(err(
+                        code,
+                        format!("Slack answered HTTP {status} with error {code}"),
+                    ))
+                }
+            };
+        }
+        Err(err(
+            "rate_limited",
+            format!("Slack answered 429 {} times", s.max_attempts),
+        ))
+    }
+
+    /// Wait `d`, unless the daemon starts closing first; whether it waited it out.
+    fn wait(&self, d: Duration) -> bool {
+        let until = std::time::Instant::now() + d;
+        while std::time::Instant::now() < until {
+            if *self.closing.borrow() {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(50).min(until - std::time::Instant::now()));
+        }
+        true
+    }
+
+    /// Send a notification: to a Slack channel with `chat.postMessage` when the policy
+    /// maps the channel name to a Slack channel id (`slack_channels`), else as a JSON
+    /// POST to the channel's webhook (https, at an address the operator allows).
+    fn notify(
+        &self,
+        channel: &str,
+        decision_id: &str,
+        text: &str,
+    ) -> Result<String, (String, String)> {
+        let s = self.settings;
+        if let Some(id) = s.slack_channels.get(channel) {
+            let answer = self.slack_call("chat.postMessage", &message(id, decision_id, text))?;
+            return Ok(format!("posted {}", answer["ts"].as_str().unwrap_or(""))
+                .trim_end()
+                .to_owned());
+        }
+        let url = s.webhooks.get(channel).ok_or_else(|| {
+            err(
+                "unknown_channel",
+                format!("no Slack channel or webhook for channel {channel:?} in the policy"),
+            )
+        })?;
+        self.outbound
+            .check_webhook(url)
+            .map_err(|why| err(super::outbound::NOT_ALLOWED, format!("webhook {why}")))?;
+        let resp = self
+            .outbound
+            .agent()
+            .post(url)
+            .header(IDEMPOTENCY_HEADER, self.idempotency)
+            .send_json(message(channel, decision_id, text))
+            .map_err(|e| request_failed("webhook", &e))?;
+        let status = resp.status().as_u16();
+        if (200..300).contains(&status) {
+            Ok("sent".into())
+        } else {
+            Err(err(
+                &format!("http_{status}"),
+                format!("the webhook answered HTTP {status}"),
+            ))
+        }
+    }
+}
+
+/// A request that got no answer: its code for the tenant, the details for the log.
+fn request_failed(what: &str, e: &ureq::Error) -> (String, String) {
+    let code = super::outbound::error_code(e);
+    tracing::warn!(what, code, "outbound request failed: {e}");
+    err(code, format!("the {what} request failed: {code}"))
 }
 
 /// The message body both routes send: Slack's `chat.postMessage` shape (`text` as the
@@ -316,47 +406,4 @@ fn message(channel: &str, decision_id: &str, text: &str) -> serde_json::Value {
         "metadata": {"event_type": "aer_decision", "event_payload": {"decision_id": decision_id}},
         "decision_id": decision_id,
     })
-}
-
-/// Send a notification: to a Slack channel with `chat.postMessage` when the policy maps
-/// the channel name to a Slack channel id (`slack_channels`), else as a JSON POST to the
-/// channel's webhook.
-fn notify(
-    s: &ResponseSettings,
-    channel: &str,
-    decision_id: &str,
-    text: &str,
-    idempotency: &str,
-) -> Result<String, (String, String)> {
-    if let Some(id) = s.slack_channels.get(channel) {
-        let answer = slack_call(
-            s,
-            "chat.postMessage",
-            &message(id, decision_id, text),
-            idempotency,
-        )?;
-        return Ok(format!("posted {}", answer["ts"].as_str().unwrap_or(""))
-            .trim_end()
-            .to_owned());
-    }
-    let url = s.webhooks.get(channel).ok_or_else(|| {
-        err(
-            "unknown_channel",
-            format!("no Slack channel or webhook for channel {channel:?} in the policy"),
-        )
-    })?;
-    let resp = agent()
-        .post(url)
-        .header(IDEMPOTENCY_HEADER, idempotency)
-        .send_json(message(channel, decision_id, text))
-        .map_err(|e| err("unreachable", e.to_string()))?;
-    let status = resp.status().as_u16();
-    if (200..300).contains(&status) {
-        Ok("sent".into())
-    } else {
-        Err(err(
-            &format!("http_{status}"),
-            format!("webhook answered HTTP {status}"),
-        ))
-    }
 }

@@ -302,6 +302,15 @@ impl Inbox {
         Ok(l)
     }
 
+    /// Forget what is kept in memory of `tenant`'s inbox (after its records were
+    /// deleted): a tenant created again under the name starts afresh.
+    pub fn forget(&self, tenant: &str) {
+        self.tenants
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(tenant);
+    }
+
     /// Sequence number the next accepted event of `tenant` will get.
     pub fn next_seq(&self, tenant: &str) -> Result<u64, InboxError> {
         let log = self.log(tenant)?;

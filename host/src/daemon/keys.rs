@@ -102,6 +102,12 @@ pub fn state_bytes(tenant: &str) -> Vec<u8> {
     key(kind::STATE_BYTES, &[tenant.as_bytes()])
 }
 
+/// The bytes of state one plugin of a tenant keeps (for its own quota; its tenant's
+/// total is [`state_bytes`]).
+pub fn plugin_state_bytes(tenant: &str, plugin: &str) -> Vec<u8> {
+    key(kind::STATE_BYTES, &[tenant.as_bytes(), plugin.as_bytes()])
+}
+
 /// `kind`, the length-prefixed tenant, then `seq` big-endian (so keys sort by seq).
 pub fn seq_key(kind: u8, tenant: &str, seq: u64) -> Vec<u8> {
     let mut k = key(kind, &[tenant.as_bytes()]);

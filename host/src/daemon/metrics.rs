@@ -38,6 +38,8 @@ pub struct Metrics {
     faults: Family<Labels, Counter>,
     stage_faults: Family<Labels, Counter>,
     pipeline_restarts: Counter,
+    auth_failures: Counter,
+    connections_refused: Counter,
     lag: Family<Labels, Gauge>,
     throttled: Family<Labels, Counter>,
     inbox_trimmed: Family<Labels, Counter>,
@@ -61,6 +63,8 @@ impl Default for Metrics {
             faults: Family::default(),
             stage_faults: Family::default(),
             pipeline_restarts: Counter::default(),
+            auth_failures: Counter::default(),
+            connections_refused: Counter::default(),
             lag: Family::default(),
             throttled: Family::default(),
             inbox_trimmed: Family::default(),
@@ -94,6 +98,16 @@ impl Default for Metrics {
             "stage_faults",
             "Panics caught in a tenant's pipeline stage (the stage is retried after a backoff)",
             m.stage_faults.clone(),
+        );
+        registry.register(
+            "http_auth_failures",
+            "Requests refused for a missing or wrong token",
+            m.auth_failures.clone(),
+        );
+        registry.register(
+            "http_connections_refused",
+            "Connections answered 503 because `http.max_connections` were open",
+            m.connections_refused.clone(),
         );
         registry.register(
             "pipeline_thread_restarts",
@@ -205,6 +219,16 @@ impl Metrics {
         self.stage_faults
             .get_or_create(&labels(&[("tenant", tenant)]))
             .inc();
+    }
+
+    /// A request failed authentication.
+    pub fn auth_failure(&self) {
+        self.auth_failures.inc();
+    }
+
+    /// A connection was refused past the connection cap.
+    pub fn connection_refused(&self) {
+        self.connections_refused.inc();
     }
 
     /// A pipeline thread restarted after a panic.

@@ -271,22 +271,6 @@ impl Daemon {
             return Err(PluginError::Invalid(format!("version {version:?}")));
         }
         let sha = loaded.meta.sha256.clone();
-        let file = format!("{sha}.wasm");
-        if !self.artifacts.exists(&file) {
-            // Write under a temporary name, then rename: a crash leaves no half artifact.
-            let tmp = format!("{sha}.tmp");
-            let mut f = self
-                .artifacts
-                .create(&tmp)
-                .map_err(|e| DaemonError::record("artifact", e))?;
-            f.write_all(bytes)
-                .map_err(|e| DaemonError::record("artifact", e))?;
-            f.sync_all()
-                .map_err(|e| DaemonError::record("artifact", e))?;
-            self.artifacts
-                .rename(&tmp, &self.artifacts, &file)
-                .map_err(|e| DaemonError::record("artifact", e))?;
-        }
         let entry = PluginVersion {
             version: version.clone(),
             sha256: sha.clone(),
@@ -336,13 +320,96 @@ impl Daemon {
             }
             Err(e) => return Err(e),
         };
+        let mut rec = rec;
+        let pruned = self.within_artifact_quota(tenant, &mut rec)?;
+        self.write_artifact(&sha, bytes)?;
         if fresh {
             // A new plugin: nothing of an earlier one by its name may be left (a
             // deletion a crash cut short, or one by a version that kept its state).
             self.clear_plugin_data(tenant, &rec.name, rec.kind)?;
         }
         self.put_plugin(tenant, &rec)?;
+        self.remove_unused_artifacts(pruned.iter().map(|v| v.sha256.as_str()))?;
         Ok(rec)
+    }
+
+    /// Keep `rec` within the tenant's artifact quotas: its oldest versions past
+    /// `quotas.max_versions` are pruned (never the active one; returned, for their files
+    /// to go), and the tenant's versions together may weigh at most
+    /// `quotas.max_artifact_bytes`.
+    fn within_artifact_quota(
+        &self,
+        tenant: &str,
+        rec: &mut PluginRecord,
+    ) -> Result<Vec<PluginVersion>, PluginError> {
+        let quota = self.config.quota(tenant);
+        let mut pruned = Vec::new();
+        while rec.versions.len() > quota.max_versions as usize {
+            let Some(oldest) = rec.versions.iter().position(|v| v.version != rec.active) else {
+                break;
+            };
+            pruned.push(rec.versions.remove(oldest));
+        }
+        let others: usize = self
+            .plugins(tenant)?
+            .iter()
+            .filter(|p| p.name != rec.name)
+            .flat_map(|p| &p.versions)
+            .map(|v| v.size)
+            .sum();
+        let total = others + rec.versions.iter().map(|v| v.size).sum::<usize>();
+        if total as u64 > quota.max_artifact_bytes {
+            return Err(PluginError::Quota(format!(
+                "the tenant's plugin versions would weigh {total} bytes, its limit is {}",
+                quota.max_artifact_bytes
+            )));
+        }
+        Ok(pruned)
+    }
+
+    /// Store an artifact under its hash (once; under a temporary name first, so a crash
+    /// leaves no half artifact).
+    fn write_artifact(&self, sha: &str, bytes: &[u8]) -> Result<(), DaemonError> {
+        let file = format!("{sha}.wasm");
+        if self.artifacts.exists(&file) {
+            return Ok(());
+        }
+        let tmp = format!("{sha}.tmp");
+        let io = |e| DaemonError::record("artifact", e);
+        let mut f = self.artifacts.create(&tmp).map_err(io)?;
+        f.write_all(bytes).map_err(io)?;
+        f.sync_all().map_err(io)?;
+        self.artifacts
+            .rename(&tmp, &self.artifacts, &file)
+            .map_err(io)
+    }
+
+    /// Remove the artifact files of `hashes` that no plugin version of any tenant uses
+    /// any more.
+    pub(crate) fn remove_unused_artifacts<'h>(
+        &self,
+        hashes: impl IntoIterator<Item = &'h str>,
+    ) -> Result<(), DaemonError> {
+        let mut gone: std::collections::BTreeSet<&str> = hashes.into_iter().collect();
+        if gone.is_empty() {
+            return Ok(());
+        }
+        for r in self.meta.scan_prefix([kind::PLUGIN]) {
+            let (_, v) = r?;
+            let rec: PluginRecord =
+                serde_json::from_slice(&v).map_err(|e| DaemonError::record("plugin record", e))?;
+            for v in &rec.versions {
+                gone.remove(v.sha256.as_str());
+            }
+        }
+        for sha in gone {
+            match self.artifacts.remove_file(format!("{sha}.wasm")) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(DaemonError::record("artifact", e)),
+            }
+        }
+        Ok(())
     }
 
     /// Enable, disable (or, for the pipeline, quarantine) a plugin.
@@ -440,6 +507,7 @@ impl Daemon {
         self.plugin_records.changed();
         removed.map_err(DaemonError::from)?;
         self.db.flush().map_err(DaemonError::from)?;
+        self.remove_unused_artifacts(rec.versions.iter().map(|v| v.sha256.as_str()))?;
         Ok(())
     }
 
@@ -474,6 +542,7 @@ impl Daemon {
         let staged = store.stage(&scope, &writes, &mut batch);
         let size = self.state_bytes(tenant)?.saturating_sub(freed);
         batch.insert(keys::state_bytes(tenant), &size.to_be_bytes());
+        batch.remove(keys::plugin_state_bytes(tenant, name));
         batch.remove(keys::cursor(tenant, name));
         self.pipeline.apply_batch(batch)?;
         store.applied(staged, &scope, &writes);
@@ -505,6 +574,10 @@ impl Daemon {
             Ok(p) => p,
             Err(errors) => return Ok(Err(errors)),
         };
+        let errors = self.outbound.check_policy(&policy);
+        if !errors.is_empty() {
+            return Ok(Err(errors));
+        }
         let v = serde_json::to_vec(&policy).map_err(|e| DaemonError::record("policy", e))?;
         self.meta
             .insert(keys::key(kind::POLICY, &[tenant.as_bytes()]), v)?;

@@ -68,6 +68,44 @@ impl RateLimits {
     }
 }
 
+/// Failed attempts by key (a client address), counted a minute at a time: past the
+/// limit, the key is blocked until its minute is over.
+#[derive(Default)]
+pub struct FailureWindow {
+    minutes: Mutex<HashMap<std::net::IpAddr, (Instant, u32)>>,
+}
+
+/// How long a failure window lasts.
+const FAILURE_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
+/// Addresses remembered before stale ones are dropped.
+const FAILURE_KEYS: usize = 10_000;
+
+impl FailureWindow {
+    /// If `addr` failed `max` times or more within its current minute, how long until
+    /// it may try again.
+    pub fn blocked(&self, addr: std::net::IpAddr, max: u32) -> Option<std::time::Duration> {
+        let minutes = self.minutes.lock().unwrap_or_else(|e| e.into_inner());
+        let (start, n) = minutes.get(&addr)?;
+        let left = FAILURE_WINDOW.checked_sub(start.elapsed())?;
+        (*n >= max).then_some(left)
+    }
+
+    /// Count a failure of `addr`; returns its failures in the current minute.
+    pub fn failed(&self, addr: std::net::IpAddr) -> u32 {
+        let mut minutes = self.minutes.lock().unwrap_or_else(|e| e.into_inner());
+        if minutes.len() >= FAILURE_KEYS {
+            minutes.retain(|_, (start, _)| start.elapsed() < FAILURE_WINDOW);
+        }
+        let now = Instant::now();
+        let entry = minutes.entry(addr).or_insert((now, 0));
+        if now.duration_since(entry.0) >= FAILURE_WINDOW {
+            *entry = (now, 0);
+        }
+        entry.1 = entry.1.saturating_add(1);
+        entry.1
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,6 +18,10 @@ pub struct TenantRecord {
     pub created_ms: i64,
     /// SHA-256 of the token, hex.
     pub token_sha256: String,
+    /// Suspended by the operator: its token is refused and its pipeline does not run
+    /// (its events and state stay).
+    #[serde(default)]
+    pub suspended: bool,
 }
 
 /// Why a tenant could not be created.
@@ -29,6 +33,9 @@ pub enum TenantError {
     /// Name taken.
     #[error("tenant {0:?} already exists")]
     Exists(String),
+    /// No such tenant.
+    #[error("no tenant {0:?}")]
+    NotFound(String),
     /// Storage failed.
     #[error(transparent)]
     Daemon(#[from] DaemonError),
@@ -48,23 +55,56 @@ fn token_hash(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 
+/// A new random token and its hash.
+fn new_token() -> Result<(String, [u8; 32]), DaemonError> {
+    let mut secret = [0u8; 32];
+    getrandom::fill(&mut secret).map_err(|e| DaemonError::record("random", e))?;
+    let token = format!(
+        "aer_{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret)
+    );
+    let hash = token_hash(&token);
+    Ok((token, hash))
+}
+
+/// Who a bearer token is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Authenticated {
+    /// A tenant's valid token.
+    Tenant(String),
+    /// A suspended tenant's token.
+    Suspended(String),
+    /// Nobody's.
+    Unknown,
+}
+
+/// Pipeline records kept per tenant, each under `kind`+tenant: deleted with the tenant.
+const TENANT_PIPELINE_KINDS: [u8; 11] = [
+    kind::INBOX,
+    kind::EVENT_ID,
+    kind::CURSOR,
+    kind::FINDING,
+    kind::DECISION,
+    kind::DECISION_CURSOR,
+    kind::OBSERVED,
+    kind::ENGINE_STATE,
+    kind::PENDING_RESPONSE,
+    kind::ACTION,
+    kind::STATE_BYTES,
+];
+
 impl Daemon {
     /// Create a tenant; returns its record and its token (shown only now).
     pub fn create_tenant(&self, name: &str) -> Result<(TenantRecord, String), TenantError> {
         if !valid_name(name) {
             return Err(TenantError::InvalidName(name.to_owned()));
         }
-        let mut secret = [0u8; 32];
-        getrandom::fill(&mut secret).map_err(|e| DaemonError::record("random", e))?;
-        let token = format!(
-            "aer_{}",
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret)
-        );
-        let hash = token_hash(&token);
+        let (token, hash) = new_token()?;
         let record = TenantRecord {
             name: name.to_owned(),
             created_ms: now_ms(),
             token_sha256: hex::encode(hash),
+            suspended: false,
         };
         let value = serde_json::to_vec(&record).map_err(|e| DaemonError::record("tenant", e))?;
         let key = keys::key(kind::TENANT, &[name.as_bytes()]);
@@ -83,23 +123,121 @@ impl Daemon {
         Ok((record, token))
     }
 
-    /// The tenant a bearer token belongs to, if any.
-    pub fn authenticate(&self, token: &str) -> Result<Option<String>, DaemonError> {
+    /// Who a bearer token belongs to. Only the tenant record's current token hash
+    /// counts, so a rotated token stops at once.
+    pub fn authenticate(&self, token: &str) -> Result<Authenticated, DaemonError> {
         let hash = token_hash(token);
         let Some(name) = self.meta.get(keys::key(kind::TOKEN, &[&hash]))? else {
-            return Ok(None);
+            return Ok(Authenticated::Unknown);
         };
         let name = String::from_utf8_lossy(&name).into_owned();
         // Check the tenant's stored hash too, in constant time.
-        let Some(rec) = self.meta.get(keys::key(kind::TENANT, &[name.as_bytes()]))? else {
-            return Ok(None);
-        };
-        let rec: TenantRecord = match serde_json::from_slice(&rec) {
-            Ok(r) => r,
-            Err(_) => return Ok(None),
+        let Some(rec) = self.tenant(&name)? else {
+            return Ok(Authenticated::Unknown);
         };
         let stored = hex::decode(&rec.token_sha256).unwrap_or_default();
-        Ok(bool::from(stored.ct_eq(&hash)).then_some(name))
+        Ok(match (bool::from(stored.ct_eq(&hash)), rec.suspended) {
+            (false, _) => Authenticated::Unknown,
+            (true, false) => Authenticated::Tenant(name),
+            (true, true) => Authenticated::Suspended(name),
+        })
+    }
+
+    /// A tenant's record.
+    pub fn tenant(&self, name: &str) -> Result<Option<TenantRecord>, DaemonError> {
+        let Some(v) = self.meta.get(keys::key(kind::TENANT, &[name.as_bytes()]))? else {
+            return Ok(None);
+        };
+        serde_json::from_slice(&v)
+            .map(Some)
+            .map_err(|e| DaemonError::record("tenant", e))
+    }
+
+    fn put_tenant(&self, rec: &TenantRecord) -> Result<(), DaemonError> {
+        let value = serde_json::to_vec(rec).map_err(|e| DaemonError::record("tenant", e))?;
+        self.meta
+            .insert(keys::key(kind::TENANT, &[rec.name.as_bytes()]), value)?;
+        Ok(())
+    }
+
+    /// Give `name` a new token (returned, shown only now); the old one stops at once.
+    pub fn rotate_token(&self, name: &str) -> Result<String, TenantError> {
+        let mut rec = self
+            .tenant(name)?
+            .ok_or_else(|| TenantError::NotFound(name.to_owned()))?;
+        let old = hex::decode(&rec.token_sha256).unwrap_or_default();
+        let (token, hash) = new_token()?;
+        rec.token_sha256 = hex::encode(hash);
+        self.put_tenant(&rec)?;
+        self.meta
+            .insert(keys::key(kind::TOKEN, &[&hash]), name.as_bytes())
+            .map_err(DaemonError::from)?;
+        self.meta
+            .remove(keys::key(kind::TOKEN, &[&old]))
+            .map_err(DaemonError::from)?;
+        self.db.flush().map_err(DaemonError::from)?;
+        tracing::info!(tenant = name, "tenant token rotated");
+        Ok(token)
+    }
+
+    /// Suspend `name` (its token is refused, its pipeline stops; nothing is deleted)
+    /// or resume it.
+    pub fn set_suspended(&self, name: &str, suspended: bool) -> Result<TenantRecord, TenantError> {
+        let mut rec = self
+            .tenant(name)?
+            .ok_or_else(|| TenantError::NotFound(name.to_owned()))?;
+        rec.suspended = suspended;
+        self.put_tenant(&rec)?;
+        self.db.flush().map_err(DaemonError::from)?;
+        self.wake.notify();
+        tracing::info!(tenant = name, suspended, "tenant suspension changed");
+        Ok(rec)
+    }
+
+    /// Delete `name` with all its data: plugins (their state, cursors and artifacts no
+    /// other tenant uses), policy, inbox, findings, decisions, action log and token.
+    /// The tenant is suspended first, so no batch of it runs meanwhile.
+    pub fn delete_tenant(&self, name: &str) -> Result<(), TenantError> {
+        self.set_suspended(name, true)?;
+        // No decision or response step of the tenant runs while its records go.
+        let _stage = self
+            .claims
+            .hold(name, "", crate::plugin::PluginKind::Responder);
+        let plugins = self
+            .plugins(name)
+            .map_err(|e| DaemonError::record("plugins", e))?;
+        for p in &plugins {
+            self.delete_plugin(name, &p.name)
+                .map_err(|e| DaemonError::record("plugin", e))?;
+        }
+        for kind in TENANT_PIPELINE_KINDS {
+            let prefix = keys::key(kind, &[name.as_bytes()]);
+            let mut batch = sled::Batch::default();
+            for r in self.pipeline.scan_prefix(&prefix).keys() {
+                batch.remove(r.map_err(DaemonError::from)?);
+            }
+            self.pipeline
+                .apply_batch(batch)
+                .map_err(DaemonError::from)?;
+        }
+        if let Some(rec) = self.tenant(name)? {
+            let hash = hex::decode(&rec.token_sha256).unwrap_or_default();
+            self.meta
+                .remove(keys::key(kind::TOKEN, &[&hash]))
+                .map_err(DaemonError::from)?;
+        }
+        self.meta
+            .remove(keys::key(kind::POLICY, &[name.as_bytes()]))
+            .map_err(DaemonError::from)?;
+        self.meta
+            .remove(keys::key(kind::TENANT, &[name.as_bytes()]))
+            .map_err(DaemonError::from)?;
+        self.inbox.forget(name);
+        self.fault_memory().retain(|(t, _), _| t != name);
+
+        self.db.flush().map_err(DaemonError::from)?;
+        tracing::info!(tenant = name, "tenant deleted with its data");
+        Ok(())
     }
 
     /// Whether `token` is the operator's admin token (constant time).

@@ -575,6 +575,9 @@ impl Worker {
                         if stop.load(Ordering::Relaxed) {
                             return;
                         }
+                        if t.suspended {
+                            continue;
+                        }
                         let daemon = self.daemon.clone();
                         let Some(entry) = daemon.claims.enter(&t.name, &busy) else {
                             continue;
@@ -814,14 +817,27 @@ impl Worker {
                 delta += (k.len() + v.len()) as i64;
             }
         }
+        // The plugin that grows past a limit faults, not its siblings: its own bytes
+        // against the per-plugin limit first, then the tenant's total.
+        let plugin_key = keys::plugin_state_bytes(tenant, plugin);
+        let plugin_size = get_u64(&self.daemon.pipeline, &plugin_key)?;
+        let plugin_new = (plugin_size as i64).saturating_add(delta).max(0) as u64;
         let new = (*size as i64).saturating_add(delta).max(0) as u64;
-        let max = self.daemon.config.quota(tenant).max_state_bytes;
-        if delta > 0 && new > max {
+        let quota = self.daemon.config.quota(tenant);
+        if delta > 0 && plugin_new > quota.max_plugin_state_bytes {
             return Ok(Err(format!(
-                "state quota: the tenant's plugins would keep {new} bytes of state, its limit is {max}"
+                "state quota: the plugin would keep {plugin_new} bytes of state, its limit is {}",
+                quota.max_plugin_state_bytes
+            )));
+        }
+        if delta > 0 && new > quota.max_state_bytes {
+            return Ok(Err(format!(
+                "state quota: the tenant's plugins would keep {new} bytes of state, its limit is {}",
+                quota.max_state_bytes
             )));
         }
         let staged = store.stage(&scope, writes, batch);
+        batch.insert(plugin_key, &plugin_new.to_be_bytes());
         *size = new;
         Ok(Ok(staged))
     }
@@ -1397,7 +1413,7 @@ mod tests {
             },
             ..Default::default()
         };
-        let daemon = Daemon::open(config, "admin-token-0123456789".into()).unwrap();
+        let daemon = Daemon::open(config, "admin-token-0123456789abcdefghijklmn".into()).unwrap();
         daemon.create_tenant("acme").unwrap();
         for chunk in events_of(6_000, |_| "user_login").chunks(1_000) {
             daemon.inbox.store("acme", chunk, 0, u64::MAX).unwrap();
@@ -1441,7 +1457,7 @@ mod tests {
             pipeline_threads: 1,
             ..Default::default()
         };
-        let daemon = Daemon::open(config, "admin-token-0123456789".into()).unwrap();
+        let daemon = Daemon::open(config, "admin-token-0123456789abcdefghijklmn".into()).unwrap();
         for t in ["panics-in-step", "victim"] {
             daemon.create_tenant(t).unwrap();
             daemon

@@ -169,6 +169,29 @@ impl<'a> EventRef<'a> {
 }
 
 impl Event {
+    /// Bytes of text the event carries (every string field, detail keys and values):
+    /// what bounds its size in the inbox and in a batch.
+    pub fn text_bytes(&self) -> usize {
+        let entity = |e: &Entity| e.kind.len() + e.id.len() + e.name.len() + e.email.len();
+        let l = &self.context.location;
+        self.id.len()
+            + self.action.len()
+            + entity(&self.actor)
+            + self.target.as_ref().map_or(0, entity)
+            + self.context.ip.len()
+            + self.context.user_agent.len()
+            + self.context.session_id.len()
+            + l.kind.len()
+            + l.id.len()
+            + l.name.len()
+            + l.domain.len()
+            + self
+                .details
+                .iter()
+                .map(|(k, v)| k.len() + v.len())
+                .sum::<usize>()
+    }
+
     /// The value of detail `key`, if the event has it.
     pub fn detail(&self, key: &str) -> Option<&str> {
         self.details
