@@ -163,6 +163,12 @@ pub struct OutboundConfig {
     pub max_response_bytes: u64,
     /// Longest one outbound request may take, in milliseconds.
     pub timeout_ms: u64,
+    /// Threads performing effects (off the pipeline workers); a tenant's effects run
+    /// on one of them at a time, in order.
+    pub threads: usize,
+    /// Longest an effect is retried after Slack answers 429 (waiting its
+    /// `Retry-After`), counted from when it was queued, in milliseconds.
+    pub max_retry_ms: u64,
 }
 
 impl Default for OutboundConfig {
@@ -173,6 +179,8 @@ impl Default for OutboundConfig {
             allow_ranges: Vec::new(),
             max_response_bytes: 64 << 10,
             timeout_ms: 10_000,
+            threads: 4,
+            max_retry_ms: 120_000,
         }
     }
 }
@@ -378,6 +386,8 @@ impl ServeConfig {
             1..=1 << 30,
         );
         check("outbound.timeout_ms", o.timeout_ms, 1..=600_000);
+        check("outbound.threads", u(o.threads), 1..=256);
+        check("outbound.max_retry_ms", o.max_retry_ms, 0..=86_400_000);
         let i = &self.ingest;
         check("ingest.max_inbox_events", i.max_inbox_events, 1..=1 << 40);
         check(

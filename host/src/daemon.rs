@@ -7,6 +7,7 @@
 //! cursor can be committed in one atomic `apply_batch`). Key layout: [`keys`].
 
 pub mod effects;
+pub mod executor;
 mod folder;
 mod format;
 pub mod inbox;
@@ -120,6 +121,8 @@ pub struct Daemon {
     pub auth_failures: rate::FailureWindow,
     /// Where effects may go, and the client that takes them there.
     pub outbound: outbound::Outbound,
+    /// Effects waiting for the executor.
+    pub effects: executor::EffectQueue,
 }
 
 impl Daemon {
@@ -200,6 +203,7 @@ impl Daemon {
             health: supervise::Health::default(),
             auth_failures: rate::FailureWindow::default(),
             outbound,
+            effects: executor::EffectQueue::default(),
         }))
     }
 

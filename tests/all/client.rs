@@ -180,7 +180,7 @@ fn aer_demo_shows_detection_decision_and_session_reset() {
         "decision  W09PARTNER suppressed",
         "Slack API admin.users.session.reset user_id=W01ALICE",
         "detection to response: ",
-        "webhook security: AER ended all sessions of W01ALICE",
+        "webhook security: AER is ending all sessions of W01ALICE",
     ] {
         assert!(
             run.out.contains(needle),

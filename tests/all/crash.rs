@@ -280,12 +280,11 @@ fn all(base: &str, token: &str, path: &str) -> Vec<Value> {
             vec![],
         )
         .unwrap();
-        let items = page["items"].as_array().cloned().unwrap_or_default();
-        if items.is_empty() {
-            return out;
+        out.extend(page["items"].as_array().cloned().unwrap_or_default());
+        match page["next"].as_u64() {
+            Some(next) => after = Some(next),
+            None => return out,
         }
-        after = page["next"].as_u64();
-        out.extend(items);
     }
 }
 

@@ -475,3 +475,72 @@ fn internal_addresses_and_redirects_are_not_reached() {
     }
     assert!(slack.calls().webhooks.is_empty(), "{:?}", slack.calls());
 }
+
+// Threat: one tenant's effects stall others. Two tenants whose Slack answered 429 kept
+// another tenant's burst from any finding for 120 s: effects waited out `Retry-After`
+// inside the pipeline workers.
+#[test]
+fn a_rate_limited_tenants_effects_never_hold_up_another_tenants_pipeline() {
+    // Every reset is answered 429 (Retry-After: 1).
+    let slow_slack = MockSlack::start(usize::MAX);
+    let dir = tempfile::tempdir().unwrap();
+    let config = ServeConfig {
+        pipeline_threads: 2,
+        ..ServeConfig::default()
+    };
+    let d = TestDaemon::start(dir.path(), config);
+    let mut slow = Vec::new();
+    for name in ["slow-a", "slow-b"] {
+        let t = d.tenant(name);
+        d.install(&t, plugins::EXCESSIVE_DOWNLOADS, "");
+        d.install(&t, plugins::SLACK_SESSION_RESET, "");
+        let policy = json!({
+            "mode": "enforce",
+            "responses": {
+                "slack_api_url": format!("{}/api", slow_slack.base),
+                "slack_token": "xoxp-slow",
+                "max_attempts": 10
+            }
+        });
+        assert_eq!(put_policy(&d, &t, &policy).0, 200);
+        assert_eq!(
+            d.request("POST", "/v1/events", Some(&t), JSON, sample()).0,
+            200
+        );
+        slow.push(t);
+    }
+    // The slow tenants' resets are waiting out their rate limit now.
+    wait_for("the slow tenants' resets to be tried", || {
+        slow.iter()
+            .all(|t| {
+                get(&d, t, "/v1/actions")["items"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|a| {
+                        a["action"] == "terminate-sessions" && a["attempts"].as_u64() >= Some(1)
+                    })
+            })
+            .then_some(())
+    });
+    let victim = d.tenant("victim");
+    d.install(&victim, plugins::EXCESSIVE_DOWNLOADS, "");
+    let sent = Instant::now();
+    assert_eq!(
+        d.request("POST", "/v1/events", Some(&victim), JSON, sample())
+            .0,
+        200
+    );
+    wait_for("the victim's decisions", || {
+        let items = get(&d, &victim, "/v1/decisions")["items"].clone();
+        (items.as_array().unwrap().len() == 3).then_some(())
+    });
+    let took = sent.elapsed();
+    assert!(took < Duration::from_secs(5), "the victim waited {took:?}");
+    // The rate-limited effects are still retried, off the workers, within their bound.
+    let first = get(&d, &slow[0], "/v1/actions")["items"][0].clone();
+    assert!(
+        matches!(first["status"].as_str(), Some("queued" | "pending")),
+        "{first}"
+    );
+}

@@ -1,5 +1,7 @@
 //! `GET /v1/findings` and `GET /v1/decisions`: filtered by time, subject and plugin,
-//! paginated by cursor (`after` = the last `seq` seen). Findings come in a
+//! paginated by cursor (`after` = the `next` of the previous page; a page looks at
+//! 10,000 records at most, so a filter that matches little may answer a short or
+//! empty page with a `next` to go on from). Findings come in a
 //! Falco-compatible alert shape so existing Falco tooling can consume them.
 
 use std::sync::Arc;
@@ -85,7 +87,8 @@ pub fn falco_alert(tenant: &str, seq: u64, f: &FindingRecord) -> Value {
 const MAX_SCANNED: usize = 10_000;
 
 /// Up to the filter's limit of records `keep` selects, after its `after`; and the
-/// `next` cursor: the last seq looked at, when more may follow.
+/// `next` cursor: the last seq looked at (`null` once there is nothing after `after`).
+/// A page may hold fewer items than the limit, even none, and still have a `next`.
 fn scan<T: serde::de::DeserializeOwned>(
     daemon: &Daemon,
     kind_byte: u8,
@@ -112,7 +115,7 @@ fn scan<T: serde::de::DeserializeOwned>(
             }
         }
     }
-    Ok((out, None))
+    Ok((out, last))
 }
 
 pub(super) async fn findings(

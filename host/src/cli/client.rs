@@ -498,42 +498,40 @@ pub struct QueryCommand {
 }
 
 impl QueryCommand {
-    /// Run it for `what` (`findings`, `decisions` or `actions`).
+    /// Run it for `what` (`findings`, `decisions` or `actions`): every page from the
+    /// start, then (with `--follow`) what comes after, once a second. Action log entries
+    /// change in place, so each is printed again when its status changes.
     pub fn run(self, what: &str, io: &mut Io<'_>) -> anyhow::Result<u8> {
         let c = Client::new(&self.client);
-        let mut after: Option<u64> = None;
-        let mut seen_actions = 0usize;
+        let mut after: Option<String> = None;
+        let mut printed: std::collections::HashSet<String> = std::collections::HashSet::new();
         loop {
-            let path = match what {
-                "actions" => format!(
-                    "/v1/actions{}",
-                    query(&[("target", self.subject.as_deref())])
-                ),
-                _ => {
-                    let after = after.map(|a| a.to_string());
-                    format!(
-                        "/v1/{what}{}",
-                        query(&[
-                            ("subject", self.subject.as_deref()),
-                            ("plugin", self.plugin.as_deref()),
-                            ("after", after.as_deref()),
-                            ("limit", Some("1000")),
-                        ])
-                    )
-                }
+            let (subject_key, subject) = if what == "actions" {
+                ("target", self.subject.as_deref())
+            } else {
+                ("subject", self.subject.as_deref())
             };
+            let plugin = (what != "actions")
+                .then_some(self.plugin.as_deref())
+                .flatten();
+            let path = format!(
+                "/v1/{what}{}",
+                query(&[
+                    (subject_key, subject),
+                    ("plugin", plugin),
+                    ("after", after.as_deref()),
+                    ("limit", Some("1000")),
+                ])
+            );
             let page = c.call("GET", &path, None)?;
-            let mut items = page["items"]
+            let items = page["items"]
                 .as_array()
                 .cloned()
                 .ok_or_else(|| anyhow!("unexpected answer: {page}"))?;
-            if what == "actions" {
-                items = items.split_off(seen_actions.min(items.len()));
-                seen_actions += items.len();
-            } else if let Some(n) = page["next"].as_u64() {
-                after = Some(n);
-            }
             for item in &items {
+                if what == "actions" && !printed.insert(item.to_string()) {
+                    continue;
+                }
                 if self.json || !io.out_is_terminal {
                     writeln!(io.out, "{item}")?;
                 } else {
@@ -541,14 +539,22 @@ impl QueryCommand {
                 }
             }
             io.out.flush()?;
-            if !self.follow {
-                if what != "actions" && items.len() == 1000 {
-                    continue;
+            let next = match &page["next"] {
+                Value::Number(n) => Some(n.to_string()),
+                Value::String(s) => Some(s.clone()),
+                _ => None,
+            };
+            match next {
+                Some(n) => after = Some(n),
+                None if !self.follow => return Ok(EXIT_OK),
+                None => {
+                    // The log is read from its start on every round: its entries are
+                    // keyed by decision, not by time.
+                    if what == "actions" {
+                        after = None;
+                    }
+                    std::thread::sleep(Duration::from_secs(1));
                 }
-                return Ok(EXIT_OK);
-            }
-            if items.is_empty() {
-                std::thread::sleep(Duration::from_secs(1));
             }
         }
     }

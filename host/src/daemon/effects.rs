@@ -1,21 +1,22 @@
-//! Responders' effects in the daemon: the Slack Web API (`admin.users.session.reset`)
-//! and notification webhooks, performed with the tenant's credentials from its policy
-//! (plugins never see them), through an action log keyed by idempotency key
+//! Responders' effects in the daemon: the Slack Web API (`admin.users.session.reset`,
+//! `chat.postMessage`) and notification webhooks, with the tenant's credentials from
+//! its policy (plugins never see them), through an action log keyed by idempotency key
 //! (decision, responder, action, target).
 //!
-//! The log entry is written and flushed as `pending` before the effect and marked
-//! `done` or `failed` after, so a responder run again after a crash gets the recorded
-//! answer instead of repeating the effect. An effect interrupted between the request
-//! and its `done` mark is the one case performed again; it carries the same
-//! [`IDEMPOTENCY_HEADER`] both times. In dry-run the entry is
-//! `recorded` and nothing is sent.
+//! A responder's request is checked, written to the log as `queued` (flushed) and
+//! answered `queued` at once: the effect itself runs on the effects executor
+//! ([`super::executor`]), off the pipeline workers, so no tenant's slow or rate-limited
+//! Slack holds up another tenant's pipeline. The executor marks an entry `pending`
+//! while it performs it and `done` or `failed` after, so a responder run again after a
+//! crash gets the recorded answer instead of a second effect; an effect interrupted
+//! between its request and its `done` mark is performed again with the same
+//! [`IDEMPOTENCY_HEADER`]. In dry-run the entry is `recorded` and nothing is sent.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use sha2::Digest as _;
 
 use super::keys::{self, kind};
 use super::{Daemon, now_ms};
@@ -34,13 +35,23 @@ pub struct ActionEntry {
     pub action: String,
     /// User id or channel.
     pub target: String,
-    /// `pending`, `done`, `failed`, `recorded` (dry-run) or `refused` (not bound to the
-    /// decision being responded to; nothing was performed).
+    /// `queued` (waiting for the executor), `pending` (being performed), `done`,
+    /// `failed`, `recorded` (dry-run) or `refused` (not bound to the decision being
+    /// responded to; nothing was performed).
     pub status: String,
     /// Answer detail or error code.
     pub detail: String,
     /// Wall time of the last change (ms).
     pub time_ms: i64,
+    /// A notification's text, kept until it is sent.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub text: String,
+    /// Wall time the effect was queued (ms): its retries end a bounded time after.
+    #[serde(default)]
+    pub queued_ms: i64,
+    /// Attempts so far.
+    #[serde(default)]
+    pub attempts: u32,
 }
 
 /// The action sink of one (tenant, responder).
@@ -68,7 +79,7 @@ impl DaemonActions {
     }
 }
 
-fn err(code: &str, message: impl Into<String>) -> (String, String) {
+pub(super) fn err(code: &str, message: impl Into<String>) -> (String, String) {
     (code.to_owned(), message.into())
 }
 
@@ -111,6 +122,9 @@ impl ActionSink for DaemonActions {
             status: "refused".into(),
             detail: reason.to_owned(),
             time_ms: now_ms(),
+            text: String::new(),
+            queued_ms: 0,
+            attempts: 0,
         };
         if let Ok(v) = serde_json::to_vec(&entry)
             && let Err(e) = daemon.pipeline.insert(key, v)
@@ -145,7 +159,8 @@ impl ActionSink for DaemonActions {
                 target.as_bytes(),
             ],
         );
-        let store = |status: &str, detail: &str, flush: bool| -> Result<(), (String, String)> {
+        let store = |status: &str, detail: &str, text: &str, flush: bool| {
+            let now = now_ms();
             let entry = ActionEntry {
                 decision_id: decision_id.clone(),
                 responder: self.responder.clone(),
@@ -153,20 +168,12 @@ impl ActionSink for DaemonActions {
                 target: target.clone(),
                 status: status.to_owned(),
                 detail: detail.to_owned(),
-                time_ms: now_ms(),
+                time_ms: now,
+                text: text.to_owned(),
+                queued_ms: now,
+                attempts: 0,
             };
-            let v = serde_json::to_vec(&entry).map_err(|e| err("internal", e.to_string()))?;
-            daemon
-                .pipeline
-                .insert(&key, v)
-                .map_err(|e| err("internal", e.to_string()))?;
-            if flush {
-                daemon
-                    .db
-                    .flush()
-                    .map_err(|e| err("internal", e.to_string()))?;
-            }
-            Ok(())
+            put_entry(&daemon, &key, &entry, flush)
         };
         let previous = daemon
             .pipeline
@@ -178,73 +185,106 @@ impl ActionSink for DaemonActions {
             match done.status.as_str() {
                 "done" | "recorded" => return Ok(done.detail),
                 "failed" => return Err(err(&done.detail, "failed before; not repeated")),
-                _ => {} // pending: interrupted by a crash, perform again
+                // In the executor's hands already (after a crash too: it finds queued
+                // and interrupted entries when it starts).
+                _ => return Ok("queued".into()),
             }
         }
         let settings = daemon
             .policy(&self.tenant)
             .map_err(|e| err("internal", e.to_string()))?
             .responses;
+        // Answered at once where the outcome is known without sending: a channel the
+        // policy does not map fails, in dry-run as in earnest.
+        if let ActionRequest::Notify { channel, .. } = &request
+            && !settings.slack_channels.contains_key(channel)
+            && !settings.webhooks.contains_key(channel)
+        {
+            store("failed", "unknown_channel", "", false)?;
+            daemon.metrics.action(&self.tenant, action, "failed");
+            return Err(err(
+                "unknown_channel",
+                format!("no Slack channel or webhook for channel {channel:?} in the policy"),
+            ));
+        }
         if !self.enforce.load(Ordering::Relaxed) {
-            // A dry run answers as the real one would where it can tell without
-            // sending: a channel the policy does not map fails the same way.
-            if let ActionRequest::Notify { channel, .. } = &request
-                && !settings.slack_channels.contains_key(channel)
-                && !settings.webhooks.contains_key(channel)
-            {
-                store("failed", "unknown_channel", false)?;
-                daemon.metrics.action(&self.tenant, action, "failed");
-                return Err(err(
-                    "unknown_channel",
-                    format!("no Slack channel or webhook for channel {channel:?} in the policy"),
-                ));
-            }
-            store("recorded", "dry-run", false)?;
+            store("recorded", "dry-run", "", false)?;
             daemon.metrics.action(&self.tenant, action, "recorded");
             return Ok("dry-run".into());
         }
-        store("pending", "", true)?;
-        let idempotency = hex::encode(&sha2::Sha256::digest(&key)[..16]);
-        let out = Out {
-            settings: &settings,
-            outbound: &daemon.outbound,
-            idempotency: &idempotency,
-            closing: daemon.closing.subscribe(),
-        };
-        let result = match &request {
-            ActionRequest::TerminateSessions { user_id, .. } => out.reset_sessions(user_id),
-            ActionRequest::Notify { channel, .. } => out.notify(channel, decision_id, text),
-        };
-        // Flushed too: a `done` lost in a crash would repeat the effect.
-        match &result {
-            Ok(detail) => store("done", detail, true)?,
-            Err((code, _)) => store("failed", code, true)?,
-        }
-        daemon.metrics.action(
-            &self.tenant,
-            action,
-            if result.is_ok() { "done" } else { "failed" },
-        );
-        result
+        // Durable before the responder's call commits: a crash after it leaves the
+        // effect queued for the executor, never lost.
+        store("queued", "", text, true)?;
+        daemon.metrics.action(&self.tenant, action, "queued");
+        daemon.effects.push(&self.tenant, key);
+        Ok("queued".into())
     }
+}
+
+/// Write an action log entry (flushed with `flush`: a `done` lost in a crash would
+/// repeat the effect).
+pub(super) fn put_entry(
+    daemon: &Daemon,
+    key: &[u8],
+    entry: &ActionEntry,
+    flush: bool,
+) -> Result<(), (String, String)> {
+    let v = serde_json::to_vec(entry).map_err(|e| err("internal", e.to_string()))?;
+    daemon
+        .pipeline
+        .insert(key, v)
+        .map_err(|e| err("internal", e.to_string()))?;
+    if flush {
+        daemon
+            .db
+            .flush()
+            .map_err(|e| err("internal", e.to_string()))?;
+    }
+    Ok(())
 }
 
 /// Sent with every effect so receivers that support it can recognise a repeat (the one
 /// left after a crash between an effect and its `done` mark). Slack ignores it.
 pub const IDEMPOTENCY_HEADER: &str = "X-AER-Idempotency-Key";
 
-/// One effect's outbound request: the tenant's settings, the operator's rules, and
-/// whether the daemon is closing (a rate-limit wait ends then).
-struct Out<'a> {
-    settings: &'a ResponseSettings,
-    outbound: &'a super::outbound::Outbound,
-    idempotency: &'a str,
-    closing: tokio::sync::watch::Receiver<bool>,
+/// Why one attempt at an effect did not succeed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Failure {
+    /// Slack answered 429: try again after this long (its `Retry-After`, at most 30 s).
+    RetryAfter(Duration),
+    /// It failed: the error code (what the tenant sees) and a message.
+    Failed(String, String),
+}
+
+impl From<(String, String)> for Failure {
+    fn from((code, message): (String, String)) -> Self {
+        Failure::Failed(code, message)
+    }
+}
+
+/// One attempt at an effect's outbound request, with the tenant's settings and the
+/// operator's rules.
+pub(super) struct Out<'a> {
+    pub(super) settings: &'a ResponseSettings,
+    pub(super) outbound: &'a super::outbound::Outbound,
+    pub(super) idempotency: &'a str,
 }
 
 impl Out<'_> {
+    /// Perform the effect of action log entry `e` once.
+    pub(super) fn attempt(&self, e: &ActionEntry) -> Result<String, Failure> {
+        match e.action.as_str() {
+            "terminate-sessions" => self.reset_sessions(&e.target),
+            "notify" => self.notify(&e.target, &e.decision_id, &e.text),
+            other => Err(Failure::Failed(
+                "unknown_action".into(),
+                format!("no such action {other:?}"),
+            )),
+        }
+    }
+
     /// `admin.users.session.reset` for `user_id`.
-    fn reset_sessions(&self, user_id: &str) -> Result<String, (String, String)> {
+    fn reset_sessions(&self, user_id: &str) -> Result<String, Failure> {
         self.slack_call(
             "admin.users.session.reset",
             &serde_json::json!({ "user_id": user_id }),
@@ -252,15 +292,14 @@ impl Out<'_> {
         .map(|_| "reset".into())
     }
 
-    /// Call a Slack Web API method with the tenant's token: retries on 429 after
-    /// `Retry-After` (at most 30 s, `max_attempts` in all; a wait ends if the daemon
-    /// closes); `{"ok": false, "error": E}` becomes the error code E. The base URL must
-    /// be among the operator's (see [`super::outbound`]).
+    /// Call a Slack Web API method with the tenant's token, once: 429 asks for a retry
+    /// after `Retry-After` (at most 30 s); `{"ok": false, "error": E}` becomes the error
+    /// code E. The base URL must be among the operator's (see [`super::outbound`]).
     fn slack_call(
         &self,
         method: &str,
         body: &serde_json::Value,
-    ) -> Result<serde_json::Value, (String, String)> {
+    ) -> Result<serde_json::Value, Failure> {
         let s = self.settings;
         let token = s
             .slack_token
@@ -270,87 +309,60 @@ impl Out<'_> {
             .check_slack_url(&s.slack_api_url)
             .map_err(|why| err(super::outbound::NOT_ALLOWED, format!("slack_api_url {why}")))?;
         let url = format!("{}/{method}", s.slack_api_url.trim_end_matches('/'));
-        for attempt in 1..=s.max_attempts {
-            let resp = self
-                .outbound
-                .agent()
-                .post(&url)
-                .header("Authorization", &format!("Bearer {token}"))
-                .header(IDEMPOTENCY_HEADER, self.idempotency)
-                .send_json(body);
-            let mut resp = resp.map_err(|e| request_failed(method, &e))?;
-            let status = resp.status().as_u16();
-            if status == 429 {
-                let wait = resp
-                    .headers()
-                    .get("Retry-After")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.trim().parse::<u64>().ok())
-                    .unwrap_or(1)
-                    .min(30);
-                tracing::warn!(method, attempt, wait, "Slack rate limited the call");
-                if attempt < s.max_attempts && !self.wait(Duration::from_secs(wait)) {
-                    return Err(err("shutting_down", "the daemon is stopping"));
-                }
-                continue;
-            }
-            let answer: serde_json::Value = resp
-                .body_mut()
-                .with_config()
-                .limit(self.outbound.max_response_bytes())
-                .read_json()
-                .map_err(|_| {
-                    err(
-                        &format!("http_{status}"),
-                        format!("Slack answered HTTP {status} without a readable JSON body"),
-                    )
-                })?;
-            return match answer["ok"].as_bool() {
-                Some(true) => Ok(answer),
-                _ => {
-                    // Reduced to Slack's error code: the answer itself stays out of
-                    // what the tenant and its plugins see.
-                    let code = answer["error"]
-                        .as_str()
-                        .filter(|c| {
-                            c.len() <= 64
-                                && c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-                        })
-                        .unwrap_or("unknown_error");
-                    Err(err(
-                        code,
-                        format!("Slack answered HTTP {status} with error {code}"),
-                    ))
-                }
-            };
+        let mut resp = self
+            .outbound
+            .agent()
+            .post(&url)
+            .header("Authorization", &format!("Bearer {token}"))
+            .header(IDEMPOTENCY_HEADER, self.idempotency)
+            .send_json(body)
+            .map_err(|e| request_failed(method, &e))?;
+        let status = resp.status().as_u16();
+        if status == 429 {
+            let wait = resp
+                .headers()
+                .get("Retry-After")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .unwrap_or(1)
+                .min(30);
+            tracing::warn!(method, wait, "Slack rate limited the call");
+            return Err(Failure::RetryAfter(Duration::from_secs(wait)));
         }
-        Err(err(
-            "rate_limited",
-            format!("Slack answered 429 {} times", s.max_attempts),
-        ))
-    }
-
-    /// Wait `d`, unless the daemon starts closing first; whether it waited it out.
-    fn wait(&self, d: Duration) -> bool {
-        let until = std::time::Instant::now() + d;
-        while std::time::Instant::now() < until {
-            if *self.closing.borrow() {
-                return false;
+        let answer: serde_json::Value = resp
+            .body_mut()
+            .with_config()
+            .limit(self.outbound.max_response_bytes())
+            .read_json()
+            .map_err(|_| {
+                err(
+                    &format!("http_{status}"),
+                    format!("Slack answered HTTP {status} without a readable JSON body"),
+                )
+            })?;
+        match answer["ok"].as_bool() {
+            Some(true) => Ok(answer),
+            _ => {
+                // Reduced to Slack's error code: the answer itself stays out of what the
+                // tenant and its plugins see.
+                let code = answer["error"]
+                    .as_str()
+                    .filter(|c| {
+                        c.len() <= 64 && c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                    })
+                    .unwrap_or("unknown_error");
+                Err(Failure::Failed(
+                    code.to_owned(),
+                    format!("Slack answered HTTP {status} with error {code}"),
+                ))
             }
-            std::thread::sleep(Duration::from_millis(50).min(until - std::time::Instant::now()));
         }
-        true
     }
 
     /// Send a notification: to a Slack channel with `chat.postMessage` when the policy
     /// maps the channel name to a Slack channel id (`slack_channels`), else as a JSON
     /// POST to the channel's webhook (https, at an address the operator allows).
-    fn notify(
-        &self,
-        channel: &str,
-        decision_id: &str,
-        text: &str,
-    ) -> Result<String, (String, String)> {
+    fn notify(&self, channel: &str, decision_id: &str, text: &str) -> Result<String, Failure> {
         let s = self.settings;
         if let Some(id) = s.slack_channels.get(channel) {
             let answer = self.slack_call("chat.postMessage", &message(id, decision_id, text))?;
@@ -378,8 +390,8 @@ impl Out<'_> {
         if (200..300).contains(&status) {
             Ok("sent".into())
         } else {
-            Err(err(
-                &format!("http_{status}"),
+            Err(Failure::Failed(
+                format!("http_{status}"),
                 format!("the webhook answered HTTP {status}"),
             ))
         }
@@ -387,10 +399,10 @@ impl Out<'_> {
 }
 
 /// A request that got no answer: its code for the tenant, the details for the log.
-fn request_failed(what: &str, e: &ureq::Error) -> (String, String) {
+fn request_failed(what: &str, e: &ureq::Error) -> Failure {
     let code = super::outbound::error_code(e);
     tracing::warn!(what, code, "outbound request failed: {e}");
-    err(code, format!("the {what} request failed: {code}"))
+    Failure::Failed(code.into(), format!("the {what} request failed: {code}"))
 }
 
 /// The message body both routes send: Slack's `chat.postMessage` shape (`text` as the

@@ -169,8 +169,8 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    /// Start `config.pipeline_threads` workers (0: one per available core) and the
-    /// inbox retention thread (`retention.rs`), and
+    /// Start `config.pipeline_threads` workers (0: one per available core), the
+    /// effects executor (`executor.rs`), the inbox retention thread (`retention.rs`), and
     /// compile every tenant's active plugin versions on a thread of their own, so that
     /// after a restart the workers find them compiled rather than compiling on the
     /// event path.
@@ -206,6 +206,7 @@ impl Pipeline {
                     .expect("can spawn a pipeline thread")
             })
             .collect::<Vec<_>>();
+        threads.extend(super::executor::start(&daemon, &stop));
         let (flag, retained) = (stop.clone(), daemon.clone());
         threads.push(
             std::thread::Builder::new()

@@ -64,6 +64,13 @@ impl Responder for SessionReset {
         if let Some(channel) = self.config.notify_channel.clone() {
             let rules: Vec<&str> = decision.findings.iter().map(|f| f.rule.as_str()).collect();
             let text = match &result {
+                // The host performs the reset after this call (its outcome is in the
+                // action log); the notification follows it.
+                Ok(detail) if detail == "queued" => format!(
+                    "AER is ending all sessions of {} ({})",
+                    decision.subject,
+                    rules.join(", ")
+                ),
                 Ok(_) => format!(
                     "AER ended all sessions of {} ({})",
                     decision.subject,

@@ -1,0 +1,315 @@
+//! The effects executor: performs the effects responders queued (see [`super::effects`])
+//! on threads of its own (`outbound.threads`), never on a pipeline worker. Each tenant
+//! has a queue, served in order (a session reset before the notification about it) by
+//! one thread at a time; the threads take turns over the tenants with work due, so a
+//! tenant whose Slack is slow holds at most one thread and one whose Slack answers 429
+//! holds none while it waits: the effect is due again after `Retry-After`, and fails
+//! (`rate_limited`) once `outbound.max_retry_ms` have passed since it was queued or
+//! the policy's `max_attempts` are spent.
+//!
+//! The queues live in memory; the action log is what is durable. On start the executor
+//! queues every entry left `queued` or `pending` (interrupted mid-request), in log
+//! order.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use sha2::Digest as _;
+
+use super::Daemon;
+use super::effects::{ActionEntry, Failure, Out, put_entry};
+use super::keys::kind;
+
+/// One queued effect: its action log key, and when it is due.
+#[derive(Debug)]
+struct Job {
+    key: Vec<u8>,
+    due: Instant,
+}
+
+#[derive(Debug, Default)]
+struct Queues {
+    /// Tenants with jobs, in turn order.
+    order: VecDeque<String>,
+    jobs: HashMap<String, VecDeque<Job>>,
+    /// Tenants a thread is performing an effect of.
+    busy: HashSet<String>,
+}
+
+/// The executor's queues, shared by the daemon (which pushes) and its threads.
+#[derive(Debug, Default)]
+pub struct EffectQueue {
+    queues: Mutex<Queues>,
+    wake: Condvar,
+}
+
+impl EffectQueue {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Queues> {
+        self.queues.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queue the effect of action log entry `key` for `tenant`, due now.
+    pub fn push(&self, tenant: &str, key: Vec<u8>) {
+        self.push_at(tenant, key, Instant::now(), false);
+    }
+
+    fn push_at(&self, tenant: &str, key: Vec<u8>, due: Instant, front: bool) {
+        let mut q = self.lock();
+        if !q.jobs.contains_key(tenant) {
+            q.order.push_back(tenant.to_owned());
+        }
+        let jobs = q.jobs.entry(tenant.to_owned()).or_default();
+        let job = Job { key, due };
+        if front {
+            jobs.push_front(job);
+        } else {
+            jobs.push_back(job);
+        }
+        drop(q);
+        self.wake.notify_one();
+    }
+
+    /// Effects waiting, all tenants together.
+    pub fn len(&self) -> usize {
+        self.lock().jobs.values().map(VecDeque::len).sum()
+    }
+
+    /// Whether no effect waits.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The next due job of a tenant no thread is serving, taking turns; waits up to
+    /// `patience` for one.
+    fn take(&self, patience: Duration) -> Option<(String, Job)> {
+        let mut q = self.lock();
+        let now = Instant::now();
+        let mut soonest = now + patience;
+        for _ in 0..q.order.len() {
+            let Some(tenant) = q.order.pop_front() else {
+                break;
+            };
+            q.order.push_back(tenant.clone());
+            if q.busy.contains(&tenant) {
+                continue;
+            }
+            let Some(due) = q.jobs.get(&tenant).and_then(|j| j.front()).map(|j| j.due) else {
+                continue;
+            };
+            if due > now {
+                soonest = soonest.min(due);
+                continue;
+            }
+            let jobs = q.jobs.get_mut(&tenant).expect("looked up above");
+            let job = jobs.pop_front().expect("has a front");
+            if jobs.is_empty() {
+                q.jobs.remove(&tenant);
+                q.order.retain(|t| *t != tenant);
+            }
+            q.busy.insert(tenant.clone());
+            return Some((tenant, job));
+        }
+        let wait = soonest.saturating_duration_since(now);
+        let _ = self
+            .wake
+            .wait_timeout(q, wait)
+            .unwrap_or_else(|e| e.into_inner());
+        None
+    }
+
+    fn done(&self, tenant: &str) {
+        self.lock().busy.remove(tenant);
+        self.wake.notify_all();
+    }
+}
+
+/// The tenant an action log key belongs to (its first length-prefixed part).
+fn tenant_of(key: &[u8]) -> Option<String> {
+    let len = u32::from_be_bytes(key.get(1..5)?.try_into().ok()?) as usize;
+    let name = key.get(5..5 + len)?;
+    Some(String::from_utf8_lossy(name).into_owned())
+}
+
+/// Queue every effect the action log holds as `queued` or `pending` (at start).
+pub(super) fn recover(daemon: &Daemon) -> Result<usize, super::DaemonError> {
+    let mut n = 0;
+    for r in daemon.pipeline.scan_prefix([kind::ACTION]) {
+        let (k, v) = r?;
+        let Ok(e) = serde_json::from_slice::<ActionEntry>(&v) else {
+            continue;
+        };
+        if matches!(e.status.as_str(), "queued" | "pending")
+            && let Some(tenant) = tenant_of(&k)
+        {
+            daemon.effects.push(&tenant, k.to_vec());
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+/// Run one executor thread until `stop`.
+pub(super) fn run(daemon: &Daemon, stop: &AtomicBool) {
+    while !stop.load(Ordering::Relaxed) {
+        let Some((tenant, job)) = daemon.effects.take(Duration::from_millis(100)) else {
+            continue;
+        };
+        let again = super::supervise::catch(|| perform(daemon, &tenant, &job.key));
+        daemon.effects.done(&tenant);
+        match again {
+            Ok(Some(after)) => {
+                daemon
+                    .effects
+                    .push_at(&tenant, job.key, Instant::now() + after, true)
+            }
+            Ok(None) => {}
+            Err(panic) => {
+                tracing::error!(%tenant, "the effects executor panicked on an effect: {panic}");
+            }
+        }
+    }
+}
+
+/// Perform the effect of entry `key` once; `Some(wait)` when it is to be tried again
+/// after `wait`.
+fn perform(daemon: &Daemon, tenant: &str, key: &[u8]) -> Option<Duration> {
+    let mut entry: ActionEntry = daemon
+        .pipeline
+        .get(key)
+        .ok()
+        .flatten()
+        .and_then(|v| serde_json::from_slice(&v).ok())?;
+    if !matches!(entry.status.as_str(), "queued" | "pending") {
+        return None;
+    }
+    let settings = match daemon.policy(tenant) {
+        Ok(p) => p.responses,
+        Err(e) => {
+            tracing::error!(%tenant, "cannot read the policy for an effect: {e}");
+            return Some(Duration::from_secs(1));
+        }
+    };
+    if entry.queued_ms == 0 {
+        entry.queued_ms = super::now_ms();
+    }
+    entry.status = "pending".into();
+    entry.attempts = entry.attempts.saturating_add(1);
+    entry.time_ms = super::now_ms();
+    if let Err((_, e)) = put_entry(daemon, key, &entry, true) {
+        tracing::error!(%tenant, "cannot mark an effect pending: {e}");
+        return Some(Duration::from_secs(1));
+    }
+    let idempotency = hex::encode(&sha2::Sha256::digest(key)[..16]);
+    let out = Out {
+        settings: &settings,
+        outbound: &daemon.outbound,
+        idempotency: &idempotency,
+    };
+    let result = out.attempt(&entry);
+    let max_retry = daemon.config.outbound.max_retry_ms;
+    let (status, detail, again) = match result {
+        Ok(detail) => ("done", detail, None),
+        Err(Failure::RetryAfter(wait)) => {
+            let wait_ms = i64::try_from(wait.as_millis()).unwrap_or(i64::MAX);
+            let budget_ends = entry
+                .queued_ms
+                .saturating_add(i64::try_from(max_retry).unwrap_or(i64::MAX));
+            if super::now_ms().saturating_add(wait_ms) > budget_ends
+                || entry.attempts >= settings.max_attempts
+            {
+                ("failed", "rate_limited".to_owned(), None)
+            } else {
+                ("queued", String::new(), Some(wait))
+            }
+        }
+        Err(Failure::Failed(code, message)) => {
+            tracing::warn!(%tenant, action = %entry.action, code, "effect failed: {message}");
+            ("failed", code, None)
+        }
+    };
+    entry.status = status.into();
+    entry.detail = detail;
+    entry.time_ms = super::now_ms();
+    if status != "queued" {
+        entry.text.clear();
+    }
+    if let Err((_, e)) = put_entry(daemon, key, &entry, true) {
+        tracing::error!(%tenant, "cannot record an effect's outcome: {e}");
+    }
+    if status != "queued" {
+        daemon.metrics.action(tenant, &entry.action, status);
+    }
+    again
+}
+
+/// Start `outbound.threads` executor threads, after queueing what the action log left
+/// undone; they stop with `stop`.
+pub(super) fn start(
+    daemon: &Arc<Daemon>,
+    stop: &Arc<AtomicBool>,
+) -> Vec<std::thread::JoinHandle<()>> {
+    match recover(daemon) {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(effects = n, "effects left undone are queued again"),
+        Err(e) => tracing::error!("cannot read the action log for undone effects: {e}"),
+    }
+    (0..daemon.config.outbound.threads.max(1))
+        .filter_map(|i| {
+            let (daemon, stop) = (daemon.clone(), stop.clone());
+            let name = format!("aer-effects-{i}");
+            std::thread::Builder::new()
+                .name(name.clone())
+                .spawn(move || {
+                    super::supervise::run_thread(
+                        &name,
+                        &daemon.health,
+                        &daemon.metrics,
+                        &stop,
+                        || run(&daemon, &stop),
+                    )
+                })
+                .map_err(|e| tracing::error!("cannot start an effects thread: {e}"))
+                .ok()
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::keys;
+    use super::*;
+
+    #[test]
+    fn tenants_take_turns_one_thread_each_and_a_waiting_effect_holds_none() {
+        let q = EffectQueue::default();
+        let later = Instant::now() + Duration::from_secs(60);
+        q.push_at("slow", b"s1".to_vec(), later, false);
+        q.push("a", b"a1".to_vec());
+        q.push("a", b"a2".to_vec());
+        q.push("b", b"b1".to_vec());
+        let patience = Duration::from_millis(1);
+        // The rate-limited tenant's effect is not due: the others go first, in turns.
+        let (t, job) = q.take(patience).unwrap();
+        assert_eq!((t.as_str(), job.key.as_slice()), ("a", &b"a1"[..]));
+        // "a" is busy until done: its next effect waits, "b" goes.
+        let (t, _) = q.take(patience).unwrap();
+        assert_eq!(t, "b");
+        assert!(
+            q.take(patience).is_none(),
+            "a is busy, b empty, slow not due"
+        );
+        q.done("a");
+        let (t, job) = q.take(patience).unwrap();
+        assert_eq!((t.as_str(), job.key.as_slice()), ("a", &b"a2"[..]));
+        assert_eq!(q.len(), 1);
+    }
+
+    #[test]
+    fn the_tenant_is_read_from_an_action_log_key() {
+        let key = keys::key(kind::ACTION, &[b"acme", b"d1", b"r", b"notify", b"x"]);
+        assert_eq!(tenant_of(&key).as_deref(), Some("acme"));
+        assert_eq!(tenant_of(&[kind::ACTION, 0, 0]), None);
+    }
+}
