@@ -4,6 +4,7 @@
 //! per-field or per-line details where there are several.
 
 mod auth;
+mod dead_letters;
 mod events;
 mod plugins;
 mod policy;
@@ -132,6 +133,8 @@ pub fn router(daemon: Arc<Daemon>) -> Router {
         .route("/v1/findings", get(query::findings))
         .route("/v1/decisions", get(query::decisions))
         .route("/v1/actions", get(query::actions))
+        .route("/v1/dead-letters", get(dead_letters::list))
+        .route("/v1/dead-letters/{seq}/replay", post(dead_letters::replay))
         .route("/v1/stream", get(query::stream))
         .fallback(|| async { ApiError::not_found("no such route") })
         .layer(axum::middleware::from_fn_with_state(

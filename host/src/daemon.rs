@@ -6,6 +6,7 @@
 //! (inbox, event-id index and plugin state, in one tree so a batch's state, findings and
 //! cursor can be committed in one atomic `apply_batch`). Key layout: [`keys`].
 
+pub mod dead_letters;
 pub mod effects;
 pub mod executor;
 mod folder;
@@ -123,6 +124,8 @@ pub struct Daemon {
     pub outbound: outbound::Outbound,
     /// Effects waiting for the executor.
     pub effects: executor::EffectQueue,
+    /// Detectors with a dead letter to replay.
+    pub(crate) replays: dead_letters::Replays,
 }
 
 impl Daemon {
@@ -204,6 +207,7 @@ impl Daemon {
             auth_failures: rate::FailureWindow::default(),
             outbound,
             effects: executor::EffectQueue::default(),
+            replays: dead_letters::Replays::default(),
         }))
     }
 

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use aer_host::config::ServeConfig;
 use aer_tests::{TestDaemon, plugins, repo_root};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 const JSON: Option<&str> = Some("application/json");
 const NDJSON: Option<&str> = Some("application/x-ndjson");
@@ -233,8 +233,30 @@ fn detector_state_is_exactly_once_across_a_restart() {
     assert_eq!(findings[0]["event_ids"][0], "U1-49");
 }
 
+fn dead_letters(d: &TestDaemon, token: &str) -> Vec<Value> {
+    let (status, page) = d.request("GET", "/v1/dead-letters", Some(token), None, vec![]);
+    assert_eq!(status, 200, "{page}");
+    page["items"].as_array().cloned().unwrap_or_default()
+}
+
+fn wait_until<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+// Regression: a poison event stalled its detector forever (retried, then the whole
+// plugin quarantined with the event still at its cursor).
 #[test]
-fn a_looping_plugin_is_quarantined_and_resumes_without_losing_events() {
+fn a_poison_event_goes_to_the_dead_letters_and_the_detector_goes_on() {
     let dir = tempfile::tempdir().unwrap();
     let d = TestDaemon::start(dir.path(), ServeConfig::default());
     let a = d.tenant("acme");
@@ -253,51 +275,87 @@ fn a_looping_plugin_is_quarantined_and_resumes_without_losing_events() {
         d.request("POST", "/v1/events", Some(&b), JSON, sample()).0,
         200
     );
-
-    let start = Instant::now();
-    let rec = loop {
-        let (_, rec) = d.request("GET", "/v1/plugins/hostile", Some(&a), None, vec![]);
-        if rec["status"] == "quarantined" {
-            break rec;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "not quarantined: {rec}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert_eq!(rec["faults"], 3, "{rec}");
-    assert!(
-        rec["last_fault"].as_str().unwrap().contains("timeout"),
-        "{rec}"
-    );
-    // Its cursor stayed put: nothing was lost, nothing half-committed.
-    assert_eq!(processed(&d, "acme"), 0);
-    let (_, f) = d.request("GET", "/v1/findings", Some(&a), None, vec![]);
-    assert!(f["items"].as_array().unwrap().is_empty());
-    // The other tenant kept running.
-    wait_for(&d, &b, "/v1/findings", |items| items.len() == 3);
-
-    // Fixed configuration, enabled again: resumes from where it stopped.
-    let (status, _) = d.request(
-        "PUT",
-        "/v1/plugins/hostile/config",
-        Some(&a),
-        JSON,
-        br#"{"mode": ""}"#.to_vec(),
-    );
-    assert_eq!(status, 200);
-    assert_eq!(
-        d.request("POST", "/v1/plugins/hostile/enable", Some(&a), None, vec![])
-            .0,
-        200
-    );
-    let seen = wait_for(&d, &a, "/v1/findings", |items| items.len() >= 2);
+    // The looping event is isolated and set aside; the others are processed.
+    let seen = wait_for(&d, &a, "/v1/findings", |items| items.len() == 2);
     let ids: Vec<&str> = seen
         .iter()
         .map(|f| f["event_ids"][0].as_str().unwrap())
         .collect();
     assert_eq!(ids, ["e1", "e3"]);
+    let letters = wait_until("the dead letter", || {
+        let l = dead_letters(&d, &a);
+        (!l.is_empty()).then_some(l)
+    });
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    let letter = &letters[0];
+    assert_eq!(
+        (&letter["event_id"], &letter["plugin"]),
+        (&json!("e2"), &json!("hostile"))
+    );
+    assert!(
+        letter["fault"].as_str().unwrap().contains("timeout"),
+        "{letter}"
+    );
+    assert_eq!(processed(&d, "acme"), 3, "past every event, none lost");
+    let (_, rec) = d.request("GET", "/v1/plugins/hostile", Some(&a), None, vec![]);
+    assert_eq!(rec["status"], "enabled", "{rec}");
+    // The other tenant kept running.
+    wait_for(&d, &b, "/v1/findings", |items| items.len() == 3);
+
+    // Fixed, the dead letter is replayed and leaves the dead letters.
+    let (status, _) = d.request(
+        "PUT",
+        "/v1/plugins/hostile/config",
+        Some(&a),
+        JSON,
+        br#"{"mode": "probe"}"#.to_vec(),
+    );
+    assert_eq!(status, 200);
+    let path = format!("/v1/dead-letters/{}/replay", letter["seq"]);
+    let (status, body) = d.request("POST", &path, Some(&a), None, vec![]);
+    assert_eq!(status, 200, "{body}");
+    let probe = wait_for(&d, &a, "/v1/findings", |items| items.len() == 3);
+    assert_eq!(
+        probe[2]["rule"], "probe",
+        "the replay ran the fixed detector"
+    );
+    wait_until("the replayed mark", || {
+        (dead_letters(&d, &a)[0]["status"] == "replayed").then_some(())
+    });
+}
+
+// A plugin that faults on event after event is quarantined: the fault is its own, not
+// its events'.
+#[test]
+fn a_plugin_faulting_on_every_event_is_quarantined_after_three_dead_letters() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = TestDaemon::start(dir.path(), ServeConfig::default());
+    let a = d.tenant("acme");
+    d.install(&a, plugins::HOSTILE, r#"{"mode": "panic"}"#);
+    let events: String = (0..6)
+        .map(|i| {
+            format!("{{\"id\":\"h{i}\",\"time\":{i},\"action\":\"hostile\",\"actor\":\"U1\"}}\n")
+        })
+        .collect();
+    assert_eq!(
+        d.request("POST", "/v1/events", Some(&a), NDJSON, events.into_bytes())
+            .0,
+        200
+    );
+    let rec = wait_until("the quarantine", || {
+        let (_, rec) = d.request("GET", "/v1/plugins/hostile", Some(&a), None, vec![]);
+        (rec["status"] == "quarantined").then_some(rec)
+    });
+    assert!(
+        rec["last_fault"].as_str().unwrap().contains("panic"),
+        "{rec}"
+    );
+    let ids: Vec<String> = dead_letters(&d, &a)
+        .iter()
+        .map(|l| l["event_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids, ["h0", "h1", "h2"]);
+    assert_eq!(processed(&d, "acme"), 3, "the rest wait at the cursor");
 }
 
 #[test]

@@ -125,13 +125,6 @@ impl EffectQueue {
     }
 }
 
-/// The tenant an action log key belongs to (its first length-prefixed part).
-fn tenant_of(key: &[u8]) -> Option<String> {
-    let len = u32::from_be_bytes(key.get(1..5)?.try_into().ok()?) as usize;
-    let name = key.get(5..5 + len)?;
-    Some(String::from_utf8_lossy(name).into_owned())
-}
-
 /// Queue every effect the action log holds as `queued` or `pending` (at start).
 pub(super) fn recover(daemon: &Daemon) -> Result<usize, super::DaemonError> {
     let mut n = 0;
@@ -141,7 +134,7 @@ pub(super) fn recover(daemon: &Daemon) -> Result<usize, super::DaemonError> {
             continue;
         };
         if matches!(e.status.as_str(), "queued" | "pending")
-            && let Some(tenant) = tenant_of(&k)
+            && let Some(tenant) = super::keys::tenant_of(&k)
         {
             daemon.effects.push(&tenant, k.to_vec());
             n += 1;
@@ -309,7 +302,7 @@ mod tests {
     #[test]
     fn the_tenant_is_read_from_an_action_log_key() {
         let key = keys::key(kind::ACTION, &[b"acme", b"d1", b"r", b"notify", b"x"]);
-        assert_eq!(tenant_of(&key).as_deref(), Some("acme"));
-        assert_eq!(tenant_of(&[kind::ACTION, 0, 0]), None);
+        assert_eq!(keys::tenant_of(&key).as_deref(), Some("acme"));
+        assert_eq!(keys::tenant_of(&[kind::ACTION, 0, 0]), None);
     }
 }

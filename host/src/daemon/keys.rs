@@ -10,7 +10,8 @@
 //! yet folded into pages); `c`+tenant+plugin → detector cursor;
 //! `f`+tenant+seq → finding; `x`+tenant+seq → decision; `D`, `O`, `E`+tenant → the
 //! decision stage's cursors and engine memory; `r`+tenant+seq → pending response;
-//! `a`+tenant+decision+responder+action+target → action log entry.
+//! `a`+tenant+decision+responder+action+target → action log entry; `L`+tenant+seq →
+//! dead letter.
 
 /// Where the daemon keeps plugin state in the `pipeline` tree.
 pub const STATE_LAYOUT: crate::store::StateLayout<'static> = crate::store::StateLayout {
@@ -74,6 +75,8 @@ pub mod kind {
     pub const FORMAT: u8 = b'F';
     /// The host secret behind the plugins' random seeds (in `meta`).
     pub const RANDOM_SECRET: u8 = b'R';
+    /// A dead letter, by per-tenant seq.
+    pub const DEAD_LETTER: u8 = b'L';
 }
 
 /// `kind` then each part length-prefixed.
@@ -85,6 +88,13 @@ pub fn key(kind: u8, parts: &[&[u8]]) -> Vec<u8> {
         k.extend_from_slice(p);
     }
     k
+}
+
+/// The tenant a per-tenant key belongs to (its first length-prefixed part).
+pub fn tenant_of(key: &[u8]) -> Option<String> {
+    let len = u32::from_be_bytes(key.get(1..5)?.try_into().ok()?) as usize;
+    let name = key.get(5..5_usize.checked_add(len)?)?;
+    Some(String::from_utf8_lossy(name).into_owned())
 }
 
 /// A detector's cursor.

@@ -40,6 +40,7 @@ pub struct Metrics {
     pipeline_restarts: Counter,
     auth_failures: Counter,
     connections_refused: Counter,
+    dead_letters: Family<Labels, Counter>,
     lag: Family<Labels, Gauge>,
     throttled: Family<Labels, Counter>,
     inbox_trimmed: Family<Labels, Counter>,
@@ -65,6 +66,7 @@ impl Default for Metrics {
             pipeline_restarts: Counter::default(),
             auth_failures: Counter::default(),
             connections_refused: Counter::default(),
+            dead_letters: Family::default(),
             lag: Family::default(),
             throttled: Family::default(),
             inbox_trimmed: Family::default(),
@@ -98,6 +100,11 @@ impl Default for Metrics {
             "stage_faults",
             "Panics caught in a tenant's pipeline stage (the stage is retried after a backoff)",
             m.stage_faults.clone(),
+        );
+        registry.register(
+            "dead_letters",
+            "Events moved to the dead letters (a detector faulted on them alone, repeatedly)",
+            m.dead_letters.clone(),
         );
         registry.register(
             "http_auth_failures",
@@ -218,6 +225,13 @@ impl Metrics {
     pub fn stage_fault(&self, tenant: &str) {
         self.stage_faults
             .get_or_create(&labels(&[("tenant", tenant)]))
+            .inc();
+    }
+
+    /// `tenant`'s detector `plugin` faulted on an event alone: a dead letter.
+    pub fn dead_letter(&self, tenant: &str, plugin: &str) {
+        self.dead_letters
+            .get_or_create(&labels(&[("tenant", tenant), ("plugin", plugin)]))
             .inc();
     }
 

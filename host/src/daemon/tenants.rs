@@ -79,7 +79,7 @@ pub enum Authenticated {
 }
 
 /// Pipeline records kept per tenant, each under `kind`+tenant: deleted with the tenant.
-const TENANT_PIPELINE_KINDS: [u8; 11] = [
+const TENANT_PIPELINE_KINDS: [u8; 12] = [
     kind::INBOX,
     kind::EVENT_ID,
     kind::CURSOR,
@@ -91,6 +91,7 @@ const TENANT_PIPELINE_KINDS: [u8; 11] = [
     kind::PENDING_RESPONSE,
     kind::ACTION,
     kind::STATE_BYTES,
+    kind::DEAD_LETTER,
 ];
 
 impl Daemon {

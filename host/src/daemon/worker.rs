@@ -56,6 +56,11 @@ pub struct FaultMemory {
     consecutive: u32,
     recent: std::collections::VecDeque<Instant>,
     retry_at: Option<Instant>,
+    /// While a poison event is being isolated: most events the next call gets (see
+    /// `dead_letters.rs`).
+    isolate: Option<usize>,
+    /// Dead letters since the plugin's last successful call.
+    dead_streak: u32,
 }
 
 impl FaultMemory {
@@ -206,6 +211,9 @@ impl Pipeline {
                     .expect("can spawn a pipeline thread")
             })
             .collect::<Vec<_>>();
+        if let Err(e) = daemon.recover_replays() {
+            tracing::error!("cannot read the dead letters waiting for a replay: {e}");
+        }
         threads.extend(super::executor::start(&daemon, &stop));
         let (flag, retained) = (stop.clone(), daemon.clone());
         threads.push(
@@ -486,18 +494,21 @@ fn gather(
     first: InboxEvents,
     mut read: impl FnMut(u64) -> Result<InboxEvents, InboxError>,
     wants: impl Fn(&str) -> bool,
-) -> Result<(BatchWriter, u64), DaemonError> {
+    max: usize,
+) -> Result<(BatchWriter, u64, Vec<u64>), DaemonError> {
     let mut w = BatchWriter::new();
+    let mut delivered = Vec::new();
     let mut events = first;
     let mut last_seq = None;
     let mut looked_at = 0;
     'gather: loop {
         for (seq, bytes) in events.iter() {
-            if w.len() == BATCH {
+            if w.len() == max {
                 break 'gather;
             }
             if aer_wire::encoded_action(bytes).is_some_and(&wants) {
                 w.push_encoded(bytes);
+                delivered.push(seq);
             }
             last_seq = Some(seq);
             looked_at += 1;
@@ -512,7 +523,7 @@ fn gather(
         }
     }
     let last = last_seq.ok_or_else(|| DaemonError::record("inbox", "an empty read"))?;
-    Ok((w, last))
+    Ok((w, last, delivered))
 }
 
 /// The responders that decisions go to: enabled ones run, quarantined ones are waited
@@ -541,7 +552,7 @@ pub(crate) fn get_u64(tree: &sled::Tree, key: &[u8]) -> Result<u64, DaemonError>
 }
 
 /// The seq after the last key under `prefix` (0 when there is none).
-fn next_seq(tree: &sled::Tree, prefix: &[u8]) -> Result<u64, DaemonError> {
+pub(crate) fn next_seq(tree: &sled::Tree, prefix: &[u8]) -> Result<u64, DaemonError> {
     Ok(match tree.scan_prefix(prefix).next_back() {
         Some(r) => keys::seq_of(&r?.0).map_or(0, |s| s + 1),
         None => 0,
@@ -886,6 +897,9 @@ impl Worker {
         let tree = self.daemon.pipeline.clone();
         let cursor_key = keys::cursor(tenant, &p.name);
         let cursor = get_u64(&tree, &cursor_key)?;
+        if let Some(letter) = self.daemon.next_replay(tenant, &p.name)? {
+            return self.replay(tenant, p, letter);
+        }
         let events = self
             .daemon
             .inbox
@@ -908,10 +922,16 @@ impl Worker {
                 return Ok(None);
             }
         };
-        let (w, last_seq) = gather(
+        let most = daemon
+            .fault_memory()
+            .get(&(tenant.to_owned(), p.name.clone()))
+            .and_then(|m| m.isolate)
+            .unwrap_or(BATCH);
+        let (w, last_seq, delivered_seqs) = gather(
             events,
             |from| daemon.inbox.read(tenant, from, BATCH),
             |a| instance.wants(a),
+            most,
         )?;
         let mut batch = sled::Batch::default();
         let mut found = 0;
@@ -923,12 +943,18 @@ impl Worker {
             let out = match instance.on_events(&w.finish()) {
                 Ok(out) => out,
                 Err(fault) => {
-                    // The store is rebuilt on the next call, which retries this batch.
+                    // The store is rebuilt on the next call, which retries this batch
+                    // (or part of it, isolating the event that faults).
                     self.daemon
                         .metrics
                         .fault(tenant, &p.name, &fault.kind.to_string());
-                    self.record_fault(tenant, &p.name, fault.to_string())?;
-                    return Ok(None);
+                    return self.batch_fault(
+                        tenant,
+                        &p.name,
+                        fault.to_string(),
+                        &delivered_seqs,
+                        last_seq,
+                    );
                 }
             };
             let seconds = started.elapsed().as_secs_f64();
@@ -990,7 +1016,193 @@ impl Worker {
             .get_mut(&(tenant.to_owned(), p.name.clone()))
         {
             m.consecutive = 0;
+            m.dead_streak = 0;
+            // Isolating: batches grow back once calls succeed again.
+            m.isolate = m.isolate.map(|n| n * 2).filter(|n| *n < BATCH);
         }
+        Ok(Some(found))
+    }
+
+    /// A detector batch of the events `delivered` (looked at through `last_seq`)
+    /// faulted. The first time, it is retried after the backoff. Again, and of more
+    /// than one event: the next call gets half of them, until the event that faults is
+    /// alone. Again, and of one event: that event becomes a dead letter and the cursor
+    /// moves past it, unless the plugin has faulted on event after event, which
+    /// quarantines it. `Some(0)` when the cursor moved.
+    fn batch_fault(
+        &mut self,
+        tenant: &str,
+        name: &str,
+        message: String,
+        delivered: &[u64],
+        last_seq: u64,
+    ) -> Result<Option<usize>, DaemonError> {
+        let key = (tenant.to_owned(), name.to_owned());
+        let (first, isolating, dead_streak) = {
+            let mut memory = self.daemon.fault_memory();
+            let m = memory.entry(key.clone()).or_default();
+            (m.consecutive == 0, m.isolate.is_some(), m.dead_streak)
+        };
+        if first && !isolating {
+            // Retried once after the backoff, as any fault.
+            return self.record_fault(tenant, name, message).map(|()| None);
+        }
+        if let Some(m) = self.daemon.fault_memory().get_mut(&key) {
+            m.fault(Instant::now());
+            if first {
+                // Isolating: each part is retried once, soon, whatever the backoff
+                // earlier faults of the isolation built up.
+                m.retry_at = Some(Instant::now() + FIRST_BACKOFF);
+            }
+        }
+        if first {
+            return self.note_fault(tenant, name, message).map(|()| None);
+        }
+        if delivered.len() > 1 {
+            if let Some(m) = self.daemon.fault_memory().get_mut(&key) {
+                m.isolate = Some(delivered.len() / 2);
+                m.consecutive = 0;
+                // Halving is progress, not a reason to wait.
+                m.retry_at = None;
+            }
+            return self.note_fault(tenant, name, message).map(|()| None);
+        }
+        let Some(&event_seq) = delivered.first() else {
+            return self.record_fault(tenant, name, message).map(|()| None);
+        };
+        let events = self
+            .daemon
+            .inbox
+            .read(tenant, event_seq, 1)
+            .map_err(|e| DaemonError::record("inbox", e))?;
+        let encoded = events
+            .iter()
+            .find(|(seq, _)| *seq == event_seq)
+            .map(|(_, bytes)| bytes.to_vec())
+            .unwrap_or_default();
+        let mut letter = super::dead_letters::DeadLetter {
+            seq: 0,
+            plugin: name.to_owned(),
+            event_seq,
+            event_id: aer_wire::encoded_id(&encoded).unwrap_or("").to_owned(),
+            fault: message.clone(),
+            status: "dead".into(),
+            time_ms: super::now_ms(),
+            event: hex::encode(&encoded),
+        };
+        let mut batch = sled::Batch::default();
+        self.daemon
+            .stage_dead_letter(tenant, &mut letter, &mut batch)?;
+        batch.insert(keys::cursor(tenant, name), &(last_seq + 1).to_be_bytes());
+        self.daemon.pipeline.apply_batch(batch)?;
+        self.daemon.metrics.dead_letter(tenant, name);
+        tracing::warn!(%tenant, plugin = %name, event = %crate::text::escape_control(&letter.event_id),
+            event_seq, dead_letter = letter.seq, "the event faults the detector every time: moved to the dead letters");
+        if let Some(m) = self.daemon.fault_memory().get_mut(&key) {
+            m.consecutive = 0;
+            // Go on one event at a time (growing back with each success), so a plugin
+            // that faults on every event reaches its quarantine soon.
+            m.isolate = Some(1);
+            m.retry_at = None;
+            m.dead_streak += 1;
+        }
+        if dead_streak + 1 >= QUARANTINE_AFTER {
+            // Event after event: the plugin, not the events.
+            if let Some(m) = self.daemon.fault_memory().get_mut(&key) {
+                m.consecutive = QUARANTINE_AFTER - 1;
+                m.dead_streak = 0;
+            }
+            self.record_fault(tenant, name, message)?;
+        } else {
+            self.note_fault(tenant, name, message)?;
+        }
+        Ok(Some(0))
+    }
+
+    /// Count a fault in the plugin's record without quarantining it.
+    fn note_fault(&self, tenant: &str, name: &str, message: String) -> Result<(), DaemonError> {
+        tracing::warn!(%tenant, plugin = %name, "plugin fault: {}", crate::text::escape_control(&message));
+        if let Ok(mut rec) = self.daemon.plugin(tenant, name) {
+            rec.faults += 1;
+            rec.last_fault = Some(message);
+            self.daemon.put_plugin_record(tenant, &rec)?;
+        }
+        Ok(())
+    }
+
+    /// Run dead letter `letter` of detector `p` alone (a replay asked for after a fix):
+    /// its findings and state are committed with the letter marked `replayed`, or the
+    /// letter stays dead with the new fault. The cursor does not move.
+    fn replay(
+        &mut self,
+        tenant: &str,
+        p: &super::plugins::PluginRecord,
+        mut letter: super::dead_letters::DeadLetter,
+    ) -> Result<Option<usize>, DaemonError> {
+        let instance = match self.instance(tenant, p) {
+            Ok(i) => i,
+            Err(Unavailable::Busy) => return Ok(None),
+            Err(Unavailable::Fault(message)) => {
+                self.record_fault(tenant, &p.name, message)?;
+                return Ok(None);
+            }
+        };
+        let mut w = BatchWriter::new();
+        w.push_encoded(&letter.encoded().unwrap_or_default());
+        letter.time_ms = super::now_ms();
+        let out = match instance.on_events(&w.finish()) {
+            Ok(out) => out,
+            Err(fault) => {
+                letter.status = "dead".into();
+                letter.fault = fault.to_string();
+                self.daemon.put_dead_letter(tenant, &letter)?;
+                return Ok(Some(0));
+            }
+        };
+        let id = instance.id().clone();
+        let daemon = self.daemon.clone();
+        let commit = daemon.commit_lock();
+        let mut batch = sled::Batch::default();
+        let mut size = self.daemon.state_bytes(tenant)?;
+        let token =
+            match self.stage_state(tenant, &id.plugin, &out.writes, &mut batch, &mut size)? {
+                Ok(token) => token,
+                Err(message) => {
+                    drop(commit);
+                    letter.status = "dead".into();
+                    letter.fault = message;
+                    self.daemon.put_dead_letter(tenant, &letter)?;
+                    return Ok(Some(0));
+                }
+            };
+        batch.insert(keys::state_bytes(tenant), &size.to_be_bytes());
+        let first = next_seq(
+            &self.daemon.pipeline,
+            &keys::key(kind::FINDING, &[tenant.as_bytes()]),
+        )?;
+        let found = out.value.len();
+        for (seq, f) in (first..).zip(out.value) {
+            let stored = StoredFinding {
+                seq,
+                event_seq: letter.event_seq,
+                committed_ms: super::now_ms(),
+                finding: FindingRecord::new(f, &id.plugin, &id.version),
+            };
+            batch.insert(
+                keys::seq_key(kind::FINDING, tenant, seq),
+                serde_json::to_vec(&stored).map_err(json_err)?,
+            );
+        }
+        letter.status = "replayed".into();
+        batch.insert(
+            keys::seq_key(kind::DEAD_LETTER, tenant, letter.seq),
+            serde_json::to_vec(&letter).map_err(json_err)?,
+        );
+        self.daemon.pipeline.apply_batch(batch)?;
+        self.daemon
+            .state_store()
+            .applied(token, &Scope::new(tenant, &id.plugin), &out.writes);
+        drop(commit);
         Ok(Some(found))
     }
 
@@ -1399,7 +1611,7 @@ mod tests {
     fn gathered(inbox: &Inbox, cursor: u64, wanted: &str) -> (usize, u64) {
         let first = inbox.read("acme", cursor, BATCH).unwrap();
         let read = |from| inbox.read("acme", from, BATCH);
-        let (w, last) = gather(first, read, |a| a == wanted).unwrap();
+        let (w, last, _) = gather(first, read, |a| a == wanted, BATCH).unwrap();
         (w.len(), last)
     }
 
