@@ -67,6 +67,10 @@ pub struct QuotaConfig {
     /// Bytes of state one plugin may keep: a plugin that grows past it faults before
     /// it can fill its tenant's quota and fault its siblings.
     pub max_plugin_state_bytes: u64,
+    /// Entries a tenant's action log may hold; past it, further effects fail with
+    /// `action_log_full` (each decision's effects are capped besides, by
+    /// `limits.effects_per_decision`).
+    pub max_action_log_entries: u64,
     /// Milliseconds of pipeline time per second a tenant may use (a bucket holding one
     /// second's worth). Past it, the tenant gives way to tenants that have work and
     /// time left (its events wait in the inbox); a tenant alone carries on.
@@ -106,6 +110,8 @@ pub struct Quota {
     pub max_state_bytes: u64,
     /// State bytes each of its plugins may keep.
     pub max_plugin_state_bytes: u64,
+    /// Action log entries it may keep.
+    pub max_action_log_entries: u64,
     /// Events per second it may send.
     pub max_events_per_second: u32,
     /// Pipeline milliseconds per second its plugins may use.
@@ -120,6 +126,7 @@ impl Default for QuotaConfig {
             max_artifact_bytes: 256 << 20,
             max_state_bytes: 1 << 30,
             max_plugin_state_bytes: 256 << 20,
+            max_action_log_entries: 1_000_000,
             cpu_ms_per_second: 500,
             tenants: Default::default(),
         }
@@ -137,6 +144,7 @@ impl ServeConfig {
             max_artifact_bytes: o.max_artifact_bytes.unwrap_or(q.max_artifact_bytes),
             max_state_bytes: o.max_state_bytes.unwrap_or(q.max_state_bytes),
             max_plugin_state_bytes: o.max_plugin_state_bytes.unwrap_or(q.max_plugin_state_bytes),
+            max_action_log_entries: q.max_action_log_entries,
             max_events_per_second: o
                 .max_events_per_second
                 .unwrap_or(self.ingest.max_events_per_second),
@@ -492,6 +500,11 @@ impl ServeConfig {
             "quotas.max_plugin_state_bytes",
             q.max_plugin_state_bytes,
             1..=1 << 50,
+        );
+        check(
+            "quotas.max_action_log_entries",
+            q.max_action_log_entries,
+            1..=1 << 40,
         );
         check(
             "quotas.cpu_ms_per_second",

@@ -404,3 +404,36 @@ fn processed_events_past_the_retention_leave_the_inbox_unless_a_quarantined_dete
     let labels = r#"tenant="acme",plugin="excessive-downloads""#;
     assert_eq!(metric(&d, "aer_events_processed_total", labels), 21.0);
 }
+
+// Regression: the action log had no quota (one dry-run decision grew the database by
+// 120 MB through 1,900 notifications).
+#[test]
+fn the_action_log_stops_growing_at_its_quota() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = TestDaemon::start(dir.path(), config(|c| c.quotas.max_action_log_entries = 2));
+    let t = d.tenant("acme");
+    d.install(&t, plugins::EXCESSIVE_DOWNLOADS, "");
+    d.install(
+        &t,
+        plugins::SLACK_SESSION_RESET,
+        r#"{"notify_channel": "security"}"#,
+    );
+    d.install(&t, plugins::NOTIFY, r#"{"channel": "security"}"#);
+    let policy = br#"{"mode": "dry-run", "responses": {"webhooks": {"security": "http://127.0.0.1:9/hook"}}}"#;
+    let (status, body) = d.request("PUT", "/v1/policy", Some(&t), JSON, policy.to_vec());
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        d.request("POST", "/v1/events", Some(&t), JSON, sample()).0,
+        200
+    );
+    // One decision responds: three effects asked for, two fit.
+    wait_for("the decision's responses", || {
+        metric(
+            &d,
+            "aer_actions_total",
+            "tenant=\"acme\",action=\"notify\",status=\"action_log_full\"",
+        ) >= 1.0
+    });
+    let (_, log) = d.request("GET", "/v1/actions", Some(&t), None, vec![]);
+    assert_eq!(log["items"].as_array().unwrap().len(), 2, "{log}");
+}

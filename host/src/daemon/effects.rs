@@ -159,6 +159,12 @@ impl ActionSink for DaemonActions {
                 target.as_bytes(),
             ],
         );
+        // Each new entry counts against the tenant's action log quota. A tenant's
+        // responders run one at a time (its decision stage's part), so the count is not
+        // raced.
+        let count_key = keys::action_count(&self.tenant);
+        let count = super::worker::get_u64(&daemon.pipeline, &count_key)
+            .map_err(|e| err("internal", e.to_string()))?;
         let store = |status: &str, detail: &str, text: &str, flush: bool| {
             let now = now_ms();
             let entry = ActionEntry {
@@ -173,6 +179,10 @@ impl ActionSink for DaemonActions {
                 queued_ms: now,
                 attempts: 0,
             };
+            daemon
+                .pipeline
+                .insert(&count_key, &(count + 1).to_be_bytes())
+                .map_err(|e| err("internal", e.to_string()))?;
             put_entry(&daemon, &key, &entry, flush)
         };
         let previous = daemon
@@ -189,6 +199,17 @@ impl ActionSink for DaemonActions {
                 // and interrupted entries when it starts).
                 _ => return Ok("queued".into()),
             }
+        }
+        let max = daemon.config.quota(&self.tenant).max_action_log_entries;
+        if count >= max {
+            tracing::warn!(tenant = %self.tenant, max, "the action log is full: an effect is refused");
+            daemon
+                .metrics
+                .action(&self.tenant, action, "action_log_full");
+            return Err(err(
+                "action_log_full",
+                format!("the tenant's action log holds {count} entries, its limit is {max}"),
+            ));
         }
         let settings = daemon
             .policy(&self.tenant)

@@ -77,6 +77,8 @@ pub mod kind {
     pub const RANDOM_SECRET: u8 = b'R';
     /// A dead letter, by per-tenant seq.
     pub const DEAD_LETTER: u8 = b'L';
+    /// Entries in a tenant's action log, for its quota.
+    pub const ACTION_COUNT: u8 = b'n';
 }
 
 /// `kind` then each part length-prefixed.
@@ -95,6 +97,11 @@ pub fn tenant_of(key: &[u8]) -> Option<String> {
     let len = u32::from_be_bytes(key.get(1..5)?.try_into().ok()?) as usize;
     let name = key.get(5..5_usize.checked_add(len)?)?;
     Some(String::from_utf8_lossy(name).into_owned())
+}
+
+/// The number of entries in a tenant's action log (for its quota).
+pub fn action_count(tenant: &str) -> Vec<u8> {
+    key(kind::ACTION_COUNT, &[tenant.as_bytes()])
 }
 
 /// A detector's cursor.

@@ -79,7 +79,7 @@ pub enum Authenticated {
 }
 
 /// Pipeline records kept per tenant, each under `kind`+tenant: deleted with the tenant.
-const TENANT_PIPELINE_KINDS: [u8; 12] = [
+const TENANT_PIPELINE_KINDS: [u8; 13] = [
     kind::INBOX,
     kind::EVENT_ID,
     kind::CURSOR,
@@ -92,6 +92,7 @@ const TENANT_PIPELINE_KINDS: [u8; 12] = [
     kind::ACTION,
     kind::STATE_BYTES,
     kind::DEAD_LETTER,
+    kind::ACTION_COUNT,
 ];
 
 impl Daemon {

@@ -112,6 +112,8 @@ struct Sandbox {
     /// The actions of `info` as a set (`None`: every action), so matching an event
     /// costs one lookup however many actions a plugin subscribes to.
     subscribed: Option<hashbrown::HashSet<String>>,
+    /// The WASI random seed of every store of this instance (derived once).
+    random_seed: [u8; 32],
     configure_on_start: bool,
 }
 
@@ -222,7 +224,7 @@ impl Sandbox {
             limits.clone(),
             self.state.clone(),
             self.actions.clone(),
-            self.engine.random_seed(&self.id.tenant, &self.id.plugin),
+            self.random_seed,
         );
         let mut store = Store::new(self.engine.engine(), data);
         store.limiter(|s| &mut s.limiter);
@@ -410,6 +412,7 @@ fn sandbox(engine: &Arc<AerEngine>, plugin: &Arc<LoadedPlugin>, spec: InstanceSp
         .name
         .unwrap_or_else(|| (info.name.clone(), info.version.clone()));
     Sandbox {
+        random_seed: engine.random_seed(&spec.tenant, &name),
         engine: engine.clone(),
         plugin: plugin.clone(),
         id: PluginId {
@@ -484,6 +487,7 @@ pub(crate) fn probe_info(
         restarts: 0,
         info: None,
         subscribed: None,
+        random_seed: [0; 32],
         configure_on_start: false,
     };
     probe.ensure_live()?;
