@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use aer_host::config::ServeConfig;
 use aer_host::store::{Scope, StateStore};
-use aer_tests::{MockSlack, TestDaemon, plugins, repo_root};
+use aer_tests::{MockSlack, TestDaemon, eventually, plugins, repo_root};
 use serde_json::{Value, json};
 
 const JSON: Option<&str> = Some("application/json");
@@ -15,20 +15,6 @@ const NDJSON: Option<&str> = Some("application/x-ndjson");
 
 fn sample() -> Vec<u8> {
     std::fs::read(repo_root().join("examples/data/sample-audit-log.json")).unwrap()
-}
-
-fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 fn get(d: &TestDaemon, token: &str, path: &str) -> Value {
@@ -54,13 +40,7 @@ fn hostile_tenant(d: &TestDaemon, slack: &MockSlack, name: &str, mode: &str) -> 
             "webhooks": {"security": format!("{}/hooks/security", slack.base)}
         }
     });
-    let (status, body) = d.request(
-        "PUT",
-        "/v1/policy",
-        Some(&t),
-        JSON,
-        policy.to_string().into_bytes(),
-    );
+    let (status, body) = put_policy(d, &t, &policy);
     assert_eq!(status, 200, "{body}");
     let (status, body) = d.request("POST", "/v1/events", Some(&t), JSON, sample());
     assert_eq!(status, 200, "{body}");
@@ -69,7 +49,7 @@ fn hostile_tenant(d: &TestDaemon, slack: &MockSlack, name: &str, mode: &str) -> 
 
 /// The responder's record once it is quarantined.
 fn quarantined(d: &TestDaemon, token: &str) -> Value {
-    wait_for("the hostile responder's quarantine", || {
+    eventually("the hostile responder's quarantine", || {
         let p = get(d, token, "/v1/plugins/hostile-responder");
         (p["status"] == "quarantined").then_some(p)
     })
@@ -136,7 +116,7 @@ fn slack_markup_from_a_plugin_reaches_slack_as_text() {
     let dir = tempfile::tempdir().unwrap();
     let d = TestDaemon::start(dir.path(), ServeConfig::default());
     let _t = hostile_tenant(&d, &slack, "markup", "markup");
-    let hook = wait_for("the webhook", || slack.calls().webhooks.first().cloned());
+    let hook = eventually("the webhook", || slack.calls().webhooks.first().cloned());
     let text = hook["text"].as_str().unwrap();
     assert_eq!(
         text,
@@ -164,7 +144,7 @@ fn one_component_under_two_names_is_two_plugins() {
         d.request("POST", "/v1/events", Some(&t), JSON, sample()).0,
         200
     );
-    let findings = wait_for("six findings", || {
+    let findings = eventually("six findings", || {
         let items = get(&d, &t, "/v1/findings")["items"].clone();
         (items.as_array().unwrap().len() >= 6).then_some(items)
     });
@@ -462,7 +442,7 @@ fn internal_addresses_and_redirects_are_not_reached() {
             d.request("POST", "/v1/events", Some(&t), JSON, sample()).0,
             200
         );
-        let failed = wait_for("the notification's failure", || {
+        let failed = eventually("the notification's failure", || {
             let items = get(&d, &t, "/v1/actions")["items"].clone();
             items
                 .as_array()
@@ -510,7 +490,7 @@ fn a_rate_limited_tenants_effects_never_hold_up_another_tenants_pipeline() {
         slow.push(t);
     }
     // The slow tenants' resets are waiting out their rate limit now.
-    wait_for("the slow tenants' resets to be tried", || {
+    eventually("the slow tenants' resets to be tried", || {
         slow.iter()
             .all(|t| {
                 get(&d, t, "/v1/actions")["items"]
@@ -531,7 +511,7 @@ fn a_rate_limited_tenants_effects_never_hold_up_another_tenants_pipeline() {
             .0,
         200
     );
-    wait_for("the victim's decisions", || {
+    eventually("the victim's decisions", || {
         let items = get(&d, &victim, "/v1/decisions")["items"].clone();
         (items.as_array().unwrap().len() == 3).then_some(())
     });

@@ -239,20 +239,6 @@ fn dead_letters(d: &TestDaemon, token: &str) -> Vec<Value> {
     page["items"].as_array().cloned().unwrap_or_default()
 }
 
-fn wait_until<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 // Regression: a poison event stalled its detector forever (retried, then the whole
 // plugin quarantined with the event still at its cursor).
 #[test]
@@ -282,7 +268,7 @@ fn a_poison_event_goes_to_the_dead_letters_and_the_detector_goes_on() {
         .map(|f| f["event_ids"][0].as_str().unwrap())
         .collect();
     assert_eq!(ids, ["e1", "e3"]);
-    let letters = wait_until("the dead letter", || {
+    let letters = aer_tests::eventually("the dead letter", || {
         let l = dead_letters(&d, &a);
         (!l.is_empty()).then_some(l)
     });
@@ -319,7 +305,7 @@ fn a_poison_event_goes_to_the_dead_letters_and_the_detector_goes_on() {
         probe[2]["rule"], "probe",
         "the replay ran the fixed detector"
     );
-    wait_until("the replayed mark", || {
+    aer_tests::eventually("the replayed mark", || {
         (dead_letters(&d, &a)[0]["status"] == "replayed").then_some(())
     });
 }
@@ -342,7 +328,7 @@ fn a_plugin_faulting_on_every_event_is_quarantined_after_three_dead_letters() {
             .0,
         200
     );
-    let rec = wait_until("the quarantine", || {
+    let rec = aer_tests::eventually("the quarantine", || {
         let (_, rec) = d.request("GET", "/v1/plugins/hostile", Some(&a), None, vec![]);
         (rec["status"] == "quarantined").then_some(rec)
     });

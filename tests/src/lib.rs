@@ -133,6 +133,21 @@ pub fn event(id: impl Into<String>, action: &str, user: &str, time_ms: i64) -> E
     }
 }
 
+/// Poll `f` every 50 ms until it gives a value (or fail naming `what` after 60 s).
+pub fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(60),
+            "waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 /// Minutes in milliseconds.
 pub const MIN: i64 = 60_000;
 

@@ -867,19 +867,32 @@ impl Worker {
             .or_default()
             .fault(Instant::now());
         let quarantine = n >= QUARANTINE_AFTER;
-        tracing::warn!(%tenant, plugin = %name, consecutive = n, quarantine, "plugin fault: {message}");
+        if quarantine
+            && let Some(m) = self
+                .daemon
+                .fault_memory()
+                .get_mut(&(tenant.to_owned(), name.to_owned()))
+        {
+            m.consecutive = 0;
+        }
+        self.fault_in_record(tenant, name, message, quarantine)
+    }
+
+    /// Count a fault in the plugin's record (its count and last fault), quarantining it
+    /// with `quarantine`.
+    fn fault_in_record(
+        &self,
+        tenant: &str,
+        name: &str,
+        message: String,
+        quarantine: bool,
+    ) -> Result<(), DaemonError> {
+        tracing::warn!(%tenant, plugin = %name, quarantine, "plugin fault: {}", crate::text::escape_control(&message));
         if let Ok(mut rec) = self.daemon.plugin(tenant, name) {
             rec.faults += 1;
             rec.last_fault = Some(message);
             if quarantine {
                 rec.status = PluginStatus::Quarantined;
-                if let Some(m) = self
-                    .daemon
-                    .fault_memory()
-                    .get_mut(&(tenant.to_owned(), name.to_owned()))
-                {
-                    m.consecutive = 0;
-                }
             }
             self.daemon.put_plugin_record(tenant, &rec)?;
         }
@@ -986,21 +999,7 @@ impl Worker {
                 };
             batch.insert(keys::state_bytes(tenant), &size.to_be_bytes());
             staged = Some((token, Scope::new(tenant, &id.plugin), out.writes));
-            let prefix = keys::key(kind::FINDING, &[tenant.as_bytes()]);
-            let first = next_seq(&tree, &prefix)?;
-            found = out.value.len();
-            for (seq, f) in (first..).zip(out.value) {
-                let stored = StoredFinding {
-                    seq,
-                    event_seq: last_seq,
-                    committed_ms: super::now_ms(),
-                    finding: FindingRecord::new(f, &id.plugin, &id.version),
-                };
-                batch.insert(
-                    keys::seq_key(kind::FINDING, tenant, seq),
-                    serde_json::to_vec(&stored).map_err(json_err)?,
-                );
-            }
+            found = stage_findings(&tree, tenant, &id, out.value, last_seq, &mut batch)?;
         }
         batch.insert(cursor_key, &(last_seq + 1).to_be_bytes());
         tree.apply_batch(batch)?;
@@ -1056,7 +1055,9 @@ impl Worker {
             }
         }
         if first {
-            return self.note_fault(tenant, name, message).map(|()| None);
+            return self
+                .fault_in_record(tenant, name, message, false)
+                .map(|()| None);
         }
         if delivered.len() > 1 {
             if let Some(m) = self.daemon.fault_memory().get_mut(&key) {
@@ -1065,7 +1066,9 @@ impl Worker {
                 // Halving is progress, not a reason to wait.
                 m.retry_at = None;
             }
-            return self.note_fault(tenant, name, message).map(|()| None);
+            return self
+                .fault_in_record(tenant, name, message, false)
+                .map(|()| None);
         }
         let Some(&event_seq) = delivered.first() else {
             return self.record_fault(tenant, name, message).map(|()| None);
@@ -1114,20 +1117,9 @@ impl Worker {
             }
             self.record_fault(tenant, name, message)?;
         } else {
-            self.note_fault(tenant, name, message)?;
+            self.fault_in_record(tenant, name, message, false)?;
         }
         Ok(Some(0))
-    }
-
-    /// Count a fault in the plugin's record without quarantining it.
-    fn note_fault(&self, tenant: &str, name: &str, message: String) -> Result<(), DaemonError> {
-        tracing::warn!(%tenant, plugin = %name, "plugin fault: {}", crate::text::escape_control(&message));
-        if let Ok(mut rec) = self.daemon.plugin(tenant, name) {
-            rec.faults += 1;
-            rec.last_fault = Some(message);
-            self.daemon.put_plugin_record(tenant, &rec)?;
-        }
-        Ok(())
     }
 
     /// Run dead letter `letter` of detector `p` alone (a replay asked for after a fix):
@@ -1176,23 +1168,14 @@ impl Worker {
                 }
             };
         batch.insert(keys::state_bytes(tenant), &size.to_be_bytes());
-        let first = next_seq(
+        let found = stage_findings(
             &self.daemon.pipeline,
-            &keys::key(kind::FINDING, &[tenant.as_bytes()]),
+            tenant,
+            &id,
+            out.value,
+            letter.event_seq,
+            &mut batch,
         )?;
-        let found = out.value.len();
-        for (seq, f) in (first..).zip(out.value) {
-            let stored = StoredFinding {
-                seq,
-                event_seq: letter.event_seq,
-                committed_ms: super::now_ms(),
-                finding: FindingRecord::new(f, &id.plugin, &id.version),
-            };
-            batch.insert(
-                keys::seq_key(kind::FINDING, tenant, seq),
-                serde_json::to_vec(&stored).map_err(json_err)?,
-            );
-        }
         letter.status = "replayed".into();
         batch.insert(
             keys::seq_key(kind::DEAD_LETTER, tenant, letter.seq),
@@ -1519,6 +1502,33 @@ impl Worker {
         }
         Ok(progressed)
     }
+}
+
+/// Stage `findings` of plugin `id` of `tenant` into `batch` under the tenant's next
+/// finding seqs, made from the batch that ended at inbox seq `event_seq`; how many.
+fn stage_findings(
+    tree: &sled::Tree,
+    tenant: &str,
+    id: &crate::host_api::PluginId,
+    findings: Vec<crate::bindings::Finding>,
+    event_seq: u64,
+    batch: &mut sled::Batch,
+) -> Result<usize, DaemonError> {
+    let first = next_seq(tree, &keys::key(kind::FINDING, &[tenant.as_bytes()]))?;
+    let n = findings.len();
+    for (seq, f) in (first..).zip(findings) {
+        let stored = StoredFinding {
+            seq,
+            event_seq,
+            committed_ms: super::now_ms(),
+            finding: FindingRecord::new(f, &id.plugin, &id.version),
+        };
+        batch.insert(
+            keys::seq_key(kind::FINDING, tenant, seq),
+            serde_json::to_vec(&stored).map_err(json_err)?,
+        );
+    }
+    Ok(n)
 }
 
 /// Pending responses run per step.
