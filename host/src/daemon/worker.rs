@@ -1047,12 +1047,11 @@ impl Worker {
             return self.record_fault(tenant, name, message).map(|()| None);
         }
         if let Some(m) = self.daemon.fault_memory().get_mut(&key) {
-            m.fault(Instant::now());
-            if first {
-                // Isolating: each part is retried once, soon, whatever the backoff
-                // earlier faults of the isolation built up.
-                m.retry_at = Some(Instant::now() + FIRST_BACKOFF);
-            }
+            // Faults while isolating count towards the halving, not the backoff: each
+            // part is retried once, soon. Each dead letter counts (below), so a plugin
+            // that faults on event after event still waits ever longer between them.
+            m.consecutive += 1;
+            m.retry_at = first.then(|| Instant::now() + FIRST_BACKOFF);
         }
         if first {
             return self
@@ -1102,11 +1101,12 @@ impl Worker {
         tracing::warn!(%tenant, plugin = %name, event = %crate::text::escape_control(&letter.event_id),
             event_seq, dead_letter = letter.seq, "the event faults the detector every time: moved to the dead letters");
         if let Some(m) = self.daemon.fault_memory().get_mut(&key) {
+            // The dead letter is the fault that counts towards the backoff.
+            m.fault(Instant::now());
             m.consecutive = 0;
             // Go on one event at a time (growing back with each success), so a plugin
             // that faults on every event reaches its quarantine soon.
             m.isolate = Some(1);
-            m.retry_at = None;
             m.dead_streak += 1;
         }
         if dead_streak + 1 >= QUARANTINE_AFTER {
