@@ -1,6 +1,6 @@
 //! Dead letters: events a detector faults on, every time. When a batch faults twice,
-//! the worker halves what it delivers until the one event that faults is alone; that
-//! event is recorded here (with the plugin, the fault and the event itself) and the
+//! the worker delivers its events one at a time until the one that faults (which
+//! faults twice alone); that event is recorded here (with the plugin, the fault and the event itself) and the
 //! detector's cursor moves past it, so one poison event never stalls a detector. A
 //! plugin that faults on event after event (three dead letters with no success
 //! between) is quarantined instead: the fault is the plugin's, not the events'.

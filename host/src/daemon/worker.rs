@@ -1024,10 +1024,11 @@ impl Worker {
 
     /// A detector batch of the events `delivered` (looked at through `last_seq`)
     /// faulted. The first time, it is retried after the backoff. Again, and of more
-    /// than one event: the next call gets half of them, until the event that faults is
-    /// alone. Again, and of one event: that event becomes a dead letter and the cursor
-    /// moves past it, unless the plugin has faulted on event after event, which
-    /// quarantines it. `Some(0)` when the cursor moved.
+    /// than one event: the next calls get one event each, until the event that faults.
+    /// Again, and of one event: that event becomes a dead letter and the cursor moves
+    /// past it (and batches grow back, doubling with each success), unless the plugin
+    /// has faulted on event after event, which quarantines it. `Some(0)` when the
+    /// cursor moved.
     fn batch_fault(
         &mut self,
         tenant: &str,
@@ -1047,7 +1048,7 @@ impl Worker {
             return self.record_fault(tenant, name, message).map(|()| None);
         }
         if let Some(m) = self.daemon.fault_memory().get_mut(&key) {
-            // Faults while isolating count towards the halving, not the backoff: each
+            // Faults while isolating count towards the isolation, not the backoff: each
             // part is retried once, soon. Each dead letter counts (below), so a plugin
             // that faults on event after event still waits ever longer between them.
             m.consecutive += 1;
@@ -1060,9 +1061,11 @@ impl Worker {
         }
         if delivered.len() > 1 {
             if let Some(m) = self.daemon.fault_memory().get_mut(&key) {
-                m.isolate = Some(delivered.len() / 2);
+                // One event at a time until the one that faults: each faulting call
+                // may cost a whole deadline, so one search of single events (the good
+                // ones are cheap) costs fewer of them than halving would.
+                m.isolate = Some(1);
                 m.consecutive = 0;
-                // Halving is progress, not a reason to wait.
                 m.retry_at = None;
             }
             return self
