@@ -1038,23 +1038,16 @@ impl Worker {
         last_seq: u64,
     ) -> Result<Option<usize>, DaemonError> {
         let key = (tenant.to_owned(), name.to_owned());
-        let (first, isolating, dead_streak) = {
+        // Every fault counts towards the backoff (a plugin that faults on event after
+        // event waits ever longer between them, as a quarantined one re-enabled again
+        // and again does); two in a row on the same events start the isolation.
+        let (consecutive, dead_streak) = {
             let mut memory = self.daemon.fault_memory();
             let m = memory.entry(key.clone()).or_default();
-            (m.consecutive == 0, m.isolate.is_some(), m.dead_streak)
+            let n = m.fault(Instant::now());
+            (n, m.dead_streak)
         };
-        if first && !isolating {
-            // Retried once after the backoff, as any fault.
-            return self.record_fault(tenant, name, message).map(|()| None);
-        }
-        if let Some(m) = self.daemon.fault_memory().get_mut(&key) {
-            // Faults while isolating count towards the isolation, not the backoff: each
-            // part is retried once, soon. Each dead letter counts (below), so a plugin
-            // that faults on event after event still waits ever longer between them.
-            m.consecutive += 1;
-            m.retry_at = first.then(|| Instant::now() + FIRST_BACKOFF);
-        }
-        if first {
+        if consecutive < 2 {
             return self
                 .fault_in_record(tenant, name, message, false)
                 .map(|()| None);
@@ -1066,7 +1059,6 @@ impl Worker {
                 // ones are cheap) costs fewer of them than halving would.
                 m.isolate = Some(1);
                 m.consecutive = 0;
-                m.retry_at = None;
             }
             return self
                 .fault_in_record(tenant, name, message, false)
@@ -1103,25 +1095,16 @@ impl Worker {
         self.daemon.metrics.dead_letter(tenant, name);
         tracing::warn!(%tenant, plugin = %name, event = %crate::text::escape_control(&letter.event_id),
             event_seq, dead_letter = letter.seq, "the event faults the detector every time: moved to the dead letters");
+        // Event after event: the plugin, not the events.
+        let quarantine = dead_streak + 1 >= QUARANTINE_AFTER;
         if let Some(m) = self.daemon.fault_memory().get_mut(&key) {
-            // The dead letter is the fault that counts towards the backoff.
-            m.fault(Instant::now());
             m.consecutive = 0;
             // Go on one event at a time (growing back with each success), so a plugin
             // that faults on every event reaches its quarantine soon.
             m.isolate = Some(1);
-            m.dead_streak += 1;
+            m.dead_streak = if quarantine { 0 } else { dead_streak + 1 };
         }
-        if dead_streak + 1 >= QUARANTINE_AFTER {
-            // Event after event: the plugin, not the events.
-            if let Some(m) = self.daemon.fault_memory().get_mut(&key) {
-                m.consecutive = QUARANTINE_AFTER - 1;
-                m.dead_streak = 0;
-            }
-            self.record_fault(tenant, name, message)?;
-        } else {
-            self.fault_in_record(tenant, name, message, false)?;
-        }
+        self.fault_in_record(tenant, name, message, quarantine)?;
         Ok(Some(0))
     }
 
