@@ -1027,8 +1027,8 @@ impl Worker {
     /// than one event: the next calls get one event each, until the event that faults.
     /// Again, and of one event: that event becomes a dead letter and the cursor moves
     /// past it (and batches grow back, doubling with each success), unless the plugin
-    /// has faulted on event after event, which quarantines it. `Some(0)` when the
-    /// cursor moved.
+    /// has faulted on event after event, which quarantines it. Always `None`: a fault
+    /// is not progress, even when the cursor moved past a dead letter.
     fn batch_fault(
         &mut self,
         tenant: &str,
@@ -1105,7 +1105,9 @@ impl Worker {
             m.dead_streak = if quarantine { 0 } else { dead_streak + 1 };
         }
         self.fault_in_record(tenant, name, message, quarantine)?;
-        Ok(Some(0))
+        // Not progress: a tenant whose plugin only faults must not count as busy for
+        // the time quota, or a busy neighbour past its quota would give way to it.
+        Ok(None)
     }
 
     /// Run dead letter `letter` of detector `p` alone (a replay asked for after a fix):
