@@ -301,6 +301,13 @@ impl Default for ServeConfig {
     }
 }
 
+/// Ranges of the quotas a tenant's override may set too (checked the same both ways).
+const PLUGINS: std::ops::RangeInclusive<u64> = 1..=10_000;
+const ARTIFACT_BYTES: std::ops::RangeInclusive<u64> = 1..=1 << 40;
+const STATE_BYTES: std::ops::RangeInclusive<u64> = 1..=1 << 50;
+const EVENTS_PER_SECOND: std::ops::RangeInclusive<u64> = 1..=10_000_000;
+const CPU_MS_PER_SECOND: std::ops::RangeInclusive<u64> = 1..=1_000_000;
+
 /// Fewest characters of the operator's admin (and metrics) token.
 pub const MIN_ADMIN_TOKEN: usize = 32;
 
@@ -401,7 +408,7 @@ impl ServeConfig {
         check(
             "ingest.max_events_per_second",
             u64::from(i.max_events_per_second),
-            1..=10_000_000,
+            EVENTS_PER_SECOND,
         );
         check(
             "ingest.max_events_per_request",
@@ -488,18 +495,18 @@ impl ServeConfig {
             1..=256,
         );
         let q = &self.quotas;
-        check("quotas.max_plugins", u64::from(q.max_plugins), 1..=10_000);
+        check("quotas.max_plugins", u64::from(q.max_plugins), PLUGINS);
         check("quotas.max_versions", u64::from(q.max_versions), 1..=1_000);
         check(
             "quotas.max_artifact_bytes",
             q.max_artifact_bytes,
-            1..=1 << 40,
+            ARTIFACT_BYTES,
         );
-        check("quotas.max_state_bytes", q.max_state_bytes, 1..=1 << 50);
+        check("quotas.max_state_bytes", q.max_state_bytes, STATE_BYTES);
         check(
             "quotas.max_plugin_state_bytes",
             q.max_plugin_state_bytes,
-            1..=1 << 50,
+            STATE_BYTES,
         );
         check(
             "quotas.max_action_log_entries",
@@ -509,24 +516,31 @@ impl ServeConfig {
         check(
             "quotas.cpu_ms_per_second",
             u64::from(q.cpu_ms_per_second),
-            1..=1_000_000,
+            CPU_MS_PER_SECOND,
         );
         for (name, t) in &q.tenants {
             let key = |field: &str| format!("quotas.tenants.{name}.{field}");
             if let Some(v) = t.max_plugins {
-                check(&key("max_plugins"), u64::from(v), 1..=10_000);
+                check(&key("max_plugins"), u64::from(v), PLUGINS);
             }
             if let Some(v) = t.max_artifact_bytes {
-                check(&key("max_artifact_bytes"), v, 1..=1 << 40);
+                check(&key("max_artifact_bytes"), v, ARTIFACT_BYTES);
             }
             if let Some(v) = t.max_state_bytes {
-                check(&key("max_state_bytes"), v, 1..=1 << 50);
+                check(&key("max_state_bytes"), v, STATE_BYTES);
+            }
+            if let Some(v) = t.max_plugin_state_bytes {
+                check(&key("max_plugin_state_bytes"), v, STATE_BYTES);
             }
             if let Some(v) = t.max_events_per_second {
-                check(&key("max_events_per_second"), u64::from(v), 1..=10_000_000);
+                check(
+                    &key("max_events_per_second"),
+                    u64::from(v),
+                    EVENTS_PER_SECOND,
+                );
             }
             if let Some(v) = t.cpu_ms_per_second {
-                check(&key("cpu_ms_per_second"), u64::from(v), 1..=1_000_000);
+                check(&key("cpu_ms_per_second"), u64::from(v), CPU_MS_PER_SECOND);
             }
         }
         if metrics_token < MIN_ADMIN_TOKEN {
@@ -608,6 +622,10 @@ mod tests {
             (
                 "[quotas.tenants.acme]\nmax_events_per_second = 0",
                 "`quotas.tenants.acme.max_events_per_second` = 0",
+            ),
+            (
+                "[quotas.tenants.acme]\nmax_plugin_state_bytes = 0",
+                "`quotas.tenants.acme.max_plugin_state_bytes` = 0",
             ),
         ] {
             let err = ServeConfig::parse(toml).unwrap_err();
