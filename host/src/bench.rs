@@ -18,7 +18,8 @@ use aer_wire::BatchWriter;
 use crate::Event;
 use crate::engine::{AerEngine, EngineConfig};
 use crate::host_api::DryRunActions;
-use crate::pipeline::decision::{DecisionEngine, Policy};
+use crate::pipeline::decide::DecisionEngine;
+use crate::pipeline::policy::Policy;
 use crate::plugin::instance::InstanceSpec;
 use crate::plugin::{DetectorInstance, LoadedPlugin, ResponderInstance};
 use crate::store::{MemoryStore, SledStore, StateStore};
@@ -520,14 +521,17 @@ fn best_throughput(setup: &BenchSetup, engine: &Arc<AerEngine>) -> anyhow::Resul
         let responder = engine
             .load(&setup.responder)
             .map_err(|r| anyhow::anyhow!("{r}"))?;
-        let mut responders = vec![ResponderInstance::new(
+        let policy = Policy::from_json(&data.policy_json()).unwrap_or_default();
+        let mut responders = crate::replay::Responders::new(policy.responses.clone());
+        responders.push(ResponderInstance::new(
             engine,
             &responder,
-            spec(state.clone()),
-        )?];
-        let mut decisions =
-            DecisionEngine::new(Policy::from_json(&data.policy_json()).unwrap_or_default())
-                .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            InstanceSpec {
+                actions: responders.sink(&responder.info().name),
+                ..spec(state.clone())
+            },
+        )?);
+        let mut decisions = DecisionEngine::new(policy).map_err(|e| anyhow::anyhow!("{e:?}"))?;
 
         let started = Instant::now();
         let next = std::sync::atomic::AtomicUsize::new(0);

@@ -160,6 +160,7 @@ impl Daemon {
         let artifacts = dir.open_dir("artifacts").map_err(io)?;
         let (db, meta) = format::open(data)?;
         let pipeline = db.open_tree("pipeline")?;
+        worker::migrate_decision_cursors(&pipeline)?;
         let engine = AerEngine::new(EngineConfig {
             limits: config.limits.clone(),
             max_instances: config.max_instances,

@@ -1,17 +1,28 @@
-//! The whole local pipeline over a history of events: detectors, the decision engine,
-//! and responders whose effects are recorded, never performed. Behind `aer replay`:
-//! backtest detectors and a policy before enabling them.
+//! The local driver of the whole pipeline over a history held in memory, behind
+//! `aer replay`: backtest detectors and a policy before enabling them. It runs the
+//! daemon's stages by the daemon's rules ([`crate::pipeline`]): each detector over the
+//! history in gathered batches (faults retried, isolated and set aside as the daemon
+//! does, [`crate::pipeline::faults`]); then every finding in decision order, the engine
+//! observing the events up to its position; then the responders, in name order, for
+//! each decision that responds, their effects admitted as the daemon admits them and
+//! recorded, never performed ([`RecordingActions`]). With the history stored before the
+//! daemon's detectors run, the daemon makes the same findings, decisions and effects
+//! (`tests/all/parity.rs`).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-
-use aer_wire::BatchWriter;
+use std::time::Duration;
 
 use crate::Event;
-use crate::bindings::{Attribute, Decision, Finding, Severity};
 use crate::finding::FindingRecord;
-use crate::host_api::DryRunActions;
-use crate::pipeline::decision::{DecisionEngine, DecisionRecord, Mode};
+use crate::host_api::ActionSink;
+use crate::pipeline::decide::{DecisionEngine, DecisionOrder, DecisionRecord};
+use crate::pipeline::detect::{Positioned, detect};
+use crate::pipeline::faults::{AfterFault, FaultCount};
+use crate::pipeline::gather::Gather;
+use crate::pipeline::policy::ResponseSettings;
+use crate::pipeline::respond::RecordedLog;
+pub use crate::pipeline::respond::{ActionRecord, RecordingActions};
+use crate::plugin::records::wit_decision;
 use crate::plugin::{DetectorInstance, Fault, ResponderInstance};
 
 /// What one detector did in a replay.
@@ -25,28 +36,14 @@ pub struct DetectorSummary {
     pub delivered: usize,
     /// Findings it reported.
     pub findings: usize,
+    /// Ids of the events it faulted on every time (set aside, as the daemon's dead
+    /// letters).
+    pub dead_letters: Vec<String>,
+    /// Why it was quarantined, if it was (it saw no event after).
+    pub quarantined: Option<String>,
     /// Time inside its calls.
     #[serde(skip)]
     pub plugin_time: Duration,
-}
-
-/// An effect a responder asked for, recorded instead of performed.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct ActionRecord {
-    /// Decision it belongs to.
-    pub decision_id: String,
-    /// Event time of the decision.
-    pub time_ms: i64,
-    /// Responder plugin.
-    pub responder: String,
-    /// `terminate-sessions` or `notify`.
-    pub action: String,
-    /// Who it was about.
-    pub subject: String,
-    /// Whether the (recording) host accepted it.
-    pub ok: bool,
-    /// Host answer or error code.
-    pub detail: String,
 }
 
 /// Everything a replay produced.
@@ -56,20 +53,19 @@ pub struct ReplayReport {
     pub events: usize,
     /// Per detector.
     pub detectors: Vec<DetectorSummary>,
-    /// All findings, in event-time order.
+    /// All findings, in decision order.
     pub findings: Vec<FindingRecord>,
     /// Every decision, whichever way it went.
     pub decisions: Vec<DecisionRecord>,
-    /// Effects responders asked for.
+    /// Effects responders asked for, as the host admitted and recorded them.
     pub actions: Vec<ActionRecord>,
+    /// Responders quarantined (they faulted call after call), with the last fault.
+    pub quarantined_responders: Vec<(String, String)>,
 }
 
 /// Why a replay stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
-    /// A plugin failed.
-    #[error(transparent)]
-    Fault(#[from] Fault),
     /// Plugin state could not be committed.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
@@ -78,161 +74,224 @@ pub enum ReplayError {
     Decode(#[from] aer_wire::DecodeError),
 }
 
-fn severity(name: &str) -> Severity {
-    match name {
-        "info" => Severity::Info,
-        "low" => Severity::Low,
-        "high" => Severity::High,
-        "critical" => Severity::Critical,
-        _ => Severity::Medium,
+/// A replay's responders and the log their effects are recorded in.
+#[derive(Default)]
+pub struct Responders {
+    list: Vec<ResponderInstance>,
+    log: Arc<RecordedLog>,
+    settings: ResponseSettings,
+}
+
+impl Responders {
+    /// No responders yet; effects will be admitted under `settings` (the policy's).
+    pub fn new(settings: ResponseSettings) -> Self {
+        Responders {
+            settings,
+            ..Default::default()
+        }
+    }
+
+    /// The action sink to build responder `name`'s instance with.
+    pub fn sink(&self, name: &str) -> Arc<dyn ActionSink> {
+        Arc::new(RecordingActions::new(
+            self.log.clone(),
+            self.settings.clone(),
+            name,
+        ))
+    }
+
+    /// Add a responder built with [`Responders::sink`].
+    pub fn push(&mut self, r: ResponderInstance) {
+        self.list.push(r);
     }
 }
 
-/// A recorded finding as the WIT type responders receive.
-pub fn to_wit_finding(f: &FindingRecord) -> Finding {
-    Finding {
-        subject: f.subject.clone(),
-        rule: f.rule.clone(),
-        score: f.score,
-        severity: severity(&f.severity),
-        summary: f.summary.clone(),
-        evidence: f.evidence.clone(),
-        attributes: f
-            .attributes
-            .iter()
-            .map(|(k, v)| Attribute {
-                key: k.clone(),
-                value: v.clone(),
-            })
-            .collect(),
-        time_ms: f.time_ms,
-    }
-}
-
-/// Replay `events` (in event-time order) through `detectors`, `engine` and `responders`.
-/// Responders' actions go to `actions`, which records them; nothing is performed.
-/// Each event is encoded once (see [`replay_encoded`]).
+/// Replay `events` (in event-time order) through `detectors`, `engine` and
+/// `responders`; `progress` is told each detector's events done so far. Each event is
+/// encoded once (see [`replay_encoded`]).
 pub fn replay(
     events: &[Event],
     detectors: &mut [DetectorInstance],
     engine: &mut DecisionEngine,
-    responders: &mut [ResponderInstance],
-    batch_size: usize,
+    responders: &mut Responders,
+    batch: usize,
     progress: impl FnMut(usize),
 ) -> Result<ReplayReport, ReplayError> {
-    let encoded: Vec<Vec<u8>> = events
-        .iter()
-        .map(|e| {
-            let mut out = Vec::new();
-            aer_wire::encode_event(e, &mut out);
-            out
-        })
-        .collect();
-    let refs: Vec<&[u8]> = encoded.iter().map(Vec::as_slice).collect();
-    replay_encoded(&refs, detectors, engine, responders, batch_size, progress)
+    let encoded = crate::pipeline::gather::Encoded::new(events);
+    let refs = encoded.events();
+    replay_encoded(&refs, detectors, engine, responders, batch, progress)
 }
 
 /// [`replay`] over events already encoded with [`aer_wire::encode_event`] (as the
-/// daemon's inbox keeps them): batches are built from the bytes as they are, and the
-/// decision engine observes the events in place, never as owned copies.
+/// daemon's inbox keeps them), the event at index `i` at position `i`.
 pub fn replay_encoded(
     events: &[&[u8]],
     detectors: &mut [DetectorInstance],
     engine: &mut DecisionEngine,
-    responders: &mut [ResponderInstance],
-    batch_size: usize,
+    responders: &mut Responders,
+    batch: usize,
     mut progress: impl FnMut(usize),
 ) -> Result<ReplayReport, ReplayError> {
+    let rule = Gather::new(batch);
     let mut report = ReplayReport {
         events: events.len(),
         ..Default::default()
     };
-    // 1. Detectors, batch by batch.
+    // 1-2. Each detector over the whole history, in gathered batches.
+    let mut queue: Vec<(DecisionOrder, FindingRecord)> = Vec::new();
     for d in detectors.iter_mut() {
-        let mut summary = DetectorSummary {
-            plugin: d.id().plugin.clone(),
-            version: d.id().version.clone(),
-            delivered: 0,
-            findings: 0,
-            plugin_time: Duration::ZERO,
-        };
-        let mut done = 0;
-        for chunk in events.chunks(batch_size.max(1)) {
-            let mut w = BatchWriter::new();
-            for e in chunk
-                .iter()
-                .filter(|e| aer_wire::encoded_action(e).is_some_and(|a| d.wants(a)))
-            {
+        let (summary, found) = run_detector(d, events, rule, &mut progress)?;
+        report.detectors.push(summary);
+        queue.extend(found);
+    }
+    // 3. Decisions in decision order (every detector kept pace: all are decidable).
+    queue.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut observed = 0usize;
+    responders
+        .list
+        .sort_by(|a, b| a.id().plugin.cmp(&b.id().plugin));
+    let mut counts = vec![FaultCount::default(); responders.list.len()];
+    let mut quarantined: Vec<Option<String>> = vec![None; responders.list.len()];
+    for (order, finding) in queue {
+        let through = (order.position as usize).min(events.len().saturating_sub(1));
+        if observed <= through {
+            let mut w = aer_wire::BatchWriter::new();
+            for e in &events[observed..=through] {
                 w.push_encoded(e);
             }
-            done += chunk.len();
-            progress(done);
-            if w.is_empty() {
-                continue;
+            for e in aer_wire::decode_batch(&w.finish())? {
+                engine.observe_ref(&e);
             }
-            summary.delivered += w.len();
-            let batch = w.finish();
-            let started = Instant::now();
-            let out = d.on_events(&batch)?;
-            summary.plugin_time += started.elapsed();
-            d.commit(&out.writes)?;
-            summary.findings += out.value.len();
-            report.findings.extend(
-                out.value
-                    .into_iter()
-                    .map(|f| FindingRecord::new(f, &summary.plugin, &summary.version)),
-            );
+            observed = through + 1;
         }
-        report.detectors.push(summary);
-    }
-    report.findings.sort_by_key(|f| f.time_ms);
-
-    // 2. Decisions in event time, the engine observing the events as they pass (resets,
-    //    external accounts); at equal times events come first.
-    let mut all = BatchWriter::new();
-    for e in events {
-        all.push_encoded(e);
-    }
-    let all = all.finish();
-    let decoded = aer_wire::decode_batch(&all)?;
-    let mut next_event = decoded.iter().peekable();
-    for f in &report.findings {
-        while let Some(e) = next_event.next_if(|e| e.time_ms <= f.time_ms) {
-            engine.observe_ref(e);
-        }
-        let decision = engine.decide(f);
-        // 3. Responders for decisions that respond.
+        let decision = engine.decide(&finding);
+        report.findings.push(finding);
+        // 4. Responders for decisions that respond.
         if decision.outcome.responds() {
-            let wit = Decision {
-                id: decision.id.clone(),
-                subject: decision.subject.clone(),
-                enforce: engine.policy().mode == Mode::Enforce,
-                reason: decision.reason.clone(),
-                findings: vec![to_wit_finding(f)],
-                time_ms: decision.time_ms,
-            };
-            for r in responders.iter_mut() {
-                let out = r.respond(&wit)?;
-                r.commit(&out.writes)?;
-                report
-                    .actions
-                    .extend(out.value.into_iter().map(|o| ActionRecord {
-                        decision_id: decision.id.clone(),
-                        time_ms: decision.time_ms,
-                        responder: r.id().plugin.clone(),
-                        action: o.action,
-                        subject: o.subject,
-                        ok: o.ok,
-                        detail: o.detail,
-                    }));
-            }
+            respond(responders, &decision, &mut counts, &mut quarantined)?;
         }
         report.decisions.push(decision);
     }
+    report.actions = responders.log.records();
+    report.quarantined_responders = responders
+        .list
+        .iter()
+        .zip(quarantined)
+        .filter_map(|(r, q)| Some((r.id().plugin.clone(), q?)))
+        .collect();
     Ok(report)
 }
 
-/// The recording action sink a replay's responders should use.
-pub fn recording_actions() -> Arc<DryRunActions> {
-    Arc::new(DryRunActions::default())
+/// Run one detector over the history; its summary and its findings in decision order.
+fn run_detector(
+    d: &mut DetectorInstance,
+    events: &[&[u8]],
+    rule: Gather,
+    progress: &mut impl FnMut(usize),
+) -> Result<(DetectorSummary, Vec<(DecisionOrder, FindingRecord)>), ReplayError> {
+    let mut summary = DetectorSummary {
+        plugin: d.id().plugin.clone(),
+        version: d.id().version.clone(),
+        delivered: 0,
+        findings: 0,
+        dead_letters: Vec::new(),
+        quarantined: None,
+        plugin_time: Duration::ZERO,
+    };
+    let mut found = Vec::new();
+    let mut count = FaultCount::default();
+    let mut cursor = 0u64;
+    while (cursor as usize) < events.len() {
+        let g = count
+            .gather(rule)
+            .from_slice(events, cursor as usize, |a| d.wants(a));
+        let next = g.next_cursor(cursor);
+        progress(next as usize);
+        if g.is_empty() {
+            cursor = next;
+            continue;
+        }
+        let out = match detect(d, &g) {
+            Ok(out) => out,
+            Err(fault) => match count.batch_fault(g.delivered.len()) {
+                AfterFault::Retry | AfterFault::Isolate => continue,
+                AfterFault::DeadLetter { quarantine } => {
+                    let event = g.delivered.first().map(|&s| events[s as usize]);
+                    let id = event.and_then(aer_wire::encoded_id).unwrap_or("");
+                    summary.dead_letters.push(id.to_owned());
+                    cursor = next;
+                    if quarantine {
+                        summary.quarantined = Some(fault.to_string());
+                        break;
+                    }
+                    continue;
+                }
+                AfterFault::Quarantine => {
+                    summary.quarantined = Some(fault.to_string());
+                    break;
+                }
+            },
+        };
+        count.success(rule);
+        summary.delivered += g.delivered.len();
+        summary.plugin_time += out.plugin_time;
+        d.commit(&out.writes)?;
+        summary.findings += out.findings.len();
+        let first = found.len() as u64;
+        found.extend(out.findings.into_iter().enumerate().map(
+            |(i, Positioned { finding, position })| {
+                let order = DecisionOrder {
+                    position,
+                    plugin: finding.plugin.clone(),
+                    index: first + i as u64,
+                };
+                (order, finding)
+            },
+        ));
+        cursor = next;
+    }
+    Ok((summary, found))
+}
+
+/// Run the responders not quarantined for `decision`, as the daemon does: in name
+/// order; one that faults is run again (with the others, whose writes are dropped, and
+/// whose effects get their first answers) until it succeeds or is quarantined.
+fn respond(
+    responders: &mut Responders,
+    decision: &DecisionRecord,
+    counts: &mut [FaultCount],
+    quarantined: &mut [Option<String>],
+) -> Result<(), ReplayError> {
+    let wit = wit_decision(decision);
+    responders.log.begin(decision);
+    loop {
+        let mut writes = Vec::new();
+        let mut faulted: Option<(usize, Fault)> = None;
+        for (i, r) in responders.list.iter_mut().enumerate() {
+            if quarantined[i].is_some() {
+                continue;
+            }
+            match r.respond(&wit) {
+                Ok(out) => writes.push((i, out.writes)),
+                Err(fault) => {
+                    faulted = Some((i, fault));
+                    break;
+                }
+            }
+        }
+        match faulted {
+            None => {
+                for (i, w) in writes {
+                    responders.list[i].commit(&w)?;
+                    counts[i].success(Gather::default());
+                }
+                return Ok(());
+            }
+            Some((i, fault)) => {
+                if counts[i].fault() == AfterFault::Quarantine {
+                    quarantined[i] = Some(fault.to_string());
+                }
+            }
+        }
+    }
 }

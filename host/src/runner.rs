@@ -1,13 +1,16 @@
-//! Runs a detector over a list of events in batches, committing its state after each
-//! batch: the local loop behind `aer test` (and the tests).
+//! The local driver of one detector over a list of events, behind `aer test` (and the
+//! tests): the pipeline's gather and detect stages ([`crate::pipeline`]) by the
+//! daemon's batching rule, committing the detector's state after each call. Unlike the
+//! daemon and `aer replay`, it stops at the first fault: a plugin author wants to see
+//! it.
 
-use std::time::{Duration, Instant};
-
-use aer_wire::BatchWriter;
+use std::time::Duration;
 
 use crate::Event;
 use crate::finding::FindingRecord;
 use crate::host_api::LogRecord;
+use crate::pipeline::detect::detect;
+use crate::pipeline::gather::Gather;
 use crate::plugin::{DetectorInstance, Fault};
 
 /// What a run did.
@@ -38,7 +41,8 @@ pub enum RunError {
     Store(#[from] crate::store::StoreError),
 }
 
-/// Feed `events` (already in event-time order) to `detector`, `batch_size` at a time.
+/// Feed `events` (already in event-time order) to `detector`, gathering up to
+/// `batch_size` of its actions per call.
 pub fn run_detector(
     detector: &mut DetectorInstance,
     events: &[Event],
@@ -48,30 +52,25 @@ pub fn run_detector(
         events: events.len(),
         ..Default::default()
     };
-    let name = detector.id().plugin.clone();
-    let version = detector.id().version.clone();
-    let wanted: Vec<&Event> = events
-        .iter()
-        .filter(|e| detector.wants(&e.action))
-        .collect();
-    report.delivered = wanted.len();
-    for chunk in wanted.chunks(batch_size.max(1)) {
-        let mut w = BatchWriter::new();
-        for e in chunk {
-            w.push(e);
+    let encoded = crate::pipeline::gather::Encoded::new(events);
+    let refs = encoded.events();
+    let rule = Gather::new(batch_size);
+    let mut cursor = 0u64;
+    while (cursor as usize) < refs.len() {
+        let g = rule.from_slice(&refs, cursor as usize, |a| detector.wants(a));
+        cursor = g.next_cursor(cursor);
+        if g.is_empty() {
+            continue;
         }
-        let batch = w.finish();
-        let started = Instant::now();
-        let out = detector.on_events(&batch)?;
-        report.plugin_time += started.elapsed();
+        let out = detect(detector, &g)?;
+        report.delivered += g.delivered.len();
+        report.plugin_time += out.plugin_time;
         report.batches += 1;
         detector.commit(&out.writes)?;
         report.logs.extend(out.logs);
-        report.findings.extend(
-            out.value
-                .into_iter()
-                .map(|f| FindingRecord::new(f, &name, &version)),
-        );
+        report
+            .findings
+            .extend(out.findings.into_iter().map(|p| p.finding));
     }
     Ok(report)
 }

@@ -5,11 +5,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use aer_host::host_api::DryRunActions;
 use aer_host::labels::{self, LabelKind};
-use aer_host::pipeline::decision::{DecisionEngine, Policy};
+use aer_host::pipeline::decide::DecisionEngine;
+use aer_host::pipeline::policy::Policy;
 use aer_host::plugin::instance::InstanceSpec;
 use aer_host::plugin::{DetectorInstance, ResponderInstance};
-use aer_host::replay::{recording_actions, replay};
+use aer_host::replay::{Responders, replay};
 use aer_host::store::{MemoryStore, StateStore};
 use aer_host::synth::{GenConfig, generate};
 use aer_tests::{aer, engine, load, plugins};
@@ -44,35 +46,28 @@ fn every_detector_reaches_095_precision_and_recall_on_a_million_labelled_events(
 
     let engine = engine();
     let state: Arc<dyn StateStore> = Arc::new(MemoryStore::default());
-    let actions = recording_actions();
-    let spec = |config: String| InstanceSpec {
+    let policy = Policy::from_json(&data.policy_json()).unwrap();
+    let mut responders = Responders::new(policy.responses.clone());
+    let spec = |config: String, actions: Arc<dyn aer_host::host_api::ActionSink>| InstanceSpec {
         tenant: "pack".into(),
         name: None,
         config,
         state: state.clone(),
-        actions: actions.clone(),
+        actions,
     };
     let mut detectors: Vec<DetectorInstance> = pack(&data.new_network_origin_config())
         .into_iter()
         .map(|(path, config)| {
-            DetectorInstance::new(&engine, &load(&engine, path), spec(config)).unwrap()
+            let actions = Arc::new(DryRunActions::default());
+            DetectorInstance::new(&engine, &load(&engine, path), spec(config, actions)).unwrap()
         })
         .collect();
-    let mut responders = vec![
-        ResponderInstance::new(
-            &engine,
-            &load(&engine, plugins::SLACK_SESSION_RESET),
-            spec(String::new()),
-        )
-        .unwrap(),
-        ResponderInstance::new(
-            &engine,
-            &load(&engine, plugins::NOTIFY),
-            spec(String::new()),
-        )
-        .unwrap(),
-    ];
-    let policy = Policy::from_json(&data.policy_json()).unwrap();
+    for path in [plugins::SLACK_SESSION_RESET, plugins::NOTIFY] {
+        let plugin = load(&engine, path);
+        let actions = responders.sink(&plugin.info().name);
+        responders
+            .push(ResponderInstance::new(&engine, &plugin, spec(String::new(), actions)).unwrap());
+    }
     let loop_guard = policy.loop_guard.clone();
     let mut decisions = DecisionEngine::new(policy).unwrap();
     let report = replay(
@@ -155,7 +150,7 @@ fn every_detector_reaches_095_precision_and_recall_on_a_million_labelled_events(
     }
     for a in &report.actions {
         assert!(
-            !allowlisted.contains(a.subject.as_str()) && !external.contains(a.subject.as_str()),
+            !allowlisted.contains(a.target.as_str()) && !external.contains(a.target.as_str()),
             "{a:?}"
         );
     }
@@ -168,10 +163,7 @@ fn every_detector_reaches_095_precision_and_recall_on_a_million_labelled_events(
         .iter()
         .filter(|a| a.action == "terminate-sessions")
     {
-        resets
-            .entry(a.subject.as_str())
-            .or_default()
-            .push(a.time_ms);
+        resets.entry(a.target.as_str()).or_default().push(a.time_ms);
     }
     assert!(!resets.is_empty(), "no resets at all");
     for (user, times) in &resets {

@@ -11,6 +11,7 @@ mod hardening;
 mod hostile_tenant;
 mod instances;
 mod operator;
+mod parity;
 mod pipeline;
 mod quotas;
 mod readme;

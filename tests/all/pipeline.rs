@@ -443,7 +443,7 @@ fn the_decision_engine_observes_a_quiet_spell_before_the_next_finding_needs_it()
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    // The next finding is decided as before, having observed through its batch.
+    // The next finding is decided as before.
     let (status, body) = d.request(
         "POST",
         "/v1/events",
@@ -457,5 +457,17 @@ fn the_decision_engine_observes_a_quiet_spell_before_the_next_finding_needs_it()
         decisions[0]["output_fields"]["subject"], "U9",
         "{decisions:?}"
     );
-    assert_eq!(d.daemon.decision_observed("acme").unwrap(), 6_060);
+    // Observed through the finding's position (its latest evidence event), no further.
+    let last: i64 = decisions[0]["event_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|id| id.as_str().unwrap()["U9-".len()..].parse::<i64>().unwrap())
+        .max()
+        .unwrap();
+    assert!(last < 59, "{last}");
+    assert_eq!(
+        d.daemon.decision_observed("acme").unwrap(),
+        6_000 + last as u64 + 1
+    );
 }

@@ -79,16 +79,17 @@ fn sample_replay_acts_on_the_attack_only() {
             (
                 a["responder"].as_str().unwrap(),
                 a["action"].as_str().unwrap(),
-                a["subject"].as_str().unwrap(),
+                a["target"].as_str().unwrap(),
             )
         })
         .collect();
+    // As the host admitted them: responders in name order, notifications by channel.
     assert_eq!(
         acts,
         [
+            ("notify", "notify", "security"),
             ("slack-session-reset", "terminate-sessions", "W01ALICE"),
-            ("slack-session-reset", "notify", "W01ALICE"),
-            ("notify", "notify", "W01ALICE"),
+            ("slack-session-reset", "notify", "security"),
         ]
     );
     assert!(

@@ -7,7 +7,7 @@ use axum::extract::State;
 
 use super::{ApiError, Tenant};
 use crate::daemon::Daemon;
-use crate::pipeline::decision::Policy;
+use crate::pipeline::policy::Policy;
 
 pub(super) async fn get_policy(
     Tenant(t): Tenant,

@@ -15,10 +15,12 @@ use super::{
     EXIT_ERROR, EXIT_OK, EXIT_REJECTED, Io, read, read_events, read_text, text_or_file, utc,
 };
 use crate::engine::{AerEngine, EngineConfig};
-use crate::pipeline::decision::{DecisionEngine, Outcome, Policy};
+use crate::host_api::DryRunActions;
+use crate::pipeline::decide::{DecisionEngine, Outcome};
+use crate::pipeline::policy::Policy;
 use crate::plugin::instance::InstanceSpec;
 use crate::plugin::{DetectorInstance, PluginKind, ResponderInstance};
-use crate::replay::{recording_actions, replay};
+use crate::replay::{Responders, replay};
 use crate::store::{MemoryStore, StateStore};
 
 /// Arguments of `aer replay`.
@@ -83,14 +85,13 @@ impl ReplayCommand {
             },
             None => Policy::default(),
         };
+        let mut responders = Responders::new(policy.responses.clone());
         let mut decisions =
             DecisionEngine::new(policy).map_err(|e| anyhow::anyhow!("invalid policy: {e:?}"))?;
 
         let engine = AerEngine::new(EngineConfig::default())?;
         let state: Arc<dyn StateStore> = Arc::new(MemoryStore::default());
-        let actions = recording_actions();
         let mut detectors = Vec::new();
-        let mut responders = Vec::new();
         let mut configs_used = BTreeMap::new();
         let mut paths: Vec<(PathBuf, Option<PluginKind>)> = self
             .detectors
@@ -121,12 +122,16 @@ impl ReplayCommand {
             loaded.push((plugin.info().name.clone(), plugin.clone()));
             let config = configs.remove(&plugin.info().name).unwrap_or_default();
             configs_used.insert(plugin.info().name.clone(), config.clone());
+            let actions = match want {
+                PluginKind::Detector => Arc::new(DryRunActions::default()) as _,
+                PluginKind::Responder => responders.sink(&plugin.info().name),
+            };
             let spec = InstanceSpec {
                 tenant: "replay".into(),
                 name: None,
                 config,
                 state: state.clone(),
-                actions: actions.clone(),
+                actions,
             };
             match want {
                 PluginKind::Detector => {
@@ -241,7 +246,7 @@ impl ReplayCommand {
                     name: None,
                     config,
                     state: Arc::new(MemoryStore::default()),
-                    actions: recording_actions(),
+                    actions: Arc::new(DryRunActions::default()),
                 };
                 let mut d = vec![DetectorInstance::new(&engine, plugin, spec)?];
                 let mut quiet = DecisionEngine::new(Policy::default())
@@ -250,7 +255,7 @@ impl ReplayCommand {
                     &parsed.events,
                     &mut d,
                     &mut quiet,
-                    &mut [],
+                    &mut Responders::default(),
                     self.batch,
                     |_| {},
                 )?;
@@ -300,6 +305,32 @@ impl ReplayCommand {
             *outcomes.entry(outcome_name(d.outcome)).or_default() += 1;
         }
         let outcomes: Vec<String> = outcomes.iter().map(|(k, v)| format!("{v} {k}")).collect();
+        for d in &report.detectors {
+            if !d.dead_letters.is_empty() {
+                writeln!(
+                    io.err,
+                    "aer: detector {} faulted on {} event(s) every time and went on past them (as the daemon's dead letters): {}",
+                    d.plugin,
+                    d.dead_letters.len(),
+                    crate::text::escape_control(&d.dead_letters.join(", "))
+                )?;
+            }
+            if let Some(fault) = &d.quarantined {
+                writeln!(
+                    io.err,
+                    "aer: detector {} was quarantined (the daemon would stop it): {}",
+                    d.plugin,
+                    crate::text::escape_control(fault)
+                )?;
+            }
+        }
+        for (name, fault) in &report.quarantined_responders {
+            writeln!(
+                io.err,
+                "aer: responder {name} was quarantined (the daemon would stop it): {}",
+                crate::text::escape_control(fault)
+            )?;
+        }
         writeln!(
             io.err,
             "replayed {} events ({} rejected): {} findings, {} decisions ({}), {} recorded actions",
@@ -494,7 +525,7 @@ fn print_tables(out: &mut dyn Write, r: &crate::replay::ReplayReport) -> anyhow:
         writeln!(out, "\nDecisions\n{t}")?;
     }
     if !r.actions.is_empty() {
-        let mut t = table(["time (UTC)", "responder", "action", "subject", "result"]);
+        let mut t = table(["time (UTC)", "responder", "action", "target", "result"]);
         for a in &r.actions {
             let result = if a.ok {
                 format!("ok ({})", a.detail)
@@ -505,7 +536,7 @@ fn print_tables(out: &mut dyn Write, r: &crate::replay::ReplayReport) -> anyhow:
                 utc(a.time_ms),
                 a.responder.clone(),
                 a.action.clone(),
-                a.subject.clone(),
+                a.target.clone(),
                 result,
             ]));
         }

@@ -22,7 +22,8 @@ use super::keys::{self, kind};
 use super::{Daemon, now_ms};
 use crate::host_api::ActionSink;
 use crate::host_api::actions::ActionRequest;
-use crate::pipeline::decision::ResponseSettings;
+use crate::pipeline::policy::ResponseSettings;
+use crate::pipeline::respond::{Admission, admit};
 
 /// One action log entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -215,30 +216,26 @@ impl ActionSink for DaemonActions {
             .policy(&self.tenant)
             .map_err(|e| err("internal", e.to_string()))?
             .responses;
-        // Answered at once where the outcome is known without sending: a channel the
-        // policy does not map fails, in dry-run as in earnest.
-        if let ActionRequest::Notify { channel, .. } = &request
-            && !settings.slack_channels.contains_key(channel)
-            && !settings.webhooks.contains_key(channel)
-        {
-            store("failed", "unknown_channel", "", false)?;
-            daemon.metrics.action(&self.tenant, action, "failed");
-            return Err(err(
-                "unknown_channel",
-                format!("no Slack channel or webhook for channel {channel:?} in the policy"),
-            ));
+        match admit(&settings, &request, self.enforce.load(Ordering::Relaxed)) {
+            Admission::Fail(code, message) => {
+                store("failed", &code, "", false)?;
+                daemon.metrics.action(&self.tenant, action, "failed");
+                Err(err(&code, message))
+            }
+            Admission::Record => {
+                store("recorded", "dry-run", "", false)?;
+                daemon.metrics.action(&self.tenant, action, "recorded");
+                Ok("dry-run".into())
+            }
+            Admission::Perform => {
+                // Durable before the responder's call commits: a crash after it leaves
+                // the effect queued for the executor, never lost.
+                store("queued", "", text, true)?;
+                daemon.metrics.action(&self.tenant, action, "queued");
+                daemon.effects.push(&self.tenant, key);
+                Ok("queued".into())
+            }
         }
-        if !self.enforce.load(Ordering::Relaxed) {
-            store("recorded", "dry-run", "", false)?;
-            daemon.metrics.action(&self.tenant, action, "recorded");
-            return Ok("dry-run".into());
-        }
-        // Durable before the responder's call commits: a crash after it leaves the
-        // effect queued for the executor, never lost.
-        store("queued", "", text, true)?;
-        daemon.metrics.action(&self.tenant, action, "queued");
-        daemon.effects.push(&self.tenant, key);
-        Ok("queued".into())
     }
 }
 
@@ -393,7 +390,7 @@ impl Out<'_> {
         }
         let url = s.webhooks.get(channel).ok_or_else(|| {
             err(
-                "unknown_channel",
+                crate::pipeline::respond::UNKNOWN_CHANNEL,
                 format!("no Slack channel or webhook for channel {channel:?} in the policy"),
             )
         })?;

@@ -8,8 +8,9 @@
 //! `g`+(tenant, plugin scope)+bound → a page of plugin state (keys from the bound on;
 //! `s` names the keys in the journal); `e`+seq → a state journal record (writes not
 //! yet folded into pages); `c`+tenant+plugin → detector cursor;
-//! `f`+tenant+seq → finding; `x`+tenant+seq → decision; `D`, `O`, `E`+tenant → the
-//! decision stage's cursors and engine memory; `r`+tenant+seq → pending response;
+//! `f`+tenant+seq → finding; `q`+tenant+position+plugin+seq → a finding waiting for
+//! its decision; `x`+tenant+seq → decision; `O`, `E`+tenant → the decision engine's
+//! cursor over the inbox and its memory; `r`+tenant+seq → pending response;
 //! `a`+tenant+decision+responder+action+target → action log entry; `L`+tenant+seq →
 //! dead letter.
 
@@ -56,8 +57,11 @@ pub mod kind {
     pub const FINDING: u8 = b'f';
     /// A decision, by per-tenant decision seq.
     pub const DECISION: u8 = b'x';
-    /// The decision stage's cursor: the next finding seq it has not decided.
-    pub const DECISION_CURSOR: u8 = b'D';
+    /// Where versions before the decision queue kept the decision stage's cursor (the
+    /// next finding seq it had not decided); moved into the queue on open.
+    pub const OLD_DECISION_CURSOR: u8 = b'D';
+    /// The findings waiting for a decision, in decision order (see [`decision_queue`]).
+    pub const DECISION_QUEUE: u8 = b'q';
     /// The decision engine's cursor over the inbox (events it has observed).
     pub const OBSERVED: u8 = b'O';
     /// The decision engine's memory.
@@ -109,6 +113,26 @@ pub fn cursor(tenant: &str, plugin: &str) -> Vec<u8> {
     key(kind::CURSOR, &[tenant.as_bytes(), plugin.as_bytes()])
 }
 
+/// A finding's place in its tenant's decision queue: the tenant, then the finding's
+/// position, detector name (names are `[a-z0-9-]`, so a terminating 0 keeps name
+/// order) and finding seq, so keys sort in
+/// [`crate::pipeline::decide::DecisionOrder`]. The value is empty.
+pub fn decision_queue(tenant: &str, position: u64, plugin: &str, finding_seq: u64) -> Vec<u8> {
+    let mut k = key(kind::DECISION_QUEUE, &[tenant.as_bytes()]);
+    k.extend_from_slice(&position.to_be_bytes());
+    k.extend_from_slice(plugin.as_bytes());
+    k.push(0);
+    k.extend_from_slice(&finding_seq.to_be_bytes());
+    k
+}
+
+/// The position and finding seq of a [`decision_queue`] key.
+pub fn queued(key: &[u8], tenant: &str) -> Option<(u64, u64)> {
+    let at = 1 + 4 + tenant.len();
+    let position = u64::from_be_bytes(key.get(at..at + 8)?.try_into().ok()?);
+    Some((position, seq_of(key)?))
+}
+
 /// The decision engine's cursor over a tenant's inbox.
 pub fn observed(tenant: &str) -> Vec<u8> {
     key(kind::OBSERVED, &[tenant.as_bytes()])
@@ -151,5 +175,23 @@ mod tests {
         let k = seq_key(kind::INBOX, "acme", 42);
         assert_eq!(seq_of(&k), Some(42));
         assert!(seq_key(kind::INBOX, "acme", 1) < seq_key(kind::INBOX, "acme", 256));
+    }
+
+    #[test]
+    fn the_decision_queue_sorts_in_decision_order() {
+        let order = [
+            (1, "b", 9),
+            (2, "a", 3),
+            (2, "a", 4),
+            (2, "ab", 0),
+            (2, "b", 1),
+            (256, "a", 2),
+        ];
+        let keys: Vec<Vec<u8>> = order
+            .iter()
+            .map(|&(p, n, s)| decision_queue("acme", p, n, s))
+            .collect();
+        assert!(keys.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(queued(&keys[5], "acme"), Some((256, 2)));
     }
 }

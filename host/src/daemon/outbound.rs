@@ -17,7 +17,7 @@ use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver
 use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
 
 use crate::config::OutboundConfig;
-use crate::pipeline::decision::{FieldError, Policy};
+use crate::pipeline::policy::{FieldError, Policy};
 
 /// The error code of a request refused for where it would go.
 pub const NOT_ALLOWED: &str = "destination_not_allowed";

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::keys::{self, kind};
 use super::{Daemon, DaemonError, now_ms};
 use crate::host_api::DryRunActions;
-use crate::pipeline::decision::{FieldError, Policy};
+use crate::pipeline::policy::{FieldError, Policy};
 use crate::plugin::instance::InstanceSpec;
 use crate::plugin::{DetectorInstance, LoadedPlugin, PluginKind, Rejection, ResponderInstance};
 use crate::store::{MemoryStore, Scope, StateStore, WriteSet};

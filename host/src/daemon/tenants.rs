@@ -79,13 +79,14 @@ pub enum Authenticated {
 }
 
 /// Pipeline records kept per tenant, each under `kind`+tenant: deleted with the tenant.
-const TENANT_PIPELINE_KINDS: [u8; 13] = [
+const TENANT_PIPELINE_KINDS: [u8; 14] = [
     kind::INBOX,
     kind::EVENT_ID,
     kind::CURSOR,
     kind::FINDING,
     kind::DECISION,
-    kind::DECISION_CURSOR,
+    kind::OLD_DECISION_CURSOR,
+    kind::DECISION_QUEUE,
     kind::OBSERVED,
     kind::ENGINE_STATE,
     kind::PENDING_RESPONSE,

@@ -25,17 +25,19 @@ use super::supervise::{self, STAGE};
 use super::{Daemon, DaemonError};
 use crate::finding::FindingRecord;
 use crate::host_api::DryRunActions;
-use crate::pipeline::decision::{DecisionEngine, DecisionRecord, EngineState, Outcome};
+use crate::pipeline::decide::{DecisionEngine, DecisionRecord, EngineState, decidable_below};
+use crate::pipeline::detect::{Positioned, detect};
+use crate::pipeline::faults::{AfterFault, FaultCount};
+use crate::pipeline::gather::{Gather, Gathered};
 use crate::plugin::instance::InstanceSpec;
+use crate::plugin::records::wit_decision;
 use crate::plugin::validate::Rejection;
 use crate::plugin::{DetectorInstance, PluginKind, ResponderInstance};
-use crate::replay::to_wit_finding;
 
 use super::effects::DaemonActions;
 use crate::store::{Scope, StateStore};
 
-/// Consecutive faults after which a plugin is quarantined.
-pub const QUARANTINE_AFTER: u32 = 3;
+pub use crate::pipeline::faults::QUARANTINE_AFTER;
 /// Wait before retrying a plugin after its first fault in [`FAULT_WINDOW`]; each
 /// further fault in the window doubles it, up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
@@ -48,25 +50,19 @@ const SLICE: Duration = Duration::from_millis(10);
 /// How recently a tenant must have committed work to contend for the time quota.
 const CONTENTION_WINDOW: Duration = Duration::from_millis(250);
 
-/// A plugin's recent faults: consecutive ones (for quarantine) and their times (for
-/// the retry backoff, so a plugin that keeps looping, even when re-enabled again and
-/// again, is retried ever more rarely).
+/// A plugin's recent faults: what they lead to (counted by the pipeline's rule,
+/// [`FaultCount`]) and their times (for the retry backoff, so a plugin that keeps
+/// looping, even when re-enabled again and again, is retried ever more rarely).
 #[derive(Debug, Default)]
 pub struct FaultMemory {
-    consecutive: u32,
+    count: FaultCount,
     recent: std::collections::VecDeque<Instant>,
     retry_at: Option<Instant>,
-    /// While a poison event is being isolated: most events the next call gets (see
-    /// `dead_letters.rs`).
-    isolate: Option<usize>,
-    /// Dead letters since the plugin's last successful call.
-    dead_streak: u32,
 }
 
 impl FaultMemory {
-    /// Record a fault now; returns the consecutive count.
-    fn fault(&mut self, now: Instant) -> u32 {
-        self.consecutive += 1;
+    /// Record a fault's time now: the plugin waits before its next call.
+    fn backoff(&mut self, now: Instant) {
         while self
             .recent
             .front()
@@ -80,7 +76,6 @@ impl FaultMemory {
             .saturating_mul(1 << doublings)
             .min(MAX_BACKOFF);
         self.retry_at = Some(now + wait);
-        self.consecutive
     }
 
     /// Whether the plugin is waiting out its backoff at `now`.
@@ -88,26 +83,23 @@ impl FaultMemory {
         self.retry_at.is_some_and(|t| now < t)
     }
 }
-/// Events per detector call.
-const BATCH: usize = 256;
-/// Most inbox events one detector step reads to gather a call's [`BATCH`] of the
-/// actions the detector subscribes to: a detector of rare actions keeps up with the
-/// inbox in a step or two rather than one step per [`BATCH`] events of others.
-const READ_AHEAD: usize = 16 * BATCH;
+/// Inbox events read at a time.
+const READ: usize = crate::pipeline::gather::BATCH;
 /// Findings per decision-stage step.
 const DECISION_BATCH: usize = 256;
 /// Processed events that gather, with no finding waiting, before the decision engine
 /// observes them ahead of the next finding (see `Worker::observe_ahead`).
 const OBSERVE_AHEAD: u64 = 1024;
 /// Most events the decision engine observes ahead in one step.
-const OBSERVE_STEP: u64 = READ_AHEAD as u64;
+const OBSERVE_STEP: u64 = 4_096;
 
 /// A finding as stored, with its position.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StoredFinding {
     /// Per-tenant finding sequence number.
     pub seq: u64,
-    /// Inbox seq of the last event of the batch that produced it.
+    /// Its position: the inbox seq of the event it is dated from (see
+    /// [`crate::pipeline::decide::DecisionOrder`]).
     pub event_seq: u64,
     /// Wall time when it was committed (ms), for detection-to-response latency.
     #[serde(default)]
@@ -486,57 +478,46 @@ struct HeldUntil {
     seq: u64,
 }
 
-/// What one call of a detector gets: the events it subscribes to (`wants` their
-/// action), up to [`BATCH`], from `first` (read at its cursor) and the inbox after it
-/// (`read` from a seq), looking at no more than [`READ_AHEAD`] events; with the seq of
-/// the last event looked at, where its cursor moves past.
-fn gather(
+/// Gather one call of a detector by `rule` (see [`crate::pipeline::gather`]) from
+/// `first` (read at its cursor) and the inbox after it (`read` from a seq).
+fn gather_inbox(
     first: InboxEvents,
     mut read: impl FnMut(u64) -> Result<InboxEvents, InboxError>,
+    rule: Gather,
     wants: impl Fn(&str) -> bool,
-    max: usize,
-) -> Result<(BatchWriter, u64, Vec<u64>), DaemonError> {
-    let mut w = BatchWriter::new();
-    let mut delivered = Vec::new();
+) -> Result<Gathered, DaemonError> {
+    let mut g = rule.start();
     let mut events = first;
-    let mut last_seq = None;
-    let mut looked_at = 0;
-    'gather: loop {
+    loop {
+        let mut last = None;
         for (seq, bytes) in events.iter() {
-            if w.len() == max {
-                break 'gather;
+            if !g.offer(seq, bytes, &wants) {
+                return Ok(g.finish());
             }
-            if aer_wire::encoded_action(bytes).is_some_and(&wants) {
-                w.push_encoded(bytes);
-                delivered.push(seq);
-            }
-            last_seq = Some(seq);
-            looked_at += 1;
+            last = Some(seq);
         }
-        let Some(last) = last_seq else { break };
-        if events.len() < BATCH || looked_at >= READ_AHEAD {
-            break;
-        }
+        // A short read is the end of what is stored.
+        let Some(last) = last.filter(|_| events.len() >= READ) else {
+            return Ok(g.finish());
+        };
         events = read(last + 1).map_err(|e| DaemonError::record("inbox", e))?;
-        if events.is_empty() {
-            break;
-        }
     }
-    let last = last_seq.ok_or_else(|| DaemonError::record("inbox", "an empty read"))?;
-    Ok((w, last, delivered))
 }
 
-/// The responders that decisions go to: enabled ones run, quarantined ones are waited
-/// for (see `Worker::step_responses`).
+/// The responders that decisions go to, in name order: enabled ones run, quarantined
+/// ones are waited for (see `Worker::step_responses`).
 fn responders(plugins: &[PluginRecord]) -> Vec<PluginRecord> {
-    plugins
+    let mut list: Vec<PluginRecord> = plugins
         .iter()
         .filter(|p| {
             p.kind == PluginKind::Responder
                 && matches!(p.status, PluginStatus::Enabled | PluginStatus::Quarantined)
         })
         .cloned()
-        .collect()
+        .collect();
+    // In name order, as every driver runs them.
+    list.sort_by(|a, b| a.name.cmp(&b.name));
+    list
 }
 
 fn json_err(e: serde_json::Error) -> DaemonError {
@@ -653,12 +634,14 @@ impl Worker {
     /// panic may have left mid-call. Other tenants are untouched.
     fn stage_panicked(&mut self, tenant: &str, message: &str) {
         let message = crate::text::escape_control(message);
-        let faults = self
-            .daemon
-            .fault_memory()
-            .entry((tenant.to_owned(), STAGE.to_owned()))
-            .or_default()
-            .fault(Instant::now());
+        let faults = {
+            let mut memory = self.daemon.fault_memory();
+            let m = memory
+                .entry((tenant.to_owned(), STAGE.to_owned()))
+                .or_default();
+            m.backoff(Instant::now());
+            m.recent.len()
+        };
         tracing::error!(%tenant, faults, "the tenant's pipeline stage panicked: {message}; it is retried after a backoff");
         self.daemon.metrics.stage_fault(tenant);
         self.detectors.retain(|(t, _), _| t != tenant);
@@ -691,7 +674,6 @@ impl Worker {
             .daemon
             .plugins(tenant)
             .map_err(|e| DaemonError::record("plugins", e))?;
-        let responders = responders(&plugins);
         for p in plugins
             .iter()
             .filter(|p| p.kind == PluginKind::Detector && p.status == PluginStatus::Enabled)
@@ -723,21 +705,22 @@ impl Worker {
                 // detectors' batches: that is the detection-to-response latency.
                 Some(_) => {
                     progressed = true;
-                    self.decide_and_respond(entry, &responders, generation)?;
+                    self.decide_and_respond(entry, &plugins, generation)?;
                 }
                 None => {}
             }
         }
-        progressed |= self.decide_and_respond(entry, &responders, generation)?;
+        progressed |= self.decide_and_respond(entry, &plugins, generation)?;
         Ok(progressed)
     }
 
-    /// Decide the tenant's new findings and run its `responders` (listed when the
-    /// plugin records were at `generation`), unless another worker is doing so.
+    /// Decide the tenant's new findings and run its responders (`plugins` as listed
+    /// when the plugin records were at `generation`), unless another worker is doing
+    /// so.
     fn decide_and_respond(
         &mut self,
         entry: &Entry<'_>,
-        responders: &[PluginRecord],
+        plugins: &[PluginRecord],
         generation: u64,
     ) -> Result<bool, DaemonError> {
         let Some(_claim) = entry.claim(DECIDE) else {
@@ -746,18 +729,22 @@ impl Worker {
         // Listed again under the claim when a record was written since, for the reason
         // `step` reads a detector's again under its own.
         let listed;
-        let responders = if self.daemon.plugin_generation() == generation {
-            responders
+        let plugins = if self.daemon.plugin_generation() == generation {
+            plugins
         } else {
-            let plugins = self
+            listed = self
                 .daemon
                 .plugins(&entry.tenant)
                 .map_err(|e| DaemonError::record("plugins", e))?;
-            listed = self::responders(&plugins);
             &listed
         };
-        let decided = self.step_decisions(&entry.tenant)?;
-        let responded = self.step_responses(&entry.tenant, responders)?;
+        let detectors: Vec<&str> = plugins
+            .iter()
+            .filter(|p| p.kind == PluginKind::Detector && p.status == PluginStatus::Enabled)
+            .map(|p| p.name.as_str())
+            .collect();
+        let decided = self.step_decisions(&entry.tenant, &detectors)?;
+        let responded = self.step_responses(&entry.tenant, &responders(plugins))?;
         Ok(decided || responded)
     }
 
@@ -854,28 +841,34 @@ impl Worker {
         Ok(Ok(staged))
     }
 
+    /// A fault not tied to a batch's events (see [`FaultCount::fault`]): the plugin
+    /// waits out its backoff and is quarantined after [`QUARANTINE_AFTER`] in a row.
     fn record_fault(
         &mut self,
         tenant: &str,
         name: &str,
         message: String,
     ) -> Result<(), DaemonError> {
-        let n = self
+        let after = {
+            let mut memory = self.daemon.fault_memory();
+            let m = memory
+                .entry((tenant.to_owned(), name.to_owned()))
+                .or_default();
+            m.backoff(Instant::now());
+            m.count.fault()
+        };
+        self.fault_in_record(tenant, name, message, after == AfterFault::Quarantine)
+    }
+
+    /// A successful call of `tenant`'s plugin `name`: its faults in a row start again.
+    fn succeeded(&self, tenant: &str, name: &str) {
+        if let Some(m) = self
             .daemon
             .fault_memory()
-            .entry((tenant.to_owned(), name.to_owned()))
-            .or_default()
-            .fault(Instant::now());
-        let quarantine = n >= QUARANTINE_AFTER;
-        if quarantine
-            && let Some(m) = self
-                .daemon
-                .fault_memory()
-                .get_mut(&(tenant.to_owned(), name.to_owned()))
+            .get_mut(&(tenant.to_owned(), name.to_owned()))
         {
-            m.consecutive = 0;
+            m.count.success(Gather::default());
         }
-        self.fault_in_record(tenant, name, message, quarantine)
     }
 
     /// Count a fault in the plugin's record (its count and last fault), quarantining it
@@ -916,7 +909,7 @@ impl Worker {
         let events = self
             .daemon
             .inbox
-            .read(tenant, cursor, BATCH)
+            .read(tenant, cursor, READ)
             .map_err(|e| DaemonError::record("inbox", e))?;
         if events.is_empty() {
             return Ok(None);
@@ -935,25 +928,23 @@ impl Worker {
                 return Ok(None);
             }
         };
-        let most = daemon
+        let rule = daemon
             .fault_memory()
             .get(&(tenant.to_owned(), p.name.clone()))
-            .and_then(|m| m.isolate)
-            .unwrap_or(BATCH);
-        let (w, last_seq, delivered_seqs) = gather(
+            .map_or(Gather::default(), |m| m.count.gather(Gather::default()));
+        let g = gather_inbox(
             events,
-            |from| daemon.inbox.read(tenant, from, BATCH),
+            |from| daemon.inbox.read(tenant, from, READ),
+            rule,
             |a| instance.wants(a),
-            most,
         )?;
+        let next_cursor = g.next_cursor(cursor);
         let mut batch = sled::Batch::default();
         let mut found = 0;
         let mut commit = None;
         let mut staged = None;
-        if !w.is_empty() {
-            let delivered = w.len();
-            let started = Instant::now();
-            let out = match instance.on_events(&w.finish()) {
+        if !g.is_empty() {
+            let out = match detect(instance, &g) {
                 Ok(out) => out,
                 Err(fault) => {
                     // The store is rebuilt on the next call, which retries this batch
@@ -961,29 +952,22 @@ impl Worker {
                     self.daemon
                         .metrics
                         .fault(tenant, &p.name, &fault.kind.to_string());
-                    return self.batch_fault(
-                        tenant,
-                        &p.name,
-                        fault.to_string(),
-                        &delivered_seqs,
-                        last_seq,
-                    );
+                    return self.batch_fault(tenant, &p.name, fault.to_string(), &g);
                 }
             };
-            let seconds = started.elapsed().as_secs_f64();
             let id = instance.id().clone();
             let lag = self
                 .daemon
                 .inbox
                 .next_seq(tenant)
                 .unwrap_or(0)
-                .saturating_sub(last_seq + 1);
+                .saturating_sub(next_cursor);
             self.daemon.metrics.detector_call(
                 tenant,
                 &id.plugin,
-                delivered,
-                out.value.len(),
-                seconds,
+                g.delivered.len(),
+                out.findings.len(),
+                out.plugin_time.as_secs_f64(),
                 lag,
             );
             commit = Some(daemon.commit_lock());
@@ -998,10 +982,10 @@ impl Worker {
                     }
                 };
             batch.insert(keys::state_bytes(tenant), &size.to_be_bytes());
+            found = stage_findings(&tree, tenant, out.findings, &mut batch)?;
             staged = Some((token, Scope::new(tenant, &id.plugin), out.writes));
-            found = stage_findings(&tree, tenant, &id, out.value, last_seq, &mut batch)?;
         }
-        batch.insert(cursor_key, &(last_seq + 1).to_be_bytes());
+        batch.insert(cursor_key, &next_cursor.to_be_bytes());
         tree.apply_batch(batch)?;
         let store = self.daemon.state_store();
         if let Some((token, scope, writes)) = &staged {
@@ -1009,63 +993,57 @@ impl Worker {
         }
         drop(commit);
         self.daemon.fold_state_if_due();
-        if let Some(m) = self
-            .daemon
-            .fault_memory()
-            .get_mut(&(tenant.to_owned(), p.name.clone()))
-        {
-            m.consecutive = 0;
-            m.dead_streak = 0;
-            // Isolating: batches grow back once calls succeed again.
-            m.isolate = m.isolate.map(|n| n * 2).filter(|n| *n < BATCH);
-        }
+        self.succeeded(tenant, &p.name);
         Ok(Some(found))
     }
 
-    /// A detector batch of the events `delivered` (looked at through `last_seq`)
-    /// faulted. The first time, it is retried after the backoff. Again, and of more
-    /// than one event: the next calls get one event each, until the event that faults.
-    /// Again, and of one event: that event becomes a dead letter and the cursor moves
-    /// past it (and batches grow back, doubling with each success), unless the plugin
-    /// has faulted on event after event, which quarantines it. Always `None`: a fault
-    /// is not progress, even when the cursor moved past a dead letter.
+    /// A detector call over the events of `g` faulted: it is retried after the backoff,
+    /// its events isolated, and the event that faults every time set aside as a dead
+    /// letter, by the pipeline's rule ([`FaultCount::batch_fault`]). Always `None`: a
+    /// fault is not progress, even when the cursor moved past a dead letter (a tenant
+    /// whose plugin only faults must not count as busy for the time quota, or a busy
+    /// neighbour past its quota would give way to it).
     fn batch_fault(
         &mut self,
         tenant: &str,
         name: &str,
         message: String,
-        delivered: &[u64],
-        last_seq: u64,
+        g: &Gathered,
     ) -> Result<Option<usize>, DaemonError> {
-        let key = (tenant.to_owned(), name.to_owned());
-        // Every fault counts towards the backoff (a plugin that faults on event after
+        // Every fault counts towards the backoff: a plugin that faults on event after
         // event waits ever longer between them, as a quarantined one re-enabled again
-        // and again does); two in a row on the same events start the isolation.
-        let (consecutive, dead_streak) = {
+        // and again does.
+        let after = {
             let mut memory = self.daemon.fault_memory();
-            let m = memory.entry(key.clone()).or_default();
-            let n = m.fault(Instant::now());
-            (n, m.dead_streak)
+            let m = memory
+                .entry((tenant.to_owned(), name.to_owned()))
+                .or_default();
+            m.backoff(Instant::now());
+            m.count.batch_fault(g.delivered.len())
         };
-        if consecutive < 2 {
-            return self
-                .fault_in_record(tenant, name, message, false)
-                .map(|()| None);
-        }
-        if delivered.len() > 1 {
-            if let Some(m) = self.daemon.fault_memory().get_mut(&key) {
-                // One event at a time until the one that faults: each faulting call
-                // may cost a whole deadline, so one search of single events (the good
-                // ones are cheap) costs fewer of them than halving would.
-                m.isolate = Some(1);
-                m.consecutive = 0;
+        let quarantine = match after {
+            AfterFault::Retry | AfterFault::Isolate => false,
+            AfterFault::Quarantine => true,
+            AfterFault::DeadLetter { quarantine } => {
+                self.dead_letter(tenant, name, &message, g)?;
+                quarantine
             }
-            return self
-                .fault_in_record(tenant, name, message, false)
-                .map(|()| None);
-        }
-        let Some(&event_seq) = delivered.first() else {
-            return self.record_fault(tenant, name, message).map(|()| None);
+        };
+        self.fault_in_record(tenant, name, message, quarantine)?;
+        Ok(None)
+    }
+
+    /// Set the one event of `g` aside as a dead letter of detector `name`, moving its
+    /// cursor past the events `g` looked at.
+    fn dead_letter(
+        &self,
+        tenant: &str,
+        name: &str,
+        message: &str,
+        g: &Gathered,
+    ) -> Result<(), DaemonError> {
+        let Some(&event_seq) = g.delivered.first() else {
+            return Ok(());
         };
         let events = self
             .daemon
@@ -1082,7 +1060,7 @@ impl Worker {
             plugin: name.to_owned(),
             event_seq,
             event_id: aer_wire::encoded_id(&encoded).unwrap_or("").to_owned(),
-            fault: message.clone(),
+            fault: message.to_owned(),
             status: "dead".into(),
             time_ms: super::now_ms(),
             event: hex::encode(&encoded),
@@ -1090,24 +1068,15 @@ impl Worker {
         let mut batch = sled::Batch::default();
         self.daemon
             .stage_dead_letter(tenant, &mut letter, &mut batch)?;
-        batch.insert(keys::cursor(tenant, name), &(last_seq + 1).to_be_bytes());
+        batch.insert(
+            keys::cursor(tenant, name),
+            &g.next_cursor(event_seq).to_be_bytes(),
+        );
         self.daemon.pipeline.apply_batch(batch)?;
         self.daemon.metrics.dead_letter(tenant, name);
         tracing::warn!(%tenant, plugin = %name, event = %crate::text::escape_control(&letter.event_id),
             event_seq, dead_letter = letter.seq, "the event faults the detector every time: moved to the dead letters");
-        // Event after event: the plugin, not the events.
-        let quarantine = dead_streak + 1 >= QUARANTINE_AFTER;
-        if let Some(m) = self.daemon.fault_memory().get_mut(&key) {
-            m.consecutive = 0;
-            // Go on one event at a time (growing back with each success), so a plugin
-            // that faults on every event reaches its quarantine soon.
-            m.isolate = Some(1);
-            m.dead_streak = if quarantine { 0 } else { dead_streak + 1 };
-        }
-        self.fault_in_record(tenant, name, message, quarantine)?;
-        // Not progress: a tenant whose plugin only faults must not count as busy for
-        // the time quota, or a busy neighbour past its quota would give way to it.
-        Ok(None)
+        Ok(())
     }
 
     /// Run dead letter `letter` of detector `p` alone (a replay asked for after a fix):
@@ -1130,7 +1099,12 @@ impl Worker {
         let mut w = BatchWriter::new();
         w.push_encoded(&letter.encoded().unwrap_or_default());
         letter.time_ms = super::now_ms();
-        let out = match instance.on_events(&w.finish()) {
+        let g = Gathered {
+            batch: w.finish(),
+            delivered: vec![letter.event_seq],
+            last_seq: Some(letter.event_seq),
+        };
+        let out = match detect(instance, &g) {
             Ok(out) => out,
             Err(fault) => {
                 letter.status = "dead".into();
@@ -1156,14 +1130,7 @@ impl Worker {
                 }
             };
         batch.insert(keys::state_bytes(tenant), &size.to_be_bytes());
-        let found = stage_findings(
-            &self.daemon.pipeline,
-            tenant,
-            &id,
-            out.value,
-            letter.event_seq,
-            &mut batch,
-        )?;
+        let found = stage_findings(&self.daemon.pipeline, tenant, out.findings, &mut batch)?;
         letter.status = "replayed".into();
         batch.insert(
             keys::seq_key(kind::DEAD_LETTER, tenant, letter.seq),
@@ -1177,34 +1144,49 @@ impl Worker {
         Ok(Some(found))
     }
 
-    /// Decide new findings in order, observing the inbox up to each one's batch.
-    fn step_decisions(&mut self, tenant: &str) -> Result<bool, DaemonError> {
+    /// Decide the tenant's waiting findings in decision order, those below the
+    /// position every detector keeping pace has passed ([`decidable_below`]), the engine
+    /// observing the inbox up to each one's position first. `detectors` are the
+    /// tenant's enabled detectors.
+    fn step_decisions(&mut self, tenant: &str, detectors: &[&str]) -> Result<bool, DaemonError> {
         let tree = self.daemon.pipeline.clone();
         let t = tenant.as_bytes();
-        let dcursor_key = keys::key(kind::DECISION_CURSOR, &[t]);
         let observed_key = keys::observed(tenant);
         let state_key = keys::key(kind::ENGINE_STATE, &[t]);
-        let from = get_u64(&tree, &dcursor_key)?;
-        let findings: Vec<StoredFinding> = tree
-            .range(
-                keys::seq_key(kind::FINDING, tenant, from)
-                    ..keys::seq_key(kind::FINDING, tenant, u64::MAX),
-            )
-            .take(DECISION_BATCH)
-            .map(|r| -> Result<StoredFinding, DaemonError> {
-                let (_, v) = r?;
-                serde_json::from_slice(&v).map_err(json_err)
-            })
-            .collect::<Result<_, _>>()?;
-        let Some(last) = findings.last().map(|f| f.seq) else {
-            return self.observe_ahead(tenant);
-        };
-        let mut engine = self.decision_engine(tenant)?;
         let mut observed = get_u64(&tree, &observed_key)?;
+        // Cursors first: a finding below one is committed with it, so in the queue.
+        let cursors = detectors
+            .iter()
+            .map(|d| get_u64(&tree, &keys::cursor(tenant, d)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let stored = self.daemon.inbox.next_seq(tenant).unwrap_or(0);
+        let below = decidable_below(cursors, observed, stored);
+        let mut queued = Vec::new();
+        for r in tree
+            .scan_prefix(keys::key(kind::DECISION_QUEUE, &[t]))
+            .take(DECISION_BATCH)
+        {
+            let (key, _) = r?;
+            let (position, seq) = keys::queued(&key, tenant)
+                .ok_or_else(|| DaemonError::record("decision queue", "a malformed key"))?;
+            if position >= below {
+                break;
+            }
+            queued.push((key, position, seq));
+        }
+        if queued.is_empty() {
+            return self.observe_ahead(tenant);
+        }
+        let mut engine = self.decision_engine(tenant)?;
         let first_decision = next_seq(&tree, &keys::key(kind::DECISION, &[t]))?;
         let mut batch = sled::Batch::default();
-        for (dseq, f) in (first_decision..).zip(&findings) {
-            self.observe(tenant, &mut engine, &mut observed, f.event_seq)?;
+        for (dseq, (key, position, seq)) in (first_decision..).zip(queued) {
+            batch.remove(key);
+            let Some(v) = tree.get(keys::seq_key(kind::FINDING, tenant, seq))? else {
+                continue;
+            };
+            let f: StoredFinding = serde_json::from_slice(&v).map_err(json_err)?;
+            self.observe(tenant, &mut engine, &mut observed, position)?;
             let decision = engine.decide(&f.finding);
             self.daemon
                 .metrics
@@ -1227,7 +1209,6 @@ impl Worker {
             serde_json::to_vec(engine.state()).map_err(json_err)?,
         );
         batch.insert(observed_key, &observed.to_be_bytes());
-        batch.insert(dcursor_key, &(last + 1).to_be_bytes());
         tree.apply_batch(batch)?;
         Ok(true)
     }
@@ -1257,7 +1238,7 @@ impl Worker {
             let events = self
                 .daemon
                 .inbox
-                .read(tenant, *observed, BATCH)
+                .read(tenant, *observed, READ)
                 .map_err(|e| DaemonError::record("inbox", e))?;
             if events.is_empty() {
                 break;
@@ -1415,16 +1396,8 @@ impl Worker {
                 continue;
             };
             let stored: StoredDecision = serde_json::from_slice(&v).map_err(json_err)?;
-            let d = &stored.decision;
-            let enforce = d.outcome == Outcome::Respond;
-            let wit = crate::bindings::Decision {
-                id: d.id.clone(),
-                subject: d.subject.clone(),
-                enforce,
-                reason: d.reason.clone(),
-                findings: vec![to_wit_finding(&d.finding)],
-                time_ms: d.time_ms,
-            };
+            let wit = wit_decision(&stored.decision);
+            let enforce = wit.enforce;
             // (responder name, plugin id, its state writes)
             let mut writes = Vec::with_capacity(enabled.len());
             for p in enabled.iter().filter(|p| !done.contains(&p.name)) {
@@ -1475,8 +1448,9 @@ impl Worker {
             tree.apply_batch(batch)?;
             progressed = true;
             let store = self.daemon.state_store();
-            for ((_, plugin, w), token) in writes.iter().zip(tokens) {
+            for ((name, plugin, w), token) in writes.iter().zip(tokens) {
                 store.applied(token, &Scope::new(tenant, plugin), w);
+                self.succeeded(tenant, name);
             }
             drop(commit);
             self.daemon.fold_state_if_due();
@@ -1492,24 +1466,26 @@ impl Worker {
     }
 }
 
-/// Stage `findings` of plugin `id` of `tenant` into `batch` under the tenant's next
-/// finding seqs, made from the batch that ended at inbox seq `event_seq`; how many.
+/// Stage `findings` of `tenant` into `batch` under the tenant's next finding seqs, each
+/// with its place in the decision queue; how many.
 fn stage_findings(
     tree: &sled::Tree,
     tenant: &str,
-    id: &crate::host_api::PluginId,
-    findings: Vec<crate::bindings::Finding>,
-    event_seq: u64,
+    findings: Vec<Positioned>,
     batch: &mut sled::Batch,
 ) -> Result<usize, DaemonError> {
     let first = next_seq(tree, &keys::key(kind::FINDING, &[tenant.as_bytes()]))?;
     let n = findings.len();
-    for (seq, f) in (first..).zip(findings) {
+    for (seq, Positioned { finding, position }) in (first..).zip(findings) {
+        batch.insert(
+            keys::decision_queue(tenant, position, &finding.plugin, seq),
+            &[],
+        );
         let stored = StoredFinding {
             seq,
-            event_seq,
+            event_seq: position,
             committed_ms: super::now_ms(),
-            finding: FindingRecord::new(f, &id.plugin, &id.version),
+            finding,
         };
         batch.insert(
             keys::seq_key(kind::FINDING, tenant, seq),
@@ -1517,6 +1493,35 @@ fn stage_findings(
         );
     }
     Ok(n)
+}
+
+/// Move the findings a data directory of an earlier version had not decided (those
+/// from its decision cursor on) into the decision queue, and drop the cursor.
+pub(crate) fn migrate_decision_cursors(tree: &sled::Tree) -> Result<(), DaemonError> {
+    let cursors: Vec<(sled::IVec, sled::IVec)> = tree
+        .scan_prefix([kind::OLD_DECISION_CURSOR])
+        .collect::<Result<_, _>>()?;
+    for (key, from) in cursors {
+        let tenant = keys::tenant_of(&key)
+            .ok_or_else(|| DaemonError::record("decision cursor", "a malformed key"))?;
+        let from = <[u8; 8]>::try_from(from.as_ref()).map_or(0, u64::from_be_bytes);
+        let mut batch = sled::Batch::default();
+        for r in tree.range(
+            keys::seq_key(kind::FINDING, &tenant, from)
+                ..keys::seq_key(kind::FINDING, &tenant, u64::MAX),
+        ) {
+            let (_, v) = r?;
+            let f: StoredFinding = serde_json::from_slice(&v).map_err(json_err)?;
+            batch.insert(
+                keys::decision_queue(&tenant, f.event_seq, &f.finding.plugin, f.seq),
+                &[],
+            );
+        }
+        batch.remove(key);
+        tree.apply_batch(batch)?;
+        tracing::info!(%tenant, "the undecided findings moved into the decision queue");
+    }
+    Ok(())
 }
 
 /// Pending responses run per step.
@@ -1579,6 +1584,9 @@ pub(crate) mod test_hook {
 mod tests {
     use super::super::inbox::Inbox;
     use super::*;
+    use crate::pipeline::gather::{BATCH, LOOK_AHEAD};
+
+    const READ_AHEAD: usize = BATCH * LOOK_AHEAD;
 
     /// `n` events, the `i`th with action `action(i)`.
     fn events_of(n: u32, action: impl Fn(u32) -> &'static str) -> Vec<crate::Event> {
@@ -1607,10 +1615,10 @@ mod tests {
 
     /// [`gather`] from `cursor` for a detector of `wanted`: events delivered, last seq.
     fn gathered(inbox: &Inbox, cursor: u64, wanted: &str) -> (usize, u64) {
-        let first = inbox.read("acme", cursor, BATCH).unwrap();
-        let read = |from| inbox.read("acme", from, BATCH);
-        let (w, last, _) = gather(first, read, |a| a == wanted, BATCH).unwrap();
-        (w.len(), last)
+        let first = inbox.read("acme", cursor, READ).unwrap();
+        let read = |from| inbox.read("acme", from, READ);
+        let g = gather_inbox(first, read, Gather::default(), |a| a == wanted).unwrap();
+        (g.delivered.len(), g.last_seq.unwrap())
     }
 
     #[test]
@@ -1719,7 +1727,41 @@ mod tests {
     }
 
     #[test]
-    fn a_call_gathers_a_batch_of_the_detectors_actions_reading_ahead_a_bounded_way() {
+    fn findings_an_earlier_version_left_undecided_move_into_the_decision_queue() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path()).unwrap();
+        let tree = db.open_tree("pipeline").unwrap();
+        for seq in 0..5u64 {
+            let f = StoredFinding {
+                seq,
+                event_seq: 100 - seq,
+                committed_ms: 0,
+                finding: FindingRecord {
+                    plugin: "d".into(),
+                    ..Default::default()
+                },
+            };
+            let v = serde_json::to_vec(&f).unwrap();
+            tree.insert(keys::seq_key(kind::FINDING, "acme", seq), v)
+                .unwrap();
+        }
+        // Decided up to finding 3.
+        let cursor = keys::key(kind::OLD_DECISION_CURSOR, &[b"acme"]);
+        tree.insert(&cursor, &3u64.to_be_bytes()).unwrap();
+        migrate_decision_cursors(&tree).unwrap();
+        let queued: Vec<(u64, u64)> = tree
+            .scan_prefix(keys::key(kind::DECISION_QUEUE, &[b"acme"]))
+            .map(|r| keys::queued(&r.unwrap().0, "acme").unwrap())
+            .collect();
+        // In decision order: by position.
+        assert_eq!(queued, [(96, 4), (97, 3)]);
+        assert!(tree.get(&cursor).unwrap().is_none());
+        migrate_decision_cursors(&tree).unwrap();
+        assert_eq!(tree.scan_prefix([kind::DECISION_QUEUE]).count(), 2);
+    }
+
+    #[test]
+    fn a_call_gathers_across_inbox_reads_by_the_pipelines_rule() {
         // One wanted event among 1,000: found in one step, every event looked at.
         let (_dir, inbox) = inbox_of(1_000, |i| if i == 700 { "rare" } else { "common" });
         assert_eq!(gathered(&inbox, 0, "rare"), (1, 999));

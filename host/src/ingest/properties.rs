@@ -6,7 +6,7 @@ use proptest::prelude::*;
 use serde_json::{Value, json};
 
 use super::{Position, parse, parse_ndjson};
-use crate::pipeline::decision::Policy;
+use crate::pipeline::policy::Policy;
 
 fn cases() -> ProptestConfig {
     ProptestConfig {

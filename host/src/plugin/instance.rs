@@ -87,6 +87,16 @@ pub struct CallOutput<T> {
     pub logs: Vec<LogRecord>,
 }
 
+/// A finding as a record of the plugin that made it, with the index in its batch of the
+/// event it is dated from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Detection {
+    /// The finding.
+    pub finding: crate::finding::FindingRecord,
+    /// Index in the batch of the event the finding is dated from.
+    pub at: usize,
+}
+
 enum Bindings {
     Detector(Detector),
     Responder(Responder),
@@ -563,16 +573,48 @@ impl DetectorInstance {
     /// host's, from the batch (see [`finding_times`]).
     #[allow(clippy::ptr_arg)] // the generated binding takes `&Vec<u8>`
     pub fn on_events(&mut self, batch: &Vec<u8>) -> Result<CallOutput<Vec<Finding>>, Fault> {
+        self.on_events_at(batch).map(|(out, _)| out)
+    }
+
+    /// [`DetectorInstance::on_events`], its findings as records of this plugin, each
+    /// with the index in the batch of the event it is dated from: the pipeline's detect
+    /// stage (see [`crate::pipeline::detect`]).
+    #[allow(clippy::ptr_arg)]
+    pub fn detect(&mut self, batch: &Vec<u8>) -> Result<CallOutput<Vec<Detection>>, Fault> {
+        let (out, positions) = self.on_events_at(batch)?;
+        let id = &self.sandbox.id;
+        let value = out
+            .value
+            .into_iter()
+            .zip(positions)
+            .map(|(f, at)| Detection {
+                finding: super::records::finding_record(f, &id.plugin, &id.version),
+                at,
+            })
+            .collect();
+        Ok(CallOutput {
+            value,
+            writes: out.writes,
+            logs: out.logs,
+        })
+    }
+
+    #[allow(clippy::ptr_arg)]
+    fn on_events_at(
+        &mut self,
+        batch: &Vec<u8>,
+    ) -> Result<(CallOutput<Vec<Finding>>, Vec<usize>), Fault> {
         let out = self.sandbox.call(|b, s| match b {
             Bindings::Detector(d) => d.aer_plugin_detection().call_on_events(s, batch),
             Bindings::Responder(_) => Ok(Err("not a detector".into())),
         })?;
         let mut out = self.findings(out)?;
+        let mut positions = Vec::new();
         if !out.value.is_empty() {
-            finding_times(&mut out.value, batch)
+            positions = finding_times(&mut out.value, batch)
                 .map_err(|e| self.sandbox.fault(FaultKind::Trap, e.to_string()))?;
         }
-        Ok(out)
+        Ok((out, positions))
     }
 
     /// Tell the detector event time advanced to `now_ms`; its findings are dated then.
@@ -609,25 +651,42 @@ impl DetectorInstance {
 /// event time among its evidence in the batch, or, when none of its evidence is in the
 /// batch (it rests on earlier events only), the batch's latest event time. So a finding
 /// can neither be dated in the future (poisoning cooldowns and the hourly cap) nor
-/// before the events that made it.
-pub fn finding_times(findings: &mut [Finding], batch: &[u8]) -> Result<(), aer_wire::DecodeError> {
+/// before the events that made it. Returns, per finding, the index in the batch of the
+/// event it is dated from (at equal times the later one): its position in the order
+/// decisions are made (see [`crate::pipeline::decide::DecisionOrder`]).
+pub fn finding_times(
+    findings: &mut [Finding],
+    batch: &[u8],
+) -> Result<Vec<usize>, aer_wire::DecodeError> {
     let events = aer_wire::decode_batch(batch)?;
-    let latest = events
-        .iter()
-        .map(|e| e.time_ms)
-        .max()
-        .unwrap_or(aer_wire::time::MIN_MS);
-    let times: std::collections::HashMap<&str, i64> =
-        events.iter().map(|e| (e.id, e.time_ms)).collect();
+    // The index of the latest event: at equal times, the later in the batch.
+    let later = |a: usize, b: usize| {
+        if (events[b].time_ms, b) > (events[a].time_ms, a) {
+            b
+        } else {
+            a
+        }
+    };
+    let latest = (0..events.len()).reduce(later).unwrap_or(0);
+    let mut index: std::collections::HashMap<&str, usize> =
+        std::collections::HashMap::with_capacity(events.len());
+    for (i, e) in events.iter().enumerate() {
+        // A repeated id (the host never sends one) counts at its latest time.
+        let at = index.get(e.id).map_or(i, |&j| later(j, i));
+        index.insert(e.id, at);
+    }
+    let mut positions = Vec::with_capacity(findings.len());
     for f in findings {
-        f.time_ms = f
+        let at = f
             .evidence
             .iter()
-            .filter_map(|id| times.get(id.as_str()).copied())
-            .max()
+            .filter_map(|id| index.get(id.as_str()).copied())
+            .reduce(later)
             .unwrap_or(latest);
+        f.time_ms = events.get(at).map_or(aer_wire::time::MIN_MS, |e| e.time_ms);
+        positions.push(at);
     }
-    Ok(())
+    Ok(positions)
 }
 
 /// A live responder.

@@ -1,0 +1,246 @@
+//! Gather: which events one detector call gets. Every driver (the daemon's workers,
+//! `aer replay`, `aer test`) batches by this one rule: from the detector's cursor, in
+//! inbox order, the events whose action it subscribes to, up to a batch, looking at no
+//! more than [`LOOK_AHEAD`] batches' worth of events (so a detector of rare actions
+//! keeps up in a call or two rather than one call per batch of others' events), and
+//! never past the last event stored. Its cursor then moves past the last event looked
+//! at.
+
+use aer_wire::BatchWriter;
+
+/// Events per detector call unless a driver is told otherwise (`--batch`).
+pub const BATCH: usize = 256;
+/// Events one call may look at, in batches.
+pub const LOOK_AHEAD: usize = 16;
+
+/// The batching rule, for a batch size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gather {
+    max: usize,
+    look_at: usize,
+}
+
+impl Default for Gather {
+    fn default() -> Self {
+        Gather::new(BATCH)
+    }
+}
+
+impl Gather {
+    /// Up to `batch` subscribed events per call, looking at no more than
+    /// [`LOOK_AHEAD`] × `batch` events.
+    pub const fn new(batch: usize) -> Self {
+        let batch = if batch == 0 { 1 } else { batch };
+        Gather {
+            max: batch,
+            look_at: batch.saturating_mul(LOOK_AHEAD),
+        }
+    }
+
+    /// The same rule delivering at most `max` events (while a fault is isolated),
+    /// looking as far.
+    pub fn at_most(self, max: usize) -> Self {
+        Gather {
+            max: max.clamp(1, self.max),
+            ..self
+        }
+    }
+
+    /// Most events a call gets.
+    pub fn max(&self) -> usize {
+        self.max
+    }
+
+    /// Start gathering one call.
+    pub fn start(self) -> Gathering {
+        Gathering {
+            rule: self,
+            batch: BatchWriter::new(),
+            delivered: Vec::new(),
+            last_seq: None,
+            looked_at: 0,
+        }
+    }
+
+    /// Gather one call from `events`, the event at index `i` having seq `i`, starting
+    /// at `from` (the local drivers' inbox is a slice).
+    pub fn from_slice(
+        self,
+        events: &[&[u8]],
+        from: usize,
+        wants: impl Fn(&str) -> bool,
+    ) -> Gathered {
+        let mut g = self.start();
+        for (seq, bytes) in events.iter().enumerate().skip(from) {
+            if !g.offer(seq as u64, bytes, &wants) {
+                break;
+            }
+        }
+        g.finish()
+    }
+}
+
+/// Events encoded once, back to back, for the local drivers.
+#[derive(Debug, Default)]
+pub struct Encoded {
+    bytes: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl Encoded {
+    /// Encode `events` with [`aer_wire::encode_event`].
+    pub fn new(events: &[crate::Event]) -> Self {
+        let mut e = Encoded {
+            bytes: Vec::with_capacity(events.len() * 256),
+            ends: Vec::with_capacity(events.len()),
+        };
+        for event in events {
+            aer_wire::encode_event(event, &mut e.bytes);
+            e.ends.push(e.bytes.len());
+        }
+        e
+    }
+
+    /// Each event's bytes, in order.
+    pub fn events(&self) -> Vec<&[u8]> {
+        let mut start = 0;
+        self.ends
+            .iter()
+            .map(|&end| {
+                let e = &self.bytes[start..end];
+                start = end;
+                e
+            })
+            .collect()
+    }
+}
+
+/// One call being gathered: offer it events in inbox order until it takes no more.
+#[derive(Debug)]
+pub struct Gathering {
+    rule: Gather,
+    batch: BatchWriter,
+    delivered: Vec<u64>,
+    last_seq: Option<u64>,
+    looked_at: usize,
+}
+
+impl Gathering {
+    /// Whether the call takes no more events.
+    pub fn done(&self) -> bool {
+        self.delivered.len() >= self.rule.max || self.looked_at >= self.rule.look_at
+    }
+
+    /// Offer the next event (`seq`, encoded with [`aer_wire::encode_event`]): taken
+    /// when the detector `wants` its action. Returns whether the call takes more; an
+    /// event offered after that is not looked at.
+    pub fn offer(&mut self, seq: u64, event: &[u8], wants: impl Fn(&str) -> bool) -> bool {
+        if self.done() {
+            return false;
+        }
+        if aer_wire::encoded_action(event).is_some_and(wants) {
+            self.batch.push_encoded(event);
+            self.delivered.push(seq);
+        }
+        self.last_seq = Some(seq);
+        self.looked_at += 1;
+        !self.done()
+    }
+
+    /// The gathered call.
+    pub fn finish(self) -> Gathered {
+        Gathered {
+            batch: self.batch.finish(),
+            delivered: self.delivered,
+            last_seq: self.last_seq,
+        }
+    }
+}
+
+/// One detector call's events.
+#[derive(Debug, Clone)]
+pub struct Gathered {
+    /// The packed batch (see [`aer_wire::BatchWriter`]).
+    pub batch: Vec<u8>,
+    /// The seq of each event in the batch.
+    pub delivered: Vec<u64>,
+    /// The last event looked at (none: no event was offered); the cursor moves past it.
+    pub last_seq: Option<u64>,
+}
+
+impl Gathered {
+    /// Whether the call has no event for the detector.
+    pub fn is_empty(&self) -> bool {
+        self.delivered.is_empty()
+    }
+
+    /// Where the detector's cursor moves: past the last event looked at.
+    pub fn next_cursor(&self, cursor: u64) -> u64 {
+        self.last_seq.map_or(cursor, |s| s + 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `n` encoded events, the `i`th with action `action(i)`.
+    fn events(n: usize, action: impl Fn(usize) -> &'static str) -> Vec<Vec<u8>> {
+        (0..n)
+            .map(|i| {
+                let e = crate::Event {
+                    id: format!("e{i}"),
+                    time_ms: i as i64,
+                    action: action(i).into(),
+                    ..Default::default()
+                };
+                let mut out = Vec::new();
+                aer_wire::encode_event(&e, &mut out);
+                out
+            })
+            .collect()
+    }
+
+    fn gathered(events: &[Vec<u8>], from: usize, wanted: &str) -> (usize, Option<u64>) {
+        let refs: Vec<&[u8]> = events.iter().map(Vec::as_slice).collect();
+        let g = Gather::default().from_slice(&refs, from, |a| a == wanted);
+        (g.delivered.len(), g.last_seq)
+    }
+
+    #[test]
+    fn a_call_gathers_a_batch_of_the_detectors_actions_looking_ahead_a_bounded_way() {
+        // One wanted event among 1,000: found in one call, every event looked at.
+        let e = events(1_000, |i| if i == 700 { "rare" } else { "common" });
+        assert_eq!(gathered(&e, 0, "rare"), (1, Some(999)));
+        // Every event wanted: a batch, ending at its last event.
+        assert_eq!(gathered(&e, 0, "common"), (BATCH, Some(BATCH as u64 - 1)));
+        // From 600, past the one it does not want (700).
+        assert_eq!(
+            gathered(&e, 600, "common"),
+            (BATCH, Some(600 + BATCH as u64))
+        );
+        // Every other one: a full batch from twice as many events.
+        let e = events(1_000, |i| if i % 2 == 0 { "even" } else { "odd" });
+        assert_eq!(gathered(&e, 0, "odd"), (BATCH, Some(2 * BATCH as u64 - 1)));
+        // None wanted: no more than LOOK_AHEAD batches looked at in one call.
+        let e = events(5_000, |_| "common");
+        let look_at = (BATCH * LOOK_AHEAD) as u64;
+        assert_eq!(gathered(&e, 0, "rare"), (0, Some(look_at - 1)));
+        assert_eq!(gathered(&e, look_at as usize, "rare"), (0, Some(4_999)));
+        // Nothing left: nothing looked at, the cursor stays.
+        let g = Gather::default().from_slice(&[], 0, |_| true);
+        assert_eq!(
+            (g.is_empty(), g.last_seq, g.next_cursor(7)),
+            (true, None, 7)
+        );
+    }
+
+    #[test]
+    fn an_isolating_call_takes_fewer_events_and_looks_as_far() {
+        let e = events(100, |_| "a");
+        let refs: Vec<&[u8]> = e.iter().map(Vec::as_slice).collect();
+        let g = Gather::new(10).at_most(1).from_slice(&refs, 5, |_| true);
+        assert_eq!((g.delivered.clone(), g.last_seq), (vec![5], Some(5)));
+        assert_eq!(Gather::new(0).max(), 1);
+    }
+}

@@ -1,0 +1,252 @@
+//! Respond: what the host does with the effects a responder asks for while it handles
+//! a decision (the decision itself is built by [`crate::plugin::records::wit_decision`],
+//! the one builder every driver uses). The host first binds each request to the
+//! decision (see [`crate::host_api::DecisionBinding`]), then [`admit`]s it under the
+//! tenant's response settings: the daemon then performs or records it
+//! (`daemon/effects.rs`), `aer replay` records it ([`RecordingActions`]). An effect is
+//! keyed by (decision, responder, action, target): asked for again, as when a
+//! responder runs again after a fault, it gets the first answer, never a second effect.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+
+use super::decide::{DecisionRecord, Outcome};
+use super::policy::ResponseSettings;
+use crate::host_api::ActionSink;
+use crate::host_api::actions::{ActionRequest, REFUSED};
+
+/// The error code of a notification to a channel the policy does not map.
+pub const UNKNOWN_CHANNEL: &str = "unknown_channel";
+
+/// What becomes of an effect the decision allows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Admission {
+    /// Perform it (the decision enforces).
+    Perform,
+    /// Record what it would have done (a dry-run decision).
+    Record,
+    /// It fails at once, in dry-run as in earnest: `(code, message)`.
+    Fail(String, String),
+}
+
+/// Admit `request` under the tenant's response `settings`, for a decision that
+/// enforces or not.
+pub fn admit(settings: &ResponseSettings, request: &ActionRequest, enforce: bool) -> Admission {
+    if let ActionRequest::Notify { channel, .. } = request
+        && !settings.slack_channels.contains_key(channel)
+        && !settings.webhooks.contains_key(channel)
+    {
+        return Admission::Fail(
+            UNKNOWN_CHANNEL.into(),
+            format!("no Slack channel or webhook for channel {channel:?} in the policy"),
+        );
+    }
+    if enforce {
+        Admission::Perform
+    } else {
+        Admission::Record
+    }
+}
+
+/// An effect a responder asked for, as a local run records it instead of performing it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ActionRecord {
+    /// Decision it belongs to.
+    pub decision_id: String,
+    /// Event time of the decision.
+    pub time_ms: i64,
+    /// Responder plugin.
+    pub responder: String,
+    /// `terminate-sessions` or `notify`.
+    pub action: String,
+    /// Who or where it was aimed at: the user, or the channel.
+    pub target: String,
+    /// Whether the host accepted it.
+    pub ok: bool,
+    /// The host's answer (`recorded`, `dry-run`) or error code.
+    pub detail: String,
+    /// A notification's text, as the responder wrote it.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub text: String,
+}
+
+/// The effects log of a local run, shared by its responders' sinks.
+#[derive(Debug, Default)]
+pub struct RecordedLog {
+    inner: Mutex<LogInner>,
+}
+
+#[derive(Debug, Default)]
+struct LogInner {
+    records: Vec<ActionRecord>,
+    /// (decision, responder, action, target) → index in `records`.
+    index: HashMap<(String, String, String, String), usize>,
+    /// The decision being responded to: its time, and whether it enforces.
+    current: (i64, bool),
+}
+
+impl RecordedLog {
+    /// Every effect asked for so far, in order.
+    pub fn records(&self) -> Vec<ActionRecord> {
+        self.lock().records.clone()
+    }
+
+    /// Responders are about to handle decision `d`.
+    pub fn begin(&self, d: &DecisionRecord) {
+        self.lock().current = (d.time_ms, d.outcome == Outcome::Respond);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, LogInner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The action sink of one responder in a local run: admits effects as the daemon does
+/// and records them, performing nothing.
+pub struct RecordingActions {
+    log: Arc<RecordedLog>,
+    settings: ResponseSettings,
+    responder: String,
+}
+
+impl RecordingActions {
+    /// A sink for `responder`, recording into `log` under the tenant's `settings`.
+    pub fn new(log: Arc<RecordedLog>, settings: ResponseSettings, responder: &str) -> Self {
+        RecordingActions {
+            log,
+            settings,
+            responder: responder.to_owned(),
+        }
+    }
+
+    /// Record the answer to `request` (or give the one recorded before).
+    fn record(
+        &self,
+        request: &ActionRequest,
+        decision_id: &str,
+        action: &str,
+        answer: Result<&str, &str>,
+    ) -> Result<String, (String, String)> {
+        let mut log = self.log.lock();
+        let key = (
+            decision_id.to_owned(),
+            self.responder.clone(),
+            action.to_owned(),
+            request.target().to_owned(),
+        );
+        if let Some(&i) = log.index.get(&key) {
+            let r = &log.records[i];
+            return if r.ok {
+                Ok(r.detail.clone())
+            } else {
+                Err((r.detail.clone(), "failed before; not repeated".into()))
+            };
+        }
+        let record = ActionRecord {
+            decision_id: decision_id.to_owned(),
+            time_ms: log.current.0,
+            responder: self.responder.clone(),
+            action: request.action().to_owned(),
+            target: request.target().to_owned(),
+            ok: answer.is_ok(),
+            detail: match answer {
+                Ok(d) | Err(d) => d.to_owned(),
+            },
+            text: match request {
+                ActionRequest::Notify { text, .. } => text.clone(),
+                ActionRequest::TerminateSessions { .. } => String::new(),
+            },
+        };
+        let i = log.records.len();
+        log.records.push(record);
+        log.index.insert(key, i);
+        answer
+            .map(str::to_owned)
+            .map_err(|code| (code.to_owned(), "not admitted".into()))
+    }
+}
+
+impl ActionSink for RecordingActions {
+    fn perform(&self, request: ActionRequest) -> Result<String, (String, String)> {
+        let enforce = self.log.lock().current.1;
+        let decision = request.decision_id().to_owned();
+        match admit(&self.settings, &request, enforce) {
+            Admission::Perform => {
+                self.record(&request, &decision, request.action(), Ok("recorded"))
+            }
+            Admission::Record => self.record(&request, &decision, request.action(), Ok("dry-run")),
+            Admission::Fail(code, message) => self
+                .record(&request, &decision, request.action(), Err(&code))
+                .map_err(|(code, _)| (code, message)),
+        }
+    }
+
+    fn refused(&self, request: &ActionRequest, decision_id: &str, _reason: &str) {
+        let action = format!("refused/{}", request.action());
+        let _ = self.record(request, decision_id, &action, Err(REFUSED));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn notify(channel: &str) -> ActionRequest {
+        ActionRequest::Notify {
+            decision_id: "d1".into(),
+            channel: channel.into(),
+            text: "t".into(),
+        }
+    }
+
+    #[test]
+    fn a_notification_to_an_unmapped_channel_fails_in_dry_run_as_in_earnest() {
+        let mut settings = ResponseSettings::default();
+        settings
+            .webhooks
+            .insert("hooked".into(), "https://x".into());
+        settings
+            .slack_channels
+            .insert("security".into(), "C1".into());
+        for enforce in [true, false] {
+            assert!(matches!(
+                admit(&settings, &notify("elsewhere"), enforce),
+                Admission::Fail(code, _) if code == UNKNOWN_CHANNEL
+            ));
+        }
+        assert_eq!(
+            admit(&settings, &notify("hooked"), true),
+            Admission::Perform
+        );
+        assert_eq!(
+            admit(&settings, &notify("security"), false),
+            Admission::Record
+        );
+    }
+
+    #[test]
+    fn a_repeated_request_gets_the_first_answer_and_is_recorded_once() {
+        let log = Arc::new(RecordedLog::default());
+        let sink = RecordingActions::new(log.clone(), ResponseSettings::default(), "r");
+        let reset = ActionRequest::TerminateSessions {
+            decision_id: "d1".into(),
+            user_id: "U1".into(),
+        };
+        assert_eq!(sink.perform(reset.clone()), Ok("dry-run".into()));
+        assert_eq!(sink.perform(reset), Ok("dry-run".into()));
+        let failed = sink.perform(notify("nowhere")).unwrap_err();
+        assert_eq!(failed.0, UNKNOWN_CHANNEL);
+        assert_eq!(
+            sink.perform(notify("nowhere")).unwrap_err().0,
+            UNKNOWN_CHANNEL
+        );
+        let records = log.records();
+        assert_eq!(records.len(), 2, "{records:?}");
+        assert_eq!(
+            (records[1].ok, records[1].detail.as_str()),
+            (false, UNKNOWN_CHANNEL)
+        );
+    }
+}
