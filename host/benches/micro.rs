@@ -10,7 +10,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use aer_host::Event;
-use aer_host::daemon::inbox::Inbox;
 use aer_host::engine::{AerEngine, EngineConfig};
 use aer_host::host_api::DryRunActions;
 use aer_host::plugin::DetectorInstance;
@@ -69,8 +68,10 @@ fn parse_and_wire(c: &mut Criterion) {
 fn inbox(c: &mut Criterion) {
     let events = events(1_000);
     let dir = tempfile::tempdir().unwrap();
-    let db = sled::Config::new().path(dir.path()).open().unwrap();
-    let inbox = Inbox::new(db.clone(), db.open_tree("pipeline").unwrap(), 200_000).unwrap();
+    let inbox = aer_host::ledger::Ledger::open(dir.path())
+        .unwrap()
+        .inbox(200_000)
+        .unwrap();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
@@ -134,7 +135,10 @@ fn detector_calls(c: &mut Criterion) {
         let Some(bytes) = component(name) else {
             continue;
         };
-        let plugin = engine.load(&bytes).map_err(|r| r.to_string()).unwrap();
+        let plugin = aer_host::plugin::Loader::new(engine.clone())
+            .load(&bytes)
+            .map_err(|r| r.to_string())
+            .unwrap();
         let mut d = DetectorInstance::new(
             &engine,
             &plugin,

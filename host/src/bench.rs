@@ -226,7 +226,11 @@ pub fn run(setup: &BenchSetup, mut progress: impl FnMut(&Figure)) -> anyhow::Res
     let events = encode_each(&owned_events);
     let engine_on = engine(true)?;
     let engine_off = engine(false)?;
-    let load = |e: &Arc<AerEngine>, bytes: &[u8]| e.load(bytes).map_err(|r| anyhow::anyhow!("{r}"));
+    let load = |e: &Arc<AerEngine>, bytes: &[u8]| {
+        crate::plugin::Loader::new(e.clone())
+            .load(bytes)
+            .map_err(|r| anyhow::anyhow!("{r}"))
+    };
     let ed_on = load(&engine_on, &setup.excessive_downloads)?;
     let ed_off = load(&engine_off, &setup.excessive_downloads)?;
     let noop = load(&engine_on, &setup.noop)?;
@@ -503,22 +507,19 @@ fn best_throughput(setup: &BenchSetup, engine: &Arc<AerEngine>) -> anyhow::Resul
     };
     for _ in 0..setup.rounds.max(1) {
         let dir = tempfile::tempdir()?;
-        let db = sled::Config::new().path(dir.path()).open()?;
-        let inbox = crate::daemon::inbox::Inbox::new(
-            db.clone(),
-            db.open_tree("pipeline")?,
-            crate::config::IngestConfig::default().dedupe_window_events,
-        )?;
+        let inbox = crate::ledger::Ledger::open(dir.path())?
+            .inbox(crate::config::IngestConfig::default().dedupe_window_events)?;
         let state: Arc<dyn StateStore> = Arc::new(MemoryStore::default());
+        let loader = crate::plugin::Loader::new(engine.clone());
         let mut detectors = setup
             .pipeline_detectors
             .iter()
             .map(|bytes| {
-                let p = engine.load(bytes).map_err(|r| anyhow::anyhow!("{r}"))?;
+                let p = loader.load(bytes).map_err(|r| anyhow::anyhow!("{r}"))?;
                 Ok(DetectorInstance::new(engine, &p, spec(state.clone()))?)
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
-        let responder = engine
+        let responder = loader
             .load(&setup.responder)
             .map_err(|r| anyhow::anyhow!("{r}"))?;
         let policy = Policy::from_json(&data.policy_json()).unwrap_or_default();

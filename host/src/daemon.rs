@@ -2,17 +2,13 @@
 //! database under the data directory and the plugin artifacts beside it, reached only
 //! through a cap-std directory handle so no name from a tenant can leave it.
 //!
-//! Trees: `meta` (tenants, token hashes, plugin records, policies) and `pipeline`
-//! (inbox, event-id index and plugin state, in one tree so a batch's state, findings and
-//! cursor can be committed in one atomic `apply_batch`). Key layout: [`keys`].
+//! What it records is in the [`crate::ledger`].
 
+pub mod claims;
 pub mod dead_letters;
 pub mod effects;
 pub mod executor;
 mod folder;
-mod format;
-pub mod inbox;
-pub mod keys;
 pub mod metrics;
 pub mod outbound;
 pub mod plugins;
@@ -27,51 +23,61 @@ use std::sync::{Arc, Mutex};
 
 use crate::config::ServeConfig;
 use crate::engine::{AerEngine, EngineConfig};
+use crate::ledger::inbox::{self, InboxError};
+use crate::ledger::{Ledger, LedgerError};
 
 /// Why the daemon could not start or an operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
-    /// The database failed.
-    #[error("database: {0}")]
-    Sled(#[from] sled::Error),
+    /// The ledger (the database) failed, or holds what it should not.
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
     /// The data directory failed.
     #[error("data directory {path}: {source}")]
     DataDir {
         /// Which path.
         path: String,
         /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A plugin's stored component could not be read or written.
+    #[error("artifact {file}: {source}")]
+    Artifact {
+        /// The file.
+        file: String,
+        /// Why.
+        #[source]
         source: std::io::Error,
     },
     /// The wasm engine could not be built.
     #[error(transparent)]
     Engine(#[from] crate::engine::EngineError),
-    /// The data directory holds a database that is missing, damaged or not AER's:
-    /// the daemon refuses to start rather than start empty.
-    #[error(
-        "data directory {path}: {why}; restore it from a backup or move it aside to start afresh"
-    )]
-    Corrupt {
-        /// The data directory.
-        path: String,
-        /// What is wrong.
-        why: String,
-    },
-    /// A stored record could not be read or written, or a step failed.
-    #[error("{what}: {message}")]
-    Record {
-        /// Which record or step.
-        what: String,
-        /// Why.
-        message: String,
-    },
+    /// The inbox failed.
+    #[error("inbox: {0}")]
+    Inbox(#[from] InboxError),
+    /// Plugin state could not be read or written.
+    #[error("plugin state: {0}")]
+    State(#[from] crate::store::StoreError),
+    /// A plugin record could not be read or written.
+    #[error("plugins: {0}")]
+    Plugins(#[source] Box<plugins::PluginError>),
+    /// A stored policy is no longer valid.
+    #[error("the stored policy: {}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Policy(Vec<crate::pipeline::policy::FieldError>),
+    /// No randomness for a token.
+    #[error("randomness: {0}")]
+    Random(#[from] getrandom::Error),
+    /// A plugin's writes would pass a state quota.
+    #[error(transparent)]
+    Quota(#[from] worker::QuotaExceeded),
 }
 
-impl DaemonError {
-    /// A [`DaemonError::Record`] about `what`.
-    pub fn record(what: &str, e: impl std::fmt::Display) -> Self {
-        DaemonError::Record {
-            what: what.to_owned(),
-            message: e.to_string(),
+impl From<plugins::PluginError> for DaemonError {
+    fn from(e: plugins::PluginError) -> Self {
+        match e {
+            plugins::PluginError::Daemon(d) => d,
+            other => DaemonError::Plugins(Box::new(other)),
         }
     }
 }
@@ -81,12 +87,13 @@ pub struct Daemon {
     /// Settings.
     pub config: ServeConfig,
     pub(crate) admin_token: String,
-    pub(crate) db: sled::Db,
-    pub(crate) meta: sled::Tree,
-    pub(crate) pipeline: sled::Tree,
+    /// Everything the daemon records.
+    pub(crate) ledger: Ledger,
     pub(crate) artifacts: cap_std::fs::Dir,
     /// The wasm engine.
     pub engine: Arc<AerEngine>,
+    /// Loads (and caches) the tenants' plugins on the engine.
+    pub loader: crate::plugin::Loader,
     /// The durable inbox.
     pub inbox: inbox::Inbox,
     /// Per-tenant ingest rate limits (events per second).
@@ -94,11 +101,11 @@ pub struct Daemon {
     /// Per-tenant pipeline time (milliseconds per second).
     pub cpu: rate::RateLimits,
     /// Wakes the pipeline worker.
-    pub wake: Arc<worker::Wake>,
+    pub wake: Arc<claims::Wake>,
     /// Prometheus metrics.
     pub metrics: Arc<metrics::Metrics>,
     /// Tenants a pipeline worker is serving right now.
-    pub(crate) claims: worker::Claims,
+    pub(crate) claims: claims::Claims,
     /// Fault history by (tenant, plugin): quarantine and retry backoff.
     faults: Mutex<HashMap<(String, String), worker::FaultMemory>>,
     /// When each tenant last committed pipeline work (for the time quota).
@@ -158,50 +165,37 @@ impl Daemon {
             cap_std::fs::Dir::open_ambient_dir(data, cap_std::ambient_authority()).map_err(io)?;
         dir.create_dir_all("artifacts").map_err(io)?;
         let artifacts = dir.open_dir("artifacts").map_err(io)?;
-        let (db, meta) = format::open(data)?;
-        let pipeline = db.open_tree("pipeline")?;
-        worker::migrate_decision_cursors(&pipeline)?;
+        let ledger = Ledger::open(data)?;
         let engine = AerEngine::new(EngineConfig {
             limits: config.limits.clone(),
             max_instances: config.max_instances,
-            random_secret: format::random_secret(&meta)?,
+            random_secret: ledger.random_secret()?,
             ..Default::default()
         })?;
-        let inbox = inbox::Inbox::new(
-            db.clone(),
-            pipeline.clone(),
-            config.ingest.dedupe_window_events,
-        )?;
+        let inbox = ledger.inbox(config.ingest.dedupe_window_events)?;
         let rates = rate::RateLimits::new();
-        let state = crate::store::SledStore::in_tree(
-            db.clone(),
-            pipeline.clone(),
-            keys::STATE_LAYOUT,
-            config.state_cache_bytes,
-        )
-        .map_err(|e| DaemonError::record("state", e))?;
+        let state = ledger.state_store(config.state_cache_bytes)?;
         let metrics = Arc::new(metrics::Metrics::default());
         let folder = folder::StateFolder::start(state.clone(), metrics.clone()).map_err(io)?;
         let outbound = outbound::Outbound::new(config.outbound.clone());
         Ok(Arc::new(Daemon {
             config,
             admin_token,
-            db,
-            meta,
-            pipeline,
+            ledger,
             artifacts,
+            loader: crate::plugin::Loader::new(engine.clone()),
             engine,
             inbox,
             rates,
             cpu: rate::RateLimits::new(),
-            claims: worker::Claims::default(),
+            claims: claims::Claims::default(),
             faults: Mutex::new(HashMap::new()),
             busy: Mutex::new(HashMap::new()),
             plugin_records: plugins::RecordCache::default(),
             commit: Mutex::new(()),
             state,
             folder,
-            wake: Arc::new(worker::Wake::default()),
+            wake: Arc::new(claims::Wake::default()),
             metrics,
             closing: tokio::sync::watch::channel(false).0,
             health: supervise::Health::default(),
@@ -214,27 +208,25 @@ impl Daemon {
 
     /// The next inbox seq a detector of `tenant` will process.
     pub fn detector_cursor(&self, tenant: &str, plugin: &str) -> Result<u64, DaemonError> {
-        worker::get_u64(&self.pipeline, &keys::cursor(tenant, plugin))
+        Ok(self.ledger.detector_cursor(tenant, plugin)?)
     }
 
     /// The next inbox seq `tenant`'s decision engine has not observed.
     pub fn decision_observed(&self, tenant: &str) -> Result<u64, DaemonError> {
-        worker::get_u64(&self.pipeline, &keys::observed(tenant))
+        Ok(self.ledger.observed(tenant)?)
     }
 
     /// Bytes of plugin state (keys and values) `tenant`'s plugins keep, as its state
     /// quota counts them.
     pub fn state_bytes(&self, tenant: &str) -> Result<u64, DaemonError> {
-        worker::get_u64(&self.pipeline, &keys::state_bytes(tenant))
+        Ok(self.ledger.state_bytes(tenant)?)
     }
 
     /// The lowest inbox sequence number an enabled detector of `tenant` still needs
     /// (with none, nothing is waiting).
     pub fn processed_seq(&self, tenant: &str) -> Result<u64, DaemonError> {
         let next = self.inbox.next_seq(tenant).unwrap_or(0);
-        let plugins = self
-            .plugins(tenant)
-            .map_err(|e| DaemonError::record("plugins", e.to_string()))?;
+        let plugins = self.plugins(tenant)?;
         let mut lowest = next;
         for p in plugins.iter().filter(|p| {
             p.kind == crate::plugin::PluginKind::Detector
@@ -258,10 +250,8 @@ impl Daemon {
 
     /// Fold the state journal and flush everything to disk (shutdown).
     pub fn flush(&self) -> Result<(), DaemonError> {
-        self.state
-            .fold()
-            .map_err(|e| DaemonError::record("state", e))?;
-        self.db.flush()?;
+        self.state.fold()?;
+        self.ledger.flush()?;
         Ok(())
     }
 }

@@ -1,20 +1,18 @@
 //! The process-wide wasmtime engine: configuration, epoch ticker, one linker per
-//! plugin world, and the compile cache keyed by component content hash.
+//! plugin world, and bounded compilation. Plugins are validated, loaded and cached
+//! above it ([`crate::plugin::Loader`]).
 
-use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use crate::bindings;
 use crate::host_api::{HostState, wasi};
 use crate::limits::Limits;
-use crate::plugin::{LoadedPlugin, Rejection};
 
 /// Engine-wide settings.
 #[derive(Debug, Clone)]
@@ -50,6 +48,26 @@ impl Default for EngineConfig {
 /// reset with a `memset` on reuse, rather than handed back to the kernel: instantiating
 /// again then needs no page faults for them (`aer bench`'s instantiation figure).
 const KEEP_RESIDENT: usize = 64 * 1024;
+
+/// Why a component did not compile.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CompileError {
+    /// The compiler refused it.
+    #[error("{0}")]
+    Invalid(String),
+    /// Compiling took longer than allowed.
+    #[error("compilation took longer than {limit_ms} ms")]
+    Timeout {
+        /// The bound.
+        limit_ms: u64,
+    },
+    /// The compiler slots are all taken (by slow or timed-out compilations).
+    #[error("{running} compilations are already running; try again later")]
+    Busy {
+        /// Compilations in progress.
+        running: u32,
+    },
+}
 
 /// Why the engine could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -90,18 +108,13 @@ impl Drop for EpochTicker {
     }
 }
 
-/// One per process: compiles, validates and caches plugins. Cheap to share (`Arc`).
+/// One per process: the wasmtime engine plugins run in. Cheap to share (`Arc`).
 pub struct AerEngine {
     engine: Engine,
     pub(crate) detector_linker: Linker<HostState>,
     pub(crate) responder_linker: Linker<HostState>,
     limits: Arc<Limits>,
     tick: Duration,
-    cache: Mutex<HashMap<String, Arc<LoadedPlugin>>>,
-    /// Hashes being loaded now: a second caller for the same bytes waits for the first
-    /// (`loaded` is notified as each load ends) instead of compiling them again.
-    loading: Mutex<HashSet<String>>,
-    loaded: Condvar,
     compiling: Arc<AtomicU32>,
     compilations: AtomicU64,
     random_secret: [u8; 32],
@@ -180,9 +193,6 @@ impl AerEngine {
             responder_linker,
             limits: Arc::new(limits),
             tick: config.tick,
-            cache: Mutex::new(HashMap::new()),
-            loading: Mutex::new(HashSet::new()),
-            loaded: Condvar::new(),
             compiling: Arc::new(AtomicU32::new(0)),
             compilations: AtomicU64::new(0),
             random_secret: config.random_secret,
@@ -229,9 +239,9 @@ impl AerEngine {
     /// timed-out one keeps its slot until it finishes, so a stream of compile bombs
     /// cannot pile up). Only ever compiles: tenant bytes never reach
     /// `Component::deserialize`.
-    pub(crate) fn compile(&self, bytes: &[u8]) -> Result<Component, Rejection> {
+    pub fn compile(&self, bytes: &[u8]) -> Result<Component, CompileError> {
         let slot = CompileSlot::take(&self.compiling, self.limits.compile_concurrency)
-            .map_err(|running| Rejection::CompilerBusy { running })?;
+            .map_err(|running| CompileError::Busy { running })?;
         self.compilations.fetch_add(1, Ordering::Relaxed);
         let engine = self.engine.clone();
         let bytes = bytes.to_vec();
@@ -242,15 +252,15 @@ impl AerEngine {
                 let _slot = slot;
                 let _ = tx.send(Component::new(&engine, &bytes));
             })
-            .map_err(|e| Rejection::Invalid(format!("cannot start a compiler thread: {e}")))?;
+            .map_err(|e| CompileError::Invalid(format!("cannot start a compiler thread: {e}")))?;
         let limit_ms = self.limits.compile_timeout_ms;
         match rx.recv_timeout(Duration::from_millis(limit_ms)) {
-            Ok(result) => result.map_err(|e| Rejection::Invalid(format!("{e:#}"))),
+            Ok(result) => result.map_err(|e| CompileError::Invalid(format!("{e:#}"))),
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-                Err(Rejection::CompileTimeout { limit_ms })
+                Err(CompileError::Timeout { limit_ms })
             }
             Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
-                Err(Rejection::Invalid("the compiler thread failed".into()))
+                Err(CompileError::Invalid("the compiler thread failed".into()))
             }
         }
     }
@@ -258,65 +268,5 @@ impl AerEngine {
     /// Compilations started so far.
     pub fn compilations(&self) -> u64 {
         self.compilations.load(Ordering::Relaxed)
-    }
-
-    /// The plugin compiled from bytes whose SHA-256 is `sha256` (lowercase hex), if it
-    /// is cached.
-    pub fn cached(&self, sha256: &str) -> Option<Arc<LoadedPlugin>> {
-        self.cache_lock().get(sha256).cloned()
-    }
-
-    /// Validate and compile a component, or return the cached result for the same bytes.
-    /// A call for bytes another thread is loading waits for that load and shares its
-    /// result (or, if it failed, loads them itself).
-    pub fn load(self: &Arc<Self>, bytes: &[u8]) -> Result<Arc<LoadedPlugin>, Rejection> {
-        let sha256 = hex::encode(Sha256::digest(bytes));
-        let mut loading = self.loading_lock();
-        loop {
-            // Checked under the loading lock: a load puts its result in the cache
-            // before it leaves `loading`.
-            if let Some(p) = self.cache_lock().get(&sha256) {
-                return Ok(p.clone());
-            }
-            if loading.insert(sha256.clone()) {
-                break;
-            }
-            loading = self
-                .loaded
-                .wait_while(loading, |l| l.contains(&sha256))
-                .unwrap_or_else(|e| e.into_inner());
-        }
-        drop(loading);
-        let _done = LoadingDone {
-            engine: self,
-            sha256: &sha256,
-        };
-        let plugin = Arc::new(crate::plugin::validate::load(self, bytes, sha256.clone())?);
-        let info = crate::plugin::instance::probe_info(self, &plugin)
-            .map_err(|f| Rejection::FailsToStart(format!("{}: {}", f.kind, f.message)))?;
-        let _ = plugin.info.set(info);
-        self.cache_lock().insert(sha256.clone(), plugin.clone());
-        Ok(plugin)
-    }
-
-    fn cache_lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<LoadedPlugin>>> {
-        self.cache.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn loading_lock(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
-        self.loading.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-/// Ends a load (however it ends): its hash leaves `loading` and waiters wake.
-struct LoadingDone<'a> {
-    engine: &'a AerEngine,
-    sha256: &'a str,
-}
-
-impl Drop for LoadingDone<'_> {
-    fn drop(&mut self) {
-        self.engine.loading_lock().remove(self.sha256);
-        self.engine.loaded.notify_all();
     }
 }

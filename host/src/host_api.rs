@@ -3,6 +3,7 @@
 
 pub mod actions;
 pub mod baseline;
+pub mod limiter;
 pub mod log;
 pub mod state;
 pub mod wasi;
@@ -14,8 +15,8 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::limits::Limits;
-use crate::plugin::limiter::MemoryLimiter;
 use crate::store::{Scope, StateStore, WriteSet};
+use limiter::MemoryLimiter;
 
 pub use actions::{ActionSink, DecisionBinding, DryRunActions};
 pub use log::LogRecord;

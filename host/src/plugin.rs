@@ -1,12 +1,14 @@
-//! Plugins: validation and loading ([`validate`]), live instances with their limits
-//! ([`instance`]), the memory limiter ([`limiter`]), compiled code ([`code`]), and the
-//! conversions between WIT types and the pipeline's records ([`records`]).
+//! Plugins: validation ([`validate`], with the static bounds on their code in
+//! [`code`]), loading with a cache by content hash ([`loader`]), live instances with
+//! their limits ([`instance`]), and the conversions between the WIT types plugins
+//! speak and the pipeline's records ([`records`]).
 
 pub mod code;
 pub mod instance;
-pub mod limiter;
+pub mod loader;
 pub mod records;
 pub mod validate;
 
 pub use instance::{CallOutput, Detection, DetectorInstance, Fault, FaultKind, ResponderInstance};
+pub use loader::Loader;
 pub use validate::{LoadedPlugin, PluginKind, PluginMeta, Rejection};

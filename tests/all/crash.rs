@@ -292,13 +292,10 @@ fn all(base: &str, token: &str, path: &str) -> Vec<Value> {
 /// journal into the keys).
 /// The detector's state as the daemon left it in its database.
 fn plugin_state(dir: &std::path::Path) -> BTreeMap<String, Vec<u8>> {
-    use aer_host::daemon::keys::{STATE_LAYOUT, kind};
-    use aer_host::store::{Scope, SledStore, StateStore};
-    let db = aer_tests::retry_locked(|| sled::open(dir.join("db")));
-    let tree = db.open_tree("pipeline").unwrap();
-    let journal = tree.scan_prefix([kind::STATE_JOURNAL]).count();
-    assert_eq!(journal, 0, "journal folded at stop");
-    let store = SledStore::in_tree(db, tree, STATE_LAYOUT, 1 << 20).unwrap();
+    use aer_host::store::{Scope, StateStore};
+    let ledger = aer_tests::retry_locked(|| aer_host::ledger::Ledger::open(dir));
+    let store = ledger.state_store(1 << 20).unwrap();
+    assert_eq!(store.journal_records(), 0, "journal folded at stop");
     let scope = Scope::new("acme", "excessive-downloads");
     store
         .scan(&scope, "", usize::MAX)

@@ -325,7 +325,9 @@ fn a_damaged_data_directory_refuses_to_start_with_exit_2() {
         };
         let err = aer_tests::retry_locked(|| {
             match aer_host::daemon::Daemon::open(config.clone(), aer_tests::ADMIN.into()) {
-                Err(aer_host::daemon::DaemonError::Sled(e)) => Err(e),
+                Err(aer_host::daemon::DaemonError::Ledger(
+                    aer_host::ledger::LedgerError::Sled(e),
+                )) => Err(e),
                 other => Ok(other),
             }
         })
@@ -333,7 +335,12 @@ fn a_damaged_data_directory_refuses_to_start_with_exit_2() {
         .unwrap_or_else(|| panic!("{damage}: the daemon started"));
         let text = err.to_string();
         assert!(
-            matches!(err, aer_host::daemon::DaemonError::Corrupt { .. }),
+            matches!(
+                err,
+                aer_host::daemon::DaemonError::Ledger(
+                    aer_host::ledger::LedgerError::Corrupt { .. }
+                )
+            ),
             "{damage}: {text}"
         );
         assert!(

@@ -1,6 +1,7 @@
 //! `aer validate`: accepts real components, rejects everything else with exit code 4
 //! and a one-line reason naming what is wrong.
 
+use aer_host::plugin::Loader;
 use aer_tests::{aer, plugins};
 use sha2::{Digest, Sha256};
 
@@ -184,7 +185,9 @@ fn the_compile_bomb_is_a_real_component_that_only_the_code_bound_stops() {
         ..Default::default()
     });
     let bytes = std::fs::read(plugins::COMPILE_BOMB).unwrap();
-    let plugin = engine.load(&bytes).expect("loads without the bound");
+    let plugin = Loader::new(engine)
+        .load(&bytes)
+        .expect("loads without the bound");
     assert_eq!(plugin.info().name, "compile-bomb");
     let stats = aer_host::plugin::code::code_stats(&bytes).unwrap();
     assert!(stats.functions > 25_000, "{stats:?}");
@@ -198,13 +201,14 @@ fn compilation_is_bounded_in_time_and_in_concurrency() {
         ..Default::default()
     });
     let bytes = std::fs::read(plugins::EXCESSIVE_DOWNLOADS).unwrap();
-    let err = engine
+    let loader = Loader::new(engine);
+    let err = loader
         .load(&bytes)
         .err()
         .expect("a 1 ms compile budget is too short");
     assert_eq!(err.to_string(), "compilation took longer than 1 ms");
     // The abandoned compilation still holds the only compiler slot.
-    let err = engine.load(&bytes).err().expect("the compiler is busy");
+    let err = loader.load(&bytes).err().expect("the compiler is busy");
     assert!(
         err.to_string().contains("compilations are already running"),
         "{err}"
@@ -217,11 +221,12 @@ fn threads_loading_the_same_component_at_once_compile_it_once() {
     let bytes = std::fs::read(plugins::EXCESSIVE_DOWNLOADS).unwrap();
     let other = std::fs::read(plugins::MESSAGE_VOLUME).unwrap();
     let before = engine.compilations();
+    let loader = Loader::new(engine.clone());
     let loaded: Vec<_> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..4)
             .map(|i| {
-                let (engine, bytes) = (&engine, if i == 3 { &other } else { &bytes });
-                s.spawn(move || engine.load(bytes).expect("loads"))
+                let (loader, bytes) = (&loader, if i == 3 { &other } else { &bytes });
+                s.spawn(move || loader.load(bytes).expect("loads"))
             })
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
@@ -231,7 +236,7 @@ fn threads_loading_the_same_component_at_once_compile_it_once() {
     assert!(std::sync::Arc::ptr_eq(&loaded[0], &loaded[1]));
     assert!(std::sync::Arc::ptr_eq(&loaded[0], &loaded[2]));
     // A failed load is not remembered as loading: the next caller gets its own answer.
-    assert!(engine.load(b"not a component").is_err());
-    assert!(engine.load(b"not a component").is_err());
-    assert!(engine.load(&bytes).is_ok());
+    assert!(loader.load(b"not a component").is_err());
+    assert!(loader.load(b"not a component").is_err());
+    assert!(loader.load(&bytes).is_ok());
 }

@@ -47,7 +47,7 @@ pub fn engine_with(limits: Limits) -> Arc<AerEngine> {
 /// Load a built component.
 pub fn load(engine: &Arc<AerEngine>, path: &str) -> Arc<LoadedPlugin> {
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("read {path}: {e}"));
-    engine
+    aer_host::plugin::Loader::new(engine.clone())
         .load(&bytes)
         .unwrap_or_else(|e| panic!("load {path}: {e}"))
 }

@@ -12,7 +12,6 @@ use serde_json::{Value, json};
 use super::{ApiError, Tenant};
 use crate::daemon::Daemon;
 use crate::daemon::dead_letters::DeadLetter;
-use crate::daemon::keys::{self, kind};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -28,22 +27,13 @@ pub(super) async fn list(
     Query(page): Query<Page>,
 ) -> Result<Json<Value>, ApiError> {
     let limit = page.limit.unwrap_or(100).clamp(1, 1000);
-    let from = page.after.map_or(0, |a| a.saturating_add(1));
-    let range =
-        keys::seq_key(kind::DEAD_LETTER, &t, from)..keys::seq_key(kind::DEAD_LETTER, &t, u64::MAX);
-    let mut items = Vec::new();
-    let mut next = None;
-    for (scanned, r) in daemon.pipeline.range(range).enumerate() {
-        if scanned == 10_000 || items.len() == limit {
-            break;
-        }
-        let (k, v) = r.map_err(ApiError::internal)?;
-        next = keys::seq_of(&k);
-        let letter: DeadLetter = serde_json::from_slice(&v).map_err(ApiError::internal)?;
-        if page.plugin.as_ref().is_none_or(|p| *p == letter.plugin) {
-            items.push(letter);
-        }
-    }
+    let found = daemon
+        .ledger
+        .dead_letters(&t, page.after, limit, |l| {
+            page.plugin.as_ref().is_none_or(|p| *p == l.plugin)
+        })
+        .map_err(ApiError::internal)?;
+    let (items, next) = (found.items, found.next);
     Ok(Json(json!({"items": items, "next": next})))
 }
 

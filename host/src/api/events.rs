@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use super::{ApiError, Tenant};
 use crate::daemon::Daemon;
-use crate::daemon::inbox::InboxError;
+use crate::ledger::inbox::InboxError;
 
 const CONTENT_TYPES: [&str; 4] = [
     "application/json",
@@ -96,7 +96,7 @@ fn parse_and_store(
     t: &str,
     gzip: bool,
     body: &Bytes,
-) -> Result<(crate::daemon::inbox::Ingested, Value), ApiError> {
+) -> Result<(crate::ledger::inbox::Ingested, Value), ApiError> {
     let limit = daemon.config.http.max_body_bytes;
     let inflated;
     let bytes: &[u8] = if gzip {

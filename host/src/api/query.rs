@@ -13,9 +13,8 @@ use serde_json::{Value, json};
 
 use super::{ApiError, Tenant};
 use crate::daemon::Daemon;
-use crate::daemon::keys::{self, kind};
-use crate::daemon::worker::{StoredDecision, StoredFinding};
 use crate::finding::FindingRecord;
+use crate::ledger::{LedgerError, StoredDecision, StoredFinding, Watched};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -82,40 +81,9 @@ pub fn falco_alert(tenant: &str, seq: u64, f: &FindingRecord) -> Value {
     })
 }
 
-/// Most records one request looks at, matching or not: a filter that matches little
-/// answers a partial page (with `next`) instead of reading a tenant's whole history.
-const MAX_SCANNED: usize = 10_000;
-
-/// Up to the filter's limit of records `keep` selects, after its `after`; and the
-/// `next` cursor: the last seq looked at (`null` once there is nothing after `after`).
-/// A page may hold fewer items than the limit, even none, and still have a `next`.
-fn scan<T: serde::de::DeserializeOwned>(
-    daemon: &Daemon,
-    kind_byte: u8,
-    tenant: &str,
-    filter: &Filter,
-    keep: impl Fn(&T) -> bool,
-) -> Result<(Vec<T>, Option<u64>), ApiError> {
-    let limit = filter.limit.unwrap_or(100).clamp(1, 1000);
-    let from = filter.after.map_or(0, |a| a.saturating_add(1));
-    let range = keys::seq_key(kind_byte, tenant, from)..keys::seq_key(kind_byte, tenant, u64::MAX);
-    let mut out = Vec::new();
-    let mut last = None;
-    for (scanned, r) in daemon.pipeline.range(range).enumerate() {
-        if scanned == MAX_SCANNED {
-            return Ok((out, last));
-        }
-        let (k, v) = r.map_err(ApiError::internal)?;
-        last = keys::seq_of(&k);
-        let item: T = serde_json::from_slice(&v).map_err(ApiError::internal)?;
-        if keep(&item) {
-            out.push(item);
-            if out.len() == limit {
-                return Ok((out, last));
-            }
-        }
-    }
-    Ok((out, last))
+/// The page size a filter asks for (default 100, at most 1000).
+fn limit(asked: Option<usize>) -> usize {
+    asked.unwrap_or(100).clamp(1, 1000)
 }
 
 pub(super) async fn findings(
@@ -123,10 +91,11 @@ pub(super) async fn findings(
     State(daemon): State<Arc<Daemon>>,
     Query(filter): Query<Filter>,
 ) -> Result<Json<Value>, ApiError> {
-    let (items, next): (Vec<StoredFinding>, _) =
-        scan(&daemon, kind::FINDING, &t, &filter, |f: &StoredFinding| {
-            filter.keeps(&f.finding)
-        })?;
+    let page = daemon
+        .ledger
+        .findings(&t, filter.after, limit(filter.limit), |f| filter.keeps(f))
+        .map_err(ApiError::internal)?;
+    let (items, next) = (page.items, page.next);
     let alerts: Vec<Value> = items
         .iter()
         .map(|f| falco_alert(&t, f.seq, &f.finding))
@@ -168,15 +137,12 @@ pub(super) async fn decisions(
     State(daemon): State<Arc<Daemon>>,
     Query(filter): Query<Filter>,
 ) -> Result<Json<Value>, ApiError> {
-    let (items, next): (Vec<StoredDecision>, _) = scan(
-        &daemon,
-        kind::DECISION,
-        &t,
-        &filter,
-        |d: &StoredDecision| filter.keeps(&d.decision.finding),
-    )?;
-    let items: Vec<Value> = items.iter().map(|d| decision_alert(&t, d)).collect();
-    Ok(Json(json!({"items": items, "next": next})))
+    let page = daemon
+        .ledger
+        .decisions(&t, filter.after, limit(filter.limit), |f| filter.keeps(f))
+        .map_err(ApiError::internal)?;
+    let items: Vec<Value> = page.items.iter().map(|d| decision_alert(&t, d)).collect();
+    Ok(Json(json!({"items": items, "next": page.next})))
 }
 
 #[derive(Debug, Deserialize)]
@@ -200,39 +166,19 @@ pub(super) async fn actions(
     State(daemon): State<Arc<Daemon>>,
     Query(filter): Query<ActionFilter>,
 ) -> Result<Json<Value>, ApiError> {
-    let limit = filter.limit.unwrap_or(100).clamp(1, 1000);
-    let prefix = keys::key(kind::ACTION, &[t.as_bytes()]);
-    let mut from = prefix.clone();
-    if let Some(after) = &filter.after {
-        let after =
-            hex::decode(after).map_err(|_| ApiError::bad_request("`after` is not a cursor"))?;
-        from.extend_from_slice(&after);
-        from.push(0);
-    }
-    let mut items = Vec::new();
-    let mut last = None;
-    let mut stopped = false;
-    for (scanned, r) in daemon.pipeline.range(from..).enumerate() {
-        let (k, v) = r.map_err(ApiError::internal)?;
-        let Some(rest) = k.strip_prefix(prefix.as_slice()) else {
-            break;
-        };
-        if scanned == MAX_SCANNED || items.len() == limit {
-            stopped = true;
-            break;
-        }
-        last = Some(hex::encode(rest));
-        let a: crate::daemon::effects::ActionEntry =
-            serde_json::from_slice(&v).map_err(ApiError::internal)?;
-        if filter.target.as_ref().is_none_or(|x| *x == a.target)
-            && filter.decision.as_ref().is_none_or(|x| *x == a.decision_id)
-        {
-            items.push(a);
-        }
-    }
-    let next = if stopped { last } else { None };
+    let page = daemon
+        .ledger
+        .actions(&t, filter.after.as_deref(), limit(filter.limit), |a| {
+            filter.target.as_ref().is_none_or(|x| *x == a.target)
+                && filter.decision.as_ref().is_none_or(|x| *x == a.decision_id)
+        })
+        .map_err(|e| match e {
+            LedgerError::BadCursor => ApiError::bad_request(e),
+            e => ApiError::internal(e),
+        })?;
+    let mut items = page.items;
     items.sort_by_key(|a| a.time_ms);
-    Ok(Json(json!({ "items": items, "next": next })))
+    Ok(Json(json!({ "items": items, "next": page.next })))
 }
 
 /// `GET /v1/stream`: server-sent events as they are committed: `finding` (Falco alert
@@ -244,11 +190,11 @@ pub(super) async fn stream(
     impl futures_util::Stream<Item = Result<axum::response::sse::Event, std::convert::Infallible>>,
 > {
     use axum::response::sse::{Event, KeepAlive, Sse};
-    let watch = |k: u8| daemon.pipeline.watch_prefix(keys::key(k, &[t.as_bytes()]));
+    let watch = |what| daemon.ledger.watch(&t, what);
     let subs = (
-        watch(kind::FINDING),
-        watch(kind::DECISION),
-        watch(kind::ACTION),
+        watch(Watched::Findings),
+        watch(Watched::Decisions),
+        watch(Watched::Actions),
         t,
         daemon.closing.subscribe(),
     );

@@ -41,7 +41,9 @@ pub fn measure(
         max_instances: (IDLE_INSTANCES + 16) as u32,
         ..EngineConfig::default()
     })?;
-    let plugin = engine.load(component).map_err(|r| anyhow::anyhow!("{r}"))?;
+    let plugin = crate::plugin::Loader::new(engine.clone())
+        .load(component)
+        .map_err(|r| anyhow::anyhow!("{r}"))?;
     let memory = || -> Arc<dyn StateStore> { Arc::new(MemoryStore::default()) };
 
     // Bare instantiation: a fresh store and the component instantiated in it, the

@@ -108,7 +108,7 @@ impl ReplayCommand {
         }
         let mut loaded = Vec::new();
         for (path, want) in paths {
-            let plugin = match engine.load(&read(&path)?) {
+            let plugin = match crate::plugin::Loader::new(engine.clone()).load(&read(&path)?) {
                 Ok(p) => p,
                 Err(reason) => {
                     writeln!(io.err, "aer: rejected {}: {reason}", path.display())?;

@@ -106,7 +106,7 @@ impl TestCommand {
             ..Default::default()
         })?;
         let bytes = read(&self.plugin)?;
-        let plugin = match engine.load(&bytes) {
+        let plugin = match crate::plugin::Loader::new(engine.clone()).load(&bytes) {
             Ok(p) => p,
             Err(reason) => {
                 writeln!(io.err, "aer: rejected {}: {reason}", self.plugin.display())?;

@@ -24,7 +24,7 @@ impl ValidateCommand {
     pub fn run(self, io: &mut Io<'_>) -> anyhow::Result<u8> {
         let bytes = read(&self.plugin)?;
         let engine = AerEngine::new(EngineConfig::default())?;
-        let plugin = match engine.load(&bytes) {
+        let plugin = match crate::plugin::Loader::new(engine.clone()).load(&bytes) {
             Ok(p) => p,
             Err(reason) => {
                 writeln!(io.err, "aer: rejected {}: {reason}", self.plugin.display())?;

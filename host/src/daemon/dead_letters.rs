@@ -13,38 +13,8 @@
 use std::collections::HashSet;
 use std::sync::Mutex;
 
-use serde::{Deserialize, Serialize};
-
-use super::keys::{self, kind};
 use super::{Daemon, DaemonError};
-
-/// One dead letter.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DeadLetter {
-    /// Per-tenant dead letter sequence number.
-    pub seq: u64,
-    /// The detector that faulted on it.
-    pub plugin: String,
-    /// The event's inbox seq.
-    pub event_seq: u64,
-    /// The event's id.
-    pub event_id: String,
-    /// The last fault it caused.
-    pub fault: String,
-    /// `dead`, `replay` (asked for, not run yet) or `replayed`.
-    pub status: String,
-    /// Wall time of the last change (ms).
-    pub time_ms: i64,
-    /// The event, in the inbox's encoding (hex), so a replay needs no inbox entry.
-    pub event: String,
-}
-
-impl DeadLetter {
-    /// The event's encoded bytes.
-    pub fn encoded(&self) -> Option<Vec<u8>> {
-        hex::decode(&self.event).ok()
-    }
-}
+pub use crate::ledger::DeadLetter;
 
 /// Which (tenant, plugin) pairs have a replay waiting, so workers look for one only
 /// then.
@@ -71,51 +41,15 @@ impl Replays {
     }
 }
 
-fn json_err(e: serde_json::Error) -> DaemonError {
-    DaemonError::record("dead letter", e)
-}
-
 impl Daemon {
-    /// Stage a new dead letter of `tenant` into `batch` (committed with the cursor that
-    /// moves past its event).
-    pub(super) fn stage_dead_letter(
-        &self,
-        tenant: &str,
-        letter: &mut DeadLetter,
-        batch: &mut sled::Batch,
-    ) -> Result<(), DaemonError> {
-        let prefix = keys::key(kind::DEAD_LETTER, &[tenant.as_bytes()]);
-        letter.seq = super::worker::next_seq(&self.pipeline, &prefix)?;
-        batch.insert(
-            keys::seq_key(kind::DEAD_LETTER, tenant, letter.seq),
-            serde_json::to_vec(letter).map_err(json_err)?,
-        );
-        Ok(())
-    }
-
-    /// A tenant's dead letter.
+    /// `tenant`'s dead letter `seq`.
     pub fn dead_letter(&self, tenant: &str, seq: u64) -> Result<Option<DeadLetter>, DaemonError> {
-        self.pipeline
-            .get(keys::seq_key(kind::DEAD_LETTER, tenant, seq))?
-            .map(|v| serde_json::from_slice(&v).map_err(json_err))
-            .transpose()
+        Ok(self.ledger.dead_letter(tenant, seq)?)
     }
 
-    /// Store a changed dead letter.
-    pub(super) fn put_dead_letter(
-        &self,
-        tenant: &str,
-        letter: &DeadLetter,
-    ) -> Result<(), DaemonError> {
-        self.pipeline.insert(
-            keys::seq_key(kind::DEAD_LETTER, tenant, letter.seq),
-            serde_json::to_vec(letter).map_err(json_err)?,
-        )?;
-        Ok(())
-    }
-
-    /// Ask for dead letter `seq` of `tenant` to be replayed by its detector; `None` if
-    /// there is no such dead letter.
+    /// Ask for dead letter `seq` of `tenant` to be run again (after its detector was
+    /// fixed): marked `replay`, it runs on the detector's next turn. `None` if there
+    /// is no such letter.
     pub fn replay_dead_letter(
         &self,
         tenant: &str,
@@ -126,14 +60,13 @@ impl Daemon {
         };
         letter.status = "replay".into();
         letter.time_ms = super::now_ms();
-        self.put_dead_letter(tenant, &letter)?;
+        self.ledger.put_dead_letter(tenant, &letter)?;
         self.replays.add(tenant, &letter.plugin);
         self.wake.notify();
         Ok(Some(letter))
     }
 
-    /// The next dead letter of `plugin` waiting to be replayed, if any (clearing the
-    /// flag when there is none).
+    /// The next dead letter of `plugin` waiting for a replay, if any.
     pub(super) fn next_replay(
         &self,
         tenant: &str,
@@ -142,30 +75,19 @@ impl Daemon {
         if !self.replays.waiting(tenant, plugin) {
             return Ok(None);
         }
-        for r in self
-            .pipeline
-            .scan_prefix(keys::key(kind::DEAD_LETTER, &[tenant.as_bytes()]))
-        {
-            let (_, v) = r?;
-            let letter: DeadLetter = serde_json::from_slice(&v).map_err(json_err)?;
-            if letter.plugin == plugin && letter.status == "replay" {
-                return Ok(Some(letter));
-            }
+        let letter = self
+            .ledger
+            .find_dead_letter(tenant, |l| l.plugin == plugin && l.status == "replay")?;
+        if letter.is_none() {
+            self.replays.clear(tenant, plugin);
         }
-        self.replays.clear(tenant, plugin);
-        Ok(None)
+        Ok(letter)
     }
 
-    /// Flag every replay left waiting (at start).
+    /// Note the replays a previous run left waiting (at start).
     pub(super) fn recover_replays(&self) -> Result<(), DaemonError> {
-        for r in self.pipeline.scan_prefix([kind::DEAD_LETTER]) {
-            let (k, v) = r?;
-            let letter: DeadLetter = serde_json::from_slice(&v).map_err(json_err)?;
-            if letter.status == "replay"
-                && let Some(tenant) = keys::tenant_of(&k)
-            {
-                self.replays.add(&tenant, &letter.plugin);
-            }
+        for (tenant, letter) in self.ledger.all_dead_letters(|l| l.status == "replay")? {
+            self.replays.add(&tenant, &letter.plugin);
         }
         Ok(())
     }

@@ -16,44 +16,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-
-use super::keys::{self, kind};
 use super::{Daemon, now_ms};
 use crate::host_api::ActionSink;
 use crate::host_api::actions::ActionRequest;
+pub use crate::ledger::ActionEntry;
+use crate::ledger::ActionKey;
 use crate::pipeline::policy::ResponseSettings;
 use crate::pipeline::respond::{Admission, admit};
-
-/// One action log entry.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ActionEntry {
-    /// Decision it belongs to.
-    pub decision_id: String,
-    /// Responder that asked.
-    pub responder: String,
-    /// `terminate-sessions` or `notify`.
-    pub action: String,
-    /// User id or channel.
-    pub target: String,
-    /// `queued` (waiting for the executor), `pending` (being performed), `done`,
-    /// `failed`, `recorded` (dry-run) or `refused` (not bound to the decision being
-    /// responded to; nothing was performed).
-    pub status: String,
-    /// Answer detail or error code.
-    pub detail: String,
-    /// Wall time of the last change (ms).
-    pub time_ms: i64,
-    /// A notification's text, kept until it is sent.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub text: String,
-    /// Wall time the effect was queued (ms): its retries end a bounded time after.
-    #[serde(default)]
-    pub queued_ms: i64,
-    /// Attempts so far.
-    #[serde(default)]
-    pub attempts: u32,
-}
 
 /// The action sink of one (tenant, responder).
 pub struct DaemonActions {
@@ -104,16 +73,12 @@ impl ActionSink for DaemonActions {
         // Audited in the action log under the decision being responded to, whatever
         // decision the request named, and apart from the effects performed (an entry
         // of the same action and target stays the idempotency record of that effect).
-        let refused_action = format!("refused/{}", request.action());
-        let key = keys::key(
-            kind::ACTION,
-            &[
-                self.tenant.as_bytes(),
-                decision_id.as_bytes(),
-                self.responder.as_bytes(),
-                refused_action.as_bytes(),
-                request.target().as_bytes(),
-            ],
+        let key = ActionKey::refused(
+            &self.tenant,
+            decision_id,
+            &self.responder,
+            request.action(),
+            request.target(),
         );
         let entry = ActionEntry {
             decision_id: decision_id.to_owned(),
@@ -127,9 +92,7 @@ impl ActionSink for DaemonActions {
             queued_ms: 0,
             attempts: 0,
         };
-        if let Ok(v) = serde_json::to_vec(&entry)
-            && let Err(e) = daemon.pipeline.insert(key, v)
-        {
+        if let Err(e) = daemon.ledger.put_action(&key, &entry, false) {
             tracing::error!(tenant = %self.tenant, "cannot audit a refused effect: {e}");
         }
     }
@@ -150,21 +113,13 @@ impl ActionSink for DaemonActions {
                 text,
             } => ("notify", decision_id, channel, text.as_str()),
         };
-        let key = keys::key(
-            kind::ACTION,
-            &[
-                self.tenant.as_bytes(),
-                decision_id.as_bytes(),
-                self.responder.as_bytes(),
-                action.as_bytes(),
-                target.as_bytes(),
-            ],
-        );
+        let key = ActionKey::new(&self.tenant, decision_id, &self.responder, action, target);
         // Each new entry counts against the tenant's action log quota. A tenant's
         // responders run one at a time (its decision stage's part), so the count is not
         // raced.
-        let count_key = keys::action_count(&self.tenant);
-        let count = super::worker::get_u64(&daemon.pipeline, &count_key)
+        let count = daemon
+            .ledger
+            .action_count(&self.tenant)
             .map_err(|e| err("internal", e.to_string()))?;
         let store = |status: &str, detail: &str, text: &str, flush: bool| {
             let now = now_ms();
@@ -181,17 +136,12 @@ impl ActionSink for DaemonActions {
                 attempts: 0,
             };
             daemon
-                .pipeline
-                .insert(&count_key, &(count + 1).to_be_bytes())
+                .ledger
+                .set_action_count(&self.tenant, count + 1)
                 .map_err(|e| err("internal", e.to_string()))?;
             put_entry(&daemon, &key, &entry, flush)
         };
-        let previous = daemon
-            .pipeline
-            .get(&key)
-            .ok()
-            .flatten()
-            .and_then(|v| serde_json::from_slice::<ActionEntry>(&v).ok());
+        let previous = daemon.ledger.action(&key).ok().flatten();
         if let Some(done) = previous {
             match done.status.as_str() {
                 "done" | "recorded" => return Ok(done.detail),
@@ -243,22 +193,14 @@ impl ActionSink for DaemonActions {
 /// repeat the effect).
 pub(super) fn put_entry(
     daemon: &Daemon,
-    key: &[u8],
+    key: &ActionKey,
     entry: &ActionEntry,
     flush: bool,
 ) -> Result<(), (String, String)> {
-    let v = serde_json::to_vec(entry).map_err(|e| err("internal", e.to_string()))?;
     daemon
-        .pipeline
-        .insert(key, v)
-        .map_err(|e| err("internal", e.to_string()))?;
-    if flush {
-        daemon
-            .db
-            .flush()
-            .map_err(|e| err("internal", e.to_string()))?;
-    }
-    Ok(())
+        .ledger
+        .put_action(key, entry, flush)
+        .map_err(|e| err("internal", e.to_string()))
 }
 
 /// Sent with every effect so receivers that support it can recognise a repeat (the one

@@ -16,16 +16,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use sha2::Digest as _;
-
 use super::Daemon;
-use super::effects::{ActionEntry, Failure, Out, put_entry};
-use super::keys::kind;
+use super::effects::{Failure, Out, put_entry};
+use crate::ledger::ActionKey;
 
 /// One queued effect: its action log key, and when it is due.
 #[derive(Debug)]
 struct Job {
-    key: Vec<u8>,
+    key: ActionKey,
     due: Instant,
 }
 
@@ -51,11 +49,11 @@ impl EffectQueue {
     }
 
     /// Queue the effect of action log entry `key` for `tenant`, due now.
-    pub fn push(&self, tenant: &str, key: Vec<u8>) {
+    pub fn push(&self, tenant: &str, key: ActionKey) {
         self.push_at(tenant, key, Instant::now(), false);
     }
 
-    fn push_at(&self, tenant: &str, key: Vec<u8>, due: Instant, front: bool) {
+    fn push_at(&self, tenant: &str, key: ActionKey, due: Instant, front: bool) {
         let mut q = self.lock();
         if !q.jobs.contains_key(tenant) {
             q.order.push_back(tenant.to_owned());
@@ -127,18 +125,11 @@ impl EffectQueue {
 
 /// Queue every effect the action log holds as `queued` or `pending` (at start).
 pub(super) fn recover(daemon: &Daemon) -> Result<usize, super::DaemonError> {
-    let mut n = 0;
-    for r in daemon.pipeline.scan_prefix([kind::ACTION]) {
-        let (k, v) = r?;
-        let Ok(e) = serde_json::from_slice::<ActionEntry>(&v) else {
-            continue;
-        };
-        if matches!(e.status.as_str(), "queued" | "pending")
-            && let Some(tenant) = super::keys::tenant_of(&k)
-        {
-            daemon.effects.push(&tenant, k.to_vec());
-            n += 1;
-        }
+    let keys = daemon.ledger.unfinished_actions()?;
+    let n = keys.len();
+    for key in keys {
+        let tenant = key.tenant().to_owned();
+        daemon.effects.push(&tenant, key);
     }
     Ok(n)
 }
@@ -167,13 +158,8 @@ pub(super) fn run(daemon: &Daemon, stop: &AtomicBool) {
 
 /// Perform the effect of entry `key` once; `Some(wait)` when it is to be tried again
 /// after `wait`.
-fn perform(daemon: &Daemon, tenant: &str, key: &[u8]) -> Option<Duration> {
-    let mut entry: ActionEntry = daemon
-        .pipeline
-        .get(key)
-        .ok()
-        .flatten()
-        .and_then(|v| serde_json::from_slice(&v).ok())?;
+fn perform(daemon: &Daemon, tenant: &str, key: &ActionKey) -> Option<Duration> {
+    let mut entry = daemon.ledger.action(key).ok().flatten()?;
     if !matches!(entry.status.as_str(), "queued" | "pending") {
         return None;
     }
@@ -194,7 +180,7 @@ fn perform(daemon: &Daemon, tenant: &str, key: &[u8]) -> Option<Duration> {
         tracing::error!(%tenant, "cannot mark an effect pending: {e}");
         return Some(Duration::from_secs(1));
     }
-    let idempotency = hex::encode(&sha2::Sha256::digest(key)[..16]);
+    let idempotency = key.idempotency();
     let out = Out {
         settings: &settings,
         outbound: &daemon.outbound,
@@ -271,21 +257,24 @@ pub(super) fn start(
 
 #[cfg(test)]
 mod tests {
-    use super::super::keys;
     use super::*;
+
+    fn key(tenant: &str, decision: &str) -> ActionKey {
+        ActionKey::new(tenant, decision, "r", "notify", "x")
+    }
 
     #[test]
     fn tenants_take_turns_one_thread_each_and_a_waiting_effect_holds_none() {
         let q = EffectQueue::default();
         let later = Instant::now() + Duration::from_secs(60);
-        q.push_at("slow", b"s1".to_vec(), later, false);
-        q.push("a", b"a1".to_vec());
-        q.push("a", b"a2".to_vec());
-        q.push("b", b"b1".to_vec());
+        q.push_at("slow", key("slow", "s1"), later, false);
+        q.push("a", key("a", "a1"));
+        q.push("a", key("a", "a2"));
+        q.push("b", key("b", "b1"));
         let patience = Duration::from_millis(1);
         // The rate-limited tenant's effect is not due: the others go first, in turns.
         let (t, job) = q.take(patience).unwrap();
-        assert_eq!((t.as_str(), job.key.as_slice()), ("a", &b"a1"[..]));
+        assert_eq!((t.as_str(), job.key), ("a", key("a", "a1")));
         // "a" is busy until done: its next effect waits, "b" goes.
         let (t, _) = q.take(patience).unwrap();
         assert_eq!(t, "b");
@@ -295,14 +284,7 @@ mod tests {
         );
         q.done("a");
         let (t, job) = q.take(patience).unwrap();
-        assert_eq!((t.as_str(), job.key.as_slice()), ("a", &b"a2"[..]));
+        assert_eq!((t.as_str(), job.key), ("a", key("a", "a2")));
         assert_eq!(q.len(), 1);
-    }
-
-    #[test]
-    fn the_tenant_is_read_from_an_action_log_key() {
-        let key = keys::key(kind::ACTION, &[b"acme", b"d1", b"r", b"notify", b"x"]);
-        assert_eq!(keys::tenant_of(&key).as_deref(), Some("acme"));
-        assert_eq!(keys::tenant_of(&[kind::ACTION, 0, 0]), None);
     }
 }

@@ -8,7 +8,6 @@ use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
-use super::keys::{self, kind};
 use super::{Daemon, DaemonError, now_ms};
 use crate::host_api::DryRunActions;
 use crate::pipeline::policy::{FieldError, Policy};
@@ -170,10 +169,6 @@ impl RecordCache {
 }
 
 impl Daemon {
-    fn plugin_key(tenant: &str, name: &str) -> Vec<u8> {
-        keys::key(kind::PLUGIN, &[tenant.as_bytes(), name.as_bytes()])
-    }
-
     /// Plugin records written since start: unchanged, a list of records read before is
     /// still every tenant's current one.
     pub(crate) fn plugin_generation(&self) -> u64 {
@@ -182,13 +177,10 @@ impl Daemon {
 
     /// A tenant's plugin record.
     pub fn plugin(&self, tenant: &str, name: &str) -> Result<PluginRecord, PluginError> {
-        let v = self
-            .meta
-            .get(Self::plugin_key(tenant, name))
+        self.ledger
+            .plugin_record(tenant, name)
             .map_err(DaemonError::from)?
-            .ok_or_else(|| PluginError::NotFound(name.to_owned()))?;
-        serde_json::from_slice(&v)
-            .map_err(|e| PluginError::Daemon(DaemonError::record("plugin record", e)))
+            .ok_or_else(|| PluginError::NotFound(name.to_owned()))
     }
 
     /// Store a plugin record as it is (the pipeline's fault bookkeeping).
@@ -197,18 +189,14 @@ impl Daemon {
         tenant: &str,
         rec: &PluginRecord,
     ) -> Result<(), DaemonError> {
-        self.put_plugin(tenant, rec).map_err(|e| match e {
-            PluginError::Daemon(d) => d,
-            other => DaemonError::record("plugin record", other),
-        })
+        self.put_plugin(tenant, rec).map_err(DaemonError::from)
     }
 
     fn put_plugin(&self, tenant: &str, rec: &PluginRecord) -> Result<(), PluginError> {
-        let v = serde_json::to_vec(rec).map_err(|e| DaemonError::record("plugin record", e))?;
-        let written = self.meta.insert(Self::plugin_key(tenant, &rec.name), v);
+        let written = self.ledger.put_plugin_record(tenant, &rec.name, rec);
         self.plugin_records.changed();
         written.map_err(DaemonError::from)?;
-        self.db.flush().map_err(DaemonError::from)?;
+        self.ledger.flush().map_err(DaemonError::from)?;
         Ok(())
     }
 
@@ -218,14 +206,10 @@ impl Daemon {
             Ok(records) => return Ok(records.to_vec()),
             Err(generation) => generation,
         };
-        let prefix = keys::key(kind::PLUGIN, &[tenant.as_bytes()]);
-        let mut out = Vec::new();
-        for r in self.meta.scan_prefix(prefix) {
-            let (_, v) = r.map_err(DaemonError::from)?;
-            out.push(
-                serde_json::from_slice(&v).map_err(|e| DaemonError::record("plugin record", e))?,
-            );
-        }
+        let out: Vec<PluginRecord> = self
+            .ledger
+            .plugin_records(tenant)
+            .map_err(DaemonError::from)?;
         let out = Arc::new(out);
         self.plugin_records.fill(tenant, generation, out.clone());
         Ok(out.to_vec())
@@ -238,14 +222,17 @@ impl Daemon {
         if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(PluginError::Invalid(format!("artifact hash {sha256:?}")));
         }
-        if let Some(loaded) = self.engine.cached(sha256) {
+        if let Some(loaded) = self.loader.cached(sha256) {
             return Ok(loaded);
         }
         let bytes = self
             .artifacts
             .read(format!("{sha256}.wasm"))
-            .map_err(|e| DaemonError::record(&format!("artifact {sha256}"), e))?;
-        Ok(self.engine.load(&bytes)?)
+            .map_err(|source| DaemonError::Artifact {
+                file: format!("{sha256}.wasm"),
+                source,
+            })?;
+        Ok(self.loader.load(&bytes)?)
     }
 
     /// Validate, compile and store an uploaded component as a new version. Blocking:
@@ -258,7 +245,7 @@ impl Daemon {
         name: Option<&str>,
         version: Option<&str>,
     ) -> Result<PluginRecord, PluginError> {
-        let loaded = self.engine.load(bytes)?;
+        let loaded = self.loader.load(bytes)?;
         let info = loaded.info();
         let name = name.unwrap_or(&info.name).to_owned();
         let version = version.unwrap_or(&info.version).to_owned();
@@ -375,7 +362,10 @@ impl Daemon {
             return Ok(());
         }
         let tmp = format!("{sha}.tmp");
-        let io = |e| DaemonError::record("artifact", e);
+        let io = |source| DaemonError::Artifact {
+            file: file.clone(),
+            source,
+        };
         let mut f = self.artifacts.create(&tmp).map_err(io)?;
         f.write_all(bytes).map_err(io)?;
         f.sync_all().map_err(io)?;
@@ -394,10 +384,7 @@ impl Daemon {
         if gone.is_empty() {
             return Ok(());
         }
-        for r in self.meta.scan_prefix([kind::PLUGIN]) {
-            let (_, v) = r?;
-            let rec: PluginRecord =
-                serde_json::from_slice(&v).map_err(|e| DaemonError::record("plugin record", e))?;
+        for rec in self.ledger.all_plugin_records::<PluginRecord>()? {
             for v in &rec.versions {
                 gone.remove(v.sha256.as_str());
             }
@@ -406,7 +393,12 @@ impl Daemon {
             match self.artifacts.remove_file(format!("{sha}.wasm")) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(DaemonError::record("artifact", e)),
+                Err(source) => {
+                    return Err(DaemonError::Artifact {
+                        file: format!("{sha}.wasm"),
+                        source,
+                    });
+                }
             }
         }
         Ok(())
@@ -503,10 +495,10 @@ impl Daemon {
             self.put_plugin(tenant, &rec)?;
         }
         self.clear_plugin_data(tenant, name, rec.kind)?;
-        let removed = self.meta.remove(Self::plugin_key(tenant, name));
+        let removed = self.ledger.remove_plugin_record(tenant, name);
         self.plugin_records.changed();
         removed.map_err(DaemonError::from)?;
-        self.db.flush().map_err(DaemonError::from)?;
+        self.ledger.flush().map_err(DaemonError::from)?;
         self.remove_unused_artifacts(rec.versions.iter().map(|v| v.sha256.as_str()))?;
         Ok(())
     }
@@ -527,9 +519,7 @@ impl Daemon {
         let commit = self.commit_lock();
         let store = self.state_store();
         let scope = Scope::new(tenant, name);
-        let entries = store
-            .scan(&scope, "", usize::MAX)
-            .map_err(|e| DaemonError::record("state", e))?;
+        let entries = store.scan(&scope, "", usize::MAX)?;
         let freed: u64 = entries
             .iter()
             .map(|(k, v)| (k.len() + v.len()) as u64)
@@ -538,13 +528,13 @@ impl Daemon {
         for (key, _) in entries {
             writes.put(key, None);
         }
-        let mut batch = sled::Batch::default();
-        let staged = store.stage(&scope, &writes, &mut batch);
+        let mut commit_writes = crate::ledger::Commit::default();
+        let staged = store.stage(&scope, &writes, commit_writes.state_batch());
         let size = self.state_bytes(tenant)?.saturating_sub(freed);
-        batch.insert(keys::state_bytes(tenant), &size.to_be_bytes());
-        batch.remove(keys::plugin_state_bytes(tenant, name));
-        batch.remove(keys::cursor(tenant, name));
-        self.pipeline.apply_batch(batch)?;
+        commit_writes.set_state_bytes(tenant, size);
+        commit_writes.remove_plugin_state_bytes(tenant, name);
+        commit_writes.remove_detector_cursor(tenant, name);
+        self.ledger.commit(commit_writes)?;
         store.applied(staged, &scope, &writes);
         drop(commit);
         self.fault_memory()
@@ -555,13 +545,7 @@ impl Daemon {
 
     /// A tenant's policy (the default if none was set).
     pub fn policy(&self, tenant: &str) -> Result<Policy, DaemonError> {
-        match self
-            .meta
-            .get(keys::key(kind::POLICY, &[tenant.as_bytes()]))?
-        {
-            Some(v) => serde_json::from_slice(&v).map_err(|e| DaemonError::record("policy", e)),
-            None => Ok(Policy::default()),
-        }
+        Ok(self.ledger.policy_record(tenant)?.unwrap_or_default())
     }
 
     /// Replace a tenant's policy; a bad one is refused with field-level errors.
@@ -578,10 +562,8 @@ impl Daemon {
         if !errors.is_empty() {
             return Ok(Err(errors));
         }
-        let v = serde_json::to_vec(&policy).map_err(|e| DaemonError::record("policy", e))?;
-        self.meta
-            .insert(keys::key(kind::POLICY, &[tenant.as_bytes()]), v)?;
-        self.db.flush()?;
+        self.ledger.put_policy_record(tenant, &policy)?;
+        self.ledger.flush()?;
         Ok(Ok(policy))
     }
 }

@@ -19,13 +19,12 @@ pub(crate) fn pass(daemon: &Daemon) -> Result<u64, DaemonError> {
     let mut removed = 0;
     for t in daemon.tenants()? {
         let tenant = t.name.as_str();
-        let inbox_err = |e| DaemonError::record("inbox", e);
-        let next = daemon.inbox.next_seq(tenant).map_err(inbox_err)?;
+        let next = daemon.inbox.next_seq(tenant)?;
         let before = next.saturating_sub(keep).min(daemon.processed_seq(tenant)?);
-        if before <= daemon.inbox.first_seq(tenant).map_err(inbox_err)? {
+        if before <= daemon.inbox.first_seq(tenant)? {
             continue;
         }
-        let n = daemon.inbox.trim(tenant, before).map_err(inbox_err)?;
+        let n = daemon.inbox.trim(tenant, before)?;
         if n > 0 {
             daemon.metrics.inbox_trimmed(tenant, n);
             tracing::debug!(%tenant, events = n, before, "inbox trimmed");

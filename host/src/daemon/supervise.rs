@@ -5,7 +5,6 @@
 //! any tenant's stage restarts the pipeline thread; while a thread is down, `/readyz`
 //! says so.
 
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -34,17 +33,7 @@ impl Health {
     }
 }
 
-/// Run `f`, turning a panic into its message.
-pub(crate) fn catch<T>(f: impl FnOnce() -> T) -> Result<T, String> {
-    catch_unwind(AssertUnwindSafe(f)).map_err(|panic| {
-        panic
-            .downcast_ref::<String>()
-            .map(String::as_str)
-            .or_else(|| panic.downcast_ref::<&str>().copied())
-            .unwrap_or("a panic without a message")
-            .to_owned()
-    })
-}
+pub(crate) use crate::panic::catch;
 
 /// Run the pipeline thread `name`'s loop `body` until it returns, starting it again
 /// (after a growing wait, up to [`MAX_RESTART_WAIT`], or until `stop`) whenever it

@@ -6,7 +6,6 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::keys::{self, kind};
 use super::{Daemon, DaemonError, now_ms};
 
 /// A stored tenant.
@@ -58,7 +57,7 @@ fn token_hash(token: &str) -> [u8; 32] {
 /// A new random token and its hash.
 fn new_token() -> Result<(String, [u8; 32]), DaemonError> {
     let mut secret = [0u8; 32];
-    getrandom::fill(&mut secret).map_err(|e| DaemonError::record("random", e))?;
+    getrandom::fill(&mut secret)?;
     let token = format!(
         "aer_{}",
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret)
@@ -78,24 +77,6 @@ pub enum Authenticated {
     Unknown,
 }
 
-/// Pipeline records kept per tenant, each under `kind`+tenant: deleted with the tenant.
-const TENANT_PIPELINE_KINDS: [u8; 14] = [
-    kind::INBOX,
-    kind::EVENT_ID,
-    kind::CURSOR,
-    kind::FINDING,
-    kind::DECISION,
-    kind::OLD_DECISION_CURSOR,
-    kind::DECISION_QUEUE,
-    kind::OBSERVED,
-    kind::ENGINE_STATE,
-    kind::PENDING_RESPONSE,
-    kind::ACTION,
-    kind::STATE_BYTES,
-    kind::DEAD_LETTER,
-    kind::ACTION_COUNT,
-];
-
 impl Daemon {
     /// Create a tenant; returns its record and its token (shown only now).
     pub fn create_tenant(&self, name: &str) -> Result<(TenantRecord, String), TenantError> {
@@ -109,20 +90,18 @@ impl Daemon {
             token_sha256: hex::encode(hash),
             suspended: false,
         };
-        let value = serde_json::to_vec(&record).map_err(|e| DaemonError::record("tenant", e))?;
-        let key = keys::key(kind::TENANT, &[name.as_bytes()]);
-        // Insert only if absent, so two concurrent creations cannot both win.
-        let won = self
-            .meta
-            .compare_and_swap(&key, None::<&[u8]>, Some(value))
-            .map_err(DaemonError::from)?;
-        if won.is_err() {
+        // Only if absent, so two concurrent creations cannot both win.
+        if !self
+            .ledger
+            .create_tenant_record(name, &record)
+            .map_err(DaemonError::from)?
+        {
             return Err(TenantError::Exists(name.to_owned()));
         }
-        self.meta
-            .insert(keys::key(kind::TOKEN, &[&hash]), name.as_bytes())
+        self.ledger
+            .put_token(&hash, name)
             .map_err(DaemonError::from)?;
-        self.db.flush().map_err(DaemonError::from)?;
+        self.ledger.flush().map_err(DaemonError::from)?;
         Ok((record, token))
     }
 
@@ -130,10 +109,9 @@ impl Daemon {
     /// counts, so a rotated token stops at once.
     pub fn authenticate(&self, token: &str) -> Result<Authenticated, DaemonError> {
         let hash = token_hash(token);
-        let Some(name) = self.meta.get(keys::key(kind::TOKEN, &[&hash]))? else {
+        let Some(name) = self.ledger.token_tenant(&hash)? else {
             return Ok(Authenticated::Unknown);
         };
-        let name = String::from_utf8_lossy(&name).into_owned();
         // Check the tenant's stored hash too, in constant time.
         let Some(rec) = self.tenant(&name)? else {
             return Ok(Authenticated::Unknown);
@@ -148,19 +126,11 @@ impl Daemon {
 
     /// A tenant's record.
     pub fn tenant(&self, name: &str) -> Result<Option<TenantRecord>, DaemonError> {
-        let Some(v) = self.meta.get(keys::key(kind::TENANT, &[name.as_bytes()]))? else {
-            return Ok(None);
-        };
-        serde_json::from_slice(&v)
-            .map(Some)
-            .map_err(|e| DaemonError::record("tenant", e))
+        Ok(self.ledger.tenant_record(name)?)
     }
 
     fn put_tenant(&self, rec: &TenantRecord) -> Result<(), DaemonError> {
-        let value = serde_json::to_vec(rec).map_err(|e| DaemonError::record("tenant", e))?;
-        self.meta
-            .insert(keys::key(kind::TENANT, &[rec.name.as_bytes()]), value)?;
-        Ok(())
+        Ok(self.ledger.put_tenant_record(&rec.name, rec)?)
     }
 
     /// Give `name` a new token (returned, shown only now); the old one stops at once.
@@ -172,13 +142,11 @@ impl Daemon {
         let (token, hash) = new_token()?;
         rec.token_sha256 = hex::encode(hash);
         self.put_tenant(&rec)?;
-        self.meta
-            .insert(keys::key(kind::TOKEN, &[&hash]), name.as_bytes())
+        self.ledger
+            .put_token(&hash, name)
             .map_err(DaemonError::from)?;
-        self.meta
-            .remove(keys::key(kind::TOKEN, &[&old]))
-            .map_err(DaemonError::from)?;
-        self.db.flush().map_err(DaemonError::from)?;
+        self.ledger.remove_token(&old).map_err(DaemonError::from)?;
+        self.ledger.flush().map_err(DaemonError::from)?;
         tracing::info!(tenant = name, "tenant token rotated");
         Ok(token)
     }
@@ -191,7 +159,7 @@ impl Daemon {
             .ok_or_else(|| TenantError::NotFound(name.to_owned()))?;
         rec.suspended = suspended;
         self.put_tenant(&rec)?;
-        self.db.flush().map_err(DaemonError::from)?;
+        self.ledger.flush().map_err(DaemonError::from)?;
         self.wake.notify();
         tracing::info!(tenant = name, suspended, "tenant suspension changed");
         Ok(rec)
@@ -206,39 +174,28 @@ impl Daemon {
         let _stage = self
             .claims
             .hold(name, "", crate::plugin::PluginKind::Responder);
-        let plugins = self
-            .plugins(name)
-            .map_err(|e| DaemonError::record("plugins", e))?;
+        let plugins = self.plugins(name).map_err(DaemonError::from)?;
         for p in &plugins {
             self.delete_plugin(name, &p.name)
-                .map_err(|e| DaemonError::record("plugin", e))?;
-        }
-        for kind in TENANT_PIPELINE_KINDS {
-            let prefix = keys::key(kind, &[name.as_bytes()]);
-            let mut batch = sled::Batch::default();
-            for r in self.pipeline.scan_prefix(&prefix).keys() {
-                batch.remove(r.map_err(DaemonError::from)?);
-            }
-            self.pipeline
-                .apply_batch(batch)
                 .map_err(DaemonError::from)?;
         }
+        self.ledger
+            .remove_tenant_records(name)
+            .map_err(DaemonError::from)?;
         if let Some(rec) = self.tenant(name)? {
             let hash = hex::decode(&rec.token_sha256).unwrap_or_default();
-            self.meta
-                .remove(keys::key(kind::TOKEN, &[&hash]))
-                .map_err(DaemonError::from)?;
+            self.ledger.remove_token(&hash).map_err(DaemonError::from)?;
         }
-        self.meta
-            .remove(keys::key(kind::POLICY, &[name.as_bytes()]))
+        self.ledger
+            .remove_policy_record(name)
             .map_err(DaemonError::from)?;
-        self.meta
-            .remove(keys::key(kind::TENANT, &[name.as_bytes()]))
+        self.ledger
+            .remove_tenant_record(name)
             .map_err(DaemonError::from)?;
         self.inbox.forget(name);
         self.fault_memory().retain(|(t, _), _| t != name);
 
-        self.db.flush().map_err(DaemonError::from)?;
+        self.ledger.flush().map_err(DaemonError::from)?;
         tracing::info!(tenant = name, "tenant deleted with its data");
         Ok(())
     }
@@ -250,13 +207,6 @@ impl Daemon {
 
     /// Every tenant.
     pub fn tenants(&self) -> Result<Vec<TenantRecord>, DaemonError> {
-        let mut out = Vec::new();
-        for r in self.meta.scan_prefix([kind::TENANT]) {
-            let (_, v) = r?;
-            if let Ok(t) = serde_json::from_slice(&v) {
-                out.push(t);
-            }
-        }
-        Ok(out)
+        Ok(self.ledger.tenant_records()?)
     }
 }

@@ -13,8 +13,8 @@ use crate::bindings::detector::Detector;
 use crate::bindings::responder::Responder;
 use crate::bindings::{ActionOutcome, Decision, Finding, PluginInfo};
 use crate::engine::AerEngine;
+use crate::host_api::limiter::MemoryLimitExceeded;
 use crate::host_api::{ActionSink, CallState, HostState, LogRecord, PluginId};
-use crate::plugin::limiter::MemoryLimitExceeded;
 use crate::plugin::validate::{LoadedPlugin, WorldPre};
 use crate::store::{StateStore, WriteSet};
 

@@ -74,6 +74,17 @@ pub enum Rejection {
     FailsToStart(String),
 }
 
+impl From<crate::engine::CompileError> for Rejection {
+    fn from(e: crate::engine::CompileError) -> Self {
+        use crate::engine::CompileError;
+        match e {
+            CompileError::Invalid(why) => Rejection::Invalid(why),
+            CompileError::Timeout { limit_ms } => Rejection::CompileTimeout { limit_ms },
+            CompileError::Busy { running } => Rejection::CompilerBusy { running },
+        }
+    }
+}
+
 fn list(items: &[String]) -> String {
     if items.is_empty() {
         "nothing".into()

@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use super::DaemonError;
+use super::LedgerError;
 use super::keys::{self, kind};
 
 /// The marker file's name and its contents.
@@ -16,8 +16,8 @@ const FORMAT_TEXT: &str = "aer-data 1\n";
 /// The marker record's value in the `meta` tree.
 const MARKER: &[u8] = b"aer-data 1";
 
-fn corrupt(data: &Path, why: impl Into<String>) -> DaemonError {
-    DaemonError::Corrupt {
+fn corrupt(data: &Path, why: impl Into<String>) -> LedgerError {
+    LedgerError::Corrupt {
         path: data.display().to_string(),
         why: why.into(),
     }
@@ -25,7 +25,7 @@ fn corrupt(data: &Path, why: impl Into<String>) -> DaemonError {
 
 /// Open the database under `data` (creating it in a fresh directory) and its `meta`
 /// tree, checking the format marker.
-pub(super) fn open(data: &Path) -> Result<(sled::Db, sled::Tree), DaemonError> {
+pub(super) fn open(data: &Path) -> Result<(sled::Db, sled::Tree), LedgerError> {
     let marker_file = data.join(FORMAT_FILE);
     let db_dir = data.join("db");
     let marked = marker_file.exists();
@@ -47,7 +47,7 @@ pub(super) fn open(data: &Path) -> Result<(sled::Db, sled::Tree), DaemonError> {
     }
     let db = open_sled(&db_dir).map_err(|e| match e {
         // Another process (or a handle still closing) holds the database: not damage.
-        OpenError::Sled(e @ sled::Error::Io(_)) => DaemonError::Sled(e),
+        OpenError::Sled(e @ sled::Error::Io(_)) => LedgerError::Sled(e),
         OpenError::Sled(e) => corrupt(data, format!("the database cannot be opened: {e}")),
         OpenError::Panicked(why) => corrupt(
             data,
@@ -84,7 +84,7 @@ pub(super) fn open(data: &Path) -> Result<(sled::Db, sled::Tree), DaemonError> {
     }
     if !marked {
         db.flush()?;
-        write_marker_file(&marker_file).map_err(|source| DaemonError::DataDir {
+        write_marker_file(&marker_file).map_err(|source| LedgerError::DataDir {
             path: marker_file.display().to_string(),
             source,
         })?;
@@ -100,7 +100,7 @@ enum OpenError {
 /// sled's open, its panics (on a truncated file) turned into an error.
 fn open_sled(dir: &Path) -> Result<sled::Db, OpenError> {
     let dir = dir.to_owned();
-    match super::supervise::catch(move || sled::Config::new().path(dir).open()) {
+    match crate::panic::catch(move || sled::Config::new().path(dir).open()) {
         Ok(opened) => opened.map_err(OpenError::Sled),
         Err(why) => Err(OpenError::Panicked(why)),
     }
@@ -117,7 +117,7 @@ fn write_marker_file(path: &Path) -> std::io::Result<()> {
 
 /// The host secret behind the plugins' WASI random seeds, created at random on first
 /// use and kept in `meta`.
-pub(super) fn random_secret(meta: &sled::Tree) -> Result<[u8; 32], DaemonError> {
+pub(super) fn random_secret(meta: &sled::Tree) -> Result<[u8; 32], LedgerError> {
     let key = keys::key(kind::RANDOM_SECRET, &[]);
     if let Some(v) = meta.get(&key)?
         && let Ok(secret) = <[u8; 32]>::try_from(v.as_ref())
@@ -125,7 +125,7 @@ pub(super) fn random_secret(meta: &sled::Tree) -> Result<[u8; 32], DaemonError> 
         return Ok(secret);
     }
     let mut secret = [0u8; 32];
-    getrandom::fill(&mut secret).map_err(|e| DaemonError::record("random secret", e))?;
+    getrandom::fill(&mut secret)?;
     meta.insert(&key, &secret)?;
     Ok(secret)
 }

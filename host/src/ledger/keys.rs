@@ -1,4 +1,4 @@
-//! Key layout of the daemon's sled trees. Every key starts with a one-byte kind, then
+//! The ledger's key layout, for its two sled trees. Every key starts with a one-byte kind, then
 //! length-prefixed names, so no tenant or plugin name can make two keys collide.
 //!
 //! `meta`: `t`+tenant → tenant record; `k`+token hash → tenant; `p`+tenant+plugin →
@@ -84,6 +84,24 @@ pub mod kind {
     /// Entries in a tenant's action log, for its quota.
     pub const ACTION_COUNT: u8 = b'n';
 }
+
+/// Pipeline records kept per tenant, each under `kind`+tenant: deleted with the tenant.
+pub const TENANT_PIPELINE_KINDS: [u8; 14] = [
+    kind::INBOX,
+    kind::EVENT_ID,
+    kind::CURSOR,
+    kind::FINDING,
+    kind::DECISION,
+    kind::OLD_DECISION_CURSOR,
+    kind::DECISION_QUEUE,
+    kind::OBSERVED,
+    kind::ENGINE_STATE,
+    kind::PENDING_RESPONSE,
+    kind::ACTION,
+    kind::STATE_BYTES,
+    kind::DEAD_LETTER,
+    kind::ACTION_COUNT,
+];
 
 /// `kind` then each part length-prefixed.
 pub fn key(kind: u8, parts: &[&[u8]]) -> Vec<u8> {

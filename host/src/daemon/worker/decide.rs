@@ -1,0 +1,137 @@
+//! The decide step of a tenant: its waiting findings in decision order, below the
+//! position every detector keeping pace has passed
+//! ([`crate::pipeline::decide::decidable_below`]), the engine observing the inbox up to
+//! each one's position first; decisions, the engine's memory and its cursor committed
+//! together. With no finding waiting, the engine observes ahead what every detector
+//! has processed, so the first finding after a quiet spell does not wait for it.
+
+use aer_wire::BatchWriter;
+
+use super::Worker;
+use super::detect::READ;
+use crate::daemon::DaemonError;
+use crate::ledger::{Commit, StoredDecision};
+use crate::pipeline::decide::{DecisionEngine, decidable_below};
+
+/// Findings per decision step.
+const DECISION_BATCH: usize = 256;
+/// Processed events that gather, with no finding waiting, before the decision engine
+/// observes them ahead of the next finding (see [`Worker::observe_ahead`]).
+const OBSERVE_AHEAD: u64 = 1024;
+/// Most events the decision engine observes ahead in one step.
+const OBSERVE_STEP: u64 = 4_096;
+
+impl Worker {
+    /// Decide the tenant's decidable findings (`detectors` are its enabled
+    /// detectors); whether anything progressed.
+    pub(super) fn step_decisions(
+        &mut self,
+        tenant: &str,
+        detectors: &[&str],
+    ) -> Result<bool, DaemonError> {
+        let ledger = &self.daemon.ledger;
+        let mut observed = ledger.observed(tenant)?;
+        // Cursors first: a finding below one is committed with it, so in the queue.
+        let cursors = detectors
+            .iter()
+            .map(|d| ledger.detector_cursor(tenant, d))
+            .collect::<Result<Vec<_>, _>>()?;
+        let stored = self.daemon.inbox.next_seq(tenant).unwrap_or(0);
+        let below = decidable_below(cursors, observed, stored);
+        let queued = ledger.decidable(tenant, below, DECISION_BATCH)?;
+        if queued.is_empty() {
+            return self.observe_ahead(tenant);
+        }
+        let mut engine = self.decision_engine(tenant)?;
+        let first = ledger.next_decision_seq(tenant)?;
+        let mut commit = Commit::default();
+        for (seq, q) in (first..).zip(queued) {
+            commit.dequeue(&q);
+            let Some(f) = self.daemon.ledger.finding(tenant, q.finding_seq)? else {
+                continue;
+            };
+            self.observe(tenant, &mut engine, &mut observed, q.position)?;
+            let decision = engine.decide(&f.finding);
+            self.daemon
+                .metrics
+                .decision(tenant, decision.outcome.as_str());
+            commit.put_decision(
+                tenant,
+                &StoredDecision {
+                    seq,
+                    finding_committed_ms: f.committed_ms,
+                    decision,
+                },
+            )?;
+        }
+        commit.set_engine_state(tenant, engine.state())?;
+        commit.set_observed(tenant, observed);
+        self.daemon.ledger.commit(commit)?;
+        Ok(true)
+    }
+
+    /// The tenant's decision engine: its policy, and its memory as last committed.
+    fn decision_engine(&self, tenant: &str) -> Result<DecisionEngine, DaemonError> {
+        let policy = self.daemon.policy(tenant)?;
+        let state = self.daemon.ledger.engine_state(tenant)?;
+        DecisionEngine::with_state(policy, state).map_err(DaemonError::Policy)
+    }
+
+    /// Have `engine` observe the inbox from `observed` through seq `until`, moving
+    /// `observed` past what it read.
+    fn observe(
+        &self,
+        tenant: &str,
+        engine: &mut DecisionEngine,
+        observed: &mut u64,
+        until: u64,
+    ) -> Result<(), DaemonError> {
+        while *observed <= until {
+            let events = self.daemon.inbox.read(tenant, *observed, READ)?;
+            if events.is_empty() {
+                break;
+            }
+            // One decoding for the events up to `until`, read in place.
+            let mut w = BatchWriter::new();
+            for (seq, bytes) in events.iter().take_while(|(s, _)| *s <= until) {
+                w.push_encoded(bytes);
+                *observed = seq + 1;
+            }
+            if w.is_empty() {
+                // The events through `until` were removed by the inbox's retention.
+                *observed = until + 1;
+                break;
+            }
+            let encoded = w.finish();
+            for e in aer_wire::decode_batch(&encoded).unwrap_or_default() {
+                engine.observe_ref(&e);
+            }
+        }
+        Ok(())
+    }
+
+    /// With no finding waiting, have the decision engine observe what every enabled
+    /// and quarantined detector has processed (a finding made later stands after it),
+    /// [`OBSERVE_STEP`] events at most, once [`OBSERVE_AHEAD`] have gathered. Whether
+    /// it observed anything.
+    fn observe_ahead(&mut self, tenant: &str) -> Result<bool, DaemonError> {
+        let mut observed = self.daemon.ledger.observed(tenant)?;
+        // What is stored bounds what is processed, and is known without reading cursors.
+        let stored = self.daemon.inbox.next_seq(tenant).unwrap_or(0);
+        if stored.saturating_sub(observed) < OBSERVE_AHEAD {
+            return Ok(false);
+        }
+        let processed = self.daemon.processed_seq(tenant)?;
+        if processed.saturating_sub(observed) < OBSERVE_AHEAD {
+            return Ok(false);
+        }
+        let mut engine = self.decision_engine(tenant)?;
+        let until = processed.min(observed + OBSERVE_STEP) - 1;
+        self.observe(tenant, &mut engine, &mut observed, until)?;
+        let mut commit = Commit::default();
+        commit.set_engine_state(tenant, engine.state())?;
+        commit.set_observed(tenant, observed);
+        self.daemon.ledger.commit(commit)?;
+        Ok(true)
+    }
+}
