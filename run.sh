@@ -62,7 +62,7 @@ case "${1:-demo}" in
     bench)
         ensure_wasm_target
         shift
-        cargo build --release -p aer-host
+        cargo build --release -p aer-host --features bench
         cargo build --target wasm32-wasip2 --profile plugin --target-dir target/wasm-plugins \
             -p excessive-downloads -p message-volume -p new-network-origin \
             -p session-fingerprint -p slack-session-reset -p minimal-detector -p noop-detector

@@ -4,6 +4,7 @@
 //! Exit codes: 0 success, 2 error (bad arguments, unreadable files), 3 `aer test
 //! --expect` mismatch, 4 component rejected.
 
+#[cfg(feature = "bench")]
 mod bench;
 mod client;
 mod demo;
@@ -56,7 +57,9 @@ pub enum Command {
     Gen(generate::GenCommand),
     /// Run detectors, the decision engine and responders over an event history.
     Replay(replay::ReplayCommand),
-    /// Measure the host against native code and its goals; prints a table.
+    /// Measure the host against native code and its goals; prints a table (built
+    /// with the `bench` feature: `./run.sh bench`).
+    #[cfg(feature = "bench")]
     Bench(bench::BenchCommand),
     /// The whole service on this machine over the bundled sample, with a mock Slack API.
     Demo(demo::DemoCommand),
@@ -97,6 +100,7 @@ pub fn run(cli: Cli, io: &mut Io<'_>) -> u8 {
         Command::Gen(c) => c.run(io),
         Command::Replay(c) => c.run(io),
         Command::Demo(c) => c.run(io),
+        #[cfg(feature = "bench")]
         Command::Bench(c) => c.run(io),
         Command::Serve(c) => c.run(io),
         Command::Tenant(c) => c.run(io),

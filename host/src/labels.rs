@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::finding::FindingRecord;
+use crate::records::FindingRecord;
 
 /// The detectors `aer gen` writes attacks for.
 pub const DETECTORS: &[&str] = &[

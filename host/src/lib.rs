@@ -14,13 +14,13 @@
 //! - [`synth`] and [`labels`]: labelled synthetic traffic and scoring findings against it.
 
 pub mod api;
+#[cfg(feature = "bench")]
 pub mod bench;
 pub mod bindings;
 pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod engine;
-pub mod finding;
 pub mod host_api;
 pub mod ingest;
 pub mod labels;
@@ -30,6 +30,7 @@ pub mod loopback;
 pub mod panic;
 pub mod pipeline;
 pub mod plugin;
+pub mod records;
 pub mod replay;
 pub mod runner;
 pub mod store;

@@ -1,12 +1,12 @@
 //! Plugins: validation ([`validate`], with the static bounds on their code in
 //! [`code`]), loading with a cache by content hash ([`loader`]), live instances with
 //! their limits ([`instance`]), and the conversions between the WIT types plugins
-//! speak and the pipeline's records ([`records`]).
+//! speak and the pipeline's records ([`convert`]).
 
 pub mod code;
+pub mod convert;
 pub mod instance;
 pub mod loader;
-pub mod records;
 pub mod validate;
 
 pub use instance::{CallOutput, Detection, DetectorInstance, Fault, FaultKind, ResponderInstance};

@@ -13,7 +13,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::Event;
-use crate::finding::FindingRecord;
 use crate::host_api::ActionSink;
 use crate::pipeline::decide::{DecisionEngine, DecisionOrder, DecisionRecord};
 use crate::pipeline::detect::{Positioned, detect};
@@ -22,8 +21,9 @@ use crate::pipeline::gather::Gather;
 use crate::pipeline::policy::ResponseSettings;
 use crate::pipeline::respond::RecordedLog;
 pub use crate::pipeline::respond::{ActionRecord, RecordingActions};
-use crate::plugin::records::wit_decision;
+use crate::plugin::convert::wit_decision;
 use crate::plugin::{DetectorInstance, Fault, ResponderInstance};
+use crate::records::FindingRecord;
 
 /// What one detector did in a replay.
 #[derive(Debug, Clone, serde::Serialize)]

@@ -7,11 +7,11 @@
 use std::time::Duration;
 
 use crate::Event;
-use crate::finding::FindingRecord;
 use crate::host_api::LogRecord;
 use crate::pipeline::detect::detect;
 use crate::pipeline::gather::Gather;
 use crate::plugin::{DetectorInstance, Fault};
+use crate::records::FindingRecord;
 
 /// What a run did.
 #[derive(Debug, Default)]

@@ -50,7 +50,7 @@ fn burst(user: &str, n: i64, start: i64) -> Vec<Event> {
 fn findings_for(
     events: &[Event],
     state: Arc<dyn StateStore>,
-) -> Vec<aer_host::finding::FindingRecord> {
+) -> Vec<aer_host::records::FindingRecord> {
     let engine = engine();
     let mut d =
         detector(&engine, plugins::EXCESSIVE_DOWNLOADS, CONFIG, state).expect("instantiates");

@@ -10,6 +10,7 @@ mod excessive_downloads;
 mod hardening;
 mod hostile_tenant;
 mod instances;
+mod layering;
 mod operator;
 mod parity;
 mod pipeline;

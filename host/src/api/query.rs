@@ -13,8 +13,8 @@ use serde_json::{Value, json};
 
 use super::{ApiError, Tenant};
 use crate::daemon::Daemon;
-use crate::finding::FindingRecord;
 use crate::ledger::{LedgerError, StoredDecision, StoredFinding, Watched};
+use crate::records::FindingRecord;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

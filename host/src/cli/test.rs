@@ -16,11 +16,11 @@ use super::{
     text_or_file, utc,
 };
 use crate::engine::{AerEngine, EngineConfig};
-use crate::finding::FindingRecord;
 use crate::host_api::DryRunActions;
 use crate::limits::Limits;
 use crate::plugin::instance::InstanceSpec;
 use crate::plugin::{DetectorInstance, PluginKind};
+use crate::records::FindingRecord;
 use crate::store::{MemoryStore, SledStore, StateStore};
 
 /// Arguments of `aer test`.

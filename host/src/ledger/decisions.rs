@@ -4,7 +4,7 @@
 
 use super::keys::{self, kind};
 use super::{Commit, Ledger, LedgerError, Page, StoredDecision, json};
-use crate::finding::FindingRecord;
+use crate::records::FindingRecord;
 
 impl Ledger {
     /// The seq `tenant`'s next decision gets.

@@ -3,8 +3,8 @@
 
 use super::keys::{self, kind};
 use super::{Commit, Ledger, LedgerError, Page, StoredFinding, json};
-use crate::finding::FindingRecord;
 use crate::pipeline::detect::Positioned;
+use crate::records::FindingRecord;
 
 /// A finding waiting in the decision queue.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -2,8 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::finding::FindingRecord;
 use crate::pipeline::decide::DecisionRecord;
+use crate::records::FindingRecord;
 
 /// A finding as stored, with its position.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

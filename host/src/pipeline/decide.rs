@@ -25,7 +25,8 @@ use sha2::{Digest, Sha256};
 
 use super::policy::{FieldError, Mode, Policy, parse_cidr};
 use crate::Event;
-use crate::finding::FindingRecord;
+use crate::records::FindingRecord;
+pub use crate::records::{DecisionRecord, Outcome};
 
 const HOUR_MS: i64 = 3_600_000;
 const MINUTE_MS: i64 = 60_000;
@@ -74,59 +75,6 @@ struct Observed<'a> {
     actor_email: &'a str,
     target_id: Option<&'a str>,
     account_type: &'a str,
-}
-
-/// What the engine decided.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Outcome {
-    /// Respond: responders run and effects are performed.
-    Respond,
-    /// Would respond, but the tenant is in dry-run mode.
-    DryRun,
-    /// Not yet: waiting for corroboration.
-    Pending,
-    /// Not acted on (the reason says why).
-    Suppressed,
-    /// Not acted on automatically: humans are asked instead (termination-loop guard).
-    Escalate,
-}
-
-impl Outcome {
-    /// The outcome's name, as in JSON.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Respond => "respond",
-            Outcome::DryRun => "dry-run",
-            Outcome::Pending => "pending",
-            Outcome::Suppressed => "suppressed",
-            Outcome::Escalate => "escalate",
-        }
-    }
-
-    /// Whether responders run for this decision (effects are recorded only in dry-run).
-    pub fn responds(self) -> bool {
-        matches!(self, Outcome::Respond | Outcome::DryRun)
-    }
-}
-
-/// A decision, with the finding that prompted it and the reason.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DecisionRecord {
-    /// Stable id derived from the prompting finding (a replay gives the same ids).
-    pub id: String,
-    /// Event time (ms).
-    pub time_ms: i64,
-    /// The user or entity concerned.
-    pub subject: String,
-    /// What was decided.
-    pub outcome: Outcome,
-    /// Why, in one line.
-    pub reason: String,
-    /// The finding that prompted the decision.
-    pub finding: FindingRecord,
-    /// Rules of the findings that corroborated it (when responding).
-    pub corroborating_rules: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

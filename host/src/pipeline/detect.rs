@@ -6,9 +6,9 @@
 use std::time::{Duration, Instant};
 
 use super::gather::Gathered;
-use crate::finding::FindingRecord;
 use crate::host_api::LogRecord;
 use crate::plugin::{DetectorInstance, Fault};
+use crate::records::FindingRecord;
 use crate::store::WriteSet;
 
 /// A finding at its position in the inbox.

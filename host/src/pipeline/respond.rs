@@ -1,5 +1,5 @@
 //! Respond: what the host does with the effects a responder asks for while it handles
-//! a decision (the decision itself is built by [`crate::plugin::records::wit_decision`],
+//! a decision (the decision itself is built by [`crate::plugin::convert::wit_decision`],
 //! the one builder every driver uses). The host first binds each request to the
 //! decision (see [`crate::host_api::DecisionBinding`]), then [`admit`]s it under the
 //! tenant's response settings: the daemon then performs or records it

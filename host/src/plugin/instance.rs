@@ -92,7 +92,7 @@ pub struct CallOutput<T> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Detection {
     /// The finding.
-    pub finding: crate::finding::FindingRecord,
+    pub finding: crate::records::FindingRecord,
     /// Index in the batch of the event the finding is dated from.
     pub at: usize,
 }
@@ -588,7 +588,7 @@ impl DetectorInstance {
             .into_iter()
             .zip(positions)
             .map(|(f, at)| Detection {
-                finding: super::records::finding_record(f, &id.plugin, &id.version),
+                finding: super::convert::finding_record(f, &id.plugin, &id.version),
                 at,
             })
             .collect();

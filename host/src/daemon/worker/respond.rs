@@ -1,6 +1,6 @@
 //! The respond step of a tenant: its enabled responders, in name order, on each
 //! decision that responds, in decision order, each given the decision by the one
-//! builder ([`crate::plugin::records::wit_decision`]); their state writes and the
+//! builder ([`crate::plugin::convert::wit_decision`]); their state writes and the
 //! pending record committed together. A decision stays pending until every enabled
 //! responder handled it, and also while a quarantined responder has not: enabled
 //! again, it resumes with the decisions made meanwhile, as a quarantined detector
@@ -13,7 +13,7 @@ use crate::daemon::plugins::{PluginRecord, PluginStatus};
 use crate::daemon::{DaemonError, now_ms};
 use crate::ledger::Commit;
 use crate::plugin::PluginKind;
-use crate::plugin::records::wit_decision;
+use crate::plugin::convert::wit_decision;
 use crate::store::Scope;
 
 /// Pending responses run per step.

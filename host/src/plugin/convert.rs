@@ -2,8 +2,7 @@
 //! the only place the pipeline's records meet the generated bindings.
 
 use crate::bindings::{Attribute, Decision, Finding, Severity};
-use crate::finding::FindingRecord;
-use crate::pipeline::decide::{DecisionRecord, Outcome};
+use crate::records::{DecisionRecord, FindingRecord, Outcome};
 
 /// The lowercase name of a severity.
 pub fn severity_name(s: Severity) -> &'static str {
