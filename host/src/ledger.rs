@@ -122,7 +122,7 @@ pub struct Ledger {
 
 impl Ledger {
     /// Open (or create) the database under the data directory `data`, checking its
-    /// format marker (see [`format`]), and bring records of earlier versions up to
+    /// format marker (see [`format`](mod@format)), and bring records of earlier versions up to
     /// date.
     pub fn open(data: &Path) -> Result<Ledger, LedgerError> {
         let (db, meta) = format::open(data)?;

@@ -1,10 +1,10 @@
 //! The pipeline workers: the daemon's driver of the stages ([`crate::pipeline`]). Each
 //! worker takes turns over the tenants ([`super::claims`] decides who serves what) and,
-//! in a tenant, steps every enabled detector one gathered batch ([`detect`]), then
-//! decides the findings that are decidable ([`decide`]) and runs the responders on the
-//! decisions that respond ([`respond`]), committing each step's output to the
-//! [`crate::ledger`]. Faults are counted and backed off ([`faults`]); plugin instances
-//! are kept warm per worker ([`instances`]).
+//! in a tenant, steps every enabled detector one gathered batch (`worker/detect.rs`), then
+//! decides the findings that are decidable (`decide.rs`) and runs the responders on the
+//! decisions that respond (`respond.rs`), committing each step's output to the
+//! [`crate::ledger`]. Faults are counted and backed off (`faults.rs`); plugin instances
+//! are kept warm per worker (`instances.rs`).
 //!
 //! Exactly-once state: a detector batch's state writes, its findings and its advanced
 //! cursor go to disk in one atomic commit. A crash before it leaves all three as they

@@ -42,7 +42,7 @@ const REMEMBERED_RESET_EVENTS: usize = 10_000;
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct DecisionOrder {
     /// Seq of the event the finding is dated from (see
-    /// [`crate::plugin::instance::finding_times`]).
+    /// [`crate::plugin::output::finding_times`]).
     pub position: u64,
     /// The detector that made it.
     pub plugin: String,

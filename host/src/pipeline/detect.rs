@@ -1,6 +1,6 @@
 //! Detect: one detector call on a gathered batch. Its findings come back as records,
 //! each at its position (the seq of the event the host dated it from, see
-//! [`crate::plugin::instance::finding_times`]), with the call's state writes, which the
+//! [`crate::plugin::output::finding_times`]), with the call's state writes, which the
 //! driver commits together with the findings and the detector's cursor.
 
 use std::time::{Duration, Instant};

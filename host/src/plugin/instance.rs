@@ -9,6 +9,8 @@ use std::sync::Arc;
 
 use wasmtime::{Store, Trap};
 
+use super::fault::{Fault, FaultKind};
+use super::output::{check_info, finding_times};
 use crate::bindings::detector::Detector;
 use crate::bindings::responder::Responder;
 use crate::bindings::{ActionOutcome, Decision, Finding, PluginInfo};
@@ -17,64 +19,6 @@ use crate::host_api::limiter::MemoryLimitExceeded;
 use crate::host_api::{ActionSink, CallState, HostState, LogRecord, PluginId};
 use crate::plugin::validate::{LoadedPlugin, WorldPre};
 use crate::store::{StateStore, WriteSet};
-
-/// What went wrong in a plugin call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum FaultKind {
-    /// Ran past the epoch deadline.
-    Timeout,
-    /// Asked for more memory than its limit.
-    MemoryLimit,
-    /// Exhausted the wasm stack.
-    StackOverflow,
-    /// The guest panicked.
-    Panic,
-    /// Any other trap.
-    Trap,
-    /// Returned more than the host accepts.
-    OutputLimit,
-    /// Returned a value the host refuses (a score outside 0..1, say).
-    InvalidOutput,
-    /// Read more state in one call than the host copies into a guest.
-    ReadLimit,
-    /// Asked for an effect its decision does not allow.
-    EffectRefused,
-    /// Returned an error of its own.
-    PluginError,
-    /// Refused its configuration.
-    Config,
-}
-
-impl std::fmt::Display for FaultKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            FaultKind::Timeout => "timeout",
-            FaultKind::MemoryLimit => "memory limit",
-            FaultKind::StackOverflow => "stack overflow",
-            FaultKind::Panic => "panic",
-            FaultKind::Trap => "trap",
-            FaultKind::OutputLimit => "output limit",
-            FaultKind::InvalidOutput => "invalid output",
-            FaultKind::ReadLimit => "read limit",
-            FaultKind::EffectRefused => "effect refused",
-            FaultKind::PluginError => "plugin error",
-            FaultKind::Config => "invalid configuration",
-        })
-    }
-}
-
-/// A failed plugin call, naming tenant, plugin and version.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("plugin {plugin}: {kind}: {message}")]
-pub struct Fault {
-    /// Which plugin.
-    pub plugin: PluginId,
-    /// What kind of failure.
-    pub kind: FaultKind,
-    /// Details.
-    pub message: String,
-}
 
 /// What a successful call produced.
 #[derive(Debug)]
@@ -125,48 +69,6 @@ struct Sandbox {
     /// The WASI random seed of every store of this instance (derived once).
     random_seed: [u8; 32],
     configure_on_start: bool,
-}
-
-/// Most actions a plugin may subscribe to.
-pub const MAX_SUBSCRIBED_ACTIONS: usize = 1_000;
-/// Longest subscribed action name, plugin name or version, in bytes.
-pub const MAX_INFO_NAME_BYTES: usize = 256;
-/// Longest plugin description, in bytes.
-pub const MAX_DESCRIPTION_BYTES: usize = 1_000;
-/// Longest configuration schema, in bytes.
-pub const MAX_CONFIG_SCHEMA_BYTES: usize = 64 << 10;
-
-/// Why a plugin's self-description is refused, if it is.
-fn check_info(info: &PluginInfo) -> Result<(), String> {
-    let too_long = |what: &str, len: usize, max: usize| {
-        (len > max).then(|| format!("its {what} is {len} bytes, more than {max}"))
-    };
-    if let Some(why) = too_long("name", info.name.len(), MAX_INFO_NAME_BYTES)
-        .or_else(|| too_long("version", info.version.len(), MAX_INFO_NAME_BYTES))
-        .or_else(|| too_long("description", info.description.len(), MAX_DESCRIPTION_BYTES))
-        .or_else(|| {
-            too_long(
-                "config schema",
-                info.config_schema.len(),
-                MAX_CONFIG_SCHEMA_BYTES,
-            )
-        })
-    {
-        return Err(why);
-    }
-    if info.actions.len() > MAX_SUBSCRIBED_ACTIONS {
-        return Err(format!(
-            "it subscribes to {} actions, more than {MAX_SUBSCRIBED_ACTIONS}",
-            info.actions.len()
-        ));
-    }
-    match info.actions.iter().find(|a| a.len() > MAX_INFO_NAME_BYTES) {
-        Some(a) => Err(format!(
-            "it subscribes to a {}-byte action name, more than {MAX_INFO_NAME_BYTES}",
-            a.len()
-        )),
-        None => Ok(()),
-    }
 }
 
 impl Sandbox {
@@ -352,51 +254,8 @@ impl Sandbox {
     }
 
     fn check_findings(&self, findings: &[Finding]) -> Result<(), Fault> {
-        let limits = self.engine.limits();
-        if findings.len() > limits.findings_per_call {
-            return Err(self.fault(
-                FaultKind::OutputLimit,
-                format!(
-                    "returned {} findings, more than the {} allowed per call",
-                    findings.len(),
-                    limits.findings_per_call
-                ),
-            ));
-        }
-        let max = limits.string_bytes;
-        for f in findings {
-            let strings = [&f.subject, &f.rule, &f.summary]
-                .into_iter()
-                .chain(&f.evidence)
-                .chain(f.attributes.iter().flat_map(|a| [&a.key, &a.value]));
-            if let Some(s) = strings.into_iter().find(|s| s.len() > max) {
-                return Err(self.fault(
-                    FaultKind::OutputLimit,
-                    format!(
-                        "returned a {}-byte string in a finding, more than the {max} allowed",
-                        s.len()
-                    ),
-                ));
-            }
-            if !(0.0..=1.0).contains(&f.score) {
-                return Err(self.fault(
-                    FaultKind::InvalidOutput,
-                    format!(
-                        "returned a finding of rule {:?} with score {}, not a number from 0 to 1",
-                        f.rule, f.score
-                    ),
-                ));
-            }
-            if f.evidence.len() > limits.findings_per_call
-                || f.attributes.len() > limits.findings_per_call
-            {
-                return Err(self.fault(
-                    FaultKind::OutputLimit,
-                    "returned a finding with too many evidence ids or attributes",
-                ));
-            }
-        }
-        Ok(())
+        super::output::check_findings(findings, self.engine.limits())
+            .map_err(|(kind, why)| self.fault(kind, why))
     }
 }
 
@@ -645,48 +504,6 @@ impl DetectorInstance {
             logs: out.logs,
         })
     }
-}
-
-/// Date each finding by the batch it came from, never by the guest's word: the latest
-/// event time among its evidence in the batch, or, when none of its evidence is in the
-/// batch (it rests on earlier events only), the batch's latest event time. So a finding
-/// can neither be dated in the future (poisoning cooldowns and the hourly cap) nor
-/// before the events that made it. Returns, per finding, the index in the batch of the
-/// event it is dated from (at equal times the later one): its position in the order
-/// decisions are made (see [`crate::pipeline::decide::DecisionOrder`]).
-pub fn finding_times(
-    findings: &mut [Finding],
-    batch: &[u8],
-) -> Result<Vec<usize>, aer_wire::DecodeError> {
-    let events = aer_wire::decode_batch(batch)?;
-    // The index of the latest event: at equal times, the later in the batch.
-    let later = |a: usize, b: usize| {
-        if (events[b].time_ms, b) > (events[a].time_ms, a) {
-            b
-        } else {
-            a
-        }
-    };
-    let latest = (0..events.len()).reduce(later).unwrap_or(0);
-    let mut index: std::collections::HashMap<&str, usize> =
-        std::collections::HashMap::with_capacity(events.len());
-    for (i, e) in events.iter().enumerate() {
-        // A repeated id (the host never sends one) counts at its latest time.
-        let at = index.get(e.id).map_or(i, |&j| later(j, i));
-        index.insert(e.id, at);
-    }
-    let mut positions = Vec::with_capacity(findings.len());
-    for f in findings {
-        let at = f
-            .evidence
-            .iter()
-            .filter_map(|id| index.get(id.as_str()).copied())
-            .reduce(later)
-            .unwrap_or(latest);
-        f.time_ms = events.get(at).map_or(aer_wire::time::MIN_MS, |e| e.time_ms);
-        positions.push(at);
-    }
-    Ok(positions)
 }
 
 /// A live responder.

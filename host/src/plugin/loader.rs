@@ -1,5 +1,5 @@
 //! Loading plugins: validate and compile a component once per content hash
-//! ([`validate`](super::validate)), describe it ([`super::instance::probe_info`]), and
+//! ([`validate`](super::validate)), describe it (it is started once), and
 //! keep the result for every later load of the same bytes.
 
 use std::collections::{HashMap, HashSet};
