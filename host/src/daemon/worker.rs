@@ -37,6 +37,8 @@ use respond::{HeldUntil, responders};
 
 /// How long a worker keeps stepping one tenant that has work before moving on.
 const SLICE: Duration = Duration::from_millis(10);
+/// Extra batches, per step, of the detectors behind the first waiting finding.
+const CATCH_UP_STEPS: usize = 4;
 /// How recently a tenant must have committed work to contend for the time quota.
 const CONTENTION_WINDOW: Duration = Duration::from_millis(250);
 
@@ -268,9 +270,8 @@ impl Worker {
             .map(|(t, _)| t.clone())
             .collect()
     }
-    /// One batch of each detector of the tenant no other worker holds, each followed
-    /// by decisions and responses for the findings it made (when no other worker holds
-    /// that stage).
+    /// One batch of each detector of the tenant no other worker holds, then decisions
+    /// and responses for what is decidable (when no other worker holds that stage).
     fn step(&mut self, entry: &Entry<'_>) -> Result<bool, DaemonError> {
         let tenant = entry.tenant.as_str();
         #[cfg(test)]
@@ -279,45 +280,78 @@ impl Worker {
         // Taken before the list is read: a record written after changes it.
         let generation = self.daemon.plugin_generation();
         let plugins = self.daemon.plugins(tenant)?;
+        let mut detectors = Vec::new();
         for p in plugins
             .iter()
             .filter(|p| p.kind == PluginKind::Detector && p.status == PluginStatus::Enabled)
         {
-            if self.backing_off(tenant, &p.name) {
-                continue;
+            detectors.push((self.daemon.detector_cursor(tenant, &p.name)?, p));
+        }
+        // The most advanced first. Findings are decided in position order, once every
+        // detector keeping pace has passed them: a finding made at the head of the inbox
+        // is then passed, in this same step, by the detectors behind it, and decided at
+        // the end of the step rather than a step later (the detection-to-response
+        // latency).
+        detectors.sort_by_key(|(cursor, _)| std::cmp::Reverse(*cursor));
+        for (_, p) in &detectors {
+            progressed |= self.step_claimed(entry, p, generation)?;
+        }
+        // The first waiting finding is decided once every detector keeping pace has
+        // passed it: the ones still behind it step again now, ahead of other work, so
+        // it is decided in this step (their work is the same, only sooner).
+        for _ in 0..CATCH_UP_STEPS {
+            let Some(first) = self.daemon.ledger.first_queued(tenant)? else {
+                break;
+            };
+            let mut stepped = false;
+            for (_, p) in &detectors {
+                if self.daemon.detector_cursor(tenant, &p.name)? <= first {
+                    stepped |= self.step_claimed(entry, p, generation)?;
+                }
             }
-            let Some(_claim) = entry.claim(&p.name) else {
-                continue;
-            };
-            // A plugin deleted (or changed) since the list was read must not run: its
-            // deletion clears its state under the same claim (`Claims::hold`). So when
-            // a record was written meanwhile, its record is read again under the claim.
-            let fresh;
-            let p = if self.daemon.plugin_generation() == generation {
-                p
-            } else {
-                match self.daemon.plugin(tenant, &p.name) {
-                    Ok(r) if r.status == PluginStatus::Enabled => {
-                        fresh = r;
-                        &fresh
-                    }
-                    _ => continue,
-                }
-            };
-            match self.step_detector(tenant, p)? {
-                Some(0) => progressed = true,
-                // Findings are decided and responded to at once, not after the other
-                // detectors' batches: that is the detection-to-response latency.
-                Some(_) => {
-                    progressed = true;
-                    self.decide_and_respond(entry, &plugins, generation)?;
-                }
-                None => {}
+            progressed |= stepped;
+            if !stepped {
+                break;
             }
         }
         progressed |= self.decide_and_respond(entry, &plugins, generation)?;
         Ok(progressed)
     }
+
+    /// One batch of detector `p` (listed when the plugin records were at
+    /// `generation`), unless another worker holds it or it is backing off; whether it
+    /// progressed.
+    fn step_claimed(
+        &mut self,
+        entry: &Entry<'_>,
+        p: &PluginRecord,
+        generation: u64,
+    ) -> Result<bool, DaemonError> {
+        let tenant = entry.tenant.as_str();
+        if self.backing_off(tenant, &p.name) {
+            return Ok(false);
+        }
+        let Some(_claim) = entry.claim(&p.name) else {
+            return Ok(false);
+        };
+        // A plugin deleted (or changed) since the list was read must not run: its
+        // deletion clears its state under the same claim (`Claims::hold`). So when a
+        // record was written meanwhile, its record is read again under the claim.
+        let fresh;
+        let p = if self.daemon.plugin_generation() == generation {
+            p
+        } else {
+            match self.daemon.plugin(tenant, &p.name) {
+                Ok(r) if r.status == PluginStatus::Enabled => {
+                    fresh = r;
+                    &fresh
+                }
+                _ => return Ok(false),
+            }
+        };
+        Ok(self.step_detector(tenant, p)?.is_some())
+    }
+
     /// Decide the tenant's new findings and run its responders (`plugins` as listed
     /// when the plugin records were at `generation`), unless another worker is doing
     /// so.

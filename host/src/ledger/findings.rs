@@ -74,6 +74,25 @@ impl Ledger {
         Ok(out)
     }
 
+    /// The position of the first finding in `tenant`'s decision queue, if any waits.
+    pub fn first_queued(&self, tenant: &str) -> Result<Option<u64>, LedgerError> {
+        match self
+            .pipeline
+            .scan_prefix(keys::key(kind::DECISION_QUEUE, &[tenant.as_bytes()]))
+            .next()
+        {
+            Some(r) => {
+                let (key, _) = r?;
+                let (position, _) =
+                    keys::queued(&key, tenant).ok_or(LedgerError::MalformedKey {
+                        what: "decision queue",
+                    })?;
+                Ok(Some(position))
+            }
+            None => Ok(None),
+        }
+    }
+
     /// Move the findings a data directory of an earlier version had not decided (those
     /// from its decision cursor on) into the decision queue, and drop the cursor.
     pub(super) fn migrate_decision_cursors(&self) -> Result<(), LedgerError> {
