@@ -18,7 +18,6 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post, put};
 use serde_json::json;
 
 use crate::daemon::Daemon;
@@ -30,6 +29,16 @@ pub use auth::{Admin, MetricsReader, Tenant};
 pub struct ApiError {
     status: StatusCode,
     body: serde_json::Value,
+}
+
+/// The body of an error answer, as the OpenAPI document describes it.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // only its schema is used
+pub struct ApiErrorBody {
+    /// What went wrong.
+    error: String,
+    /// Field by field (a policy, a configuration) or line by line (events), when given.
+    errors: Option<Vec<String>>,
 }
 
 impl ApiError {
@@ -70,6 +79,38 @@ impl IntoResponse for ApiError {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "health",
+    responses((status = 200, description = "The process runs", body = String))
+)]
+/// 200 `ok` while the process runs.
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/openapi.json",
+    tag = "health",
+    responses((status = 200, description = "This document (OpenAPI 3.1)"))
+)]
+/// The API's OpenAPI document, generated from the handlers (see [`router`]).
+async fn openapi(axum::Extension(doc): axum::Extension<Arc<String>>) -> impl IntoResponse {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        doc.as_str().to_owned(),
+    )
+}
+
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "health",
+    responses((status = 200, description = "Prometheus metrics (OpenMetrics text)", body = String), (status = 401, description = "No valid token", body = ApiErrorBody)),
+    security(("metrics_token" = []), ("admin_token" = []))
+)]
 async fn metrics(
     _: MetricsReader,
     axum::extract::State(daemon): axum::extract::State<Arc<Daemon>>,
@@ -83,6 +124,12 @@ async fn metrics(
     )
 }
 
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "health",
+    responses((status = 200, description = "Every pipeline thread runs: `{ready, pipeline_threads_down}`"), (status = 503, description = "A pipeline thread is being restarted after a panic"))
+)]
 /// 200 `{"ready": true}` while every pipeline thread runs; 503 with the number down
 /// while one is being restarted after a panic.
 async fn readyz(
@@ -100,43 +147,89 @@ async fn readyz(
     )
 }
 
-/// The router of the whole API.
+/// Bearer token schemes of the OpenAPI document.
+struct Tokens;
+
+impl utoipa::Modify for Tokens {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let bearer = |what: &str| {
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(what))
+                    .build(),
+            )
+        };
+        let components = doc.components.get_or_insert_with(Default::default);
+        for (name, what) in [
+            (
+                "tenant_token",
+                "A tenant's token: every route is scoped to its tenant",
+            ),
+            ("admin_token", "The operator's admin token"),
+            (
+                "metrics_token",
+                "The operator's metrics token (`http.metrics_token`)",
+            ),
+        ] {
+            components.add_security_scheme(name, bearer(what));
+        }
+    }
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "AER",
+        description = "Anomaly Event Response: tenants' plugins, policy, events, findings, decisions and actions (docs/api.md)"
+    ),
+    modifiers(&Tokens),
+    components(schemas(ApiErrorBody))
+)]
+struct ApiDoc;
+
+/// The router of the whole API, and its OpenAPI document: every route is registered
+/// through `routes!` from its handler's `#[utoipa::path]`, so none is served that the
+/// document does not describe (`tests/all/openapi.rs`).
 pub fn router(daemon: Arc<Daemon>) -> Router {
+    use utoipa::OpenApi as _;
+    use utoipa_axum::router::OpenApiRouter;
+    use utoipa_axum::routes;
     let max_body = daemon.config.http.max_body_bytes;
-    Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .route("/v1/tenants", post(tenants::create))
-        .route(
-            "/v1/admin/tenants",
-            get(tenants::list).post(tenants::create),
-        )
-        .route("/v1/admin/tenants/{name}", delete(tenants::delete))
-        .route("/v1/admin/tenants/{name}/token", post(tenants::rotate))
-        .route("/v1/admin/tenants/{name}/suspend", post(tenants::suspend))
-        .route("/v1/admin/tenants/{name}/resume", post(tenants::resume))
-        .route("/v1/plugins", get(plugins::list).post(plugins::upload))
-        .route(
-            "/v1/plugins/{name}",
-            get(plugins::show).delete(plugins::delete),
-        )
-        .route("/v1/plugins/{name}/config", put(plugins::configure))
-        .route("/v1/plugins/{name}/enable", post(plugins::enable))
-        .route("/v1/plugins/{name}/disable", post(plugins::disable))
-        .route("/v1/plugins/{name}/rollback", post(plugins::rollback))
-        .route(
-            "/v1/policy",
-            get(policy::get_policy).put(policy::put_policy),
-        )
-        .route("/v1/events", post(events::ingest))
-        .route("/v1/findings", get(query::findings))
-        .route("/v1/decisions", get(query::decisions))
-        .route("/v1/actions", get(query::actions))
-        .route("/v1/dead-letters", get(dead_letters::list))
-        .route("/v1/dead-letters/{seq}/replay", post(dead_letters::replay))
-        .route("/v1/stream", get(query::stream))
+    let (router, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(metrics))
+        .routes(routes!(openapi))
+        .routes(routes!(tenants::create_v1))
+        .routes(routes!(tenants::list, tenants::create))
+        .routes(routes!(tenants::delete))
+        .routes(routes!(tenants::rotate))
+        .routes(routes!(tenants::suspend))
+        .routes(routes!(tenants::resume))
+        .routes(routes!(plugins::list, plugins::upload))
+        .routes(routes!(plugins::show, plugins::delete))
+        .routes(routes!(plugins::configure))
+        .routes(routes!(plugins::enable))
+        .routes(routes!(plugins::disable))
+        .routes(routes!(plugins::rollback))
+        .routes(routes!(policy::get_policy, policy::put_policy))
+        .routes(routes!(events::ingest))
+        .routes(routes!(query::findings))
+        .routes(routes!(query::decisions))
+        .routes(routes!(query::actions))
+        .routes(routes!(dead_letters::list))
+        .routes(routes!(dead_letters::replay))
+        .routes(routes!(query::stream))
+        .split_for_parts();
+    let doc = Arc::new(doc.to_json().unwrap_or_else(|e| {
+        tracing::error!("cannot write the OpenAPI document: {e}");
+        "{}".to_owned()
+    }));
+    router
         .fallback(|| async { ApiError::not_found("no such route") })
+        .layer(axum::Extension(doc))
         .layer(axum::middleware::from_fn_with_state(
             daemon.clone(),
             server::body_deadline,

@@ -21,6 +21,14 @@ pub(super) struct Page {
     plugin: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/dead-letters",
+    tag = "dead letters",
+    params(("plugin" = Option<String>, Query, description = "Only of this detector"), ("after" = Option<u64>, Query, description = "The `next` of the previous page"), ("limit" = Option<u32>, Query, description = "Most items (default 100, at most 1000)")),
+    responses((status = 200, description = "`{items, next}`: events a detector faulted on every time"), (status = 400, description = "A bad request: the error says why (with `errors` naming fields)", body = super::ApiErrorBody), (status = 401, description = "No valid token", body = super::ApiErrorBody)),
+    security(("tenant_token" = []))
+)]
 pub(super) async fn list(
     Tenant(t): Tenant,
     State(daemon): State<Arc<Daemon>>,
@@ -37,6 +45,14 @@ pub(super) async fn list(
     Ok(Json(json!({"items": items, "next": next})))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/dead-letters/{seq}/replay",
+    tag = "dead letters",
+    params(("seq" = u64, Path, description = "The dead letter's seq")),
+    responses((status = 200, description = "The dead letter, marked `replay`: its detector runs it alone before its next batch"), (status = 404, description = "The tenant has no such thing", body = super::ApiErrorBody), (status = 401, description = "No valid token", body = super::ApiErrorBody)),
+    security(("tenant_token" = []))
+)]
 pub(super) async fn replay(
     Tenant(t): Tenant,
     State(daemon): State<Arc<Daemon>>,

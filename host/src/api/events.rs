@@ -40,6 +40,14 @@ fn decompress(body: &[u8], limit: usize) -> Result<Vec<u8>, ApiError> {
     Ok(out)
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/events",
+    tag = "events",
+    request_body(content = String, description = "A Slack Audit Logs envelope, a JSON array or NDJSON of entries, or generic NDJSON events; optionally gzip (`Content-Encoding: gzip`)", content_type = "application/x-ndjson"),
+    responses((status = 200, description = "`{accepted, duplicates, first_seq, last_seq, errors}`: on disk before the answer; malformed lines named in `errors`"), (status = 400, description = "A bad request: the error says why (with `errors` naming fields)", body = super::ApiErrorBody), (status = 413, description = "Over the body or request bound", body = super::ApiErrorBody), (status = 415, description = "Not JSON or NDJSON", body = super::ApiErrorBody), (status = 429, description = "Over the tenant's rate or inbox bound; nothing stored", body = super::ApiErrorBody), (status = 403, description = "The tenant is suspended, or over a quota", body = super::ApiErrorBody), (status = 401, description = "No valid token", body = super::ApiErrorBody)),
+    security(("tenant_token" = []))
+)]
 pub(super) async fn ingest(
     Tenant(t): Tenant,
     State(daemon): State<Arc<Daemon>>,

@@ -46,6 +46,15 @@ pub(super) struct UploadParams {
     version: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/plugins",
+    tag = "plugins",
+    params(("name" = Option<String>, Query, description = "The plugin's name (default: the component's own)"), ("version" = Option<String>, Query, description = "The version (default: the component's own)")),
+    request_body(content = Vec<u8>, description = "The component's bytes", content_type = "application/wasm"),
+    responses((status = 201, description = "The plugin record with the new version (a new plugin starts disabled)"), (status = 409, description = "The version exists with other bytes, or the name is of another kind", body = super::ApiErrorBody), (status = 400, description = "The component is rejected: the error says why", body = super::ApiErrorBody), (status = 403, description = "The tenant is suspended, or over a quota", body = super::ApiErrorBody), (status = 413, description = "Larger than allowed", body = super::ApiErrorBody), (status = 401, description = "No valid token", body = super::ApiErrorBody)),
+    security(("tenant_token" = []))
+)]
 pub(super) async fn upload(
     Tenant(t): Tenant,
     State(daemon): State<Arc<Daemon>>,
@@ -63,6 +72,13 @@ pub(super) async fn upload(
     Ok((StatusCode::CREATED, Json(rec)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/plugins",
+    tag = "plugins",
+    responses((status = 200, description = "Every plugin of the tenant: versions, hashes, status, faults, last fault"), (status = 401, description = "No valid token", body = super::ApiErrorBody)),
+    security(("tenant_token" = []))
+)]
 pub(super) async fn list(
     Tenant(t): Tenant,
     State(daemon): State<Arc<Daemon>>,
@@ -70,6 +86,14 @@ pub(super) async fn list(
     Ok(Json(daemon.plugins(&t)?))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/plugins/{name}",
+    tag = "plugins",
+    params(("name" = String, Path, description = "The plugin's name")),
+    responses((status = 200, description = "The plugin record, with a detector's `cursor` and `lag`"), (status = 404, description = "The tenant has no such thing", body = super::ApiErrorBody), (status = 401, description = "No valid token", body = super::ApiErrorBody)),
+    security(("tenant_token" = []))
+)]
 /// The record plus, for detectors, its `cursor` (next inbox seq) and `lag` (events
 /// waiting for it).
 pub(super) async fn show(
@@ -90,6 +114,15 @@ pub(super) async fn show(
     Ok(Json(v))
 }
 
+#[utoipa::path(
+    put,
+    path = "/v1/plugins/{name}/config",
+    tag = "plugins",
+    params(("name" = String, Path, description = "The plugin's name")),
+    request_body(content = Object, description = "The configuration (JSON)", content_type = "application/json"),
+    responses((status = 200, description = "The plugin record with the configuration, which the plugin's own `configure` accepted"), (status = 400, description = "A bad request: the error says why (with `errors` naming fields)", body = super::ApiErrorBody), (status = 404, description = "The tenant has no such thing", body = super::ApiErrorBody), (status = 401, description = "No valid token", body = super::ApiErrorBody)),
+    security(("tenant_token" = []))
+)]
 pub(super) async fn configure(
     Tenant(t): Tenant,
     State(daemon): State<Arc<Daemon>>,
@@ -115,6 +148,14 @@ async fn set_status(
     Ok(Json(rec))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/plugins/{name}/enable",
+    tag = "plugins",
+    params(("name" = String, Path, description = "The plugin's name")),
+    responses((status = 200, description = "The plugin record, enabled (a quarantined plugin resumes at its cursor)"), (status = 404, description = "The tenant has no such thing", body = super::ApiErrorBody), (status = 401, description = "No valid token", body = super::ApiErrorBody)),
+    security(("tenant_token" = []))
+)]
 pub(super) async fn enable(
     Tenant(t): Tenant,
     State(daemon): State<Arc<Daemon>>,
@@ -123,6 +164,14 @@ pub(super) async fn enable(
     set_status(t, daemon, name, PluginStatus::Enabled).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/plugins/{name}/disable",
+    tag = "plugins",
+    params(("name" = String, Path, description = "The plugin's name")),
+    responses((status = 200, description = "The plugin record, disabled (its cursor waits)"), (status = 404, description = "The tenant has no such thing", body = super::ApiErrorBody), (status = 401, description = "No valid token", body = super::ApiErrorBody)),
+    security(("tenant_token" = []))
+)]
 pub(super) async fn disable(
     Tenant(t): Tenant,
     State(daemon): State<Arc<Daemon>>,
@@ -137,6 +186,14 @@ pub(super) struct RollbackParams {
     version: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/plugins/{name}/rollback",
+    tag = "plugins",
+    params(("name" = String, Path, description = "The plugin's name"), ("version" = Option<String>, Query, description = "The version to make active (default: the one before)")),
+    responses((status = 200, description = "The plugin record with an earlier version active"), (status = 409, description = "No earlier version", body = super::ApiErrorBody), (status = 404, description = "The tenant has no such thing", body = super::ApiErrorBody), (status = 401, description = "No valid token", body = super::ApiErrorBody)),
+    security(("tenant_token" = []))
+)]
 pub(super) async fn rollback(
     Tenant(t): Tenant,
     State(daemon): State<Arc<Daemon>>,
@@ -150,6 +207,14 @@ pub(super) async fn rollback(
     )?))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/plugins/{name}",
+    tag = "plugins",
+    params(("name" = String, Path, description = "The plugin's name")),
+    responses((status = 204, description = "Removed with its state and cursor; its findings, decisions and actions stay"), (status = 404, description = "The tenant has no such thing", body = super::ApiErrorBody), (status = 401, description = "No valid token", body = super::ApiErrorBody)),
+    security(("tenant_token" = []))
+)]
 pub(super) async fn delete(
     Tenant(t): Tenant,
     State(daemon): State<Arc<Daemon>>,

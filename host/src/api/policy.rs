@@ -9,6 +9,13 @@ use super::{ApiError, Tenant};
 use crate::daemon::Daemon;
 use crate::pipeline::policy::Policy;
 
+#[utoipa::path(
+    get,
+    path = "/v1/policy",
+    tag = "policy",
+    responses((status = 200, description = "The decision policy (the default if none was set); the Slack token reads back as `********`"), (status = 401, description = "No valid token", body = super::ApiErrorBody)),
+    security(("tenant_token" = []))
+)]
 pub(super) async fn get_policy(
     Tenant(t): Tenant,
     State(daemon): State<Arc<Daemon>>,
@@ -19,6 +26,14 @@ pub(super) async fn get_policy(
         .map_err(ApiError::internal)
 }
 
+#[utoipa::path(
+    put,
+    path = "/v1/policy",
+    tag = "policy",
+    request_body(content = Object, description = "The decision policy (JSON); every field has a default", content_type = "application/json"),
+    responses((status = 200, description = "The policy as stored (token redacted)"), (status = 400, description = "A bad request: the error says why (with `errors` naming fields)", body = super::ApiErrorBody), (status = 401, description = "No valid token", body = super::ApiErrorBody)),
+    security(("tenant_token" = []))
+)]
 pub(super) async fn put_policy(
     Tenant(t): Tenant,
     State(daemon): State<Arc<Daemon>>,

@@ -86,6 +86,14 @@ fn limit(asked: Option<usize>) -> usize {
     asked.unwrap_or(100).clamp(1, 1000)
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/findings",
+    tag = "findings",
+    params(("after" = Option<u64>, Query, description = "The `next` of the previous page"), ("limit" = Option<u32>, Query, description = "Most items (default 100, at most 1000)"), ("subject" = Option<String>, Query, description = "Only about this user or entity"), ("plugin" = Option<String>, Query, description = "Only of this plugin"), ("since_ms" = Option<i64>, Query, description = "Event time from (ms, inclusive)"), ("until_ms" = Option<i64>, Query, description = "Event time until (ms, exclusive)")),
+    responses((status = 200, description = "`{items, next}`: findings as Falco-compatible alerts"), (status = 400, description = "A bad request: the error says why (with `errors` naming fields)", body = super::ApiErrorBody), (status = 401, description = "No valid token", body = super::ApiErrorBody)),
+    security(("tenant_token" = []))
+)]
 pub(super) async fn findings(
     Tenant(t): Tenant,
     State(daemon): State<Arc<Daemon>>,
@@ -132,6 +140,14 @@ pub fn decision_alert(tenant: &str, d: &StoredDecision) -> Value {
     v
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/decisions",
+    tag = "findings",
+    params(("after" = Option<u64>, Query, description = "The `next` of the previous page"), ("limit" = Option<u32>, Query, description = "Most items (default 100, at most 1000)"), ("subject" = Option<String>, Query, description = "Only about this user or entity"), ("plugin" = Option<String>, Query, description = "Only of this plugin"), ("since_ms" = Option<i64>, Query, description = "Event time from (ms, inclusive)"), ("until_ms" = Option<i64>, Query, description = "Event time until (ms, exclusive)")),
+    responses((status = 200, description = "`{items, next}`: decisions as Falco-compatible alerts, with `id`, `outcome` and `reason`"), (status = 400, description = "A bad request: the error says why (with `errors` naming fields)", body = super::ApiErrorBody), (status = 401, description = "No valid token", body = super::ApiErrorBody)),
+    security(("tenant_token" = []))
+)]
 pub(super) async fn decisions(
     Tenant(t): Tenant,
     State(daemon): State<Arc<Daemon>>,
@@ -158,6 +174,14 @@ pub(super) struct ActionFilter {
     limit: Option<usize>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/actions",
+    tag = "findings",
+    params(("target" = Option<String>, Query, description = "Only about this user or channel"), ("decision" = Option<String>, Query, description = "Only of this decision"), ("after" = Option<String>, Query, description = "The `next` of the previous page"), ("limit" = Option<u32>, Query, description = "Most entries (default 100, at most 1000)")),
+    responses((status = 200, description = "`{items, next}`: the action log, every effect responders asked for and what became of it"), (status = 400, description = "A bad request: the error says why (with `errors` naming fields)", body = super::ApiErrorBody), (status = 401, description = "No valid token", body = super::ApiErrorBody)),
+    security(("tenant_token" = []))
+)]
 /// `GET /v1/actions`: the action log (every effect responders asked for and its
 /// state), a page at a time in the log's own order (by decision), each page by time;
 /// `next` continues it.
@@ -181,6 +205,13 @@ pub(super) async fn actions(
     Ok(Json(json!({ "items": items, "next": page.next })))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/stream",
+    tag = "findings",
+    responses((status = 200, description = "Server-sent events `finding`, `decision` and `action` as they are committed", content_type = "text/event-stream"), (status = 401, description = "No valid token", body = super::ApiErrorBody)),
+    security(("tenant_token" = []))
+)]
 /// `GET /v1/stream`: server-sent events as they are committed: `finding` (Falco alert
 /// shape), `decision`, and `action` (each change of an action log entry).
 pub(super) async fn stream(

@@ -14,12 +14,38 @@ use super::{Admin, ApiError};
 use crate::daemon::Daemon;
 use crate::daemon::tenants::TenantError;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct CreateTenant {
     name: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/tenants",
+    tag = "tenants",
+    request_body(content = CreateTenant, content_type = "application/json"),
+    responses((status = 201, description = "The tenant: `{name, token, created_ms}`; the token is shown only now"), (status = 409, description = "The tenant exists", body = super::ApiErrorBody), (status = 400, description = "A bad request: the error says why (with `errors` naming fields)", body = super::ApiErrorBody), (status = 401, description = "No valid token", body = super::ApiErrorBody)),
+    security(("admin_token" = []))
+)]
+/// `POST /v1/tenants`: create a tenant (the same as `POST /v1/admin/tenants`).
+pub(super) async fn create_v1(
+    admin: Admin,
+    state: State<Arc<Daemon>>,
+    body: Result<Json<CreateTenant>, axum::extract::rejection::JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    create(admin, state, body).await
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/admin/tenants",
+    tag = "tenants",
+    request_body(content = CreateTenant, content_type = "application/json"),
+    responses((status = 201, description = "The tenant: `{name, token, created_ms}`; the token is shown only now"), (status = 409, description = "The tenant exists", body = super::ApiErrorBody), (status = 400, description = "A bad request: the error says why (with `errors` naming fields)", body = super::ApiErrorBody), (status = 401, description = "No valid token", body = super::ApiErrorBody)),
+    security(("admin_token" = []))
+)]
+/// `POST /v1/admin/tenants`: create a tenant; its token is shown once.
 pub(super) async fn create(
     _: Admin,
     State(daemon): State<Arc<Daemon>>,
@@ -47,6 +73,13 @@ fn tenant_error(e: TenantError) -> ApiError {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/admin/tenants",
+    tag = "tenants",
+    responses((status = 200, description = "Every tenant with its plugins, events, state bytes and whether it is suspended"), (status = 401, description = "No valid token", body = super::ApiErrorBody)),
+    security(("admin_token" = []))
+)]
 /// `GET /v1/admin/tenants`: every tenant with its plugins, inbox position and state size.
 pub(super) async fn list(
     _: Admin,
@@ -68,6 +101,14 @@ pub(super) async fn list(
     Ok(Json(json!({"items": items})))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/admin/tenants/{name}/token",
+    tag = "tenants",
+    params(("name" = String, Path, description = "The tenant's name")),
+    responses((status = 200, description = "`{name, token}`: the new token, shown only now; the old one stops at once"), (status = 404, description = "The tenant has no such thing", body = super::ApiErrorBody), (status = 401, description = "No valid token", body = super::ApiErrorBody)),
+    security(("admin_token" = []))
+)]
 /// `POST /v1/admin/tenants/{name}/token`: a new token, shown once; the old one stops.
 pub(super) async fn rotate(
     _: Admin,
@@ -78,6 +119,14 @@ pub(super) async fn rotate(
     Ok(Json(json!({"name": name, "token": token})))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/admin/tenants/{name}/suspend",
+    tag = "tenants",
+    params(("name" = String, Path, description = "The tenant's name")),
+    responses((status = 200, description = "The tenant record, suspended: its token answers 403 and its pipeline stops"), (status = 404, description = "The tenant has no such thing", body = super::ApiErrorBody), (status = 401, description = "No valid token", body = super::ApiErrorBody)),
+    security(("admin_token" = []))
+)]
 /// `POST /v1/admin/tenants/{name}/suspend`.
 pub(super) async fn suspend(
     _: Admin,
@@ -88,6 +137,14 @@ pub(super) async fn suspend(
     Ok(Json(json!({"name": rec.name, "suspended": rec.suspended})))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/admin/tenants/{name}/resume",
+    tag = "tenants",
+    params(("name" = String, Path, description = "The tenant's name")),
+    responses((status = 200, description = "The tenant record, resumed"), (status = 404, description = "The tenant has no such thing", body = super::ApiErrorBody), (status = 401, description = "No valid token", body = super::ApiErrorBody)),
+    security(("admin_token" = []))
+)]
 /// `POST /v1/admin/tenants/{name}/resume`.
 pub(super) async fn resume(
     _: Admin,
@@ -98,6 +155,14 @@ pub(super) async fn resume(
     Ok(Json(json!({"name": rec.name, "suspended": rec.suspended})))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/admin/tenants/{name}",
+    tag = "tenants",
+    params(("name" = String, Path, description = "The tenant's name")),
+    responses((status = 204, description = "Deleted with all its data"), (status = 404, description = "The tenant has no such thing", body = super::ApiErrorBody), (status = 401, description = "No valid token", body = super::ApiErrorBody)),
+    security(("admin_token" = []))
+)]
 /// `DELETE /v1/admin/tenants/{name}`: the tenant and all its data. Blocking work (it
 /// waits for the tenant's batches in progress), so on a blocking thread.
 pub(super) async fn delete(
