@@ -114,8 +114,18 @@ mod tests {
         );
         drop(folder);
         drop(store);
-        // The thread has let go of the database.
-        let reopened = SledStore::open(dir.path()).unwrap();
+        // The thread has let go of the database (sled's own threads release its lock a
+        // moment after the last handle drops).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let reopened = loop {
+            match SledStore::open(dir.path()) {
+                Ok(store) => break store,
+                Err(e) => {
+                    assert!(std::time::Instant::now() < deadline, "still held: {e}");
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+            }
+        };
         assert_eq!(reopened.journal_records(), 0);
     }
 }
