@@ -246,14 +246,7 @@ impl Worker {
     /// panic may have left mid-call. Other tenants are untouched.
     fn stage_panicked(&mut self, tenant: &str, message: &str) {
         let message = crate::text::escape_control(message);
-        let faults = {
-            let mut memory = self.daemon.fault_memory();
-            let m = memory
-                .entry((tenant.to_owned(), STAGE.to_owned()))
-                .or_default();
-            m.backoff(Instant::now());
-            m.recent.len()
-        };
+        let faults = self.note_fault(tenant, STAGE, |m| m.recent.len());
         tracing::error!(%tenant, faults, "the tenant's pipeline stage panicked: {message}; it is retried after a backoff");
         self.daemon.metrics.stage_fault(tenant);
         self.detectors.retain(|(t, _), _| t != tenant);

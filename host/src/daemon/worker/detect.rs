@@ -6,7 +6,6 @@
 //! first.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use aer_wire::BatchWriter;
 
@@ -229,14 +228,7 @@ impl Worker {
         // Every fault counts towards the backoff: a plugin that faults on event after
         // event waits ever longer between them, as a quarantined one re-enabled again
         // and again does.
-        let after = {
-            let mut memory = self.daemon.fault_memory();
-            let m = memory
-                .entry((tenant.to_owned(), name.to_owned()))
-                .or_default();
-            m.backoff(Instant::now());
-            m.count.batch_fault(g.delivered.len())
-        };
+        let after = self.note_fault(tenant, name, |m| m.count.batch_fault(g.delivered.len()));
         let quarantine = match after {
             AfterFault::Retry | AfterFault::Isolate => false,
             AfterFault::Quarantine => true,

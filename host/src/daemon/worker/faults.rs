@@ -63,6 +63,22 @@ impl Worker {
             .get(&(tenant.to_owned(), name.to_owned()))
             .is_some_and(|m| m.backing_off(Instant::now()))
     }
+    /// Note a fault of `tenant`'s plugin (or stage) `name` now: it waits out its
+    /// backoff; `count` then counts it by the pipeline's rule and says what it leads to.
+    pub(super) fn note_fault<R>(
+        &self,
+        tenant: &str,
+        name: &str,
+        count: impl FnOnce(&mut FaultMemory) -> R,
+    ) -> R {
+        let mut memory = self.daemon.fault_memory();
+        let m = memory
+            .entry((tenant.to_owned(), name.to_owned()))
+            .or_default();
+        m.backoff(Instant::now());
+        count(m)
+    }
+
     /// A fault not tied to a batch's events (see [`FaultCount::fault`]): the plugin
     /// waits out its backoff and is quarantined after [`QUARANTINE_AFTER`] in a row.
     pub(super) fn record_fault(
@@ -71,14 +87,7 @@ impl Worker {
         name: &str,
         message: String,
     ) -> Result<(), DaemonError> {
-        let after = {
-            let mut memory = self.daemon.fault_memory();
-            let m = memory
-                .entry((tenant.to_owned(), name.to_owned()))
-                .or_default();
-            m.backoff(Instant::now());
-            m.count.fault()
-        };
+        let after = self.note_fault(tenant, name, |m| m.count.fault());
         self.fault_in_record(tenant, name, message, after == AfterFault::Quarantine)
     }
     /// A successful call of `tenant`'s plugin `name`: its faults in a row start again.
