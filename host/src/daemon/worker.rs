@@ -422,7 +422,7 @@ mod tests {
     use super::*;
 
     /// `n` events, the `i`th with action `action(i)`.
-    fn events_of(n: u32, action: impl Fn(u32) -> &'static str) -> Vec<crate::Event> {
+    pub(super) fn events_of(n: u32, action: impl Fn(u32) -> &'static str) -> Vec<crate::Event> {
         let text: String = (0..n)
             .map(|i| {
                 format!(

@@ -345,24 +345,12 @@ impl Worker {
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::events_of;
     use super::*;
     use crate::ledger::inbox::Inbox;
     use crate::pipeline::gather::{BATCH, LOOK_AHEAD};
 
     const READ_AHEAD: usize = BATCH * LOOK_AHEAD;
-
-    /// `n` events, the `i`th with action `action(i)`.
-    fn events_of(n: u32, action: impl Fn(u32) -> &'static str) -> Vec<crate::Event> {
-        let text: String = (0..n)
-            .map(|i| {
-                format!(
-                    "{{\"id\":\"e{i}\",\"time_ms\":{i},\"action\":\"{}\",\"actor\":\"U1\"}}\n",
-                    action(i)
-                )
-            })
-            .collect();
-        crate::ingest::parse(&text).events
-    }
 
     /// An inbox holding [`events_of`]`(n, action)`.
     fn inbox_of(n: u32, action: impl Fn(u32) -> &'static str) -> (tempfile::TempDir, Inbox) {
