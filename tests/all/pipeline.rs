@@ -344,6 +344,50 @@ fn a_plugin_faulting_on_every_event_is_quarantined_after_three_dead_letters() {
     assert_eq!(processed(&d, "acme"), 3, "the rest wait at the cursor");
 }
 
+// Regression: a detector waiting out a fault backoff held every other detector's
+// decisions until its retry (the backoffs grow to a minute), since findings are decided
+// only below the position of every detector keeping pace.
+#[test]
+fn a_detector_backing_off_after_a_fault_holds_back_no_other_detectors_decisions() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = TestDaemon::start(dir.path(), ServeConfig::default());
+    let a = d.tenant("acme");
+    d.install(&a, plugins::HOSTILE, r#"{"mode": "error"}"#);
+    d.install(&a, plugins::MINIMAL_DETECTOR, "");
+    // The hostile detector faults on e1: its batch is retried, then its events one by
+    // one, e1 twice more before it is a dead letter, 100 + 200 + 400 + 800 ms of
+    // backoff before it gets to e2.
+    let events = b"{\"id\":\"e1\",\"time\":1,\"action\":\"hostile\",\"actor\":\"U1\"}\n\
+                   {\"id\":\"e2\",\"time\":2,\"action\":\"user_login_failed\",\"actor\":\"U2\"}\n";
+    assert_eq!(
+        d.request("POST", "/v1/events", Some(&a), NDJSON, events.to_vec())
+            .0,
+        200
+    );
+    let by = |items: &[Value], plugin: &str| {
+        items
+            .iter()
+            .filter(|i| i["finding"]["plugin"] == plugin)
+            .count()
+    };
+    wait_for(&d, &a, "/v1/decisions", |items| {
+        by(items, "minimal-detector") == 1
+    });
+    // Read after the decision: the hostile detector had not passed e2 when it was made.
+    let hostile = d.daemon.detector_cursor("acme", "hostile").unwrap();
+    assert!(hostile < 2, "the decision waited for the faulting detector");
+    // It catches up, its finding on e2 decided late; nothing is lost.
+    let decided = wait_for(&d, &a, "/v1/decisions", |items| by(items, "hostile") == 1);
+    assert_eq!(decided.len(), 2, "{decided:?}");
+    assert_eq!(dead_letters(&d, &a).len(), 1);
+    // Each decision's wait for the order is measured.
+    let metrics = d.daemon.metrics.render();
+    assert!(
+        metrics.contains("aer_decision_wait_seconds_count{tenant=\"acme\"} 2"),
+        "{metrics}"
+    );
+}
+
 #[test]
 fn the_live_stream_sends_findings_and_decisions_as_they_commit() {
     use std::io::BufRead;

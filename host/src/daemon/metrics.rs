@@ -47,6 +47,7 @@ pub struct Metrics {
     instantiations: Family<Labels, Counter>,
     call_seconds: HistogramFamily,
     detection_to_response: HistogramFamily,
+    decision_wait: HistogramFamily,
     state_folds: Counter,
     state_fold_keys: Counter,
     state_fold_seconds: Histogram,
@@ -73,6 +74,7 @@ impl Default for Metrics {
             instantiations: Family::default(),
             call_seconds: Family::new_with_constructor(call_buckets),
             detection_to_response: Family::new_with_constructor(response_buckets),
+            decision_wait: Family::new_with_constructor(response_buckets),
             state_folds: Counter::default(),
             state_fold_keys: Counter::default(),
             state_fold_seconds: call_buckets(),
@@ -151,6 +153,12 @@ impl Default for Metrics {
             "detection_to_response_seconds",
             "From a finding's commit to its responders' completion",
             m.detection_to_response.clone(),
+        );
+        registry.register(
+            "decision_wait_seconds",
+            "From a finding's commit to its decision (the wait for the detectors keeping \
+             pace to pass its position)",
+            m.decision_wait.clone(),
         );
         registry.register(
             "state_folds",
@@ -266,6 +274,13 @@ impl Metrics {
         self.decisions
             .get_or_create(&labels(&[("tenant", tenant), ("outcome", outcome)]))
             .inc();
+    }
+
+    /// A finding decided `seconds` after its commit.
+    pub fn decision_wait(&self, tenant: &str, seconds: f64) {
+        self.decision_wait
+            .get_or_create(&labels(&[("tenant", tenant)]))
+            .observe(seconds);
     }
 
     /// A responder effect.

@@ -286,8 +286,13 @@ impl Worker {
         // the end of the step rather than a step later (the detection-to-response
         // latency).
         detectors.sort_by_key(|(cursor, _)| std::cmp::Reverse(*cursor));
+        // A finding is decided as soon as the last detector behind it passes it, not at
+        // the end of the step.
         for (_, p) in &detectors {
-            progressed |= self.step_claimed(entry, p, generation)?;
+            if self.step_claimed(entry, p, generation)? {
+                progressed = true;
+                self.decide_if_due(entry, &plugins, generation)?;
+            }
         }
         // The first waiting finding is decided once every detector keeping pace has
         // passed it: the ones still behind it step again now, ahead of other work, so
@@ -298,8 +303,11 @@ impl Worker {
             };
             let mut stepped = false;
             for (_, p) in &detectors {
-                if self.daemon.detector_cursor(tenant, &p.name)? <= first {
-                    stepped |= self.step_claimed(entry, p, generation)?;
+                if self.daemon.detector_cursor(tenant, &p.name)? <= first
+                    && self.step_claimed(entry, p, generation)?
+                {
+                    stepped = true;
+                    self.decide_if_due(entry, &plugins, generation)?;
                 }
             }
             progressed |= stepped;
@@ -345,6 +353,37 @@ impl Worker {
         Ok(self.step_detector(tenant, p)?.is_some())
     }
 
+    /// Decide and respond at once when the tenant's first waiting finding has become
+    /// decidable (see [`Worker::decide_and_respond`] for the arguments).
+    fn decide_if_due(
+        &mut self,
+        entry: &Entry<'_>,
+        plugins: &[PluginRecord],
+        generation: u64,
+    ) -> Result<(), DaemonError> {
+        let tenant = entry.tenant.as_str();
+        let Some(first) = self.daemon.ledger.first_queued(tenant)? else {
+            return Ok(());
+        };
+        if first < self.decidable_below(tenant, &self.pacing(tenant, plugins))? {
+            self.decide_and_respond(entry, plugins, generation)?;
+        }
+        Ok(())
+    }
+
+    /// The tenant's detectors (of `plugins`) that count as keeping pace: the enabled
+    /// ones, less any waiting out a fault backoff. Counted, one backing off would hold
+    /// every other detector's decisions until its retry (up to a minute); it falls
+    /// behind instead and catches up, its findings decided as they come.
+    fn pacing<'p>(&self, tenant: &str, plugins: &'p [PluginRecord]) -> Vec<&'p str> {
+        plugins
+            .iter()
+            .filter(|p| p.kind == PluginKind::Detector && p.status == PluginStatus::Enabled)
+            .filter(|p| !self.backing_off(tenant, &p.name))
+            .map(|p| p.name.as_str())
+            .collect()
+    }
+
     /// Decide the tenant's new findings and run its responders (`plugins` as listed
     /// when the plugin records were at `generation`), unless another worker is doing
     /// so.
@@ -366,11 +405,7 @@ impl Worker {
             listed = self.daemon.plugins(&entry.tenant)?;
             &listed
         };
-        let detectors: Vec<&str> = plugins
-            .iter()
-            .filter(|p| p.kind == PluginKind::Detector && p.status == PluginStatus::Enabled)
-            .map(|p| p.name.as_str())
-            .collect();
+        let detectors = self.pacing(&entry.tenant, plugins);
         let decided = self.step_decisions(&entry.tenant, &detectors)?;
         let responded = self.step_responses(&entry.tenant, &responders(plugins))?;
         Ok(decided || responded)

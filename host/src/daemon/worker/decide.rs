@@ -9,7 +9,7 @@ use aer_wire::BatchWriter;
 
 use super::Worker;
 use super::detect::READ;
-use crate::daemon::DaemonError;
+use crate::daemon::{DaemonError, now_ms};
 use crate::ledger::{Commit, StoredDecision};
 use crate::pipeline::decide::{DecisionEngine, decidable_below};
 
@@ -22,22 +22,16 @@ const OBSERVE_AHEAD: u64 = 1024;
 const OBSERVE_STEP: u64 = 4_096;
 
 impl Worker {
-    /// Decide the tenant's decidable findings (`detectors` are its enabled
-    /// detectors); whether anything progressed.
+    /// Decide the tenant's decidable findings (`detectors` are its enabled detectors
+    /// not waiting out a fault backoff); whether anything progressed.
     pub(super) fn step_decisions(
         &mut self,
         tenant: &str,
         detectors: &[&str],
     ) -> Result<bool, DaemonError> {
         let ledger = &self.daemon.ledger;
+        let below = self.decidable_below(tenant, detectors)?;
         let mut observed = ledger.observed(tenant)?;
-        // Cursors first: a finding below one is committed with it, so in the queue.
-        let cursors = detectors
-            .iter()
-            .map(|d| ledger.detector_cursor(tenant, d))
-            .collect::<Result<Vec<_>, _>>()?;
-        let stored = self.daemon.inbox.next_seq(tenant).unwrap_or(0);
-        let below = decidable_below(cursors, observed, stored);
         let queued = ledger.decidable(tenant, below, DECISION_BATCH)?;
         if queued.is_empty() {
             return self.observe_ahead(tenant);
@@ -52,9 +46,12 @@ impl Worker {
             };
             self.observe(tenant, &mut engine, &mut observed, q.position)?;
             let decision = engine.decide(&f.finding);
-            self.daemon
-                .metrics
-                .decision(tenant, decision.outcome.as_str());
+            let metrics = &self.daemon.metrics;
+            metrics.decision(tenant, decision.outcome.as_str());
+            if f.committed_ms > 0 {
+                let waited = (now_ms() - f.committed_ms).max(0);
+                metrics.decision_wait(tenant, waited as f64 / 1000.0);
+            }
             commit.put_decision(
                 tenant,
                 &StoredDecision {
@@ -68,6 +65,24 @@ impl Worker {
         commit.set_observed(tenant, observed);
         self.daemon.ledger.commit(commit)?;
         Ok(true)
+    }
+
+    /// The position below which the tenant's findings may be decided now, `detectors`
+    /// being the ones keeping pace (see [`decidable_below`]).
+    pub(super) fn decidable_below(
+        &self,
+        tenant: &str,
+        detectors: &[&str],
+    ) -> Result<u64, DaemonError> {
+        let ledger = &self.daemon.ledger;
+        // Cursors first: a finding below one is committed with it, so in the queue.
+        let cursors = detectors
+            .iter()
+            .map(|d| ledger.detector_cursor(tenant, d))
+            .collect::<Result<Vec<_>, _>>()?;
+        let observed = ledger.observed(tenant)?;
+        let stored = self.daemon.inbox.next_seq(tenant).unwrap_or(0);
+        Ok(decidable_below(cursors, observed, stored))
     }
 
     /// The tenant's decision engine: its policy, and its memory as last committed.
