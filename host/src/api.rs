@@ -10,6 +10,7 @@ mod plugins;
 mod policy;
 mod query;
 mod server;
+mod sources;
 mod tenants;
 
 use std::sync::Arc;
@@ -216,6 +217,11 @@ pub fn router(daemon: Arc<Daemon>) -> Router {
         .routes(routes!(plugins::rollback))
         .routes(routes!(policy::get_policy, policy::put_policy))
         .routes(routes!(events::ingest))
+        .routes(routes!(
+            sources::get_slack_audit,
+            sources::put_slack_audit,
+            sources::delete_slack_audit
+        ))
         .routes(routes!(query::findings))
         .routes(routes!(query::decisions))
         .routes(routes!(query::actions))

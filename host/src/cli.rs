@@ -71,6 +71,9 @@ pub enum Command {
     Plugin(client::PluginCommand),
     /// A tenant's decision policy on a running daemon.
     Policy(client::PolicyCommand),
+    /// A tenant's Slack Audit Logs source on a running daemon (the daemon pulls the
+    /// audit log itself).
+    Source(client::SourceCommand),
     /// Send events to a running daemon.
     Events(client::EventsCommand),
     /// A tenant's findings (Falco-compatible alerts).
@@ -106,6 +109,7 @@ pub fn run(cli: Cli, io: &mut Io<'_>) -> u8 {
         Command::Tenant(c) => c.run(io),
         Command::Plugin(c) => c.run(io),
         Command::Policy(c) => c.run(io),
+        Command::Source(c) => c.run(io),
         Command::Events(c) => c.run(io),
         Command::Findings(c) => c.run("findings", io),
         Command::Decisions(c) => c.run("decisions", io),

@@ -31,6 +31,8 @@ pub struct ServeConfig {
     pub quotas: QuotaConfig,
     /// Where responders' effects may go.
     pub outbound: OutboundConfig,
+    /// Pull sources (Slack's Audit Logs API).
+    pub sources: SourcesConfig,
     /// Pipeline worker threads (0: one per available core). Each detector is run by
     /// one worker at a time; a second worker joins a tenant only when no other tenant
     /// with work is waiting, so one tenant's slow plugin never holds up the others.
@@ -153,6 +155,9 @@ impl ServeConfig {
     }
 }
 
+/// The error code of an outbound request refused for where it would go.
+pub const NOT_ALLOWED: &str = "destination_not_allowed";
+
 /// Where responders' effects may go: the operator's choice, not a tenant's.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -161,6 +166,9 @@ pub struct OutboundConfig {
     /// its scheme and host (any port if the entry names none) whose path starts with the
     /// entry's.
     pub slack_api_urls: Vec<String>,
+    /// Slack Audit Logs API base URLs a tenant's source may name (matched the same
+    /// way).
+    pub slack_audit_urls: Vec<String>,
     /// Whether webhooks may be plain `http://` (else `https://` only).
     pub allow_http_webhooks: bool,
     /// Address ranges effects may reach although they are loopback, private,
@@ -183,6 +191,7 @@ impl Default for OutboundConfig {
     fn default() -> Self {
         OutboundConfig {
             slack_api_urls: vec!["https://slack.com/api".into()],
+            slack_audit_urls: vec!["https://api.slack.com/audit/v1".into()],
             allow_http_webhooks: false,
             allow_ranges: Vec::new(),
             max_response_bytes: 64 << 10,
@@ -199,12 +208,48 @@ impl OutboundConfig {
     pub fn loopback() -> Self {
         OutboundConfig {
             slack_api_urls: vec!["https://slack.com/api".into(), "http://127.0.0.1".into()],
+            slack_audit_urls: vec![
+                "https://api.slack.com/audit/v1".into(),
+                "http://127.0.0.1".into(),
+            ],
             allow_http_webhooks: true,
             allow_ranges: vec![ipnet::IpNet::V4(ipnet::Ipv4Net::new_assert(
                 std::net::Ipv4Addr::LOCALHOST,
                 8,
             ))],
             ..OutboundConfig::default()
+        }
+    }
+}
+
+/// Pull sources: the threads that poll them and the bounds on what they read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SourcesConfig {
+    /// Threads polling tenants' sources; a tenant's source is polled by one at a time,
+    /// one page a turn, so a slow or hanging source holds one thread for at most
+    /// `outbound.timeout_ms`.
+    pub threads: usize,
+    /// Most calls a minute a tenant's source may be set to make (Slack allows about 50
+    /// per organisation).
+    pub max_calls_per_minute: u32,
+    /// Largest page answer read, in bytes.
+    pub max_page_bytes: u64,
+    /// Most entries one time slice gathers in memory before it is walked again at
+    /// half the span.
+    pub max_slice_entries: usize,
+    /// Most entry ids a source remembers from its overlap window.
+    pub max_seen_ids: usize,
+}
+
+impl Default for SourcesConfig {
+    fn default() -> Self {
+        SourcesConfig {
+            threads: 2,
+            max_calls_per_minute: 50,
+            max_page_bytes: 32 << 20,
+            max_slice_entries: 50_000,
+            max_seen_ids: 100_000,
         }
     }
 }
@@ -294,6 +339,7 @@ impl Default for ServeConfig {
             limits: Limits::default(),
             quotas: QuotaConfig::default(),
             outbound: OutboundConfig::default(),
+            sources: SourcesConfig::default(),
             pipeline_threads: 0,
             max_instances: 1024,
             state_cache_bytes: 64 << 20,
@@ -403,6 +449,24 @@ impl ServeConfig {
         check("outbound.timeout_ms", o.timeout_ms, 1..=600_000);
         check("outbound.threads", u(o.threads), 1..=256);
         check("outbound.max_retry_ms", o.max_retry_ms, 0..=86_400_000);
+        let src = &self.sources;
+        check("sources.threads", u(src.threads), 1..=256);
+        check(
+            "sources.max_calls_per_minute",
+            u64::from(src.max_calls_per_minute),
+            1..=60_000,
+        );
+        check(
+            "sources.max_page_bytes",
+            src.max_page_bytes,
+            1 << 10..=1 << 30,
+        );
+        check(
+            "sources.max_slice_entries",
+            u(src.max_slice_entries),
+            1..=10_000_000,
+        );
+        check("sources.max_seen_ids", u(src.max_seen_ids), 1..=10_000_000);
         let i = &self.ingest;
         check("ingest.max_inbox_events", i.max_inbox_events, 1..=1 << 40);
         check(

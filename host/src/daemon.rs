@@ -14,6 +14,7 @@ pub mod outbound;
 pub mod plugins;
 pub mod rate;
 mod retention;
+mod sources;
 pub mod supervise;
 pub mod tenants;
 pub mod worker;
@@ -133,6 +134,8 @@ pub struct Daemon {
     pub effects: executor::EffectQueue,
     /// Detectors with a dead letter to replay.
     pub(crate) replays: dead_letters::Replays,
+    /// The tenants' pull sources and when each is polled next.
+    sources: sources::Sources,
 }
 
 impl Daemon {
@@ -203,6 +206,7 @@ impl Daemon {
             outbound,
             effects: executor::EffectQueue::default(),
             replays: dead_letters::Replays::default(),
+            sources: sources::Sources::default(),
         }))
     }
 

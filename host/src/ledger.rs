@@ -20,6 +20,7 @@ pub mod inbox;
 mod keys;
 mod meta;
 mod records;
+mod sources;
 
 use std::path::Path;
 

@@ -22,7 +22,8 @@
 //!   WIT conversions; on the wasmtime [`engine`].
 //! - [`host_api`]: the WIT interfaces the host provides to plugins.
 //! - [`store`]: per-plugin state behind the [`store::StateStore`] trait (sled, memory).
-//! - [`ingest`]: Slack Audit Logs entries and generic NDJSON events into [`Event`]s.
+//! - [`ingest`]: Slack Audit Logs entries and generic NDJSON events into [`Event`]s;
+//!   [`sources`]: pulling them from Slack's Audit Logs API (no gap, no duplicate).
 //! - [`limits`] and [`config`]: every bound put on a guest; the daemon's settings.
 //! - [`text`] and [`panic`](mod@panic): escaping shown text; panics turned into errors.
 //!
@@ -50,6 +51,7 @@ pub mod plugin;
 pub mod records;
 pub mod replay;
 pub mod runner;
+pub mod sources;
 pub mod store;
 pub mod synth;
 pub mod text;

@@ -10,6 +10,8 @@ use std::time::Instant;
 use anyhow::{Context as _, bail};
 use serde_json::{Value, json};
 
+pub mod audit_log;
+
 use crate::config::ServeConfig;
 use crate::daemon::Daemon;
 use crate::daemon::worker::Pipeline;

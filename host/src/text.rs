@@ -26,6 +26,16 @@ pub fn escape_control(s: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// `code` if it reads as an error code from another system (Slack's `invalid_auth`):
+/// at most 64 ASCII letters, digits and underscores. Anything else from outside is
+/// not repeated to a tenant.
+pub fn error_code(code: &str) -> Option<&str> {
+    (!code.is_empty()
+        && code.len() <= 64
+        && code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+    .then_some(code)
+}
+
 fn needs_escape(c: char) -> bool {
     c.is_control()
         || matches!(

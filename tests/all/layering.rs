@@ -15,6 +15,7 @@ const LAYERS: &[&[&str]] = &[
     &["engine"],
     &["plugin"],
     &["pipeline"],
+    &["sources"],
     &["ledger", "replay", "runner"],
     &["daemon"],
     &["api"],

@@ -21,5 +21,6 @@ mod replay;
 mod responses;
 mod sandbox;
 mod scaffold;
+mod sources;
 mod test_command;
 mod validate;

@@ -541,3 +541,75 @@ pub fn retry_locked<T, E: std::fmt::Debug>(mut open: impl FnMut() -> Result<T, E
         }
     }
 }
+
+/// A router served on a loopback port from a thread of its own, until dropped.
+pub struct Served {
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Served {
+    /// Serve `app`.
+    pub fn start(app: axum::Router) -> Served {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(async {
+                        let _ = rx.await;
+                    })
+                    .await
+                    .expect("serves");
+            });
+        });
+        Served {
+            base,
+            shutdown: Some(tx),
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The ids and times of `tenant`'s inbox events, in inbox order.
+pub fn inbox_events(daemon: &aer_host::daemon::Daemon, tenant: &str) -> Vec<(String, i64)> {
+    let mut out = Vec::new();
+    let mut from = 0;
+    loop {
+        let events = daemon.inbox.read(tenant, from, 10_000).expect("inbox read");
+        let mut w = aer_wire::BatchWriter::new();
+        let mut any = false;
+        for (seq, bytes) in events.iter() {
+            w.push_encoded(bytes);
+            from = seq + 1;
+            any = true;
+        }
+        if !any {
+            return out;
+        }
+        let batch = w.finish();
+        for e in aer_wire::decode_batch(&batch).expect("decodes") {
+            out.push((e.id.to_owned(), e.time_ms));
+        }
+    }
+}

@@ -1,4 +1,5 @@
 //! Client verbs that talk to a running daemon: `aer tenant`, `aer plugin`, `aer policy`,
+//! `aer source`,
 //! `aer events send`, and `aer findings|decisions|actions [--follow]`. The server and
 //! token come from `--server`/`AER_SERVER` and `--token`/`AER_TOKEN`.
 
@@ -370,6 +371,107 @@ impl PolicyCommand {
                 "/v1/policy",
                 Some(("application/json", read(&file)?)),
             )?,
+        };
+        pretty(io, &v)
+    }
+}
+
+/// `aer source show|set|remove`: the tenant's Slack Audit Logs source.
+#[derive(Debug, Args)]
+pub struct SourceCommand {
+    #[command(subcommand)]
+    action: SourceAction,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum SourceAction {
+    /// Print its settings (token hidden), watermark, lag and status.
+    Show,
+    /// Create or change it; settings not given keep their stored values.
+    Set(SourceSettings),
+    /// Remove it (events already let in stay).
+    Remove,
+}
+
+/// Settings of `aer source set`.
+#[derive(Debug, Args)]
+struct SourceSettings {
+    /// The Audit Logs API base URL (among the operator's).
+    #[arg(long)]
+    url: Option<String>,
+    /// A file holding the token (scope `auditlogs:read`); or set
+    /// `AER_SLACK_AUDIT_TOKEN`. Required the first time.
+    #[arg(long)]
+    token_file: Option<PathBuf>,
+    /// Where the first walk begins: seconds since the epoch or an RFC 3339 time
+    /// (default: now).
+    #[arg(long)]
+    start: Option<String>,
+    /// Entries per page (1..=9999).
+    #[arg(long)]
+    page_size: Option<u32>,
+    /// Seconds between walks once caught up.
+    #[arg(long)]
+    interval_seconds: Option<u32>,
+    /// Seconds below the watermark read again on every walk.
+    #[arg(long)]
+    overlap_seconds: Option<u32>,
+    /// Most calls a minute.
+    #[arg(long)]
+    calls_per_minute: Option<u32>,
+    /// Poll it (`true`) or pause it (`false`).
+    #[arg(long)]
+    enabled: Option<bool>,
+}
+
+impl SourceSettings {
+    /// The request body: only the settings given.
+    fn body(self) -> anyhow::Result<Value> {
+        let mut body = serde_json::Map::new();
+        let token = match self.token_file {
+            Some(path) => Some(read_text(&path)?.trim().to_owned()),
+            None => std::env::var("AER_SLACK_AUDIT_TOKEN").ok(),
+        };
+        let start = self.start.map(|s| match s.parse::<i64>() {
+            Ok(n) => Value::from(n),
+            Err(_) => Value::from(s),
+        });
+        let fields = [
+            ("url", self.url.map(Value::from)),
+            ("token", token.map(Value::from)),
+            ("start", start),
+            ("page_size", self.page_size.map(Value::from)),
+            ("interval_seconds", self.interval_seconds.map(Value::from)),
+            ("overlap_seconds", self.overlap_seconds.map(Value::from)),
+            ("calls_per_minute", self.calls_per_minute.map(Value::from)),
+            ("enabled", self.enabled.map(Value::from)),
+        ];
+        for (k, v) in fields {
+            if let Some(v) = v {
+                body.insert(k.into(), v);
+            }
+        }
+        Ok(Value::Object(body))
+    }
+}
+
+impl SourceCommand {
+    /// Run it.
+    pub fn run(self, io: &mut Io<'_>) -> anyhow::Result<u8> {
+        const PATH: &str = "/v1/sources/slack-audit";
+        let c = Client::new(&self.client);
+        let v = match self.action {
+            SourceAction::Show => c.call("GET", PATH, None)?,
+            SourceAction::Set(settings) => {
+                let body = serde_json::to_vec(&settings.body()?)?;
+                c.call("PUT", PATH, Some(("application/json", body)))?
+            }
+            SourceAction::Remove => {
+                c.call("DELETE", PATH, None)?;
+                serde_json::json!({"removed": "slack-audit"})
+            }
         };
         pretty(io, &v)
     }

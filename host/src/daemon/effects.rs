@@ -307,9 +307,7 @@ impl Out<'_> {
                 // tenant and its plugins see.
                 let code = answer["error"]
                     .as_str()
-                    .filter(|c| {
-                        c.len() <= 64 && c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-                    })
+                    .and_then(crate::text::error_code)
                     .unwrap_or("unknown_error");
                 Err(Failure::Failed(
                     code.to_owned(),

@@ -48,6 +48,8 @@ pub struct Metrics {
     call_seconds: HistogramFamily,
     detection_to_response: HistogramFamily,
     decision_wait: HistogramFamily,
+    source_calls: Family<Labels, Counter>,
+    source_lag: Family<Labels, Gauge>,
     state_folds: Counter,
     state_fold_keys: Counter,
     state_fold_seconds: Histogram,
@@ -75,6 +77,8 @@ impl Default for Metrics {
             call_seconds: Family::new_with_constructor(call_buckets),
             detection_to_response: Family::new_with_constructor(response_buckets),
             decision_wait: Family::new_with_constructor(response_buckets),
+            source_calls: Family::default(),
+            source_lag: Family::default(),
             state_folds: Counter::default(),
             state_fold_keys: Counter::default(),
             state_fold_seconds: call_buckets(),
@@ -159,6 +163,16 @@ impl Default for Metrics {
             "From a finding's commit to its decision (the wait for the detectors keeping \
              pace to pass its position)",
             m.decision_wait.clone(),
+        );
+        registry.register(
+            "source_calls",
+            "Calls to tenants' pull sources by result (`ok` or an error code)",
+            m.source_calls.clone(),
+        );
+        registry.register(
+            "source_lag_seconds",
+            "How far behind the present a tenant's pull source has been read",
+            m.source_lag.clone(),
         );
         registry.register(
             "state_folds",
@@ -274,6 +288,24 @@ impl Metrics {
         self.decisions
             .get_or_create(&labels(&[("tenant", tenant), ("outcome", outcome)]))
             .inc();
+    }
+
+    /// A call to `tenant`'s pull source `source` that ended in `result`.
+    pub fn source_call(&self, tenant: &str, source: &str, result: &str) {
+        self.source_calls
+            .get_or_create(&labels(&[
+                ("tenant", tenant),
+                ("source", source),
+                ("result", result),
+            ]))
+            .inc();
+    }
+
+    /// How far behind the present `tenant`'s pull source `source` has been read.
+    pub fn source_lag(&self, tenant: &str, source: &str, seconds: i64) {
+        self.source_lag
+            .get_or_create(&labels(&[("tenant", tenant), ("source", source)]))
+            .set(seconds);
     }
 
     /// A finding decided `seconds` after its commit.

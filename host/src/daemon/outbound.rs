@@ -19,8 +19,7 @@ use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
 use crate::config::OutboundConfig;
 use crate::pipeline::policy::{FieldError, Policy};
 
-/// The error code of a request refused for where it would go.
-pub const NOT_ALLOWED: &str = "destination_not_allowed";
+pub use crate::config::NOT_ALLOWED;
 
 /// The operator's outbound rules and the HTTP client that keeps them.
 pub struct Outbound {
@@ -55,21 +54,16 @@ impl Outbound {
 
     /// Why `url` may not be used as a Slack API base URL, if it may not.
     pub fn check_slack_url(&self, url: &str) -> Result<(), String> {
-        let u = parse(url)?;
-        if self
-            .config
-            .slack_api_urls
-            .iter()
-            .filter_map(|entry| entry.parse::<Uri>().ok())
-            .any(|entry| matches(&entry, &u))
-        {
-            Ok(())
-        } else {
-            Err(format!(
-                "not among the operator's Slack API URLs ({})",
-                self.config.slack_api_urls.join(", ")
-            ))
-        }
+        allowed(&self.config.slack_api_urls, url, "Slack API URLs")
+    }
+
+    /// Why `url` may not be used as a Slack Audit Logs API base URL, if it may not.
+    pub fn check_slack_audit_url(&self, url: &str) -> Result<(), String> {
+        allowed(
+            &self.config.slack_audit_urls,
+            url,
+            "Slack Audit Logs API URLs",
+        )
     }
 
     /// Why `url` may not be used as a webhook, if it may not.
@@ -100,6 +94,23 @@ impl Outbound {
             }
         }
         errors
+    }
+}
+
+/// Why `url` falls under none of the allowlist `entries` (`what` names the list).
+fn allowed(entries: &[String], url: &str, what: &str) -> Result<(), String> {
+    let u = parse(url)?;
+    if entries
+        .iter()
+        .filter_map(|entry| entry.parse::<Uri>().ok())
+        .any(|entry| matches(&entry, &u))
+    {
+        Ok(())
+    } else {
+        Err(format!(
+            "not among the operator's {what} ({})",
+            entries.join(", ")
+        ))
     }
 }
 

@@ -174,6 +174,7 @@ impl Daemon {
         let _stage = self
             .claims
             .hold(name, "", crate::plugin::PluginKind::Responder);
+        self.forget_sources(name)?;
         let plugins = self.plugins(name).map_err(DaemonError::from)?;
         for p in &plugins {
             self.delete_plugin(name, &p.name)

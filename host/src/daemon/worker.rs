@@ -95,6 +95,7 @@ impl Pipeline {
             tracing::error!("cannot read the dead letters waiting for a replay: {e}");
         }
         threads.extend(super::executor::start(&daemon, &stop));
+        threads.extend(super::sources::start(&daemon, &stop));
         let (flag, retained) = (stop.clone(), daemon.clone());
         threads.push(
             std::thread::Builder::new()

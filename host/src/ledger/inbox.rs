@@ -52,6 +52,9 @@ pub enum InboxError {
     /// A stored chunk does not parse.
     #[error("corrupt inbox chunk at seq {0}")]
     Corrupt(u64),
+    /// A source's mark does not serialise.
+    #[error("source mark: {0}")]
+    Mark(#[from] serde_json::Error),
 }
 
 /// Byte ranges of the events in a chunk, or `None` if it does not parse.
@@ -148,14 +151,26 @@ impl GroupCommit {
         }
     }
 
-    async fn wait(&self) -> Result<(), InboxError> {
+    fn ask(&self) -> Result<oneshot::Receiver<Result<(), String>>, InboxError> {
         let (tx, rx) = oneshot::channel();
         self.tx
             .as_ref()
             .ok_or_else(|| InboxError::Flush("group commit stopped".into()))?
             .send(tx)
             .map_err(|_| InboxError::Flush("group commit stopped".into()))?;
-        rx.await
+        Ok(rx)
+    }
+
+    async fn wait(&self) -> Result<(), InboxError> {
+        self.ask()?
+            .await
+            .map_err(|_| InboxError::Flush("group commit stopped".into()))?
+            .map_err(InboxError::Flush)
+    }
+
+    fn wait_blocking(&self) -> Result<(), InboxError> {
+        self.ask()?
+            .blocking_recv()
             .map_err(|_| InboxError::Flush("group commit stopped".into()))?
             .map_err(InboxError::Flush)
     }
@@ -345,6 +360,11 @@ impl Inbox {
         self.commit.wait().await
     }
 
+    /// [`Inbox::durable`] for a thread outside the async runtime.
+    pub fn durable_blocking(&self) -> Result<(), InboxError> {
+        self.commit.wait_blocking()
+    }
+
     /// Store events, not yet durable (see [`Inbox::durable`]); blocking, so async
     /// callers run it on a blocking thread. Arguments as for [`Inbox::append`].
     pub fn store(
@@ -353,6 +373,32 @@ impl Inbox {
         events: &[Event],
         processed: u64,
         bound: u64,
+    ) -> Result<Ingested, InboxError> {
+        self.store_with(tenant, events, processed, bound, None)
+    }
+
+    /// [`Inbox::store`], writing how far pull source `source` has been read with the
+    /// events, in the same atomic batch: a crash leaves both or neither.
+    pub fn store_marked(
+        &self,
+        tenant: &str,
+        events: &[Event],
+        (processed, bound): (u64, u64),
+        source: &str,
+        mark: &crate::sources::Mark,
+    ) -> Result<Ingested, InboxError> {
+        let value = serde_json::to_vec(mark)?;
+        let key = keys::key(kind::SOURCE_MARK, &[tenant.as_bytes(), source.as_bytes()]);
+        self.store_with(tenant, events, processed, bound, Some((key, value)))
+    }
+
+    fn store_with(
+        &self,
+        tenant: &str,
+        events: &[Event],
+        processed: u64,
+        bound: u64,
+        also: Option<(Vec<u8>, Vec<u8>)>,
     ) -> Result<Ingested, InboxError> {
         let mut out = Ingested::default();
         {
@@ -400,7 +446,11 @@ impl Inbox {
                 chunk[..4].copy_from_slice(&chunk_len.to_le_bytes());
                 batch.insert(keys::seq_key(kind::INBOX, tenant, first), chunk);
             }
-            if out.accepted > 0 {
+            let marked = also.is_some();
+            if let Some((k, v)) = also {
+                batch.insert(k, v);
+            }
+            if out.accepted > 0 || marked {
                 self.tree.apply_batch(batch)?;
                 // Only ids that are stored count as seen.
                 for h in fresh {

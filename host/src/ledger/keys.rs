@@ -83,10 +83,15 @@ pub mod kind {
     pub const DEAD_LETTER: u8 = b'L';
     /// Entries in a tenant's action log, for its quota.
     pub const ACTION_COUNT: u8 = b'n';
+    /// A tenant's pull source settings, by source name (in `meta`).
+    pub const SOURCE: u8 = b'S';
+    /// How far a tenant's pull source has been read, by source name: written with
+    /// the inbox events it let in.
+    pub const SOURCE_MARK: u8 = b'w';
 }
 
 /// Pipeline records kept per tenant, each under `kind`+tenant: deleted with the tenant.
-pub const TENANT_PIPELINE_KINDS: [u8; 14] = [
+pub const TENANT_PIPELINE_KINDS: [u8; 15] = [
     kind::INBOX,
     kind::EVENT_ID,
     kind::CURSOR,
@@ -101,6 +106,7 @@ pub const TENANT_PIPELINE_KINDS: [u8; 14] = [
     kind::STATE_BYTES,
     kind::DEAD_LETTER,
     kind::ACTION_COUNT,
+    kind::SOURCE_MARK,
 ];
 
 /// `kind` then each part length-prefixed.

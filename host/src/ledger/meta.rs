@@ -25,7 +25,7 @@ fn policy_key(tenant: &str) -> Vec<u8> {
 }
 
 impl Ledger {
-    fn get_meta<T: DeserializeOwned>(
+    pub(super) fn get_meta<T: DeserializeOwned>(
         &self,
         key: &[u8],
         what: &'static str,
@@ -36,7 +36,7 @@ impl Ledger {
             .transpose()
     }
 
-    fn put_meta<T: Serialize>(
+    pub(super) fn put_meta<T: Serialize>(
         &self,
         key: Vec<u8>,
         value: &T,
@@ -47,7 +47,7 @@ impl Ledger {
         Ok(())
     }
 
-    fn list_meta<T: DeserializeOwned>(
+    pub(super) fn list_meta<T: DeserializeOwned>(
         &self,
         prefix: Vec<u8>,
         what: &'static str,
