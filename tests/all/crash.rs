@@ -4,6 +4,10 @@
 //! processed exactly once (the detector's state equals the clean run's, byte for byte),
 //! the same findings and decisions, and every decided session reset at the mock Slack
 //! API exactly once (by idempotency key).
+//!
+//! And the Slack Audit Logs source: `kill -9` the daemon again and again while it walks
+//! a mock Audit Logs API; restarted, it lets every entry in once, in the same order as
+//! a run without kills.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
@@ -11,7 +15,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use aer_host::config::ServeConfig;
-use aer_tests::{ADMIN, MockSlack, TestDaemon, http, plugins};
+use aer_host::loopback::audit_log::{AuditLog, entry};
+use aer_tests::{ADMIN, MockSlack, Served, TestDaemon, http, inbox_events, plugins};
 use serde_json::Value;
 
 const JSON: Option<&str> = Some("application/json");
@@ -162,13 +167,19 @@ impl Drop for Proc {
 }
 
 fn spawn(dir: &std::path::Path) -> Proc {
+    spawn_with(dir, ServeConfig::default())
+}
+
+/// A daemon process on `dir` with `config` (its outbound rules replaced).
+fn spawn_with(dir: &std::path::Path, config: ServeConfig) -> Proc {
     // Its effects go to the mock Slack API on loopback.
-    let config = dir.with_extension("toml");
-    let outbound = aer_host::config::ServeConfig {
+    let path = dir.with_extension("toml");
+    let config = ServeConfig {
         outbound: aer_host::config::OutboundConfig::loopback(),
-        ..Default::default()
+        ..config
     };
-    std::fs::write(&config, outbound.to_toml()).expect("config written");
+    std::fs::write(&path, config.to_toml()).expect("config written");
+    let config = path;
     let mut child = Command::new(env!("CARGO_BIN_EXE_aer-under-test"))
         .args(["serve", "--listen", "127.0.0.1:0", "--config"])
         .arg(&config)
@@ -442,4 +453,138 @@ fn kill_9_during_ingest_loses_nothing_and_repeats_nothing() {
         "crash run: {kills} kills, {} reset calls for {responds} decisions",
         calls.resets.len()
     );
+}
+
+/// A daemon whose Slack Audit Logs source may call as fast as the test likes, with
+/// the inbox's own deduplication off (so the source's watermark and seen ids alone
+/// keep entries from coming in twice), and slices small enough that a walk of the
+/// mock's history takes many.
+fn source_config() -> ServeConfig {
+    ServeConfig {
+        sources: aer_host::config::SourcesConfig {
+            max_calls_per_minute: 60_000,
+            max_slice_entries: 300,
+            ..Default::default()
+        },
+        ingest: aer_host::config::IngestConfig {
+            dedupe_window_events: 0,
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
+/// Set the tenant's source to walk `log` from `start`.
+fn put_source(base: &str, token: &str, url: &str, start: i64) {
+    let body = serde_json::json!({
+        "url": url, "token": "xoxp-audit", "start": start, "page_size": 40,
+        "calls_per_minute": 60_000, "interval_seconds": 1, "overlap_seconds": 600
+    });
+    let (status, answer) = http(
+        base,
+        "PUT",
+        "/v1/sources/slack-audit",
+        Some(token),
+        JSON,
+        serde_json::to_vec(&body).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{answer}");
+}
+
+/// Whether the tenant's source has walked past `last` and is caught up.
+fn source_done(base: &str, token: &str, last: i64) -> bool {
+    let (_, s) = http(
+        base,
+        "GET",
+        "/v1/sources/slack-audit",
+        Some(token),
+        None,
+        vec![],
+    )
+    .unwrap();
+    s["status"]["state"] == "caught_up" && s["watermark"].as_i64().is_some_and(|w| w >= last)
+}
+
+#[test]
+fn kill_9_while_the_audit_log_source_walks_leaves_no_gap_and_no_duplicate() {
+    const START: i64 = 1_793_491_200;
+    let log = AuditLog::new("xoxp-audit");
+    // 2,400 entries over three days, some seconds holding several.
+    let entries: Vec<Value> = (0..2_400)
+        .map(|i: i64| {
+            entry(
+                &format!("k{i:05}"),
+                START + (i / 2) * 215,
+                "user_login",
+                &format!("U{:02}", i % 13),
+            )
+        })
+        .collect();
+    let last = START + 1_199 * 215;
+    log.add(entries.clone());
+    // Slow enough that a kill lands in the middle of walks.
+    log.set_delay(Duration::from_millis(8));
+    let slack = Served::start(log.router());
+    let url = format!("{}/audit/v1", slack.base);
+
+    // The straight run.
+    let straight_dir = tempfile::tempdir().unwrap();
+    let straight = {
+        let d = TestDaemon::start(straight_dir.path(), source_config());
+        let token = d.tenant("acme");
+        put_source(&d.base, &token, &url, START);
+        let start = Instant::now();
+        while !source_done(&d.base, &token, last) {
+            assert!(
+                start.elapsed() < Duration::from_secs(120),
+                "the straight run did not finish"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        inbox_events(&d.daemon, "acme")
+    };
+    assert_eq!(straight.len(), entries.len());
+
+    // The same, killed at several points.
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("data");
+    let p = spawn_with(&dir, source_config());
+    let (s, t) = http(
+        &p.base,
+        "POST",
+        "/v1/tenants",
+        Some(ADMIN),
+        JSON,
+        br#"{"name": "acme"}"#.to_vec(),
+    )
+    .unwrap();
+    assert_eq!(s, 201, "{t}");
+    let token = t["token"].as_str().unwrap().to_owned();
+    put_source(&p.base, &token, &url, START);
+    let mut p = p;
+    let mut kills = 0;
+    for wait_ms in [120, 250, 90, 400, 60, 300] {
+        std::thread::sleep(Duration::from_millis(wait_ms));
+        if source_done(&p.base, &token, last) {
+            break;
+        }
+        kill9(p);
+        kills += 1;
+        p = spawn_with(&dir, source_config());
+    }
+    assert!(kills >= 3, "the walk ended before the kills ({kills})");
+    let start = Instant::now();
+    while !source_done(&p.base, &token, last) {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "the killed run did not finish"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    kill9(p);
+    let d = TestDaemon::start(&dir, source_config());
+    let killed = inbox_events(&d.daemon, "acme");
+    assert_eq!(killed.len(), entries.len(), "no gap, no duplicate");
+    assert_eq!(killed, straight, "the same events in the same order");
 }

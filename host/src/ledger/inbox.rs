@@ -293,7 +293,8 @@ impl Inbox {
         let mut next_seq = None;
         let mut latest: Vec<u128> = Vec::new();
         for r in self.tree.scan_prefix(&prefix).rev() {
-            if latest.len() >= self.window {
+            // The newest chunk is read whatever the window: it gives the next seq.
+            if next_seq.is_some() && latest.len() >= self.window {
                 break;
             }
             let (k, chunk) = r?;
@@ -612,6 +613,22 @@ mod tests {
         drop(inbox);
         let inbox = Inbox::new(db.clone(), db.open_tree("pipeline").unwrap(), 100).unwrap();
         assert_eq!(inbox.next_seq("acme").unwrap(), 6);
+    }
+
+    // Regression: with deduplication off (`ingest.dedupe_window_events = 0`) a
+    // restarted inbox began again at seq 0, writing over the stored events.
+    #[test]
+    fn with_no_dedupe_window_a_restarted_inbox_still_carries_on_after_the_last_chunk() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path()).unwrap();
+        let inbox = Inbox::new(db.clone(), db.open_tree("pipeline").unwrap(), 0).unwrap();
+        inbox.store("acme", &events(0..4), 0, 100).unwrap();
+        drop(inbox);
+        let inbox = Inbox::new(db.clone(), db.open_tree("pipeline").unwrap(), 0).unwrap();
+        assert_eq!(inbox.next_seq("acme").unwrap(), 4);
+        let again = inbox.store("acme", &events(0..2), 0, 100).unwrap();
+        assert_eq!(again.first_seq, Some(4), "nothing written over");
+        assert_eq!(inbox.read("acme", 0, 100).unwrap().iter().count(), 6);
     }
 
     #[test]
