@@ -1,5 +1,6 @@
 //! The whole service inside this process: a daemon on a loopback port (real HTTP, a
-//! real sled database in a temporary directory) with a mock Slack Web API beside it.
+//! real sled database in a temporary directory) with a mock Slack Web API and Audit
+//! Logs API ([`audit_log`]) beside it.
 //! `aer demo` shows detection to response with it; `aer bench` measures the daemon
 //! with it.
 
@@ -15,6 +16,9 @@ pub mod audit_log;
 use crate::config::ServeConfig;
 use crate::daemon::Daemon;
 use crate::daemon::worker::Pipeline;
+
+/// The token the mock Slack Audit Logs API answers.
+pub const AUDIT_TOKEN: &str = "xoxp-demo-audit-token";
 
 /// What the mock Slack API received: (user id, when), in arrival order.
 pub type Resets = Arc<Mutex<Vec<(String, Instant)>>>;
@@ -152,6 +156,9 @@ pub struct Loopback {
     pub slack: String,
     /// Session resets the mock Slack API received.
     pub resets: Resets,
+    /// The mock Slack Audit Logs API (`{slack}/audit/v1`; token
+    /// [`AUDIT_TOKEN`]).
+    pub audit: audit_log::AuditLog,
     /// Webhook texts the mock Slack API received.
     pub hooks: Hooks,
     admin: String,
@@ -211,7 +218,8 @@ impl Loopback {
         let slack_listener = std::net::TcpListener::bind("127.0.0.1:0")?;
         slack_listener.set_nonblocking(true)?;
         let slack = format!("http://{}", slack_listener.local_addr()?);
-        let app = mock_slack(resets.clone(), hooks.clone());
+        let audit = audit_log::AuditLog::new(AUDIT_TOKEN);
+        let app = mock_slack(resets.clone(), hooks.clone()).merge(audit.router());
         let (slack_stop, slack_stopped) = tokio::sync::oneshot::channel::<()>();
         let slack_thread = std::thread::Builder::new()
             .name("mock-slack".into())
@@ -237,6 +245,7 @@ impl Loopback {
             base,
             slack,
             resets,
+            audit,
             hooks,
             admin,
             agent,

@@ -181,6 +181,9 @@ fn aer_demo_shows_detection_decision_and_session_reset() {
         "Slack API admin.users.session.reset user_id=W01ALICE",
         "detection to response: ",
         "webhook security: AER is ending all sessions of W01ALICE",
+        "globex has the daemon pull its audit log",
+        "calls to the mock Audit Logs API",
+        "globex decision W01ALICE dry-run",
     ] {
         assert!(
             run.out.contains(needle),

@@ -1,7 +1,9 @@
 //! `aer demo`: the whole service on this machine. A daemon on a temporary data directory
 //! and a loopback port, a mock Slack API beside it, a tenant, the built-in plugins
 //! uploaded and enabled, the bundled sample audit log streamed in, and the path from
-//! detection to decision to session reset shown with its measured latency.
+//! detection to decision to session reset shown with its measured latency; then a
+//! second tenant has the daemon pull the same history from a mock Slack Audit Logs
+//! API.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -38,7 +40,10 @@ impl DemoCommand {
                 missing.display()
             );
         }
-        let service = Loopback::start(ServeConfig::default(), true)?;
+        // The mock Slack API is on this machine: its audit log may be read fast.
+        let mut config = ServeConfig::default();
+        config.sources.max_calls_per_minute = 6_000;
+        let service = Loopback::start(config, true)?;
         let (base, slack) = (&service.base, &service.slack);
         writeln!(
             io.out,
@@ -188,9 +193,87 @@ impl DemoCommand {
                 text.lines().next().unwrap_or("")
             )?;
         }
+        pull(io, &service, &files[0], &stream)?;
         service.stop()?;
         Ok(EXIT_OK)
     }
+}
+
+/// A second tenant has the daemon pull the same history from the mock Slack Audit Logs
+/// API (in dry-run): the source walks it page by page and the same decisions follow.
+fn pull(
+    io: &mut Io<'_>,
+    service: &Loopback,
+    detector: &std::path::Path,
+    stream: &[(i64, String, String)],
+) -> anyhow::Result<()> {
+    let api = service.tenant("globex")?;
+    api.install(std::fs::read(detector)?, "", true)?;
+    api.put_policy(&json!({
+        "allowlist": {"users": ["W04DAVE"]},
+        "internal_domains": ["acme.example"],
+    }))?;
+    let mut entries = Vec::with_capacity(stream.len());
+    for (_, _, line) in stream {
+        entries.push(serde_json::from_str::<Value>(line)?);
+    }
+    service.audit.add(entries);
+    let start = stream.first().map_or(0, |(t, _, _)| t.div_euclid(1_000));
+    let source = json!({
+        "url": format!("{}/audit/v1", service.slack),
+        "token": crate::loopback::AUDIT_TOKEN,
+        "start": start,
+        "page_size": 200,
+        "calls_per_minute": 6_000,
+    });
+    writeln!(io.out)?;
+    writeln!(
+        io.out,
+        "globex has the daemon pull its audit log: PUT /v1/sources/slack-audit (start {})",
+        chrono::DateTime::from_timestamp(start, 0).map_or(String::new(), |t| t.to_rfc3339())
+    )?;
+    api.call(
+        "PUT",
+        "/v1/sources/slack-audit",
+        "application/json",
+        source.to_string().into_bytes(),
+    )?;
+    let begun = Instant::now();
+    let (status, decisions) = loop {
+        let s = api.call("GET", "/v1/sources/slack-audit", "", vec![])?;
+        let f = api.call("GET", "/v1/findings", "", vec![])?;
+        let d = api.call("GET", "/v1/decisions", "", vec![])?;
+        let (f, d) = (arr(&f["items"]), arr(&d["items"]));
+        if s["status"]["state"] == "caught_up" && !f.is_empty() && d.len() == f.len() {
+            break (s, d);
+        }
+        if begun.elapsed() > Duration::from_secs(60) {
+            bail!("the audit log source did not catch up within 60 s: {s}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let calls = service.audit.calls();
+    writeln!(
+        io.out,
+        "pulled {} entries in {} calls to the mock Audit Logs API (newest-first pages, oldest/latest on every page, {} with a cursor); watermark {}, caught up",
+        status["status"]["entries"],
+        calls.len(),
+        calls
+            .iter()
+            .filter(|c| c.query.contains_key("cursor"))
+            .count(),
+        status["watermark_time"].as_str().unwrap_or("")
+    )?;
+    for d in &decisions {
+        writeln!(
+            io.out,
+            "globex decision {} {}: {}",
+            d["subject"].as_str().unwrap_or(""),
+            d["outcome"].as_str().unwrap_or(""),
+            d["reason"].as_str().unwrap_or("")
+        )?;
+    }
+    Ok(())
 }
 
 /// `n` ordinary Slack audit entries: 60 users logging in and downloading a file now and

@@ -287,12 +287,12 @@ impl Worker {
         // the end of the step rather than a step later (the detection-to-response
         // latency).
         detectors.sort_by_key(|(cursor, _)| std::cmp::Reverse(*cursor));
-        // A finding is decided as soon as the last detector behind it passes it, not at
-        // the end of the step.
+        // At the head of the inbox, a finding is decided as soon as the last detector
+        // behind it passes it, not at the end of the step.
         for (_, p) in &detectors {
             if self.step_claimed(entry, p, generation)? {
                 progressed = true;
-                self.decide_if_due(entry, &plugins, generation)?;
+                self.decide_if_due(entry, p, &plugins, generation)?;
             }
         }
         // The first waiting finding is decided once every detector keeping pace has
@@ -308,7 +308,7 @@ impl Worker {
                     && self.step_claimed(entry, p, generation)?
                 {
                     stepped = true;
-                    self.decide_if_due(entry, &plugins, generation)?;
+                    self.decide_if_due(entry, p, &plugins, generation)?;
                 }
             }
             progressed |= stepped;
@@ -354,15 +354,22 @@ impl Worker {
         Ok(self.step_detector(tenant, p)?.is_some())
     }
 
-    /// Decide and respond at once when the tenant's first waiting finding has become
-    /// decidable (see [`Worker::decide_and_respond`] for the arguments).
+    /// Decide and respond at once when detector `stepped` has just reached the head of
+    /// the inbox and the tenant's first waiting finding has become decidable (see
+    /// [`Worker::decide_and_respond`] for the other arguments). Behind the head (a
+    /// backlog), decisions wait for the end of the step, in fewer, larger commits.
     fn decide_if_due(
         &mut self,
         entry: &Entry<'_>,
+        stepped: &PluginRecord,
         plugins: &[PluginRecord],
         generation: u64,
     ) -> Result<(), DaemonError> {
         let tenant = entry.tenant.as_str();
+        let head = self.daemon.inbox.next_seq(tenant).unwrap_or(0);
+        if self.daemon.detector_cursor(tenant, &stepped.name)? < head {
+            return Ok(());
+        }
         let Some(first) = self.daemon.ledger.first_queued(tenant)? else {
             return Ok(());
         };
