@@ -105,8 +105,8 @@ fn policy(slack: &MockSlack) -> Vec<u8> {
     .into_bytes()
 }
 
-/// Create the tenant, install the detector and responder, set the policy.
-fn setup(base: &str, slack: &MockSlack) -> String {
+/// Create tenant `acme`; its token.
+fn create_tenant(base: &str) -> String {
     let (s, t) = http(
         base,
         "POST",
@@ -117,7 +117,12 @@ fn setup(base: &str, slack: &MockSlack) -> String {
     )
     .unwrap();
     assert_eq!(s, 201, "{t}");
-    let token = t["token"].as_str().unwrap().to_owned();
+    t["token"].as_str().unwrap().to_owned()
+}
+
+/// Create the tenant, install the detector and responder, set the policy.
+fn setup(base: &str, slack: &MockSlack) -> String {
+    let token = create_tenant(base);
     for path in [plugins::EXCESSIVE_DOWNLOADS, plugins::SLACK_SESSION_RESET] {
         let (s, rec) = http(
             base,
@@ -550,17 +555,7 @@ fn kill_9_while_the_audit_log_source_walks_leaves_no_gap_and_no_duplicate() {
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().join("data");
     let p = spawn_with(&dir, source_config());
-    let (s, t) = http(
-        &p.base,
-        "POST",
-        "/v1/tenants",
-        Some(ADMIN),
-        JSON,
-        br#"{"name": "acme"}"#.to_vec(),
-    )
-    .unwrap();
-    assert_eq!(s, 201, "{t}");
-    let token = t["token"].as_str().unwrap().to_owned();
+    let token = create_tenant(&p.base);
     put_source(&p.base, &token, &url, START);
     let mut p = p;
     let mut kills = 0;

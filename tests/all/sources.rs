@@ -52,6 +52,40 @@ fn entries(prefix: &str, n: usize, every: i64) -> Vec<Value> {
         .collect()
 }
 
+/// A daemon whose tenant `acme` pulls `log` (served on loopback) from `T0`.
+struct Pulling {
+    d: TestDaemon,
+    token: String,
+    _slack: Served,
+    _dir: tempfile::TempDir,
+}
+
+/// Start pulling `log` with `page_size` entries a page and `overlap` seconds; the
+/// source as the `PUT` answered it.
+fn pulling(log: &AuditLog, page_size: u32, overlap: u32) -> (Pulling, Value) {
+    let slack = Served::start(log.router());
+    let dir = tempfile::tempdir().unwrap();
+    let d = TestDaemon::start(dir.path(), config());
+    let token = d.tenant("acme");
+    let (status, body) = put_source(
+        &d,
+        &token,
+        &json!({
+            "url": format!("{}/audit/v1", slack.base), "token": TOKEN, "start": T0,
+            "page_size": page_size, "overlap_seconds": overlap, "calls_per_minute": 60_000,
+            "interval_seconds": 1
+        }),
+    );
+    assert_eq!(status, 200, "{body}");
+    let p = Pulling {
+        d,
+        token,
+        _slack: slack,
+        _dir: dir,
+    };
+    (p, body)
+}
+
 fn put_source(d: &TestDaemon, token: &str, body: &Value) -> (u16, Value) {
     d.request(
         "PUT",
@@ -119,20 +153,8 @@ fn the_daemon_pulls_the_audit_log_in_time_order_and_each_entry_once() {
     let log = AuditLog::new(TOKEN);
     let first = entries("a", 250, 20);
     log.add(first.clone());
-    let slack = Served::start(log.router());
-    let dir = tempfile::tempdir().unwrap();
-    let d = TestDaemon::start(dir.path(), config());
-    let t = d.tenant("acme");
-    let (status, body) = put_source(
-        &d,
-        &t,
-        &json!({
-            "url": format!("{}/audit/v1", slack.base), "token": TOKEN, "start": T0,
-            "page_size": 40, "overlap_seconds": 600, "calls_per_minute": 60_000,
-            "interval_seconds": 1
-        }),
-    );
-    assert_eq!(status, 200, "{body}");
+    let (p, body) = pulling(&log, 40, 600);
+    let (d, t) = (&p.d, &p.token);
     assert_eq!(body["config"]["token"], "********");
     assert!(!body.to_string().contains(TOKEN));
     let got = wait_inbox(&d, "acme", 250);
@@ -203,20 +225,8 @@ fn rate_limits_server_errors_and_entries_arriving_mid_walk_lose_nothing() {
     log.add_at_call(2, arriving.clone());
     // Failures in the middle of the walk: it goes on where it was.
     log.fail_at(&[(2, 429), (3, 503), (5, 500)]);
-    let slack = Served::start(log.router());
-    let dir = tempfile::tempdir().unwrap();
-    let d = TestDaemon::start(dir.path(), config());
-    let t = d.tenant("acme");
-    let (status, body) = put_source(
-        &d,
-        &t,
-        &json!({
-            "url": format!("{}/audit/v1", slack.base), "token": TOKEN, "start": T0,
-            "page_size": 25, "overlap_seconds": 86_400, "calls_per_minute": 60_000,
-            "interval_seconds": 1
-        }),
-    );
-    assert_eq!(status, 200, "{body}");
+    let (p, _) = pulling(&log, 25, 86_400);
+    let (d, t) = (&p.d, &p.token);
     let all: Vec<Value> = first.iter().chain(&arriving).cloned().collect();
     wait_inbox(&d, "acme", all.len());
     std::thread::sleep(Duration::from_millis(1_500));

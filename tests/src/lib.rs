@@ -310,8 +310,7 @@ pub struct MockSlack {
     /// `http://127.0.0.1:PORT`.
     pub base: String,
     calls: Arc<std::sync::Mutex<SlackCalls>>,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _served: Served,
 }
 
 impl MockSlack {
@@ -408,47 +407,17 @@ impl MockSlack {
                 }),
             )
             .with_state(state);
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        listener.set_nonblocking(true).expect("nonblocking");
-        let base = format!("http://{}", listener.local_addr().expect("addr"));
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(async {
-                        let _ = rx.await;
-                    })
-                    .await
-                    .expect("mock serves");
-            });
-        });
+        let served = Served::start(app);
         MockSlack {
-            base,
+            base: served.base.clone(),
             calls,
-            shutdown: Some(tx),
-            thread: Some(thread),
+            _served: served,
         }
     }
 
     /// Everything received so far.
     pub fn calls(&self) -> SlackCalls {
         self.calls.lock().unwrap().clone()
-    }
-}
-
-impl Drop for MockSlack {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 

@@ -279,15 +279,11 @@ impl Out<'_> {
             .map_err(|e| request_failed(method, &e))?;
         let status = resp.status().as_u16();
         if status == 429 {
-            let wait = resp
-                .headers()
-                .get("Retry-After")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .unwrap_or(1)
-                .min(30);
-            tracing::warn!(method, wait, "Slack rate limited the call");
-            return Err(Failure::RetryAfter(Duration::from_secs(wait)));
+            let wait = crate::sources::slack_audit::retry_after(resp.headers())
+                .unwrap_or(Duration::from_secs(1))
+                .min(Duration::from_secs(30));
+            tracing::warn!(method, wait = wait.as_secs(), "Slack rate limited the call");
+            return Err(Failure::RetryAfter(wait));
         }
         let answer: serde_json::Value = resp
             .body_mut()

@@ -234,25 +234,8 @@ pub(super) fn start(
         Ok(n) => tracing::info!(effects = n, "effects left undone are queued again"),
         Err(e) => tracing::error!("cannot read the action log for undone effects: {e}"),
     }
-    (0..daemon.config.outbound.threads.max(1))
-        .filter_map(|i| {
-            let (daemon, stop) = (daemon.clone(), stop.clone());
-            let name = format!("aer-effects-{i}");
-            std::thread::Builder::new()
-                .name(name.clone())
-                .spawn(move || {
-                    super::supervise::run_thread(
-                        &name,
-                        &daemon.health,
-                        &daemon.metrics,
-                        &stop,
-                        || run(&daemon, &stop),
-                    )
-                })
-                .map_err(|e| tracing::error!("cannot start an effects thread: {e}"))
-                .ok()
-        })
-        .collect()
+    let n = daemon.config.outbound.threads;
+    super::supervise::spawn_threads(daemon, stop, "aer-effects", n, run)
 }
 
 #[cfg(test)]

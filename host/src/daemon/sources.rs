@@ -66,6 +66,9 @@ struct Polled {
     config: SlackAuditConfig,
     /// Taken by the thread polling it (`None` while it is).
     walker: Option<Walker>,
+    /// Whether a thread is polling it (also across a change of its settings, so a
+    /// poll begun before never runs beside one begun after).
+    busy: bool,
     due: Instant,
     failures: u32,
     status: SourceStatus,
@@ -90,12 +93,16 @@ impl Sources {
     fn put(&self, tenant: &str, config: SlackAuditConfig, settings: WalkSettings) {
         let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
         let mut polled = self.lock();
-        let status = polled.remove(tenant).map(|p| p.status).unwrap_or_default();
+        let (status, busy) = polled
+            .remove(tenant)
+            .map(|p| (p.status, p.busy))
+            .unwrap_or_default();
         polled.insert(
             tenant.to_owned(),
             Polled {
                 config,
                 walker: Some(Walker::new(settings)),
+                busy,
                 due: Instant::now(),
                 failures: 0,
                 status,
@@ -109,7 +116,7 @@ impl Sources {
     /// nothing of it is written after this returns).
     fn forget(&self, tenant: &str) {
         let mut polled = self.lock();
-        while polled.get(tenant).is_some_and(|p| p.walker.is_none()) {
+        while polled.get(tenant).is_some_and(|p| p.busy) {
             polled = self
                 .changed
                 .wait_timeout(polled, Duration::from_millis(50))
@@ -137,13 +144,14 @@ impl Sources {
         let now = Instant::now();
         let soonest = polled
             .iter()
-            .filter(|(_, p)| p.walker.is_some() && p.config.enabled)
+            .filter(|(_, p)| !p.busy && p.walker.is_some() && p.config.enabled)
             .min_by_key(|(_, p)| p.due)
             .map(|(t, p)| (t.clone(), p.due));
         match soonest {
             Some((tenant, due)) if due <= now => {
                 let p = polled.get_mut(&tenant)?;
                 let walker = p.walker.take()?;
+                p.busy = true;
                 Some((tenant, p.config.clone(), walker, p.generation))
             }
             other => {
@@ -169,12 +177,13 @@ impl Sources {
         note: impl FnOnce(&mut Polled),
     ) {
         let mut polled = self.lock();
-        if let Some(p) = polled.get_mut(tenant)
-            && p.generation == generation
-        {
-            p.walker = Some(walker);
-            p.due = Instant::now() + after;
-            note(p);
+        if let Some(p) = polled.get_mut(tenant) {
+            p.busy = false;
+            if p.generation == generation {
+                p.walker = Some(walker);
+                p.due = Instant::now() + after;
+                note(p);
+            }
         }
         self.changed.notify_all();
     }
@@ -325,25 +334,8 @@ pub(super) fn start(
         }
         Err(e) => tracing::error!("cannot read the tenants' sources: {e}"),
     }
-    (0..daemon.config.sources.threads.max(1))
-        .filter_map(|i| {
-            let (daemon, stop) = (daemon.clone(), stop.clone());
-            let name = format!("aer-sources-{i}");
-            std::thread::Builder::new()
-                .name(name.clone())
-                .spawn(move || {
-                    super::supervise::run_thread(
-                        &name,
-                        &daemon.health,
-                        &daemon.metrics,
-                        &stop,
-                        || run(&daemon, &stop),
-                    )
-                })
-                .map_err(|e| tracing::error!("cannot start a sources thread: {e}"))
-                .ok()
-        })
-        .collect()
+    let n = daemon.config.sources.threads;
+    super::supervise::spawn_threads(daemon, stop, "aer-sources", n, run)
 }
 
 /// Run one polling thread until `stop`.

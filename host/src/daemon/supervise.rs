@@ -69,3 +69,29 @@ pub(crate) fn run_thread(
         }
     }
 }
+
+/// Start `n` supervised threads `{prefix}-0`, `{prefix}-1`, ... of `daemon`, each running
+/// `body` under [`run_thread`] until `stop`; a thread that cannot be started is logged.
+pub(crate) fn spawn_threads(
+    daemon: &std::sync::Arc<super::Daemon>,
+    stop: &std::sync::Arc<AtomicBool>,
+    prefix: &str,
+    n: usize,
+    body: fn(&super::Daemon, &AtomicBool),
+) -> Vec<std::thread::JoinHandle<()>> {
+    (0..n.max(1))
+        .filter_map(|i| {
+            let (daemon, stop) = (daemon.clone(), stop.clone());
+            let name = format!("{prefix}-{i}");
+            std::thread::Builder::new()
+                .name(name.clone())
+                .spawn(move || {
+                    run_thread(&name, &daemon.health, &daemon.metrics, &stop, || {
+                        body(&daemon, &stop)
+                    })
+                })
+                .map_err(|e| tracing::error!("cannot start thread {prefix}-{i}: {e}"))
+                .ok()
+        })
+        .collect()
+}

@@ -260,12 +260,8 @@ impl PullSource for SlackAuditClient<'_> {
         })?;
         let status = resp.status().as_u16();
         if status == 429 {
-            let wait = resp
-                .headers()
-                .get("Retry-After")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .map_or(Duration::from_secs(60), Duration::from_secs)
+            let wait = retry_after(resp.headers())
+                .unwrap_or(Duration::from_secs(60))
                 .clamp(Duration::from_secs(1), MAX_RETRY_AFTER);
             return Err(PullError::RateLimited(wait));
         }
@@ -310,6 +306,15 @@ impl PullSource for SlackAuditClient<'_> {
         }
         Ok(Page { entries, next })
     }
+}
+
+/// The wait a 429 answer asks for (`Retry-After` in whole seconds), if it says.
+pub fn retry_after(headers: &axum::http::HeaderMap) -> Option<Duration> {
+    headers
+        .get("Retry-After")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs)
 }
 
 /// An entry of a page: its `id` (an entry without one is known by a hash of its text,
