@@ -157,7 +157,7 @@ fn the_daemon_pulls_the_audit_log_in_time_order_and_each_entry_once() {
     let (d, t) = (&p.d, &p.token);
     assert_eq!(body["config"]["token"], "********");
     assert!(!body.to_string().contains(TOKEN));
-    let got = wait_inbox(&d, "acme", 250);
+    let got = wait_inbox(d, "acme", 250);
     assert_once_in_order(&got, &first);
 
     // Every page asked for the same window again, with the page size; pages after a
@@ -174,14 +174,14 @@ fn the_daemon_pulls_the_audit_log_in_time_order_and_each_entry_once() {
 
     // A late entry, dated inside the overlap below the watermark, and a new one: each
     // comes in once.
-    let watermark = wait_caught_up(&d, &t)["watermark"].as_i64().unwrap();
+    let watermark = wait_caught_up(d, t)["watermark"].as_i64().unwrap();
     let now = now();
     let more = vec![
         entry("late", watermark - 300, "user_login", "U01"),
         entry("new", now, "user_logout", "U02"),
     ];
     log.add(more.clone());
-    let got = wait_inbox(&d, "acme", 252);
+    let got = wait_inbox(d, "acme", 252);
     std::thread::sleep(Duration::from_millis(1_500));
     let got_after = inbox_events(&d.daemon, "acme");
     assert_eq!(got_after.len(), 252, "nothing twice after more walks");
@@ -189,7 +189,7 @@ fn the_daemon_pulls_the_audit_log_in_time_order_and_each_entry_once() {
     assert_once_in_order(&got[..250], &first);
     assert_once_in_order(&sorted(&got_after), &all);
 
-    let s = source(&d, &t);
+    let s = source(d, t);
     assert_eq!(s["status"]["entries"], 252, "{s}");
     assert!(s["status"]["duplicates"].as_u64().unwrap() > 0, "{s}");
     assert!(s["watermark"].as_i64().unwrap() >= now, "{s}");
@@ -228,7 +228,7 @@ fn rate_limits_server_errors_and_entries_arriving_mid_walk_lose_nothing() {
     let (p, _) = pulling(&log, 25, 86_400);
     let (d, t) = (&p.d, &p.token);
     let all: Vec<Value> = first.iter().chain(&arriving).cloned().collect();
-    wait_inbox(&d, "acme", all.len());
+    wait_inbox(d, "acme", all.len());
     std::thread::sleep(Duration::from_millis(1_500));
     let got = inbox_events(&d.daemon, "acme");
     assert_once_in_order(&sorted(&got), &all);
@@ -239,7 +239,7 @@ fn rate_limits_server_errors_and_entries_arriving_mid_walk_lose_nothing() {
             "{result}: {metrics}"
         );
     }
-    let s = source(&d, &t);
+    let s = source(d, t);
     assert_eq!(s["status"]["entries"], all.len(), "{s}");
 }
 
