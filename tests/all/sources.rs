@@ -318,3 +318,60 @@ fn a_source_is_checked_field_by_field_and_kept_to_its_tenant() {
     let (status, _) = d.request("GET", "/v1/sources/slack-audit", Some(&a), None, vec![]);
     assert_eq!(status, 404);
 }
+
+#[test]
+fn aer_source_sets_shows_and_removes_the_source() {
+    use aer_tests::aer;
+    let log = AuditLog::new(TOKEN);
+    let first = entries("d", 20, 60);
+    log.add(first.clone());
+    let slack = Served::start(log.router());
+    let dir = tempfile::tempdir().unwrap();
+    let d = TestDaemon::start(dir.path(), config());
+    let t = d.tenant("acme");
+    let token_file = dir.path().join("audit-token.txt");
+    std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
+    let url = format!("{}/audit/v1", slack.base);
+    let client = ["--server", d.base.as_str(), "--token", t.as_str()];
+    let mut args = vec![
+        "source",
+        "set",
+        "--url",
+        &url,
+        "--token-file",
+        token_file.to_str().unwrap(),
+        "--start",
+        "2026-11-01T00:00:00Z",
+        "--page-size",
+        "7",
+        "--calls-per-minute",
+        "60000",
+    ];
+    args.extend(client);
+    let run = aer(&args);
+    assert_eq!(run.code, 0, "{}", run.err);
+    assert!(run.out.contains("\"token\": \"********\""), "{}", run.out);
+    assert!(!run.out.contains(TOKEN));
+    let got = wait_inbox(&d, "acme", 20);
+    assert_once_in_order(&got, &first);
+    assert!(log.calls().iter().all(|c| c.query["limit"] == "7"));
+
+    // A change names only what changes; the rest is kept.
+    let mut args = vec!["source", "set", "--enabled", "false"];
+    args.extend(client);
+    let run = aer(&args);
+    assert_eq!(run.code, 0, "{}", run.err);
+    let shown: Value = serde_json::from_str(&run.out).unwrap();
+    assert_eq!(shown["config"]["page_size"], 7, "{shown}");
+    assert_eq!(shown["config"]["enabled"], false, "{shown}");
+    assert_eq!(shown["status"]["state"], "disabled", "{shown}");
+
+    let mut args = vec!["source", "remove"];
+    args.extend(client);
+    assert_eq!(aer(&args).code, 0);
+    let mut args = vec!["source", "show"];
+    args.extend(client);
+    let run = aer(&args);
+    assert_ne!(run.code, 0);
+    assert!(run.err.contains("404"), "{}", run.err);
+}
