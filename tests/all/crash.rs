@@ -529,7 +529,7 @@ fn kill_9_while_the_audit_log_source_walks_leaves_no_gap_and_no_duplicate() {
     let last = START + 1_199 * 215;
     log.add(entries.clone());
     // Slow enough that a kill lands in the middle of walks.
-    log.set_delay(Duration::from_millis(8));
+    log.set_delay(Duration::from_millis(12));
     let slack = Served::start(log.router());
     let url = format!("{}/audit/v1", slack.base);
 

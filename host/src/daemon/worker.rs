@@ -380,14 +380,16 @@ impl Worker {
     }
 
     /// The tenant's detectors (of `plugins`) that count as keeping pace: the enabled
-    /// ones, less any waiting out a fault backoff. Counted, one backing off would hold
-    /// every other detector's decisions until its retry (up to a minute); it falls
-    /// behind instead and catches up, its findings decided as they come.
+    /// ones, less any recovering from a fault (waiting out a backoff, or isolating the
+    /// event that faulted one event a call). Counted, one recovering would hold every
+    /// other detector's decisions until its retry (up to a minute) or until its batches
+    /// have grown back; it falls behind instead and catches up, its findings decided as
+    /// they come.
     fn pacing<'p>(&self, tenant: &str, plugins: &'p [PluginRecord]) -> Vec<&'p str> {
         plugins
             .iter()
             .filter(|p| p.kind == PluginKind::Detector && p.status == PluginStatus::Enabled)
-            .filter(|p| !self.backing_off(tenant, &p.name))
+            .filter(|p| !self.recovering(tenant, &p.name))
             .map(|p| p.name.as_str())
             .collect()
     }

@@ -57,7 +57,7 @@ pub struct DecisionOrder {
 /// catching up: its findings are decided as they come, late, rather than holding every
 /// other detector's responses back while it catches up. `stored` is the inbox's next
 /// seq. `cursors` are those of the enabled detectors a driver counts as keeping pace
-/// (the daemon leaves out one waiting out a fault backoff, which then falls behind).
+/// (the daemon leaves out one recovering from a fault, which then falls behind).
 pub fn decidable_below(cursors: impl IntoIterator<Item = u64>, observed: u64, stored: u64) -> u64 {
     cursors
         .into_iter()

@@ -84,6 +84,12 @@ impl FaultCount {
         self.isolate = self.isolate.map(|n| n * 2).filter(|n| *n < rule.max());
     }
 
+    /// Whether the plugin is isolating a fault (fewer events a call until its batches
+    /// have grown back).
+    pub fn isolating(&self) -> bool {
+        self.isolate.is_some()
+    }
+
     /// The batching rule for the next call: `rule`, or fewer events while isolating.
     pub fn gather(&self, rule: Gather) -> Gather {
         match self.isolate {

@@ -63,6 +63,14 @@ impl Worker {
             .get(&(tenant.to_owned(), name.to_owned()))
             .is_some_and(|m| m.backing_off(Instant::now()))
     }
+    /// Whether `tenant`'s plugin `name` is recovering from a fault: waiting out its
+    /// backoff, or isolating the event that faulted in small batches.
+    pub(super) fn recovering(&self, tenant: &str, name: &str) -> bool {
+        self.daemon
+            .fault_memory()
+            .get(&(tenant.to_owned(), name.to_owned()))
+            .is_some_and(|m| m.backing_off(Instant::now()) || m.count.isolating())
+    }
     /// Note a fault of `tenant`'s plugin (or stage) `name` now: it waits out its
     /// backoff; `count` then counts it by the pipeline's rule and says what it leads to.
     pub(super) fn note_fault<R>(
