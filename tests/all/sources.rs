@@ -375,3 +375,29 @@ fn aer_source_sets_shows_and_removes_the_source() {
     assert_ne!(run.code, 0);
     assert!(run.err.contains("404"), "{}", run.err);
 }
+
+#[test]
+fn entries_that_are_not_events_are_counted_and_logged_and_the_rest_come_in() {
+    let log = AuditLog::new(TOKEN);
+    let good = entries("e", 10, 60);
+    log.add(good.clone());
+    // Without an action, or without an id: not events (as on `POST /v1/events`).
+    log.add([
+        json!({"id": "no-action", "date_create": T0 + 30, "actor": {"type": "user", "user": {"id": "U1"}}}),
+        json!({"date_create": T0 + 90, "action": "user_login", "actor": {"type": "user", "user": {"id": "U2"}}}),
+    ]);
+    let (p, _) = pulling(&log, 4, 600);
+    let got = wait_inbox(&p.d, "acme", 10);
+    assert_once_in_order(&got, &good);
+    let s = aer_tests::eventually("the rejections in the status", || {
+        let s = source(&p.d, &p.token);
+        (s["status"]["rejected"] == 2).then_some(s)
+    });
+    assert_eq!(s["status"]["entries"], 10, "{s}");
+    std::thread::sleep(Duration::from_millis(1_200));
+    assert_eq!(inbox_events(&p.d.daemon, "acme").len(), 10);
+    // Walks after it read them again in the overlap, but as seen: counted once.
+    let s = source(&p.d, &p.token);
+    assert!(s["status"]["calls"].as_u64().unwrap() > 3, "{s}");
+    assert_eq!(s["status"]["rejected"], 2, "{s}");
+}
