@@ -444,3 +444,79 @@ fn decisions_wait_for_a_quarantined_responder_and_reach_it_when_enabled_again() 
     assert_eq!(calls.resets.len(), 4, "{calls:?}");
     assert_eq!(calls.webhooks.len(), 4, "{calls:?}");
 }
+
+// A decision that responds but whose responders all decline (here, below the
+// responder's `min_severity`) must not read as a response in the decision log.
+#[test]
+fn a_decision_whose_responders_all_declined_says_nothing_was_done() {
+    let slack = MockSlack::start(0);
+    let dir = tempfile::tempdir().unwrap();
+    let d = TestDaemon::start(dir.path(), ServeConfig::default());
+    let t = d.tenant("acme");
+    // Failed logins are low-severity findings: the responder, acting from `medium`
+    // on, declines the first; set to act from `low` on, it acts on the second.
+    d.install(&t, plugins::MINIMAL_DETECTOR, "");
+    d.install(
+        &t,
+        plugins::SLACK_SESSION_RESET,
+        r#"{"min_severity": "medium"}"#,
+    );
+    put_policy(
+        &d,
+        &t,
+        &serde_json::json!({
+            "mode": "enforce",
+            "responses": {"slack_api_url": format!("{}/api", slack.base), "slack_token": "xoxp-t"}
+        }),
+    );
+    let login_failed = |id: &str, user: &str| {
+        format!(
+            "{{\"id\":\"{id}\",\"time\":1,\"action\":\"user_login_failed\",\"actor\":\"{user}\"}}\n"
+        )
+        .into_bytes()
+    };
+    let ndjson = Some("application/x-ndjson");
+    let (status, _) = d.request(
+        "POST",
+        "/v1/events",
+        Some(&t),
+        ndjson,
+        login_failed("e1", "U1"),
+    );
+    assert_eq!(status, 200);
+    let decided = |n: usize| {
+        aer_tests::eventually("the decisions' responses", || {
+            let (_, body) = d.request("GET", "/v1/decisions", Some(&t), None, vec![]);
+            let items = body["items"].as_array().cloned().unwrap_or_default();
+            (items.len() == n && items.iter().all(|i| i["response"]["state"] != "waiting"))
+                .then_some(items)
+        })
+    };
+    let first = decided(1);
+    assert_eq!(first[0]["outcome"], "respond", "{first:?}");
+    assert_eq!(first[0]["response"]["state"], "nothing", "{first:?}");
+    assert_eq!(first[0]["response"]["effects"], 0);
+
+    let (status, _) = d.request(
+        "PUT",
+        "/v1/plugins/slack-session-reset/config",
+        Some(&t),
+        JSON,
+        br#"{"min_severity": "low"}"#.to_vec(),
+    );
+    assert_eq!(status, 200);
+    let (status, _) = d.request(
+        "POST",
+        "/v1/events",
+        Some(&t),
+        ndjson,
+        login_failed("e2", "U2"),
+    );
+    assert_eq!(status, 200);
+    let both = decided(2);
+    let second = both.iter().find(|i| i["subject"] == "U2").unwrap();
+    assert_eq!(second["response"]["state"], "acted", "{second}");
+    assert_eq!(second["response"]["effects"], 1, "{second}");
+    wait_actions(&d, &t, 1);
+    assert_eq!(slack.calls().resets.len(), 1);
+}

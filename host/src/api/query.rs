@@ -145,7 +145,7 @@ pub fn decision_alert(tenant: &str, d: &StoredDecision) -> Value {
     path = "/v1/decisions",
     tag = "findings",
     params(("after" = Option<u64>, Query, description = "The `next` of the previous page"), ("limit" = Option<u32>, Query, description = "Most items (default 100, at most 1000)"), ("subject" = Option<String>, Query, description = "Only about this user or entity"), ("plugin" = Option<String>, Query, description = "Only of this plugin"), ("since_ms" = Option<i64>, Query, description = "Event time from (ms, inclusive)"), ("until_ms" = Option<i64>, Query, description = "Event time until (ms, exclusive)")),
-    responses((status = 200, description = "`{items, next}`: decisions as Falco-compatible alerts, with `id`, `outcome` and `reason`"), (status = 400, description = "A bad request: the error says why (with `errors` naming fields)", body = super::ApiErrorBody), (status = 401, description = "No valid token", body = super::ApiErrorBody)),
+    responses((status = 200, description = "`{items, next}`: decisions as Falco-compatible alerts, with `id`, `outcome` and `reason`; one that responds (or would, in dry-run) has `response`: `{state, effects}`, `state` being `waiting` (a responder has yet to run), `acted`, or `nothing` (every responder declined)"), (status = 400, description = "A bad request: the error says why (with `errors` naming fields)", body = super::ApiErrorBody), (status = 401, description = "No valid token", body = super::ApiErrorBody)),
     security(("tenant_token" = []))
 )]
 pub(super) async fn decisions(
@@ -157,8 +157,39 @@ pub(super) async fn decisions(
         .ledger
         .decisions(&t, filter.after, limit(filter.limit), |f| filter.keeps(f))
         .map_err(ApiError::internal)?;
-    let items: Vec<Value> = page.items.iter().map(|d| decision_alert(&t, d)).collect();
+    let mut items = Vec::with_capacity(page.items.len());
+    for d in &page.items {
+        let mut v = decision_alert(&t, d);
+        if let Some(r) = response(&daemon, &t, d).map_err(ApiError::internal)? {
+            v["response"] = r;
+        }
+        items.push(v);
+    }
     Ok(Json(json!({"items": items, "next": page.next})))
+}
+
+/// What came of a decision that responds (or would, in dry-run): `waiting` while a
+/// responder has yet to run, then `acted` with the effects its responders asked for,
+/// or `nothing` when every responder declined, so the decision log never reads as a
+/// response that did not happen. `None` for the other outcomes.
+fn response(
+    daemon: &Daemon,
+    tenant: &str,
+    d: &StoredDecision,
+) -> Result<Option<Value>, LedgerError> {
+    use crate::records::Outcome;
+    if !matches!(d.decision.outcome, Outcome::Respond | Outcome::DryRun) {
+        return Ok(None);
+    }
+    let effects = daemon.ledger.effects_of(tenant, &d.decision.id)?;
+    let state = if daemon.ledger.is_pending(tenant, d.seq)? {
+        "waiting"
+    } else if effects > 0 {
+        "acted"
+    } else {
+        "nothing"
+    };
+    Ok(Some(json!({"state": state, "effects": effects})))
 }
 
 #[derive(Debug, Deserialize)]

@@ -88,6 +88,21 @@ impl Ledger {
         Ok(())
     }
 
+    /// How many effects `tenant`'s decision `decision` asked for (refused requests,
+    /// which are audited beside them, not counted).
+    pub fn effects_of(&self, tenant: &str, decision: &str) -> Result<usize, LedgerError> {
+        let prefix = keys::key(kind::ACTION, &[tenant.as_bytes(), decision.as_bytes()]);
+        let mut n = 0;
+        for r in self.pipeline.scan_prefix(prefix) {
+            let (_, v) = r?;
+            let e: ActionEntry = serde_json::from_slice(&v).map_err(json("action log"))?;
+            if !e.action.starts_with("refused/") {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
     /// Every tenant's action log entries left `queued` or `pending` (an effect not
     /// performed yet, or interrupted), in log order.
     pub fn unfinished_actions(&self) -> Result<Vec<ActionKey>, LedgerError> {

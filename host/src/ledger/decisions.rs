@@ -65,6 +65,13 @@ impl Ledger {
             })
     }
 
+    /// Whether `tenant`'s decision `seq` still waits for a responder.
+    pub fn is_pending(&self, tenant: &str, seq: u64) -> Result<bool, LedgerError> {
+        Ok(self
+            .pipeline
+            .contains_key(keys::seq_key(kind::PENDING_RESPONSE, tenant, seq))?)
+    }
+
     /// Drop `tenant`'s pending response to decision `seq` (nothing left to wait for).
     pub fn remove_pending(&self, tenant: &str, seq: u64) -> Result<(), LedgerError> {
         self.pipeline
