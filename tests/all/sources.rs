@@ -401,3 +401,28 @@ fn entries_that_are_not_events_are_counted_and_logged_and_the_rest_come_in() {
     assert!(s["status"]["calls"].as_u64().unwrap() > 3, "{s}");
     assert_eq!(s["status"]["rejected"], 2, "{s}");
 }
+
+#[test]
+fn a_suspended_tenants_source_makes_no_call_until_it_is_resumed() {
+    let log = AuditLog::new(TOKEN);
+    let first = entries("f", 5, 60);
+    log.add(first.clone());
+    let (p, _) = pulling(&log, 10, 600);
+    wait_inbox(&p.d, "acme", 5);
+    let admin = |verb: &str| {
+        let path = format!("/v1/admin/tenants/acme/{verb}");
+        let (status, body) =
+            p.d.request("POST", &path, Some(aer_tests::ADMIN), None, vec![]);
+        assert_eq!(status, 200, "{body}");
+    };
+    admin("suspend");
+    // A poll under way when the suspension came may still finish.
+    std::thread::sleep(Duration::from_millis(300));
+    let calls = log.calls().len();
+    log.add([entry("later", now(), "user_login", "U01")]);
+    std::thread::sleep(Duration::from_millis(2_500));
+    assert_eq!(log.calls().len(), calls, "no call while suspended");
+    assert_eq!(inbox_events(&p.d.daemon, "acme").len(), 5);
+    admin("resume");
+    wait_inbox(&p.d, "acme", 6);
+}

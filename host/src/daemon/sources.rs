@@ -29,6 +29,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(300);
 const REFUSED_WAIT: Duration = Duration::from_secs(300);
 /// Wait when the inbox or the tenant's event rate cannot take a slice yet.
 const FULL_WAIT: Duration = Duration::from_secs(5);
+/// How often a suspended tenant's source looks again whether it was resumed.
+const SUSPENDED_CHECK: Duration = Duration::from_secs(5);
 
 /// A tenant's source as stored (the token with it, never shown).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -41,7 +43,8 @@ struct StoredSource {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct SourceStatus {
     /// `walking` (a slice under way), `caught_up`, `waiting` (rate limited, or the
-    /// inbox is full), `failing` (the last call failed), or `disabled`.
+    /// inbox is full), `failing` (the last call failed), `suspended` (the tenant is), or
+    /// `disabled`.
     pub state: &'static str,
     /// When the last call was made (ms since the epoch).
     pub last_call_ms: Option<i64>,
@@ -384,6 +387,11 @@ fn poll(
 ) -> Result<Outcome, DaemonError> {
     let gap = Duration::from_secs(60) / config.calls_per_minute.max(1);
     let interval = Duration::from_secs(u64::from(config.interval_seconds));
+    // A suspended tenant's source makes no call with its token until it is resumed.
+    if daemon.tenant(tenant)?.is_none_or(|t| t.suspended) {
+        let note = |p: &mut Polled| p.status.state = "suspended";
+        return Ok((interval.min(SUSPENDED_CHECK), Box::new(note)));
+    }
     let mark: Option<Mark> = daemon.ledger.source_mark(tenant, NAME)?;
     let now = now_ms();
     let client = SlackAuditClient {
