@@ -280,11 +280,12 @@ impl Daemon {
         status: &mut SourceStatus,
     ) -> Result<Result<(), &'static str>, DaemonError> {
         let mut events = Vec::with_capacity(slice.entries.len());
+        let mut rejected = 0;
         for e in &slice.entries {
             match crate::ingest::parse_value(e.raw.clone()) {
                 Ok(event) => events.push(event),
                 Err(why) => {
-                    status.rejected += 1;
+                    rejected += 1;
                     tracing::warn!(%tenant, source = NAME, id = %crate::text::escape_control(&e.id),
                         "an audit log entry is not an event: {}", crate::text::escape_control(&why));
                 }
@@ -306,6 +307,8 @@ impl Daemon {
                 self.inbox.durable_blocking()?;
                 self.metrics.ingested(tenant, stored.accepted);
                 status.entries += stored.accepted as u64;
+                // Counted once let in with the mark (a slice that waits is read again).
+                status.rejected += rejected;
                 status.duplicates += (slice.duplicates + stored.duplicates) as u64;
                 if stored.accepted > 0 {
                     self.wake.notify();
