@@ -111,8 +111,7 @@ fn state_reads_are_bounded_in_bytes_before_they_are_copied() {
 #[test]
 fn a_component_of_both_worlds_is_refused() {
     let bytes = std::fs::read(plugins::BOTH_WORLDS).unwrap();
-    let err = aer_host::plugin::Loader::new(engine())
-        .load(&bytes)
+    let err = aer_tests::try_load(&engine(), &bytes)
         .err()
         .expect("refused");
     assert!(matches!(err, Rejection::BothWorlds), "{err}");

@@ -44,12 +44,33 @@ pub fn engine_with(limits: Limits) -> Arc<AerEngine> {
     .expect("engine")
 }
 
-/// Load a built component.
+/// Load a built component. The tests share one engine, whose compiler slots other
+/// tests' loads may hold for a while: a load refused for that is tried again, as a
+/// client of the daemon would.
 pub fn load(engine: &Arc<AerEngine>, path: &str) -> Arc<LoadedPlugin> {
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("read {path}: {e}"));
-    aer_host::plugin::Loader::new(engine.clone())
-        .load(&bytes)
-        .unwrap_or_else(|e| panic!("load {path}: {e}"))
+    try_load(engine, &bytes).unwrap_or_else(|e| panic!("load {path}: {e}"))
+}
+
+/// Load `bytes` as a component, trying again while the shared engine's compiler slots
+/// are all taken (up to five minutes); its rejection otherwise.
+pub fn try_load(
+    engine: &Arc<AerEngine>,
+    bytes: &[u8],
+) -> Result<Arc<LoadedPlugin>, aer_host::plugin::validate::Rejection> {
+    use aer_host::plugin::validate::Rejection;
+    let loader = aer_host::plugin::Loader::new(engine.clone());
+    let started = std::time::Instant::now();
+    loop {
+        match loader.load(bytes) {
+            Err(Rejection::CompilerBusy { .. })
+                if started.elapsed() < std::time::Duration::from_secs(300) =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            other => return other,
+        }
+    }
 }
 
 /// A detector instance for tenant `t1`.
