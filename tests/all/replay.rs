@@ -182,3 +182,50 @@ fn a_responder_passed_as_detector_is_refused() {
         run.err
     );
 }
+
+// The decision log of a replay says what came of each decision that responds, as the
+// daemon's API does: set to act from `critical` on, the responder declines them all.
+#[test]
+fn a_replayed_decision_whose_responders_all_declined_says_nothing_was_done() {
+    let replay = |min: &str| {
+        let config = format!(r#"slack-session-reset={{"min_severity": "{min}"}}"#);
+        let run = aer(&[
+            "replay",
+            "--events",
+            &data("sample-audit-log.json"),
+            "-d",
+            plugins::EXCESSIVE_DOWNLOADS,
+            "-r",
+            plugins::SLACK_SESSION_RESET,
+            "-c",
+            &config,
+            "--json",
+        ]);
+        assert_eq!(run.code, 0, "{}", run.err);
+        run.out
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .filter(|v: &serde_json::Value| v["type"] == "decision")
+            .collect::<Vec<_>>()
+    };
+    let acting = replay("low");
+    let would = acting
+        .iter()
+        .find(|l| l["decision"]["subject"] == "W01ALICE")
+        .unwrap();
+    assert_eq!(would["response"]["state"], "acted", "{would}");
+    assert_eq!(would["response"]["effects"], 1, "{would}");
+    assert!(
+        acting
+            .iter()
+            .filter(|l| l["decision"]["outcome"] == "suppressed")
+            .all(|l| l["response"].is_null())
+    );
+    let declining = replay("critical");
+    let declined = declining
+        .iter()
+        .find(|l| l["decision"]["subject"] == "W01ALICE")
+        .unwrap();
+    assert_eq!(declined["response"]["state"], "nothing", "{declined}");
+    assert_eq!(declined["response"]["effects"], 0);
+}

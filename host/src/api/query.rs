@@ -168,28 +168,22 @@ pub(super) async fn decisions(
     Ok(Json(json!({"items": items, "next": page.next})))
 }
 
-/// What came of a decision that responds (or would, in dry-run): `waiting` while a
-/// responder has yet to run, then `acted` with the effects its responders asked for,
-/// or `nothing` when every responder declined, so the decision log never reads as a
-/// response that did not happen. `None` for the other outcomes.
+/// What came of a decision that responds (see
+/// [`crate::pipeline::respond::response_state`]), with its effects; `None` for the
+/// other outcomes.
 fn response(
     daemon: &Daemon,
     tenant: &str,
     d: &StoredDecision,
 ) -> Result<Option<Value>, LedgerError> {
-    use crate::records::Outcome;
-    if !matches!(d.decision.outcome, Outcome::Respond | Outcome::DryRun) {
+    use crate::pipeline::respond::response_state;
+    if response_state(d.decision.outcome, 0, false).is_none() {
         return Ok(None);
     }
     let effects = daemon.ledger.effects_of(tenant, &d.decision.id)?;
-    let state = if daemon.ledger.is_pending(tenant, d.seq)? {
-        "waiting"
-    } else if effects > 0 {
-        "acted"
-    } else {
-        "nothing"
-    };
-    Ok(Some(json!({"state": state, "effects": effects})))
+    let waiting = daemon.ledger.is_pending(tenant, d.seq)?;
+    Ok(response_state(d.decision.outcome, effects, waiting)
+        .map(|state| json!({"state": state, "effects": effects})))
 }
 
 #[derive(Debug, Deserialize)]

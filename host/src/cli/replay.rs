@@ -2,6 +2,7 @@
 //! engine under a policy, and responders whose effects are recorded, never performed.
 //! Prints findings, decisions (with reasons) and would-be actions, per detector.
 
+use crate::pipeline::respond::{is_refusal, response_state};
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -203,11 +204,12 @@ impl ReplayCommand {
                 )?;
             }
             for d in &report.decisions {
-                writeln!(
-                    io.out,
-                    "{}",
-                    serde_json::json!({"type": "decision", "decision": d})
-                )?;
+                let mut line = serde_json::json!({"type": "decision", "decision": d});
+                let effects = effects_of(&report, &d.id);
+                if let Some(state) = response_state(d.outcome, effects, false) {
+                    line["response"] = serde_json::json!({"state": state, "effects": effects});
+                }
+                writeln!(io.out, "{line}")?;
             }
             for a in &report.actions {
                 writeln!(
@@ -347,6 +349,14 @@ impl ReplayCommand {
         )?;
         Ok(EXIT_OK)
     }
+}
+
+/// How many effects (refusals aside) the responders asked for in decision `id`.
+fn effects_of(r: &crate::replay::ReplayReport, id: &str) -> usize {
+    r.actions
+        .iter()
+        .filter(|a| a.decision_id == id && !is_refusal(&a.action))
+        .count()
 }
 
 fn outcome_name(o: Outcome) -> &'static str {
@@ -513,13 +523,20 @@ fn print_tables(out: &mut dyn Write, r: &crate::replay::ReplayReport) -> anyhow:
         super::test::print_table(out, &r.findings)?;
     }
     if !r.decisions.is_empty() {
-        let mut t = table(["time (UTC)", "subject", "decision", "reason"]);
+        let mut t = table(["time (UTC)", "subject", "decision", "reason", "response"]);
         for d in &r.decisions {
+            let effects = effects_of(r, &d.id);
+            let response = match response_state(d.outcome, effects, false) {
+                Some("nothing") => "nothing: every responder declined".to_owned(),
+                Some(_) => format!("{effects} effect(s)"),
+                None => String::new(),
+            };
             t.add_row(super::row([
                 utc(d.time_ms),
                 d.subject.clone(),
                 outcome_name(d.outcome).into(),
                 d.reason.clone(),
+                response,
             ]));
         }
         writeln!(out, "\nDecisions\n{t}")?;

@@ -96,7 +96,7 @@ impl Ledger {
         for r in self.pipeline.scan_prefix(prefix) {
             let (_, v) = r?;
             let e: ActionEntry = serde_json::from_slice(&v).map_err(json("action log"))?;
-            if !e.action.starts_with("refused/") {
+            if !crate::pipeline::respond::is_refusal(&e.action) {
                 n += 1;
             }
         }

@@ -72,6 +72,34 @@ pub struct ActionRecord {
     pub text: String,
 }
 
+/// What came of a decision that responds (or would, in dry-run), `effects` being the
+/// effects its responders asked for (refused requests not counted) and `waiting`
+/// whether a responder has yet to run: `waiting`, `acted`, or `nothing` when every
+/// responder declined, so a decision log never reads as a response that did not
+/// happen. `None` for the other outcomes.
+pub fn response_state(
+    outcome: crate::records::Outcome,
+    effects: usize,
+    waiting: bool,
+) -> Option<&'static str> {
+    use crate::records::Outcome;
+    if !matches!(outcome, Outcome::Respond | Outcome::DryRun) {
+        return None;
+    }
+    Some(if waiting {
+        "waiting"
+    } else if effects > 0 {
+        "acted"
+    } else {
+        "nothing"
+    })
+}
+
+/// Whether action `action` is an audited refusal rather than an effect.
+pub fn is_refusal(action: &str) -> bool {
+    action.starts_with("refused/")
+}
+
 /// The effects log of a local run, shared by its responders' sinks.
 #[derive(Debug, Default)]
 pub struct RecordedLog {
