@@ -426,3 +426,31 @@ fn a_suspended_tenants_source_makes_no_call_until_it_is_resumed() {
     admin("resume");
     wait_inbox(&p.d, "acme", 6);
 }
+
+#[test]
+fn a_page_over_the_operators_bound_is_not_read() {
+    let log = AuditLog::new(TOKEN);
+    log.add(entries("g", 20, 60));
+    let slack = Served::start(log.router());
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config();
+    config.sources.max_page_bytes = 1 << 10;
+    let d = TestDaemon::start(dir.path(), config);
+    let t = d.tenant("acme");
+    let (status, body) = put_source(
+        &d,
+        &t,
+        &json!({
+            "url": format!("{}/audit/v1", slack.base), "token": TOKEN, "start": T0,
+            "page_size": 10, "calls_per_minute": 60_000
+        }),
+    );
+    assert_eq!(status, 200, "{body}");
+    let s = aer_tests::eventually("the refusal in the status", || {
+        let s = source(&d, &t);
+        (s["status"]["last_error"] == "page_too_large").then_some(s)
+    });
+    assert_eq!(s["status"]["state"], "failing", "{s}");
+    assert!(inbox_events(&d.daemon, "acme").is_empty());
+    assert!(d.daemon.health.ready());
+}

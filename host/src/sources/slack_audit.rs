@@ -260,24 +260,29 @@ impl PullSource for SlackAuditClient<'_> {
         })?;
         let status = resp.status().as_u16();
         if status == 429 {
-            let wait = retry_after(resp.headers())
-                .unwrap_or(Duration::from_secs(60))
-                .clamp(Duration::from_secs(1), MAX_RETRY_AFTER);
-            return Err(PullError::RateLimited(wait));
+            return Err(PullError::RateLimited(rate_limit_wait(resp.headers())));
         }
         if status >= 500 {
             return Err(PullError::Transient(format!("http_{status}")));
         }
-        let answer: Value = resp
+        // Read whole up to the bound, then parsed: parsing from the stream would report
+        // a page over the bound as malformed JSON.
+        let body = resp
             .body_mut()
             .with_config()
             .limit(self.max_page_bytes)
-            .read_json()
+            .read_to_vec()
             .map_err(|e| match e {
                 ureq::Error::BodyExceedsLimit(_) => PullError::Refused("page_too_large".into()),
-                _ if status == 200 => PullError::Transient("bad_answer".into()),
-                _ => PullError::Refused(format!("http_{status}")),
+                _ => PullError::Transient("request_failed".into()),
             })?;
+        let answer: Value = serde_json::from_slice(&body).map_err(|_| {
+            if status == 200 {
+                PullError::Transient("bad_answer".into())
+            } else {
+                PullError::Refused(format!("http_{status}"))
+            }
+        })?;
         if answer["ok"].as_bool() != Some(true) {
             let code = answer["error"]
                 .as_str()
@@ -297,14 +302,28 @@ impl PullSource for SlackAuditClient<'_> {
             Value::Null => Vec::new(),
             _ => return Err(PullError::Transient("bad_answer".into())),
         };
-        let next = answer["response_metadata"]["next_cursor"]
-            .as_str()
-            .filter(|c| !c.is_empty())
-            .map(str::to_owned);
-        if next.as_ref().is_some_and(|c| c.len() > MAX_CURSOR) {
-            return Err(PullError::Transient("bad_answer".into()));
-        }
-        Ok(Page { entries, next })
+        Ok(Page {
+            entries,
+            next: next_cursor(&answer)?,
+        })
+    }
+}
+
+/// The wait a 429 answer asks for: its `Retry-After` (60 s when it names none), read
+/// as at least 1 s and at most [`MAX_RETRY_AFTER`].
+fn rate_limit_wait(headers: &axum::http::HeaderMap) -> Duration {
+    retry_after(headers)
+        .unwrap_or(Duration::from_secs(60))
+        .clamp(Duration::from_secs(1), MAX_RETRY_AFTER)
+}
+
+/// The cursor of the page after an answer's (none: it was the last); one longer than
+/// [`MAX_CURSOR`] is not taken.
+fn next_cursor(answer: &Value) -> Result<Option<String>, PullError> {
+    match answer["response_metadata"]["next_cursor"].as_str() {
+        None | Some("") => Ok(None),
+        Some(c) if c.len() > MAX_CURSOR => Err(PullError::Transient("bad_answer".into())),
+        Some(c) => Ok(Some(c.to_owned())),
     }
 }
 
@@ -418,6 +437,39 @@ mod tests {
         assert_eq!(c.start, stored.start);
         assert!(!c.enabled);
         assert_eq!(c.redacted()["token"], "********");
+    }
+
+    #[test]
+    fn a_rate_limit_waits_what_slack_asks_within_bounds() {
+        let wait = |value: Option<&str>| {
+            let mut h = axum::http::HeaderMap::new();
+            if let Some(v) = value {
+                h.insert("Retry-After", v.parse().unwrap());
+            }
+            rate_limit_wait(&h).as_secs()
+        };
+        assert_eq!(wait(Some("7")), 7);
+        assert_eq!(wait(Some("0")), 1);
+        assert_eq!(wait(Some("99999999")), 600);
+        assert_eq!(wait(Some("soon")), 60);
+        assert_eq!(wait(None), 60);
+    }
+
+    #[test]
+    fn a_cursor_is_taken_up_to_its_bound() {
+        let answer = |c: &str| serde_json::json!({"response_metadata": {"next_cursor": c}});
+        assert_eq!(next_cursor(&answer("")), Ok(None));
+        assert_eq!(next_cursor(&serde_json::json!({})), Ok(None));
+        assert_eq!(
+            next_cursor(&answer("dXNlcjpV")),
+            Ok(Some("dXNlcjpV".into()))
+        );
+        let long = "c".repeat(MAX_CURSOR + 1);
+        assert_eq!(
+            next_cursor(&answer(&long)),
+            Err(PullError::Transient("bad_answer".into()))
+        );
+        assert!(next_cursor(&answer(&long[1..])).is_ok());
     }
 
     #[test]
