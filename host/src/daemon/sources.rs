@@ -169,23 +169,16 @@ impl Sources {
         }
     }
 
-    /// Give a polled source back with its next turn `after` from now, recording how
-    /// the poll went in its status (unless its settings changed meanwhile).
-    fn give_back(
-        &self,
-        tenant: &str,
-        walker: Walker,
-        generation: u64,
-        after: Duration,
-        note: impl FnOnce(&mut Polled),
-    ) {
+    /// Give a polled source back, recording how the poll went in its status and
+    /// when it is polled next (unless its settings changed meanwhile).
+    fn give_back(&self, tenant: &str, walker: Walker, generation: u64, outcome: Outcome) {
         let mut polled = self.lock();
         if let Some(p) = polled.get_mut(tenant) {
             p.busy = false;
             if p.generation == generation {
                 p.walker = Some(walker);
+                let after = outcome.note(p);
                 p.due = Instant::now() + after;
-                note(p);
             }
         }
         self.changed.notify_all();
@@ -353,35 +346,82 @@ fn run(daemon: &Daemon, stop: &AtomicBool) {
             continue;
         };
         let polled = super::supervise::catch(|| poll(daemon, &tenant, &config, &mut walker));
-        let (after, note): Outcome = match polled {
+        let outcome = match polled {
             Ok(Ok(outcome)) => outcome,
             Ok(Err(e)) => {
                 tracing::error!(%tenant, source = NAME, "cannot let the source's entries in: {e}");
                 walker.abandon();
-                (
-                    FULL_WAIT,
-                    Box::new(|p: &mut Polled| p.status.state = "failing"),
-                )
+                Outcome::state("failing", FULL_WAIT)
             }
             Err(panic) => {
                 tracing::error!(%tenant, source = NAME, "the source's poll panicked: {panic}");
                 walker.abandon();
-                (
-                    MAX_BACKOFF,
-                    Box::new(|p: &mut Polled| p.status.state = "failing"),
-                )
+                Outcome::state("failing", MAX_BACKOFF)
             }
         };
         daemon
             .sources
-            .give_back(&tenant, walker, generation, after, note);
+            .give_back(&tenant, walker, generation, outcome);
     }
 }
 
-type Outcome = (Duration, Box<dyn FnOnce(&mut Polled)>);
+/// How a poll went.
+#[derive(Default)]
+struct Outcome {
+    /// The source's state after it.
+    state: &'static str,
+    /// Wait before the next turn; none: the backoff of a transient failure, growing
+    /// with the failures in a row.
+    after: Option<Duration>,
+    /// When it called the source, if it did.
+    called_ms: Option<i64>,
+    /// The failure's code, if it failed.
+    failed: Option<String>,
+    /// Entries let in, duplicates and rejected entries.
+    counts: SourceStatus,
+}
 
-/// One page of `tenant`'s source, and a slice let in if it completes one: when to
-/// poll next and what to note in the status.
+impl Outcome {
+    /// An outcome that only sets the state, with the next turn `after` from now.
+    fn state(state: &'static str, after: Duration) -> Self {
+        Outcome {
+            state,
+            after: Some(after),
+            ..Outcome::default()
+        }
+    }
+
+    /// Note it in `p`'s status and failures in a row; how long until the next turn.
+    fn note(self, p: &mut Polled) -> Duration {
+        let s = &mut p.status;
+        s.state = self.state;
+        s.entries += self.counts.entries;
+        s.duplicates += self.counts.duplicates;
+        s.rejected += self.counts.rejected;
+        if let Some(at) = self.called_ms {
+            s.calls += 1;
+            s.last_call_ms = Some(at);
+        }
+        match self.failed {
+            Some(code) => {
+                s.last_error = Some(code);
+                s.last_error_ms = self.called_ms;
+                p.failures = p.failures.saturating_add(1);
+            }
+            // A call that succeeded ends the failures in a row.
+            None if self.called_ms.is_some() => {
+                s.last_success_ms = self.called_ms;
+                p.failures = 0;
+            }
+            None => {}
+        }
+        // 2 s, 4 s, ... up to the longest backoff, the walk kept where it was.
+        self.after
+            .unwrap_or_else(|| Duration::from_secs(1 << p.failures.min(9)).min(MAX_BACKOFF))
+    }
+}
+
+/// One page of `tenant`'s source, and a slice let in if it completes one.
 fn poll(
     daemon: &Daemon,
     tenant: &str,
@@ -392,8 +432,7 @@ fn poll(
     let interval = Duration::from_secs(u64::from(config.interval_seconds));
     // A suspended tenant's source makes no call with its token until it is resumed.
     if daemon.tenant(tenant)?.is_none_or(|t| t.suspended) {
-        let note = |p: &mut Polled| p.status.state = "suspended";
-        return Ok((interval.min(SUSPENDED_CHECK), Box::new(note)));
+        return Ok(Outcome::state("suspended", interval.min(SUSPENDED_CHECK)));
     }
     let mark: Option<Mark> = daemon.ledger.source_mark(tenant, NAME)?;
     let now = now_ms();
@@ -411,11 +450,11 @@ fn poll(
     if called {
         daemon.metrics.source_call(tenant, NAME, &result);
     }
-    let mut status = SourceStatus::default();
+    let mut counts = SourceStatus::default();
     let (after, state, failed) = match step {
-        Ok(Step::Idle) => (interval, "caught_up", None),
-        Ok(Step::Paged | Step::Split) => (gap, "walking", None),
-        Ok(Step::Slice(slice)) => match daemon.let_in(tenant, &slice, &mut status)? {
+        Ok(Step::Idle) => (Some(interval), "caught_up", None),
+        Ok(Step::Paged | Step::Split) => (Some(gap), "walking", None),
+        Ok(Step::Slice(slice)) => match daemon.let_in(tenant, &slice, &mut counts)? {
             Ok(()) => {
                 daemon.metrics.source_lag(
                     tenant,
@@ -423,49 +462,25 @@ fn poll(
                     (now.div_euclid(1_000) - slice.mark.watermark).max(0),
                 );
                 if slice.caught_up {
-                    (interval.max(gap), "caught_up", None)
+                    (Some(interval.max(gap)), "caught_up", None)
                 } else {
-                    (gap, "walking", None)
+                    (Some(gap), "walking", None)
                 }
             }
-            Err(why) => (FULL_WAIT.max(gap), "waiting", Some(why.to_owned())),
+            Err(why) => (Some(FULL_WAIT.max(gap)), "waiting", Some(why.to_owned())),
         },
-        Err(PullError::RateLimited(wait)) => (wait.max(gap), "waiting", Some(result.clone())),
-        Err(PullError::Transient(_)) => (Duration::ZERO, "failing", Some(result.clone())),
-        Err(PullError::Refused(_)) => (REFUSED_WAIT.max(interval), "failing", Some(result.clone())),
+        Err(PullError::RateLimited(wait)) => (Some(wait.max(gap)), "waiting", Some(result)),
+        Err(PullError::Transient(_)) => (None, "failing", Some(result)),
+        Err(PullError::Refused(_)) => (Some(REFUSED_WAIT.max(interval)), "failing", Some(result)),
     };
     if let Some(code) = &failed {
         tracing::warn!(%tenant, source = NAME, "the source's call failed: {code}");
     }
-    let transient = state == "failing" && after.is_zero();
-    let note = move |p: &mut Polled| {
-        let s = &mut p.status;
-        s.state = state;
-        s.entries += status.entries;
-        s.duplicates += status.duplicates;
-        s.rejected += status.rejected;
-        if called {
-            s.calls += 1;
-            s.last_call_ms = Some(now);
-        }
-        match failed {
-            Some(code) => {
-                s.last_error = Some(code);
-                s.last_error_ms = Some(now);
-                p.failures = p.failures.saturating_add(1);
-            }
-            None => {
-                if called {
-                    s.last_success_ms = Some(now);
-                }
-                p.failures = 0;
-            }
-        }
-        if transient {
-            // 2 s, 4 s, ... up to the longest backoff, the walk kept where it was.
-            let backoff = Duration::from_secs(1 << p.failures.min(9)).min(MAX_BACKOFF);
-            p.due = Instant::now() + backoff;
-        }
-    };
-    Ok((after, Box::new(note)))
+    Ok(Outcome {
+        state,
+        after,
+        called_ms: called.then_some(now),
+        failed,
+        counts,
+    })
 }

@@ -56,20 +56,28 @@ impl FaultMemory {
 }
 
 impl Worker {
-    /// Whether `tenant`'s plugin `name` is waiting out a fault backoff.
-    pub(super) fn backing_off(&self, tenant: &str, name: &str) -> bool {
+    /// Whether `tenant`'s plugin `name` has a fault memory of which `holds` holds.
+    fn fault_memory_shows(
+        &self,
+        tenant: &str,
+        name: &str,
+        holds: impl Fn(&FaultMemory) -> bool,
+    ) -> bool {
         self.daemon
             .fault_memory()
             .get(&(tenant.to_owned(), name.to_owned()))
-            .is_some_and(|m| m.backing_off(Instant::now()))
+            .is_some_and(holds)
+    }
+    /// Whether `tenant`'s plugin `name` is waiting out a fault backoff.
+    pub(super) fn backing_off(&self, tenant: &str, name: &str) -> bool {
+        self.fault_memory_shows(tenant, name, |m| m.backing_off(Instant::now()))
     }
     /// Whether `tenant`'s plugin `name` is recovering from a fault: waiting out its
     /// backoff, or isolating the event that faulted in small batches.
     pub(super) fn recovering(&self, tenant: &str, name: &str) -> bool {
-        self.daemon
-            .fault_memory()
-            .get(&(tenant.to_owned(), name.to_owned()))
-            .is_some_and(|m| m.backing_off(Instant::now()) || m.count.isolating())
+        self.fault_memory_shows(tenant, name, |m| {
+            m.backing_off(Instant::now()) || m.count.isolating()
+        })
     }
     /// Note a fault of `tenant`'s plugin (or stage) `name` now: it waits out its
     /// backoff; `count` then counts it by the pipeline's rule and says what it leads to.
