@@ -559,12 +559,7 @@ fn bad_input_gets_a_clear_4xx_and_the_daemon_keeps_serving() {
         JSON,
         br#"{"min_score": 3, "allowlist": {"cidrs": ["x"]}}"#.to_vec(),
     );
-    let fields: Vec<&str> = policy_errors["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["field"].as_str().unwrap())
-        .collect();
+    let fields = aer_tests::error_fields(&policy_errors);
     assert_eq!(fields, ["min_score", "allowlist.cidrs[0]"]);
     assert_eq!(d.request("GET", "/healthz", None, None, vec![]).0, 200);
     let (status, _) = d.request("POST", "/v1/events", Some(&t), JSON, sample());

@@ -281,12 +281,7 @@ fn a_policy_with_durations_that_cannot_be_meant_is_refused_by_field() {
         policy.to_string().into_bytes(),
     );
     assert_eq!(status, 400, "{body}");
-    let fields: Vec<&str> = body["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["field"].as_str().unwrap())
-        .collect();
+    let fields = aer_tests::error_fields(&body);
     assert_eq!(fields, ["cooldown_minutes", "loop_guard.window_hours"]);
 }
 
@@ -397,12 +392,7 @@ fn destinations_outside_the_operators_rules_are_refused_by_field() {
         }}),
     );
     assert_eq!(status, 400, "{body}");
-    let fields: Vec<&str> = body["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["field"].as_str().unwrap())
-        .collect();
+    let fields = aer_tests::error_fields(&body);
     assert_eq!(
         fields,
         ["responses.slack_api_url", "responses.webhooks.meta"]

@@ -297,12 +297,7 @@ fn a_source_is_checked_field_by_field_and_kept_to_its_tenant() {
         &json!({"token": TOKEN, "page_size": 10_000, "start": -5, "calls_per_minute": 0, "enabled": false}),
     );
     assert_eq!(status, 400, "{body}");
-    let fields: Vec<&str> = body["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["field"].as_str().unwrap())
-        .collect();
+    let fields = aer_tests::error_fields(&body);
     assert_eq!(fields, ["start", "page_size", "calls_per_minute"], "{body}");
     let (status, body) = put_source(&d, &a, &json!({"token": TOKEN, "enabled": false}));
     assert_eq!(status, 200, "{body}");

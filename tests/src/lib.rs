@@ -603,3 +603,14 @@ pub fn inbox_events(daemon: &aer_host::daemon::Daemon, tenant: &str) -> Vec<(Str
         }
     }
 }
+
+/// The fields named by an error answer's `errors` (a policy, a configuration, a
+/// source), in order.
+pub fn error_fields(answer: &serde_json::Value) -> Vec<String> {
+    answer["errors"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no errors in {answer}"))
+        .iter()
+        .map(|e| e["field"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
