@@ -9,6 +9,7 @@ mod events;
 mod plugins;
 mod policy;
 mod query;
+mod reviews;
 mod server;
 mod sources;
 mod tenants;
@@ -222,6 +223,12 @@ pub fn router(daemon: Arc<Daemon>) -> Router {
             sources::put_slack_audit,
             sources::delete_slack_audit
         ))
+        .routes(routes!(reviews::list))
+        .routes(routes!(reviews::show))
+        .routes(routes!(reviews::approve))
+        .routes(routes!(reviews::dismiss))
+        .routes(routes!(reviews::suppressions))
+        .routes(routes!(reviews::remove_suppression))
         .routes(routes!(query::findings))
         .routes(routes!(query::decisions))
         .routes(routes!(query::actions))

@@ -1,4 +1,5 @@
-//! Host-side bindings of the WIT package `aer:plugin@0.1.0` (see `wit/`).
+//! Host-side bindings of the WIT package `aer:plugin@0.1.1` (see `wit/`; the 0.1.0
+//! contract is kept, frozen, in `wit/frozen/0.1.0`).
 //!
 //! The `host` world is generated once with every interface the host provides; the
 //! `detector` and `responder` worlds reuse those interfaces.
@@ -48,8 +49,31 @@ pub use host::aer::plugin::types::{
 };
 
 /// The WIT package version this host implements.
-pub const WIT_VERSION: &str = "0.1.0";
-/// The export a detector component must have.
-pub const DETECTOR_EXPORT: &str = "aer:plugin/detection@0.1.0";
-/// The export a responder component must have.
-pub const RESPONDER_EXPORT: &str = "aer:plugin/response@0.1.0";
+pub const WIT_VERSION: &str = "0.1.1";
+/// The interface a detector component exports.
+pub const DETECTOR_INTERFACE: &str = "aer:plugin/detection";
+/// The interface a responder component exports.
+pub const RESPONDER_INTERFACE: &str = "aer:plugin/response";
+
+/// The interface and WIT version an export names, e.g. `aer:plugin/detection@0.1.0`
+/// gives (`aer:plugin/detection`, `0.1.0`).
+pub fn split_export(name: &str) -> Option<(&str, &str)> {
+    name.split_once('@')
+}
+
+/// Whether this host runs a component built against `aer:plugin@{version}`.
+///
+/// The compatibility rule (docs/plugins.md): within `0.1`, a version adds functions
+/// (marked `@since`) and changes nothing that exists, so a host implementing
+/// `0.1.Q` runs every component built against `0.1.P` with `P <= Q`, unchanged; a
+/// component built against a newer patch than the host's is refused by name rather
+/// than failing on an import the host lacks. Another minor or major version is
+/// another contract.
+pub fn runs(version: &str) -> bool {
+    let host = patch_of(WIT_VERSION).expect("the host's own version is 0.1.x");
+    patch_of(version).is_some_and(|p| p <= host)
+}
+
+fn patch_of(version: &str) -> Option<u32> {
+    version.strip_prefix("0.1.")?.parse().ok()
+}

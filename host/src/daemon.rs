@@ -14,6 +14,7 @@ pub mod outbound;
 pub mod plugins;
 pub mod rate;
 mod retention;
+pub mod reviews;
 mod sources;
 pub mod supervise;
 pub mod tenants;
@@ -136,6 +137,11 @@ pub struct Daemon {
     pub(crate) replays: dead_letters::Replays,
     /// The tenants' pull sources and when each is polled next.
     sources: sources::Sources,
+    /// Held while a review is opened, approved or dismissed, or suppressions change.
+    reviews: Mutex<()>,
+    /// Counts responses put back in the pending queue (an approved escalation), so a
+    /// worker looks again at decisions it had passed over.
+    pub(crate) reopened: std::sync::atomic::AtomicU64,
 }
 
 impl Daemon {
@@ -207,6 +213,8 @@ impl Daemon {
             effects: executor::EffectQueue::default(),
             replays: dead_letters::Replays::default(),
             sources: sources::Sources::default(),
+            reviews: Mutex::new(()),
+            reopened: std::sync::atomic::AtomicU64::new(0),
         }))
     }
 

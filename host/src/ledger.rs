@@ -20,6 +20,7 @@ pub mod inbox;
 mod keys;
 mod meta;
 mod records;
+mod reviews;
 mod sources;
 
 use std::path::Path;
@@ -27,6 +28,7 @@ use std::path::Path;
 pub use actions::ActionKey;
 pub use findings::Queued;
 pub use records::{ActionEntry, DeadLetter, StoredDecision, StoredFinding};
+pub use reviews::{Dismissal, Review, ReviewKind, ReviewState};
 
 /// Why a ledger read or write failed.
 #[derive(Debug, thiserror::Error)]

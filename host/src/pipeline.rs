@@ -15,3 +15,4 @@ pub mod faults;
 pub mod gather;
 pub mod policy;
 pub mod respond;
+pub mod suppress;

@@ -6,7 +6,7 @@
 
 use aer_wire::baseline::{BaselineSpec, BaselineStats};
 
-use crate::responder::ActionError;
+use crate::responder::{ActionError, Effect};
 
 /// Log level of a plugin message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -53,6 +53,10 @@ pub trait Backend {
         _decision_id: &str,
         _user_id: &str,
     ) -> Result<String, ActionError> {
+        Err(ActionError::unavailable())
+    }
+    /// Ask for an effect of the response ladder (responders only).
+    fn effect(&self, _decision_id: &str, _effect: &Effect<'_>) -> Result<String, ActionError> {
         Err(ActionError::unavailable())
     }
     /// Send a notification (responders only).

@@ -49,7 +49,9 @@ pub use error::{Error, Result, parse_config};
 pub use finding::{Finding, Severity};
 pub use host::Level;
 pub use info::PluginInfo;
-pub use responder::{ActionError, ActionOutcome, Decision, Responder, ResponseContext};
+pub use responder::{
+    AWAITING_APPROVAL, ActionError, ActionOutcome, Decision, Effect, Responder, ResponseContext,
+};
 pub use state::{Baseline, Cooldown, Distinct, Learning, State, Window};
 
 /// Everything a plugin usually needs, in one `use`.
@@ -341,6 +343,25 @@ macro_rules! export_responder {
                 ) -> ::core::result::Result<::std::string::String, $crate::ActionError> {
                     __aer_bindings::aer::plugin::actions::notify(decision_id, channel, text)
                         .map_err(|e| $crate::ActionError { code: e.code, message: e.message })
+                }
+                fn effect(
+                    &self,
+                    decision_id: &str,
+                    effect: &$crate::Effect<'_>,
+                ) -> ::core::result::Result<::std::string::String, $crate::ActionError> {
+                    use __aer_bindings::aer::plugin::actions as a;
+                    match *effect {
+                        $crate::Effect::EndSession { user_id, session_id } => {
+                            a::end_session(decision_id, user_id, session_id)
+                        }
+                        $crate::Effect::RestrictApp { app_id } => a::restrict_app(decision_id, app_id),
+                        $crate::Effect::UninstallApp { app_id } => a::uninstall_app(decision_id, app_id),
+                        $crate::Effect::DemoteAdmin { user_id } => a::demote_admin(decision_id, user_id),
+                        $crate::Effect::DeactivateUser { user_id } => {
+                            a::deactivate_user(decision_id, user_id)
+                        }
+                    }
+                    .map_err(|e| $crate::ActionError { code: e.code, message: e.message })
                 }
             }
 

@@ -49,10 +49,70 @@ impl std::fmt::Display for ActionError {
 
 impl std::error::Error for ActionError {}
 
+/// An effect of the response ladder (`aer:plugin@0.1.1`) besides ending every session
+/// of a user and notifying: each is admitted only on the decision's subject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Effect<'a> {
+    /// End one session of a user (a session named by the decision's findings).
+    EndSession {
+        /// The user.
+        user_id: &'a str,
+        /// The session (a finding's `session_id` attribute).
+        session_id: &'a str,
+    },
+    /// Stop an app being installed again.
+    RestrictApp {
+        /// The app.
+        app_id: &'a str,
+    },
+    /// Remove an app.
+    UninstallApp {
+        /// The app.
+        app_id: &'a str,
+    },
+    /// Make an admin or owner a regular member.
+    DemoteAdmin {
+        /// The user.
+        user_id: &'a str,
+    },
+    /// Deactivate a user's account.
+    DeactivateUser {
+        /// The user.
+        user_id: &'a str,
+    },
+}
+
+impl Effect<'_> {
+    /// The action's name, as the host's action log shows it.
+    pub fn action(&self) -> &'static str {
+        match self {
+            Effect::EndSession { .. } => "end-session",
+            Effect::RestrictApp { .. } => "restrict-app",
+            Effect::UninstallApp { .. } => "uninstall-app",
+            Effect::DemoteAdmin { .. } => "demote-admin",
+            Effect::DeactivateUser { .. } => "deactivate-user",
+        }
+    }
+
+    /// The user or app it acts on.
+    pub fn target(&self) -> &str {
+        match self {
+            Effect::EndSession { user_id, .. }
+            | Effect::DemoteAdmin { user_id }
+            | Effect::DeactivateUser { user_id } => user_id,
+            Effect::RestrictApp { app_id } | Effect::UninstallApp { app_id } => app_id,
+        }
+    }
+}
+
+/// The answer to an effect the tenant's policy holds for a person's approval: the host
+/// performs it once a person approves the review.
+pub const AWAITING_APPROVAL: &str = "awaiting-approval";
+
 /// The result of one effect.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ActionOutcome {
-    /// `terminate-sessions` or `notify`.
+    /// The action (`terminate-sessions`, `end-session`, `restrict-app`, `notify`, ...).
     pub action: String,
     /// Who it was about.
     pub subject: String,
@@ -86,6 +146,43 @@ impl<'h> ResponseContext<'h> {
     pub fn terminate_sessions(&mut self, user_id: &str) -> Result<String, ActionError> {
         let r = self.backend.terminate_sessions(&self.decision_id, user_id);
         self.record("terminate-sessions", user_id, &r);
+        r
+    }
+
+    /// Ask the host to end one session of `user_id`: `session_id` must be a
+    /// `session_id` attribute of the decision's findings.
+    pub fn end_session(&mut self, user_id: &str, session_id: &str) -> Result<String, ActionError> {
+        self.effect(Effect::EndSession {
+            user_id,
+            session_id,
+        })
+    }
+
+    /// Ask the host to restrict app `app_id` (it can no longer be installed).
+    pub fn restrict_app(&mut self, app_id: &str) -> Result<String, ActionError> {
+        self.effect(Effect::RestrictApp { app_id })
+    }
+
+    /// Ask the host to uninstall app `app_id` from the organisation.
+    pub fn uninstall_app(&mut self, app_id: &str) -> Result<String, ActionError> {
+        self.effect(Effect::UninstallApp { app_id })
+    }
+
+    /// Ask the host to make admin `user_id` a regular member.
+    pub fn demote_admin(&mut self, user_id: &str) -> Result<String, ActionError> {
+        self.effect(Effect::DemoteAdmin { user_id })
+    }
+
+    /// Ask the host to deactivate `user_id`'s account.
+    pub fn deactivate_user(&mut self, user_id: &str) -> Result<String, ActionError> {
+        self.effect(Effect::DeactivateUser { user_id })
+    }
+
+    /// Ask the host for `effect`. The answer may be [`AWAITING_APPROVAL`]: the tenant's
+    /// policy holds the kind for a person.
+    pub fn effect(&mut self, effect: Effect<'_>) -> Result<String, ActionError> {
+        let r = self.backend.effect(&self.decision_id, &effect);
+        self.record(effect.action(), effect.target(), &r);
         r
     }
 

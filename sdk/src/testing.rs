@@ -34,7 +34,7 @@ use crate::detector::{Detector, runtime as det};
 use crate::error::Result;
 use crate::finding::Finding;
 use crate::host::{Backend, Level};
-use crate::responder::{ActionError, ActionOutcome, Decision, Responder, runtime as resp};
+use crate::responder::{ActionError, ActionOutcome, Decision, Effect, Responder, runtime as resp};
 
 /// An action a responder asked for, as the in-memory host recorded it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,8 +45,10 @@ pub struct RecordedAction {
     pub decision_id: String,
     /// User id or notification channel.
     pub target: String,
-    /// Notification text (empty for terminations).
+    /// Notification text (empty for other actions).
     pub text: String,
+    /// The session an `end-session` ends (empty for other actions).
+    pub session_id: String,
 }
 
 /// In-memory host services: state map, captured logs, recorded actions.
@@ -154,6 +156,7 @@ impl MemoryHost {
             decision_id: decision_id.into(),
             target: target.into(),
             text: text.into(),
+            session_id: String::new(),
         });
         Ok(format!("recorded-{}", actions.len()))
     }
@@ -226,6 +229,16 @@ impl Backend for MemoryHost {
 
     fn notify(&self, decision_id: &str, channel: &str, text: &str) -> Result<String, ActionError> {
         self.act("notify", decision_id, channel, text)
+    }
+
+    fn effect(&self, decision_id: &str, effect: &Effect<'_>) -> Result<String, ActionError> {
+        let answer = self.act(effect.action(), decision_id, effect.target(), "")?;
+        if let Effect::EndSession { session_id, .. } = effect
+            && let Some(last) = self.actions.borrow_mut().last_mut()
+        {
+            last.session_id = (*session_id).to_owned();
+        }
+        Ok(answer)
     }
 }
 

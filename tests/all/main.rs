@@ -19,6 +19,7 @@ mod quotas;
 mod readme;
 mod replay;
 mod responses;
+mod reviews;
 mod sandbox;
 mod scaffold;
 mod sources;

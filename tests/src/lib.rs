@@ -320,10 +320,61 @@ pub struct SlackCalls {
     pub webhooks: Vec<serde_json::Value>,
     /// (authorization header, JSON body) of every `chat.postMessage` request.
     pub posts: Vec<(String, serde_json::Value)>,
+    /// (method, JSON body) of every call of the response ladder: the `admin.*` methods
+    /// besides the reset, and `scim.Users.delete` with `{"id": ...}` for SCIM.
+    pub admin: Vec<(String, serde_json::Value)>,
 }
 
-/// A mock of Slack's Web API (`/api/admin.users.session.reset`, `/api/chat.postMessage`)
-/// and a webhook receiver (`/hooks/{channel}`; `/hooks-moved/{channel}` redirects there)
+impl SlackCalls {
+    /// The bodies of the ladder calls of `method`.
+    pub fn of(&self, method: &str) -> Vec<serde_json::Value> {
+        self.admin
+            .iter()
+            .filter(|(m, _)| m == method)
+            .map(|(_, b)| b.clone())
+            .collect()
+    }
+}
+
+/// How the mock checks a ladder method's arguments, as Slack documents them: the error
+/// Slack answers, or none.
+fn ladder_error(method: &str, body: &serde_json::Value) -> Option<&'static str> {
+    let s = |k: &str| body[k].as_str().filter(|v| !v.is_empty());
+    let one_place =
+        |a: &str, b: &str| s(a).is_some() != body[b].as_str().is_some_and(|v| !v.is_empty());
+    match method {
+        "admin.users.session.invalidate" => {
+            if s("user_id").is_none() || !body["session_id"].is_u64() {
+                return Some("invalid_arguments");
+            }
+            (s("user_id") == Some("W0OWNER")).then_some("cannot_invalidate_primary_owner")
+        }
+        "admin.apps.restrict" => {
+            if s("app_id").is_none() || !one_place("team_id", "enterprise_id") {
+                return Some("invalid_arguments");
+            }
+            (s("app_id") == Some("A0MISSING")).then_some("invalid_app_id")
+        }
+        "admin.apps.uninstall" => {
+            if s("app_id").is_none() || !one_place("team_ids", "enterprise_id") {
+                return Some("invalid_arguments");
+            }
+            (s("app_id") == Some("A0MISSING")).then_some("app_not_found")
+        }
+        "admin.users.setRegular" => {
+            if s("user_id").is_none() || s("team_id").is_none() {
+                return Some("invalid_arguments");
+            }
+            (s("user_id") == Some("W0OWNER")).then_some("cannot_modify_primary_owner")
+        }
+        _ => Some("unknown_method"),
+    }
+}
+
+/// A mock of Slack's Web API (`/api/admin.users.session.reset`, `/api/chat.postMessage`,
+/// the ladder's `admin.*` methods with their arguments checked as Slack documents,
+/// answering `invalid_arguments` otherwise; `/scim/v1/Users/{id}` for SCIM) and a
+/// webhook receiver (`/hooks/{channel}`; `/hooks-moved/{channel}` redirects there)
 /// on a loopback port. It answers 429 with
 /// `Retry-After: 1` to the first `rate_limit_first` resets, `cannot_reset_primary_owner`
 /// for user `W0OWNER`, `channel_not_found` for channel `C0MISSING`, and `ok` otherwise.
@@ -402,6 +453,38 @@ impl MockSlack {
                 serde_json::json!({"ok": true, "ts": "1794000000.000100"})
             })
         }
+        async fn ladder(
+            State((calls, _, _)): State<Shared>,
+            Path(method): Path<String>,
+            Json(body): Json<serde_json::Value>,
+        ) -> Json<serde_json::Value> {
+            let error = ladder_error(&method, &body);
+            calls.lock().unwrap().admin.push((method, body));
+            Json(match error {
+                Some(e) => serde_json::json!({"ok": false, "error": e}),
+                None => serde_json::json!({"ok": true}),
+            })
+        }
+        /// SCIM 1.1 `DELETE /Users/{id}`: 200 and an empty body, or Slack's SCIM error
+        /// shape with 404 for `U0GONE`.
+        async fn scim_delete(
+            State((calls, _, _)): State<Shared>,
+            Path(id): Path<String>,
+        ) -> axum::response::Response {
+            calls
+                .lock()
+                .unwrap()
+                .admin
+                .push(("scim.Users.delete".into(), serde_json::json!({"id": id})));
+            if id == "U0GONE" {
+                return (
+                    StatusCode::NOT_FOUND,
+                    Json(serde_json::json!({"Errors": {"description": "User not found", "code": 404}})),
+                )
+                    .into_response();
+            }
+            StatusCode::OK.into_response()
+        }
         async fn hook(
             State((calls, _, _)): State<Shared>,
             Path(_channel): Path<String>,
@@ -420,6 +503,8 @@ impl MockSlack {
         let app = axum::Router::new()
             .route("/api/admin.users.session.reset", axum::routing::post(reset))
             .route("/api/chat.postMessage", axum::routing::post(post_message))
+            .route("/api/{method}", axum::routing::post(ladder))
+            .route("/scim/v1/Users/{id}", axum::routing::delete(scim_delete))
             .route("/hooks/{channel}", axum::routing::post(hook))
             .route(
                 "/hooks-moved/{channel}",

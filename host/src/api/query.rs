@@ -176,13 +176,18 @@ fn response(
     tenant: &str,
     d: &StoredDecision,
 ) -> Result<Option<Value>, LedgerError> {
-    use crate::pipeline::respond::response_state;
-    if response_state(d.decision.outcome, 0, false).is_none() {
+    use crate::pipeline::respond::{response_state, tally};
+    if response_state(d.decision.outcome, 0, 0, false).is_none() {
         return Ok(None);
     }
-    let effects = daemon.ledger.effects_of(tenant, &d.decision.id)?;
+    let entries = daemon.ledger.decision_actions(tenant, &d.decision.id)?;
+    let (effects, held) = tally(
+        entries
+            .iter()
+            .map(|(_, e)| (e.action.as_str(), e.status.as_str())),
+    );
     let waiting = daemon.ledger.is_pending(tenant, d.seq)?;
-    Ok(response_state(d.decision.outcome, effects, waiting)
+    Ok(response_state(d.decision.outcome, effects, held, waiting)
         .map(|state| json!({"state": state, "effects": effects})))
 }
 

@@ -2,7 +2,7 @@
 //! engine under a policy, and responders whose effects are recorded, never performed.
 //! Prints findings, decisions (with reasons) and would-be actions, per detector.
 
-use crate::pipeline::respond::{is_refusal, response_state};
+use crate::pipeline::respond::{AWAITING_APPROVAL, response_state, tally};
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -205,8 +205,8 @@ impl ReplayCommand {
             }
             for d in &report.decisions {
                 let mut line = serde_json::json!({"type": "decision", "decision": d});
-                let effects = effects_of(&report, &d.id);
-                if let Some(state) = response_state(d.outcome, effects, false) {
+                let (effects, held) = effects_of(&report, &d.id);
+                if let Some(state) = response_state(d.outcome, effects, held, false) {
                     line["response"] = serde_json::json!({"state": state, "effects": effects});
                 }
                 writeln!(io.out, "{line}")?;
@@ -351,12 +351,15 @@ impl ReplayCommand {
     }
 }
 
-/// How many effects (refusals aside) the responders asked for in decision `id`.
-fn effects_of(r: &crate::replay::ReplayReport, id: &str) -> usize {
-    r.actions
-        .iter()
-        .filter(|a| a.decision_id == id && !is_refusal(&a.action))
-        .count()
+/// How many effects (refusals aside) the responders asked for in decision `id`, and
+/// how many of them wait for approval.
+fn effects_of(r: &crate::replay::ReplayReport, id: &str) -> (usize, usize) {
+    tally(
+        r.actions
+            .iter()
+            .filter(|a| a.decision_id == id)
+            .map(|a| (a.action.as_str(), a.detail.as_str())),
+    )
 }
 
 fn outcome_name(o: Outcome) -> &'static str {
@@ -525,9 +528,10 @@ fn print_tables(out: &mut dyn Write, r: &crate::replay::ReplayReport) -> anyhow:
     if !r.decisions.is_empty() {
         let mut t = table(["time (UTC)", "subject", "decision", "reason", "response"]);
         for d in &r.decisions {
-            let effects = effects_of(r, &d.id);
-            let response = match response_state(d.outcome, effects, false) {
+            let (effects, held) = effects_of(r, &d.id);
+            let response = match response_state(d.outcome, effects, held, false) {
                 Some("nothing") => "nothing: every responder declined".to_owned(),
+                Some(AWAITING_APPROVAL) => format!("{effects} effect(s), {held} awaiting approval"),
                 Some(_) => format!("{effects} effect(s)"),
                 None => String::new(),
             };

@@ -1,10 +1,13 @@
-//! Responders' effects in the daemon: the Slack Web API (`admin.users.session.reset`,
-//! `chat.postMessage`) and notification webhooks, with the tenant's credentials from
+//! Responders' effects in the daemon: the Slack Web API (`admin.users.session.reset`
+//! and `.invalidate`, `admin.apps.restrict` and `.uninstall`, `admin.users.setRegular`,
+//! `chat.postMessage`), Slack's SCIM API (deactivation) and notification webhooks, with the tenant's credentials from
 //! its policy (plugins never see them), through an action log keyed by idempotency key
 //! (decision, responder, action, target).
 //!
 //! A responder's request is checked, written to the log as `queued` (flushed) and
-//! answered `queued` at once: the effect itself runs on the effects executor
+//! answered `queued` at once (or, for a kind the policy marks `approval`, written
+//! `awaiting_approval` with a review opened, and queued when a person approves it):
+//! the effect itself runs on the effects executor
 //! ([`super::executor`]), off the pipeline workers, so no tenant's slow or rate-limited
 //! Slack holds up another tenant's pipeline. The executor marks an entry `pending`
 //! while it performs it and `done` or `failed` after, so a responder run again after a
@@ -12,7 +15,7 @@
 //! between its request and its `done` mark is performed again with the same
 //! [`IDEMPOTENCY_HEADER`]. In dry-run the entry is `recorded` and nothing is sent.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -21,8 +24,9 @@ use crate::host_api::ActionSink;
 use crate::host_api::actions::ActionRequest;
 pub use crate::ledger::ActionEntry;
 use crate::ledger::ActionKey;
+use crate::ledger::ReviewKind;
 use crate::pipeline::policy::ResponseSettings;
-use crate::pipeline::respond::{Admission, admit};
+use crate::pipeline::respond::{AWAITING_APPROVAL, Admission, admit};
 
 /// The action sink of one (tenant, responder).
 pub struct DaemonActions {
@@ -30,6 +34,8 @@ pub struct DaemonActions {
     tenant: String,
     responder: String,
     enforce: AtomicBool,
+    /// The seq of the decision being handled.
+    decision_seq: AtomicU64,
 }
 
 impl DaemonActions {
@@ -40,11 +46,14 @@ impl DaemonActions {
             tenant: tenant.to_owned(),
             responder: responder.to_owned(),
             enforce: AtomicBool::new(false),
+            decision_seq: AtomicU64::new(0),
         }
     }
 
-    /// Whether effects of the decision being handled are performed (else recorded).
-    pub fn set_enforce(&self, enforce: bool) {
+    /// The responder is about to handle decision `seq`, whose effects are performed
+    /// with `enforce` (else recorded).
+    pub fn begin(&self, seq: u64, enforce: bool) {
+        self.decision_seq.store(seq, Ordering::Relaxed);
         self.enforce.store(enforce, Ordering::Relaxed);
     }
 }
@@ -78,19 +87,18 @@ impl ActionSink for DaemonActions {
             decision_id,
             &self.responder,
             request.action(),
-            request.target(),
+            &request.key_target(),
         );
         let entry = ActionEntry {
             decision_id: decision_id.to_owned(),
             responder: self.responder.clone(),
             action: request.action().to_owned(),
             target: request.target().to_owned(),
+            session_id: request.session_id().to_owned(),
             status: "refused".into(),
             detail: reason.to_owned(),
             time_ms: now_ms(),
-            text: String::new(),
-            queued_ms: 0,
-            attempts: 0,
+            ..ActionEntry::default()
         };
         if let Err(e) = daemon.ledger.put_action(&key, &entry, false) {
             tracing::error!(tenant = %self.tenant, "cannot audit a refused effect: {e}");
@@ -102,18 +110,19 @@ impl ActionSink for DaemonActions {
             .daemon
             .upgrade()
             .ok_or_else(|| err("shutting_down", "the daemon is stopping"))?;
-        let (action, decision_id, target, text) = match &request {
-            ActionRequest::TerminateSessions {
-                decision_id,
-                user_id,
-            } => ("terminate-sessions", decision_id, user_id, ""),
-            ActionRequest::Notify {
-                decision_id,
-                channel,
-                text,
-            } => ("notify", decision_id, channel, text.as_str()),
+        let action = request.action();
+        let decision_id = request.decision_id();
+        let text = match &request {
+            ActionRequest::Notify { text, .. } => text.as_str(),
+            ActionRequest::Subject { .. } => "",
         };
-        let key = ActionKey::new(&self.tenant, decision_id, &self.responder, action, target);
+        let key = ActionKey::new(
+            &self.tenant,
+            decision_id,
+            &self.responder,
+            action,
+            &request.key_target(),
+        );
         // Each new entry counts against the tenant's action log quota. A tenant's
         // responders run one at a time (its decision stage's part), so the count is not
         // raced.
@@ -124,16 +133,17 @@ impl ActionSink for DaemonActions {
         let store = |status: &str, detail: &str, text: &str, flush: bool| {
             let now = now_ms();
             let entry = ActionEntry {
-                decision_id: decision_id.clone(),
+                decision_id: decision_id.to_owned(),
                 responder: self.responder.clone(),
                 action: action.to_owned(),
-                target: target.clone(),
+                target: request.target().to_owned(),
+                session_id: request.session_id().to_owned(),
                 status: status.to_owned(),
                 detail: detail.to_owned(),
                 time_ms: now,
                 text: text.to_owned(),
                 queued_ms: now,
-                attempts: 0,
+                ..ActionEntry::default()
             };
             daemon
                 .ledger
@@ -146,6 +156,8 @@ impl ActionSink for DaemonActions {
             match done.status.as_str() {
                 "done" | "recorded" => return Ok(done.detail),
                 "failed" => return Err(err(&done.detail, "failed before; not repeated")),
+                "awaiting_approval" => return Ok(AWAITING_APPROVAL.into()),
+                "dismissed" => return Err(err("dismissed", "its review was dismissed")),
                 // In the executor's hands already (after a crash too: it finds queued
                 // and interrupted entries when it starts).
                 _ => return Ok("queued".into()),
@@ -166,7 +178,13 @@ impl ActionSink for DaemonActions {
             .policy(&self.tenant)
             .map_err(|e| err("internal", e.to_string()))?
             .responses;
-        match admit(&settings, &request, self.enforce.load(Ordering::Relaxed)) {
+        let mut admission = admit(&settings, &request, self.enforce.load(Ordering::Relaxed));
+        let seq = self.decision_seq.load(Ordering::Relaxed);
+        if admission == Admission::Hold && daemon.review_approved(&self.tenant, seq)? {
+            // A person approved this decision's response already (an escalation).
+            admission = Admission::Perform;
+        }
+        match admission {
             Admission::Fail(code, message) => {
                 store("failed", &code, "", false)?;
                 daemon.metrics.action(&self.tenant, action, "failed");
@@ -176,6 +194,15 @@ impl ActionSink for DaemonActions {
                 store("recorded", "dry-run", "", false)?;
                 daemon.metrics.action(&self.tenant, action, "recorded");
                 Ok("dry-run".into())
+            }
+            Admission::Hold => {
+                // Durable, with its review, before the responder's call commits.
+                store("awaiting_approval", "", text, false)?;
+                daemon.open_review(&self.tenant, seq, ReviewKind::Approval)?;
+                daemon
+                    .metrics
+                    .action(&self.tenant, action, "awaiting_approval");
+                Ok(AWAITING_APPROVAL.into())
             }
             Admission::Perform => {
                 // Durable before the responder's call commits: a crash after it leaves
@@ -235,6 +262,11 @@ impl Out<'_> {
     pub(super) fn attempt(&self, e: &ActionEntry) -> Result<String, Failure> {
         match e.action.as_str() {
             "terminate-sessions" => self.reset_sessions(&e.target),
+            "end-session" => self.end_session(&e.target, &e.session_id),
+            "restrict-app" => self.app_call("admin.apps.restrict", &e.target, "restricted"),
+            "uninstall-app" => self.app_call("admin.apps.uninstall", &e.target, "uninstalled"),
+            "demote-admin" => self.demote(&e.target),
+            "deactivate-user" => self.deactivate(&e.target),
             "notify" => self.notify(&e.target, &e.decision_id, &e.text),
             other => Err(Failure::Failed(
                 "unknown_action".into(),
@@ -250,6 +282,99 @@ impl Out<'_> {
             &serde_json::json!({ "user_id": user_id }),
         )
         .map(|_| "reset".into())
+    }
+
+    /// `admin.users.session.invalidate` for one session of `user_id`.
+    fn end_session(&self, user_id: &str, session_id: &str) -> Result<String, Failure> {
+        let session: u64 = session_id
+            .parse()
+            .map_err(|_| err("invalid_session_id", "not a Slack session id"))?;
+        self.slack_call(
+            "admin.users.session.invalidate",
+            &serde_json::json!({ "user_id": user_id, "session_id": session }),
+        )
+        .map(|_| "invalidated".into())
+    }
+
+    /// The organisation app and admin effects apply in.
+    fn org(&self) -> Result<&str, Failure> {
+        self.settings.slack_org_id.as_deref().ok_or_else(|| {
+            Failure::Failed(
+                "no_org_id".into(),
+                "the policy names no Slack organisation (responses.slack_org_id)".into(),
+            )
+        })
+    }
+
+    /// `admin.apps.restrict` or `admin.apps.uninstall` for `app_id` in the policy's
+    /// organisation: exactly one of `enterprise_id` (an organisation, `E...`) or the
+    /// workspace (`team_id` to restrict, `team_ids` to uninstall).
+    fn app_call(&self, method: &str, app_id: &str, done: &str) -> Result<String, Failure> {
+        let org = self.org()?;
+        let mut body = serde_json::json!({ "app_id": app_id });
+        let field = match (org.starts_with('E'), method) {
+            (true, _) => "enterprise_id",
+            (false, "admin.apps.uninstall") => "team_ids",
+            (false, _) => "team_id",
+        };
+        body[field] = org.into();
+        self.slack_call(method, &body).map(|_| done.into())
+    }
+
+    /// `admin.users.setRegular` for `user_id` in the policy's organisation.
+    fn demote(&self, user_id: &str) -> Result<String, Failure> {
+        let org = self.org()?;
+        self.slack_call(
+            "admin.users.setRegular",
+            &serde_json::json!({ "team_id": org, "user_id": user_id }),
+        )
+        .map(|_| "demoted".into())
+    }
+
+    /// Deactivate `user_id` through Slack's SCIM API (`DELETE /Users/{id}`), with the
+    /// tenant's token. SCIM answers with HTTP status codes, not `ok`.
+    fn deactivate(&self, user_id: &str) -> Result<String, Failure> {
+        let s = self.settings;
+        let token = s
+            .slack_token
+            .as_deref()
+            .ok_or_else(|| err("no_token", "the tenant's policy has no Slack token"))?;
+        if !crate::text::is_slack_id(user_id, &['U', 'W']) {
+            return Err(err("invalid_user_id", "not a Slack user id").into());
+        }
+        self.outbound
+            .check_slack_url(&s.scim_api_url)
+            .map_err(|why| err(super::outbound::NOT_ALLOWED, format!("scim_api_url {why}")))?;
+        let url = format!("{}/Users/{user_id}", s.scim_api_url.trim_end_matches('/'));
+        let resp = self
+            .outbound
+            .agent()
+            .delete(&url)
+            .header("Authorization", &format!("Bearer {token}"))
+            .header(IDEMPOTENCY_HEADER, self.idempotency)
+            .call()
+            .map_err(|e| request_failed("SCIM", &e))?;
+        let status = resp.status().as_u16();
+        match status {
+            200..=299 => Ok("deactivated".into()),
+            429 => Err(Failure::RetryAfter(
+                crate::sources::slack_audit::retry_after(resp.headers())
+                    .unwrap_or(Duration::from_secs(1))
+                    .min(Duration::from_secs(30)),
+            )),
+            _ => {
+                let code = match status {
+                    401 => "invalid_auth".to_owned(),
+                    403 => "permission_denied".to_owned(),
+                    404 => "user_not_found".to_owned(),
+                    _ => format!("http_{status}"),
+                };
+                Err(Failure::Failed(
+                    code.clone(),
+                    format!("Slack's SCIM API answered HTTP {status} ({code})"),
+                ))
+            }
+        }
     }
 
     /// Call a Slack Web API method with the tenant's token, once: 429 asks for a retry

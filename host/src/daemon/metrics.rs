@@ -35,6 +35,7 @@ pub struct Metrics {
     findings: Family<Labels, Counter>,
     decisions: Family<Labels, Counter>,
     actions: Family<Labels, Counter>,
+    reviews: Family<Labels, Counter>,
     faults: Family<Labels, Counter>,
     stage_faults: Family<Labels, Counter>,
     pipeline_restarts: Counter,
@@ -64,6 +65,7 @@ impl Default for Metrics {
             findings: Family::default(),
             decisions: Family::default(),
             actions: Family::default(),
+            reviews: Family::default(),
             faults: Family::default(),
             stage_faults: Family::default(),
             pipeline_restarts: Counter::default(),
@@ -100,6 +102,11 @@ impl Default for Metrics {
             "actions",
             "Responder effects by action and result",
             m.actions.clone(),
+        );
+        registry.register(
+            "reviews",
+            "Reviews opened, approved and dismissed, by kind",
+            m.reviews.clone(),
         );
         registry.register("plugin_faults", "Plugin faults by kind", m.faults.clone());
         registry.register(
@@ -322,6 +329,23 @@ impl Metrics {
                 ("tenant", tenant),
                 ("action", action),
                 ("status", status),
+            ]))
+            .inc();
+    }
+
+    /// A review of `kind` was opened, approved or dismissed (`state`).
+    pub fn review(
+        &self,
+        tenant: &str,
+        kind: crate::ledger::ReviewKind,
+        state: crate::ledger::ReviewState,
+    ) {
+        let name = |v: String| v.to_lowercase();
+        self.reviews
+            .get_or_create(&labels(&[
+                ("tenant", tenant),
+                ("kind", &name(format!("{kind:?}"))),
+                ("state", &name(format!("{state:?}"))),
             ]))
             .inc();
     }

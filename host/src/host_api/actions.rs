@@ -6,15 +6,90 @@ use std::sync::Mutex;
 use crate::bindings::host::aer::plugin::actions::{ActionError, Host};
 use crate::host_api::HostState;
 
+/// The kinds of effect a responder can ask for: the response ladder, and notifications.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum EffectKind {
+    /// End every session of a user.
+    TerminateSessions,
+    /// End one session of a user.
+    EndSession,
+    /// Stop an app being installed again.
+    RestrictApp,
+    /// Remove an app.
+    UninstallApp,
+    /// Make an admin a regular member.
+    DemoteAdmin,
+    /// Deactivate a user.
+    DeactivateUser,
+    /// Send a notification.
+    Notify,
+}
+
+impl EffectKind {
+    /// Every kind, in ladder order (notifications last).
+    pub const ALL: [EffectKind; 7] = [
+        EffectKind::EndSession,
+        EffectKind::TerminateSessions,
+        EffectKind::RestrictApp,
+        EffectKind::UninstallApp,
+        EffectKind::DemoteAdmin,
+        EffectKind::DeactivateUser,
+        EffectKind::Notify,
+    ];
+
+    /// The kind's name, as in the action log and the policy.
+    pub fn name(self) -> &'static str {
+        match self {
+            EffectKind::TerminateSessions => "terminate-sessions",
+            EffectKind::EndSession => "end-session",
+            EffectKind::RestrictApp => "restrict-app",
+            EffectKind::UninstallApp => "uninstall-app",
+            EffectKind::DemoteAdmin => "demote-admin",
+            EffectKind::DeactivateUser => "deactivate-user",
+            EffectKind::Notify => "notify",
+        }
+    }
+
+    /// The kind named `name`.
+    pub fn from_name(name: &str) -> Option<EffectKind> {
+        Self::ALL.into_iter().find(|k| k.name() == name)
+    }
+
+    /// Whether the effect acts on the decision's subject (all but notifications).
+    pub fn acts_on_subject(self) -> bool {
+        self != EffectKind::Notify
+    }
+
+    /// Whether a person must approve the kind unless the policy says otherwise: all
+    /// but the session effects (reversible: the user signs in again) and notifications.
+    pub fn needs_approval_by_default(self) -> bool {
+        !matches!(
+            self,
+            EffectKind::TerminateSessions | EffectKind::EndSession | EffectKind::Notify
+        )
+    }
+
+    fn index(self) -> usize {
+        Self::ALL
+            .iter()
+            .position(|k| *k == self)
+            .expect("every kind is in ALL")
+    }
+}
+
 /// One effect requested by a responder.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ActionRequest {
-    /// End every session of a user.
-    TerminateSessions {
+    /// An effect on the decision's subject (a user or an app).
+    Subject {
+        /// Which effect (never [`EffectKind::Notify`]).
+        kind: EffectKind,
         /// Decision the effect belongs to.
         decision_id: String,
-        /// The user.
-        user_id: String,
+        /// The user or app.
+        target: String,
+        /// The session to end ([`EffectKind::EndSession`] only; else empty).
+        session_id: String,
     },
     /// Send a notification.
     Notify {
@@ -28,27 +103,59 @@ pub enum ActionRequest {
 }
 
 impl ActionRequest {
+    /// An effect of `kind` on `target` for decision `decision_id`.
+    pub fn on_subject(kind: EffectKind, decision_id: &str, target: &str) -> Self {
+        ActionRequest::Subject {
+            kind,
+            decision_id: decision_id.to_owned(),
+            target: target.to_owned(),
+            session_id: String::new(),
+        }
+    }
+
+    /// The effect's kind.
+    pub fn kind(&self) -> EffectKind {
+        match self {
+            ActionRequest::Subject { kind, .. } => *kind,
+            ActionRequest::Notify { .. } => EffectKind::Notify,
+        }
+    }
+
     /// The action's name, as in the action log.
     pub fn action(&self) -> &'static str {
-        match self {
-            ActionRequest::TerminateSessions { .. } => "terminate-sessions",
-            ActionRequest::Notify { .. } => "notify",
-        }
+        self.kind().name()
     }
 
     /// The decision the responder says the effect belongs to.
     pub fn decision_id(&self) -> &str {
         match self {
-            ActionRequest::TerminateSessions { decision_id, .. }
+            ActionRequest::Subject { decision_id, .. }
             | ActionRequest::Notify { decision_id, .. } => decision_id,
         }
     }
 
-    /// Who or where the effect is aimed at: the user, or the channel.
+    /// Who or where the effect is aimed at: the user or app, or the channel.
     pub fn target(&self) -> &str {
         match self {
-            ActionRequest::TerminateSessions { user_id, .. } => user_id,
+            ActionRequest::Subject { target, .. } => target,
             ActionRequest::Notify { channel, .. } => channel,
+        }
+    }
+
+    /// The session an [`EffectKind::EndSession`] ends (empty for every other kind).
+    pub fn session_id(&self) -> &str {
+        match self {
+            ActionRequest::Subject { session_id, .. } => session_id,
+            ActionRequest::Notify { .. } => "",
+        }
+    }
+
+    /// What tells this effect apart from others of its kind in one decision, for its
+    /// idempotency key: the target, and the session for an ended session.
+    pub fn key_target(&self) -> String {
+        match self.session_id() {
+            "" => self.target().to_owned(),
+            session => format!("{}/{session}", self.target()),
         }
     }
 }
@@ -74,31 +181,50 @@ pub trait ActionSink: Send + Sync {
 pub const REFUSED: &str = "effect_refused";
 
 /// The decision a responder is handling: the only one its effects may serve. The host
-/// accepts an effect only for this decision's id and, for effects on a user, only on
-/// its subject, at most [`crate::limits::Limits::effects_per_decision`] of each kind;
-/// every other request is refused (the plugin sees [`REFUSED`]), audited, and faults
-/// the call. The decision stage is thus the only gate to an effect.
+/// accepts an effect only for this decision's id; an effect on a user or app only on
+/// its subject; an ended session only one its findings name (`session_id`); at most
+/// [`crate::limits::Limits::effects_per_decision`] of each kind. Every other request is
+/// refused (the plugin sees [`REFUSED`]), audited, and faults the call. The decision
+/// stage is thus the only gate to an effect.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DecisionBinding {
     /// The decision's id.
     pub id: String,
     /// The decision's subject.
     pub subject: String,
-    /// Effects admitted so far: terminate-sessions, notify.
-    admitted: [u32; 2],
+    /// The sessions its findings name.
+    sessions: Vec<String>,
+    /// Effects admitted so far, by [`EffectKind::ALL`] position.
+    admitted: [u32; EffectKind::ALL.len()],
     /// Why requests were refused, in order.
     pub refused: Vec<String>,
 }
 
+/// The finding attribute that names a session.
+pub const SESSION_ATTRIBUTE: &str = "session_id";
+
 impl DecisionBinding {
-    /// A binding to the decision `id` about `subject`.
-    pub fn new(id: &str, subject: &str) -> Self {
+    /// A binding to the decision `id` about `subject`, whose findings name `sessions`.
+    pub fn new(id: &str, subject: &str, sessions: Vec<String>) -> Self {
         DecisionBinding {
             id: id.to_owned(),
             subject: subject.to_owned(),
-            admitted: [0; 2],
+            sessions,
+            admitted: [0; EffectKind::ALL.len()],
             refused: Vec::new(),
         }
+    }
+
+    /// A binding to `decision`.
+    pub fn to(decision: &crate::bindings::Decision) -> Self {
+        let sessions = decision
+            .findings
+            .iter()
+            .flat_map(|f| &f.attributes)
+            .filter(|a| a.key == SESSION_ATTRIBUTE && !a.value.is_empty())
+            .map(|a| a.value.clone())
+            .collect();
+        Self::new(&decision.id, &decision.subject, sessions)
     }
 
     /// Admit `request`, or say why not.
@@ -109,25 +235,31 @@ impl DecisionBinding {
                 request.decision_id()
             ));
         }
-        let kind = match request {
-            ActionRequest::TerminateSessions { user_id, .. } => {
-                if *user_id != self.subject {
-                    return Err(format!(
-                        "user {:?} is not the subject of decision {}",
-                        user_id, self.id
-                    ));
-                }
-                0
-            }
-            ActionRequest::Notify { .. } => 1,
-        };
-        if self.admitted[kind] >= max {
+        let kind = request.kind();
+        if kind.acts_on_subject() && request.target() != self.subject {
+            return Err(format!(
+                "{:?} is not the subject of decision {}",
+                request.target(),
+                self.id
+            ));
+        }
+        if kind == EffectKind::EndSession
+            && !self.sessions.iter().any(|s| s == request.session_id())
+        {
+            return Err(format!(
+                "session {:?} is not named by the findings of decision {}",
+                request.session_id(),
+                self.id
+            ));
+        }
+        let admitted = &mut self.admitted[kind.index()];
+        if *admitted >= max {
             return Err(format!(
                 "more than {max} {} effects for one decision",
                 request.action()
             ));
         }
-        self.admitted[kind] += 1;
+        *admitted += 1;
         Ok(())
     }
 }
@@ -214,18 +346,75 @@ impl HostState {
     }
 }
 
+impl HostState {
+    /// Perform an effect of `kind` on `target` (see [`HostState::perform`]).
+    fn on_subject(
+        &mut self,
+        kind: EffectKind,
+        decision_id: String,
+        target: String,
+        session_id: String,
+    ) -> wasmtime::Result<Result<String, ActionError>> {
+        let max = self.limits.string_bytes;
+        self.perform(ActionRequest::Subject {
+            kind,
+            decision_id: limited(decision_id, max),
+            target: limited(target, max),
+            session_id: limited(session_id, max),
+        })
+    }
+}
+
 impl Host for HostState {
     fn terminate_sessions(
         &mut self,
         decision_id: String,
         user_id: String,
     ) -> wasmtime::Result<Result<String, ActionError>> {
-        let max = self.limits.string_bytes;
-        let request = ActionRequest::TerminateSessions {
-            decision_id: limited(decision_id, max),
-            user_id: limited(user_id, max),
-        };
-        self.perform(request)
+        let kind = EffectKind::TerminateSessions;
+        self.on_subject(kind, decision_id, user_id, String::new())
+    }
+
+    fn end_session(
+        &mut self,
+        decision_id: String,
+        user_id: String,
+        session_id: String,
+    ) -> wasmtime::Result<Result<String, ActionError>> {
+        self.on_subject(EffectKind::EndSession, decision_id, user_id, session_id)
+    }
+
+    fn restrict_app(
+        &mut self,
+        decision_id: String,
+        app_id: String,
+    ) -> wasmtime::Result<Result<String, ActionError>> {
+        self.on_subject(EffectKind::RestrictApp, decision_id, app_id, String::new())
+    }
+
+    fn uninstall_app(
+        &mut self,
+        decision_id: String,
+        app_id: String,
+    ) -> wasmtime::Result<Result<String, ActionError>> {
+        self.on_subject(EffectKind::UninstallApp, decision_id, app_id, String::new())
+    }
+
+    fn demote_admin(
+        &mut self,
+        decision_id: String,
+        user_id: String,
+    ) -> wasmtime::Result<Result<String, ActionError>> {
+        self.on_subject(EffectKind::DemoteAdmin, decision_id, user_id, String::new())
+    }
+
+    fn deactivate_user(
+        &mut self,
+        decision_id: String,
+        user_id: String,
+    ) -> wasmtime::Result<Result<String, ActionError>> {
+        let kind = EffectKind::DeactivateUser;
+        self.on_subject(kind, decision_id, user_id, String::new())
     }
 
     fn notify(

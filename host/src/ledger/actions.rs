@@ -88,19 +88,24 @@ impl Ledger {
         Ok(())
     }
 
-    /// How many effects `tenant`'s decision `decision` asked for (refused requests,
-    /// which are audited beside them, not counted).
-    pub fn effects_of(&self, tenant: &str, decision: &str) -> Result<usize, LedgerError> {
+    /// The action log entries of `tenant`'s decision `decision`, refusals included.
+    pub fn decision_actions(
+        &self,
+        tenant: &str,
+        decision: &str,
+    ) -> Result<Vec<(ActionKey, ActionEntry)>, LedgerError> {
         let prefix = keys::key(kind::ACTION, &[tenant.as_bytes(), decision.as_bytes()]);
-        let mut n = 0;
+        let mut out = Vec::new();
         for r in self.pipeline.scan_prefix(prefix) {
-            let (_, v) = r?;
+            let (k, v) = r?;
             let e: ActionEntry = serde_json::from_slice(&v).map_err(json("action log"))?;
-            if !crate::pipeline::respond::is_refusal(&e.action) {
-                n += 1;
-            }
+            let key = ActionKey {
+                tenant: tenant.to_owned(),
+                key: k.to_vec(),
+            };
+            out.push((key, e));
         }
-        Ok(n)
+        Ok(out)
     }
 
     /// Every tenant's action log entries left `queued` or `pending` (an effect not

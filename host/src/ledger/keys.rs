@@ -12,7 +12,8 @@
 //! its decision; `x`+tenant+seq → decision; `O`, `E`+tenant → the decision engine's
 //! cursor over the inbox and its memory; `r`+tenant+seq → pending response;
 //! `a`+tenant+decision+responder+action+target → action log entry; `L`+tenant+seq →
-//! dead letter.
+//! dead letter; `w`+tenant+source → how far a pull source was read; `v`+tenant+decision
+//! seq → review; `u`+tenant → suppressions.
 
 /// Where the daemon keeps plugin state in the `pipeline` tree.
 pub const STATE_LAYOUT: crate::store::StateLayout<'static> = crate::store::StateLayout {
@@ -88,10 +89,14 @@ pub mod kind {
     /// How far a tenant's pull source has been read, by source name: written with
     /// the inbox events it let in.
     pub const SOURCE_MARK: u8 = b'w';
+    /// A review, by the seq of its decision.
+    pub const REVIEW: u8 = b'v';
+    /// A tenant's suppressions (one record).
+    pub const SUPPRESSIONS: u8 = b'u';
 }
 
 /// Pipeline records kept per tenant, each under `kind`+tenant: deleted with the tenant.
-pub const TENANT_PIPELINE_KINDS: [u8; 15] = [
+pub const TENANT_PIPELINE_KINDS: [u8; 17] = [
     kind::INBOX,
     kind::EVENT_ID,
     kind::CURSOR,
@@ -107,6 +112,8 @@ pub const TENANT_PIPELINE_KINDS: [u8; 15] = [
     kind::DEAD_LETTER,
     kind::ACTION_COUNT,
     kind::SOURCE_MARK,
+    kind::REVIEW,
+    kind::SUPPRESSIONS,
 ];
 
 /// `kind` then each part length-prefixed.

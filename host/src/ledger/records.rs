@@ -63,18 +63,22 @@ impl DeadLetter {
 }
 
 /// One action log entry.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ActionEntry {
     /// Decision it belongs to.
     pub decision_id: String,
     /// Responder that asked.
     pub responder: String,
-    /// `terminate-sessions` or `notify`.
+    /// The effect's kind (`terminate-sessions`, `restrict-app`, `notify`, ...).
     pub action: String,
-    /// User id or channel.
+    /// User id, app id or channel.
     pub target: String,
-    /// `queued` (waiting for the executor), `pending` (being performed), `done`,
-    /// `failed`, `recorded` (dry-run) or `refused` (not bound to the decision being
+    /// The session an `end-session` ends.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub session_id: String,
+    /// `awaiting_approval` (held in a review), `queued` (waiting for the executor),
+    /// `pending` (being performed), `done`, `failed`, `dismissed` (its review was
+    /// dismissed), `recorded` (dry-run) or `refused` (not bound to the decision being
     /// responded to; nothing was performed).
     pub status: String,
     /// Answer detail or error code.
@@ -90,4 +94,7 @@ pub struct ActionEntry {
     /// Attempts so far.
     #[serde(default)]
     pub attempts: u32,
+    /// Who approved it, for an effect that waited for approval.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub approved_by: String,
 }

@@ -1,12 +1,14 @@
 //! The decision engine: validates findings against the tenant's policy before anything
 //! happens, and records every decision with its reason, whichever way it went.
 //!
-//! Checks, in order: detector enabled and minimum score; allowlisted users, groups and
+//! Checks, in order: detector enabled; suppressions a person made (see
+//! [`super::suppress`]); minimum score; allowlisted users, groups and
 //! IP ranges; external accounts (never acted on); findings that rest on AER's own
 //! session resets; corroboration (N findings from M detectors within a window);
 //! cooldown per subject; the termination-loop guard (K resets of one user within a
 //! window escalate to humans instead); the tenant-wide cap on responses per hour
-//! (a circuit breaker against a runaway detector); then dry-run or enforce.
+//! (a circuit breaker against a runaway detector, which escalates too); then dry-run
+//! or enforce. Every escalation opens a review for a person (see `ledger::reviews`).
 //!
 //! Time is event time throughout (the finding's `time_ms`), so replaying history gives
 //! the same decisions.
@@ -24,6 +26,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::policy::{FieldError, Mode, Policy, parse_cidr};
+use super::suppress::Suppression;
 use crate::Event;
 use crate::records::FindingRecord;
 pub use crate::records::{DecisionRecord, Outcome};
@@ -101,6 +104,7 @@ pub struct DecisionEngine {
     policy: Policy,
     cidrs: Vec<IpNet>,
     state: EngineState,
+    suppressions: Vec<Suppression>,
 }
 
 impl DecisionEngine {
@@ -122,7 +126,14 @@ impl DecisionEngine {
             policy,
             cidrs,
             state,
+            suppressions: Vec::new(),
         })
+    }
+
+    /// The engine honouring `suppressions` (see [`super::suppress`]).
+    pub fn with_suppressions(mut self, suppressions: Vec<Suppression>) -> Self {
+        self.suppressions = suppressions;
+        self
     }
 
     /// The policy.
@@ -262,6 +273,13 @@ impl DecisionEngine {
         if !rule.enabled {
             return suppressed(format!("detector rule {} is disabled", f.rule));
         }
+        if let Some(s) = self
+            .suppressions
+            .iter()
+            .find(|s| s.covers(&f.subject, &f.rule, f.time_ms))
+        {
+            return suppressed(s.reason());
+        }
         let min = rule.min_score.unwrap_or(self.policy.min_score);
         // A NaN (from a record stored before scores were checked at the plugin
         // boundary) is below every minimum.
@@ -355,11 +373,15 @@ impl DecisionEngine {
             .responses
             .retain(|r| t.saturating_sub(*r) < HOUR_MS);
         if self.state.responses.len() as u32 >= self.policy.max_responses_per_hour {
-            return suppressed(format!(
-                "circuit breaker: {} responses in the last hour, the cap is {}",
-                self.state.responses.len(),
-                self.policy.max_responses_per_hour
-            ));
+            return (
+                Outcome::Escalate,
+                format!(
+                    "circuit breaker: {} responses in the last hour, the cap is {}; escalated to humans",
+                    self.state.responses.len(),
+                    self.policy.max_responses_per_hour
+                ),
+                rules,
+            );
         }
 
         // Respond (or record that it would): remember it for cooldown, cap and guard.
@@ -624,7 +646,7 @@ mod tests {
             })
             .collect();
         assert_eq!(&outcomes[..3], &[Outcome::Respond; 3]);
-        assert_eq!(&outcomes[3..], &[Outcome::Suppressed; 2]);
+        assert_eq!(&outcomes[3..], &[Outcome::Escalate; 2]);
         assert!(
             e.decide(&finding("r", "U9", 10 * MINUTE_MS, 1.0))
                 .reason

@@ -7,6 +7,8 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
+use crate::host_api::actions::EffectKind;
+
 /// Bounds of the policy's durations and counts: beyond them a value cannot be meant,
 /// and the engine's memory (findings kept per subject, responses per hour) stays small.
 const MAX_CORROBORATION_MINUTES: i64 = 30 * 24 * 60;
@@ -143,6 +145,35 @@ pub struct ResponseSettings {
     pub slack_channels: BTreeMap<String, String>,
     /// Attempts per effect when Slack answers 429 (waiting `Retry-After`, at most 30 s).
     pub max_attempts: u32,
+    /// Effect kind (`end-session`, `restrict-app`, ...) to `auto` (performed at once)
+    /// or `approval` (waits in a review for a person); kinds not named keep their
+    /// default: session effects and notifications `auto`, the rest `approval`.
+    pub effects: BTreeMap<String, EffectMode>,
+    /// The Slack organisation (`E...`) or workspace (`T...`) that app and admin effects
+    /// apply in (`admin.apps.restrict`, `admin.apps.uninstall`, `admin.users.setRegular`).
+    pub slack_org_id: Option<String>,
+    /// Base URL of Slack's SCIM API (users are deactivated with `DELETE /Users/{id}`).
+    pub scim_api_url: String,
+}
+
+/// Whether an effect kind runs at once or waits for a person's approval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EffectMode {
+    /// Performed as soon as a responder asks (in enforce mode).
+    Auto,
+    /// Held in a review until a person approves it.
+    Approval,
+}
+
+impl ResponseSettings {
+    /// Whether effects of `kind` wait for a person's approval.
+    pub fn needs_approval(&self, kind: EffectKind) -> bool {
+        match self.effects.get(kind.name()) {
+            Some(mode) => *mode == EffectMode::Approval,
+            None => kind.needs_approval_by_default(),
+        }
+    }
 }
 
 impl Default for ResponseSettings {
@@ -153,6 +184,9 @@ impl Default for ResponseSettings {
             webhooks: BTreeMap::new(),
             slack_channels: BTreeMap::new(),
             max_attempts: 3,
+            effects: BTreeMap::new(),
+            slack_org_id: None,
+            scim_api_url: "https://api.slack.com/scim/v1".into(),
         }
     }
 }
@@ -304,6 +338,33 @@ impl Policy {
                     "must be a Slack channel id",
                 );
             }
+        }
+        if !(r.scim_api_url.starts_with("http://") || r.scim_api_url.starts_with("https://")) {
+            err("responses.scim_api_url".into(), "must be an http(s) URL");
+        }
+        for (name, mode) in &r.effects {
+            match EffectKind::from_name(name) {
+                None => err(
+                    format!("responses.effects.{name}"),
+                    &format!(
+                        "no such effect; the effects are {}",
+                        EffectKind::ALL.map(EffectKind::name).join(", ")
+                    ),
+                ),
+                Some(EffectKind::Notify) if *mode == EffectMode::Approval => err(
+                    format!("responses.effects.{name}"),
+                    "notifications are never held for approval",
+                ),
+                Some(_) => {}
+            }
+        }
+        if let Some(org) = &r.slack_org_id
+            && !crate::text::is_slack_id(org, &['E', 'T'])
+        {
+            err(
+                "responses.slack_org_id".into(),
+                "must be a Slack organisation (E...) or workspace (T...) id",
+            );
         }
         if r.max_attempts < 1 || r.max_attempts > 10 {
             err("responses.max_attempts".into(), "must be between 1 and 10");

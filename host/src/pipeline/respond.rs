@@ -15,7 +15,7 @@ use serde::Serialize;
 use super::decide::{DecisionRecord, Outcome};
 use super::policy::ResponseSettings;
 use crate::host_api::ActionSink;
-use crate::host_api::actions::{ActionRequest, REFUSED};
+use crate::host_api::actions::{ActionRequest, EffectKind, REFUSED};
 
 /// The error code of a notification to a channel the policy does not map.
 pub const UNKNOWN_CHANNEL: &str = "unknown_channel";
@@ -25,28 +25,101 @@ pub const UNKNOWN_CHANNEL: &str = "unknown_channel";
 pub enum Admission {
     /// Perform it (the decision enforces).
     Perform,
+    /// Hold it until a person approves it (the decision enforces, and the policy marks
+    /// the kind `approval`).
+    Hold,
     /// Record what it would have done (a dry-run decision).
     Record,
     /// It fails at once, in dry-run as in earnest: `(code, message)`.
     Fail(String, String),
 }
 
+/// The answer a responder gets for an effect held for approval.
+pub const AWAITING_APPROVAL: &str = "awaiting-approval";
+
 /// Admit `request` under the tenant's response `settings`, for a decision that
-/// enforces or not.
+/// enforces or not. What the request names must be usable as asked (a mapped channel,
+/// Slack ids of the right kind, the organisation the policy names for app and admin
+/// effects), in dry-run as in earnest, so a dry run shows what would fail.
 pub fn admit(settings: &ResponseSettings, request: &ActionRequest, enforce: bool) -> Admission {
-    if let ActionRequest::Notify { channel, .. } = request
-        && !settings.slack_channels.contains_key(channel)
-        && !settings.webhooks.contains_key(channel)
-    {
-        return Admission::Fail(
-            UNKNOWN_CHANNEL.into(),
-            format!("no Slack channel or webhook for channel {channel:?} in the policy"),
-        );
+    if let Err((code, message)) = usable(settings, request) {
+        return Admission::Fail(code.into(), message);
     }
-    if enforce {
-        Admission::Perform
-    } else {
+    if !enforce {
         Admission::Record
+    } else if settings.needs_approval(request.kind()) {
+        Admission::Hold
+    } else {
+        Admission::Perform
+    }
+}
+
+/// Whether `request` can be performed as asked under `settings`: `(code, message)` if not.
+fn usable(
+    settings: &ResponseSettings,
+    request: &ActionRequest,
+) -> Result<(), (&'static str, String)> {
+    let target = request.target();
+    let user = || {
+        if crate::text::is_slack_id(target, &['U', 'W']) {
+            Ok(())
+        } else {
+            Err((
+                "invalid_user_id",
+                format!("{target:?} is not a Slack user id"),
+            ))
+        }
+    };
+    let org = || {
+        if settings.slack_org_id.is_some() {
+            Ok(())
+        } else {
+            Err((
+                "no_org_id",
+                "the policy names no Slack organisation (responses.slack_org_id)".to_owned(),
+            ))
+        }
+    };
+    match request.kind() {
+        EffectKind::Notify => {
+            if settings.slack_channels.contains_key(target)
+                || settings.webhooks.contains_key(target)
+            {
+                Ok(())
+            } else {
+                Err((
+                    UNKNOWN_CHANNEL,
+                    format!("no Slack channel or webhook for channel {target:?} in the policy"),
+                ))
+            }
+        }
+        EffectKind::TerminateSessions => Ok(()),
+        EffectKind::EndSession => {
+            user()?;
+            let session = request.session_id();
+            if session.parse::<u64>().is_ok() {
+                Ok(())
+            } else {
+                Err((
+                    "invalid_session_id",
+                    format!("{session:?} is not a Slack session id"),
+                ))
+            }
+        }
+        EffectKind::RestrictApp | EffectKind::UninstallApp => {
+            if !crate::text::is_slack_id(target, &['A']) {
+                return Err((
+                    "invalid_app_id",
+                    format!("{target:?} is not a Slack app id"),
+                ));
+            }
+            org()
+        }
+        EffectKind::DemoteAdmin => {
+            user()?;
+            org()
+        }
+        EffectKind::DeactivateUser => user(),
     }
 }
 
@@ -59,27 +132,32 @@ pub struct ActionRecord {
     pub time_ms: i64,
     /// Responder plugin.
     pub responder: String,
-    /// `terminate-sessions` or `notify`.
+    /// The effect's kind (`terminate-sessions`, `restrict-app`, `notify`, ...).
     pub action: String,
-    /// Who or where it was aimed at: the user, or the channel.
+    /// Who or where it was aimed at: the user or app, or the channel.
     pub target: String,
     /// Whether the host accepted it.
     pub ok: bool,
     /// The host's answer (`recorded`, `dry-run`) or error code.
     pub detail: String,
+    /// The session an `end-session` ends.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub session_id: String,
     /// A notification's text, as the responder wrote it.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub text: String,
 }
 
-/// What came of a decision that responds (or would, in dry-run), `effects` being the
-/// effects its responders asked for (refused requests not counted) and `waiting`
-/// whether a responder has yet to run: `waiting`, `acted`, or `nothing` when every
-/// responder declined, so a decision log never reads as a response that did not
-/// happen. `None` for the other outcomes.
+/// What came of a decision that responds (or would, in dry-run): `effects` being the
+/// effects its responders asked for (refused requests and dismissed ones not counted),
+/// `held` how many of them wait for a person's approval, and `waiting` whether a
+/// responder has yet to run: `waiting`, `awaiting-approval`, `acted`, or `nothing`
+/// when every responder declined, so a decision log never reads as a response that did
+/// not happen. `None` for the other outcomes.
 pub fn response_state(
     outcome: crate::records::Outcome,
     effects: usize,
+    held: usize,
     waiting: bool,
 ) -> Option<&'static str> {
     use crate::records::Outcome;
@@ -88,11 +166,30 @@ pub fn response_state(
     }
     Some(if waiting {
         "waiting"
+    } else if held > 0 {
+        AWAITING_APPROVAL
     } else if effects > 0 {
         "acted"
     } else {
         "nothing"
     })
+}
+
+/// Counts an action log's entries of one decision for [`response_state`]: its effects
+/// (`action`, `status` of each entry) and how many are held for approval.
+pub fn tally<'a>(entries: impl IntoIterator<Item = (&'a str, &'a str)>) -> (usize, usize) {
+    let mut effects = 0;
+    let mut held = 0;
+    for (action, status) in entries {
+        if is_refusal(action) || status == "dismissed" {
+            continue;
+        }
+        effects += 1;
+        if status == "awaiting_approval" || status == AWAITING_APPROVAL {
+            held += 1;
+        }
+    }
+    (effects, held)
 }
 
 /// Whether action `action` is an audited refusal rather than an effect.
@@ -162,7 +259,7 @@ impl RecordingActions {
             decision_id.to_owned(),
             self.responder.clone(),
             action.to_owned(),
-            request.target().to_owned(),
+            request.key_target(),
         );
         if let Some(&i) = log.index.get(&key) {
             let r = &log.records[i];
@@ -182,9 +279,10 @@ impl RecordingActions {
             detail: match answer {
                 Ok(d) | Err(d) => d.to_owned(),
             },
+            session_id: request.session_id().to_owned(),
             text: match request {
                 ActionRequest::Notify { text, .. } => text.clone(),
-                ActionRequest::TerminateSessions { .. } => String::new(),
+                ActionRequest::Subject { .. } => String::new(),
             },
         };
         let i = log.records.len();
@@ -203,6 +301,9 @@ impl ActionSink for RecordingActions {
         match admit(&self.settings, &request, enforce) {
             Admission::Perform => {
                 self.record(&request, &decision, request.action(), Ok("recorded"))
+            }
+            Admission::Hold => {
+                self.record(&request, &decision, request.action(), Ok(AWAITING_APPROVAL))
             }
             Admission::Record => self.record(&request, &decision, request.action(), Ok("dry-run")),
             Admission::Fail(code, message) => self
@@ -258,10 +359,7 @@ mod tests {
     fn a_repeated_request_gets_the_first_answer_and_is_recorded_once() {
         let log = Arc::new(RecordedLog::default());
         let sink = RecordingActions::new(log.clone(), ResponseSettings::default(), "r");
-        let reset = ActionRequest::TerminateSessions {
-            decision_id: "d1".into(),
-            user_id: "U1".into(),
-        };
+        let reset = ActionRequest::on_subject(EffectKind::TerminateSessions, "d1", "U1");
         assert_eq!(sink.perform(reset.clone()), Ok("dry-run".into()));
         assert_eq!(sink.perform(reset), Ok("dry-run".into()));
         let failed = sink.perform(notify("nowhere")).unwrap_err();

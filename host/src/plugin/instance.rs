@@ -536,10 +536,7 @@ impl ResponderInstance {
     ) -> Result<CallOutput<Vec<ActionOutcome>>, Fault> {
         let out = self.sandbox.call(|b, s| match b {
             Bindings::Responder(r) => {
-                s.data_mut().decision = Some(crate::host_api::DecisionBinding::new(
-                    &decision.id,
-                    &decision.subject,
-                ));
+                s.data_mut().decision = Some(crate::host_api::DecisionBinding::to(decision));
                 r.aer_plugin_response().call_respond(s, decision)
             }
             Bindings::Detector(_) => Ok(Err("not a responder".into())),

@@ -31,7 +31,7 @@ pub enum Rejection {
     #[error("invalid component: {0}")]
     Invalid(String),
     /// Exports neither AER world.
-    #[error("exports no AER world (expected `{}` or `{}`); it exports: {}", bindings::DETECTOR_EXPORT, bindings::RESPONDER_EXPORT, list(.exports))]
+    #[error("exports no AER world (expected `{}@{}` or `{}@{}`); it exports: {}", bindings::DETECTOR_INTERFACE, bindings::WIT_VERSION, bindings::RESPONDER_INTERFACE, bindings::WIT_VERSION, list(.exports))]
     UnknownWorld {
         /// What it exports.
         exports: Vec<String>,
@@ -39,10 +39,19 @@ pub enum Rejection {
     /// Exports both AER worlds: a plugin is a detector or a responder, never both.
     #[error(
         "exports both `{}` and `{}`: a plugin is a detector or a responder, not both",
-        bindings::DETECTOR_EXPORT,
-        bindings::RESPONDER_EXPORT
+        bindings::DETECTOR_INTERFACE,
+        bindings::RESPONDER_INTERFACE
     )]
     BothWorlds,
+    /// Built against a version of the WIT package this host does not run.
+    #[error(
+        "built against `aer:plugin@{version}`; this host implements `aer:plugin@{}` and runs components built against 0.1.0 to that version",
+        bindings::WIT_VERSION
+    )]
+    UnsupportedWit {
+        /// The version the component was built against.
+        version: String,
+    },
     /// Imports something the host does not provide.
     #[error("imports `{import}`, which the host does not provide to {kind} plugins")]
     UnsupportedImport {
@@ -197,14 +206,26 @@ pub(crate) fn load(
         .map(|(n, _)| n.to_owned())
         .collect();
 
-    let detector = exports.iter().any(|e| e == bindings::DETECTOR_EXPORT);
-    let responder = exports.iter().any(|e| e == bindings::RESPONDER_EXPORT);
-    let kind = match (detector, responder) {
-        (true, true) => return Err(Rejection::BothWorlds),
-        (true, false) => PluginKind::Detector,
-        (false, true) => PluginKind::Responder,
-        (false, false) => return Err(Rejection::UnknownWorld { exports }),
+    let world = |interface: &str| {
+        exports.iter().find_map(|e| {
+            bindings::split_export(e)
+                .filter(|(i, _)| *i == interface)
+                .map(|(_, v)| v.to_owned())
+        })
     };
+    let detector = world(bindings::DETECTOR_INTERFACE);
+    let responder = world(bindings::RESPONDER_INTERFACE);
+    let (kind, wit_version) = match (detector, responder) {
+        (Some(_), Some(_)) => return Err(Rejection::BothWorlds),
+        (Some(v), None) => (PluginKind::Detector, v),
+        (None, Some(v)) => (PluginKind::Responder, v),
+        (None, None) => return Err(Rejection::UnknownWorld { exports }),
+    };
+    if !bindings::runs(&wit_version) {
+        return Err(Rejection::UnsupportedWit {
+            version: wit_version,
+        });
+    }
     let aer_imports: &[&str] = match kind {
         PluginKind::Detector => &[
             "aer:plugin/types@",
@@ -251,7 +272,7 @@ pub(crate) fn load(
     Ok(LoadedPlugin {
         meta: PluginMeta {
             kind,
-            wit_version: bindings::WIT_VERSION.into(),
+            wit_version,
             imports,
             exports,
             size: bytes.len(),

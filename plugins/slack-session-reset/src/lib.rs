@@ -1,7 +1,9 @@
-//! slack-session-reset: ends every session of the decision's subject through the host's
-//! `actions.terminate-sessions` (which the host performs as Slack's
-//! `admin.users.session.reset` with the tenant's token; the plugin never sees it).
-//! Optionally tells a notification channel what it did.
+//! slack-session-reset: ends the sessions of the decision's subject. For a hijacked
+//! session (a `session-fingerprint` finding naming a Slack session id) it ends that one
+//! session (`actions.end-session`, Slack's `admin.users.session.invalidate`), so the
+//! user keeps working elsewhere; otherwise every session (`actions.terminate-sessions`,
+//! `admin.users.session.reset`). The host performs both with the tenant's token, which
+//! the plugin never sees. Optionally tells a notification channel what it did.
 //!
 //! Config: `{"min_severity": "high", "notify_channel": "security"}`: only decisions with
 //! a finding at least that severe reset sessions (default `medium`); `notify_channel`
@@ -60,31 +62,60 @@ impl Responder for SessionReset {
         if !decision.findings.iter().any(|f| f.severity >= self.min) {
             return Ok(());
         }
-        let result = ctx.terminate_sessions(&decision.subject);
+        let sessions = hijacked_sessions(decision);
+        let (result, what) = if sessions.is_empty() {
+            (
+                ctx.terminate_sessions(&decision.subject),
+                "all sessions".to_owned(),
+            )
+        } else {
+            let mut result = Ok(String::new());
+            for s in &sessions {
+                let r = ctx.end_session(&decision.subject, s);
+                if result.is_ok() {
+                    result = r;
+                }
+            }
+            (result, format!("session {}", sessions.join(", ")))
+        };
         if let Some(channel) = self.config.notify_channel.clone() {
             let rules: Vec<&str> = decision.findings.iter().map(|f| f.rule.as_str()).collect();
+            let subject = &decision.subject;
+            let rules = rules.join(", ");
             let text = match &result {
-                // The host performs the reset after this call (its outcome is in the
+                // The host performs the effect after this call (its outcome is in the
                 // action log); the notification follows it.
-                Ok(detail) if detail == "queued" => format!(
-                    "AER is ending all sessions of {} ({})",
-                    decision.subject,
-                    rules.join(", ")
-                ),
-                Ok(_) => format!(
-                    "AER ended all sessions of {} ({})",
-                    decision.subject,
-                    rules.join(", ")
-                ),
-                Err(e) => format!(
-                    "AER could not end the sessions of {}: {}",
-                    decision.subject, e.code
-                ),
+                Ok(detail) if detail == "queued" => {
+                    format!("AER is ending {what} of {subject} ({rules})")
+                }
+                Ok(detail) if detail == aer_sdk::AWAITING_APPROVAL => {
+                    format!("AER asks for approval to end {what} of {subject} ({rules})")
+                }
+                Ok(_) => format!("AER ended {what} of {subject} ({rules})"),
+                Err(e) => format!("AER could not end {what} of {subject}: {}", e.code),
             };
-            let _ = ctx.notify(&channel, &decision.subject, &text);
+            let _ = ctx.notify(&channel, subject, &text);
         }
         Ok(())
     }
+}
+
+/// The Slack session ids (integers) that `session-fingerprint` findings of `decision`
+/// name: those sessions were hijacked, the others are the user's own.
+fn hijacked_sessions(decision: &Decision) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for f in decision
+        .findings
+        .iter()
+        .filter(|f| f.rule == "session-fingerprint")
+    {
+        for (k, v) in &f.attributes {
+            if k == "session_id" && v.parse::<u64>().is_ok() && !out.contains(v) {
+                out.push(v.clone());
+            }
+        }
+    }
+    out
 }
 
 aer_sdk::export_responder!(SessionReset);
@@ -123,6 +154,29 @@ mod tests {
             "{}",
             actions[1].text
         );
+    }
+
+    #[test]
+    fn a_hijacked_session_is_ended_alone() {
+        let mut t = TestResponder::<SessionReset>::new();
+        let mut d = decision(Severity::High);
+        d.findings = vec![
+            Finding::new("session-fingerprint", "U1")
+                .severity(Severity::High)
+                .attr("session_id", "2183488812"),
+        ];
+        t.respond(&d).unwrap();
+        let actions = t.host().actions();
+        assert_eq!(actions.len(), 1, "{actions:?}");
+        assert_eq!(actions[0].action, "end-session");
+        assert_eq!(actions[0].session_id, "2183488812");
+        // A session id that is not Slack's (not an integer): every session ends.
+        let mut t = TestResponder::<SessionReset>::new();
+        d.findings[0] = Finding::new("session-fingerprint", "U1")
+            .severity(Severity::High)
+            .attr("session_id", "abc");
+        t.respond(&d).unwrap();
+        assert_eq!(t.host().actions()[0].action, "terminate-sessions");
     }
 
     #[test]

@@ -10,8 +10,8 @@ use aer_wire::BatchWriter;
 use super::Worker;
 use super::detect::READ;
 use crate::daemon::{DaemonError, now_ms};
-use crate::ledger::{Commit, StoredDecision};
-use crate::pipeline::decide::{DecisionEngine, decidable_below};
+use crate::ledger::{Commit, ReviewKind, ReviewState, StoredDecision};
+use crate::pipeline::decide::{DecisionEngine, Outcome, decidable_below};
 
 /// Findings per decision step.
 const DECISION_BATCH: usize = 256;
@@ -52,14 +52,17 @@ impl Worker {
                 let waited = (now_ms() - f.committed_ms).max(0);
                 metrics.decision_wait(tenant, waited as f64 / 1000.0);
             }
-            commit.put_decision(
-                tenant,
-                &StoredDecision {
-                    seq,
-                    finding_committed_ms: f.committed_ms,
-                    decision,
-                },
-            )?;
+            let stored = StoredDecision {
+                seq,
+                finding_committed_ms: f.committed_ms,
+                decision,
+            };
+            commit.put_decision(tenant, &stored)?;
+            // Every escalation asks a person: its review is recorded with it.
+            if stored.decision.outcome == Outcome::Escalate {
+                commit.open_review(tenant, &stored, ReviewKind::Escalation, now_ms())?;
+                metrics.review(tenant, ReviewKind::Escalation, ReviewState::Open);
+            }
         }
         commit.set_engine_state(tenant, engine.state())?;
         commit.set_observed(tenant, observed);
@@ -89,7 +92,10 @@ impl Worker {
     fn decision_engine(&self, tenant: &str) -> Result<DecisionEngine, DaemonError> {
         let policy = self.daemon.policy(tenant)?;
         let state = self.daemon.ledger.engine_state(tenant)?;
-        DecisionEngine::with_state(policy, state).map_err(DaemonError::Policy)
+        let suppressions = self.daemon.ledger.suppressions(tenant)?;
+        Ok(DecisionEngine::with_state(policy, state)
+            .map_err(DaemonError::Policy)?
+            .with_suppressions(suppressions))
     }
 
     /// Have `engine` observe the inbox from `observed` through seq `until`, moving

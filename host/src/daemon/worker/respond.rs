@@ -5,13 +5,17 @@
 //! responder handled it, and also while a quarantined responder has not: enabled
 //! again, it resumes with the decisions made meanwhile, as a quarantined detector
 //! resumes at its cursor (a disabled responder is passed over). Effects already in the
-//! action log are not repeated when a decision runs again.
+//! action log are not repeated when a decision runs again. An escalation is responded
+//! to only after a person approves its review (which puts it in the pending queue).
+
+use std::sync::atomic::Ordering;
 
 use super::Worker;
 use super::instances::Unavailable;
 use crate::daemon::plugins::{PluginRecord, PluginStatus};
 use crate::daemon::{DaemonError, now_ms};
-use crate::ledger::Commit;
+use crate::ledger::{Commit, ReviewState};
+use crate::pipeline::decide::Outcome;
 use crate::plugin::PluginKind;
 use crate::plugin::convert::wit_decision;
 use crate::store::Scope;
@@ -27,6 +31,8 @@ const PENDING_SCAN: usize = 4096;
 /// change of either finds it again from the start).
 pub(super) struct HeldUntil {
     responders: (Vec<String>, Vec<String>),
+    /// [`crate::daemon::Daemon::reopened`] when it was found.
+    reopened: u64,
     seq: u64,
 }
 
@@ -69,8 +75,9 @@ impl Worker {
         let now = (names(&enabled), names(&quarantined));
         // Records that wait only for a quarantined responder are passed over once, not
         // read again on every step.
+        let reopened = daemon.reopened.load(Ordering::Relaxed);
         let from = match self.held.get(tenant) {
-            Some(h) if h.responders == now => h.seq,
+            Some(h) if h.responders == now && h.reopened == reopened => h.seq,
             _ => 0,
         };
         let mut progressed = false;
@@ -99,6 +106,7 @@ impl Worker {
             tenant.to_owned(),
             HeldUntil {
                 responders: now,
+                reopened,
                 seq: held_until,
             },
         );
@@ -108,7 +116,24 @@ impl Worker {
                 progressed = true;
                 continue;
             };
-            let wit = wit_decision(&stored.decision);
+            let mut wit = wit_decision(&stored.decision);
+            if stored.decision.outcome == Outcome::Escalate {
+                // Responders run on an escalation only once a person approved it.
+                match daemon.ledger.review(tenant, seq)? {
+                    Some(r) if r.state == ReviewState::Approved => {
+                        wit.enforce = r.enforce;
+                        wit.reason = format!(
+                            "approved by {} after escalation: {}",
+                            r.resolved_by, wit.reason
+                        );
+                    }
+                    _ => {
+                        daemon.ledger.remove_pending(tenant, seq)?;
+                        progressed = true;
+                        continue;
+                    }
+                }
+            }
             // (responder name, plugin id, its state writes)
             let mut writes = Vec::with_capacity(enabled.len());
             for p in enabled.iter().filter(|p| !done.contains(&p.name)) {
@@ -120,7 +145,7 @@ impl Worker {
                         return Ok(true);
                     }
                 };
-                r.1.set_enforce(wit.enforce);
+                r.1.begin(seq, wit.enforce);
                 match r.0.respond(&wit) {
                     Ok(out) => writes.push((&p.name, r.0.id().plugin.clone(), out.writes)),
                     Err(fault) => {
