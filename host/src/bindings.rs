@@ -77,3 +77,16 @@ pub fn runs(version: &str) -> bool {
 fn patch_of(version: &str) -> Option<u32> {
     version.strip_prefix("0.1.")?.parse().ok()
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn components_built_against_this_or_an_earlier_0_1_run_and_no_other() {
+        assert!(super::runs("0.1.0"));
+        assert!(super::runs(super::WIT_VERSION));
+        assert!(!super::runs("0.1.2"), "newer than the host");
+        assert!(!super::runs("0.2.0"));
+        assert!(!super::runs("1.1.0"));
+        assert!(!super::runs("0.1.x"));
+    }
+}

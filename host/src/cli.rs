@@ -11,6 +11,7 @@ mod demo;
 mod generate;
 mod new;
 mod replay;
+mod reviews;
 mod serve;
 mod test;
 mod validate;
@@ -74,6 +75,13 @@ pub enum Command {
     /// A tenant's Slack Audit Logs source on a running daemon (the daemon pulls the
     /// audit log itself).
     Source(client::SourceCommand),
+    /// A tenant's reviews on a running daemon: escalations and effects waiting for
+    /// approval.
+    Reviews(reviews::ReviewsCommand),
+    /// Show, approve or dismiss one review.
+    Review(reviews::ReviewCommand),
+    /// A tenant's suppressions (from false-positive dismissals).
+    Suppressions(reviews::SuppressionsCommand),
     /// Send events to a running daemon.
     Events(client::EventsCommand),
     /// A tenant's findings (Falco-compatible alerts).
@@ -110,6 +118,9 @@ pub fn run(cli: Cli, io: &mut Io<'_>) -> u8 {
         Command::Plugin(c) => c.run(io),
         Command::Policy(c) => c.run(io),
         Command::Source(c) => c.run(io),
+        Command::Reviews(c) => c.run(io),
+        Command::Review(c) => c.run(io),
+        Command::Suppressions(c) => c.run(io),
         Command::Events(c) => c.run(io),
         Command::Findings(c) => c.run("findings", io),
         Command::Decisions(c) => c.run("decisions", io),

@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 
 use aer_host::config::ServeConfig;
-use aer_tests::{MockSlack, TestDaemon, plugins};
+use aer_tests::{MockSlack, TestDaemon, aer, plugins};
 use serde_json::{Value, json};
 
 const JSON: Option<&str> = Some("application/json");
@@ -285,13 +285,31 @@ fn a_dismissed_false_positive_suppresses_what_follows_and_says_so() {
         json!({"by": "alice", "reason": "benign", "suppress": {}}),
     );
     assert_eq!(status, 400, "only a false positive suppresses: {answer}");
-    let (status, answer) = post(
-        &d,
-        &t,
-        &format!("/v1/reviews/{id}/dismiss"),
-        json!({"by": "alice", "reason": "false_positive", "note": "our PDF tool", "suppress": {}}),
-    );
-    assert_eq!(status, 200, "{answer}");
+    // The CLI lists the open review and dismisses it.
+    let client = ["--server", d.base.as_str(), "--token", t.as_str()];
+    let run = aer(&[&["reviews", "--state", "open"][..], &client].concat());
+    assert_eq!(run.code, 0, "{}", run.err);
+    let listed: Value = serde_json::from_str(&run.out).unwrap();
+    assert_eq!(listed["items"][0]["id"], id, "{listed}");
+    let id_text = id.to_string();
+    let run = aer(&[
+        &[
+            "review",
+            "dismiss",
+            id_text.as_str(),
+            "--reason",
+            "false-positive",
+            "--note",
+            "our PDF tool",
+            "--suppress",
+            "--by",
+            "alice",
+        ][..],
+        &client,
+    ]
+    .concat());
+    assert_eq!(run.code, 0, "{}", run.err);
+    let answer: Value = serde_json::from_str(&run.out).unwrap();
     assert_eq!(answer["review"]["state"], "dismissed");
     assert_eq!(answer["review"]["dismissal"], "false_positive");
     let statuses: Vec<&str> = answer["review"]["effects"]
@@ -338,7 +356,15 @@ fn a_dismissed_false_positive_suppresses_what_follows_and_says_so() {
         "{reason}"
     );
     // Removed, the next one is decided as before (and opens a review).
-    let sid = suppression["id"].as_u64().unwrap();
+    let sid = suppression["id"].as_u64().unwrap().to_string();
+    let run = aer(&[&["suppressions", "remove", sid.as_str()][..], &client].concat());
+    assert_eq!(run.code, 0, "{}", run.err);
+    assert!(
+        get(&d, &t, "/v1/suppressions")["items"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
     let (status, _) = d.request(
         "DELETE",
         &format!("/v1/suppressions/{sid}"),
@@ -346,7 +372,7 @@ fn a_dismissed_false_positive_suppresses_what_follows_and_says_so() {
         None,
         vec![],
     );
-    assert_eq!(status, 204);
+    assert_eq!(status, 404, "gone");
     ingest(&d, &t, &[expand("x2", 7_200)]);
     let again = wait("the decision after removal", || {
         decisions(&d, &t)

@@ -30,14 +30,14 @@ pub struct ClientArgs {
     pub token: Option<String>,
 }
 
-struct Client {
+pub(super) struct Client {
     base: String,
     token: Option<String>,
     agent: ureq::Agent,
 }
 
 impl Client {
-    fn new(args: &ClientArgs) -> Self {
+    pub(super) fn new(args: &ClientArgs) -> Self {
         Client {
             base: args.server.trim_end_matches('/').to_owned(),
             token: args.token.clone(),
@@ -50,7 +50,7 @@ impl Client {
     }
 
     /// Call the API; a non-2xx answer becomes an error with the server's message.
-    fn call(
+    pub(super) fn call(
         &self,
         method: &str,
         path: &str,
@@ -106,7 +106,7 @@ impl Client {
     }
 }
 
-fn pretty(io: &mut Io<'_>, v: &Value) -> anyhow::Result<u8> {
+pub(super) fn pretty(io: &mut Io<'_>, v: &Value) -> anyhow::Result<u8> {
     writeln!(io.out, "{}", serde_json::to_string_pretty(v)?)?;
     Ok(EXIT_OK)
 }

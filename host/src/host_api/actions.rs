@@ -237,8 +237,12 @@ impl DecisionBinding {
         }
         let kind = request.kind();
         if kind.acts_on_subject() && request.target() != self.subject {
+            let what = match kind {
+                EffectKind::RestrictApp | EffectKind::UninstallApp => "app",
+                _ => "user",
+            };
             return Err(format!(
-                "{:?} is not the subject of decision {}",
+                "{what} {:?} is not the subject of decision {}",
                 request.target(),
                 self.id
             ));
@@ -430,5 +434,54 @@ impl Host for HostState {
             text: limited(text, max),
         };
         self.perform(request)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn on(kind: EffectKind, target: &str, session: &str) -> ActionRequest {
+        ActionRequest::Subject {
+            kind,
+            decision_id: "d1".into(),
+            target: target.into(),
+            session_id: session.into(),
+        }
+    }
+
+    #[test]
+    fn an_effect_is_bound_to_the_decisions_subject_and_the_sessions_its_findings_name() {
+        let mut b = DecisionBinding::new("d1", "U1", vec!["42".into()]);
+        assert_eq!(b.admit(&on(EffectKind::EndSession, "U1", "42"), 5), Ok(()));
+        let why = b
+            .admit(&on(EffectKind::EndSession, "U1", "43"), 5)
+            .unwrap_err();
+        assert!(why.contains("not named by the findings"), "{why}");
+        let why = b
+            .admit(&on(EffectKind::DeactivateUser, "U2", ""), 5)
+            .unwrap_err();
+        assert!(why.contains("user \"U2\" is not the subject"), "{why}");
+        let why = b
+            .admit(&on(EffectKind::RestrictApp, "A1", ""), 5)
+            .unwrap_err();
+        assert!(why.contains("app \"A1\" is not the subject"), "{why}");
+        let mut forged = on(EffectKind::DemoteAdmin, "U1", "");
+        if let ActionRequest::Subject { decision_id, .. } = &mut forged {
+            *decision_id = "d2".into();
+        }
+        assert!(b.admit(&forged, 5).is_err(), "another decision");
+        // Each kind has its own cap.
+        assert_eq!(b.admit(&on(EffectKind::DemoteAdmin, "U1", ""), 1), Ok(()));
+        assert!(b.admit(&on(EffectKind::DemoteAdmin, "U1", ""), 1).is_err());
+        assert_eq!(
+            b.admit(&on(EffectKind::DeactivateUser, "U1", ""), 1),
+            Ok(())
+        );
+        let mut app = DecisionBinding::new("d1", "A1", Vec::new());
+        assert_eq!(
+            app.admit(&on(EffectKind::UninstallApp, "A1", ""), 5),
+            Ok(())
+        );
     }
 }
