@@ -13,6 +13,7 @@ mod reviews;
 mod server;
 mod sources;
 mod tenants;
+mod triage;
 
 use std::sync::Arc;
 
@@ -229,6 +230,7 @@ pub fn router(daemon: Arc<Daemon>) -> Router {
         .routes(routes!(reviews::dismiss))
         .routes(routes!(reviews::suppressions))
         .routes(routes!(reviews::remove_suppression))
+        .routes(routes!(triage::set))
         .routes(routes!(query::findings))
         .routes(routes!(query::decisions))
         .routes(routes!(query::actions))

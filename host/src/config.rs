@@ -278,6 +278,9 @@ pub struct HttpConfig {
     pub auth_failures_per_minute: u32,
     /// The token `GET /metrics` asks for; without it, the admin token.
     pub metrics_token: Option<String>,
+    /// The daemon's address as people reach it (e.g. `https://aer.example.com`): links
+    /// to reviews in notifications start with it; without it they are paths.
+    pub public_url: Option<String>,
 }
 
 impl Default for HttpConfig {
@@ -290,6 +293,7 @@ impl Default for HttpConfig {
             shutdown_deadline_ms: 10_000,
             auth_failures_per_minute: 20,
             metrics_token: None,
+            public_url: None,
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod effects;
 pub mod executor;
 mod folder;
 pub mod metrics;
+mod notify;
 pub mod outbound;
 pub mod plugins;
 pub mod rate;

@@ -19,16 +19,20 @@ pub mod format;
 pub mod inbox;
 mod keys;
 mod meta;
+mod notices;
 mod records;
 mod reviews;
 mod sources;
+mod triage;
 
 use std::path::Path;
 
 pub use actions::ActionKey;
 pub use findings::Queued;
+pub use notices::DigestLine;
 pub use records::{ActionEntry, DeadLetter, StoredDecision, StoredFinding};
 pub use reviews::{Dismissal, Review, ReviewKind, ReviewState};
+pub use triage::{CloseReason, Triage, TriageStatus, Triaged};
 
 /// Why a ledger read or write failed.
 #[derive(Debug, thiserror::Error)]

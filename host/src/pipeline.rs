@@ -13,6 +13,7 @@ pub mod decide;
 pub mod detect;
 pub mod faults;
 pub mod gather;
+pub mod notify;
 pub mod policy;
 pub mod respond;
 pub mod suppress;

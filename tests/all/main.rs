@@ -11,6 +11,7 @@ mod hardening;
 mod hostile_tenant;
 mod instances;
 mod layering;
+mod notifications;
 mod openapi;
 mod operator;
 mod parity;

@@ -154,9 +154,16 @@ fn an_oauth_app_exfiltration_is_restricted_once_after_a_person_approves() {
 
     // The install is decided first: its effects wait in a review, nothing reaches Slack
     // (the downloads' finding falls in the app's cooldown).
-    let open = wait("an open review", || {
+    // (The review opens with the first held effect; the responder's call goes on.)
+    let open = wait("an open review holding both effects", || {
         let r = reviews(&d, &t, "?state=open");
-        (!r.is_empty()).then_some(r)
+        r.iter()
+            .all(|r| {
+                let effects = r["effects"].as_array().unwrap();
+                effects.iter().filter(|e| e["action"] != "notify").count() == 2
+            })
+            .then_some(r)
+            .filter(|r| !r.is_empty())
     });
     assert_eq!(open.len(), 1, "one review for the app: {open:#?}");
     let review = &open[0];
@@ -194,16 +201,30 @@ fn an_oauth_app_exfiltration_is_restricted_once_after_a_person_approves() {
         let w = slack.calls().webhooks;
         (!w.is_empty()).then_some(w)
     });
+    let texts: Vec<&str> = notes.iter().filter_map(|n| n["text"].as_str()).collect();
     assert!(
-        notes[0]["text"]
-            .as_str()
-            .unwrap()
-            .contains("asks for approval to restrict app A0EXFIL"),
-        "{notes:?}"
+        texts
+            .iter()
+            .any(|t| t.contains("asks for approval to restrict app A0EXFIL")),
+        "{texts:?}"
     );
+    // The review itself reached the security route, with its link.
+    let id = review["id"].as_u64().unwrap();
+    wait("the review's announcement", || {
+        slack
+            .calls()
+            .webhooks
+            .iter()
+            .any(|m| {
+                m["text"]
+                    .as_str()
+                    .unwrap_or("")
+                    .starts_with(&format!("AER review {id} (approval) for A0EXFIL"))
+            })
+            .then_some(())
+    });
 
     // Approve, with a name: the effects run once, at the mock, with Slack's arguments.
-    let id = review["id"].as_u64().unwrap();
     let (status, _) = post(&d, &t, &format!("/v1/reviews/{id}/approve"), json!({}));
     assert_eq!(status, 400, "who approves is required");
     let (status, approved) = post(
@@ -427,6 +448,20 @@ fn an_escalation_opens_a_review_and_approving_it_runs_the_responders_once() {
         "the escalated app waits for a person"
     );
     let id = review["id"].as_u64().unwrap();
+    // The security route heard of it, with a link to the review.
+    let told = wait("the review's announcement", || {
+        slack
+            .calls()
+            .webhooks
+            .into_iter()
+            .find(|m| m["text"].as_str().unwrap_or("").contains("(escalation)"))
+    });
+    let text = told["text"].as_str().unwrap();
+    assert!(
+        text.contains(&format!("AER review {id} (escalation) for A0SECOND"))
+            && text.ends_with(&format!("/v1/reviews/{id}")),
+        "{text}"
+    );
     let (status, answer) = post(
         &d,
         &t,
@@ -547,4 +582,88 @@ fn a_responder_built_against_wit_0_1_0_runs_unchanged_on_this_host() {
     });
     assert_eq!(calls.resets[0].1, "U0EVE");
     assert_eq!(calls.webhooks[0]["text"], "0.1.0 reset U0EVE");
+}
+
+#[test]
+fn findings_and_decisions_are_triaged_in_bulk_and_only_the_tenants_own() {
+    let slack = MockSlack::start(0);
+    let dir = tempfile::tempdir().unwrap();
+    let d = TestDaemon::start(dir.path(), ServeConfig::default());
+    let t = app_tenant(&d, &slack);
+    ingest(&d, &t, &exfiltration("A0TRIAGE", "U0ALICE", 0, 30));
+    let findings = wait("two findings", || {
+        let f = get(&d, &t, "/v1/findings")["items"].clone();
+        (f.as_array().unwrap().len() == 2).then_some(f)
+    });
+    let made = wait("two decisions", || {
+        let d = decisions(&d, &t);
+        (d.len() == 2).then_some(d)
+    });
+    assert_eq!(findings[0]["triage"]["status"], "open");
+    let (f0, f1) = (findings[0]["seq"].clone(), findings[1]["seq"].clone());
+    let d0 = made[0]["seq"].clone();
+
+    let (status, answer) = post(
+        &d,
+        &t,
+        "/v1/triage",
+        json!({"findings": [f0, f1], "decisions": [d0], "status": "acknowledged", "by": "alice"}),
+    );
+    assert_eq!(
+        (status, answer["updated"].as_u64()),
+        (200, Some(3)),
+        "{answer}"
+    );
+    let (status, _) = post(
+        &d,
+        &t,
+        "/v1/triage",
+        json!({"decisions": [d0], "status": "closed", "by": "alice"}),
+    );
+    assert_eq!(status, 400, "closing needs a reason");
+    let (status, answer) = post(
+        &d,
+        &t,
+        "/v1/triage",
+        json!({"findings": [f0, 999], "status": "closed", "reason": "resolved", "by": "alice"}),
+    );
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(answer["errors"], json!(["no finding 999"]));
+    let (status, _) = post(
+        &d,
+        &t,
+        "/v1/triage",
+        json!({"decisions": [d0], "status": "closed", "reason": "resolved", "note": "app removed", "by": "bob"}),
+    );
+    assert_eq!(status, 200);
+    let now = get(&d, &t, "/v1/findings")["items"].clone();
+    assert_eq!(
+        now[0]["triage"]["status"], "acknowledged",
+        "unchanged by the refused request"
+    );
+    assert_eq!(now[0]["triage"]["by"], "alice");
+    let closed = decisions(&d, &t)
+        .into_iter()
+        .find(|x| x["seq"] == d0)
+        .unwrap();
+    assert_eq!(
+        (
+            closed["triage"]["status"].as_str(),
+            closed["triage"]["reason"].as_str()
+        ),
+        (Some("closed"), Some("resolved"))
+    );
+    // Another tenant cannot name them: they are not its own.
+    let other = d.tenant("globex");
+    let (status, answer) = post(
+        &d,
+        &other,
+        "/v1/triage",
+        json!({"findings": [f0], "status": "acknowledged", "by": "mallory"}),
+    );
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(
+        get(&d, &t, "/v1/findings")["items"][0]["triage"]["by"],
+        "alice"
+    );
 }

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use super::{ApiError, Tenant};
 use crate::daemon::Daemon;
-use crate::ledger::{LedgerError, StoredDecision, StoredFinding, Watched};
+use crate::ledger::{LedgerError, StoredDecision, StoredFinding, Triaged, Watched};
 use crate::records::FindingRecord;
 
 #[derive(Debug, Deserialize)]
@@ -104,10 +104,12 @@ pub(super) async fn findings(
         .findings(&t, filter.after, limit(filter.limit), |f| filter.keeps(f))
         .map_err(ApiError::internal)?;
     let (items, next) = (page.items, page.next);
-    let alerts: Vec<Value> = items
-        .iter()
-        .map(|f| falco_alert(&t, f.seq, &f.finding))
-        .collect();
+    let mut alerts = Vec::with_capacity(items.len());
+    for f in &items {
+        let mut v = falco_alert(&t, f.seq, &f.finding);
+        v["triage"] = triage(&daemon, &t, Triaged::Finding, f.seq)?;
+        alerts.push(v);
+    }
     Ok(Json(json!({"items": alerts, "next": next})))
 }
 
@@ -160,12 +162,22 @@ pub(super) async fn decisions(
     let mut items = Vec::with_capacity(page.items.len());
     for d in &page.items {
         let mut v = decision_alert(&t, d);
+        v["triage"] = triage(&daemon, &t, Triaged::Decision, d.seq)?;
         if let Some(r) = response(&daemon, &t, d).map_err(ApiError::internal)? {
             v["response"] = r;
         }
         items.push(v);
     }
     Ok(Json(json!({"items": items, "next": page.next})))
+}
+
+/// The triage of a finding or decision, as listings show it.
+fn triage(daemon: &Daemon, tenant: &str, what: Triaged, seq: u64) -> Result<Value, ApiError> {
+    let t = daemon
+        .ledger
+        .triage(tenant, what, seq)
+        .map_err(ApiError::internal)?;
+    serde_json::to_value(t).map_err(ApiError::internal)
 }
 
 /// What came of a decision that responds (see
@@ -184,6 +196,7 @@ fn response(
     let (effects, held) = tally(
         entries
             .iter()
+            .filter(|(_, e)| !crate::pipeline::notify::is_host_notice(&e.responder))
             .map(|(_, e)| (e.action.as_str(), e.status.as_str())),
     );
     let waiting = daemon.ledger.is_pending(tenant, d.seq)?;

@@ -145,12 +145,12 @@ struct SuppressBody {
 }
 
 /// Parse a JSON body, naming what is wrong.
-fn body<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, ApiError> {
+pub(super) fn body<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, ApiError> {
     serde_json::from_str(text).map_err(|e| ApiError::bad_request(format!("invalid body: {e}")))
 }
 
 /// The name a person signs with: present, at most [`MAX_BY`] bytes, printable.
-fn signer(by: &str) -> Result<String, ApiError> {
+pub(super) fn signer(by: &str) -> Result<String, ApiError> {
     let by = by.trim();
     if by.is_empty() || by.len() > MAX_BY || by.chars().any(char::is_control) {
         return Err(ApiError::bad_request(format!(

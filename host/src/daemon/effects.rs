@@ -267,7 +267,7 @@ impl Out<'_> {
             "uninstall-app" => self.app_call("admin.apps.uninstall", &e.target, "uninstalled"),
             "demote-admin" => self.demote(&e.target),
             "deactivate-user" => self.deactivate(&e.target),
-            "notify" => self.notify(&e.target, &e.decision_id, &e.text),
+            "notify" => self.notify(&e.target, &e.decision_id, &e.text, &e.body),
             other => Err(Failure::Failed(
                 "unknown_action".into(),
                 format!("no such action {other:?}"),
@@ -440,8 +440,15 @@ impl Out<'_> {
 
     /// Send a notification: to a Slack channel with `chat.postMessage` when the policy
     /// maps the channel name to a Slack channel id (`slack_channels`), else as a JSON
-    /// POST to the channel's webhook (https, at an address the operator allows).
-    fn notify(&self, channel: &str, decision_id: &str, text: &str) -> Result<String, Failure> {
+    /// POST to the channel's webhook (https, at an address the operator allows): the
+    /// prepared `body` if there is one (an OCSF finding), else the message.
+    fn notify(
+        &self,
+        channel: &str,
+        decision_id: &str,
+        text: &str,
+        body: &str,
+    ) -> Result<String, Failure> {
         let s = self.settings;
         if let Some(id) = s.slack_channels.get(channel) {
             let answer = self.slack_call("chat.postMessage", &message(id, decision_id, text))?;
@@ -463,7 +470,12 @@ impl Out<'_> {
             .agent()
             .post(url)
             .header(IDEMPOTENCY_HEADER, self.idempotency)
-            .send_json(message(channel, decision_id, text))
+            .header("Content-Type", "application/json")
+            .send(if body.is_empty() {
+                message(channel, decision_id, text).to_string()
+            } else {
+                body.to_owned()
+            })
             .map_err(|e| request_failed("webhook", &e))?;
         let status = resp.status().as_u16();
         if (200..300).contains(&status) {

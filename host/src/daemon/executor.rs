@@ -213,6 +213,7 @@ fn perform(daemon: &Daemon, tenant: &str, key: &ActionKey) -> Option<Duration> {
     entry.time_ms = super::now_ms();
     if status != "queued" {
         entry.text.clear();
+        entry.body.clear();
     }
     if let Err((_, e)) = put_entry(daemon, key, &entry, true) {
         tracing::error!(%tenant, "cannot record an effect's outcome: {e}");

@@ -6,6 +6,7 @@
 
 use std::sync::atomic::Ordering;
 
+use super::notify::Notifier;
 use super::{Daemon, DaemonError, now_ms};
 use crate::ledger::{Commit, Dismissal, Review, ReviewKind, ReviewState};
 use crate::pipeline::policy::Mode;
@@ -75,9 +76,21 @@ impl Daemon {
                 format!("decision {seq} is not recorded"),
             ));
         };
-        self.ledger
+        // The review and its announcement to the security route in one commit.
+        let policy = self
+            .policy(tenant)
+            .map_err(|e| super::effects::err("internal", e.to_string()))?;
+        let mut notifier = Notifier::new(self, tenant, &policy);
+        let mut commit = Commit::default();
+        commit
             .put_review(tenant, &Review::open(&d, kind, now_ms()))
             .map_err(internal)?;
+        notifier
+            .review(&mut commit, kind, seq, &d.decision)
+            .map_err(|e| super::effects::err("internal", e.to_string()))?;
+        self.ledger.commit(commit).map_err(internal)?;
+        self.ledger.flush().map_err(internal)?;
+        notifier.queue();
         self.metrics.review(tenant, kind, ReviewState::Open);
         Ok(())
     }

@@ -103,6 +103,13 @@ impl Pipeline {
                 .spawn(move || super::retention::run(&retained, &flag))
                 .expect("can spawn the inbox retention thread"),
         );
+        threads.extend(supervise::spawn_threads(
+            &daemon,
+            &stop,
+            "aer-digests",
+            1,
+            super::notify::run,
+        ));
         Pipeline {
             stop,
             wake,

@@ -11,7 +11,7 @@ use super::{ActionEntry, Ledger, LedgerError, MAX_SCANNED, Page, json};
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ActionKey {
     tenant: String,
-    key: Vec<u8>,
+    pub(super) key: Vec<u8>,
 }
 
 impl ActionKey {

@@ -13,7 +13,9 @@
 //! cursor over the inbox and its memory; `r`+tenant+seq → pending response;
 //! `a`+tenant+decision+responder+action+target → action log entry; `L`+tenant+seq →
 //! dead letter; `w`+tenant+source → how far a pull source was read; `v`+tenant+decision
-//! seq → review; `u`+tenant → suppressions.
+//! seq → review; `u`+tenant → suppressions; `y`+tenant+(`f`|`d`)+seq → triage;
+//! `N`+tenant+route+subject+rule → when a route last sent about them; `G`+tenant+route+
+//! decision seq → a line waiting for the route's digest.
 
 /// Where the daemon keeps plugin state in the `pipeline` tree.
 pub const STATE_LAYOUT: crate::store::StateLayout<'static> = crate::store::StateLayout {
@@ -93,10 +95,16 @@ pub mod kind {
     pub const REVIEW: u8 = b'v';
     /// A tenant's suppressions (one record).
     pub const SUPPRESSIONS: u8 = b'u';
+    /// The triage of a finding or decision.
+    pub const TRIAGE: u8 = b'y';
+    /// When a notification route last sent about a subject and rule.
+    pub const NOTIFIED: u8 = b'N';
+    /// A line waiting for a route's digest.
+    pub const DIGEST: u8 = b'G';
 }
 
 /// Pipeline records kept per tenant, each under `kind`+tenant: deleted with the tenant.
-pub const TENANT_PIPELINE_KINDS: [u8; 17] = [
+pub const TENANT_PIPELINE_KINDS: [u8; 20] = [
     kind::INBOX,
     kind::EVENT_ID,
     kind::CURSOR,
@@ -114,6 +122,9 @@ pub const TENANT_PIPELINE_KINDS: [u8; 17] = [
     kind::SOURCE_MARK,
     kind::REVIEW,
     kind::SUPPRESSIONS,
+    kind::TRIAGE,
+    kind::NOTIFIED,
+    kind::DIGEST,
 ];
 
 /// `kind` then each part length-prefixed.

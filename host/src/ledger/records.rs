@@ -88,6 +88,10 @@ pub struct ActionEntry {
     /// A notification's text, kept until it is sent.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub text: String,
+    /// A webhook notification's prepared JSON body (an OCSF finding), kept until it
+    /// is sent; empty: the text message.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub body: String,
     /// Wall time the effect was queued (ms): its retries end a bounded time after.
     #[serde(default)]
     pub queued_ms: i64,

@@ -128,6 +128,84 @@ pub struct Policy {
     pub max_responses_per_hour: u32,
     /// Where responses go: the Slack API and notification channels.
     pub responses: ResponseSettings,
+    /// Which decisions are announced where, besides what responders send.
+    pub notifications: Notifications,
+}
+
+/// Bounds of notification routes.
+const MAX_ROUTES: usize = 50;
+const MAX_ROUTE_CHANNELS: usize = 10;
+const MAX_DEDUP_MINUTES: i64 = 30 * 24 * 60;
+const MAX_DIGEST_SECONDS: u64 = 24 * 3600;
+
+/// Which decisions are announced where (see [`super::notify`]).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Notifications {
+    /// The channel every review goes to (escalations, effects waiting for approval),
+    /// with a link to it, whatever the routes say; none: the channel named `security`
+    /// if the policy maps one.
+    pub security_route: Option<String>,
+    /// Routes, each checked against every decision.
+    pub routes: Vec<Route>,
+}
+
+/// One notification route: decisions it takes, and where they go.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Route {
+    /// Its name (unique).
+    pub name: String,
+    /// Outcomes it takes (`respond`, `dry-run`, `escalate`, `suppressed`, `pending`);
+    /// empty: all but `pending`.
+    pub outcomes: Vec<crate::records::Outcome>,
+    /// The least severity it takes (`info` to `critical`); none: any.
+    pub min_severity: Option<String>,
+    /// Rules it takes; empty: any.
+    pub rules: Vec<String>,
+    /// Channels of `responses.slack_channels` or `responses.webhooks` it sends to.
+    pub to: Vec<String>,
+    /// Minutes of event time after a message about a subject and rule during which
+    /// the route sends no other about them (0: every decision).
+    pub dedup_minutes: i64,
+    /// Seconds between digests: decisions gather and go as one summary each period
+    /// (0: one message each).
+    pub digest_seconds: u64,
+    /// `text`, or `ocsf`: webhooks get OCSF Detection Finding JSON (class 2004).
+    pub format: RouteFormat,
+}
+
+impl Default for Route {
+    fn default() -> Self {
+        Route {
+            name: String::new(),
+            outcomes: Vec::new(),
+            min_severity: None,
+            rules: Vec::new(),
+            to: Vec::new(),
+            dedup_minutes: 0,
+            digest_seconds: 0,
+            format: RouteFormat::Text,
+        }
+    }
+}
+
+/// What a route's messages look like.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RouteFormat {
+    /// One line for people (a Slack message, or the same JSON to a webhook).
+    Text,
+    /// An OCSF Detection Finding (`class_uid` 2004) per decision, to webhooks only.
+    Ocsf,
+}
+
+/// The rank of a severity name (`info` 0 to `critical` 4).
+pub fn severity_rank(name: &str) -> Option<u8> {
+    ["info", "low", "medium", "high", "critical"]
+        .iter()
+        .position(|s| *s == name)
+        .map(|i| i as u8)
 }
 
 /// Where the host performs responders' effects, with credentials plugins never see.
@@ -216,6 +294,7 @@ impl Default for Policy {
             loop_guard: LoopGuard::default(),
             max_responses_per_hour: 20,
             responses: ResponseSettings::default(),
+            notifications: Notifications::default(),
         }
     }
 }
@@ -365,6 +444,77 @@ impl Policy {
                 "responses.slack_org_id".into(),
                 "must be a Slack organisation (E...) or workspace (T...) id",
             );
+        }
+        let n = &self.notifications;
+        let mapped = |c: &str| r.slack_channels.contains_key(c) || r.webhooks.contains_key(c);
+        if let Some(c) = &n.security_route
+            && !mapped(c)
+        {
+            err(
+                "notifications.security_route".into(),
+                "no such channel in responses.slack_channels or responses.webhooks",
+            );
+        }
+        if n.routes.len() > MAX_ROUTES {
+            err(
+                "notifications.routes".into(),
+                &format!("at most {MAX_ROUTES} routes"),
+            );
+        }
+        for (i, route) in n.routes.iter().enumerate() {
+            let at = |f: &str| format!("notifications.routes[{i}].{f}");
+            if route.name.trim().is_empty() || route.name.len() > 64 {
+                err(at("name"), "must be 1 to 64 bytes");
+            } else if n.routes[..i].iter().any(|o| o.name == route.name) {
+                err(at("name"), "another route has this name");
+            }
+            if route
+                .min_severity
+                .as_deref()
+                .is_some_and(|s| severity_rank(s).is_none())
+            {
+                err(
+                    at("min_severity"),
+                    "must be info, low, medium, high or critical",
+                );
+            }
+            if route.to.is_empty() || route.to.len() > MAX_ROUTE_CHANNELS {
+                err(
+                    at("to"),
+                    &format!("must name 1 to {MAX_ROUTE_CHANNELS} channels"),
+                );
+            }
+            for (j, c) in route.to.iter().enumerate() {
+                if !mapped(c) {
+                    err(
+                        format!("notifications.routes[{i}].to[{j}]"),
+                        "no such channel in responses.slack_channels or responses.webhooks",
+                    );
+                } else if route.format == RouteFormat::Ocsf && !r.webhooks.contains_key(c) {
+                    err(
+                        format!("notifications.routes[{i}].to[{j}]"),
+                        "OCSF goes to webhooks only",
+                    );
+                }
+            }
+            if !(0..=MAX_DEDUP_MINUTES).contains(&route.dedup_minutes) {
+                err(
+                    at("dedup_minutes"),
+                    &format!("must be from 0 to {MAX_DEDUP_MINUTES} (30 days)"),
+                );
+            }
+            if route.digest_seconds > MAX_DIGEST_SECONDS {
+                err(
+                    at("digest_seconds"),
+                    &format!("must be from 0 to {MAX_DIGEST_SECONDS} (a day)"),
+                );
+            }
+            if route.digest_seconds > 0 && route.format == RouteFormat::Ocsf {
+                err(
+                    at("digest_seconds"),
+                    "an OCSF route sends each finding; digests are text",
+                );
+            }
         }
         if r.max_attempts < 1 || r.max_attempts > 10 {
             err("responses.max_attempts".into(), "must be between 1 and 10");

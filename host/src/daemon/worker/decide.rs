@@ -9,9 +9,11 @@ use aer_wire::BatchWriter;
 
 use super::Worker;
 use super::detect::READ;
+use crate::daemon::notify::Notifier;
 use crate::daemon::{DaemonError, now_ms};
 use crate::ledger::{Commit, ReviewKind, ReviewState, StoredDecision};
 use crate::pipeline::decide::{DecisionEngine, Outcome, decidable_below};
+use crate::pipeline::policy::Policy;
 
 /// Findings per decision step.
 const DECISION_BATCH: usize = 256;
@@ -36,7 +38,9 @@ impl Worker {
         if queued.is_empty() {
             return self.observe_ahead(tenant);
         }
-        let mut engine = self.decision_engine(tenant)?;
+        let policy = self.daemon.policy(tenant)?;
+        let mut notifier = Notifier::new(&self.daemon, tenant, &policy);
+        let mut engine = self.decision_engine(tenant, &policy)?;
         let first = ledger.next_decision_seq(tenant)?;
         let mut commit = Commit::default();
         for (seq, q) in (first..).zip(queued) {
@@ -58,15 +62,19 @@ impl Worker {
                 decision,
             };
             commit.put_decision(tenant, &stored)?;
-            // Every escalation asks a person: its review is recorded with it.
+            // Every escalation asks a person: its review is recorded with it, and the
+            // security route hears of it.
             if stored.decision.outcome == Outcome::Escalate {
                 commit.open_review(tenant, &stored, ReviewKind::Escalation, now_ms())?;
                 metrics.review(tenant, ReviewKind::Escalation, ReviewState::Open);
+                notifier.review(&mut commit, ReviewKind::Escalation, seq, &stored.decision)?;
             }
+            notifier.decision(&mut commit, seq, &stored.decision)?;
         }
         commit.set_engine_state(tenant, engine.state())?;
         commit.set_observed(tenant, observed);
         self.daemon.ledger.commit(commit)?;
+        notifier.queue();
         Ok(true)
     }
 
@@ -89,8 +97,12 @@ impl Worker {
     }
 
     /// The tenant's decision engine: its policy, and its memory as last committed.
-    fn decision_engine(&self, tenant: &str) -> Result<DecisionEngine, DaemonError> {
-        let policy = self.daemon.policy(tenant)?;
+    fn decision_engine(
+        &self,
+        tenant: &str,
+        policy: &Policy,
+    ) -> Result<DecisionEngine, DaemonError> {
+        let policy = policy.clone();
         let state = self.daemon.ledger.engine_state(tenant)?;
         let suppressions = self.daemon.ledger.suppressions(tenant)?;
         Ok(DecisionEngine::with_state(policy, state)
@@ -146,7 +158,8 @@ impl Worker {
         if processed.saturating_sub(observed) < OBSERVE_AHEAD {
             return Ok(false);
         }
-        let mut engine = self.decision_engine(tenant)?;
+        let policy = self.daemon.policy(tenant)?;
+        let mut engine = self.decision_engine(tenant, &policy)?;
         let until = processed.min(observed + OBSERVE_STEP) - 1;
         self.observe(tenant, &mut engine, &mut observed, until)?;
         let mut commit = Commit::default();

@@ -1,0 +1,114 @@
+//! `POST /v1/triage`: set where findings and decisions stand with the people triaging
+//! them (open, acknowledged, closed with a reason), in bulk. Listings show it as
+//! `triage`.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::reviews::{body, signer};
+use super::{ApiError, Tenant};
+use crate::daemon::Daemon;
+use crate::ledger::{CloseReason, Triage, TriageStatus, Triaged};
+
+/// Most findings and decisions one request triages.
+const MAX_ITEMS: usize = 1_000;
+const MAX_NOTE: usize = 2_000;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Request {
+    /// Finding seqs.
+    #[serde(default)]
+    findings: Vec<u64>,
+    /// Decision seqs.
+    #[serde(default)]
+    decisions: Vec<u64>,
+    status: TriageStatus,
+    /// Required to close, refused otherwise.
+    #[serde(default)]
+    reason: Option<CloseReason>,
+    #[serde(default)]
+    note: String,
+    by: String,
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/triage",
+    tag = "findings",
+    request_body(content = Object, description = "`{findings: [seq], decisions: [seq], status, reason, note, by}`: `status` is `open`, `acknowledged` or `closed`; closing needs `reason` (`resolved`, `false_positive`, `benign`, `duplicate`); at most 1,000 items", content_type = "application/json"),
+    responses((status = 200, description = "`{updated, triage}`: every item set, or none (an unknown seq refuses the whole request)"), (status = 400, description = "A bad request: the error says why (with `errors` naming unknown items)", body = super::ApiErrorBody), (status = 401, description = "No valid token", body = super::ApiErrorBody)),
+    security(("tenant_token" = []))
+)]
+pub(super) async fn set(
+    Tenant(t): Tenant,
+    State(daemon): State<Arc<Daemon>>,
+    text: String,
+) -> Result<Json<Value>, ApiError> {
+    let asked: Request = body(&text)?;
+    let by = signer(&asked.by)?;
+    let items: Vec<(Triaged, u64)> = asked
+        .findings
+        .iter()
+        .map(|s| (Triaged::Finding, *s))
+        .chain(asked.decisions.iter().map(|s| (Triaged::Decision, *s)))
+        .collect();
+    if items.is_empty() || items.len() > MAX_ITEMS {
+        return Err(ApiError::bad_request(format!(
+            "name 1 to {MAX_ITEMS} findings and decisions"
+        )));
+    }
+    match (asked.status, asked.reason) {
+        (TriageStatus::Closed, None) => {
+            return Err(ApiError::bad_request("closing needs a `reason`"));
+        }
+        (TriageStatus::Open | TriageStatus::Acknowledged, Some(_)) => {
+            return Err(ApiError::bad_request("only closing takes a `reason`"));
+        }
+        _ => {}
+    }
+    if asked.note.len() > MAX_NOTE {
+        return Err(ApiError::bad_request(format!(
+            "`note` is longer than {MAX_NOTE} bytes"
+        )));
+    }
+    let triage = Triage {
+        status: asked.status,
+        reason: asked.reason,
+        note: crate::text::escape_control(&asked.note).into_owned(),
+        by,
+        time_ms: crate::daemon::now_ms(),
+    };
+    tokio::task::spawn_blocking(move || {
+        let mut unknown = Vec::new();
+        for (what, seq) in &items {
+            if !daemon
+                .ledger
+                .has(&t, *what, *seq)
+                .map_err(ApiError::internal)?
+            {
+                let what = match what {
+                    Triaged::Finding => "finding",
+                    Triaged::Decision => "decision",
+                };
+                unknown.push(format!("no {what} {seq}"));
+            }
+        }
+        if !unknown.is_empty() {
+            return Err(
+                ApiError::bad_request("unknown findings or decisions").with_errors(json!(unknown))
+            );
+        }
+        daemon
+            .ledger
+            .put_triage(&t, &items, &triage)
+            .map_err(ApiError::internal)?;
+        Ok(Json(json!({"updated": items.len(), "triage": triage})))
+    })
+    .await
+    .map_err(ApiError::internal)?
+}
