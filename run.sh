@@ -29,7 +29,8 @@ case "${1:-demo}" in
         cargo build --target wasm32-wasip2 --profile plugin --target-dir target/wasm-plugins \
             -p excessive-downloads -p rapid-account-creation -p suspicious-file-sharing \
             -p message-volume -p new-network-origin -p session-fingerprint \
-            -p privilege-escalation -p slack-anomaly -p slack-session-reset -p notify
+            -p privilege-escalation -p slack-anomaly -p risky-app -p slack-session-reset \
+            -p slack-app-restrict -p notify
         echo "== aer test: the detector alone over the sample =="
         target/debug/aer test "$plugins/excessive_downloads.wasm" \
             --events examples/data/sample-audit-log.json

@@ -616,6 +616,11 @@ impl ServeConfig {
                 "`http.metrics_token` must be at least {MIN_ADMIN_TOKEN} characters"
             ));
         }
+        if let Some(url) = &self.http.public_url
+            && !(url.starts_with("https://") || url.starts_with("http://"))
+        {
+            errors.push("`http.public_url` must be an http(s) URL".to_owned());
+        }
         if errors.is_empty() {
             Ok(())
         } else {

@@ -24,13 +24,31 @@ pub const AUDIT_TOKEN: &str = "xoxp-demo-audit-token";
 pub type Resets = Arc<Mutex<Vec<(String, Instant)>>>;
 /// Texts the mock Slack webhook `security` received.
 pub type Hooks = Arc<Mutex<Vec<String>>>;
+/// The other Web API calls the mock received: (method, JSON body, when).
+pub type Calls = Arc<Mutex<Vec<(String, Value, Instant)>>>;
 
-/// A mock Slack Web API: `admin.users.session.reset` and the `security` webhook, both
+/// A mock Slack Web API: `admin.users.session.reset`, the other methods of the
+/// response ladder (`admin.apps.restrict`, ...) and the `security` webhook, all
 /// answering `ok` and recording what they got.
-pub fn mock_slack(resets: Resets, hooks: Hooks) -> axum::Router {
+pub fn mock_slack(resets: Resets, hooks: Hooks, calls: Calls) -> axum::Router {
     use axum::Json;
+    use axum::extract::Path;
     use axum::routing::post;
     axum::Router::new()
+        .route(
+            "/api/{method}",
+            post(move |Path(method): Path<String>, Json(body): Json<Value>| {
+                let calls = calls.clone();
+                async move {
+                    calls.lock().unwrap_or_else(|e| e.into_inner()).push((
+                        method,
+                        body,
+                        Instant::now(),
+                    ));
+                    Json(json!({"ok": true}))
+                }
+            }),
+        )
         .route(
             "/api/admin.users.session.reset",
             post(move |Json(body): Json<Value>| {
@@ -161,6 +179,8 @@ pub struct Loopback {
     pub audit: audit_log::AuditLog,
     /// Webhook texts the mock Slack API received.
     pub hooks: Hooks,
+    /// The other Web API calls it received (the response ladder's methods).
+    pub calls: Calls,
     admin: String,
     agent: ureq::Agent,
     runtime: tokio::runtime::Runtime,
@@ -195,6 +215,7 @@ impl Loopback {
         let base = format!("http://{}", listener.local_addr()?);
         let resets: Resets = Arc::default();
         let hooks: Hooks = Arc::default();
+        let calls: Calls = Arc::default();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let served = daemon.clone();
         let server = if pipeline {
@@ -219,7 +240,7 @@ impl Loopback {
         slack_listener.set_nonblocking(true)?;
         let slack = format!("http://{}", slack_listener.local_addr()?);
         let audit = audit_log::AuditLog::new(AUDIT_TOKEN);
-        let app = mock_slack(resets.clone(), hooks.clone()).merge(audit.router());
+        let app = mock_slack(resets.clone(), hooks.clone(), calls.clone()).merge(audit.router());
         let (slack_stop, slack_stopped) = tokio::sync::oneshot::channel::<()>();
         let slack_thread = std::thread::Builder::new()
             .name("mock-slack".into())
@@ -247,6 +268,7 @@ impl Loopback {
             resets,
             audit,
             hooks,
+            calls,
             admin,
             agent,
             runtime,

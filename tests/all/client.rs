@@ -183,7 +183,13 @@ fn aer_demo_shows_detection_decision_and_session_reset() {
         "webhook security: AER is ending all sessions of W01ALICE",
         "globex has the daemon pull its audit log",
         "calls to the mock Audit Logs API",
-        "globex decision W01ALICE dry-run",
+        "globex decision W01ALICE respond",
+        "globex decision A0PDFHELPER respond",
+        "(approval) for A0PDFHELPER",
+        "waiting for approval: restrict-app A0PDFHELPER (calls to admin.apps.restrict so far: 0)",
+        "POST /v1/reviews/",
+        "approve by demo-analyst: approved",
+        r#"Slack API admin.apps.restrict {"app_id":"A0PDFHELPER","enterprise_id":"E0GLOBEX"}"#,
     ] {
         assert!(
             run.out.contains(needle),
@@ -197,4 +203,5 @@ fn aer_demo_shows_detection_decision_and_session_reset() {
         "{}",
         run.out
     );
+    assert_eq!(run.out.matches("Slack API admin.apps.restrict").count(), 1);
 }

@@ -2,8 +2,9 @@
 //! and a loopback port, a mock Slack API beside it, a tenant, the built-in plugins
 //! uploaded and enabled, the bundled sample audit log streamed in, and the path from
 //! detection to decision to session reset shown with its measured latency; then a
-//! second tenant has the daemon pull the same history from a mock Slack Audit Logs
-//! API.
+//! second tenant has the daemon pull the same history, with a malicious OAuth app in
+//! it, from a mock Slack Audit Logs API: the app's restriction waits for a person's
+//! approval, is approved over the API, and is performed at the mock Slack API.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -32,8 +33,14 @@ pub struct DemoCommand {
 impl DemoCommand {
     /// Run it.
     pub fn run(self, io: &mut Io<'_>) -> anyhow::Result<u8> {
-        let files = ["excessive_downloads", "slack_session_reset", "notify"]
-            .map(|n| self.plugins.join(format!("{n}.wasm")));
+        let files = [
+            "excessive_downloads",
+            "slack_session_reset",
+            "notify",
+            "risky_app",
+            "slack_app_restrict",
+        ]
+        .map(|n| self.plugins.join(format!("{n}.wasm")));
         if let Some(missing) = files.iter().find(|f| !f.is_file()) {
             bail!(
                 "{} not found: build the plugins first (`./run.sh demo` does)",
@@ -51,7 +58,7 @@ impl DemoCommand {
             service.data_dir().display()
         )?;
         let api = service.tenant("acme")?;
-        for (file, config) in files.iter().zip([
+        for (file, config) in files[..3].iter().zip([
             "",
             r#"{"notify_channel": "security"}"#,
             r#"{"channel": "security"}"#,
@@ -193,30 +200,46 @@ impl DemoCommand {
                 text.lines().next().unwrap_or("")
             )?;
         }
-        pull(io, &service, &files[0], &stream)?;
+        pull(io, &service, &files, &stream)?;
         service.stop()?;
         Ok(EXIT_OK)
     }
 }
 
-/// A second tenant has the daemon pull the same history from the mock Slack Audit Logs
-/// API (in dry-run): the source walks it page by page and the same decisions follow.
+/// A second tenant has the daemon pull the same history, plus a malicious OAuth app's
+/// install and downloads, from the mock Slack Audit Logs API: the source walks it page
+/// by page and the same decisions follow; the app's restriction waits in a review until
+/// it is approved over the API, and is then performed at the mock Slack API.
 fn pull(
     io: &mut Io<'_>,
     service: &Loopback,
-    detector: &std::path::Path,
+    files: &[PathBuf; 5],
     stream: &[(i64, String, String)],
 ) -> anyhow::Result<()> {
     let api = service.tenant("globex")?;
-    api.install(std::fs::read(detector)?, "", true)?;
+    for (file, config) in [
+        (&files[0], ""),
+        (&files[3], ""),
+        (&files[4], r#"{"uninstall": false}"#),
+    ] {
+        api.install(std::fs::read(file)?, config, true)?;
+    }
     api.put_policy(&json!({
+        "mode": "enforce",
         "allowlist": {"users": ["W04DAVE"]},
         "internal_domains": ["acme.example"],
+        "responses": {
+            "slack_api_url": format!("{}/api", service.slack),
+            "slack_token": "xoxp-demo-token",
+            "slack_org_id": "E0GLOBEX",
+            "webhooks": {"security": format!("{}/hooks/security", service.slack)}
+        }
     }))?;
     let mut entries = Vec::with_capacity(stream.len());
     for (_, _, line) in stream {
         entries.push(serde_json::from_str::<Value>(line)?);
     }
+    entries.extend(app_exfiltration());
     service.audit.add(entries);
     let start = stream.first().map_or(0, |(t, _, _)| t.div_euclid(1_000));
     let source = json!({
@@ -273,7 +296,107 @@ fn pull(
             d["reason"].as_str().unwrap_or("")
         )?;
     }
+    approve(io, service, &api)
+}
+
+/// Show the review the app's restriction waits in, approve it over the API, and show
+/// the restriction at the mock Slack API.
+fn approve(io: &mut Io<'_>, service: &Loopback, api: &crate::loopback::Api) -> anyhow::Result<()> {
+    let begun = Instant::now();
+    let review = loop {
+        let r = api.call("GET", "/v1/reviews?state=open", "", vec![])?;
+        if let Some(r) = arr(&r["items"]).into_iter().find(|r| {
+            arr(&r["effects"])
+                .iter()
+                .any(|e| e["action"] == "restrict-app")
+        }) {
+            break r;
+        }
+        if begun.elapsed() > Duration::from_secs(30) {
+            bail!("no review opened for the app within 30 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let id = review["id"].as_u64().unwrap_or(0);
+    let held: Vec<String> = arr(&review["effects"])
+        .iter()
+        .filter(|e| e["status"] == "awaiting_approval")
+        .map(|e| {
+            format!(
+                "{} {}",
+                e["action"].as_str().unwrap_or(""),
+                e["target"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    let restricted = |calls: &crate::loopback::Calls| {
+        calls
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|(m, _, _)| m == "admin.apps.restrict")
+            .map(|(_, b, _)| b.clone())
+            .collect::<Vec<_>>()
+    };
+    writeln!(io.out)?;
+    writeln!(
+        io.out,
+        "review {id} ({}) for {}: {}; waiting for approval: {} (calls to admin.apps.restrict so far: {})",
+        review["kind"].as_str().unwrap_or(""),
+        review["subject"].as_str().unwrap_or(""),
+        review["reason"].as_str().unwrap_or(""),
+        held.join(", "),
+        restricted(&service.calls).len()
+    )?;
+    let approved = api.call(
+        "POST",
+        &format!("/v1/reviews/{id}/approve"),
+        "application/json",
+        json!({"by": "demo-analyst"}).to_string().into_bytes(),
+    )?;
+    writeln!(
+        io.out,
+        "POST /v1/reviews/{id}/approve by demo-analyst: {}",
+        approved["state"].as_str().unwrap_or("")
+    )?;
+    let begun = Instant::now();
+    let body = loop {
+        if let Some(b) = restricted(&service.calls).first() {
+            break b.clone();
+        }
+        if begun.elapsed() > Duration::from_secs(30) {
+            bail!("the approved restriction did not reach the mock Slack API within 30 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    writeln!(io.out, "Slack API admin.apps.restrict {body}")?;
     Ok(())
+}
+
+/// An unapproved app installed with broad scopes by a user, then downloading files
+/// through the user's grant (after the sample's working day).
+fn app_exfiltration() -> Vec<Value> {
+    let t0: i64 = 1_767_639_600; // 2026-01-05T19:00:00Z
+    let actor = json!({"type": "user", "user": {"id": "W07ERIN", "name": "erin",
+                       "email": "erin@acme.example", "team": "T0ACME"}});
+    let mut out = vec![json!({
+        "id": "demo-app-install", "date_create": t0, "action": "app_installed", "actor": actor,
+        "entity": {"type": "app", "app": {"id": "A0PDFHELPER", "name": "PDF Helper",
+                   "is_directory_approved": false, "scopes": ["files:read", "chat:write"]}},
+        "context": {"ua": "Mozilla/5.0", "ip_address": "198.51.100.77", "session_id": 7007,
+                    "location": {"type": "enterprise", "id": "E0ACME", "name": "Acme", "domain": "acme"}},
+    })];
+    for i in 0..40 {
+        out.push(json!({
+            "id": format!("demo-app-dl-{i:02}"), "date_create": t0 + 60 + i, "action": "file_downloaded",
+            "actor": actor,
+            "entity": {"type": "file", "file": {"id": format!("F0{i:04}"), "name": "board-minutes.pdf"}},
+            "context": {"ua": "", "ip_address": "203.0.113.50", "session_id": null,
+                        "app": {"id": "A0PDFHELPER", "name": "PDF Helper"},
+                        "location": {"type": "enterprise", "id": "E0ACME", "name": "Acme", "domain": "acme"}},
+        }));
+    }
+    out
 }
 
 /// `n` ordinary Slack audit entries: 60 users logging in and downloading a file now and
