@@ -39,7 +39,7 @@ use crate::responder::{ActionError, ActionOutcome, Decision, Effect, Responder, 
 /// An action a responder asked for, as the in-memory host recorded it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordedAction {
-    /// `terminate-sessions` or `notify`.
+    /// The action (`terminate-sessions`, `end-session`, `restrict-app`, `notify`, ...).
     pub action: String,
     /// Decision id the action belongs to.
     pub decision_id: String,

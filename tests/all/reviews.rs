@@ -555,6 +555,57 @@ fn the_user_effects_of_the_ladder_reach_slack_with_its_arguments_and_unnamed_ses
     );
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(slack.calls().of("admin.users.session.invalidate").len(), 1);
+
+    // Slack's own refusals come back as the effect's error code, in the action log.
+    let t3 = d.tenant("initech");
+    d.install(&t3, plugins::SESSION_FINGERPRINT, "");
+    d.install(&t3, plugins::HOSTILE_RESPONDER, r#"{"mode": "ladder"}"#);
+    put_policy(
+        &d,
+        &t3,
+        policy(
+            &slack,
+            json!({"responses": {"effects": {"demote-admin": "auto", "deactivate-user": "auto"}}}),
+        ),
+    );
+    let mut other = entry("w2", "file_downloaded", "W0OWNER", 60, json!({}));
+    other["context"]["ua"] = json!("Mozilla/5.0 (Windows NT 10.0) Firefox/121.0");
+    ingest(
+        &d,
+        &t3,
+        &[
+            entry("w1", "file_downloaded", "W0OWNER", 0, json!({})),
+            other,
+        ],
+    );
+    let log = wait("three settled effects", || {
+        let items = get(&d, &t3, "/v1/actions")["items"].clone();
+        let items = items.as_array().unwrap().clone();
+        (items.len() == 3
+            && items
+                .iter()
+                .all(|a| a["status"] == "done" || a["status"] == "failed"))
+        .then_some(items)
+    });
+    let outcome = |action: &str| {
+        let a = log.iter().find(|a| a["action"] == action).unwrap();
+        (
+            a["status"].as_str().unwrap().to_owned(),
+            a["detail"].as_str().unwrap().to_owned(),
+        )
+    };
+    assert_eq!(
+        outcome("end-session"),
+        ("failed".into(), "cannot_invalidate_primary_owner".into())
+    );
+    assert_eq!(
+        outcome("demote-admin"),
+        ("failed".into(), "cannot_modify_primary_owner".into())
+    );
+    assert_eq!(
+        outcome("deactivate-user"),
+        ("done".into(), "deactivated".into())
+    );
 }
 
 #[test]
