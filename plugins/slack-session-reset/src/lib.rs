@@ -59,7 +59,10 @@ impl Responder for SessionReset {
     }
 
     fn respond(&mut self, ctx: &mut ResponseContext<'_>, decision: &Decision) -> Result<()> {
-        if !decision.findings.iter().any(|f| f.severity >= self.min) {
+        // Sessions belong to people: a decision about an app, an address or a channel
+        // is left to other responders.
+        if !is_user(&decision.subject) || !decision.findings.iter().any(|f| f.severity >= self.min)
+        {
             return Ok(());
         }
         let sessions = hijacked_sessions(decision);
@@ -98,6 +101,15 @@ impl Responder for SessionReset {
         }
         Ok(())
     }
+}
+
+/// Whether `subject` is a Slack user id (`U` or `W`, then upper-case letters and digits).
+fn is_user(subject: &str) -> bool {
+    subject.len() >= 2
+        && (subject.starts_with('U') || subject.starts_with('W'))
+        && subject
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
 }
 
 /// The Slack session ids (integers) that `session-fingerprint` findings of `decision`
@@ -177,6 +189,17 @@ mod tests {
             .attr("session_id", "abc");
         t.respond(&d).unwrap();
         assert_eq!(t.host().actions()[0].action, "terminate-sessions");
+    }
+
+    #[test]
+    fn only_people_have_sessions_to_end() {
+        let mut t = TestResponder::<SessionReset>::new();
+        for subject in ["A0APP", "192.0.2.66", "C0CHANNEL"] {
+            let mut d = decision(Severity::Critical);
+            d.subject = subject.into();
+            assert!(t.respond(&d).unwrap().is_empty(), "{subject}");
+        }
+        assert!(t.host().actions().is_empty());
     }
 
     #[test]
