@@ -16,6 +16,51 @@ pub enum Severity {
     Critical,
 }
 
+impl Severity {
+    /// Every severity, lowest first.
+    pub const ALL: [Severity; 5] = [
+        Severity::Info,
+        Severity::Low,
+        Severity::Medium,
+        Severity::High,
+        Severity::Critical,
+    ];
+
+    /// Its name, as configurations and the host write it: `info`, `low`, `medium`,
+    /// `high` or `critical`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+impl std::fmt::Display for Severity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Severity {
+    type Err = crate::Error;
+
+    /// Parse a severity's name (see [`Severity::as_str`]); the error lists the names.
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        Severity::ALL
+            .into_iter()
+            .find(|s| s.as_str() == name)
+            .ok_or_else(|| {
+                crate::Error::msg(format!(
+                    "{name:?} is not a severity (info, low, medium, high, critical)"
+                ))
+            })
+    }
+}
+
 /// A subject at risk and why; built with chained setters.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Finding {
@@ -100,5 +145,24 @@ impl Finding {
     pub fn at(mut self, time_ms: i64) -> Self {
         self.time_ms = time_ms;
         self
+    }
+}
+
+#[cfg(test)]
+mod severity_tests {
+    use super::Severity;
+
+    #[test]
+    fn a_severity_reads_back_its_own_name_and_refuses_others() {
+        for s in Severity::ALL {
+            assert_eq!(s.as_str().parse::<Severity>().unwrap(), s);
+        }
+        let err = "urgent".parse::<Severity>().unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("info, low, medium, high, critical"),
+            "{err}"
+        );
+        assert!(Severity::ALL.is_sorted(), "lowest first");
     }
 }

@@ -52,14 +52,14 @@ pub use info::PluginInfo;
 pub use responder::{
     AWAITING_APPROVAL, ActionError, ActionOutcome, Decision, Effect, Responder, ResponseContext,
 };
-pub use state::{Baseline, Cooldown, Distinct, Learning, State, Window};
+pub use state::{Baseline, Cooldown, Distinct, Evidence, Learning, State, Window};
 
 /// Everything a plugin usually needs, in one `use`.
 pub mod prelude {
     pub use crate::{
         Baseline, BaselineStats, Context, Cooldown, Decision, Detector, Distinct, Error, Event,
-        Finding, Learning, Level, PluginInfo, Responder, ResponseContext, Result, Severity, State,
-        Window, parse_config,
+        Evidence, Finding, Learning, Level, PluginInfo, Responder, ResponseContext, Result,
+        Severity, State, Window, parse_config,
     };
 }
 

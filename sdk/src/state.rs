@@ -490,10 +490,82 @@ impl Distinct {
     }
 }
 
+/// The ids of a key's latest events, the evidence a finding cites: at most `max`, and
+/// with [`Evidence::within_ms`] none older than a span of event time (say, the window
+/// that made the finding). Older ids go first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Evidence {
+    max: usize,
+    span_ms: Option<i64>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize, Default)]
+struct EvidenceData {
+    /// (event id, event time), oldest first.
+    e: Vec<(String, i64)>,
+}
+
+impl Evidence {
+    /// Keep at most `max` ids (at least 1).
+    pub fn new(max: usize) -> Self {
+        Evidence {
+            max: max.max(1),
+            span_ms: None,
+        }
+    }
+
+    /// Keep only ids of events within `span_ms` of event time before the latest.
+    pub fn within_ms(mut self, span_ms: i64) -> Self {
+        self.span_ms = Some(span_ms.max(1));
+        self
+    }
+
+    /// Note event `id` at `time_ms` under `key`.
+    pub fn push(&self, state: &mut State<'_>, key: &str, id: &str, time_ms: i64) -> Result<()> {
+        let mut data: EvidenceData = state.get(key)?.unwrap_or_default();
+        data.e.push((id.to_owned(), time_ms));
+        self.trim(&mut data, time_ms);
+        state.set(key, &data)
+    }
+
+    /// The ids kept under `key` as of `time_ms`, oldest first.
+    pub fn ids(&self, state: &mut State<'_>, key: &str, time_ms: i64) -> Result<Vec<String>> {
+        let mut data: EvidenceData = state.get(key)?.unwrap_or_default();
+        self.trim(&mut data, time_ms);
+        Ok(data.e.into_iter().map(|(id, _)| id).collect())
+    }
+
+    fn trim(&self, data: &mut EvidenceData, time_ms: i64) {
+        if let Some(span) = self.span_ms {
+            data.e.retain(|(_, t)| *t > time_ms.saturating_sub(span));
+        }
+        let excess = data.e.len().saturating_sub(self.max);
+        data.e.drain(..excess);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::testing::MemoryHost;
+
+    #[test]
+    fn evidence_keeps_the_latest_ids_within_its_span() {
+        let host = MemoryHost::default();
+        let mut state = State::new(&host);
+        let e = Evidence::new(3).within_ms(1_000);
+        for (i, t) in [0, 100, 200, 300, 1_250].into_iter().enumerate() {
+            e.push(&mut state, "k", &format!("e{i}"), t).unwrap();
+        }
+        // e0 is past the bound, e1 and e2 older than the span at 1,250.
+        assert_eq!(e.ids(&mut state, "k", 1_250).unwrap(), ["e3", "e4"]);
+        assert_eq!(e.ids(&mut state, "k", 5_000).unwrap(), Vec::<String>::new());
+        let e = Evidence::new(2);
+        for i in 0..5 {
+            e.push(&mut state, "j", &format!("x{i}"), i).unwrap();
+        }
+        assert_eq!(e.ids(&mut state, "j", 99).unwrap(), ["x3", "x4"]);
+    }
 
     #[test]
     fn window_counts_only_the_last_width() {

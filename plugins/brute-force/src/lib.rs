@@ -22,6 +22,8 @@ const FAILED: &str = "user_login_failed";
 const SUCCEEDED: &str = "user_login";
 /// Users remembered per spraying address (enough to count past any sane threshold).
 const MAX_SPRAYED_USERS: usize = 1_000;
+/// Failed logins a finding cites at most.
+const EVIDENCE: usize = 20;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -103,10 +105,17 @@ impl BruteForce {
         self.config.spray_window_minutes.saturating_mul(60_000)
     }
 
+    /// The failed logins a `guessed` finding cites (the latest, within the window).
+    fn failures(&self) -> Evidence {
+        Evidence::new(EVIDENCE).within_ms(self.window().width_ms())
+    }
+
     fn failed(&self, ctx: &mut Context<'_>, event: &Event<'_>, user: &str) -> Result<()> {
         let t = event.time_ms;
         self.window()
             .add(ctx.state(), &["f/", user].concat(), t, 1)?;
+        self.failures()
+            .push(ctx.state(), &["fe/", user].concat(), event.id, t)?;
         let ip = event.context.ip;
         if ip.is_empty() {
             return Ok(());
@@ -176,6 +185,9 @@ impl BruteForce {
         if !Cooldown::new(span).ready(ctx.state(), &["r/", user].concat(), t)? {
             return Ok(());
         }
+        let cited = self
+            .failures()
+            .ids(ctx.state(), &["fe/", user].concat(), t)?;
         ctx.emit(
             Finding::new("brute-force", user)
                 .score(0.85)
@@ -184,6 +196,7 @@ impl BruteForce {
                     "{user} logged in from {ip} after {failures} failed logins in {} min",
                     self.config.window_minutes
                 ))
+                .evidence_all(cited)
                 .evidence(event.id)
                 .attr("basis", "guessed")
                 .attr("failures", failures)
@@ -233,6 +246,11 @@ mod tests {
         assert_eq!(f[0].subject, "U1");
         assert_eq!(attr(&f[0], "basis"), Some("guessed"));
         assert_eq!(attr(&f[0], "failures"), Some("6"));
+        assert_eq!(
+            f[0].evidence,
+            ["e0", "e1", "e2", "e3", "e4", "e5", "e9"],
+            "the failures, then the success"
+        );
         assert_eq!(f[0].severity, Severity::High);
     }
 

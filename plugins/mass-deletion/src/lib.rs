@@ -16,6 +16,9 @@ use std::collections::BTreeMap;
 use aer_sdk::prelude::*;
 use serde::Deserialize;
 
+/// Deletions a finding cites at most (the latest in the window).
+const EVIDENCE: usize = 20;
+
 /// What each deletion weighs by default.
 const DEFAULT_WEIGHTS: [(&str, u64); 8] = [
     ("file_deleted", 1),
@@ -119,6 +122,9 @@ impl Detector for MassDeletion {
         let c = &self.config;
         let window = Window::minutes(c.window_minutes);
         let burst = window.add(ctx.state(), &["w/", user].concat(), t, weight)?;
+        let deleted = Evidence::new(EVIDENCE).within_ms(window.width_ms());
+        let evidence_key = ["e/", user].concat();
+        deleted.push(ctx.state(), &evidence_key, event.id, t)?;
         let daily = Baseline::daily(c.days).observe(
             ctx.state(),
             &["d/", user].concat(),
@@ -138,6 +144,7 @@ impl Detector for MassDeletion {
         {
             return Ok(());
         }
+        let cited = deleted.ids(ctx.state(), &evidence_key, t)?;
         ctx.emit(
             Finding::new("mass-deletion", user)
                 .score(0.85)
@@ -146,7 +153,7 @@ impl Detector for MassDeletion {
                     "{user} deleted {burst} (weighted) in {} min; {} today, their usual day at most {}",
                     c.window_minutes, daily.current, daily.max
                 ))
-                .evidence(event.id)
+                .evidence_all(cited)
                 .attr("basis", if daily.buckets >= c.min_days { "norm" } else { "threshold" })
                 .attr("weighted", burst)
                 .attr("today", daily.current)
@@ -180,6 +187,9 @@ mod tests {
         assert_eq!(f.len(), 1, "{f:?}");
         assert_eq!(f[0].subject, "U1");
         assert_eq!(f[0].severity, Severity::High);
+        // The 50th deletion made it; it cites the latest 20, itself last.
+        let cited: Vec<String> = (30..50).map(|i| format!("e{i}")).collect();
+        assert_eq!(f[0].evidence, cited);
     }
 
     #[test]

@@ -28,17 +28,6 @@ impl Default for Config {
     }
 }
 
-fn severity(name: &str) -> Option<Severity> {
-    Some(match name {
-        "info" => Severity::Info,
-        "low" => Severity::Low,
-        "medium" => Severity::Medium,
-        "high" => Severity::High,
-        "critical" => Severity::Critical,
-        _ => return None,
-    })
-}
-
 #[derive(Default)]
 struct SessionReset {
     config: Config,
@@ -48,12 +37,10 @@ struct SessionReset {
 impl Responder for SessionReset {
     fn configure(&mut self, config: &str) -> Result<()> {
         let c: Config = parse_config(config)?;
-        self.min = severity(&c.min_severity).ok_or_else(|| {
-            Error::msg(format!(
-                "invalid configuration: min_severity {:?} is not one of info, low, medium, high, critical",
-                c.min_severity
-            ))
-        })?;
+        self.min = c
+            .min_severity
+            .parse()
+            .map_err(|e| Error::msg(format!("invalid configuration: min_severity {e}")))?;
         self.config = c;
         Ok(())
     }
