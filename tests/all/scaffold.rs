@@ -106,4 +106,11 @@ fn new_responder_tests_natively() {
     ]);
     assert_eq!(run.code, 0, "{}", run.err);
     assert!(run.out.contains("world:   responder"), "{}", run.out);
+    // Its README tells what it generated and how a responder is tried (`aer test` runs
+    // detectors; there is no events file for a responder).
+    let readme = std::fs::read_to_string(plugin_dir.join("README.md")).unwrap();
+    assert!(readme.contains("ends every session"), "{readme}");
+    assert!(readme.contains("aer replay"), "{readme}");
+    assert!(!readme.contains("events.ndjson"), "{readme}");
+    assert!(!plugin_dir.join("events.ndjson").exists());
 }

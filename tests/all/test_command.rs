@@ -78,7 +78,51 @@ fn expect_matches_and_mismatches() {
         run.err
     );
     assert!(
-        run.err.contains("+ excessive-downloads W01ALICE"),
+        run.err
+            .contains("+ excessive-downloads W01ALICE medium at "),
+        "every compared field is shown: {}",
+        run.err
+    );
+
+    // A misspelt field is refused, not silently left uncompared.
+    let typo = dir.path().join("typo.ndjson");
+    std::fs::write(
+        &typo,
+        "{\"rule\":\"excessive-downloads\",\"subject\":\"W01ALICE\",\"severty\":\"high\"}\n",
+    )
+    .unwrap();
+    let run = aer(&[
+        "test",
+        plugins::EXCESSIVE_DOWNLOADS,
+        "--events",
+        &sample(),
+        "--expect",
+        typo.to_str().unwrap(),
+    ]);
+    assert_eq!(run.code, 2, "{}", run.err);
+    assert!(
+        run.err.contains("line 1") && run.err.contains("unknown field `severty`"),
+        "{}",
+        run.err
+    );
+    // A compared severity shows in what is missing.
+    let wrong = dir.path().join("wrong.ndjson");
+    std::fs::write(
+        &wrong,
+        "{\"rule\":\"excessive-downloads\",\"subject\":\"W01ALICE\",\"severity\":\"critical\"}\n",
+    )
+    .unwrap();
+    let run = aer(&[
+        "test",
+        plugins::EXCESSIVE_DOWNLOADS,
+        "--events",
+        &sample(),
+        "--expect",
+        wrong.to_str().unwrap(),
+    ]);
+    assert_eq!(run.code, 3, "{}", run.err);
+    assert!(
+        run.err.contains("- excessive-downloads W01ALICE critical"),
         "{}",
         run.err
     );

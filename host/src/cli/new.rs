@@ -34,7 +34,8 @@ pub struct NewCommand {
 
 const CARGO_TOML: &str = include_str!("../../templates/Cargo.toml.tmpl");
 const GITIGNORE: &str = include_str!("../../templates/gitignore.tmpl");
-const README: &str = include_str!("../../templates/README.md.tmpl");
+const DETECTOR_README: &str = include_str!("../../templates/detector/README.md.tmpl");
+const RESPONDER_README: &str = include_str!("../../templates/responder/README.md.tmpl");
 const EVENTS: &str = include_str!("../../templates/events.ndjson.tmpl");
 const DETECTOR_LIB: &str = include_str!("../../templates/detector/lib.rs.tmpl");
 const RESPONDER_LIB: &str = include_str!("../../templates/responder/lib.rs.tmpl");
@@ -98,16 +99,16 @@ impl NewCommand {
                 .replace("{{kind}}", kind)
                 .replace("{{sdk}}", &sdk.display().to_string().replace('\\', "/"))
         };
-        let lib = match self.kind {
-            Kind::Detector => DETECTOR_LIB,
-            Kind::Responder => RESPONDER_LIB,
+        let (lib, readme) = match self.kind {
+            Kind::Detector => (DETECTOR_LIB, DETECTOR_README),
+            Kind::Responder => (RESPONDER_LIB, RESPONDER_README),
         };
         std::fs::create_dir_all(dir.join("src"))
             .with_context(|| format!("cannot create {}", dir.display()))?;
         let mut files = vec![
             ("Cargo.toml", fill(CARGO_TOML)),
             (".gitignore", fill(GITIGNORE)),
-            ("README.md", fill(README)),
+            ("README.md", fill(readme)),
             ("src/lib.rs", fill(lib)),
         ];
         if self.kind == Kind::Detector {

@@ -57,8 +57,10 @@ pub struct TestCommand {
     pub memory_mib: Option<usize>,
 }
 
-/// One expected finding; fields left out are not compared.
+/// One expected finding; fields left out are not compared, unknown ones are refused
+/// (a misspelt field would otherwise compare nothing).
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Expected {
     rule: String,
     subject: String,
@@ -79,8 +81,12 @@ impl Expected {
             && self.evidence.as_ref().is_none_or(|e| *e == f.evidence)
     }
 
+    /// Every field it compares.
     fn describe(&self) -> String {
         let mut s = format!("{} {}", self.rule, self.subject);
+        if let Some(sev) = &self.severity {
+            s.push_str(&format!(" {sev}"));
+        }
         if let Some(t) = self.time_ms {
             s.push_str(&format!(" at {t}"));
         }
@@ -198,9 +204,10 @@ impl TestCommand {
         for f in unexpected {
             writeln!(
                 io.err,
-                "+ {} {} at {} evidence {}",
+                "+ {} {} {} at {} evidence {}",
                 f.rule,
                 f.subject,
+                f.severity,
                 f.time_ms,
                 f.evidence.join(",")
             )?;
