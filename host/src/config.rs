@@ -162,7 +162,8 @@ pub const NOT_ALLOWED: &str = "destination_not_allowed";
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct OutboundConfig {
-    /// Slack Web API base URLs a tenant's policy may name. An entry matches a URL of
+    /// Slack Web API and SCIM API base URLs a tenant's policy may name
+    /// (`responses.slack_api_url`, `responses.scim_api_url`). An entry matches a URL of
     /// its scheme and host (any port if the entry names none) whose path starts with the
     /// entry's.
     pub slack_api_urls: Vec<String>,
@@ -190,7 +191,10 @@ pub struct OutboundConfig {
 impl Default for OutboundConfig {
     fn default() -> Self {
         OutboundConfig {
-            slack_api_urls: vec!["https://slack.com/api".into()],
+            slack_api_urls: vec![
+                "https://slack.com/api".into(),
+                "https://api.slack.com/scim".into(),
+            ],
             slack_audit_urls: vec!["https://api.slack.com/audit/v1".into()],
             allow_http_webhooks: false,
             allow_ranges: Vec::new(),
@@ -207,7 +211,11 @@ impl OutboundConfig {
     /// benchmarks, tests): Slack API and webhooks over http on loopback.
     pub fn loopback() -> Self {
         OutboundConfig {
-            slack_api_urls: vec!["https://slack.com/api".into(), "http://127.0.0.1".into()],
+            slack_api_urls: vec![
+                "https://slack.com/api".into(),
+                "https://api.slack.com/scim".into(),
+                "http://127.0.0.1".into(),
+            ],
             slack_audit_urls: vec![
                 "https://api.slack.com/audit/v1".into(),
                 "http://127.0.0.1".into(),

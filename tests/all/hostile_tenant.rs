@@ -387,6 +387,7 @@ fn destinations_outside_the_operators_rules_are_refused_by_field() {
         &t,
         &json!({"responses": {
             "slack_api_url": "http://127.0.0.1:9/api",
+            "scim_api_url": "https://169.254.169.254/scim/v1",
             "slack_token": "xoxp-secret",
             "webhooks": {"meta": "http://169.254.169.254/latest/meta-data"}
         }}),
@@ -395,8 +396,19 @@ fn destinations_outside_the_operators_rules_are_refused_by_field() {
     let fields = aer_tests::error_fields(&body);
     assert_eq!(
         fields,
-        ["responses.slack_api_url", "responses.webhooks.meta"]
+        [
+            "responses.slack_api_url",
+            "responses.scim_api_url",
+            "responses.webhooks.meta"
+        ]
     );
+    // Slack's own API and SCIM base URLs, the defaults, pass the operator's defaults.
+    let (status, body) = put_policy(
+        &d,
+        &t,
+        &json!({"responses": {"slack_token": "xoxp-secret"}}),
+    );
+    assert_eq!(status, 200, "{body}");
 }
 
 // Threat: outbound requests go anywhere. A webhook whose name resolves to loopback

@@ -79,11 +79,16 @@ impl Outbound {
     pub fn check_policy(&self, policy: &Policy) -> Vec<FieldError> {
         let r = &policy.responses;
         let mut errors = Vec::new();
-        if let Err(message) = self.check_slack_url(&r.slack_api_url) {
-            errors.push(FieldError {
-                field: "responses.slack_api_url".into(),
-                message,
-            });
+        for (field, url) in [
+            ("responses.slack_api_url", &r.slack_api_url),
+            ("responses.scim_api_url", &r.scim_api_url),
+        ] {
+            if let Err(message) = self.check_slack_url(url) {
+                errors.push(FieldError {
+                    field: field.into(),
+                    message,
+                });
+            }
         }
         for (name, url) in &r.webhooks {
             if let Err(message) = self.check_webhook(url) {
