@@ -718,3 +718,66 @@ fn findings_and_decisions_are_triaged_in_bulk_and_only_the_tenants_own() {
         "alice"
     );
 }
+
+#[test]
+fn what_a_person_signs_notes_and_names_at_once_is_bounded() {
+    let slack = MockSlack::start(0);
+    let dir = tempfile::tempdir().unwrap();
+    let d = TestDaemon::start(dir.path(), ServeConfig::default());
+    let t = app_tenant(&d, &slack);
+    ingest(&d, &t, &exfiltration("A0BOUND", "U0ALICE", 0, 0));
+    let review = wait("a review", || reviews(&d, &t, "?state=open").pop());
+    let id = review["id"].as_u64().unwrap();
+    let long = "x".repeat(201);
+    for by in ["", "  ", "alice\u{7}", long.as_str()] {
+        let (status, answer) = post(
+            &d,
+            &t,
+            &format!("/v1/reviews/{id}/approve"),
+            json!({ "by": by }),
+        );
+        assert_eq!(status, 400, "by {by:?}: {answer}");
+    }
+    let (status, answer) = post(
+        &d,
+        &t,
+        &format!("/v1/reviews/{id}/dismiss"),
+        json!({"by": "alice", "reason": "benign", "note": "n".repeat(2_001)}),
+    );
+    assert_eq!(status, 400, "{answer}");
+    let (status, answer) = post(
+        &d,
+        &t,
+        &format!("/v1/reviews/{id}/dismiss"),
+        json!({"by": "alice", "reason": "ignored"}),
+    );
+    assert_eq!(status, 400, "an unknown reason: {answer}");
+    let many: Vec<u64> = (0..1_001).collect();
+    let (status, answer) = post(
+        &d,
+        &t,
+        "/v1/triage",
+        json!({"findings": many, "status": "acknowledged", "by": "alice"}),
+    );
+    assert_eq!(status, 400, "{answer}");
+    assert!(
+        answer["error"].as_str().unwrap().contains("1 to 1000"),
+        "refused for its size, before any is looked up: {answer}"
+    );
+    let (status, _) = post(
+        &d,
+        &t,
+        "/v1/triage",
+        json!({"findings": [], "status": "acknowledged", "by": "alice"}),
+    );
+    assert_eq!(status, 400, "nothing named");
+    // Nothing was decided by the refused requests.
+    assert_eq!(get(&d, &t, &format!("/v1/reviews/{id}"))["state"], "open");
+    let (status, _) = post(
+        &d,
+        &t,
+        &format!("/v1/reviews/{id}/approve"),
+        json!({"by": "x".repeat(200)}),
+    );
+    assert_eq!(status, 200, "200 bytes is within the bound");
+}
