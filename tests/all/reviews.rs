@@ -333,14 +333,20 @@ fn a_dismissed_false_positive_suppresses_what_follows_and_says_so() {
     let answer: Value = serde_json::from_str(&run.out).unwrap();
     assert_eq!(answer["review"]["state"], "dismissed");
     assert_eq!(answer["review"]["dismissal"], "false_positive");
-    let statuses: Vec<&str> = answer["review"]["effects"]
+    let statuses: Vec<(&str, &str)> = answer["review"]["effects"]
         .as_array()
         .unwrap()
         .iter()
         .filter(|e| e["action"] != "notify")
-        .map(|e| e["status"].as_str().unwrap())
+        .map(|e| (e["status"].as_str().unwrap(), e["detail"].as_str().unwrap()))
         .collect();
-    assert_eq!(statuses, ["dismissed", "dismissed"]);
+    assert_eq!(
+        statuses,
+        [
+            ("dismissed", "false_positive"),
+            ("dismissed", "false_positive")
+        ]
+    );
     let suppression = answer["suppression"].clone();
     assert_eq!(
         (

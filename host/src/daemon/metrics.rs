@@ -340,12 +340,11 @@ impl Metrics {
         kind: crate::ledger::ReviewKind,
         state: crate::ledger::ReviewState,
     ) {
-        let name = |v: String| v.to_lowercase();
         self.reviews
             .get_or_create(&labels(&[
                 ("tenant", tenant),
-                ("kind", &name(format!("{kind:?}"))),
-                ("state", &name(format!("{state:?}"))),
+                ("kind", kind.as_str()),
+                ("state", state.as_str()),
             ]))
             .inc();
     }

@@ -166,11 +166,7 @@ impl<'a> Notifier<'a> {
             .unwrap_or("")
             .trim_end_matches('/');
         let link = format!("{base}/v1/reviews/{id}");
-        let kind = match kind {
-            ReviewKind::Escalation => "escalation",
-            ReviewKind::Approval => "approval",
-        };
-        let text = review_message(kind, id, d, &link);
+        let text = review_message(kind.as_str(), id, d, &link);
         self.stage(commit, &d.id, "review", channel, text, String::new())
     }
 

@@ -19,7 +19,7 @@ pub enum ReviewError {
     #[error("no review {0}")]
     NotFound(u64),
     /// Approved or dismissed already.
-    #[error("review {id} is {state:?} already", state = format!("{:?}", .state).to_lowercase())]
+    #[error("review {id} is {} already", .state.as_str())]
     NotOpen {
         /// The review.
         id: u64,
@@ -202,7 +202,7 @@ impl Daemon {
         };
         for (key, mut entry) in self.ledger.awaiting_approval(tenant, &review.decision_id)? {
             entry.status = "dismissed".into();
-            entry.detail = format!("{:?}", dismiss.reason).to_lowercase();
+            entry.detail = dismiss.reason.as_str().to_owned();
             entry.time_ms = now_ms();
             self.ledger.put_action(&key, &entry, false)?;
             self.metrics.action(tenant, &entry.action, "dismissed");

@@ -45,6 +45,38 @@ pub enum Dismissal {
     Duplicate,
 }
 
+impl ReviewKind {
+    /// Its name, as in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReviewKind::Escalation => "escalation",
+            ReviewKind::Approval => "approval",
+        }
+    }
+}
+
+impl ReviewState {
+    /// Its name, as in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReviewState::Open => "open",
+            ReviewState::Approved => "approved",
+            ReviewState::Dismissed => "dismissed",
+        }
+    }
+}
+
+impl Dismissal {
+    /// Its name, as in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Dismissal::FalsePositive => "false_positive",
+            Dismissal::Benign => "benign",
+            Dismissal::Duplicate => "duplicate",
+        }
+    }
+}
+
 /// One review.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Review {
@@ -198,5 +230,31 @@ impl Commit {
             serde_json::to_vec(&Review::open(d, kind, now_ms)).map_err(json("review"))?,
         );
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_names_are_the_json_names() {
+        for k in [ReviewKind::Escalation, ReviewKind::Approval] {
+            assert_eq!(serde_json::to_value(k).unwrap(), k.as_str());
+        }
+        for s in [
+            ReviewState::Open,
+            ReviewState::Approved,
+            ReviewState::Dismissed,
+        ] {
+            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
+        }
+        for d in [
+            Dismissal::FalsePositive,
+            Dismissal::Benign,
+            Dismissal::Duplicate,
+        ] {
+            assert_eq!(serde_json::to_value(d).unwrap(), d.as_str());
+        }
     }
 }
