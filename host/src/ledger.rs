@@ -55,6 +55,12 @@ pub enum LedgerError {
         /// Which kind of key.
         what: &'static str,
     },
+    /// A record another one refers to is not there.
+    #[error("{what} is not recorded")]
+    Missing {
+        /// What is missing.
+        what: &'static str,
+    },
     /// A paging cursor that the ledger did not give out.
     #[error("`after` is not a cursor")]
     BadCursor,

@@ -180,7 +180,12 @@ impl ActionSink for DaemonActions {
             .responses;
         let mut admission = admit(&settings, &request, self.enforce.load(Ordering::Relaxed));
         let seq = self.decision_seq.load(Ordering::Relaxed);
-        if admission == Admission::Hold && daemon.review_approved(&self.tenant, seq)? {
+        let internal = |e: super::DaemonError| err("internal", e.to_string());
+        if admission == Admission::Hold
+            && daemon
+                .review_approved(&self.tenant, seq)
+                .map_err(internal)?
+        {
             // A person approved this decision's response already (an escalation).
             admission = Admission::Perform;
         }
@@ -198,7 +203,9 @@ impl ActionSink for DaemonActions {
             Admission::Hold => {
                 // Durable, with its review, before the responder's call commits.
                 store("awaiting_approval", "", text, false)?;
-                daemon.open_review(&self.tenant, seq, ReviewKind::Approval)?;
+                daemon
+                    .open_review(&self.tenant, seq, ReviewKind::Approval)
+                    .map_err(internal)?;
                 daemon
                     .metrics
                     .action(&self.tenant, action, "awaiting_approval");

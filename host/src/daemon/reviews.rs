@@ -63,44 +63,35 @@ impl Daemon {
         tenant: &str,
         seq: u64,
         kind: ReviewKind,
-    ) -> Result<(), (String, String)> {
-        let internal =
-            |e: crate::ledger::LedgerError| super::effects::err("internal", e.to_string());
+    ) -> Result<(), DaemonError> {
         let _lock = self.reviews_lock();
-        if self.ledger.review(tenant, seq).map_err(internal)?.is_some() {
+        if self.ledger.review(tenant, seq)?.is_some() {
             return Ok(());
         }
-        let Some(d) = self.ledger.decision(tenant, seq).map_err(internal)? else {
-            return Err(super::effects::err(
-                "internal",
-                format!("decision {seq} is not recorded"),
-            ));
+        let Some(d) = self.ledger.decision(tenant, seq)? else {
+            return Err(crate::ledger::LedgerError::Missing {
+                what: "the decision a review is opened for",
+            }
+            .into());
         };
         // The review and its announcement to the security route in one commit.
-        let policy = self
-            .policy(tenant)
-            .map_err(|e| super::effects::err("internal", e.to_string()))?;
+        let policy = self.policy(tenant)?;
         let mut notifier = Notifier::new(self, tenant, &policy);
         let mut commit = Commit::default();
-        commit
-            .put_review(tenant, &Review::open(&d, kind, now_ms()))
-            .map_err(internal)?;
-        notifier
-            .review(&mut commit, kind, seq, &d.decision)
-            .map_err(|e| super::effects::err("internal", e.to_string()))?;
-        self.ledger.commit(commit).map_err(internal)?;
-        self.ledger.flush().map_err(internal)?;
+        commit.put_review(tenant, &Review::open(&d, kind, now_ms()))?;
+        notifier.review(&mut commit, kind, seq, &d.decision)?;
+        self.ledger.commit(commit)?;
+        self.ledger.flush()?;
         notifier.queue();
         self.metrics.review(tenant, kind, ReviewState::Open);
         Ok(())
     }
 
     /// Whether `tenant`'s decision `seq` has a review a person approved.
-    pub(crate) fn review_approved(&self, tenant: &str, seq: u64) -> Result<bool, (String, String)> {
+    pub(crate) fn review_approved(&self, tenant: &str, seq: u64) -> Result<bool, DaemonError> {
         Ok(self
             .ledger
-            .review(tenant, seq)
-            .map_err(|e| super::effects::err("internal", e.to_string()))?
+            .review(tenant, seq)?
             .is_some_and(|r| r.state == ReviewState::Approved))
     }
 
