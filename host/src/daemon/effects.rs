@@ -341,18 +341,13 @@ impl Out<'_> {
     /// Deactivate `user_id` through Slack's SCIM API (`DELETE /Users/{id}`), with the
     /// tenant's token. SCIM answers with HTTP status codes, not `ok`.
     fn deactivate(&self, user_id: &str) -> Result<String, Failure> {
-        let s = self.settings;
-        let token = s
-            .slack_token
-            .as_deref()
-            .ok_or_else(|| err("no_token", "the tenant's policy has no Slack token"))?;
+        let token = self.token()?;
+        // The id goes into the URL's path: nothing but a Slack user id may.
         if !crate::text::is_slack_id(user_id, &['U', 'W']) {
             return Err(err("invalid_user_id", "not a Slack user id").into());
         }
-        self.outbound
-            .check_slack_url(&s.scim_api_url)
-            .map_err(|why| err(super::outbound::NOT_ALLOWED, format!("scim_api_url {why}")))?;
-        let url = format!("{}/Users/{user_id}", s.scim_api_url.trim_end_matches('/'));
+        let base = self.base("scim_api_url", &self.settings.scim_api_url)?;
+        let url = format!("{base}/Users/{user_id}");
         let resp = self
             .outbound
             .agent()
@@ -364,11 +359,7 @@ impl Out<'_> {
         let status = resp.status().as_u16();
         match status {
             200..=299 => Ok("deactivated".into()),
-            429 => Err(Failure::RetryAfter(
-                crate::sources::slack_audit::retry_after(resp.headers())
-                    .unwrap_or(Duration::from_secs(1))
-                    .min(Duration::from_secs(30)),
-            )),
+            429 => Err(rate_limited("SCIM", resp.headers())),
             _ => {
                 let code = match status {
                     401 => "invalid_auth".to_owned(),
@@ -384,6 +375,23 @@ impl Out<'_> {
         }
     }
 
+    /// The tenant's Slack token (which plugins never see).
+    fn token(&self) -> Result<&str, Failure> {
+        self.settings
+            .slack_token
+            .as_deref()
+            .ok_or_else(|| err("no_token", "the tenant's policy has no Slack token").into())
+    }
+
+    /// The policy's base URL `field`, `base`, if the operator's rules allow it (see
+    /// [`super::outbound`]), without a trailing `/`.
+    fn base<'b>(&self, field: &str, base: &'b str) -> Result<&'b str, Failure> {
+        self.outbound
+            .check_slack_url(base)
+            .map_err(|why| err(super::outbound::NOT_ALLOWED, format!("{field} {why}")))?;
+        Ok(base.trim_end_matches('/'))
+    }
+
     /// Call a Slack Web API method with the tenant's token, once: 429 asks for a retry
     /// after `Retry-After` (at most 30 s); `{"ok": false, "error": E}` becomes the error
     /// code E. The base URL must be among the operator's (see [`super::outbound`]).
@@ -392,15 +400,9 @@ impl Out<'_> {
         method: &str,
         body: &serde_json::Value,
     ) -> Result<serde_json::Value, Failure> {
-        let s = self.settings;
-        let token = s
-            .slack_token
-            .as_deref()
-            .ok_or_else(|| err("no_token", "the tenant's policy has no Slack token"))?;
-        self.outbound
-            .check_slack_url(&s.slack_api_url)
-            .map_err(|why| err(super::outbound::NOT_ALLOWED, format!("slack_api_url {why}")))?;
-        let url = format!("{}/{method}", s.slack_api_url.trim_end_matches('/'));
+        let token = self.token()?;
+        let base = self.base("slack_api_url", &self.settings.slack_api_url)?;
+        let url = format!("{base}/{method}");
         let mut resp = self
             .outbound
             .agent()
@@ -411,11 +413,7 @@ impl Out<'_> {
             .map_err(|e| request_failed(method, &e))?;
         let status = resp.status().as_u16();
         if status == 429 {
-            let wait = crate::sources::slack_audit::retry_after(resp.headers())
-                .unwrap_or(Duration::from_secs(1))
-                .min(Duration::from_secs(30));
-            tracing::warn!(method, wait = wait.as_secs(), "Slack rate limited the call");
-            return Err(Failure::RetryAfter(wait));
+            return Err(rate_limited(method, resp.headers()));
         }
         let answer: serde_json::Value = resp
             .body_mut()
@@ -494,6 +492,16 @@ impl Out<'_> {
             ))
         }
     }
+}
+
+/// Slack answered 429 to `what`: try again after its `Retry-After` (1 s if it names
+/// none), at most 30 s.
+fn rate_limited(what: &str, headers: &ureq::http::HeaderMap) -> Failure {
+    let wait = crate::sources::slack_audit::retry_after(headers)
+        .unwrap_or(Duration::from_secs(1))
+        .min(Duration::from_secs(30));
+    tracing::warn!(what, wait = wait.as_secs(), "Slack rate limited the call");
+    Failure::RetryAfter(wait)
 }
 
 /// A request that got no answer: its code for the tenant, the details for the log.
