@@ -181,6 +181,18 @@ impl Ledger {
         format::random_secret(&self.meta)
     }
 
+    /// A JSON record of the pipeline tree (`what` names it in an error).
+    fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        key: impl AsRef<[u8]>,
+        what: &'static str,
+    ) -> Result<Option<T>, LedgerError> {
+        self.pipeline
+            .get(key)?
+            .map(|v| serde_json::from_slice(&v).map_err(json(what)))
+            .transpose()
+    }
+
     /// A big-endian u64 record of the pipeline tree (absent: 0).
     fn get_u64(&self, key: &[u8]) -> Result<u64, LedgerError> {
         Ok(self

@@ -134,12 +134,20 @@ impl<'a> Notifier<'a> {
                 commit.add_digest_line(self.tenant, seq, &entry)?;
                 continue;
             }
+            let text = line(d);
+            let body = match route.format {
+                RouteFormat::Ocsf => ocsf_detection_finding(self.tenant, d).to_string(),
+                RouteFormat::Text => String::new(),
+            };
             for channel in &route.to {
-                let body = match route.format {
-                    RouteFormat::Ocsf => ocsf_detection_finding(self.tenant, d).to_string(),
-                    RouteFormat::Text => String::new(),
-                };
-                self.stage(commit, &d.id, &responder, channel, line(d), body)?;
+                self.stage(
+                    commit,
+                    &d.id,
+                    &responder,
+                    channel,
+                    text.clone(),
+                    body.clone(),
+                )?;
             }
         }
         Ok(())

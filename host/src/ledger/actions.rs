@@ -66,10 +66,7 @@ impl ActionKey {
 impl Ledger {
     /// The action log entry at `key`.
     pub fn action(&self, key: &ActionKey) -> Result<Option<ActionEntry>, LedgerError> {
-        self.pipeline
-            .get(&key.key)?
-            .map(|v| serde_json::from_slice(&v).map_err(json("action log")))
-            .transpose()
+        self.get_json(&key.key, "action log")
     }
 
     /// Store the action log entry at `key`, flushed to disk with `flush` (an effect

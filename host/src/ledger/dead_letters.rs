@@ -6,10 +6,7 @@ use super::{Commit, DeadLetter, Ledger, LedgerError, Page, json};
 impl Ledger {
     /// `tenant`'s dead letter `seq`.
     pub fn dead_letter(&self, tenant: &str, seq: u64) -> Result<Option<DeadLetter>, LedgerError> {
-        self.pipeline
-            .get(keys::seq_key(kind::DEAD_LETTER, tenant, seq))?
-            .map(|v| serde_json::from_slice(&v).map_err(json("dead letter")))
-            .transpose()
+        self.get_json(keys::seq_key(kind::DEAD_LETTER, tenant, seq), "dead letter")
     }
 
     /// Store `letter` of `tenant` as it is now.

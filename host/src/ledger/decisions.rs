@@ -14,10 +14,7 @@ impl Ledger {
 
     /// `tenant`'s decision `seq`.
     pub fn decision(&self, tenant: &str, seq: u64) -> Result<Option<StoredDecision>, LedgerError> {
-        self.pipeline
-            .get(keys::seq_key(kind::DECISION, tenant, seq))?
-            .map(|v| serde_json::from_slice(&v).map_err(json("decision")))
-            .transpose()
+        self.get_json(keys::seq_key(kind::DECISION, tenant, seq), "decision")
     }
 
     /// A page of `tenant`'s decisions after seq `after` whose finding `keep` selects.

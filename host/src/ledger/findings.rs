@@ -19,10 +19,7 @@ pub struct Queued {
 impl Ledger {
     /// `tenant`'s finding `seq`.
     pub fn finding(&self, tenant: &str, seq: u64) -> Result<Option<StoredFinding>, LedgerError> {
-        self.pipeline
-            .get(keys::seq_key(kind::FINDING, tenant, seq))?
-            .map(|v| serde_json::from_slice(&v).map_err(json("finding")))
-            .transpose()
+        self.get_json(keys::seq_key(kind::FINDING, tenant, seq), "finding")
     }
 
     /// A page of `tenant`'s findings after seq `after` that `keep` selects.

@@ -148,10 +148,7 @@ fn suppressions_key(tenant: &str) -> Vec<u8> {
 impl Ledger {
     /// `tenant`'s review `id`.
     pub fn review(&self, tenant: &str, id: u64) -> Result<Option<Review>, LedgerError> {
-        self.pipeline
-            .get(keys::seq_key(kind::REVIEW, tenant, id))?
-            .map(|v| serde_json::from_slice(&v).map_err(json("review")))
-            .transpose()
+        self.get_json(keys::seq_key(kind::REVIEW, tenant, id), "review")
     }
 
     /// Store `tenant`'s review (durable on return).
@@ -190,10 +187,7 @@ impl Ledger {
     /// `tenant`'s suppressions.
     pub fn suppressions(&self, tenant: &str) -> Result<Vec<Suppression>, LedgerError> {
         Ok(self
-            .pipeline
-            .get(suppressions_key(tenant))?
-            .map(|v| serde_json::from_slice(&v).map_err(json("suppressions")))
-            .transpose()?
+            .get_json(suppressions_key(tenant), "suppressions")?
             .unwrap_or_default())
     }
 

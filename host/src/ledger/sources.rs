@@ -6,7 +6,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::keys::{self, kind};
-use super::{Ledger, LedgerError, json};
+use super::{Ledger, LedgerError};
 use crate::sources::Mark;
 
 fn source_key(tenant: &str, source: &str) -> Vec<u8> {
@@ -45,10 +45,7 @@ impl Ledger {
 
     /// How far `tenant`'s pull source `source` has been read (none: not yet).
     pub fn source_mark(&self, tenant: &str, source: &str) -> Result<Option<Mark>, LedgerError> {
-        self.pipeline
-            .get(mark_key(tenant, source))?
-            .map(|v| serde_json::from_slice(&v).map_err(json("source mark")))
-            .transpose()
+        self.get_json(mark_key(tenant, source), "source mark")
     }
 
     /// Remove `tenant`'s pull source `source`: its settings and how far it was read

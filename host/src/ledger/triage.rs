@@ -74,10 +74,7 @@ impl Ledger {
     /// The triage of `tenant`'s finding or decision `seq` (open if never set).
     pub fn triage(&self, tenant: &str, what: Triaged, seq: u64) -> Result<Triage, LedgerError> {
         Ok(self
-            .pipeline
-            .get(triage_key(tenant, what, seq))?
-            .map(|v| serde_json::from_slice(&v).map_err(json("triage")))
-            .transpose()?
+            .get_json(triage_key(tenant, what, seq), "triage")?
             .unwrap_or_default())
     }
 
