@@ -36,16 +36,6 @@ pub fn error_code(code: &str) -> Option<&str> {
     .then_some(code)
 }
 
-/// Whether `id` reads as a Slack id starting with one of `prefixes` (`U123ABC`,
-/// `E0123`): an upper-case letter, then 1 to 63 upper-case letters and digits. Ids
-/// that reach Slack's URLs and bodies are checked with it, so nothing else can.
-pub fn is_slack_id(id: &str, prefixes: &[char]) -> bool {
-    let mut chars = id.chars();
-    chars.next().is_some_and(|c| prefixes.contains(&c))
-        && (2..=64).contains(&id.len())
-        && chars.all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
-}
-
 fn needs_escape(c: char) -> bool {
     c.is_control()
         || matches!(

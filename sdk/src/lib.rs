@@ -42,6 +42,7 @@ mod state;
 pub mod testing;
 
 pub use aer_wire::baseline::BaselineStats;
+pub use aer_wire::slack::is_id as is_slack_id;
 pub use aer_wire::{ContextRef, EntityRef, EventRef as Event, LocationRef};
 pub use context::Context;
 pub use detector::Detector;

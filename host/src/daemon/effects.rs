@@ -343,7 +343,7 @@ impl Out<'_> {
     fn deactivate(&self, user_id: &str) -> Result<String, Failure> {
         let token = self.token()?;
         // The id goes into the URL's path: nothing but a Slack user id may.
-        if !crate::text::is_slack_id(user_id, &['U', 'W']) {
+        if !aer_wire::slack::is_id(user_id, &['U', 'W']) {
             return Err(err("invalid_user_id", "not a Slack user id").into());
         }
         let base = self.base("scim_api_url", &self.settings.scim_api_url)?;

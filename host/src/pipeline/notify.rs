@@ -97,7 +97,7 @@ fn severity_id(severity: &str) -> (u8, &'static str) {
 pub fn ocsf_detection_finding(tenant: &str, d: &DecisionRecord) -> Value {
     let f = &d.finding;
     let (severity_id, severity) = severity_id(&f.severity);
-    let kind = if crate::text::is_slack_id(&d.subject, &['A']) {
+    let kind = if aer_wire::slack::is_id(&d.subject, &['A']) {
         "app"
     } else {
         "user"

@@ -438,7 +438,7 @@ impl Policy {
             }
         }
         if let Some(org) = &r.slack_org_id
-            && !crate::text::is_slack_id(org, &['E', 'T'])
+            && !aer_wire::slack::is_id(org, &['E', 'T'])
         {
             err(
                 "responses.slack_org_id".into(),

@@ -61,7 +61,7 @@ fn usable(
 ) -> Result<(), (&'static str, String)> {
     let target = request.target();
     let user = || {
-        if crate::text::is_slack_id(target, &['U', 'W']) {
+        if aer_wire::slack::is_id(target, &['U', 'W']) {
             Ok(())
         } else {
             Err((
@@ -107,7 +107,7 @@ fn usable(
             }
         }
         EffectKind::RestrictApp | EffectKind::UninstallApp => {
-            if !crate::text::is_slack_id(target, &['A']) {
+            if !aer_wire::slack::is_id(target, &['A']) {
                 return Err((
                     "invalid_app_id",
                     format!("{target:?} is not a Slack app id"),

@@ -31,15 +31,6 @@ impl Default for Config {
 const SCHEMA: &str = r#"{"type":"object","additionalProperties":false,"properties":{
 "uninstall":{"type":"boolean"},"notify_channel":{"type":"string"}}}"#;
 
-/// Whether `subject` is a Slack app id (`A` then upper-case letters and digits).
-fn is_app(subject: &str) -> bool {
-    subject.len() >= 2
-        && subject.starts_with('A')
-        && subject
-            .bytes()
-            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
-}
-
 #[derive(Default)]
 struct AppRestrict {
     config: Config,
@@ -57,7 +48,7 @@ impl Responder for AppRestrict {
 
     fn respond(&mut self, ctx: &mut ResponseContext<'_>, decision: &Decision) -> Result<()> {
         let app = decision.subject.as_str();
-        if !is_app(app) {
+        if !aer_sdk::is_slack_id(app, &['A']) {
             return Ok(());
         }
         let mut done = vec![ctx.restrict_app(app)];

@@ -48,7 +48,8 @@ impl Responder for SessionReset {
     fn respond(&mut self, ctx: &mut ResponseContext<'_>, decision: &Decision) -> Result<()> {
         // Sessions belong to people: a decision about an app, an address or a channel
         // is left to other responders.
-        if !is_user(&decision.subject) || !decision.findings.iter().any(|f| f.severity >= self.min)
+        if !aer_sdk::is_slack_id(&decision.subject, &['U', 'W'])
+            || !decision.findings.iter().any(|f| f.severity >= self.min)
         {
             return Ok(());
         }
@@ -88,15 +89,6 @@ impl Responder for SessionReset {
         }
         Ok(())
     }
-}
-
-/// Whether `subject` is a Slack user id (`U` or `W`, then upper-case letters and digits).
-fn is_user(subject: &str) -> bool {
-    subject.len() >= 2
-        && (subject.starts_with('U') || subject.starts_with('W'))
-        && subject
-            .bytes()
-            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
 }
 
 /// The Slack session ids (integers) that `session-fingerprint` findings of `decision`

@@ -6,12 +6,14 @@
 //! decodes that buffer with [`decode_batch`] into borrowed [`EventRef`] views without
 //! copying a string. The byte layout is documented in `wit/ENCODING.md`.
 //! [`baseline`] holds the rolling statistics of the host's `baseline` service, and
-//! [`varint`] the variable-length integers of the compact state encodings.
+//! [`varint`] the variable-length integers of the compact state encodings, [`slack`]
+//! how a Slack id is recognised.
 #![deny(missing_docs)]
 
 pub mod baseline;
 mod codec;
 mod event;
+pub mod slack;
 pub mod time;
 pub mod varint;
 
