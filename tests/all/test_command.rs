@@ -36,7 +36,19 @@ fn bundled_sample_shows_an_excessive_downloads_finding() {
 #[test]
 fn expect_matches_and_mismatches() {
     let dir = tempfile::tempdir().unwrap();
-    let good = dir.path().join("good.ndjson");
+    // `aer test` over the sample with `expected` as its `--expect` file.
+    let expect = |dir: &tempfile::TempDir, name: &str, expected: &str| {
+        let file = dir.path().join(format!("{name}.ndjson"));
+        std::fs::write(&file, expected).unwrap();
+        aer(&[
+            "test",
+            plugins::EXCESSIVE_DOWNLOADS,
+            "--events",
+            &sample(),
+            "--expect",
+            file.to_str().unwrap(),
+        ])
+    };
     let expected: String = ["W01ALICE", "W04DAVE", "W09PARTNER"]
         .iter()
         .map(|s| {
@@ -45,32 +57,15 @@ fn expect_matches_and_mismatches() {
             )
         })
         .collect();
-    std::fs::write(&good, expected).unwrap();
-    let run = aer(&[
-        "test",
-        plugins::EXCESSIVE_DOWNLOADS,
-        "--events",
-        &sample(),
-        "--expect",
-        good.to_str().unwrap(),
-    ]);
+    let run = expect(&dir, "good", &expected);
     assert_eq!(run.code, 0, "{}", run.err);
     assert!(run.err.contains("findings match 3 expected"), "{}", run.err);
 
-    let bad = dir.path().join("bad.ndjson");
-    std::fs::write(
-        &bad,
-        "{\"rule\":\"excessive-downloads\",\"subject\":\"W02BOB\"}\n",
-    )
-    .unwrap();
-    let run = aer(&[
-        "test",
-        plugins::EXCESSIVE_DOWNLOADS,
-        "--events",
-        &sample(),
-        "--expect",
-        bad.to_str().unwrap(),
-    ]);
+    let run = expect(
+        &dir,
+        "bad",
+        concat!(r#"{"rule":"excessive-downloads","subject":"W02BOB"}"#, "\n"),
+    );
     assert_eq!(run.code, 3, "{}", run.err);
     assert!(
         run.err.contains("- excessive-downloads W02BOB"),
@@ -85,20 +80,14 @@ fn expect_matches_and_mismatches() {
     );
 
     // A misspelt field is refused, not silently left uncompared.
-    let typo = dir.path().join("typo.ndjson");
-    std::fs::write(
-        &typo,
-        "{\"rule\":\"excessive-downloads\",\"subject\":\"W01ALICE\",\"severty\":\"high\"}\n",
-    )
-    .unwrap();
-    let run = aer(&[
-        "test",
-        plugins::EXCESSIVE_DOWNLOADS,
-        "--events",
-        &sample(),
-        "--expect",
-        typo.to_str().unwrap(),
-    ]);
+    let run = expect(
+        &dir,
+        "typo",
+        concat!(
+            r#"{"rule":"excessive-downloads","subject":"W01ALICE","severty":"high"}"#,
+            "\n"
+        ),
+    );
     assert_eq!(run.code, 2, "{}", run.err);
     assert!(
         run.err.contains("line 1") && run.err.contains("unknown field `severty`"),
@@ -106,20 +95,14 @@ fn expect_matches_and_mismatches() {
         run.err
     );
     // A compared severity shows in what is missing.
-    let wrong = dir.path().join("wrong.ndjson");
-    std::fs::write(
-        &wrong,
-        "{\"rule\":\"excessive-downloads\",\"subject\":\"W01ALICE\",\"severity\":\"critical\"}\n",
-    )
-    .unwrap();
-    let run = aer(&[
-        "test",
-        plugins::EXCESSIVE_DOWNLOADS,
-        "--events",
-        &sample(),
-        "--expect",
-        wrong.to_str().unwrap(),
-    ]);
+    let run = expect(
+        &dir,
+        "wrong",
+        concat!(
+            r#"{"rule":"excessive-downloads","subject":"W01ALICE","severity":"critical"}"#,
+            "\n"
+        ),
+    );
     assert_eq!(run.code, 3, "{}", run.err);
     assert!(
         run.err.contains("- excessive-downloads W01ALICE critical"),
