@@ -128,7 +128,6 @@ impl<'a> Notifier<'a> {
                 let entry = DigestLine {
                     route: route.name.clone(),
                     time_ms: now_ms(),
-                    decision_id: d.id.clone(),
                     line: line(d),
                 };
                 commit.add_digest_line(self.tenant, seq, &entry)?;

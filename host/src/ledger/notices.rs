@@ -15,8 +15,6 @@ pub struct DigestLine {
     pub route: String,
     /// Wall time it was staged (ms).
     pub time_ms: i64,
-    /// The decision's id.
-    pub decision_id: String,
     /// The line.
     pub line: String,
 }
