@@ -1,5 +1,5 @@
-//! Host-side bindings of the WIT package `aer:plugin@0.1.1` (see `wit/`; the 0.1.0
-//! contract is kept, frozen, in `wit/frozen/0.1.0`).
+//! Host-side bindings of the WIT package `aer:plugin@0.1.2` (see `wit/`; earlier
+//! contracts are kept, frozen, in `wit/frozen/`).
 //!
 //! The `host` world is generated once with every interface the host provides; the
 //! `detector` and `responder` worlds reuse those interfaces.
@@ -24,6 +24,7 @@ pub mod detector {
             "aer:plugin/state": crate::bindings::host::aer::plugin::state,
             "aer:plugin/baseline": crate::bindings::host::aer::plugin::baseline,
             "aer:plugin/log": crate::bindings::host::aer::plugin::log,
+            "aer:plugin/geo": crate::bindings::host::aer::plugin::geo,
         },
     });
 }
@@ -39,6 +40,7 @@ pub mod responder {
             "aer:plugin/state": crate::bindings::host::aer::plugin::state,
             "aer:plugin/baseline": crate::bindings::host::aer::plugin::baseline,
             "aer:plugin/log": crate::bindings::host::aer::plugin::log,
+            "aer:plugin/geo": crate::bindings::host::aer::plugin::geo,
             "aer:plugin/actions": crate::bindings::host::aer::plugin::actions,
         },
     });
@@ -49,7 +51,7 @@ pub use host::aer::plugin::types::{
 };
 
 /// The WIT package version this host implements.
-pub const WIT_VERSION: &str = "0.1.1";
+pub const WIT_VERSION: &str = "0.1.2";
 /// The interface a detector component exports.
 pub const DETECTOR_INTERFACE: &str = "aer:plugin/detection";
 /// The interface a responder component exports.
@@ -84,7 +86,8 @@ mod tests {
     fn components_built_against_this_or_an_earlier_0_1_run_and_no_other() {
         assert!(super::runs("0.1.0"));
         assert!(super::runs(super::WIT_VERSION));
-        assert!(!super::runs("0.1.2"), "newer than the host");
+        assert!(super::runs("0.1.1"));
+        assert!(!super::runs("0.1.3"), "newer than the host");
         assert!(!super::runs("0.2.0"));
         assert!(!super::runs("1.1.0"));
         assert!(!super::runs("0.1.x"));

@@ -33,6 +33,8 @@ pub struct ServeConfig {
     pub outbound: OutboundConfig,
     /// Pull sources (Slack's Audit Logs API).
     pub sources: SourcesConfig,
+    /// Geolocation databases for the plugins' `geo` service.
+    pub geo: GeoConfig,
     /// Pipeline worker threads (0: one per available core). Each detector is run by
     /// one worker at a time; a second worker joins a tenant only when no other tenant
     /// with work is waiting, so one tenant's slow plugin never holds up the others.
@@ -262,6 +264,28 @@ impl Default for SourcesConfig {
     }
 }
 
+/// The operator's geolocation databases (MaxMind format: GeoLite2/GeoIP2 City or
+/// Country, ASN, Anonymous IP), read at start; a file that is not a database stops the
+/// start. None: every address is unknown to plugins (they judge nothing by place).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GeoConfig {
+    /// Database files, asked in order; a later one fills what an earlier one lacks.
+    pub databases: Vec<PathBuf>,
+    /// Autonomous systems whose addresses are hosting networks (besides those a
+    /// database marks so); default: large cloud and hosting providers.
+    pub hosting_asns: Vec<u32>,
+}
+
+impl Default for GeoConfig {
+    fn default() -> Self {
+        GeoConfig {
+            databases: Vec::new(),
+            hosting_asns: crate::geo::DEFAULT_HOSTING_ASNS.to_vec(),
+        }
+    }
+}
+
 /// HTTP limits.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -352,6 +376,7 @@ impl Default for ServeConfig {
             quotas: QuotaConfig::default(),
             outbound: OutboundConfig::default(),
             sources: SourcesConfig::default(),
+            geo: GeoConfig::default(),
             pipeline_threads: 0,
             max_instances: 1024,
             state_cache_bytes: 64 << 20,

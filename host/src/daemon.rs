@@ -56,6 +56,9 @@ pub enum DaemonError {
     /// The wasm engine could not be built.
     #[error(transparent)]
     Engine(#[from] crate::engine::EngineError),
+    /// A configured geolocation database could not be used.
+    #[error(transparent)]
+    Geo(#[from] crate::geo::GeoError),
     /// The inbox failed.
     #[error("inbox: {0}")]
     Inbox(#[from] InboxError),
@@ -176,10 +179,18 @@ impl Daemon {
         dir.create_dir_all("artifacts").map_err(io)?;
         let artifacts = dir.open_dir("artifacts").map_err(io)?;
         let ledger = Ledger::open(data)?;
+        let geo = crate::geo::Geo::open(
+            &config.geo.databases,
+            config.geo.hosting_asns.iter().copied(),
+        )?;
+        for db in geo.describe() {
+            tracing::info!("geolocation database {db}");
+        }
         let engine = AerEngine::new(EngineConfig {
             limits: config.limits.clone(),
             max_instances: config.max_instances,
             random_secret: ledger.random_secret()?,
+            geo: Arc::new(geo),
             ..Default::default()
         })?;
         let inbox = ledger.inbox(config.ingest.dedupe_window_events)?;

@@ -11,6 +11,7 @@ use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use crate::bindings;
+use crate::geo::Geo;
 use crate::host_api::{HostState, wasi};
 use crate::limits::Limits;
 
@@ -30,6 +31,8 @@ pub struct EngineConfig {
     /// [`AerEngine::random_seed`]). The daemon keeps one per data directory; the local
     /// tools use the default (zeros), so a replay of a plugin stays deterministic.
     pub random_secret: [u8; 32],
+    /// The operator's geolocation databases (none: every address unknown).
+    pub geo: Arc<Geo>,
 }
 
 impl Default for EngineConfig {
@@ -40,6 +43,7 @@ impl Default for EngineConfig {
             max_instances: 256,
             interruptible: true,
             random_secret: [0; 32],
+            geo: Arc::new(Geo::none()),
         }
     }
 }
@@ -118,6 +122,7 @@ pub struct AerEngine {
     compiling: Arc<AtomicU32>,
     compilations: AtomicU64,
     random_secret: [u8; 32],
+    geo: Arc<Geo>,
     _ticker: EpochTicker,
 }
 
@@ -196,6 +201,7 @@ impl AerEngine {
             compiling: Arc::new(AtomicU32::new(0)),
             compilations: AtomicU64::new(0),
             random_secret: config.random_secret,
+            geo: config.geo,
             _ticker: ticker,
         }))
     }
@@ -217,6 +223,11 @@ impl AerEngine {
             h.update(part.as_bytes());
         }
         h.finalize().into()
+    }
+
+    /// The operator's geolocation databases.
+    pub fn geo(&self) -> &Arc<Geo> {
+        &self.geo
     }
 
     /// The limits applied to every call.

@@ -3,6 +3,7 @@
 
 pub mod actions;
 pub mod baseline;
+pub mod geo;
 pub mod limiter;
 pub mod log;
 pub mod state;
@@ -85,6 +86,8 @@ pub struct HostState {
     pub(crate) limits: Arc<Limits>,
     pub(crate) store: Arc<dyn StateStore>,
     pub(crate) actions: Arc<dyn ActionSink>,
+    /// The operator's geolocation databases.
+    pub(crate) geo: Arc<crate::geo::Geo>,
     pub(crate) call: CallState,
     /// The decision a responder's call is handling (none for detectors).
     pub(crate) decision: Option<actions::DecisionBinding>,
@@ -104,6 +107,7 @@ impl HostState {
         limits: Arc<Limits>,
         store: Arc<dyn StateStore>,
         actions: Arc<dyn ActionSink>,
+        geo: Arc<crate::geo::Geo>,
         random_seed: [u8; 32],
     ) -> Self {
         let stdout = MemoryOutputPipe::new(limits.stdio_bytes);
@@ -116,6 +120,7 @@ impl HostState {
             limits,
             store,
             actions,
+            geo,
             call: CallState::default(),
             decision: None,
             stdout,

@@ -21,6 +21,7 @@
 //! - [`plugin`]: validation, loading, live instances with their limits, output checks,
 //!   WIT conversions; on the wasmtime [`engine`].
 //! - [`host_api`]: the WIT interfaces the host provides to plugins.
+//! - [`geo`]: the operator's geolocation databases behind the `geo` interface.
 //! - [`store`]: per-plugin state behind the [`store::StateStore`] trait (sled, memory).
 //! - [`ingest`]: Slack Audit Logs entries and generic NDJSON events into [`Event`]s;
 //!   [`sources`]: pulling them from Slack's Audit Logs API (no gap, no duplicate).
@@ -39,6 +40,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod engine;
+pub mod geo;
 pub mod host_api;
 pub mod ingest;
 pub mod labels;

@@ -50,6 +50,12 @@ impl<'h> Context<'h> {
         &self.findings
     }
 
+    /// Where `address` is and who announces it, from the operator's geolocation
+    /// databases; unknown fields are `None` (see [`crate::geo`]).
+    pub fn geo(&self, address: &str) -> crate::Place {
+        self.backend.geo_lookup(address)
+    }
+
     /// Write a log message.
     pub fn log(&self, level: Level, message: &str) {
         self.backend.log(level, message);

@@ -146,6 +146,14 @@ impl Finding {
         self.time_ms = time_ms;
         self
     }
+
+    /// The value of the first attribute named `key`.
+    pub fn attribute(&self, key: &str) -> Option<&str> {
+        self.attributes
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 #[cfg(test)]

@@ -47,6 +47,10 @@ pub trait Backend {
     ) -> Result<BaselineStats, String>;
     /// Write a log message.
     fn log(&self, level: Level, message: &str);
+    /// What the operator's geolocation databases say of an address.
+    fn geo_lookup(&self, _address: &str) -> crate::Place {
+        crate::Place::default()
+    }
     /// End a user's sessions (responders only).
     fn terminate_sessions(
         &self,

@@ -47,4 +47,16 @@ impl PluginInfo {
         self.config_schema = schema.into();
         self
     }
+
+    /// Set the configuration's JSON Schema, derived from the configuration type:
+    /// `#[derive(Deserialize, JsonSchema)]` on it keeps the schema and what
+    /// `configure` accepts one definition (doc comments become descriptions, and
+    /// `#[schemars(range(min = 1))]` a field's bounds).
+    /// [`crate::testing::check_config_schema`] tests the two agree.
+    pub fn config_schema_of<C: schemars::JsonSchema>(self) -> Self {
+        let schema = schemars::generate::SchemaSettings::draft07()
+            .into_generator()
+            .into_root_schema_for::<C>();
+        self.config_schema(schema.to_value().to_string())
+    }
 }

@@ -34,6 +34,7 @@ mod context;
 mod detector;
 mod error;
 mod finding;
+pub mod geo;
 mod host;
 mod info;
 mod responder;
@@ -42,12 +43,16 @@ mod state;
 pub mod testing;
 
 pub use aer_wire::baseline::BaselineStats;
+/// Derive configuration schemas with `#[derive(JsonSchema)]` (see
+/// [`PluginInfo::config_schema_of`]).
+pub use schemars::{self, JsonSchema};
 pub use aer_wire::slack::is_id as is_slack_id;
 pub use aer_wire::{ContextRef, EntityRef, EventRef as Event, LocationRef};
 pub use context::Context;
 pub use detector::Detector;
 pub use error::{Error, Result, parse_config};
 pub use finding::{Finding, Severity};
+pub use geo::Place;
 pub use host::Level;
 pub use info::PluginInfo;
 pub use responder::{
@@ -59,8 +64,8 @@ pub use state::{Baseline, Cooldown, Distinct, Evidence, Learning, State, Window}
 pub mod prelude {
     pub use crate::{
         Baseline, BaselineStats, Context, Cooldown, Decision, Detector, Distinct, Error, Event,
-        Evidence, Finding, Learning, Level, PluginInfo, Responder, ResponseContext, Result,
-        Severity, State, Window, parse_config,
+        Evidence, Finding, Learning, Level, Place, PluginInfo, Responder, ResponseContext,
+        Result, Severity, State, Window, parse_config,
     };
 }
 
@@ -138,6 +143,23 @@ macro_rules! __aer_state_log_backend {
             query(key, spec, time_ms)
                 .map(__aer_stats)
                 .map_err(__aer_state_error)
+        }
+        fn geo_lookup(&self, address: &str) -> $crate::Place {
+            let p = __aer_bindings::aer::plugin::geo::lookup(address);
+            $crate::Place {
+                country: p.country,
+                coordinates: p.coordinates.map(|c| $crate::geo::Coordinates {
+                    latitude: c.latitude,
+                    longitude: c.longitude,
+                    accuracy_km: c.accuracy_km,
+                }),
+                network: p.network.map(|n| $crate::geo::Network {
+                    asn: n.asn,
+                    organisation: n.organisation,
+                    hosting: n.hosting,
+                    anonymous: n.anonymous,
+                }),
+            }
         }
         fn log(&self, level: $crate::Level, message: &str) {
             use __aer_bindings::aer::plugin::log::{Level, write};

@@ -142,6 +142,11 @@ impl<'h> ResponseContext<'h> {
         self.backend.log(level, message);
     }
 
+    /// Where `address` is and who announces it (see [`crate::geo`]).
+    pub fn geo(&self, address: &str) -> crate::Place {
+        self.backend.geo_lookup(address)
+    }
+
     /// Ask the host to end every session of `user_id`.
     pub fn terminate_sessions(&mut self, user_id: &str) -> Result<String, ActionError> {
         let r = self.backend.terminate_sessions(&self.decision_id, user_id);

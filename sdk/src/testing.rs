@@ -62,6 +62,8 @@ pub struct MemoryHost {
     /// decoded on first use, encoded into the state when the call ends (or the state is
     /// read first). `true`: changed since last encoded.
     baselines: RefCell<std::collections::HashMap<String, (BaselineData, bool)>>,
+    /// What the geolocation service answers, by address (unknown otherwise).
+    places: RefCell<BTreeMap<String, crate::Place>>,
 }
 
 impl MemoryHost {
@@ -133,6 +135,12 @@ impl MemoryHost {
     /// Actions requested so far.
     pub fn actions(&self) -> Vec<RecordedAction> {
         self.actions.borrow().clone()
+    }
+
+    /// Make the geolocation service answer `place` for `address` (every other address
+    /// is unknown, as without a database).
+    pub fn set_place(&self, address: &str, place: crate::Place) {
+        self.places.borrow_mut().insert(address.to_owned(), place);
     }
 
     /// Make every later action fail with `error` (or succeed again with `None`).
@@ -223,6 +231,10 @@ impl Backend for MemoryHost {
         self.logs.borrow_mut().push((level, message.to_owned()));
     }
 
+    fn geo_lookup(&self, address: &str) -> crate::Place {
+        self.places.borrow().get(address).cloned().unwrap_or_default()
+    }
+
     fn terminate_sessions(&self, decision_id: &str, user_id: &str) -> Result<String, ActionError> {
         self.act("terminate-sessions", decision_id, user_id, "")
     }
@@ -240,6 +252,40 @@ impl Backend for MemoryHost {
         }
         Ok(answer)
     }
+}
+
+/// Check a plugin's configuration schema against what its `configure` accepts: the
+/// schema describes an object that refuses unknown properties (as
+/// `#[serde(deny_unknown_fields)]` does), and `configure` accepts `{}`, each property
+/// the schema names set to the schema's default, and refuses a property it does not
+/// name. Panics naming the first disagreement.
+pub fn check_config_schema(schema: &str, mut configure: impl FnMut(&str) -> Result<()>) {
+    let schema: serde_json::Value = serde_json::from_str(schema)
+        .unwrap_or_else(|e| panic!("the configuration schema is not JSON: {e}"));
+    assert_eq!(schema["type"], "object", "the configuration is an object: {schema}");
+    assert_eq!(
+        schema["additionalProperties"], false,
+        "the schema must refuse unknown properties, as `configure` does: {schema}"
+    );
+    let properties = schema["properties"]
+        .as_object()
+        .unwrap_or_else(|| panic!("the schema names no properties: {schema}"));
+    if let Err(e) = configure("{}") {
+        panic!("`configure` refuses the defaults: {e}");
+    }
+    for (name, property) in properties {
+        let default = property
+            .get("default")
+            .unwrap_or_else(|| panic!("property {name} has no default in the schema"));
+        let config = serde_json::json!({ name: default }).to_string();
+        if let Err(e) = configure(&config) {
+            panic!("`configure` refuses {config}, the schema's default: {e}");
+        }
+    }
+    assert!(
+        configure(r#"{"no_such_property": 1}"#).is_err(),
+        "`configure` accepts a property the schema does not name"
+    );
 }
 
 /// A detector under test with its own in-memory host. Batches go through the same
@@ -268,6 +314,14 @@ impl<D: Detector> TestDetector<D> {
     pub fn configure(&mut self, config: &str) -> Result<&mut Self> {
         self.detector.configure(config)?;
         Ok(self)
+    }
+
+    /// Check the detector's configuration schema against its `configure` (see
+    /// [`check_config_schema`]); the detector is left configured with its defaults.
+    pub fn check_config_schema(&mut self) {
+        let info = self.detector.info(crate::PluginInfo::default());
+        check_config_schema(&info.config_schema, |c| self.detector.configure(c));
+        self.detector.configure("{}").expect("the defaults are accepted");
     }
 
     /// Run one batch and return its findings.
@@ -339,6 +393,14 @@ impl<R: Responder> TestResponder<R> {
     pub fn configure(&mut self, config: &str) -> Result<&mut Self> {
         self.responder.configure(config)?;
         Ok(self)
+    }
+
+    /// Check the responder's configuration schema against its `configure` (see
+    /// [`check_config_schema`]); the responder is left configured with its defaults.
+    pub fn check_config_schema(&mut self) {
+        let info = self.responder.info(crate::PluginInfo::default());
+        check_config_schema(&info.config_schema, |c| self.responder.configure(c));
+        self.responder.configure("{}").expect("the defaults are accepted");
     }
 
     /// Handle one decision.

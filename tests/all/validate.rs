@@ -61,11 +61,11 @@ fn accepts_the_excessive_downloads_detector() {
     let sha = hex::encode(Sha256::digest(&bytes));
     for needle in [
         "world:   detector",
-        "wit:     aer:plugin@0.1.1",
+        "wit:     aer:plugin@0.1.2",
         &format!("size:    {} bytes", bytes.len()),
         &format!("sha256:  {sha}"),
-        "aer:plugin/state@0.1.1",
-        "aer:plugin/detection@0.1.1",
+        "aer:plugin/state@0.1.2",
+        "aer:plugin/detection@0.1.2",
         "actions: file_downloaded",
     ] {
         assert!(
@@ -82,7 +82,7 @@ fn json_output_has_every_fact() {
     assert_eq!(run.code, 0, "{}", run.err);
     let v: serde_json::Value = serde_json::from_str(&run.out).expect("JSON");
     assert_eq!(v["world"], "detector");
-    assert_eq!(v["wit"], "aer:plugin@0.1.1");
+    assert_eq!(v["wit"], "aer:plugin@0.1.2");
     assert_eq!(v["plugin"]["name"], "minimal-detector");
     assert_eq!(v["plugin"]["actions"][0], "user_login_failed");
     assert!(
@@ -90,7 +90,7 @@ fn json_output_has_every_fact() {
             .as_array()
             .unwrap()
             .iter()
-            .any(|i| i == "aer:plugin/log@0.1.1")
+            .any(|i| i == "aer:plugin/log@0.1.2")
     );
 }
 

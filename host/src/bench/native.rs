@@ -39,6 +39,7 @@ impl<D: Detector> NativeDetector<D> {
             Arc::new(crate::limits::Limits::default()),
             store.clone(),
             Arc::new(DryRunActions::default()),
+            Arc::new(crate::geo::Geo::none()),
             [0; 32],
         );
         NativeDetector {

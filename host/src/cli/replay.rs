@@ -62,6 +62,10 @@ pub struct ReplayCommand {
     /// Events per detector call.
     #[arg(long, default_value_t = 256)]
     pub batch: usize,
+    /// A geolocation database (MaxMind format) for the `geo` service; repeat for several
+    /// (e.g. City and ASN). Without one every address is unknown.
+    #[arg(long, value_name = "FILE")]
+    pub geo: Vec<PathBuf>,
 }
 
 impl ReplayCommand {
@@ -90,7 +94,13 @@ impl ReplayCommand {
         let mut decisions =
             DecisionEngine::new(policy).map_err(|e| anyhow::anyhow!("invalid policy: {e:?}"))?;
 
-        let engine = AerEngine::new(EngineConfig::default())?;
+        let engine = AerEngine::new(EngineConfig {
+            geo: Arc::new(crate::geo::Geo::open(
+                &self.geo,
+                crate::geo::DEFAULT_HOSTING_ASNS.iter().copied(),
+            )?),
+            ..Default::default()
+        })?;
         let state: Arc<dyn StateStore> = Arc::new(MemoryStore::default());
         let mut detectors = Vec::new();
         let mut configs_used = BTreeMap::new();

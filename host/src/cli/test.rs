@@ -55,6 +55,10 @@ pub struct TestCommand {
     /// Memory limit in MiB.
     #[arg(long)]
     pub memory_mib: Option<usize>,
+    /// A geolocation database (MaxMind format) for the `geo` service; repeat for several
+    /// (e.g. City and ASN). Without one every address is unknown.
+    #[arg(long, value_name = "FILE")]
+    pub geo: Vec<PathBuf>,
 }
 
 /// One expected finding; fields left out are not compared, unknown ones are refused
@@ -109,6 +113,10 @@ impl TestCommand {
         }
         let engine = AerEngine::new(EngineConfig {
             limits,
+            geo: Arc::new(crate::geo::Geo::open(
+                &self.geo,
+                crate::geo::DEFAULT_HOSTING_ASNS.iter().copied(),
+            )?),
             ..Default::default()
         })?;
         let bytes = read(&self.plugin)?;

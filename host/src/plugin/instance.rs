@@ -136,6 +136,7 @@ impl Sandbox {
             limits.clone(),
             self.state.clone(),
             self.actions.clone(),
+            self.engine.geo().clone(),
             self.random_seed,
         );
         let mut store = Store::new(self.engine.engine(), data);

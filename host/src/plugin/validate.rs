@@ -232,12 +232,14 @@ pub(crate) fn load(
             "aer:plugin/state@",
             "aer:plugin/baseline@",
             "aer:plugin/log@",
+            "aer:plugin/geo@",
         ],
         PluginKind::Responder => &[
             "aer:plugin/types@",
             "aer:plugin/state@",
             "aer:plugin/baseline@",
             "aer:plugin/log@",
+            "aer:plugin/geo@",
             "aer:plugin/actions@",
         ],
     };

@@ -224,13 +224,6 @@ mod tests {
             .build()
     }
 
-    fn attr<'a>(f: &'a Finding, key: &str) -> Option<&'a str> {
-        f.attributes
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-    }
-
     fn run(events: &[OwnedEvent]) -> Vec<Finding> {
         TestDetector::<BruteForce>::new().run(events).unwrap()
     }
@@ -244,8 +237,8 @@ mod tests {
         let f = run(&events);
         assert_eq!(f.len(), 1, "{f:?}");
         assert_eq!(f[0].subject, "U1");
-        assert_eq!(attr(&f[0], "basis"), Some("guessed"));
-        assert_eq!(attr(&f[0], "failures"), Some("6"));
+        assert_eq!(f[0].attribute("basis"), Some("guessed"));
+        assert_eq!(f[0].attribute("failures"), Some("6"));
         assert_eq!(
             f[0].evidence,
             ["e0", "e1", "e2", "e3", "e4", "e5", "e9"],
@@ -287,12 +280,12 @@ mod tests {
         let f = run(&events);
         assert_eq!(f.len(), 2, "{f:?}");
         assert_eq!(
-            (f[0].subject.as_str(), attr(&f[0], "basis")),
+            (f[0].subject.as_str(), f[0].attribute("basis")),
             ("192.0.2.66", Some("spray"))
         );
-        assert_eq!(attr(&f[0], "users"), Some("10"));
+        assert_eq!(f[0].attribute("users"), Some("10"));
         assert_eq!(
-            (f[1].subject.as_str(), attr(&f[1], "basis")),
+            (f[1].subject.as_str(), f[1].attribute("basis")),
             ("U7", Some("sprayed"))
         );
         assert_eq!(f[1].severity, Severity::Critical);

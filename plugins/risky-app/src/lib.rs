@@ -240,13 +240,6 @@ mod tests {
             .build()
     }
 
-    fn attr<'a>(f: &'a Finding, key: &str) -> Option<&'a str> {
-        f.attributes
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-    }
-
     #[test]
     fn a_broad_unapproved_install_then_its_downloads_are_flagged_on_the_app() {
         let mut t = TestDetector::<RiskyApp>::new();
@@ -255,9 +248,9 @@ mod tests {
         let findings = t.run(&events).unwrap();
         assert_eq!(findings.len(), 2, "{findings:?}");
         assert_eq!(findings[0].subject, "A1");
-        assert_eq!(attr(&findings[0], "basis"), Some("install"));
-        assert_eq!(attr(&findings[0], "installer"), Some("U1"));
-        assert_eq!(attr(&findings[1], "basis"), Some("downloads"));
+        assert_eq!(findings[0].attribute("basis"), Some("install"));
+        assert_eq!(findings[0].attribute("installer"), Some("U1"));
+        assert_eq!(findings[1].attribute("basis"), Some("downloads"));
         assert_eq!(findings[1].severity, Severity::High);
         assert_eq!(findings[1].subject, "A1");
     }
