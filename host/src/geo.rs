@@ -238,9 +238,10 @@ impl Geo {
             if place.coordinates.is_none() {
                 place.coordinates = record.location.and_then(coordinates);
             }
-            asn = asn.or(record.autonomous_system_number.filter(|n| *n != 0).or(
-                traits.and_then(|t| t.autonomous_system_number.filter(|n| *n != 0)),
-            ));
+            asn = asn.or(record
+                .autonomous_system_number
+                .filter(|n| *n != 0)
+                .or(traits.and_then(|t| t.autonomous_system_number.filter(|n| *n != 0))));
             organisation = organisation.or(record
                 .autonomous_system_organization
                 .or(traits.and_then(|t| t.autonomous_system_organization))
@@ -283,7 +284,11 @@ impl Geo {
 }
 
 /// One database's record for `ip`, if it holds one it can decode.
-fn decode<'a>(reader: &'a maxminddb::Reader<Vec<u8>>, ip: IpAddr, path: &Path) -> Option<Record<'a>> {
+fn decode<'a>(
+    reader: &'a maxminddb::Reader<Vec<u8>>,
+    ip: IpAddr,
+    path: &Path,
+) -> Option<Record<'a>> {
     let found = reader.lookup(ip).ok()?;
     match found.decode::<Record<'a>>() {
         Ok(record) => record,
@@ -441,8 +446,14 @@ mod tests {
                     "198.51.100.0/24",
                     Entry::place("DE", 52.52, 13.40).network(64500, "Example Office"),
                 ),
-                ("203.0.113.0/24", Entry::place("US", 37.77, -122.42).hosting()),
-                ("192.0.2.0/24", Entry::place("FR", 48.85, 2.35).network(16509, "Cloud")),
+                (
+                    "203.0.113.0/24",
+                    Entry::place("US", 37.77, -122.42).hosting(),
+                ),
+                (
+                    "192.0.2.0/24",
+                    Entry::place("FR", 48.85, 2.35).network(16509, "Cloud"),
+                ),
                 ("2001:db8::/32", Entry::place("JP", 35.68, 139.69)),
             ],
             DEFAULT_HOSTING_ASNS,
@@ -452,7 +463,10 @@ mod tests {
         let c = p.coordinates.expect("coordinates");
         assert!((c.latitude - 52.52).abs() < 1e-9 && (c.longitude - 13.40).abs() < 1e-9);
         let n = p.network.expect("network");
-        assert_eq!((n.asn, n.organisation.as_str(), n.hosting), (64500, "Example Office", false));
+        assert_eq!(
+            (n.asn, n.organisation.as_str(), n.hosting),
+            (64500, "Example Office", false)
+        );
         assert!(geo.lookup("203.0.113.9").network.expect("flagged").hosting);
         assert!(
             geo.lookup("192.0.2.1").network.expect("listed AS").hosting,
@@ -464,7 +478,13 @@ mod tests {
     #[test]
     fn unknown_addresses_and_no_database_answer_unknown() {
         let (geo, _dir) = geo(&[("198.51.100.0/24", Entry::place("DE", 52.5, 13.4))], &[]);
-        for text in ["10.0.0.1", "not an address", "", &"1".repeat(100), "2001:db9::1"] {
+        for text in [
+            "10.0.0.1",
+            "not an address",
+            "",
+            &"1".repeat(100),
+            "2001:db9::1",
+        ] {
             assert_eq!(geo.lookup(text), Place::default(), "{text}");
         }
         assert_eq!(Geo::none().lookup("198.51.100.7"), Place::default());

@@ -22,6 +22,8 @@ pub const DETECTORS: &[&str] = &[
     "session-fingerprint",
     "privilege-escalation",
     "slack-anomaly",
+    "impossible-travel",
+    "datacenter-origin",
 ];
 
 /// How long after an attack's last event a finding still counts as its detection.

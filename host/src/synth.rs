@@ -11,6 +11,7 @@
 //! as Slack Audit Logs entries; message events (which the audit log does not carry) as
 //! AER generic events; both go in one NDJSON file.
 
+mod geography;
 mod population;
 mod render;
 mod scenarios;
@@ -19,6 +20,7 @@ mod traffic;
 use rand::SeedableRng;
 use rand::rngs::Xoshiro256PlusPlus;
 
+pub use geography::geo_database;
 pub use render::to_json;
 
 use crate::Event;

@@ -131,6 +131,12 @@ mod tests {
         let mut vague = new_york;
         vague.accuracy_km = 1000;
         assert!((berlin.least_distance_km(&vague) - (d - 1000.0)).abs() < 1e-6);
-        assert_eq!(berlin.least_distance_km(&Coordinates { accuracy_km: 9000, ..berlin }), 0.0);
+        assert_eq!(
+            berlin.least_distance_km(&Coordinates {
+                accuracy_km: 9000,
+                ..berlin
+            }),
+            0.0
+        );
     }
 }

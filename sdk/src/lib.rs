@@ -43,9 +43,6 @@ mod state;
 pub mod testing;
 
 pub use aer_wire::baseline::BaselineStats;
-/// Derive configuration schemas with `#[derive(JsonSchema)]` (see
-/// [`PluginInfo::config_schema_of`]).
-pub use schemars::{self, JsonSchema};
 pub use aer_wire::slack::is_id as is_slack_id;
 pub use aer_wire::{ContextRef, EntityRef, EventRef as Event, LocationRef};
 pub use context::Context;
@@ -58,14 +55,17 @@ pub use info::PluginInfo;
 pub use responder::{
     AWAITING_APPROVAL, ActionError, ActionOutcome, Decision, Effect, Responder, ResponseContext,
 };
+/// Derive configuration schemas with `#[derive(JsonSchema)]` (see
+/// [`PluginInfo::config_schema_of`]).
+pub use schemars::{self, JsonSchema};
 pub use state::{Baseline, Cooldown, Distinct, Evidence, Learning, State, Window};
 
 /// Everything a plugin usually needs, in one `use`.
 pub mod prelude {
     pub use crate::{
         Baseline, BaselineStats, Context, Cooldown, Decision, Detector, Distinct, Error, Event,
-        Evidence, Finding, Learning, Level, Place, PluginInfo, Responder, ResponseContext,
-        Result, Severity, State, Window, parse_config,
+        Evidence, Finding, Learning, Level, Place, PluginInfo, Responder, ResponseContext, Result,
+        Severity, State, Window, parse_config,
     };
 }
 

@@ -232,7 +232,11 @@ impl Backend for MemoryHost {
     }
 
     fn geo_lookup(&self, address: &str) -> crate::Place {
-        self.places.borrow().get(address).cloned().unwrap_or_default()
+        self.places
+            .borrow()
+            .get(address)
+            .cloned()
+            .unwrap_or_default()
     }
 
     fn terminate_sessions(&self, decision_id: &str, user_id: &str) -> Result<String, ActionError> {
@@ -262,7 +266,10 @@ impl Backend for MemoryHost {
 pub fn check_config_schema(schema: &str, mut configure: impl FnMut(&str) -> Result<()>) {
     let schema: serde_json::Value = serde_json::from_str(schema)
         .unwrap_or_else(|e| panic!("the configuration schema is not JSON: {e}"));
-    assert_eq!(schema["type"], "object", "the configuration is an object: {schema}");
+    assert_eq!(
+        schema["type"], "object",
+        "the configuration is an object: {schema}"
+    );
     assert_eq!(
         schema["additionalProperties"], false,
         "the schema must refuse unknown properties, as `configure` does: {schema}"
@@ -321,7 +328,9 @@ impl<D: Detector> TestDetector<D> {
     pub fn check_config_schema(&mut self) {
         let info = self.detector.info(crate::PluginInfo::default());
         check_config_schema(&info.config_schema, |c| self.detector.configure(c));
-        self.detector.configure("{}").expect("the defaults are accepted");
+        self.detector
+            .configure("{}")
+            .expect("the defaults are accepted");
     }
 
     /// Run one batch and return its findings.
@@ -400,7 +409,9 @@ impl<R: Responder> TestResponder<R> {
     pub fn check_config_schema(&mut self) {
         let info = self.responder.info(crate::PluginInfo::default());
         check_config_schema(&info.config_schema, |c| self.responder.configure(c));
-        self.responder.configure("{}").expect("the defaults are accepted");
+        self.responder
+            .configure("{}")
+            .expect("the defaults are accepted");
     }
 
     /// Handle one decision.

@@ -7,6 +7,7 @@ mod crash;
 mod daemon;
 mod detection_pack;
 mod excessive_downloads;
+mod geo;
 mod hardening;
 mod hostile_tenant;
 mod instances;

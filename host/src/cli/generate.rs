@@ -14,8 +14,9 @@ use crate::synth::{GenConfig, generate, to_json};
 /// Arguments of `aer gen`.
 #[derive(Debug, Args)]
 pub struct GenCommand {
-    /// Directory to write `events.ndjson`, `labels.ndjson`, `policy.json` and
-    /// `new-network-origin.json` into (created if missing).
+    /// Directory to write `events.ndjson`, `labels.ndjson`, `policy.json`,
+    /// `new-network-origin.json` and the world's geolocation database `geo.mmdb` (for
+    /// `aer replay --geo`) into (created if missing).
     #[arg(long, short)]
     pub out: PathBuf,
     /// Seed: the same seed and settings give the same files.
@@ -84,6 +85,7 @@ impl GenCommand {
         }
         w.flush()?;
         std::fs::write(self.out.join("policy.json"), data.policy_json())?;
+        std::fs::write(self.out.join("geo.mmdb"), crate::synth::geo_database())?;
         std::fs::write(
             self.out.join("new-network-origin.json"),
             data.new_network_origin_config(),

@@ -3,7 +3,7 @@
 use rand::RngExt;
 use rand::seq::{IndexedRandom, SliceRandom};
 
-use super::{GenConfig, Rng};
+use super::{GenConfig, Rng, geography};
 
 /// The organisation's email domain.
 pub(crate) const DOMAIN: &str = "acme.example";
@@ -12,17 +12,6 @@ pub(crate) const PARTNER_DOMAIN: &str = "partner.example";
 /// The workspace every event happens in.
 pub(crate) const WORKSPACE: (&str, &str, &str) = ("E0ACME", "Acme", "acme");
 
-/// Office networks (one address block each).
-pub(crate) const OFFICES: &[&str] = &["198.51.100", "203.0.113", "192.0.2"];
-/// Home broadband providers' /16 networks.
-const ISPS: &[&str] = &[
-    "73.162", "24.15", "81.2", "90.84", "86.147", "2.28", "98.207", "67.180", "109.190", "176.24",
-    "151.21", "84.112",
-];
-/// Mobile carriers' /16 networks.
-const CARRIERS: &[&str] = &["172.58", "174.204", "100.36", "37.166"];
-/// Hotel and conference networks a traveller meets.
-pub(crate) const TRAVEL: &[&str] = &["212.23", "80.239", "62.40", "193.41", "46.229", "5.148"];
 /// Networks attackers come from (never used by the organisation).
 pub(crate) const ATTACKERS: &[&str] = &[
     "45.134", "103.152", "194.165", "91.219", "179.43", "196.251",
@@ -36,8 +25,6 @@ pub(crate) const TOR_EXITS: &[&str] = &[
     "204.85.191.30",
     "171.25.193.77",
 ];
-/// Where service accounts run.
-const DATACENTER: &str = "34.120";
 
 /// What kind of account, and so which habits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,6 +108,8 @@ pub(crate) struct User {
     pub office_ip: String,
     /// Mobile carrier network (/16).
     pub carrier: &'static str,
+    /// Home region (an index into [`super::geography::REGIONS`]).
+    pub region: usize,
     /// Main client, then others.
     pub devices: Vec<Device>,
     /// Mean messages on a working day.
@@ -207,6 +196,11 @@ impl Population {
                 Role::Service => 0.0,
                 _ => rng.random_range(0.5..4.0),
             };
+            let tz_hours = *[-8i64, -7, -6, -5, -5, -5, 0, 0, 1, 1, 2]
+                .choose(rng)
+                .expect("not empty");
+            let region = geography::region_of(tz_hours);
+            let here = &geography::REGIONS[region];
             users.push(User {
                 id: format!("W{:07}", 100 + i),
                 name: handle.clone(),
@@ -215,21 +209,20 @@ impl Population {
                     if external { PARTNER_DOMAIN } else { DOMAIN }
                 ),
                 role,
-                tz_hours: *[-8i64, -7, -6, -5, -5, -5, 0, 0, 1, 1, 2]
-                    .choose(rng)
-                    .expect("not empty"),
+                tz_hours,
                 start_hour: rng.random_range(7..=10),
-                home_ip: format!("{}.{}", ISPS.choose(rng).expect("not empty"), octets(rng)),
+                home_ip: format!(
+                    "{}.{}",
+                    here.isps.choose(rng).expect("not empty").0,
+                    octets(rng)
+                ),
                 office_ip: if service {
-                    format!("{DATACENTER}.{}", octets(rng))
+                    format!("{}.{}", geography::SERVICE_NETWORK.0, octets(rng))
                 } else {
-                    format!(
-                        "{}.{}",
-                        OFFICES.choose(rng).expect("not empty"),
-                        rng.random_range(2..=250)
-                    )
+                    format!("{}.{}", here.office, rng.random_range(2..=250))
                 },
-                carrier: CARRIERS.choose(rng).expect("not empty"),
+                carrier: here.carrier.0,
+                region,
                 devices,
                 messages,
                 downloads,

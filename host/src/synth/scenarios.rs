@@ -3,8 +3,9 @@
 use rand::RngExt;
 use rand::seq::{IndexedRandom, SliceRandom};
 
+use super::geography::{CLOUD, FAR_AWAY, REGIONS, TRAVEL, VPN};
 use super::population::{
-    ATTACKER_AGENTS, ATTACKER_SCRIPTS, ATTACKERS, Population, Role, TOR_EXITS, TRAVEL, agent,
+    ATTACKER_AGENTS, ATTACKER_SCRIPTS, ATTACKERS, Population, Role, TOR_EXITS, agent,
 };
 use super::traffic::{Ctx, DayPlan, Sink, file, new_account, person, session_id};
 use super::{DAY_MS, GenConfig, HOUR_MS, MINUTE_MS, Rng};
@@ -46,6 +47,20 @@ pub(crate) fn add_all(
     w.session_fingerprint(n);
     w.privilege_escalation(n);
     w.slack_anomaly(n);
+    w.impossible_travel(n);
+    w.datacenter_origin(n);
+}
+
+/// An address in the /16 or /24 network `prefix`.
+fn host_in(rng: &mut Rng, prefix: &str) -> String {
+    match prefix.split('.').count() {
+        3 => format!("{prefix}.{}", rng.random_range(2..=250)),
+        _ => format!(
+            "{prefix}.{}.{}",
+            rng.random_range(0..=255),
+            rng.random_range(1..=254)
+        ),
+    }
 }
 
 /// An attacker's address: one of their networks, or a Tor exit.
@@ -448,7 +463,7 @@ impl World<'_> {
         pool.shuffle(self.rng);
         for &u in pool.iter().take(n) {
             let first = self.rng.random_range(days.clone());
-            let net = TRAVEL.choose(self.rng).expect("not empty");
+            let net = TRAVEL.choose(self.rng).expect("not empty").0;
             let host = format!(
                 "{net}.{}.{}",
                 self.rng.random_range(0..=255),
@@ -470,6 +485,13 @@ impl World<'_> {
                 span = (span.0.min(t), span.1.max(s.1));
             }
             self.label(LabelKind::NearMiss, D, "travelling-user", u, span);
+            self.label(
+                LabelKind::NearMiss,
+                "impossible-travel",
+                "travelling-user",
+                u,
+                span,
+            );
         }
     }
 
@@ -656,6 +678,147 @@ impl World<'_> {
                 &details,
             );
             self.label(LabelKind::Attack, D, "slack-anomaly", u, (t0, t0));
+        }
+    }
+
+    fn impossible_travel(&mut self, n: usize) {
+        const D: &str = "impossible-travel";
+        let days = self.attack_days(7);
+        let pool = self.people.victims();
+        for (u, day, plan) in self.victims(&pool, n, days.clone()) {
+            // A stolen password used from far away, an hour or two after its owner
+            // logged in at home or at the office: also a new network on a new device.
+            let far = FAR_AWAY.choose(self.rng).expect("not empty").0;
+            let ctx = Ctx {
+                ip: host_in(self.rng, far),
+                ua: agent(ATTACKER_AGENTS.choose(self.rng).expect("not empty"), day),
+                session: session_id(self.rng),
+            };
+            let t0 = plan.start + self.rng.random_range(20..150) * MINUTE_MS;
+            let user = &self.people.users[u];
+            self.out.audit(user, t0, "user_login", None, &ctx, &[]);
+            let s = self.spread(
+                u,
+                t0 + MINUTE_MS,
+                20 * MINUTE_MS,
+                4,
+                "canvas_opened",
+                &ctx,
+                &[],
+            );
+            self.label(LabelKind::Attack, D, "password-used-abroad", u, (t0, s.1));
+            self.label(
+                LabelKind::Attack,
+                "new-network-origin",
+                "far-login-new-device",
+                u,
+                (t0, s.1),
+            );
+        }
+        // Near-misses: people on a commercial VPN whose exit is abroad, on their own device.
+        let mut pool = pool;
+        pool.shuffle(self.rng);
+        pool.truncate(n);
+        for (u, _, plan) in self.victims(&pool, n / 2, days) {
+            let vpn = VPN.choose(self.rng).expect("not empty").0;
+            let ctx = Ctx {
+                ip: host_in(self.rng, vpn),
+                ua: plan.ua.clone(),
+                session: session_id(self.rng),
+            };
+            let t0 = plan.start + self.rng.random_range(20..150) * MINUTE_MS;
+            let user = &self.people.users[u];
+            self.out.audit(user, t0, "user_login", None, &ctx, &[]);
+            let s = self.spread(
+                u,
+                t0 + MINUTE_MS,
+                30 * MINUTE_MS,
+                3,
+                "canvas_opened",
+                &ctx,
+                &[],
+            );
+            self.label(LabelKind::NearMiss, D, "vpn-login", u, (t0, s.1));
+        }
+    }
+
+    fn datacenter_origin(&mut self, n: usize) {
+        const D: &str = "datacenter-origin";
+        let days = self.attack_days(7);
+        let pool = self.people.victims();
+        let victims = self.victims(&pool, n, days.clone());
+        for (u, _, plan) in &victims {
+            // A password (or a token) replayed from a cloud server that claims its
+            // owner's own browser: no new device, no far-away country to give it away.
+            let cloud = CLOUD.choose(self.rng).expect("not empty").0;
+            let ctx = Ctx {
+                ip: host_in(self.rng, cloud),
+                ua: plan.ua.clone(),
+                session: session_id(self.rng),
+            };
+            let t0 = plan.start
+                + self
+                    .rng
+                    .random_range(0..(plan.end - plan.start - 30 * MINUTE_MS).max(1));
+            let user = &self.people.users[*u];
+            self.out.audit(user, t0, "user_login", None, &ctx, &[]);
+            let s = self.spread(
+                *u,
+                t0 + MINUTE_MS,
+                15 * MINUTE_MS,
+                4,
+                "canvas_opened",
+                &ctx,
+                &[],
+            );
+            self.label(
+                LabelKind::Attack,
+                D,
+                "login-from-cloud-server",
+                *u,
+                (t0, s.1),
+            );
+        }
+        // Near-misses: people who work on a cloud desktop in their region every day, from
+        // their first day (so it is theirs before anyone is judged).
+        let mut pool: Vec<usize> = pool
+            .into_iter()
+            .filter(|u| !victims.iter().any(|(v, _, _)| v == u))
+            .collect();
+        pool.shuffle(self.rng);
+        for &u in pool.iter().take(n / 2) {
+            let user = &self.people.users[u];
+            let desktop = host_in(self.rng, REGIONS[user.region].cloud_desktop);
+            let mut span = (i64::MAX, i64::MIN);
+            for day in 0..self.config.days {
+                let plan = self.plans[u][day as usize].clone();
+                if !plan.active {
+                    continue;
+                }
+                let ctx = Ctx {
+                    ip: desktop.clone(),
+                    ua: plan.ua.clone(),
+                    session: session_id(self.rng),
+                };
+                let t0 = plan.start + self.rng.random_range(5..60) * MINUTE_MS;
+                let user = &self.people.users[u];
+                self.out.audit(user, t0, "user_login", None, &ctx, &[]);
+                let s = self.spread(
+                    u,
+                    t0 + MINUTE_MS,
+                    2 * HOUR_MS,
+                    3,
+                    "canvas_opened",
+                    &ctx,
+                    &[],
+                );
+                if days.contains(&day) {
+                    span = (span.0.min(t0), span.1.max(s.1));
+                }
+            }
+            if span.0 <= span.1 {
+                self.label(LabelKind::NearMiss, D, "cloud-desktop", u, span);
+            }
         }
     }
 }

@@ -218,9 +218,22 @@ mod tests {
         t.configure(config).expect("valid config");
         let h = t.host();
         h.set_place(HOME, Place::at("DE", 52.5, 13.4).network(3320, "Telekom"));
-        h.set_place(CLOUD, Place::at("US", 39.0, -77.5).network(16509, "Amazon").hosting());
-        h.set_place(VDI, Place::at("DE", 50.1, 8.7).network(8075, "Microsoft").hosting());
-        h.set_place(VPN, Place::at("NL", 52.4, 4.9).network(9009, "M247").anonymous());
+        h.set_place(
+            CLOUD,
+            Place::at("US", 39.0, -77.5)
+                .network(16509, "Amazon")
+                .hosting(),
+        );
+        h.set_place(
+            VDI,
+            Place::at("DE", 50.1, 8.7)
+                .network(8075, "Microsoft")
+                .hosting(),
+        );
+        h.set_place(
+            VPN,
+            Place::at("NL", 52.4, 4.9).network(9009, "M247").anonymous(),
+        );
         t
     }
 
@@ -267,11 +280,17 @@ mod tests {
         assert_eq!(f.len(), 1, "{f:#?}");
         assert_eq!(f[0].subject, "U2", "U2 never used it while learning");
         let f = detector(r#"{"allowed_asns": [8075]}"#)
-            .run(&[at(0, "e0", "user_login", "U9", HOME), at(6, "e3", "user_login", "U2", VDI)])
+            .run(&[
+                at(0, "e0", "user_login", "U9", HOME),
+                at(6, "e3", "user_login", "U2", VDI),
+            ])
             .unwrap();
         assert!(f.is_empty(), "an allowed network: {f:#?}");
         let f = detector(r#"{"allowed_cidrs": ["203.0.113.0/24"]}"#)
-            .run(&[at(0, "e0", "user_login", "U9", HOME), at(6, "e3", "user_login", "U2", VDI)])
+            .run(&[
+                at(0, "e0", "user_login", "U9", HOME),
+                at(6, "e3", "user_login", "U2", VDI),
+            ])
             .unwrap();
         assert!(f.is_empty(), "an allowed range: {f:#?}");
     }
@@ -291,7 +310,10 @@ mod tests {
             .unwrap();
         assert!(f.is_empty(), "{f:#?}");
         let f = detector(r#"{"flag_anonymous": true}"#)
-            .run(&[at(0, "e1", "user_login", "U1", HOME), at(5, "e3", "user_login", "U1", VPN)])
+            .run(&[
+                at(0, "e1", "user_login", "U1", HOME),
+                at(5, "e3", "user_login", "U1", VPN),
+            ])
             .unwrap();
         assert_eq!(f.len(), 1);
         assert!(f[0].score < 0.5);
