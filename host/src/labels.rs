@@ -24,6 +24,9 @@ pub const DETECTORS: &[&str] = &[
     "slack-anomaly",
     "impossible-travel",
     "datacenter-origin",
+    "brute-force",
+    "mass-deletion",
+    "risky-app",
 ];
 
 /// How long after an attack's last event a finding still counts as its detection.

@@ -32,6 +32,9 @@ fn pack(tor_config: &str) -> Vec<(&'static str, String)> {
         (plugins::SLACK_ANOMALY, String::new()),
         (plugins::IMPOSSIBLE_TRAVEL, String::new()),
         (plugins::DATACENTER_ORIGIN, String::new()),
+        (plugins::BRUTE_FORCE, String::new()),
+        (plugins::MASS_DELETION, String::new()),
+        (plugins::RISKY_APP, String::new()),
     ]
 }
 

@@ -16,11 +16,11 @@ fn detail_value(v: &str) -> Value {
     {
         return json!(n);
     }
-    if v.starts_with('[')
-        && let Ok(list @ Value::Array(_)) = serde_json::from_str::<Value>(v)
-        && serde_json::to_string(&list).ok().as_deref() == Some(v)
+    if (v.starts_with('[') || v.starts_with('{'))
+        && let Ok(value @ (Value::Array(_) | Value::Object(_))) = serde_json::from_str::<Value>(v)
+        && serde_json::to_string(&value).ok().as_deref() == Some(v)
     {
-        return list;
+        return value;
     }
     Value::String(v.to_owned())
 }
@@ -62,6 +62,8 @@ fn slack_entry(e: &Event) -> Value {
     actor_user.insert("email".into(), json!(e.actor.email));
     let mut actor = Map::new();
     let mut details = Map::new();
+    let mut entity_extra = Map::new();
+    let mut context_extra = Map::new();
     for (k, v) in &e.details {
         match k.split_once('.') {
             Some(("actor", "account_type")) => {
@@ -69,6 +71,12 @@ fn slack_entry(e: &Event) -> Value {
             }
             Some(("actor", field)) => {
                 actor_user.insert(field.into(), json!(v));
+            }
+            Some(("entity", field)) if e.target.is_some() => {
+                entity_extra.insert(field.into(), detail_value(v));
+            }
+            Some(("context", field)) => {
+                context_extra.insert(field.into(), detail_value(v));
             }
             _ => {
                 details.insert(k.clone(), detail_value(v));
@@ -102,7 +110,11 @@ fn slack_entry(e: &Event) -> Value {
         if !t.email.is_empty() {
             inner.insert("email".into(), json!(t.email));
         }
+        inner.extend(entity_extra);
         entry["entity"] = json!({"type": t.kind, t.kind.clone(): inner});
+    }
+    if let Some(context) = entry["context"].as_object_mut() {
+        context.extend(context_extra);
     }
     if !details.is_empty() {
         entry["details"] = Value::Object(details);

@@ -10,6 +10,7 @@ use super::population::{
 use super::traffic::{Ctx, DayPlan, Sink, file, new_account, person, session_id};
 use super::{DAY_MS, GenConfig, HOUR_MS, MINUTE_MS, Rng};
 use crate::labels::{Label, LabelKind};
+use aer_wire::Entity;
 
 /// Everything a scenario needs.
 struct World<'a> {
@@ -49,6 +50,31 @@ pub(crate) fn add_all(
     w.slack_anomaly(n);
     w.impossible_travel(n);
     w.datacenter_origin(n);
+    w.brute_force(n);
+    w.mass_deletion(n);
+    w.risky_app(n);
+}
+
+/// A channel as an event's target.
+fn channel(rng: &mut Rng) -> Entity {
+    let n: u32 = rng.random_range(0..10_000_000);
+    Entity {
+        kind: "channel".into(),
+        id: format!("C0{n:08}"),
+        name: format!("project-{n}"),
+        email: String::new(),
+    }
+}
+
+/// An app as an event's target, with a Slack app id.
+fn app(rng: &mut Rng) -> Entity {
+    let n: u32 = rng.random_range(0..u32::MAX);
+    Entity {
+        kind: "app".into(),
+        id: format!("A0{n:08X}"),
+        name: format!("Helper {n:X}"),
+        email: String::new(),
+    }
 }
 
 /// An address in the /16 or /24 network `prefix`.
@@ -819,6 +845,286 @@ impl World<'_> {
             if span.0 <= span.1 {
                 self.label(LabelKind::NearMiss, D, "cloud-desktop", u, span);
             }
+        }
+    }
+
+    fn brute_force(&mut self, n: usize) {
+        const D: &str = "brute-force";
+        let days = self.attack_days(7);
+        let pool = self.people.victims();
+        let victims = self.victims(&pool, n, days.clone());
+        for (i, (u, day, plan)) in victims.iter().cloned().enumerate() {
+            let ctx = Ctx {
+                ip: attacker_ip(self.rng, false),
+                ua: agent(ATTACKER_AGENTS.choose(self.rng).expect("not empty"), day),
+                session: String::new(),
+            };
+            let t0 = plan.start + self.rng.random_range(0..(plan.end - plan.start).max(1));
+            if i % 2 == 0 {
+                // Password guessing against one account, then a success: a new network
+                // on a new device too.
+                let tries: i64 = self.rng.random_range(6..=12);
+                let user = &self.people.users[u];
+                for k in 0..tries {
+                    self.out
+                        .audit(user, t0 + k * 40_000, "user_login_failed", None, &ctx, &[]);
+                }
+                let t = t0 + tries * 40_000;
+                let ok = Ctx {
+                    session: session_id(self.rng),
+                    ..ctx.clone()
+                };
+                self.out.audit(user, t, "user_login", None, &ok, &[]);
+                self.label(LabelKind::Attack, D, "guessed", u, (t0, t));
+                self.label(
+                    LabelKind::Attack,
+                    "new-network-origin",
+                    "guessed-login-new-device",
+                    u,
+                    (t, t),
+                );
+            } else {
+                // One address spraying a common password over many accounts, and one
+                // of them opening: the address is the spray's subject.
+                let mut sprayed: Vec<usize> = self.people.victims();
+                sprayed.shuffle(self.rng);
+                sprayed.retain(|v| *v != u);
+                sprayed.truncate(14);
+                for (k, &v) in sprayed.iter().enumerate() {
+                    let t = t0 + k as i64 * 90_000;
+                    self.out.audit(
+                        &self.people.users[v],
+                        t,
+                        "user_login_failed",
+                        None,
+                        &ctx,
+                        &[],
+                    );
+                }
+                let t = t0 + sprayed.len() as i64 * 90_000;
+                let ok = Ctx {
+                    session: session_id(self.rng),
+                    ..ctx.clone()
+                };
+                self.out
+                    .audit(&self.people.users[u], t, "user_login", None, &ok, &[]);
+                self.labels.push(Label {
+                    kind: LabelKind::Attack,
+                    detector: D.into(),
+                    scenario: "spray".into(),
+                    subject: ctx.ip.clone(),
+                    start_ms: t0 - t0 % 1000,
+                    end_ms: t - t % 1000,
+                });
+                self.label(LabelKind::Attack, D, "sprayed", u, (t, t));
+                self.label(
+                    LabelKind::Attack,
+                    "new-network-origin",
+                    "sprayed-login-new-device",
+                    u,
+                    (t, t),
+                );
+            }
+        }
+        // Near-misses: a password typo streak (two or three failures, then in), from the
+        // user's own desk.
+        let mut pool: Vec<usize> = pool
+            .into_iter()
+            .filter(|u| !victims.iter().any(|(v, _, _)| v == u))
+            .collect();
+        pool.shuffle(self.rng);
+        pool.truncate(n);
+        for (u, _, plan) in self.victims(&pool, n, days) {
+            let t0 = plan.start - 3 * MINUTE_MS;
+            let ctx = plan.ctx_at(plan.start);
+            let typos: i64 = self.rng.random_range(2..=3);
+            let user = &self.people.users[u];
+            for k in 0..typos {
+                self.out
+                    .audit(user, t0 + k * 30_000, "user_login_failed", None, &ctx, &[]);
+            }
+            self.label(LabelKind::NearMiss, D, "typo-streak", u, (t0, plan.start));
+        }
+    }
+
+    fn mass_deletion(&mut self, n: usize) {
+        const D: &str = "mass-deletion";
+        let days = self.attack_days(7);
+        let pool = self.people.victims();
+        // Everyday housekeeping: a fifth of the people delete a few files on some days.
+        for u in 0..self.people.users.len() {
+            if self.people.users[u].role == Role::Service || !self.rng.random_bool(0.2) {
+                continue;
+            }
+            for day in 0..self.config.days {
+                let plan = self.plans[u][day as usize].clone();
+                if !plan.active || !self.rng.random_bool(0.3) {
+                    continue;
+                }
+                for _ in 0..self.rng.random_range(1..=5) {
+                    let t = plan.moment(self.rng);
+                    let f = file(self.rng);
+                    self.out.audit(
+                        &self.people.users[u],
+                        t,
+                        "file_deleted",
+                        Some(f),
+                        &plan.ctx_at(t),
+                        &[],
+                    );
+                }
+            }
+        }
+        let victims = self.victims(&pool, n, days.clone());
+        for (u, _, plan) in &victims {
+            // A wiper in its owner's session: files, then channels archived and deleted,
+            // within half an hour.
+            let t0 = plan.start
+                + self
+                    .rng
+                    .random_range(0..(plan.end - plan.start - 40 * MINUTE_MS).max(1));
+            let ctx = plan.ctx_at(t0);
+            let user = &self.people.users[*u];
+            let files: i64 = self.rng.random_range(30..=45);
+            for k in 0..files {
+                let f = file(self.rng);
+                self.out
+                    .audit(user, t0 + k * 20_000, "file_deleted", Some(f), &ctx, &[]);
+            }
+            let mut t = t0 + files * 20_000;
+            for action in [
+                "public_channel_archive",
+                "public_channel_archive",
+                "private_channel_archive",
+                "public_channel_deleted",
+            ] {
+                t += 60_000;
+                let c = channel(self.rng);
+                self.out.audit(user, t, action, Some(c), &ctx, &[]);
+            }
+            self.label(LabelKind::Attack, D, "wiper", *u, (t0, t));
+        }
+        // Near-misses: a clean-up of old files spread over an afternoon.
+        let mut pool: Vec<usize> = pool
+            .into_iter()
+            .filter(|u| !victims.iter().any(|(v, _, _)| v == u))
+            .collect();
+        pool.shuffle(self.rng);
+        pool.truncate(n);
+        for (u, _, plan) in self.victims(&pool, n / 2, days) {
+            let t0 = plan.start + 2 * HOUR_MS;
+            let k: i64 = self.rng.random_range(40..=48);
+            let step = 4 * HOUR_MS / k;
+            let user = &self.people.users[u];
+            for i in 0..k {
+                let t = t0 + i * step;
+                let f = file(self.rng);
+                self.out
+                    .audit(user, t, "file_deleted", Some(f), &plan.ctx_at(t), &[]);
+            }
+            self.label(
+                LabelKind::NearMiss,
+                D,
+                "spread-clean-up",
+                u,
+                (t0, t0 + 4 * HOUR_MS),
+            );
+        }
+    }
+
+    fn risky_app(&mut self, n: usize) {
+        const D: &str = "risky-app";
+        let days = self.attack_days(7);
+        let pool = self.people.victims();
+        let broad = r#"["channels:history","chat:write","files:read"]"#;
+        for (u, _, plan) in self.victims(&pool, n, days.clone()) {
+            // An unapproved app with broad scopes, installed by a regular user (a
+            // consent phish), then pulling files on the user's grant from its server.
+            let app = app(self.rng);
+            let t0 = plan.start + self.rng.random_range(0..(plan.end - plan.start).max(1));
+            let user = &self.people.users[u];
+            self.out.audit(
+                user,
+                t0,
+                "app_installed",
+                Some(app.clone()),
+                &plan.ctx_at(t0),
+                &[
+                    ("entity.is_directory_approved", "false"),
+                    ("entity.scopes", broad),
+                ],
+            );
+            let server = Ctx {
+                ip: attacker_ip(self.rng, false),
+                ua: String::new(),
+                session: String::new(),
+            };
+            let via = serde_json::json!({"id": app.id, "name": app.name}).to_string();
+            let k: i64 = 22;
+            let start = t0 + 5 * MINUTE_MS;
+            for i in 0..k {
+                let f = file(self.rng);
+                self.out.audit(
+                    user,
+                    start + i * 20_000,
+                    "file_downloaded",
+                    Some(f),
+                    &server,
+                    &[("context.app", &via)],
+                );
+            }
+            self.labels.push(Label {
+                kind: LabelKind::Attack,
+                detector: D.into(),
+                scenario: "consent-phish".into(),
+                subject: app.id.clone(),
+                start_ms: t0 - t0 % 1000,
+                end_ms: (start + (k - 1) * 20_000) - (start + (k - 1) * 20_000) % 1000,
+            });
+        }
+        // Near-misses: IT installs an approved app with the same scopes, which then
+        // syncs files; and a narrow-scoped app anyone may add.
+        let it = self.people.with_role(Role::ItAdmin);
+        for (u, _, plan) in self.victims(&it, n / 2, days) {
+            let app = app(self.rng);
+            let t0 = plan.start + HOUR_MS;
+            let user = &self.people.users[u];
+            self.out.audit(
+                user,
+                t0,
+                "app_installed",
+                Some(app.clone()),
+                &plan.ctx_at(t0),
+                &[
+                    ("entity.is_directory_approved", "true"),
+                    ("entity.scopes", broad),
+                ],
+            );
+            let via = serde_json::json!({"id": app.id, "name": app.name}).to_string();
+            let server = Ctx {
+                ip: format!("{}.7.7", super::geography::SERVICE_NETWORK.0),
+                ua: String::new(),
+                session: String::new(),
+            };
+            for i in 0..15 {
+                let f = file(self.rng);
+                self.out.audit(
+                    user,
+                    t0 + 5 * MINUTE_MS + i * 20_000,
+                    "file_downloaded",
+                    Some(f),
+                    &server,
+                    &[("context.app", &via)],
+                );
+            }
+            self.labels.push(Label {
+                kind: LabelKind::NearMiss,
+                detector: D.into(),
+                scenario: "approved-app-by-it".into(),
+                subject: app.id.clone(),
+                start_ms: t0 - t0 % 1000,
+                end_ms: t0 - t0 % 1000 + 15 * MINUTE_MS,
+            });
         }
     }
 }

@@ -16,7 +16,8 @@
 //! "spray_window_minutes": 60}`.
 
 use aer_sdk::prelude::*;
-use serde::Deserialize;
+use aer_sdk::schemars::{self, JsonSchema};
+use serde::{Deserialize, Serialize};
 
 const FAILED: &str = "user_login_failed";
 const SUCCEEDED: &str = "user_login";
@@ -25,12 +26,16 @@ const MAX_SPRAYED_USERS: usize = 1_000;
 /// Failed logins a finding cites at most.
 const EVIDENCE: usize = 20;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 struct Config {
+    #[schemars(range(min = 2))]
     failures: u64,
+    #[schemars(range(min = 1))]
     window_minutes: i64,
+    #[schemars(range(min = 2, max = 1000))]
     spray_users: usize,
+    #[schemars(range(min = 1))]
     spray_window_minutes: i64,
 }
 
@@ -45,12 +50,6 @@ impl Default for Config {
     }
 }
 
-const SCHEMA: &str = r#"{"type":"object","additionalProperties":false,"properties":{
-"failures":{"type":"integer","minimum":2},
-"window_minutes":{"type":"integer","minimum":1},
-"spray_users":{"type":"integer","minimum":2,"maximum":1000},
-"spray_window_minutes":{"type":"integer","minimum":1}}}"#;
-
 /// The detector.
 #[derive(Default)]
 pub struct BruteForce {
@@ -59,7 +58,8 @@ pub struct BruteForce {
 
 impl Detector for BruteForce {
     fn info(&self, base: PluginInfo) -> PluginInfo {
-        base.actions([FAILED, SUCCEEDED]).config_schema(SCHEMA)
+        base.actions([FAILED, SUCCEEDED])
+            .config_schema_of::<Config>()
     }
 
     fn configure(&mut self, config: &str) -> Result<()> {
@@ -299,5 +299,13 @@ mod tests {
         let e = t.configure(r#"{"spray_users": 5000}"#).err().unwrap();
         assert!(e.to_string().contains("spray_users"), "{e}");
         assert!(t.configure(r#"{"oops": 1}"#).is_err());
+    }
+}
+
+#[cfg(test)]
+mod schema_tests {
+    #[test]
+    fn the_schema_matches_the_configuration() {
+        aer_sdk::testing::TestDetector::<super::BruteForce>::new().check_config_schema();
     }
 }

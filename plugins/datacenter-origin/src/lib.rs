@@ -4,7 +4,8 @@
 //! People work from homes, offices and phone networks; servers work from datacenters.
 //! A person's login or session activity from a hosting network is the shape of a
 //! stolen session cookie or password replayed from a server (whatever browser string it
-//! claims). Hosting networks a user was seen on during the detector's first
+//! claims). What an app does on a person's grant (an event with `context.app`) comes
+//! from the app's servers and is not judged here. Hosting networks a user was seen on during the detector's first
 //! `learning_days` are theirs (a developer's cloud desktop), and the tenant can allow
 //! networks by AS number or address range. Apps and bots, which do run in datacenters,
 //! are not judged. Without a geolocation database no address is a hosting network's.
@@ -125,8 +126,11 @@ impl Detector for DatacenterOrigin {
         let user = event.actor.id;
         let ip = event.context.ip;
         let c = &self.config;
+        // What an app does on a person's grant comes from the app's servers (`risky-app`
+        // judges apps).
         if user.is_empty()
             || ip.is_empty()
+            || event.detail("context.app").is_some()
             || !c.person_types.iter().any(|k| k == event.actor.kind)
             || !(c.actions.is_empty() || c.actions.iter().any(|a| a == event.action))
         {
@@ -309,6 +313,12 @@ mod tests {
             ])
             .unwrap();
         assert!(f.is_empty(), "{f:#?}");
+        let mut through_app = at(6, "e5", "file_downloaded", "U1", CLOUD);
+        through_app.details.push((
+            "context.app".into(),
+            r#"{"id":"A0SYNC","name":"Sync"}"#.into(),
+        ));
+        assert!(t.run(&[through_app]).unwrap().is_empty(), "an app's server");
         let f = detector(r#"{"flag_anonymous": true}"#)
             .run(&[
                 at(0, "e1", "user_login", "U1", HOME),

@@ -2,7 +2,8 @@
 //! within a sliding event-time window. See README.md for the configuration.
 
 use aer_sdk::prelude::*;
-use serde::Deserialize;
+use aer_sdk::schemars::{self, JsonSchema};
+use serde::{Deserialize, Serialize};
 
 const DEFAULT_ACTIONS: [&str; 6] = [
     "file_downloaded",
@@ -14,16 +15,19 @@ const DEFAULT_ACTIONS: [&str; 6] = [
 ];
 
 /// Configuration, from JSON.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// Items within the window that make a finding.
+    #[schemars(range(min = 1))]
     pub threshold: u64,
     /// Width of the sliding window in minutes.
+    #[schemars(range(min = 1))]
     pub window_minutes: i64,
     /// Actions that count.
     pub actions: Vec<String>,
     /// How many downloads one export action counts as.
+    #[schemars(range(min = 1))]
     pub export_weight: u64,
     /// Also flag an hour far above the user's own hourly norm (`null` turns it off).
     pub baseline: Option<BaselineConfig>,
@@ -32,16 +36,20 @@ pub struct Config {
 /// "Unusual for this user": the hour's total exceeds the user's hourly mean plus
 /// `k_sigma` standard deviations, and at least `floor`, once `min_hours` of history
 /// exist. History covers `days` days.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct BaselineConfig {
     /// Standard deviations above the mean.
+    #[schemars(range(min = 0))]
     pub k_sigma: f64,
     /// Absolute minimum hourly total worth a finding.
+    #[schemars(range(min = 0))]
     pub floor: f64,
     /// Hours of history needed before the baseline is trusted.
+    #[schemars(range(min = 1))]
     pub min_hours: u32,
     /// Days of history kept.
+    #[schemars(range(min = 1))]
     pub days: u32,
 }
 
@@ -74,19 +82,10 @@ pub struct ExcessiveDownloads {
     config: Config,
 }
 
-const SCHEMA: &str = r#"{"type":"object","additionalProperties":false,"properties":{
-"threshold":{"type":"integer","minimum":1},
-"window_minutes":{"type":"integer","minimum":1},
-"actions":{"type":"array","items":{"type":"string"}},
-"export_weight":{"type":"integer","minimum":1},
-"baseline":{"type":"object","additionalProperties":false,"properties":{
-  "k_sigma":{"type":"number","minimum":0},"floor":{"type":"number","minimum":0},
-  "min_hours":{"type":"integer","minimum":1},"days":{"type":"integer","minimum":1}}}}}"#;
-
 impl Detector for ExcessiveDownloads {
     fn info(&self, base: PluginInfo) -> PluginInfo {
         base.actions(self.config.actions.iter().cloned())
-            .config_schema(SCHEMA)
+            .config_schema_of::<Config>()
     }
 
     fn configure(&mut self, config: &str) -> Result<()> {
@@ -352,5 +351,13 @@ mod tests {
         assert!(err.message().contains("treshold"), "{err}");
         let err = t.configure(r#"{"threshold": 0}"#).err().expect("rejected");
         assert!(err.message().contains("threshold"), "{err}");
+    }
+}
+
+#[cfg(test)]
+mod schema_tests {
+    #[test]
+    fn the_schema_matches_the_configuration() {
+        aer_sdk::testing::TestDetector::<super::ExcessiveDownloads>::new().check_config_schema();
     }
 }

@@ -14,7 +14,8 @@
 use std::collections::BTreeMap;
 
 use aer_sdk::prelude::*;
-use serde::Deserialize;
+use aer_sdk::schemars::{self, JsonSchema};
+use serde::{Deserialize, Serialize};
 
 /// Deletions a finding cites at most (the latest in the window).
 const EVIDENCE: usize = 20;
@@ -31,15 +32,21 @@ const DEFAULT_WEIGHTS: [(&str, u64); 8] = [
     ("private_channel_deleted", 10),
 ];
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 struct Config {
+    #[schemars(range(min = 1))]
     threshold: u64,
+    #[schemars(range(min = 1))]
     window_minutes: i64,
     weights: BTreeMap<String, u64>,
+    #[schemars(range(min = 1))]
     norm_factor: f64,
+    #[schemars(range(min = 0))]
     k_sigma: f64,
+    #[schemars(range(min = 1))]
     min_days: u32,
+    #[schemars(range(min = 1, max = 365))]
     days: u32,
 }
 
@@ -60,15 +67,6 @@ impl Default for Config {
     }
 }
 
-const SCHEMA: &str = r#"{"type":"object","additionalProperties":false,"properties":{
-"threshold":{"type":"integer","minimum":1},
-"window_minutes":{"type":"integer","minimum":1},
-"weights":{"type":"object","additionalProperties":{"type":"integer","minimum":1}},
-"norm_factor":{"type":"number","minimum":1},
-"k_sigma":{"type":"number","minimum":0},
-"min_days":{"type":"integer","minimum":1},
-"days":{"type":"integer","minimum":1,"maximum":365}}}"#;
-
 /// The detector.
 #[derive(Default)]
 pub struct MassDeletion {
@@ -78,7 +76,7 @@ pub struct MassDeletion {
 impl Detector for MassDeletion {
     fn info(&self, base: PluginInfo) -> PluginInfo {
         base.actions(self.config.weights.keys().cloned())
-            .config_schema(SCHEMA)
+            .config_schema_of::<Config>()
     }
 
     fn configure(&mut self, config: &str) -> Result<()> {
@@ -284,5 +282,13 @@ mod tests {
         assert!(t.configure(r#"{"norm_factor": 0.5}"#).is_err());
         assert!(t.configure(r#"{"days": 1000}"#).is_err());
         assert!(t.configure(r#"{"threshold": 20}"#).is_ok());
+    }
+}
+
+#[cfg(test)]
+mod schema_tests {
+    #[test]
+    fn the_schema_matches_the_configuration() {
+        aer_sdk::testing::TestDetector::<super::MassDeletion>::new().check_config_schema();
     }
 }

@@ -4,24 +4,30 @@
 //! API `message`, through AER's generic event format). See README.md.
 
 use aer_sdk::prelude::*;
-use serde::Deserialize;
+use aer_sdk::schemars::{self, JsonSchema};
+use serde::{Deserialize, Serialize};
 
 /// Configuration, from JSON.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// Actions that are one message each.
     pub actions: Vec<String>,
     /// Standard deviations above the user's hourly mean.
+    #[schemars(range(min = 0))]
     pub k_sigma: f64,
     /// Messages in one hour below which nothing is flagged, whatever the norm.
+    #[schemars(range(min = 1))]
     pub floor: f64,
     /// Days of hourly history behind the norm.
+    #[schemars(range(min = 1))]
     pub history_days: u32,
     /// Days the detector watches before judging against norms; meanwhile the bar is
     /// `floor * learning_factor`.
+    #[schemars(range(min = 0))]
     pub learning_days: i64,
     /// Multiplier of `floor` while learning.
+    #[schemars(range(min = 1))]
     pub learning_factor: f64,
 }
 
@@ -44,16 +50,10 @@ pub struct MessageVolume {
     config: Config,
 }
 
-const SCHEMA: &str = r#"{"type":"object","additionalProperties":false,"properties":{
-"actions":{"type":"array","items":{"type":"string"}},
-"k_sigma":{"type":"number","minimum":0},"floor":{"type":"number","minimum":1},
-"history_days":{"type":"integer","minimum":1},"learning_days":{"type":"integer","minimum":0},
-"learning_factor":{"type":"number","minimum":1}}}"#;
-
 impl Detector for MessageVolume {
     fn info(&self, base: PluginInfo) -> PluginInfo {
         base.actions(self.config.actions.iter().cloned())
-            .config_schema(SCHEMA)
+            .config_schema_of::<Config>()
     }
 
     fn configure(&mut self, config: &str) -> Result<()> {
@@ -192,5 +192,13 @@ mod tests {
         let mut t = TestDetector::<MessageVolume>::new();
         assert!(t.configure(r#"{"floor": 0}"#).is_err());
         assert!(t.configure(r#"{"k": 1}"#).is_err());
+    }
+}
+
+#[cfg(test)]
+mod schema_tests {
+    #[test]
+    fn the_schema_matches_the_configuration() {
+        aer_sdk::testing::TestDetector::<super::MessageVolume>::new().check_config_schema();
     }
 }

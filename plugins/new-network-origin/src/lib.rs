@@ -3,13 +3,14 @@
 //! Tor exit in the configured list. See README.md.
 
 use aer_sdk::prelude::*;
+use aer_sdk::schemars::{self, JsonSchema};
 use aer_sdk::signals::{agent_family, in_cidr, network};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 const DAY_MS: i64 = 86_400_000;
 
 /// Configuration, from JSON.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// Login actions.
@@ -19,16 +20,21 @@ pub struct Config {
     /// Details that may carry the login's country (from an enrichment step).
     pub country_details: Vec<String>,
     /// Prefix length that makes an IPv4 address's network.
+    #[schemars(range(min = 0, max = 32))]
     pub ipv4_prefix: u8,
     /// Prefix length that makes an IPv6 address's network.
+    #[schemars(range(min = 0, max = 128))]
     pub ipv6_prefix: u8,
     /// Logins of a user seen before their new origins are judged.
+    #[schemars(range(min = 0))]
     pub min_logins: i64,
     /// Days the detector watches before judging anyone (Tor excepted).
+    #[schemars(range(min = 0))]
     pub learning_days: i64,
     /// Also flag a new origin on a known device (a travelling user), at low score.
     pub flag_known_device: bool,
     /// Days an origin or device is remembered after it was last seen.
+    #[schemars(range(min = 1))]
     pub memory_days: i64,
 }
 
@@ -56,19 +62,10 @@ pub struct NewNetworkOrigin {
     config: Config,
 }
 
-const SCHEMA: &str = r#"{"type":"object","additionalProperties":false,"properties":{
-"actions":{"type":"array","items":{"type":"string"}},
-"tor_exits":{"type":"array","items":{"type":"string"}},
-"country_details":{"type":"array","items":{"type":"string"}},
-"ipv4_prefix":{"type":"integer","minimum":0,"maximum":32},
-"ipv6_prefix":{"type":"integer","minimum":0,"maximum":128},
-"min_logins":{"type":"integer","minimum":0},"learning_days":{"type":"integer","minimum":0},
-"flag_known_device":{"type":"boolean"},"memory_days":{"type":"integer","minimum":1}}}"#;
-
 impl Detector for NewNetworkOrigin {
     fn info(&self, base: PluginInfo) -> PluginInfo {
         base.actions(self.config.actions.iter().cloned())
-            .config_schema(SCHEMA)
+            .config_schema_of::<Config>()
     }
 
     fn configure(&mut self, config: &str) -> Result<()> {
@@ -281,5 +278,13 @@ mod tests {
         let mut t = TestDetector::<NewNetworkOrigin>::new();
         assert!(t.configure(r#"{"tor_exits": ["not-an-ip"]}"#).is_err());
         assert!(t.configure(r#"{"ipv4_prefix": 40}"#).is_err());
+    }
+}
+
+#[cfg(test)]
+mod schema_tests {
+    #[test]
+    fn the_schema_matches_the_configuration() {
+        aer_sdk::testing::TestDetector::<super::NewNetworkOrigin>::new().check_config_schema();
     }
 }

@@ -5,9 +5,10 @@
 //! Config: `{"channel": "security", "dedup_minutes": 60}`.
 
 use aer_sdk::prelude::*;
-use serde::Deserialize;
+use aer_sdk::schemars::{self, JsonSchema};
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 struct Config {
     channel: String,
@@ -50,6 +51,10 @@ fn message(d: &Decision) -> String {
 }
 
 impl Responder for Notify {
+    fn info(&self, base: PluginInfo) -> PluginInfo {
+        base.config_schema_of::<Config>()
+    }
+
     fn configure(&mut self, config: &str) -> Result<()> {
         let c: Config = parse_config(config)?;
         if c.channel.is_empty() {
@@ -116,5 +121,13 @@ mod tests {
             "{}",
             sent[0].text
         );
+    }
+}
+
+#[cfg(test)]
+mod schema_tests {
+    #[test]
+    fn the_schema_matches_the_configuration() {
+        aer_sdk::testing::TestResponder::<super::Notify>::new().check_config_schema();
     }
 }

@@ -3,28 +3,39 @@
 //! a burst of grants. See README.md.
 
 use aer_sdk::prelude::*;
-use serde::Deserialize;
+use aer_sdk::schemars::{self, JsonSchema};
+use serde::{Deserialize, Serialize};
 
 const DAY_MS: i64 = 86_400_000;
 const HOUR_MS: i64 = 3_600_000;
 
 /// Configuration, from JSON.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// Actions that grant privileges.
     pub grant_actions: Vec<String>,
     /// Actions that create an account (to spot a new account being promoted).
     pub create_actions: Vec<String>,
+    /// Actions that only start the learning clock: the tenant's history starts with its
+    /// first event of any subscribed action, not with its first grant (on a quiet
+    /// workspace the attack itself would otherwise open the learning period).
+    pub clock_actions: Vec<String>,
     /// Earlier days with grants (within `history_days`) that make a regular granter.
+    #[schemars(range(min = 1, max = 3650))]
     pub regular_days: usize,
     /// Days of grant history kept per actor.
+    #[schemars(range(min = 1, max = 3650))]
     pub history_days: i64,
     /// Hours after its creation during which promoting an account is flagged.
+    #[schemars(range(min = 0, max = 87600))]
     pub new_account_hours: i64,
     /// Grants by one actor within an hour that are flagged even for a regular granter.
+    #[schemars(range(min = 1))]
     pub burst: u64,
-    /// Days the detector watches before judging who is a regular granter.
+    /// Days the detector watches (from the first subscribed event) before judging who
+    /// is a regular granter.
+    #[schemars(range(min = 0, max = 3650))]
     pub learning_days: i64,
 }
 
@@ -40,6 +51,7 @@ impl Default for Config {
             .map(String::from)
             .to_vec(),
             create_actions: ["user_created", "guest_created"].map(String::from).to_vec(),
+            clock_actions: vec!["user_login".to_owned()],
             regular_days: 2,
             history_days: 90,
             new_account_hours: 72,
@@ -55,25 +67,33 @@ pub struct PrivilegeEscalation {
     config: Config,
 }
 
-const SCHEMA: &str = r#"{"type":"object","additionalProperties":false,"properties":{
-"grant_actions":{"type":"array","items":{"type":"string"}},
-"create_actions":{"type":"array","items":{"type":"string"}},
-"regular_days":{"type":"integer","minimum":1},"history_days":{"type":"integer","minimum":1},
-"new_account_hours":{"type":"integer","minimum":0},"burst":{"type":"integer","minimum":1},
-"learning_days":{"type":"integer","minimum":0}}}"#;
-
 impl Detector for PrivilegeEscalation {
     fn info(&self, base: PluginInfo) -> PluginInfo {
         let c = &self.config;
-        base.actions(c.grant_actions.iter().chain(&c.create_actions).cloned())
-            .config_schema(SCHEMA)
+        base.actions(
+            c.grant_actions
+                .iter()
+                .chain(&c.create_actions)
+                .chain(&c.clock_actions)
+                .cloned(),
+        )
+        .config_schema_of::<Config>()
     }
 
     fn configure(&mut self, config: &str) -> Result<()> {
         let c: Config = parse_config(config)?;
-        if c.history_days < 1 || c.burst == 0 || c.regular_days == 0 {
+        if !(1..=3650).contains(&c.history_days)
+            || c.burst == 0
+            || !(1..=3650).contains(&c.regular_days)
+        {
             return Err(
-                "invalid configuration: history_days, burst and regular_days must be at least 1"
+                "invalid configuration: history_days and regular_days must be from 1 to 3650, burst at least 1"
+                    .into(),
+            );
+        }
+        if !(0..=3650).contains(&c.learning_days) || !(0..=87_600).contains(&c.new_account_hours) {
+            return Err(
+                "invalid configuration: learning_days must be from 0 to 3650, new_account_hours from 0 to 87600"
                     .into(),
             );
         }
@@ -86,6 +106,15 @@ impl Detector for PrivilegeEscalation {
         let actor = event.actor.id;
         let t = event.time_ms;
         let target = event.target.map_or("", |e| e.id);
+        let subscribed = |list: &[String]| list.iter().any(|a| a == event.action);
+        if !subscribed(&c.grant_actions)
+            && !subscribed(&c.create_actions)
+            && !subscribed(&c.clock_actions)
+        {
+            return Ok(());
+        }
+        // Every subscribed event runs the learning clock, which starts at the first.
+        let learned = Learning::days(c.learning_days).done(ctx.state(), t)?;
         if c.create_actions.iter().any(|a| a == event.action) {
             if !target.is_empty() {
                 ctx.state().set(&["c/", target].concat(), &t)?;
@@ -95,7 +124,6 @@ impl Detector for PrivilegeEscalation {
         if actor.is_empty() || !c.grant_actions.iter().any(|a| a == event.action) {
             return Ok(());
         }
-        let learned = Learning::days(c.learning_days).done(ctx.state(), t)?;
         let days = Distinct::new(c.history_days as usize + 1).ttl_ms(c.history_days * DAY_MS);
         let days_key = ["d/", actor].concat();
         let day = t.div_euclid(DAY_MS).to_string();
@@ -213,6 +241,35 @@ mod tests {
         assert_eq!(findings.len(), 1, "{findings:#?}");
         assert_eq!(findings[0].subject, "A2");
         assert_eq!(basis(&findings[0]), "unusual-granter");
+    }
+
+    #[test]
+    fn the_first_grant_on_a_quiet_workspace_is_judged_from_the_start_of_history() {
+        // Logins only for ten days, then the first grant anyone ever made.
+        let mut events: Vec<OwnedEvent> = (0..10)
+            .map(|d| {
+                event("user_login")
+                    .id(format!("l{d}"))
+                    .actor("U1")
+                    .at(d * DAY_MS)
+                    .build()
+            })
+            .collect();
+        events.push(grant(1, "U1", "U2", 10 * DAY_MS));
+        let findings = run(events.clone());
+        assert_eq!(findings.len(), 1, "{findings:#?}");
+        assert_eq!(basis(&findings[0]), "unusual-granter");
+        let mut t = TestDetector::<PrivilegeEscalation>::new();
+        t.configure(r#"{"clock_actions": []}"#).unwrap();
+        assert!(
+            t.run(&events).unwrap().is_empty(),
+            "without the clock the attack opens the learning period"
+        );
+    }
+
+    #[test]
+    fn the_schema_matches_the_configuration() {
+        TestDetector::<PrivilegeEscalation>::new().check_config_schema();
     }
 
     #[test]

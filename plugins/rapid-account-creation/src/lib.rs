@@ -3,27 +3,34 @@
 //! workspace doing so. See README.md for the configuration.
 
 use aer_sdk::prelude::*;
-use serde::Deserialize;
+use aer_sdk::schemars::{self, JsonSchema};
+use serde::{Deserialize, Serialize};
 
 const DAY_MS: i64 = 86_400_000;
 
 /// Configuration, from JSON.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// Actions that create or invite an account.
     pub actions: Vec<String>,
     /// Width of the sliding window in minutes.
+    #[schemars(range(min = 1))]
     pub window_minutes: i64,
     /// Accounts one actor may create within the window.
+    #[schemars(range(min = 1))]
     pub threshold: u64,
     /// Days with creations (within `history_days`) that make an actor a regular creator.
+    #[schemars(range(min = 1))]
     pub regular_days: usize,
     /// Accounts a regular creator (an HR or IT admin) may create within the window.
+    #[schemars(range(min = 1))]
     pub regular_threshold: u64,
     /// Days of creation history kept per actor.
+    #[schemars(range(min = 1))]
     pub history_days: i64,
     /// Accounts the whole workspace may create within the window (0: no workspace rule).
+    #[schemars(range(min = 0))]
     pub workspace_threshold: u64,
 }
 
@@ -54,16 +61,10 @@ pub struct RapidAccountCreation {
     config: Config,
 }
 
-const SCHEMA: &str = r#"{"type":"object","additionalProperties":false,"properties":{
-"actions":{"type":"array","items":{"type":"string"}},
-"window_minutes":{"type":"integer","minimum":1},"threshold":{"type":"integer","minimum":1},
-"regular_days":{"type":"integer","minimum":1},"regular_threshold":{"type":"integer","minimum":1},
-"history_days":{"type":"integer","minimum":1},"workspace_threshold":{"type":"integer","minimum":0}}}"#;
-
 impl Detector for RapidAccountCreation {
     fn info(&self, base: PluginInfo) -> PluginInfo {
         base.actions(self.config.actions.iter().cloned())
-            .config_schema(SCHEMA)
+            .config_schema_of::<Config>()
     }
 
     fn configure(&mut self, config: &str) -> Result<()> {
@@ -235,5 +236,13 @@ mod tests {
         let mut t = TestDetector::<RapidAccountCreation>::new();
         assert!(t.configure(r#"{"threshold": 0}"#).is_err());
         assert!(t.configure(r#"{"thresold": 3}"#).is_err());
+    }
+}
+
+#[cfg(test)]
+mod schema_tests {
+    #[test]
+    fn the_schema_matches_the_configuration() {
+        aer_sdk::testing::TestDetector::<super::RapidAccountCreation>::new().check_config_schema();
     }
 }

@@ -12,7 +12,8 @@
 //! Config: `{"broad_scopes": [...], "threshold": 20, "window_minutes": 10}`.
 
 use aer_sdk::prelude::*;
-use serde::Deserialize;
+use aer_sdk::schemars::{self, JsonSchema};
+use serde::{Deserialize, Serialize};
 
 const INSTALL_ACTIONS: [&str; 2] = ["app_installed", "app_scopes_expanded"];
 const DOWNLOAD_ACTION: &str = "file_downloaded";
@@ -31,11 +32,13 @@ const DEFAULT_BROAD_SCOPES: [&str; 10] = [
     "remote_files:read",
 ];
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 struct Config {
     broad_scopes: Vec<String>,
+    #[schemars(range(min = 1))]
     threshold: u64,
+    #[schemars(range(min = 1))]
     window_minutes: i64,
 }
 
@@ -48,11 +51,6 @@ impl Default for Config {
         }
     }
 }
-
-const SCHEMA: &str = r#"{"type":"object","additionalProperties":false,"properties":{
-"broad_scopes":{"type":"array","items":{"type":"string"}},
-"threshold":{"type":"integer","minimum":1},
-"window_minutes":{"type":"integer","minimum":1}}}"#;
 
 /// What the detector remembers of a risky app.
 #[derive(Debug, serde::Serialize, Deserialize)]
@@ -102,7 +100,7 @@ impl Detector for RiskyApp {
                 .chain(&[DOWNLOAD_ACTION])
                 .map(|s| s.to_string()),
         )
-        .config_schema(SCHEMA)
+        .config_schema_of::<Config>()
     }
 
     fn configure(&mut self, config: &str) -> Result<()> {
@@ -266,5 +264,13 @@ mod tests {
         assert_eq!(run(true, r#"["files:read"]"#, "A1"), 0, "approved");
         assert_eq!(run(false, r#"["chat:write"]"#, "A1"), 0, "narrow scopes");
         assert_eq!(run(false, r#"["files:read"]"#, "A2"), 1, "only the install");
+    }
+}
+
+#[cfg(test)]
+mod schema_tests {
+    #[test]
+    fn the_schema_matches_the_configuration() {
+        aer_sdk::testing::TestDetector::<super::RiskyApp>::new().check_config_schema();
     }
 }

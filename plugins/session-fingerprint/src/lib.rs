@@ -4,25 +4,30 @@
 //! who never used one (a spoofed or unexpected user agent). See README.md.
 
 use aer_sdk::prelude::*;
+use aer_sdk::schemars::{self, JsonSchema};
 use aer_sdk::signals::{agent_family, is_scripted_agent, network};
 use serde::{Deserialize, Serialize};
 
 /// Configuration, from JSON.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// Actions looked at (empty: all).
     pub actions: Vec<String>,
     /// Minutes within which a session seen back on a network it had left counts as used
     /// from two places at once.
+    #[schemars(range(min = 1))]
     pub concurrent_minutes: i64,
     /// Prefix length that makes an IPv4 address's network.
+    #[schemars(range(min = 0, max = 32))]
     pub ipv4_prefix: u8,
     /// Prefix length that makes an IPv6 address's network.
+    #[schemars(range(min = 0, max = 128))]
     pub ipv6_prefix: u8,
     /// More user-agent substrings that mean a script (beyond the SDK's list).
     pub scripted_agents: Vec<String>,
     /// Events of a user seen before a scripted agent on their account is judged.
+    #[schemars(range(min = 0))]
     pub min_events: u32,
 }
 
@@ -66,14 +71,6 @@ struct UserSeen {
 pub struct SessionFingerprint {
     config: Config,
 }
-
-const SCHEMA: &str = r#"{"type":"object","additionalProperties":false,"properties":{
-"actions":{"type":"array","items":{"type":"string"}},
-"concurrent_minutes":{"type":"integer","minimum":1},
-"ipv4_prefix":{"type":"integer","minimum":0,"maximum":32},
-"ipv6_prefix":{"type":"integer","minimum":0,"maximum":128},
-"scripted_agents":{"type":"array","items":{"type":"string"}},
-"min_events":{"type":"integer","minimum":0}}}"#;
 
 const MINUTE_MS: i64 = 60_000;
 const NETWORKS_KEPT: usize = 4;
@@ -217,7 +214,7 @@ impl SessionFingerprint {
 impl Detector for SessionFingerprint {
     fn info(&self, base: PluginInfo) -> PluginInfo {
         base.actions(self.config.actions.iter().cloned())
-            .config_schema(SCHEMA)
+            .config_schema_of::<Config>()
     }
 
     fn configure(&mut self, config: &str) -> Result<()> {
@@ -336,5 +333,13 @@ mod tests {
         let findings = run(&events);
         assert_eq!(findings.len(), 1);
         assert_eq!(findings[0].subject, "U1");
+    }
+}
+
+#[cfg(test)]
+mod schema_tests {
+    #[test]
+    fn the_schema_matches_the_configuration() {
+        aer_sdk::testing::TestDetector::<super::SessionFingerprint>::new().check_config_schema();
     }
 }

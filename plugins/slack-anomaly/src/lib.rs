@@ -9,9 +9,10 @@
 //! Config: `{"ignore": ["asn"]}`: codes that alone never make a finding.
 
 use aer_sdk::prelude::*;
-use serde::Deserialize;
+use aer_sdk::schemars::{self, JsonSchema};
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 struct Config {
     ignore: Vec<String>,
@@ -54,7 +55,7 @@ fn reasons(detail: Option<&str>) -> Vec<String> {
 
 impl Detector for SlackAnomaly {
     fn info(&self, base: PluginInfo) -> PluginInfo {
-        base.actions(["anomaly"])
+        base.actions(["anomaly"]).config_schema_of::<Config>()
     }
 
     fn configure(&mut self, config: &str) -> Result<()> {
@@ -157,5 +158,13 @@ mod tests {
             .unwrap();
         assert_eq!(f.len(), 1);
         assert_eq!(f[0].severity, Severity::Medium);
+    }
+}
+
+#[cfg(test)]
+mod schema_tests {
+    #[test]
+    fn the_schema_matches_the_configuration() {
+        aer_sdk::testing::TestDetector::<super::SlackAnomaly>::new().check_config_schema();
     }
 }

@@ -10,9 +10,10 @@
 
 use aer_sdk::AWAITING_APPROVAL;
 use aer_sdk::prelude::*;
-use serde::Deserialize;
+use aer_sdk::schemars::{self, JsonSchema};
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 struct Config {
     uninstall: bool,
@@ -28,9 +29,6 @@ impl Default for Config {
     }
 }
 
-const SCHEMA: &str = r#"{"type":"object","additionalProperties":false,"properties":{
-"uninstall":{"type":"boolean"},"notify_channel":{"type":"string"}}}"#;
-
 #[derive(Default)]
 struct AppRestrict {
     config: Config,
@@ -38,7 +36,7 @@ struct AppRestrict {
 
 impl Responder for AppRestrict {
     fn info(&self, base: PluginInfo) -> PluginInfo {
-        base.config_schema(SCHEMA)
+        base.config_schema_of::<Config>()
     }
 
     fn configure(&mut self, config: &str) -> Result<()> {
@@ -125,5 +123,13 @@ mod tests {
         let actions = t.host().actions();
         assert_eq!(actions.len(), 1);
         assert_eq!(actions[0].action, "restrict-app");
+    }
+}
+
+#[cfg(test)]
+mod schema_tests {
+    #[test]
+    fn the_schema_matches_the_configuration() {
+        aer_sdk::testing::TestResponder::<super::AppRestrict>::new().check_config_schema();
     }
 }

@@ -10,9 +10,10 @@
 //! (default none) gets one line per reset, including failures.
 
 use aer_sdk::prelude::*;
-use serde::Deserialize;
+use aer_sdk::schemars::{self, JsonSchema};
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 struct Config {
     min_severity: String,
@@ -35,6 +36,10 @@ struct SessionReset {
 }
 
 impl Responder for SessionReset {
+    fn info(&self, base: PluginInfo) -> PluginInfo {
+        base.config_schema_of::<Config>()
+    }
+
     fn configure(&mut self, config: &str) -> Result<()> {
         let c: Config = parse_config(config)?;
         self.min = c
@@ -207,5 +212,13 @@ mod tests {
         let mut t = TestResponder::<SessionReset>::new();
         let err = t.configure(r#"{"min_severity": "urgent"}"#).err().unwrap();
         assert!(err.message().contains("min_severity"), "{err}");
+    }
+}
+
+#[cfg(test)]
+mod schema_tests {
+    #[test]
+    fn the_schema_matches_the_configuration() {
+        aer_sdk::testing::TestResponder::<super::SessionReset>::new().check_config_schema();
     }
 }

@@ -2,10 +2,11 @@
 //! Connect) channels, beyond what the user usually shares. See README.md.
 
 use aer_sdk::prelude::*;
-use serde::Deserialize;
+use aer_sdk::schemars::{self, JsonSchema};
+use serde::{Deserialize, Serialize};
 
 /// Configuration, from JSON.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// Actions that always expose a file outside the organisation (public links).
@@ -19,17 +20,23 @@ pub struct Config {
     /// Privacy values that mean the target is outside the organisation.
     pub external_privacy: Vec<String>,
     /// Width of the sliding window in minutes.
+    #[schemars(range(min = 1))]
     pub window_minutes: i64,
     /// Exposing shares within the window that make a finding.
+    #[schemars(range(min = 1))]
     pub threshold: u64,
     /// Standard deviations above the user's daily norm a day's exposing shares must reach.
+    #[schemars(range(min = 0))]
     pub k_sigma: f64,
     /// Days of history behind the daily norm.
+    #[schemars(range(min = 1))]
     pub history_days: u32,
     /// Days the detector watches before judging against norms; meanwhile the bar is
     /// `threshold * learning_factor`.
+    #[schemars(range(min = 0))]
     pub learning_days: i64,
     /// Multiplier of `threshold` while learning.
+    #[schemars(range(min = 1))]
     pub learning_factor: u64,
 }
 
@@ -70,16 +77,6 @@ pub struct SuspiciousFileSharing {
     config: Config,
 }
 
-const SCHEMA: &str = r#"{"type":"object","additionalProperties":false,"properties":{
-"public_actions":{"type":"array","items":{"type":"string"}},
-"share_actions":{"type":"array","items":{"type":"string"}},
-"external_flags":{"type":"array","items":{"type":"string"}},
-"privacy_details":{"type":"array","items":{"type":"string"}},
-"external_privacy":{"type":"array","items":{"type":"string"}},
-"window_minutes":{"type":"integer","minimum":1},"threshold":{"type":"integer","minimum":1},
-"k_sigma":{"type":"number","minimum":0},"history_days":{"type":"integer","minimum":1},
-"learning_days":{"type":"integer","minimum":0},"learning_factor":{"type":"integer","minimum":1}}}"#;
-
 impl SuspiciousFileSharing {
     /// Where the event exposes a file to: `Some("public")`, `Some("external")` or `None`.
     fn exposure(&self, event: &Event<'_>) -> Option<&'static str> {
@@ -108,7 +105,7 @@ impl Detector for SuspiciousFileSharing {
     fn info(&self, base: PluginInfo) -> PluginInfo {
         let c = &self.config;
         base.actions(c.public_actions.iter().chain(&c.share_actions).cloned())
-            .config_schema(SCHEMA)
+            .config_schema_of::<Config>()
     }
 
     fn configure(&mut self, config: &str) -> Result<()> {
@@ -259,5 +256,13 @@ mod tests {
     fn learning_uses_a_higher_bar() {
         assert!(run(shares("U1", 8, 0, MIN, true)).is_empty());
         assert_eq!(run(shares("U1", 16, 0, MIN, true)).len(), 1);
+    }
+}
+
+#[cfg(test)]
+mod schema_tests {
+    #[test]
+    fn the_schema_matches_the_configuration() {
+        aer_sdk::testing::TestDetector::<super::SuspiciousFileSharing>::new().check_config_schema();
     }
 }
