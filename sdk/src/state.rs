@@ -212,8 +212,16 @@ impl Baseline {
     }
 }
 
-/// A sliding-window count in event time, kept in buckets (e.g. "downloads in the last
-/// 10 minutes, in 1-minute buckets").
+/// A sliding-window count in event time, kept in buckets: "downloads in the last 10
+/// minutes".
+///
+/// The count at `t` is what was added at times in `(t - width, t]`, counted by bucket:
+/// a bucket counts when its start is in that span. [`Window::minutes`] uses one-second
+/// buckets, so it is exact for event times in whole seconds (Slack's audit entries) and
+/// off by less than a second otherwise; its state is one small entry per second with
+/// events in the window. [`Window::new`] with coarser buckets keeps less state and
+/// counts between `width - bucket` and `width` of history (a burst straddling the
+/// window's start can be undercounted by the bucket it shares).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Window {
     width_ms: i64,
@@ -302,9 +310,9 @@ impl Window {
         }
     }
 
-    /// A window of `minutes` in one-minute buckets.
+    /// A window of `minutes`, exact to the second (one-second buckets).
     pub fn minutes(minutes: i64) -> Self {
-        Window::new(minutes * 60_000, 60_000)
+        Window::new(minutes.saturating_mul(60_000), 1_000)
     }
 
     /// Width of the window in milliseconds.
@@ -578,6 +586,27 @@ mod tests {
         // At 10_000 the bucket starting at 0 has left the window.
         assert_eq!(w.add(&mut s, "k", 10_000, 1).unwrap(), 3);
         assert_eq!(w.count(&mut s, "k", 30_000).unwrap(), 0);
+    }
+
+    #[test]
+    fn a_window_of_minutes_counts_exactly_the_minutes_it_names() {
+        let host = MemoryHost::default();
+        let mut s = State::new(&host);
+        let w = Window::minutes(10);
+        // A burst across a minute boundary: 0:59 is 9.5 minutes before 10:29, 0:29 is
+        // exactly 10 minutes before and out (the span is half-open).
+        for t in [29_000, 59_000, 599_000] {
+            w.add(&mut s, "k", t, 1).unwrap();
+        }
+        assert_eq!(w.add(&mut s, "k", 629_000, 1).unwrap(), 3);
+        assert_eq!(w.count(&mut s, "k", 658_999).unwrap(), 3);
+        assert_eq!(w.count(&mut s, "k", 659_000).unwrap(), 2, "0:59 left at 10:59");
+        // Coarse buckets trade that for state: the bucket at 0:00 left at 10:00.
+        let coarse = Window::new(600_000, 60_000);
+        for t in [59_000, 599_000] {
+            coarse.add(&mut s, "c", t, 1).unwrap();
+        }
+        assert_eq!(coarse.add(&mut s, "c", 629_000, 1).unwrap(), 2);
     }
 
     #[test]
