@@ -600,7 +600,11 @@ mod tests {
         }
         assert_eq!(w.add(&mut s, "k", 629_000, 1).unwrap(), 3);
         assert_eq!(w.count(&mut s, "k", 658_999).unwrap(), 3);
-        assert_eq!(w.count(&mut s, "k", 659_000).unwrap(), 2, "0:59 left at 10:59");
+        assert_eq!(
+            w.count(&mut s, "k", 659_000).unwrap(),
+            2,
+            "0:59 left at 10:59"
+        );
         // Coarse buckets trade that for state: the bucket at 0:00 left at 10:00.
         let coarse = Window::new(600_000, 60_000);
         for t in [59_000, 599_000] {

@@ -219,11 +219,12 @@ impl World<'_> {
                 let s = self.downloads_in_session(u, &plan, t0, span, k);
                 self.label(LabelKind::Attack, D, "download-burst", u, s);
             } else {
-                // A slow exfiltration: 36 to 46 files within one clock hour, under the
-                // threshold's rate, far above the user's norm.
-                let hour = t0 - t0.rem_euclid(HOUR_MS) + MINUTE_MS;
-                let k = self.rng.random_range(36..=46);
-                let s = self.downloads_in_session(u, &plan, hour, 55 * MINUTE_MS, k);
+                // A slow exfiltration from the usual desk: about 300 files over six
+                // hours, under the threshold's rate and a busy hour's, far above the
+                // user's daily norm.
+                let start = plan.start + HOUR_MS;
+                let k = self.rng.random_range(280..=320);
+                let s = self.downloads_in_session(u, &plan, start, 6 * HOUR_MS, k);
                 self.label(LabelKind::Attack, D, "slow-exfiltration", u, s);
             }
         }
@@ -244,7 +245,18 @@ impl World<'_> {
                 self.label(LabelKind::Attack, D, "download-burst", u, s);
             }
         }
-        // Near-misses: an admin's legitimate bulk export; an analyst's heavy hour.
+        // Near-misses: a busy day at the usual desk (36 to 46 files within an hour,
+        // far above the user's hourly norm, from their own network and device).
+        let mut busy: Vec<usize> = pool.clone();
+        busy.shuffle(self.rng);
+        for (u, _, plan) in self.victims(&busy, n / 2, days.clone()) {
+            let t0 = plan.moment(self.rng);
+            let hour = t0 - t0.rem_euclid(HOUR_MS) + MINUTE_MS;
+            let k = self.rng.random_range(36..=46);
+            let s = self.downloads_in_session(u, &plan, hour, 55 * MINUTE_MS, k);
+            self.label(LabelKind::NearMiss, D, "busy-hour-at-the-desk", u, s);
+        }
+        // An admin's legitimate bulk export; an analyst's heavy hour.
         let admins = self.people.with_role(Role::Admin);
         for (u, _, plan) in self.victims(&admins, 3, days.clone()) {
             let t0 = plan.moment(self.rng);

@@ -121,14 +121,29 @@ impl Detector for NewNetworkOrigin {
         let device = agent_family(event.context.user_agent);
 
         let memory = Distinct::new(32).ttl_ms(c.memory_days * DAY_MS);
-        let new_net = memory.insert(ctx.state(), &["n/", user].concat(), &net, t)?;
+        let (nets, countries, devices) = (
+            ["n/", user].concat(),
+            ["c/", user].concat(),
+            ["a/", user].concat(),
+        );
+        let new_net = !memory.contains(ctx.state(), &nets, &net)?;
         let new_country = match country {
-            Some(cc) => memory.insert(ctx.state(), &["c/", user].concat(), cc, t)?,
+            Some(cc) => !memory.contains(ctx.state(), &countries, cc)?,
             None => new_net,
         };
-        let new_device = memory.insert(ctx.state(), &["a/", user].concat(), &device, t)?;
+        let new_device = !memory.contains(ctx.state(), &devices, &device)?;
         let logins = ctx.state().add(&["l/", user].concat(), 1)? - 1;
         let learned = Learning::days(c.learning_days).done(ctx.state(), t)?;
+        let flagged = learned && logins >= c.min_logins && new_country && new_device;
+        // A flagged origin is not learnt as the user's: the attacker's next login from
+        // it is as suspicious as the first.
+        if !flagged {
+            memory.insert(ctx.state(), &nets, &net, t)?;
+            if let Some(cc) = country {
+                memory.insert(ctx.state(), &countries, cc, t)?;
+            }
+            memory.insert(ctx.state(), &devices, &device, t)?;
+        }
         if !learned || logins < c.min_logins || !new_country {
             return Ok(());
         }
@@ -262,6 +277,21 @@ mod tests {
         abroad.details.push(("country".into(), "KP".into()));
         events.push(abroad);
         assert_eq!(run("{}", &events).len(), 1);
+    }
+
+    #[test]
+    fn a_flagged_origin_is_not_learnt() {
+        let mut events = routine("U1");
+        events.push(login("U1", 6, "192.0.2.77", OTHER));
+        let mut again = login("U1", 9, "192.0.2.78", OTHER);
+        again.id = "U1-9-again".into();
+        events.push(again);
+        let findings = run("{}", &events);
+        assert_eq!(
+            findings.len(),
+            2,
+            "the attacker's return is flagged too: {findings:#?}"
+        );
     }
 
     #[test]

@@ -129,8 +129,7 @@ impl Detector for PrivilegeEscalation {
         let day = t.div_euclid(DAY_MS).to_string();
         days.insert(ctx.state(), &days_key, &day, t)?;
         let earlier_days = days.len(ctx.state(), &days_key)? - 1;
-        let in_hour =
-            Window::minutes(60).add(ctx.state(), &["w/", actor].concat(), t, 1)?;
+        let in_hour = Window::minutes(60).add(ctx.state(), &["w/", actor].concat(), t, 1)?;
         let created: Option<i64> = match target {
             "" => None,
             id => ctx.state().get(&["c/", id].concat())?,
