@@ -53,6 +53,8 @@ pub(crate) fn add_all(
     w.brute_force(n);
     w.mass_deletion(n);
     w.risky_app(n);
+    w.life_changes(n);
+    w.integration_apps();
 }
 
 /// A channel as an event's target.
@@ -1136,6 +1138,90 @@ impl World<'_> {
                 subject: app.id.clone(),
                 start_ms: t0 - t0 % 1000,
                 end_ms: t0 - t0 % 1000 + 15 * MINUTE_MS,
+            });
+        }
+    }
+
+    /// Near-misses of everyday life: a new laptop at the usual desk, and a move to a
+    /// new home (a new broadband network) with the usual laptop.
+    fn life_changes(&mut self, n: usize) {
+        const D: &str = "new-network-origin";
+        let days = self.attack_days(7);
+        let mut pool = self.people.victims();
+        pool.shuffle(self.rng);
+        pool.truncate(n);
+        for (i, (u, day, plan)) in self.victims(&pool, n / 2, days).into_iter().enumerate() {
+            let user = &self.people.users[u];
+            let (ctx, scenario) = if i % 2 == 0 {
+                // The new laptop: another desktop client, where the user always works.
+                let ua = if user.devices[0].ua.contains("Macintosh") {
+                    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/13{a}.0.0.0 Safari/537.36 Edg/13{a}.0.{b}.0"
+                } else {
+                    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/13{a}.0.0.0 Safari/537.36"
+                };
+                let ctx = Ctx {
+                    ip: plan.ip.clone(),
+                    ua: agent(ua, day),
+                    session: session_id(self.rng),
+                };
+                (ctx, "new-laptop")
+            } else {
+                // The move: the region's other broadband provider, the usual laptop.
+                let region = &REGIONS[user.region];
+                let isp = region
+                    .isps
+                    .iter()
+                    .map(|(net, ..)| *net)
+                    .find(|net| !user.home_ip.starts_with(net))
+                    .unwrap_or(region.isps[0].0);
+                let ctx = Ctx {
+                    ip: host_in(self.rng, isp),
+                    ua: plan.ua.clone(),
+                    session: session_id(self.rng),
+                };
+                (ctx, "new-home-network")
+            };
+            let t0 = plan.start + self.rng.random_range(30..120) * MINUTE_MS;
+            let user = &self.people.users[u];
+            self.out.audit(user, t0, "user_login", None, &ctx, &[]);
+            let s = self.spread(u, t0 + MINUTE_MS, 2 * HOUR_MS, 4, "canvas_opened", &ctx, &[]);
+            self.label(LabelKind::NearMiss, D, scenario, u, (t0, s.1));
+        }
+    }
+
+    /// Integration apps acting in their own name from their cloud servers around the
+    /// clock (near-misses for `datacenter-origin`, which judges people only).
+    fn integration_apps(&mut self) {
+        let days = self.attack_days(7);
+        let first = self.config.start_ms + i64::from(days.start) * DAY_MS;
+        let end = self.config.start_ms + i64::from(self.config.days) * DAY_MS;
+        for k in 0..3 {
+            let app = app(self.rng);
+            let cloud = CLOUD[k % CLOUD.len()].0;
+            let ctx = Ctx {
+                ip: host_in(self.rng, cloud),
+                ua: "Slack-Integration/1.0".into(),
+                session: String::new(),
+            };
+            let owner = &self.people.users[self.people.with_role(Role::ItAdmin)[0]];
+            for hour in 0..i64::from(self.config.days) * 24 {
+                let from = self.config.start_ms + hour * HOUR_MS;
+                for _ in 0..self.rng.random_range(1..=4) {
+                    let t = from + self.rng.random_range(0..HOUR_MS);
+                    let f = file(self.rng);
+                    self.out.audit(owner, t, "file_uploaded", Some(f), &ctx, &[]);
+                    if let Some(e) = self.out.events.last_mut() {
+                        e.actor = app.clone();
+                    }
+                }
+            }
+            self.labels.push(Label {
+                kind: LabelKind::NearMiss,
+                detector: "datacenter-origin".into(),
+                scenario: "integration-app".into(),
+                subject: app.id.clone(),
+                start_ms: first,
+                end_ms: end - 1000,
             });
         }
     }
