@@ -14,6 +14,7 @@ mod replay;
 mod reviews;
 mod serve;
 mod test;
+mod test_responder;
 mod validate;
 
 use std::io::Write;
@@ -50,7 +51,8 @@ pub struct Cli {
 pub enum Command {
     /// Check a plugin component and print what it is.
     Validate(validate::ValidateCommand),
-    /// Run a detector over an event file and print its findings.
+    /// Run a detector over an event file and print its findings, or a responder over
+    /// decisions and print the effects it asks for.
     Test(test::TestCommand),
     /// Scaffold a new plugin crate.
     New(new::NewCommand),
@@ -210,6 +212,38 @@ fn read(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
 }
 
 /// Read a UTF-8 text file, naming it in the error.
+/// The engine of a local run (`aer test`, `aer replay`): the daemon's limits but for
+/// `--deadline-ms` and `--memory-mib`, and the `--geo` databases.
+fn local_engine(
+    deadline_ms: Option<u64>,
+    memory_mib: Option<usize>,
+    geo: &[std::path::PathBuf],
+) -> anyhow::Result<std::sync::Arc<crate::engine::AerEngine>> {
+    let mut limits = crate::limits::Limits::default();
+    if let Some(d) = deadline_ms {
+        anyhow::ensure!(
+            (1..=600_000).contains(&d),
+            "--deadline-ms must be from 1 to 600000"
+        );
+        limits.deadline_ms = d;
+    }
+    if let Some(m) = memory_mib {
+        anyhow::ensure!(
+            (1..=4096).contains(&m),
+            "--memory-mib must be from 1 to 4096"
+        );
+        limits.memory_bytes = m << 20;
+    }
+    let geo = crate::geo::Geo::open(geo, crate::geo::DEFAULT_HOSTING_ASNS.iter().copied())?;
+    Ok(crate::engine::AerEngine::new(
+        crate::engine::EngineConfig {
+            limits,
+            geo: std::sync::Arc::new(geo),
+            ..Default::default()
+        },
+    )?)
+}
+
 fn read_text(path: &std::path::Path) -> anyhow::Result<String> {
     use anyhow::Context as _;
     String::from_utf8(read(path)?).with_context(|| format!("{} is not UTF-8", path.display()))

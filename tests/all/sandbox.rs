@@ -118,6 +118,23 @@ fn panic_message_reaches_the_fault() {
 }
 
 #[test]
+fn a_panic_message_of_several_lines_reaches_the_fault_whole() {
+    let fault = fault_then_recover("panic-lines", Limits::default());
+    assert_eq!(fault.kind, FaultKind::Panic, "{fault}");
+    for part in [
+        "the reason, first line",
+        "second line names event e1",
+        "third line",
+    ] {
+        assert!(
+            fault.message.contains(part),
+            "{part:?} missing from {fault}"
+        );
+    }
+    assert!(!fault.message.contains("RUST_BACKTRACE"), "{fault}");
+}
+
+#[test]
 fn returned_error_fails_the_call_without_a_restart() {
     let (mut d, store) = hostile("error", Limits::default());
     let fault = d.on_events(&batch(&["a", "hostile"])).expect_err("faults");

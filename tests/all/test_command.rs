@@ -273,3 +273,95 @@ fn bench_measures_every_figure_against_its_goal() {
         }
     }
 }
+
+/// A decision record as `aer replay --json` prints it.
+fn decision_line(id: &str, subject: &str, outcome: &str, rule: &str, attributes: &str) -> String {
+    format!(
+        r#"{{"type":"decision","decision":{{"id":"{id}","time_ms":1000,"subject":"{subject}","outcome":"{outcome}","reason":"test","corroborating_rules":[],"finding":{{"plugin":"{rule}","plugin_version":"0.1.0","rule":"{rule}","subject":"{subject}","score":0.9,"severity":"high","summary":"s","evidence":["e1"],"attributes":{attributes},"time_ms":1000}}}}}}"#
+    )
+}
+
+#[test]
+fn a_responder_runs_over_a_decision_file_and_shows_the_effects_it_asks_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("decisions.ndjson");
+    std::fs::write(
+        &path,
+        [
+            decision_line(
+                "d1",
+                "W0ALICE",
+                "respond",
+                "session-fingerprint",
+                r#"{"session_id":"8123"}"#,
+            ),
+            r#"{"type":"finding","finding":{}}"#.to_owned(),
+            decision_line("d2", "W0BOB", "dry-run", "new-network-origin", "{}"),
+            decision_line("d3", "W0CAROL", "suppressed", "new-network-origin", "{}"),
+        ]
+        .join("\n"),
+    )
+    .unwrap();
+    let run = aer(&[
+        "test",
+        plugins::SLACK_SESSION_RESET,
+        "--decisions",
+        path.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.err);
+    let effects = aer_tests::ndjson(&run.out);
+    let summary: Vec<(String, String, String)> = effects
+        .iter()
+        .map(|e| {
+            (
+                e["decision_id"].as_str().unwrap().to_owned(),
+                e["action"].as_str().unwrap().to_owned(),
+                e["target"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (
+                "d1".to_owned(),
+                "end-session".to_owned(),
+                "W0ALICE".to_owned()
+            ),
+            (
+                "d2".to_owned(),
+                "terminate-sessions".to_owned(),
+                "W0BOB".to_owned()
+            ),
+        ],
+        "the hijacked session alone, every session of a dry-run, nothing for a suppressed decision: {}",
+        run.out
+    );
+    assert_eq!(effects[1]["detail"], "dry-run", "{}", run.out);
+    assert!(
+        run.err.contains("3 decisions (2 responding)"),
+        "{}",
+        run.err
+    );
+
+    // A detector is asked for events, a responder for decisions, by name.
+    let wrong = aer(&[
+        "test",
+        plugins::SLACK_SESSION_RESET,
+        "--events",
+        path.to_str().unwrap(),
+    ]);
+    assert_eq!(wrong.code, 2);
+    assert!(wrong.err.contains("--decisions"), "{}", wrong.err);
+    let bad = dir.path().join("bad.ndjson");
+    std::fs::write(&bad, "{\"id\": 3}\n").unwrap();
+    let refused = aer(&[
+        "test",
+        plugins::SLACK_SESSION_RESET,
+        "--decisions",
+        bad.to_str().unwrap(),
+    ]);
+    assert_ne!(refused.code, 0);
+    assert!(refused.err.contains("bad.ndjson line 1"), "{}", refused.err);
+}

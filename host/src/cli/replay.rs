@@ -15,7 +15,6 @@ use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
 use super::{
     EXIT_ERROR, EXIT_OK, EXIT_REJECTED, Io, read, read_events, read_text, text_or_file, utc,
 };
-use crate::engine::{AerEngine, EngineConfig};
 use crate::host_api::DryRunActions;
 use crate::pipeline::decide::{DecisionEngine, Outcome};
 use crate::pipeline::policy::Policy;
@@ -66,6 +65,12 @@ pub struct ReplayCommand {
     /// (e.g. City and ASN). Without one every address is unknown.
     #[arg(long, value_name = "FILE")]
     pub geo: Vec<PathBuf>,
+    /// Per-call deadline in milliseconds (default: the daemon's).
+    #[arg(long)]
+    pub deadline_ms: Option<u64>,
+    /// Memory limit of each plugin in MiB (default: the daemon's).
+    #[arg(long)]
+    pub memory_mib: Option<usize>,
 }
 
 impl ReplayCommand {
@@ -94,13 +99,7 @@ impl ReplayCommand {
         let mut decisions =
             DecisionEngine::new(policy).map_err(|e| anyhow::anyhow!("invalid policy: {e:?}"))?;
 
-        let engine = AerEngine::new(EngineConfig {
-            geo: Arc::new(crate::geo::Geo::open(
-                &self.geo,
-                crate::geo::DEFAULT_HOSTING_ASNS.iter().copied(),
-            )?),
-            ..Default::default()
-        })?;
+        let engine = super::local_engine(self.deadline_ms, self.memory_mib, &self.geo)?;
         let state: Arc<dyn StateStore> = Arc::new(MemoryStore::default());
         let mut detectors = Vec::new();
         let mut configs_used = BTreeMap::new();

@@ -15,9 +15,7 @@ use super::{
     EXIT_ERROR, EXIT_MISMATCH, EXIT_OK, EXIT_REJECTED, Io, read, read_events, read_text,
     text_or_file, utc,
 };
-use crate::engine::{AerEngine, EngineConfig};
 use crate::host_api::DryRunActions;
-use crate::limits::Limits;
 use crate::plugin::instance::InstanceSpec;
 use crate::plugin::{DetectorInstance, PluginKind};
 use crate::records::FindingRecord;
@@ -26,11 +24,20 @@ use crate::store::{MemoryStore, SledStore, StateStore};
 /// Arguments of `aer test`.
 #[derive(Debug, Args)]
 pub struct TestCommand {
-    /// The detector component.
+    /// The detector or responder component.
     pub plugin: PathBuf,
-    /// Events: a Slack Audit Logs envelope, NDJSON of entries, or generic NDJSON events.
-    #[arg(long, short)]
-    pub events: PathBuf,
+    /// Events for a detector: a Slack Audit Logs envelope, NDJSON of entries, or generic
+    /// NDJSON events.
+    #[arg(long, short, required_unless_present = "decisions")]
+    pub events: Option<PathBuf>,
+    /// Decisions for a responder: NDJSON of decision records, bare or as `aer replay
+    /// --json` prints them (its other lines are skipped).
+    #[arg(long, conflicts_with = "events")]
+    pub decisions: Option<PathBuf>,
+    /// The tenant's policy (JSON) whose `responses` admit a responder's effects (which
+    /// run at once, which wait for approval); default: the default policy.
+    #[arg(long)]
+    pub policy: Option<PathBuf>,
     /// Plugin configuration as JSON text, or `@FILE` to read it from a file.
     #[arg(long, short)]
     pub config: Option<String>,
@@ -104,21 +111,7 @@ impl Expected {
 impl TestCommand {
     /// Run it.
     pub fn run(self, io: &mut Io<'_>) -> anyhow::Result<u8> {
-        let mut limits = Limits::default();
-        if let Some(d) = self.deadline_ms {
-            limits.deadline_ms = d;
-        }
-        if let Some(m) = self.memory_mib {
-            limits.memory_bytes = m << 20;
-        }
-        let engine = AerEngine::new(EngineConfig {
-            limits,
-            geo: Arc::new(crate::geo::Geo::open(
-                &self.geo,
-                crate::geo::DEFAULT_HOSTING_ASNS.iter().copied(),
-            )?),
-            ..Default::default()
-        })?;
+        let engine = super::local_engine(self.deadline_ms, self.memory_mib, &self.geo)?;
         let bytes = read(&self.plugin)?;
         let plugin = match crate::plugin::Loader::new(engine.clone()).load(&bytes) {
             Ok(p) => p,
@@ -127,18 +120,27 @@ impl TestCommand {
                 return Ok(EXIT_REJECTED);
             }
         };
-        if plugin.meta.kind != PluginKind::Detector {
-            writeln!(
-                io.err,
-                "aer: {} is a {}, `aer test` runs detectors",
-                self.plugin.display(),
-                plugin.meta.kind
-            )?;
-            return Ok(EXIT_ERROR);
-        }
         let config = match &self.config {
             Some(c) => text_or_file(c)?,
             None => String::new(),
+        };
+        let input = match (plugin.meta.kind, &self.events, &self.decisions) {
+            (PluginKind::Detector, Some(events), _) => events.clone(),
+            (PluginKind::Responder, _, Some(decisions)) => {
+                return super::test_responder::run(&self, &engine, &plugin, config, decisions, io);
+            }
+            (kind, _, _) => {
+                let wants = match kind {
+                    PluginKind::Detector => "--events",
+                    PluginKind::Responder => "--decisions",
+                };
+                writeln!(
+                    io.err,
+                    "aer: {} is a {kind}: test it with {wants} FILE",
+                    self.plugin.display()
+                )?;
+                return Ok(EXIT_ERROR);
+            }
         };
         let state: Arc<dyn StateStore> = match &self.state {
             Some(dir) => Arc::new(
@@ -152,7 +154,7 @@ impl TestCommand {
             None => None,
         };
 
-        let parsed = read_events(&self.events, io)?;
+        let parsed = read_events(&input, io)?;
 
         let spec = InstanceSpec {
             tenant: self.tenant.clone(),

@@ -110,14 +110,7 @@ impl Sandbox {
                 ),
                 Trap::StackOverflow => self.fault(FaultKind::StackOverflow, "wasm stack exhausted"),
                 Trap::UnreachableCodeReached if stderr.contains("panicked") => {
-                    let msg = stderr
-                        .lines()
-                        .rev()
-                        .find(|l| l.contains("panicked"))
-                        .unwrap_or("panicked")
-                        .trim()
-                        .to_owned();
-                    self.fault(FaultKind::Panic, msg)
+                    self.fault(FaultKind::Panic, panic_message(stderr))
                 }
                 other => self.fault(FaultKind::Trap, other.to_string()),
             };
@@ -559,5 +552,27 @@ impl ResponderInstance {
             writes: out.writes,
             logs: out.logs,
         })
+    }
+}
+
+/// The whole message of the guest's last panic from its stderr: from the last
+/// `panicked at` line to the end, every line of the message joined with ` / `, without
+/// the standard library's backtrace note.
+fn panic_message(stderr: &str) -> String {
+    let lines: Vec<&str> = stderr.lines().collect();
+    let start = lines
+        .iter()
+        .rposition(|l| l.contains("panicked at"))
+        .or_else(|| lines.iter().rposition(|l| l.contains("panicked")))
+        .unwrap_or(0);
+    let message: Vec<&str> = lines[start..]
+        .iter()
+        .map(|l| l.trim())
+        .filter(|l| !l.is_empty() && !l.starts_with("note: run with `RUST_BACKTRACE"))
+        .collect();
+    if message.is_empty() {
+        "panicked".to_owned()
+    } else {
+        message.join(" / ")
     }
 }

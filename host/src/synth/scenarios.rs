@@ -1184,7 +1184,15 @@ impl World<'_> {
             let t0 = plan.start + self.rng.random_range(30..120) * MINUTE_MS;
             let user = &self.people.users[u];
             self.out.audit(user, t0, "user_login", None, &ctx, &[]);
-            let s = self.spread(u, t0 + MINUTE_MS, 2 * HOUR_MS, 4, "canvas_opened", &ctx, &[]);
+            let s = self.spread(
+                u,
+                t0 + MINUTE_MS,
+                2 * HOUR_MS,
+                4,
+                "canvas_opened",
+                &ctx,
+                &[],
+            );
             self.label(LabelKind::NearMiss, D, scenario, u, (t0, s.1));
         }
     }
@@ -1209,7 +1217,8 @@ impl World<'_> {
                 for _ in 0..self.rng.random_range(1..=4) {
                     let t = from + self.rng.random_range(0..HOUR_MS);
                     let f = file(self.rng);
-                    self.out.audit(owner, t, "file_uploaded", Some(f), &ctx, &[]);
+                    self.out
+                        .audit(owner, t, "file_uploaded", Some(f), &ctx, &[]);
                     if let Some(e) = self.out.events.last_mut() {
                         e.actor = app.clone();
                     }
