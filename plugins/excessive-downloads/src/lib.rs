@@ -49,6 +49,9 @@ pub struct Config {
     /// Days a login context is remembered after it was last seen.
     #[schemars(range(min = 1, max = 3650))]
     pub context_days: i64,
+    /// Count downloads an app made on the user's grant (`context.app`) as the user's;
+    /// by default they are the app's, which `risky-app` judges.
+    pub count_app_downloads: bool,
 }
 
 /// "A day unusual for this user": the day's total exceeds the user's daily mean plus
@@ -137,6 +140,7 @@ impl Default for Config {
             daily: Some(DailyConfig::default()),
             login_actions: vec!["user_login".to_owned()],
             context_days: 90,
+            count_app_downloads: false,
         }
     }
 }
@@ -197,7 +201,9 @@ impl Detector for ExcessiveDownloads {
         if self.config.login_actions.iter().any(|a| a == event.action) {
             return self.learn_context(ctx, event);
         }
-        if !self.config.actions.iter().any(|a| a == event.action) {
+        if !self.config.actions.iter().any(|a| a == event.action)
+            || (!self.config.count_app_downloads && event.detail("context.app").is_some())
+        {
             return Ok(());
         }
         let weight = if event.action.ends_with("_downloaded") {
@@ -624,6 +630,25 @@ mod tests {
             findings.is_empty(),
             "the hourly rule alone spares it: {findings:#?}"
         );
+    }
+
+    #[test]
+    fn downloads_an_app_made_on_the_users_grant_are_the_apps() {
+        let through_app: Vec<OwnedEvent> = downloads("U1", 60, 0, 1_000)
+            .into_iter()
+            .map(|mut e| {
+                e.details.push((
+                    "context.app".into(),
+                    r#"{"id":"A0SYNC","name":"Sync"}"#.into(),
+                ));
+                e
+            })
+            .collect();
+        assert!(detector("{}").run(&through_app).unwrap().is_empty());
+        let counted = detector(r#"{"count_app_downloads": true}"#)
+            .run(&through_app)
+            .unwrap();
+        assert_eq!(counted.len(), 1);
     }
 
     #[test]
