@@ -246,7 +246,7 @@ impl Geo {
                 .autonomous_system_organization
                 .or(traits.and_then(|t| t.autonomous_system_organization))
                 .filter(|o| !o.is_empty())
-                .map(|o| crate::host_api::log::truncate(o.to_owned(), MAX_ORGANISATION_BYTES)));
+                .map(|o| clip(o, MAX_ORGANISATION_BYTES)));
             let said_hosting = record.is_hosting_provider.or(traits.and_then(|t| {
                 t.is_hosting_provider
                     .or(t.user_type.map(|u| u == "hosting"))
@@ -297,6 +297,15 @@ fn decode<'a>(
             None
         }
     }
+}
+
+/// `s` cut to at most `max` bytes on a character boundary.
+fn clip(s: &str, max: usize) -> String {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_owned()
 }
 
 /// A database's "yes" wins over another's "no"; either wins over silence.

@@ -175,6 +175,17 @@ fn every_detector_reaches_095_precision_and_recall_on_a_million_labelled_events(
         );
     }
 
+    // No benign near-miss is reset: no session of its subject ended during it.
+    for l in data.labels.iter().filter(|l| l.kind == LabelKind::NearMiss) {
+        let reset = report.actions.iter().find(|a| {
+            (a.action == "terminate-sessions" || a.action == "end-session")
+                && a.target == l.subject
+                && a.time_ms >= l.start_ms - 60_000
+                && a.time_ms <= l.end_ms + labels::GRACE_MS
+        });
+        assert!(reset.is_none(), "near-miss {l:?} was reset: {reset:?}");
+    }
+
     // No termination loop: nobody is reset more than the guard allows within its window.
     let window = loop_guard.window_hours * 3_600_000;
     let mut resets: BTreeMap<&str, Vec<i64>> = BTreeMap::new();

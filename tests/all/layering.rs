@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 /// Top-level modules by layer, lowest first: a module may name only modules of lower
 /// layers.
 const LAYERS: &[&[&str]] = &[
-    &["bindings", "limits", "panic", "text", "records"],
+    &["bindings", "limits", "panic", "text", "records", "geo"],
     &["store", "config", "labels", "ingest"],
     &["host_api", "synth"],
     &["engine"],

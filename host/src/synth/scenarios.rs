@@ -112,6 +112,17 @@ impl World<'_> {
         from..days
     }
 
+    /// The users of `pool` no scenario has touched yet (labelled neither attacked nor a
+    /// near-miss): the newer scenarios pick from them, so every episode is measured on
+    /// its own and a near-miss is never hidden behind an attack on the same person.
+    fn untouched(&self, pool: Vec<usize>) -> Vec<usize> {
+        let touched: std::collections::HashSet<&str> =
+            self.labels.iter().map(|l| l.subject.as_str()).collect();
+        pool.into_iter()
+            .filter(|&u| !touched.contains(self.people.users[u].id.as_str()))
+            .collect()
+    }
+
     /// A day in `days` on which user `u` works, with its plan.
     fn active_day(&mut self, u: usize, days: std::ops::Range<u32>) -> Option<(u32, DayPlan)> {
         let candidates: Vec<u32> = days.filter(|&d| self.plans[u][d as usize].active).collect();
@@ -724,7 +735,7 @@ impl World<'_> {
     fn impossible_travel(&mut self, n: usize) {
         const D: &str = "impossible-travel";
         let days = self.attack_days(7);
-        let pool = self.people.victims();
+        let pool = self.untouched(self.people.victims());
         for (u, day, plan) in self.victims(&pool, n, days.clone()) {
             // A stolen password used from far away, an hour or two after its owner
             // logged in at home or at the office: also a new network on a new device.
@@ -785,7 +796,7 @@ impl World<'_> {
     fn datacenter_origin(&mut self, n: usize) {
         const D: &str = "datacenter-origin";
         let days = self.attack_days(7);
-        let pool = self.people.victims();
+        let pool = self.untouched(self.people.victims());
         let victims = self.victims(&pool, n, days.clone());
         for (u, _, plan) in &victims {
             // A password (or a token) replayed from a cloud server that claims its
@@ -865,7 +876,7 @@ impl World<'_> {
     fn brute_force(&mut self, n: usize) {
         const D: &str = "brute-force";
         let days = self.attack_days(7);
-        let pool = self.people.victims();
+        let pool = self.untouched(self.people.victims());
         let victims = self.victims(&pool, n, days.clone());
         for (i, (u, day, plan)) in victims.iter().cloned().enumerate() {
             let ctx = Ctx {
@@ -964,7 +975,7 @@ impl World<'_> {
     fn mass_deletion(&mut self, n: usize) {
         const D: &str = "mass-deletion";
         let days = self.attack_days(7);
-        let pool = self.people.victims();
+        let pool = self.untouched(self.people.victims());
         // Everyday housekeeping: a fifth of the people delete a few files on some days.
         for u in 0..self.people.users.len() {
             if self.people.users[u].role == Role::Service || !self.rng.random_bool(0.2) {
@@ -1049,7 +1060,7 @@ impl World<'_> {
     fn risky_app(&mut self, n: usize) {
         const D: &str = "risky-app";
         let days = self.attack_days(7);
-        let pool = self.people.victims();
+        let pool = self.untouched(self.people.victims());
         let broad = r#"["channels:history","chat:write","files:read"]"#;
         for (u, _, plan) in self.victims(&pool, n, days.clone()) {
             // An unapproved app with broad scopes, installed by a regular user (a
@@ -1147,7 +1158,7 @@ impl World<'_> {
     fn life_changes(&mut self, n: usize) {
         const D: &str = "new-network-origin";
         let days = self.attack_days(7);
-        let mut pool = self.people.victims();
+        let mut pool = self.untouched(self.people.victims());
         pool.shuffle(self.rng);
         pool.truncate(n);
         for (i, (u, day, plan)) in self.victims(&pool, n / 2, days).into_iter().enumerate() {
