@@ -113,14 +113,18 @@ impl World<'_> {
     }
 
     /// The users of `pool` no scenario has touched yet (labelled neither attacked nor a
-    /// near-miss): the newer scenarios pick from them, so every episode is measured on
-    /// its own and a near-miss is never hidden behind an attack on the same person.
-    fn untouched(&self, pool: Vec<usize>) -> Vec<usize> {
+    /// near-miss), when there are at least `n` (else the whole pool, as in a small
+    /// organisation): the newer scenarios pick from them, so every episode is measured
+    /// on its own and a near-miss is never hidden behind an attack on the same person.
+    fn untouched(&self, pool: Vec<usize>, n: usize) -> Vec<usize> {
         let touched: std::collections::HashSet<&str> =
             self.labels.iter().map(|l| l.subject.as_str()).collect();
-        pool.into_iter()
+        let fresh: Vec<usize> = pool
+            .iter()
+            .copied()
             .filter(|&u| !touched.contains(self.people.users[u].id.as_str()))
-            .collect()
+            .collect();
+        if fresh.len() >= n { fresh } else { pool }
     }
 
     /// A day in `days` on which user `u` works, with its plan.
@@ -735,7 +739,7 @@ impl World<'_> {
     fn impossible_travel(&mut self, n: usize) {
         const D: &str = "impossible-travel";
         let days = self.attack_days(7);
-        let pool = self.untouched(self.people.victims());
+        let pool = self.untouched(self.people.victims(), 2 * n);
         for (u, day, plan) in self.victims(&pool, n, days.clone()) {
             // A stolen password used from far away, an hour or two after its owner
             // logged in at home or at the office: also a new network on a new device.
@@ -796,7 +800,7 @@ impl World<'_> {
     fn datacenter_origin(&mut self, n: usize) {
         const D: &str = "datacenter-origin";
         let days = self.attack_days(7);
-        let pool = self.untouched(self.people.victims());
+        let pool = self.untouched(self.people.victims(), 2 * n);
         let victims = self.victims(&pool, n, days.clone());
         for (u, _, plan) in &victims {
             // A password (or a token) replayed from a cloud server that claims its
@@ -876,7 +880,7 @@ impl World<'_> {
     fn brute_force(&mut self, n: usize) {
         const D: &str = "brute-force";
         let days = self.attack_days(7);
-        let pool = self.untouched(self.people.victims());
+        let pool = self.untouched(self.people.victims(), 2 * n);
         let victims = self.victims(&pool, n, days.clone());
         for (i, (u, day, plan)) in victims.iter().cloned().enumerate() {
             let ctx = Ctx {
@@ -975,7 +979,7 @@ impl World<'_> {
     fn mass_deletion(&mut self, n: usize) {
         const D: &str = "mass-deletion";
         let days = self.attack_days(7);
-        let pool = self.untouched(self.people.victims());
+        let pool = self.untouched(self.people.victims(), 2 * n);
         // Everyday housekeeping: a fifth of the people delete a few files on some days.
         for u in 0..self.people.users.len() {
             if self.people.users[u].role == Role::Service || !self.rng.random_bool(0.2) {
@@ -1060,7 +1064,7 @@ impl World<'_> {
     fn risky_app(&mut self, n: usize) {
         const D: &str = "risky-app";
         let days = self.attack_days(7);
-        let pool = self.untouched(self.people.victims());
+        let pool = self.untouched(self.people.victims(), 2 * n);
         let broad = r#"["channels:history","chat:write","files:read"]"#;
         for (u, _, plan) in self.victims(&pool, n, days.clone()) {
             // An unapproved app with broad scopes, installed by a regular user (a
@@ -1158,7 +1162,7 @@ impl World<'_> {
     fn life_changes(&mut self, n: usize) {
         const D: &str = "new-network-origin";
         let days = self.attack_days(7);
-        let mut pool = self.untouched(self.people.victims());
+        let mut pool = self.untouched(self.people.victims(), 2 * n);
         pool.shuffle(self.rng);
         pool.truncate(n);
         for (i, (u, day, plan)) in self.victims(&pool, n / 2, days).into_iter().enumerate() {
@@ -1223,6 +1227,7 @@ impl World<'_> {
                 session: String::new(),
             };
             let owner = &self.people.users[self.people.with_role(Role::ItAdmin)[0]];
+            let mut span = (i64::MAX, i64::MIN);
             for hour in 0..i64::from(self.config.days) * 24 {
                 let from = self.config.start_ms + hour * HOUR_MS;
                 for _ in 0..self.rng.random_range(1..=4) {
@@ -1233,16 +1238,21 @@ impl World<'_> {
                     if let Some(e) = self.out.events.last_mut() {
                         e.actor = app.clone();
                     }
+                    if (first..end).contains(&t) {
+                        span = (span.0.min(t), span.1.max(t));
+                    }
                 }
             }
-            self.labels.push(Label {
-                kind: LabelKind::NearMiss,
-                detector: "datacenter-origin".into(),
-                scenario: "integration-app".into(),
-                subject: app.id.clone(),
-                start_ms: first,
-                end_ms: end - 1000,
-            });
+            if span.0 <= span.1 {
+                self.labels.push(Label {
+                    kind: LabelKind::NearMiss,
+                    detector: "datacenter-origin".into(),
+                    scenario: "integration-app".into(),
+                    subject: app.id.clone(),
+                    start_ms: span.0 - span.0 % 1000,
+                    end_ms: span.1 - span.1 % 1000,
+                });
+            }
         }
     }
 }
