@@ -175,13 +175,27 @@ fn every_detector_reaches_095_precision_and_recall_on_a_million_labelled_events(
         );
     }
 
-    // No benign near-miss is reset: no session of its subject ended during it.
+    // No benign near-miss is reset: no session of its subject ended during it for a
+    // decision that answers no attack (one attacked during a trip is reset for the
+    // attack).
+    let answers_an_attack = |decision_id: &str| {
+        report
+            .decisions
+            .iter()
+            .find(|d| d.id == decision_id)
+            .is_some_and(|d| {
+                data.labels
+                    .iter()
+                    .any(|l| l.kind == LabelKind::Attack && l.matches(&d.finding))
+            })
+    };
     for l in data.labels.iter().filter(|l| l.kind == LabelKind::NearMiss) {
         let reset = report.actions.iter().find(|a| {
             (a.action == "terminate-sessions" || a.action == "end-session")
                 && a.target == l.subject
                 && a.time_ms >= l.start_ms - 60_000
                 && a.time_ms <= l.end_ms + labels::GRACE_MS
+                && !answers_an_attack(&a.decision_id)
         });
         assert!(reset.is_none(), "near-miss {l:?} was reset: {reset:?}");
     }

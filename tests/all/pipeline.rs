@@ -464,11 +464,11 @@ fn the_decision_engine_observes_a_quiet_spell_before_the_next_finding_needs_it()
     let d = TestDaemon::start(dir.path(), ServeConfig::default());
     let t = d.tenant("acme");
     d.install(&t, plugins::EXCESSIVE_DOWNLOADS, "");
-    // 6,000 logins: processed, no finding.
+    // 6,000 events the detector does not subscribe to: processed, no finding.
     let quiet: String = (0..6_000)
         .map(|i| {
             format!(
-                "{{\"id\":\"l{i}\",\"time\":{},\"action\":\"user_login\",\"actor\":\"U{}\"}}\n",
+                "{{\"id\":\"l{i}\",\"time\":{},\"action\":\"channel_created\",\"actor\":\"U{}\"}}\n",
                 1_767_600_000_000i64 + i * 100,
                 i % 50
             )
