@@ -185,18 +185,33 @@ impl Sandbox {
                 return Err(self.fault(FaultKind::Config, msg));
             }
         }
-        // Described after configuration: subscriptions may depend on it.
-        let info = self.call(|b, s| match b {
-            Bindings::Detector(d) => d.aer_plugin_detection().call_info(&mut *s),
-            Bindings::Responder(r) => r.aer_plugin_response().call_info(&mut *s),
-        })?;
-        if let Err(why) = check_info(&info.value) {
-            self.live = None;
-            return Err(self.fault(FaultKind::OutputLimit, format!("plugin info: {why}")));
-        }
+        // Described after configuration: subscriptions may depend on it. A configured
+        // instance's description is asked once per configuration (see
+        // `LoadedPlugin::described`).
+        let known = self
+            .configure_on_start
+            .then(|| self.plugin.described(&self.config))
+            .flatten();
+        let info = match known {
+            Some(info) => info,
+            None => {
+                let info = self.call(|b, s| match b {
+                    Bindings::Detector(d) => d.aer_plugin_detection().call_info(&mut *s),
+                    Bindings::Responder(r) => r.aer_plugin_response().call_info(&mut *s),
+                })?;
+                if let Err(why) = check_info(&info.value) {
+                    self.live = None;
+                    return Err(self.fault(FaultKind::OutputLimit, format!("plugin info: {why}")));
+                }
+                if self.configure_on_start {
+                    self.plugin.remember(&self.config, &info.value);
+                }
+                info.value
+            }
+        };
         self.subscribed =
-            (!info.value.actions.is_empty()).then(|| info.value.actions.iter().cloned().collect());
-        self.info = Some(info.value);
+            (!info.actions.is_empty()).then(|| info.actions.iter().cloned().collect());
+        self.info = Some(info);
         Ok(())
     }
 

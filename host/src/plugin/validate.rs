@@ -152,7 +152,15 @@ pub struct LoadedPlugin {
     pub(crate) pre: WorldPre,
     /// Its self-description with an empty configuration, read once at load time.
     pub(crate) info: std::sync::OnceLock<crate::bindings::PluginInfo>,
+    /// Its self-description by configuration, as instances gave it: a description is a
+    /// function of the configuration (the SDK's `info` sees nothing else), so an
+    /// instance started again, or another tenant's with the same configuration, need
+    /// not ask (deriving a configuration schema costs a guest some 150 us).
+    described: std::sync::Mutex<std::collections::HashMap<String, crate::bindings::PluginInfo>>,
 }
+
+/// Configurations whose descriptions a plugin keeps (all are dropped when full).
+const DESCRIBED: usize = 256;
 
 impl LoadedPlugin {
     /// Its self-description with an empty configuration (name, version, actions).
@@ -160,6 +168,24 @@ impl LoadedPlugin {
         self.info
             .get()
             .expect("set by AerEngine::load before the plugin is handed out")
+    }
+
+    /// Its self-description under `config`, if an instance gave it before.
+    pub(crate) fn described(&self, config: &str) -> Option<crate::bindings::PluginInfo> {
+        self.described
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(config)
+            .cloned()
+    }
+
+    /// Remember the self-description an instance gave under `config`.
+    pub(crate) fn remember(&self, config: &str, info: &crate::bindings::PluginInfo) {
+        let mut described = self.described.lock().unwrap_or_else(|e| e.into_inner());
+        if described.len() >= DESCRIBED {
+            described.clear();
+        }
+        described.insert(config.to_owned(), info.clone());
     }
 }
 
@@ -283,5 +309,6 @@ pub(crate) fn load(
         },
         pre,
         info: std::sync::OnceLock::new(),
+        described: Default::default(),
     })
 }

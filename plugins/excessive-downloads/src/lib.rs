@@ -278,15 +278,19 @@ impl Detector for ExcessiveDownloads {
             }
         }
         if let Some(d) = self.config.daily.clone() {
-            let stats = Baseline::daily(d.days).observe(
+            let today = self.today(ctx, user, event.time_ms, weight, &d)?;
+            // The norm is read only once the day passes the floor (rarely).
+            if today <= d.floor {
+                return Ok(());
+            }
+            let stats = Baseline::daily(d.days).query(
                 ctx.state(),
                 &["dd/", user].concat(),
                 event.time_ms,
-                weight as f64,
             )?;
             let limit = stats.sigma_threshold(d.k_sigma, d.floor).max(stats.max);
             if stats.buckets >= d.min_days
-                && stats.current > limit
+                && today > limit
                 && self.not_reported_within(ctx, user, event.time_ms, DAY_MS)?
             {
                 ctx.emit(
@@ -294,12 +298,12 @@ impl Detector for ExcessiveDownloads {
                         .score(0.8)
                         .severity(Severity::High)
                         .summary(format!(
-                            "{user} downloaded {} items today; their daily norm is {:.1} ± {:.1}, their biggest day {:.0}",
-                            stats.current, stats.mean, stats.stddev, stats.max
+                            "{user} downloaded {today} items today; their daily norm is {:.1} ± {:.1}, their biggest day {:.0}",
+                            stats.mean, stats.stddev, stats.max
                         ))
                         .evidence(event.id)
                         .attr("basis", "daily")
-                        .attr("count", stats.current)
+                        .attr("count", today)
                         .attr("mean", format!("{:.2}", stats.mean))
                         .attr("stddev", format!("{:.2}", stats.stddev))
                         .attr("limit", format!("{limit:.1}"))
@@ -318,6 +322,47 @@ fn context_of(event: &Event<'_>) -> Option<String> {
 }
 
 impl ExcessiveDownloads {
+    /// Add `weight` to the user's total for the day of `time_ms` and return it. The
+    /// running total is one small state value (buffered within a call); a day's total
+    /// goes into the daily baseline once, when the user's next day starts, so the host's
+    /// baseline is called once per user and day rather than on every download.
+    fn today(
+        &self,
+        ctx: &mut Context<'_>,
+        user: &str,
+        time_ms: i64,
+        weight: u64,
+        d: &DailyConfig,
+    ) -> Result<f64> {
+        let key = ["dt/", user].concat();
+        let day = time_ms.div_euclid(DAY_MS);
+        let (mut current, mut total) = match ctx.state().get_bytes(&key) {
+            Some(b) if b.len() == 16 => (
+                i64::from_le_bytes(b[..8].try_into().unwrap_or_default()),
+                u64::from_le_bytes(b[8..].try_into().unwrap_or_default()),
+            ),
+            _ => (day, 0),
+        };
+        // An event of an earlier day arriving late counts towards the current one.
+        if day > current {
+            if total > 0 {
+                Baseline::daily(d.days).observe(
+                    ctx.state(),
+                    &["dd/", user].concat(),
+                    current.saturating_mul(DAY_MS),
+                    total as f64,
+                )?;
+            }
+            (current, total) = (day, 0);
+        }
+        total = total.saturating_add(weight);
+        let mut bytes = Vec::with_capacity(16);
+        bytes.extend_from_slice(&current.to_le_bytes());
+        bytes.extend_from_slice(&total.to_le_bytes());
+        ctx.state().set_bytes(&key, bytes);
+        Ok(total as f64)
+    }
+
     /// Remember a login's context (written at logins only, which are rare).
     fn learn_context(&self, ctx: &mut Context<'_>, event: &Event<'_>) -> Result<()> {
         let Some(context) = context_of(event) else {
