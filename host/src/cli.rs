@@ -244,6 +244,26 @@ fn local_engine(
     )?)
 }
 
+/// The policy in `path` (the default policy without one), or `None` when it is invalid,
+/// after printing each bad field.
+fn read_policy(
+    path: Option<&std::path::Path>,
+    io: &mut Io<'_>,
+) -> anyhow::Result<Option<crate::pipeline::policy::Policy>> {
+    let Some(path) = path else {
+        return Ok(Some(crate::pipeline::policy::Policy::default()));
+    };
+    match crate::pipeline::policy::Policy::from_json(&read_text(path)?) {
+        Ok(policy) => Ok(Some(policy)),
+        Err(errors) => {
+            for e in errors {
+                writeln!(io.err, "{}: {e}", path.display())?;
+            }
+            Ok(None)
+        }
+    }
+}
+
 fn read_text(path: &std::path::Path) -> anyhow::Result<String> {
     use anyhow::Context as _;
     String::from_utf8(read(path)?).with_context(|| format!("{} is not UTF-8", path.display()))

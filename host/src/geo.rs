@@ -31,48 +31,7 @@ const MAX_ORGANISATION_BYTES: usize = 128;
 /// Longest address text looked up (a longer one is not an address).
 const MAX_ADDRESS_BYTES: usize = 64;
 
-/// A point on Earth.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Coordinates {
-    /// Degrees north, -90 to 90.
-    pub latitude: f64,
-    /// Degrees east, -180 to 180.
-    pub longitude: f64,
-    /// Likely error radius in kilometres (0: not said).
-    pub accuracy_km: u32,
-}
-
-/// Who announces an address.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Network {
-    /// Autonomous system number (0: not said).
-    pub asn: u32,
-    /// The AS's organisation (empty: not said).
-    pub organisation: String,
-    /// A hosting or cloud provider's network.
-    pub hosting: bool,
-    /// A known VPN, Tor exit or public proxy.
-    pub anonymous: bool,
-}
-
-/// What the databases say of an address; `None` is unknown.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Place {
-    /// ISO 3166-1 alpha-2 country code.
-    pub country: Option<String>,
-    /// Where the address is.
-    pub coordinates: Option<Coordinates>,
-    /// Who announces it.
-    pub network: Option<Network>,
-}
-
-impl Place {
-    /// Bytes of text the place carries (charged to a call's read budget).
-    pub fn text_bytes(&self) -> usize {
-        self.country.as_ref().map_or(0, String::len)
-            + self.network.as_ref().map_or(0, |n| n.organisation.len())
-    }
-}
+pub use aer_wire::geo::{Coordinates, Network, Place};
 
 /// Why the geolocation databases could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -417,11 +376,14 @@ pub mod write {
         }
     }
 
-    /// The bytes of a database holding `entries`.
+    /// The bytes of a database holding `entries`; the same entries give the same bytes
+    /// (the build date is fixed at the epoch).
     pub fn database<'a>(
         entries: impl IntoIterator<Item = (IpNet, &'a Entry)>,
     ) -> Result<Vec<u8>, mmdb_writer::Error> {
-        let mut writer = mmdb_writer::Writer::new("AER-Geo");
+        let mut writer = mmdb_writer::Writer::builder("AER-Geo")
+            .build_epoch(std::time::SystemTime::UNIX_EPOCH)
+            .build();
         for (net, entry) in entries {
             writer.insert(net, entry)?;
         }

@@ -260,6 +260,11 @@ fn gen_then_replay_with_labels_and_calibration_through_the_cli() {
     args2[2] = again.to_str().unwrap();
     assert_eq!(aer(&args2).code, 0);
     assert_eq!(events, std::fs::read(again.join("events.ndjson")).unwrap());
+    assert_eq!(
+        std::fs::read(format!("{out}/geo.mmdb")).unwrap(),
+        std::fs::read(again.join("geo.mmdb")).unwrap(),
+        "the world's database too"
+    );
 
     let file = |name: &str| format!("{out}/{name}");
     let mut argv: Vec<String> = [

@@ -83,17 +83,8 @@ impl ReplayCommand {
             };
             configs.insert(name.to_owned(), text_or_file(value)?);
         }
-        let policy = match &self.policy {
-            Some(path) => match Policy::from_json(&read_text(path)?) {
-                Ok(p) => p,
-                Err(errors) => {
-                    for e in errors {
-                        writeln!(io.err, "{}: {e}", path.display())?;
-                    }
-                    return Ok(EXIT_ERROR);
-                }
-            },
-            None => Policy::default(),
+        let Some(policy) = super::read_policy(self.policy.as_deref(), io)? else {
+            return Ok(EXIT_ERROR);
         };
         let mut responders = Responders::new(policy.responses.clone());
         let mut decisions =

@@ -11,7 +11,6 @@ use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
 use super::test::TestCommand;
 use super::{EXIT_ERROR, EXIT_OK, Io, read_text};
 use crate::engine::AerEngine;
-use crate::pipeline::policy::Policy;
 use crate::pipeline::respond::{ActionRecord, RecordedLog, RecordingActions};
 use crate::plugin::LoadedPlugin;
 use crate::plugin::ResponderInstance;
@@ -30,17 +29,8 @@ pub(super) fn run(
     io: &mut Io<'_>,
 ) -> anyhow::Result<u8> {
     let decisions = read_decisions(path)?;
-    let policy = match &cmd.policy {
-        Some(p) => match Policy::from_json(&read_text(p)?) {
-            Ok(policy) => policy,
-            Err(errors) => {
-                for e in errors {
-                    writeln!(io.err, "{}: {e}", p.display())?;
-                }
-                return Ok(EXIT_ERROR);
-            }
-        },
-        None => Policy::default(),
+    let Some(policy) = super::read_policy(cmd.policy.as_deref(), io)? else {
+        return Ok(EXIT_ERROR);
     };
     let log = Arc::new(RecordedLog::default());
     let name = plugin.info().name.clone();

@@ -174,6 +174,15 @@ impl World<'_> {
         });
     }
 
+    /// User `u` logs in at `t0` in `ctx` and opens `k` canvases over the `span` after it.
+    /// Returns the first and last time.
+    fn login_and_work(&mut self, u: usize, t0: i64, ctx: &Ctx, span: i64, k: u32) -> (i64, i64) {
+        let user = &self.people.users[u];
+        self.out.audit(user, t0, "user_login", None, ctx, &[]);
+        let s = self.spread(u, t0 + MINUTE_MS, span, k, "canvas_opened", ctx, &[]);
+        (t0, s.1)
+    }
+
     /// `k` events of `action` by user `u` spread over `from..from + span`, in `ctx`.
     /// Returns the first and last time.
     #[allow(clippy::too_many_arguments)]
@@ -491,17 +500,7 @@ impl World<'_> {
             };
             // Attackers keep their own hours: any time of the victim's day or night.
             let t0 = plan.start - 6 * HOUR_MS + self.rng.random_range(0..DAY_MS / 2);
-            let user = &self.people.users[u];
-            self.out.audit(user, t0, "user_login", None, &ctx, &[]);
-            let s = self.spread(
-                u,
-                t0 + MINUTE_MS,
-                20 * MINUTE_MS,
-                4,
-                "canvas_opened",
-                &ctx,
-                &[],
-            );
+            let s = self.login_and_work(u, t0, &ctx, 20 * MINUTE_MS, 4);
             let scenario = if tor {
                 "tor-login"
             } else {
@@ -750,17 +749,7 @@ impl World<'_> {
                 session: session_id(self.rng),
             };
             let t0 = plan.start + self.rng.random_range(20..150) * MINUTE_MS;
-            let user = &self.people.users[u];
-            self.out.audit(user, t0, "user_login", None, &ctx, &[]);
-            let s = self.spread(
-                u,
-                t0 + MINUTE_MS,
-                20 * MINUTE_MS,
-                4,
-                "canvas_opened",
-                &ctx,
-                &[],
-            );
+            let s = self.login_and_work(u, t0, &ctx, 20 * MINUTE_MS, 4);
             self.label(LabelKind::Attack, D, "password-used-abroad", u, (t0, s.1));
             self.label(
                 LabelKind::Attack,
@@ -782,17 +771,7 @@ impl World<'_> {
                 session: session_id(self.rng),
             };
             let t0 = plan.start + self.rng.random_range(20..150) * MINUTE_MS;
-            let user = &self.people.users[u];
-            self.out.audit(user, t0, "user_login", None, &ctx, &[]);
-            let s = self.spread(
-                u,
-                t0 + MINUTE_MS,
-                30 * MINUTE_MS,
-                3,
-                "canvas_opened",
-                &ctx,
-                &[],
-            );
+            let s = self.login_and_work(u, t0, &ctx, 30 * MINUTE_MS, 3);
             self.label(LabelKind::NearMiss, D, "vpn-login", u, (t0, s.1));
         }
     }
@@ -815,17 +794,7 @@ impl World<'_> {
                 + self
                     .rng
                     .random_range(0..(plan.end - plan.start - 30 * MINUTE_MS).max(1));
-            let user = &self.people.users[*u];
-            self.out.audit(user, t0, "user_login", None, &ctx, &[]);
-            let s = self.spread(
-                *u,
-                t0 + MINUTE_MS,
-                15 * MINUTE_MS,
-                4,
-                "canvas_opened",
-                &ctx,
-                &[],
-            );
+            let s = self.login_and_work(*u, t0, &ctx, 15 * MINUTE_MS, 4);
             self.label(
                 LabelKind::Attack,
                 D,
@@ -856,17 +825,7 @@ impl World<'_> {
                     session: session_id(self.rng),
                 };
                 let t0 = plan.start + self.rng.random_range(5..60) * MINUTE_MS;
-                let user = &self.people.users[u];
-                self.out.audit(user, t0, "user_login", None, &ctx, &[]);
-                let s = self.spread(
-                    u,
-                    t0 + MINUTE_MS,
-                    2 * HOUR_MS,
-                    3,
-                    "canvas_opened",
-                    &ctx,
-                    &[],
-                );
+                let s = self.login_and_work(u, t0, &ctx, 2 * HOUR_MS, 3);
                 if days.contains(&day) {
                     span = (span.0.min(t0), span.1.max(s.1));
                 }
@@ -1197,17 +1156,7 @@ impl World<'_> {
                 (ctx, "new-home-network")
             };
             let t0 = plan.start + self.rng.random_range(30..120) * MINUTE_MS;
-            let user = &self.people.users[u];
-            self.out.audit(user, t0, "user_login", None, &ctx, &[]);
-            let s = self.spread(
-                u,
-                t0 + MINUTE_MS,
-                2 * HOUR_MS,
-                4,
-                "canvas_opened",
-                &ctx,
-                &[],
-            );
+            let s = self.login_and_work(u, t0, &ctx, 2 * HOUR_MS, 4);
             self.label(LabelKind::NearMiss, D, scenario, u, (t0, s.1));
         }
     }

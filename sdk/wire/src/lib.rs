@@ -13,6 +13,7 @@
 pub mod baseline;
 mod codec;
 mod event;
+pub mod geo;
 pub mod slack;
 pub mod time;
 pub mod varint;
