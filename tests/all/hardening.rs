@@ -107,6 +107,40 @@ fn state_reads_are_bounded_in_bytes_before_they_are_copied() {
     );
 }
 
+// Threat: a plugin copies unbounded text out of the host through `geo.lookup` (the
+// answers are charged to the call's read budget like state reads).
+#[test]
+fn geo_answers_count_towards_the_read_budget() {
+    use aer_host::geo::write::{Entry, database};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("geo.mmdb");
+    let entry = Entry::place("DE", 52.5, 13.4).network(64_500, &"x".repeat(120));
+    let net: ipnet::IpNet = "198.51.100.0/24".parse().unwrap();
+    std::fs::write(&path, database([(net, &entry)]).unwrap()).unwrap();
+    let geo = aer_host::geo::Geo::open(&[path], []).unwrap();
+    let limits = Limits {
+        read_bytes_per_call: 1 << 20,
+        deadline_ms: 60_000,
+        ..Limits::default()
+    };
+    let engine = AerEngine::new(EngineConfig {
+        limits,
+        geo: Arc::new(geo),
+        max_instances: 4,
+        ..Default::default()
+    })
+    .unwrap();
+    let mut d = detector(
+        &engine,
+        plugins::HOSTILE,
+        r#"{"mode": "geo-flood"}"#,
+        Arc::new(MemoryStore::default()),
+    )
+    .expect("instantiates");
+    let fault = d.on_events(&batch(&["hostile"])).unwrap_err();
+    assert_eq!(fault.kind, FaultKind::ReadLimit, "{fault}");
+}
+
 // Threat: smaller holes. A component exporting both worlds was accepted.
 #[test]
 fn a_component_of_both_worlds_is_refused() {
