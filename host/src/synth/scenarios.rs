@@ -79,6 +79,13 @@ fn app(rng: &mut Rng) -> Entity {
     }
 }
 
+/// The people of `pool` who are not among `victims`.
+fn without(pool: Vec<usize>, victims: &[(usize, u32, DayPlan)]) -> Vec<usize> {
+    pool.into_iter()
+        .filter(|u| !victims.iter().any(|(v, _, _)| v == u))
+        .collect()
+}
+
 /// An address in the /16 or /24 network `prefix`.
 fn host_in(rng: &mut Rng, prefix: &str) -> String {
     match prefix.split('.').count() {
@@ -164,11 +171,24 @@ impl World<'_> {
         u: usize,
         span: (i64, i64),
     ) {
+        let subject = self.people.users[u].id.clone();
+        self.label_subject(kind, detector, scenario, subject, span);
+    }
+
+    /// A label about a subject that is not one of the people (an address, an app).
+    fn label_subject(
+        &mut self,
+        kind: LabelKind,
+        detector: &str,
+        scenario: &str,
+        subject: String,
+        span: (i64, i64),
+    ) {
         self.labels.push(Label {
             kind,
             detector: detector.into(),
             scenario: scenario.into(),
-            subject: self.people.users[u].id.clone(),
+            subject,
             start_ms: span.0 - span.0 % 1000,
             end_ms: span.1 - span.1 % 1000,
         });
@@ -510,10 +530,7 @@ impl World<'_> {
         }
         // Near-misses: travellers on their own devices, for two or three days (not the
         // attacked users, whose trips would hide their attacks' labels).
-        let mut pool: Vec<usize> = pool
-            .into_iter()
-            .filter(|u| !victims.iter().any(|(v, _, _)| v == u))
-            .collect();
+        let mut pool = without(pool, &victims);
         pool.shuffle(self.rng);
         for &u in pool.iter().take(n) {
             let first = self.rng.random_range(days.clone());
@@ -805,10 +822,7 @@ impl World<'_> {
         }
         // Near-misses: people who work on a cloud desktop in their region every day, from
         // their first day (so it is theirs before anyone is judged).
-        let mut pool: Vec<usize> = pool
-            .into_iter()
-            .filter(|u| !victims.iter().any(|(v, _, _)| v == u))
-            .collect();
+        let mut pool = without(pool, &victims);
         pool.shuffle(self.rng);
         for &u in pool.iter().take(n / 2) {
             let user = &self.people.users[u];
@@ -896,14 +910,7 @@ impl World<'_> {
                 };
                 self.out
                     .audit(&self.people.users[u], t, "user_login", None, &ok, &[]);
-                self.labels.push(Label {
-                    kind: LabelKind::Attack,
-                    detector: D.into(),
-                    scenario: "spray".into(),
-                    subject: ctx.ip.clone(),
-                    start_ms: t0 - t0 % 1000,
-                    end_ms: t - t % 1000,
-                });
+                self.label_subject(LabelKind::Attack, D, "spray", ctx.ip.clone(), (t0, t));
                 self.label(LabelKind::Attack, D, "sprayed", u, (t, t));
                 self.label(
                     LabelKind::Attack,
@@ -916,10 +923,7 @@ impl World<'_> {
         }
         // Near-misses: a password typo streak (two or three failures, then in), from the
         // user's own desk.
-        let mut pool: Vec<usize> = pool
-            .into_iter()
-            .filter(|u| !victims.iter().any(|(v, _, _)| v == u))
-            .collect();
+        let mut pool = without(pool, &victims);
         pool.shuffle(self.rng);
         pool.truncate(n);
         for (u, _, plan) in self.victims(&pool, n, days) {
@@ -993,10 +997,7 @@ impl World<'_> {
             self.label(LabelKind::Attack, D, "wiper", *u, (t0, t));
         }
         // Near-misses: a clean-up of old files spread over an afternoon.
-        let mut pool: Vec<usize> = pool
-            .into_iter()
-            .filter(|u| !victims.iter().any(|(v, _, _)| v == u))
-            .collect();
+        let mut pool = without(pool, &victims);
         pool.shuffle(self.rng);
         pool.truncate(n);
         for (u, _, plan) in self.victims(&pool, n / 2, days) {
@@ -1061,14 +1062,14 @@ impl World<'_> {
                     &[("context.app", &via)],
                 );
             }
-            self.labels.push(Label {
-                kind: LabelKind::Attack,
-                detector: D.into(),
-                scenario: "consent-phish".into(),
-                subject: app.id.clone(),
-                start_ms: t0 - t0 % 1000,
-                end_ms: (start + (k - 1) * 20_000) - (start + (k - 1) * 20_000) % 1000,
-            });
+            let end = start + (k - 1) * 20_000;
+            self.label_subject(
+                LabelKind::Attack,
+                D,
+                "consent-phish",
+                app.id.clone(),
+                (t0, end),
+            );
         }
         // Near-misses: IT installs an approved app with the same scopes, which then
         // syncs files; and a narrow-scoped app anyone may add.
@@ -1105,14 +1106,14 @@ impl World<'_> {
                     &[("context.app", &via)],
                 );
             }
-            self.labels.push(Label {
-                kind: LabelKind::NearMiss,
-                detector: D.into(),
-                scenario: "approved-app-by-it".into(),
-                subject: app.id.clone(),
-                start_ms: t0 - t0 % 1000,
-                end_ms: t0 - t0 % 1000 + 15 * MINUTE_MS,
-            });
+            let span = (t0, t0 + 15 * MINUTE_MS);
+            self.label_subject(
+                LabelKind::NearMiss,
+                D,
+                "approved-app-by-it",
+                app.id.clone(),
+                span,
+            );
         }
     }
 
@@ -1193,14 +1194,8 @@ impl World<'_> {
                 }
             }
             if span.0 <= span.1 {
-                self.labels.push(Label {
-                    kind: LabelKind::NearMiss,
-                    detector: "datacenter-origin".into(),
-                    scenario: "integration-app".into(),
-                    subject: app.id.clone(),
-                    start_ms: span.0 - span.0 % 1000,
-                    end_ms: span.1 - span.1 % 1000,
-                });
+                let (kind, subject) = (LabelKind::NearMiss, app.id.clone());
+                self.label_subject(kind, "datacenter-origin", "integration-app", subject, span);
             }
         }
     }
