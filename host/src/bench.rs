@@ -70,6 +70,8 @@ impl Figure {
 pub enum Section {
     /// Wasm against native, the no-op detector, epoch interruption, sled state.
     Detector,
+    /// Parsing Slack entries, on one thread.
+    Parse,
     /// Instantiation time and idle instance memory.
     Instances,
     /// The whole local pipeline's throughput.
@@ -392,8 +394,23 @@ pub fn run(setup: &BenchSetup, mut progress: impl FnMut(&Figure)) -> anyhow::Res
         )?;
     }
 
-    // 5. The whole local pipeline: parse, a durable inbox, the detectors, decisions,
-    //    dry-run responses.
+    // 5. Parsing alone, then the whole local pipeline: parse, a durable inbox, the
+    //    detectors, decisions, dry-run responses.
+    if runs(Section::Parse) {
+        let (_, requests) = requests(setup);
+        let (per_event, bytes_per_second) = parse_cost(setup, &requests);
+        push(
+            Figure::ratio(
+                format!(
+                    "parse, NDJSON into the stored encoding, one thread, per event (us; {:.0} MB/s)",
+                    bytes_per_second / 1e6
+                ),
+                per_event * 1e6,
+                Some(("<=", 1.0)),
+            ),
+            &mut figures,
+        );
+    }
     if runs(Section::Pipeline) {
         let p = best_throughput(setup, &engine_on)?;
         push(
@@ -468,6 +485,45 @@ pub fn run(setup: &BenchSetup, mut progress: impl FnMut(&Figure)) -> anyhow::Res
     Ok(figures)
 }
 
+/// A generated organisation's week and its first `setup.events` events as Slack
+/// entries in request bodies of 1,000 NDJSON lines.
+fn requests(setup: &BenchSetup) -> (crate::synth::Dataset, Vec<String>) {
+    let data = generate(&GenConfig {
+        users: (setup.events / 1_000).clamp(30, 200),
+        days: 7,
+        ..GenConfig::default()
+    });
+    let requests = data
+        .events
+        .iter()
+        .take(setup.events)
+        .map(|e| to_json(e) + "\n")
+        .collect::<Vec<_>>()
+        .chunks(1_000)
+        .map(|c| c.concat())
+        .collect();
+    (data, requests)
+}
+
+/// Seconds per event and bytes per second parsing `requests` on one thread (the best
+/// of the rounds).
+fn parse_cost(setup: &BenchSetup, requests: &[String]) -> (f64, f64) {
+    let bytes: usize = requests.iter().map(String::len).sum();
+    let mut best = f64::INFINITY;
+    let mut events = 0;
+    for _ in 0..setup.rounds.max(1) {
+        let started = Instant::now();
+        events = 0;
+        for body in requests {
+            events += std::hint::black_box(crate::ingest::parse_encoded(body.as_bytes()))
+                .events
+                .len();
+        }
+        best = best.min(started.elapsed().as_secs_f64());
+    }
+    (best / events.max(1) as f64, bytes as f64 / best)
+}
+
 /// The pipeline's best round: throughput and each stage's time per event.
 struct PipelineRun {
     events_per_second: f64,
@@ -484,20 +540,7 @@ struct PipelineRun {
 /// lines each: parse, store in the inbox, wait until durable) while a pipeline thread
 /// reads the inbox in batches and runs the detectors, decisions and a dry-run responder.
 fn best_throughput(setup: &BenchSetup, engine: &Arc<AerEngine>) -> anyhow::Result<PipelineRun> {
-    let data = generate(&GenConfig {
-        users: (setup.events / 1_000).clamp(30, 200),
-        days: 7,
-        ..GenConfig::default()
-    });
-    let requests: Vec<String> = data
-        .events
-        .iter()
-        .take(setup.events)
-        .map(|e| to_json(e) + "\n")
-        .collect::<Vec<_>>()
-        .chunks(1_000)
-        .map(|c| c.concat())
-        .collect();
+    let (data, requests) = requests(setup);
     let total = data.events.len().min(setup.events) as u64;
     let mut best = PipelineRun {
         events_per_second: 0.0,
@@ -545,7 +588,7 @@ fn best_throughput(setup: &BenchSetup, engine: &Arc<AerEngine>) -> anyhow::Resul
                     return Ok((parse, store));
                 };
                 let t = Instant::now();
-                let parsed = crate::ingest::parse(body);
+                let parsed = crate::ingest::parse_encoded(body.as_bytes());
                 parse += t.elapsed().as_secs_f64();
                 let t = Instant::now();
                 runtime.block_on(inbox.append("bench", &parsed.events, 0, u64::MAX))?;

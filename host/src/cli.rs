@@ -281,7 +281,7 @@ fn text_or_file(arg: &str) -> anyhow::Result<String> {
 /// events in event-time order (Slack's envelope lists the newest first).
 fn read_events(path: &std::path::Path, io: &mut Io<'_>) -> anyhow::Result<crate::ingest::Parsed> {
     let text = read(path)?;
-    let mut parsed = crate::ingest::parse(&String::from_utf8_lossy(&text));
+    let mut parsed = crate::ingest::parse_bytes(&text);
     for e in &parsed.errors {
         writeln!(io.err, "{}: {e}", path.display())?;
     }

@@ -4,15 +4,24 @@
 //! one file may mix them.
 //!
 //! A malformed line or entry is reported with its line (or entry) number and reason;
-//! every other one is still parsed. Nothing is dropped silently.
+//! every other one is still parsed. Nothing is dropped silently; UTF-8 is checked per
+//! line, so a stray byte is its line's error, never a replacement character.
+//!
+//! Each line is read into a borrowed value in a reused arena (`ingest::loose`), then into a
+//! [`Draft`] whose strings still borrow from the input, which becomes an owned
+//! [`Event`] or goes straight into the wire encoding the inbox stores ([`Encoded`],
+//! [`parse_encoded`]): the daemon's ingest copies each string once.
 
+mod draft;
 pub mod generic;
+mod loose;
 #[cfg(test)]
 mod properties;
 pub mod slack;
-mod value;
 
-use serde_json::Value;
+use bumpalo::Bump;
+pub use draft::{Draft, Encoded, Storable};
+use loose::Loose;
 
 use crate::Event;
 
@@ -45,76 +54,150 @@ pub struct InputError {
     pub reason: String,
 }
 
-/// The events that parsed and the items that did not.
-#[derive(Debug, Default)]
-pub struct Parsed {
+/// The events that parsed (as [`Event`]s, or [`Encoded`] for the inbox) and the
+/// items that did not.
+#[derive(Debug)]
+pub struct Parsed<E = Event> {
     /// Accepted events, in input order.
-    pub events: Vec<Event>,
+    pub events: Vec<E>,
     /// Rejected items, in input order.
     pub errors: Vec<InputError>,
 }
 
-/// Parse an input of any supported shape.
-pub fn parse(text: &str) -> Parsed {
-    let trimmed = text.trim_start();
-    // A whole-document parse succeeds only for an envelope, an array, or a one-line
-    // input; NDJSON fails at its second line and is parsed line by line below.
-    let whole = if trimmed.starts_with('[') || trimmed.starts_with('{') {
-        serde_json::from_str::<Value>(text).ok()
-    } else {
-        None
-    };
-    match whole {
-        Some(Value::Object(mut obj)) if obj.contains_key("entries") => {
-            match obj.remove("entries") {
-                Some(Value::Array(entries)) => parse_entries(entries),
-                _ => Parsed {
-                    events: Vec::new(),
-                    errors: vec![InputError {
-                        position: Position::Line(1),
-                        reason: "`entries` is not an array".into(),
-                    }],
-                },
-            }
+impl<E> Default for Parsed<E> {
+    fn default() -> Self {
+        Parsed {
+            events: Vec::new(),
+            errors: Vec::new(),
         }
-        Some(Value::Array(entries)) => parse_entries(entries),
-        _ => parse_ndjson(text),
     }
 }
 
-fn parse_entries(entries: Vec<Value>) -> Parsed {
+impl<E> Parsed<E> {
+    fn push(&mut self, position: Position, result: Result<E, String>) {
+        match result {
+            Ok(e) => self.events.push(e),
+            Err(reason) => self.errors.push(InputError { position, reason }),
+        }
+    }
+}
+
+/// Parse an input of any supported shape.
+pub fn parse(text: &str) -> Parsed {
+    parse_bytes(text.as_bytes())
+}
+
+/// Parse an input of any supported shape from bytes: UTF-8 is checked per line (or per
+/// document for an envelope or array), so one bad line is one error.
+pub fn parse_bytes(input: &[u8]) -> Parsed {
+    parse_as(input)
+}
+
+/// [`parse_bytes`] straight into the wire encoding the inbox stores.
+pub fn parse_encoded(input: &[u8]) -> Parsed<Encoded> {
+    parse_as(input)
+}
+
+fn parse_as<E: for<'a> From<Draft<'a>>>(input: &[u8]) -> Parsed<E> {
+    // A whole-document parse succeeds only for an envelope, an array, or a one-line
+    // input; NDJSON fails at its second line and is parsed line by line below.
+    let mut arena = Bump::new();
+    if matches!(first_byte(input), Some(b'[' | b'{')) {
+        match loose::from_slice(&arena, input) {
+            Ok(Loose::Object(mut obj)) if obj.contains_key("entries") => {
+                return match obj.remove("entries") {
+                    Some(Loose::Array(entries)) => parse_entries(entries),
+                    _ => Parsed {
+                        events: Vec::new(),
+                        errors: vec![InputError {
+                            position: Position::Line(1),
+                            reason: "`entries` is not an array".into(),
+                        }],
+                    },
+                };
+            }
+            Ok(Loose::Array(entries)) => return parse_entries(entries),
+            _ => {}
+        }
+    }
+    let mut out = Parsed::default();
+    for (number, line) in lines(input) {
+        arena.reset();
+        out.push(Position::Line(number), parse_in(&arena, line));
+    }
+    out
+}
+
+fn parse_entries<E: for<'a> From<Draft<'a>>>(
+    entries: bumpalo::collections::Vec<'_, Loose<'_>>,
+) -> Parsed<E> {
     let mut out = Parsed::default();
     for (i, entry) in entries.into_iter().enumerate() {
-        match parse_value(entry) {
-            Ok(e) => out.events.push(e),
-            Err(reason) => out.errors.push(InputError {
-                position: Position::Entry(i + 1),
-                reason,
-            }),
-        }
+        out.push(Position::Entry(i + 1), parse_loose(entry).map(E::from));
     }
     out
 }
 
 /// Parse NDJSON: one Slack entry or generic event per line; blank lines are skipped.
 pub fn parse_ndjson(text: &str) -> Parsed {
+    let arena = &mut Bump::new();
     let mut out = Parsed::default();
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let result = serde_json::from_str::<Value>(line)
-            .map_err(|e| format!("invalid JSON: {e}"))
-            .and_then(parse_value);
-        match result {
-            Ok(e) => out.events.push(e),
-            Err(reason) => out.errors.push(InputError {
-                position: Position::Line(i + 1),
-                reason,
-            }),
-        }
+    for (number, line) in lines(text.as_bytes()) {
+        arena.reset();
+        out.push(Position::Line(number), parse_in(arena, line));
     }
     out
+}
+
+/// The non-blank lines of an NDJSON input with their 1-based numbers (a line ends at
+/// `\n`, and a `\r` before it is not part of it).
+pub fn lines(input: &[u8]) -> impl Iterator<Item = (usize, &[u8])> {
+    let mut rest = Some(input);
+    std::iter::from_fn(move || {
+        let r = rest?;
+        Some(match memchr::memchr(b'\n', r) {
+            Some(end) => {
+                rest = Some(&r[end + 1..]);
+                &r[..end]
+            }
+            None => {
+                rest = None;
+                r
+            }
+        })
+    })
+    .enumerate()
+    .map(|(i, line)| (i + 1, line.strip_suffix(b"\r").unwrap_or(line)))
+    .filter(|(_, line)| !is_blank(line))
+}
+
+fn first_byte(input: &[u8]) -> Option<u8> {
+    input.iter().copied().find(|b| !b.is_ascii_whitespace())
+}
+
+/// Whether a line holds only whitespace (Unicode's, as `str::trim` reads it).
+fn is_blank(line: &[u8]) -> bool {
+    match first_byte(line) {
+        None => true,
+        Some(b'{' | b'[' | b'"') => false,
+        Some(_) => std::str::from_utf8(line).is_ok_and(|l| l.trim().is_empty()),
+    }
+}
+
+/// Parse one JSON text (a line, say) as one event.
+pub fn parse_one<E: for<'a> From<Draft<'a>>>(json: &[u8]) -> Result<E, String> {
+    parse_in(&Bump::new(), json)
+}
+
+/// [`parse_one`], reading into `arena`.
+fn parse_in<E: for<'a> From<Draft<'a>>>(arena: &Bump, json: &[u8]) -> Result<E, String> {
+    // One UTF-8 check of the whole text is cheaper than serde_json's of each string.
+    let text = std::str::from_utf8(json)
+        .map_err(|e| format!("not UTF-8: invalid byte at column {}", e.valid_up_to() + 1))?;
+    match loose::from_str(arena, text) {
+        Ok(v) => parse_loose(v).map(E::from),
+        Err(e) => Err(format!("invalid JSON: {e}")),
+    }
 }
 
 /// Most bytes of text one event may carry ([`Event::text_bytes`]); a larger one is
@@ -123,9 +206,13 @@ pub const MAX_EVENT_BYTES: usize = 64 << 10;
 
 /// Parse one JSON value as a Slack entry (it has `date_create`) or a generic event, of
 /// at most [`MAX_EVENT_BYTES`].
-pub fn parse_value(v: Value) -> Result<Event, String> {
-    let Value::Object(obj) = v else {
-        return Err(format!("expected a JSON object, found {}", value::kind(&v)));
+pub fn parse_value(v: serde_json::Value) -> Result<Event, String> {
+    parse_one(v.to_string().as_bytes())
+}
+
+fn parse_loose(v: Loose<'_>) -> Result<Draft<'_>, String> {
+    let Loose::Object(obj) = v else {
+        return Err(format!("expected a JSON object, found {}", v.kind()));
     };
     let event = if obj.contains_key("date_create") {
         slack::parse_entry(obj)
@@ -164,6 +251,24 @@ mod tests {
             "{:?}",
             p.errors
         );
+    }
+
+    // Regression: the CLI read a file through one lossy UTF-8 pass, so a stray byte
+    // became U+FFFD inside an event instead of an error naming its line.
+    #[test]
+    fn a_line_that_is_not_utf8_is_one_error_and_the_rest_go_in() {
+        let good = br#"{"id":"a","time_ms":1,"action":"a","actor":"U1"}"#;
+        let mut input = Vec::new();
+        input.extend_from_slice(good);
+        input.extend_from_slice(
+            b"\n{\"id\":\"b\",\"time_ms\":2,\"action\":\"a\xff\",\"actor\":\"U1\"}\r\n",
+        );
+        input.extend_from_slice(good);
+        let p = parse_bytes(&input);
+        assert_eq!(p.events.len(), 2);
+        assert_eq!(p.errors.len(), 1, "{:?}", p.errors);
+        assert_eq!(p.errors[0].position, Position::Line(2));
+        assert_eq!(p.errors[0].reason, "not UTF-8: invalid byte at column 34");
     }
 
     #[test]

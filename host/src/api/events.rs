@@ -113,9 +113,7 @@ fn parse_and_store(
     } else {
         body
     };
-    let text = std::str::from_utf8(bytes)
-        .map_err(|e| ApiError::bad_request(format!("body is not UTF-8: {e}")))?;
-    let mut parsed = crate::ingest::parse(text);
+    let mut parsed = crate::ingest::parse_encoded(bytes);
     // Slack returns entries newest first; the inbox keeps each request in event-time order.
     parsed.events.sort_by_key(|e| e.time_ms);
     let errors = json!(parsed.errors);

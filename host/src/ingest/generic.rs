@@ -15,87 +15,81 @@
 //! optional; `details` values that are not strings are kept as JSON text, and unknown
 //! top-level fields are kept as details named `entry.<field>`.
 
-use serde_json::{Map, Value};
+use std::borrow::Cow;
 
-use super::value::{field, kind, required_str, text, time_ms};
-use crate::Event;
-use aer_wire::{Context, Entity, Location};
+use super::draft::{Draft, DraftEntity, Name};
+use super::loose::{Fields, Loose, time_ms};
 
 /// Parse one generic event object.
-pub fn parse_event(mut obj: Map<String, Value>) -> Result<Event, String> {
-    let id = required_str(&obj, "id")?;
-    let action = required_str(&obj, "action")?;
+pub fn parse_event(mut obj: Fields<'_>) -> Result<Draft<'_>, String> {
+    let id = obj.required_str("id")?;
+    let action = obj.required_str("action")?;
     let time_ms = match (obj.get("time_ms"), obj.get("time")) {
         (Some(v), _) => time_ms(v, 1, "time_ms")?,
-        (None, Some(v @ Value::String(_))) => time_ms(v, 1, "time")?,
-        (None, Some(v @ Value::Number(_))) => time_ms(v, 1, "time")?,
+        (None, Some(v @ (Loose::Str(_) | Loose::Number(_)))) => time_ms(v, 1, "time")?,
         (None, Some(other)) => {
             return Err(format!(
                 "`time` must be a date string or milliseconds, found {}",
-                kind(other)
+                other.kind()
             ));
         }
         (None, None) => return Err("missing `time`".into()),
     };
     let actor = match obj.remove("actor") {
-        Some(Value::String(id)) => Entity {
-            kind: "user".into(),
+        Some(Loose::Str(id)) => DraftEntity {
+            kind: Cow::Borrowed("user"),
             id,
             ..Default::default()
         },
-        Some(Value::Object(a)) => entity(&a, "user"),
+        Some(Loose::Object(a)) => entity(&a, "user"),
         Some(other) => {
             return Err(format!(
                 "`actor` must be an object or a user id, found {}",
-                kind(&other)
+                other.kind()
             ));
         }
         None => return Err("missing `actor`".into()),
     };
     let target = match obj.remove("target") {
-        Some(Value::Object(t)) => Some(entity(&t, "")),
-        Some(Value::Null) | None => None,
+        Some(Loose::Object(t)) => Some(entity(&t, "")),
+        Some(Loose::Null) | None => None,
         Some(other) => {
             return Err(format!(
                 "`target` must be an object, found {}",
-                kind(&other)
+                other.kind()
             ));
         }
     };
     let context = match obj.remove("context") {
-        Some(Value::Object(c)) => Context {
-            ip: field(&c, "ip"),
-            user_agent: field(&c, "user_agent"),
-            session_id: field(&c, "session_id"),
-            location: match c.get("location") {
-                Some(Value::Object(l)) => Location {
-                    kind: field(l, "kind"),
-                    id: field(l, "id"),
-                    name: field(l, "name"),
-                    domain: field(l, "domain"),
-                },
-                _ => Location::default(),
-            },
-        },
-        _ => Context::default(),
+        Some(Loose::Object(c)) => {
+            let [ip, ua, session] = ["ip", "user_agent", "session_id"].map(|k| c.text(k));
+            let [kind, id, name, domain] = match c.get("location") {
+                Some(Loose::Object(l)) => ["kind", "id", "name", "domain"].map(|k| l.text(k)),
+                _ => Default::default(),
+            };
+            [ip, ua, session, kind, id, name, domain]
+        }
+        _ => Default::default(),
     };
     let mut details = Vec::new();
     match obj.remove("details") {
-        Some(Value::Object(d)) => details.extend(d.into_iter().map(|(k, v)| (k, text(&v)))),
-        Some(Value::Null) | None => {}
+        Some(Loose::Object(d)) => {
+            details.extend(d.into_iter().map(|(k, v)| (Name::plain(k), v.into_text())));
+        }
+        Some(Loose::Null) | None => {}
         Some(other) => {
             return Err(format!(
                 "`details` must be an object, found {}",
-                kind(&other)
+                other.kind()
             ));
         }
     }
     for (k, v) in obj {
-        if !matches!(k.as_str(), "id" | "action" | "time" | "time_ms") {
-            details.push((format!("entry.{k}"), text(&v)));
+        if !matches!(k.as_ref(), "id" | "action" | "time" | "time_ms") {
+            details.push((Name::under("entry", k), v.into_text()));
         }
     }
-    Ok(Event {
+    Ok(Draft {
         id,
         time_ms,
         action,
@@ -106,28 +100,30 @@ pub fn parse_event(mut obj: Map<String, Value>) -> Result<Event, String> {
     })
 }
 
-fn entity(obj: &Map<String, Value>, default_kind: &str) -> Entity {
-    let kind = field(obj, "kind");
-    Entity {
+fn entity<'a>(obj: &Fields<'a>, default_kind: &'static str) -> DraftEntity<'a> {
+    let kind = obj.text("kind");
+    DraftEntity {
         kind: if kind.is_empty() {
-            default_kind.to_owned()
+            Cow::Borrowed(default_kind)
         } else {
             kind
         },
-        id: field(obj, "id"),
-        name: field(obj, "name"),
-        email: field(obj, "email"),
+        id: obj.text("id"),
+        name: obj.text("name"),
+        email: obj.text("email"),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
-    fn parse(v: Value) -> Result<Event, String> {
-        match v {
-            Value::Object(o) => parse_event(o),
+    fn parse(v: Value) -> Result<crate::Event, String> {
+        let text = v.to_string();
+        let arena = bumpalo::Bump::new();
+        match super::super::loose::from_str(&arena, &text).unwrap() {
+            Loose::Object(o) => parse_event(o).map(crate::Event::from),
             _ => unreachable!(),
         }
     }

@@ -105,6 +105,43 @@ proptest! {
     }
 
     #[test]
+    fn the_stored_encoding_is_what_the_event_encodes_to(
+        entries in prop::collection::vec(slack_entry(), 0..10),
+        other in any_json(),
+    ) {
+        let mut text: String = entries.iter().map(|(e, ..)| format!("{e}\n")).collect();
+        for fixed in [
+            json!({"id": "x", "date_create": "1521214343", "action": "anomaly",
+                "actor": {"type": "app", "app": {"id": "A1", "name": "Bot"}, "account_type": "bot"},
+                "entity": {"type": "file", "file": {"id": "F1", "title": "plan.pdf", "filetype": "pdf"}},
+                "context": {"ua": "", "ip_address": null, "session_id": 7, "app": {"id": "A1"},
+                    "location": {"type": "workspace", "id": "T1", "name": "Acme", "domain": "acme"}},
+                "details": {"reason": ["tor", "asn"], "note": null, "esc\"aped": "a\nb"},
+                "brand_new_field": {"a": 1}}),
+            json!({"id": "m-1", "time": "2026-01-05T09:00:00Z", "action": "message",
+                "actor": {"id": "U1", "email": "a@x"}, "target": {"kind": "channel", "id": "C1"},
+                "context": {"ip": "10.0.0.1", "session_id": 7,
+                    "location": {"kind": "workspace", "id": "T1"}},
+                "details": {"chars": 120}, "source": "events-api"}),
+            other,
+        ] {
+            text.push_str(&format!("{fixed}\n"));
+        }
+        let events = super::parse_bytes(text.as_bytes());
+        let encoded = super::parse_encoded(text.as_bytes());
+        prop_assert_eq!(&events.errors, &encoded.errors);
+        prop_assert_eq!(events.events.len(), encoded.events.len());
+        prop_assert!(events.events.len() >= entries.len() + 2);
+        for (event, stored) in events.events.iter().zip(&encoded.events) {
+            let mut bytes = Vec::new();
+            aer_wire::encode_event(event, &mut bytes);
+            prop_assert_eq!(&stored.bytes, &bytes);
+            prop_assert_eq!(stored.time_ms, event.time_ms);
+            prop_assert_eq!(stored.id(), event.id.as_str());
+        }
+    }
+
+    #[test]
     fn policies_within_range_validate_and_out_of_range_name_the_field(
         min_score in -1.0f32..2.0,
         findings in 0u32..5,

@@ -3,16 +3,18 @@
 //! empty user agents, malformed IP addresses kept raw, actor and entity objects keyed
 //! by their `type`, list-valued details, and unknown fields and actions kept.
 
-use serde_json::{Map, Value};
+use std::borrow::Cow;
 
-use super::value::{field, required_str, text, time_ms};
-use crate::Event;
-use aer_wire::{Context, Entity, Location};
+use super::draft::{Draft, DraftEntity, Name};
+use super::loose::{Fields, Loose, time_ms};
+
+/// Details read so far.
+type Details<'a> = Vec<(Name<'a>, Cow<'a, str>)>;
 
 /// Parse one entry object.
-pub fn parse_entry(mut obj: Map<String, Value>) -> Result<Event, String> {
-    let id = required_str(&obj, "id")?;
-    let action = required_str(&obj, "action")?;
+pub fn parse_entry(mut obj: Fields<'_>) -> Result<Draft<'_>, String> {
+    let id = obj.required_str("id")?;
+    let action = obj.required_str("action")?;
     let time_ms = time_ms(
         obj.get("date_create").ok_or("missing `date_create`")?,
         1000,
@@ -20,34 +22,31 @@ pub fn parse_entry(mut obj: Map<String, Value>) -> Result<Event, String> {
     )?;
     let mut details = Vec::new();
     let actor = match obj.remove("actor") {
-        Some(Value::Object(a)) => entity(a, "actor", &mut details),
-        Some(Value::Null) | None => return Err("missing `actor`".into()),
+        Some(Loose::Object(a)) => entity(a, "actor", &mut details),
+        Some(Loose::Null) | None => return Err("missing `actor`".into()),
         Some(other) => {
-            return Err(format!(
-                "`actor` must be an object, found {}",
-                super::value::kind(&other)
-            ));
+            return Err(format!("`actor` must be an object, found {}", other.kind()));
         }
     };
     let target = match obj.remove("entity") {
-        Some(Value::Object(e)) => Some(entity(e, "entity", &mut details)),
+        Some(Loose::Object(e)) => Some(entity(e, "entity", &mut details)),
         _ => None,
     };
     let context = match obj.remove("context") {
-        Some(Value::Object(c)) => context(c, &mut details),
-        _ => Context::default(),
+        Some(Loose::Object(c)) => context(c, &mut details),
+        _ => Default::default(),
     };
-    if let Some(Value::Object(d)) = obj.remove("details") {
+    if let Some(Loose::Object(d)) = obj.remove("details") {
         for (k, v) in d {
-            details.push((k, text(&v)));
+            details.push((Name::plain(k), v.into_text()));
         }
     }
     for (k, v) in obj {
-        if !matches!(k.as_str(), "id" | "action" | "date_create") {
-            details.push((format!("entry.{k}"), text(&v)));
+        if !matches!(k.as_ref(), "id" | "action" | "date_create") {
+            details.push((Name::under("entry", k), v.into_text()));
         }
     }
-    Ok(Event {
+    Ok(Draft {
         id,
         time_ms,
         action,
@@ -60,71 +59,60 @@ pub fn parse_entry(mut obj: Map<String, Value>) -> Result<Event, String> {
 
 /// An actor or entity: `{"type": T, T: {...}}`. Fields beyond id, name (or title) and
 /// email go to details as `<prefix>.<field>`.
-fn entity(
-    mut obj: Map<String, Value>,
-    prefix: &str,
-    details: &mut Vec<(String, String)>,
-) -> Entity {
+fn entity<'a>(
+    mut obj: Fields<'a>,
+    prefix: &'static str,
+    details: &mut Details<'a>,
+) -> DraftEntity<'a> {
     let kind = match obj.remove("type") {
-        Some(Value::String(s)) => s,
-        _ => "user".to_owned(),
+        Some(Loose::Str(s)) => s,
+        _ => Cow::Borrowed("user"),
     };
     let inner = obj.remove(&kind).or_else(|| obj.remove("user"));
-    let mut e = Entity {
+    let mut e = DraftEntity {
         kind,
         ..Default::default()
     };
-    if let Some(Value::Object(mut inner)) = inner {
-        e.id = field(&inner, "id");
-        e.name = match inner.remove("name") {
-            Some(v) if !text(&v).is_empty() => text(&v),
-            _ => field(&inner, "title"),
+    if let Some(Loose::Object(mut inner)) = inner {
+        e.id = inner.take_text("id");
+        e.name = match inner.remove("name").map(Loose::into_text) {
+            Some(name) if !name.is_empty() => name,
+            _ => inner.text("title"),
         };
-        e.email = field(&inner, "email");
+        e.email = inner.take_text("email");
         for (k, v) in inner {
-            if !matches!(k.as_str(), "id" | "email") {
-                details.push((format!("{prefix}.{k}"), text(&v)));
-            }
+            details.push((Name::under(prefix, k), v.into_text()));
         }
     }
     for (k, v) in obj {
-        details.push((format!("{prefix}.{k}"), text(&v)));
+        details.push((Name::under(prefix, k), v.into_text()));
     }
     e
 }
 
-fn context(mut obj: Map<String, Value>, details: &mut Vec<(String, String)>) -> Context {
-    let location = match obj.remove("location") {
-        Some(Value::Object(l)) => Location {
-            kind: field(&l, "type"),
-            id: field(&l, "id"),
-            name: field(&l, "name"),
-            domain: field(&l, "domain"),
-        },
-        _ => Location::default(),
+/// The context's seven fields in [`Draft::context`]'s order.
+fn context<'a>(mut obj: Fields<'a>, details: &mut Details<'a>) -> [Cow<'a, str>; 7] {
+    let [kind, id, name, domain] = match obj.remove("location") {
+        Some(Loose::Object(l)) => ["type", "id", "name", "domain"].map(|k| l.text(k)),
+        _ => Default::default(),
     };
-    let c = Context {
-        ip: field(&obj, "ip_address"),
-        user_agent: field(&obj, "ua"),
-        session_id: field(&obj, "session_id"),
-        location,
-    };
+    let [ip, ua, session] = ["ip_address", "ua", "session_id"].map(|k| obj.take_text(k));
     for (k, v) in obj {
-        if !matches!(k.as_str(), "ip_address" | "ua" | "session_id") {
-            details.push((format!("context.{k}"), text(&v)));
-        }
+        details.push((Name::under("context", k), v.into_text()));
     }
-    c
+    [ip, ua, session, kind, id, name, domain]
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
-    fn parse(v: Value) -> Result<Event, String> {
-        match v {
-            Value::Object(o) => parse_entry(o),
+    fn parse(v: Value) -> Result<crate::Event, String> {
+        let text = v.to_string();
+        let arena = bumpalo::Bump::new();
+        match super::super::loose::from_str(&arena, &text).unwrap() {
+            Loose::Object(o) => parse_entry(o).map(crate::Event::from),
             _ => unreachable!(),
         }
     }

@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot};
 
 use super::keys::{self, kind};
-use crate::Event;
+use crate::ingest::Storable;
 
 /// What one ingest call did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
@@ -344,7 +344,7 @@ impl Inbox {
     pub async fn append(
         &self,
         tenant: &str,
-        events: &[Event],
+        events: &[impl Storable],
         processed: u64,
         bound: u64,
     ) -> Result<Ingested, InboxError> {
@@ -371,7 +371,7 @@ impl Inbox {
     pub fn store(
         &self,
         tenant: &str,
-        events: &[Event],
+        events: &[impl Storable],
         processed: u64,
         bound: u64,
     ) -> Result<Ingested, InboxError> {
@@ -383,7 +383,7 @@ impl Inbox {
     pub fn store_marked(
         &self,
         tenant: &str,
-        events: &[Event],
+        events: &[impl Storable],
         (processed, bound): (u64, u64),
         source: &str,
         mark: &crate::sources::Mark,
@@ -396,7 +396,7 @@ impl Inbox {
     fn store_with(
         &self,
         tenant: &str,
-        events: &[Event],
+        events: &[impl Storable],
         processed: u64,
         bound: u64,
         also: Option<(Vec<u8>, Vec<u8>)>,
@@ -417,16 +417,15 @@ impl Inbox {
             let mut batch = sled::Batch::default();
             let mut buf = Vec::new();
             for e in events {
-                let h = self.ids.hash(&e.id);
+                let h = self.ids.hash(e.id());
                 if log.recent.contains(h) || !seen.insert(h) {
                     out.duplicates += 1;
                     continue;
                 }
                 fresh.push(h);
                 let seq = log.next_seq + out.accepted as u64;
-                buf.clear();
-                aer_wire::encode_event(e, &mut buf);
-                if chunk.len() + buf.len() > MAX_CHUNK_BYTES && chunk_len > 0 {
+                let bytes = e.encoded(&mut buf);
+                if chunk.len() + bytes.len() > MAX_CHUNK_BYTES && chunk_len > 0 {
                     let first = chunk_first.take().unwrap_or(seq);
                     chunk[..4].copy_from_slice(&chunk_len.to_le_bytes());
                     batch.insert(
@@ -437,8 +436,8 @@ impl Inbox {
                 }
                 chunk_first.get_or_insert(seq);
                 chunk_len += 1;
-                chunk.extend_from_slice(&(buf.len() as u32).to_le_bytes());
-                chunk.extend_from_slice(&buf);
+                chunk.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+                chunk.extend_from_slice(bytes);
                 out.first_seq.get_or_insert(seq);
                 out.last_seq = Some(seq);
                 out.accepted += 1;
@@ -562,7 +561,7 @@ impl Inbox {
 mod tests {
     use super::*;
 
-    fn events(ids: std::ops::Range<u32>) -> Vec<Event> {
+    fn events(ids: std::ops::Range<u32>) -> Vec<crate::Event> {
         let text: String = ids
             .map(|i| {
                 format!(

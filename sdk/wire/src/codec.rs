@@ -47,37 +47,80 @@ impl std::error::Error for DecodeError {}
 /// The host may encode each event once, keep the bytes, and build batches by
 /// concatenation with [`BatchWriter::push_encoded`].
 pub fn encode_event(event: &Event, out: &mut Vec<u8>) {
-    let start = out.len();
-    out.extend_from_slice(&0u32.to_le_bytes());
-    out.extend_from_slice(&event.time_ms.to_le_bytes());
-    out.push(if event.target.is_some() {
-        HAS_TARGET
-    } else {
-        0
-    });
-    put_str(out, &event.id);
-    put_str(out, &event.action);
+    let mut w = EventEncoder::begin(out, event.time_ms, event.target.is_some());
+    w.str(&event.id);
+    w.str(&event.action);
     for entity in std::iter::once(&event.actor).chain(event.target.as_ref()) {
-        put_str(out, &entity.kind);
-        put_str(out, &entity.id);
-        put_str(out, &entity.name);
-        put_str(out, &entity.email);
+        for s in [&entity.kind, &entity.id, &entity.name, &entity.email] {
+            w.str(s);
+        }
     }
     let c = &event.context;
-    for s in [&c.ip, &c.user_agent, &c.session_id] {
-        put_str(out, s);
-    }
     let l = &c.location;
-    for s in [&l.kind, &l.id, &l.name, &l.domain] {
-        put_str(out, s);
+    for s in [
+        &c.ip,
+        &c.user_agent,
+        &c.session_id,
+        &l.kind,
+        &l.id,
+        &l.name,
+        &l.domain,
+    ] {
+        w.str(s);
     }
-    out.extend_from_slice(&len_u32(event.details.len()).to_le_bytes());
+    w.details(event.details.len());
     for (k, v) in &event.details {
-        put_str(out, k);
-        put_str(out, v);
+        w.detail(&[k], v);
     }
-    let body = len_u32(out.len() - start - 4);
-    out[start..start + 4].copy_from_slice(&body.to_le_bytes());
+    w.finish();
+}
+
+/// Writes one event in [`encode_event`]'s encoding field by field, for a producer that
+/// holds the event's text in another shape (the host's parser writes straight from
+/// its input). The fields go in [`encode_event`]'s order: id, action, the actor's kind,
+/// id, name and email, the target's four when there is one, then the context's ip,
+/// user agent and session id, the location's kind, id, name and domain, then the
+/// details.
+pub struct EventEncoder<'o> {
+    out: &'o mut Vec<u8>,
+    start: usize,
+}
+
+impl<'o> EventEncoder<'o> {
+    /// Begin an event at the end of `out`.
+    pub fn begin(out: &'o mut Vec<u8>, time_ms: i64, has_target: bool) -> Self {
+        let start = out.len();
+        out.extend_from_slice(&0u32.to_le_bytes());
+        out.extend_from_slice(&time_ms.to_le_bytes());
+        out.push(if has_target { HAS_TARGET } else { 0 });
+        EventEncoder { out, start }
+    }
+
+    /// The next string field.
+    pub fn str(&mut self, s: &str) {
+        put_str(self.out, s);
+    }
+
+    /// How many details follow.
+    pub fn details(&mut self, count: usize) {
+        self.out.extend_from_slice(&len_u32(count).to_le_bytes());
+    }
+
+    /// One detail: its name (the concatenation of `name`'s parts) and its value.
+    pub fn detail(&mut self, name: &[&str], value: &str) {
+        let len: usize = name.iter().map(|p| p.len()).sum();
+        self.out.extend_from_slice(&len_u32(len).to_le_bytes());
+        for part in name {
+            self.out.extend_from_slice(part.as_bytes());
+        }
+        put_str(self.out, value);
+    }
+
+    /// Write the event's length in front of it.
+    pub fn finish(self) {
+        let body = len_u32(self.out.len() - self.start - 4);
+        self.out[self.start..self.start + 4].copy_from_slice(&body.to_le_bytes());
+    }
 }
 
 fn len_u32(len: usize) -> u32 {
