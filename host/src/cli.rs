@@ -8,6 +8,7 @@
 mod bench;
 mod client;
 mod demo;
+mod events;
 mod generate;
 mod new;
 mod replay;
@@ -275,18 +276,6 @@ fn text_or_file(arg: &str) -> anyhow::Result<String> {
         Some(path) => read_text(std::path::Path::new(path)),
         None => Ok(arg.to_owned()),
     }
-}
-
-/// Read and parse an event file, report each rejected line on `io.err`, and put the
-/// events in event-time order (Slack's envelope lists the newest first).
-fn read_events(path: &std::path::Path, io: &mut Io<'_>) -> anyhow::Result<crate::ingest::Parsed> {
-    let text = read(path)?;
-    let mut parsed = crate::ingest::parse_bytes(&text);
-    for e in &parsed.errors {
-        writeln!(io.err, "{}: {e}", path.display())?;
-    }
-    parsed.events.sort_by_key(|e| e.time_ms);
-    Ok(parsed)
 }
 
 /// Event time as `YYYY-MM-DD HH:MM:SS` (UTC) for tables.

@@ -176,7 +176,7 @@ fn first_byte(input: &[u8]) -> Option<u8> {
 }
 
 /// Whether a line holds only whitespace (Unicode's, as `str::trim` reads it).
-fn is_blank(line: &[u8]) -> bool {
+pub fn is_blank(line: &[u8]) -> bool {
     match first_byte(line) {
         None => true,
         Some(b'{' | b'[' | b'"') => false,

@@ -1,13 +1,14 @@
-//! The local driver of the whole pipeline over a history held in memory, behind
-//! `aer replay`: backtest detectors and a policy before enabling them. It runs the
-//! daemon's stages by the daemon's rules ([`crate::pipeline`]): each detector over the
-//! history in gathered batches (faults retried, isolated and set aside as the daemon
-//! does, [`crate::pipeline::faults`]); then every finding in decision order, the engine
+//! The local driver of the whole pipeline over a history, behind `aer replay`:
+//! backtest detectors and a policy before enabling them. It runs the daemon's stages by
+//! the daemon's rules ([`crate::pipeline`]): each detector over the history in gathered
+//! batches (faults retried, isolated and set aside as the daemon does,
+//! [`crate::pipeline::faults`]); then every finding in decision order, the engine
 //! observing the events up to its position; then the responders, in name order, for
 //! each decision that responds, their effects admitted as the daemon admits them and
 //! recorded, never performed ([`RecordingActions`]). With the history stored before the
 //! daemon's detectors run, the daemon makes the same findings, decisions and effects
-//! (`tests/all/parity.rs`).
+//! (`tests/all/parity.rs`). The history streams through ([`Replay`]): memory holds the
+//! events not yet passed by every stage, not the history (`tests/all/streaming.rs`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,7 +18,7 @@ use crate::host_api::ActionSink;
 use crate::pipeline::decide::{DecisionEngine, DecisionOrder, DecisionRecord};
 use crate::pipeline::detect::{Positioned, detect};
 use crate::pipeline::faults::{AfterFault, FaultCount};
-use crate::pipeline::gather::Gather;
+use crate::pipeline::gather::{Gather, Window};
 use crate::pipeline::policy::ResponseSettings;
 use crate::pipeline::respond::RecordedLog;
 pub use crate::pipeline::respond::{ActionRecord, RecordingActions};
@@ -107,19 +108,19 @@ impl Responders {
 }
 
 /// Replay `events` (in event-time order) through `detectors`, `engine` and
-/// `responders`; `progress` is told each detector's events done so far. Each event is
-/// encoded once (see [`replay_encoded`]).
+/// `responders`; `progress` is told how many events every detector has passed. Each
+/// event is encoded once (see [`replay_encoded`]).
 pub fn replay(
     events: &[Event],
     detectors: &mut [DetectorInstance],
     engine: &mut DecisionEngine,
     responders: &mut Responders,
     batch: usize,
-    progress: impl FnMut(usize),
+    progress: impl FnMut(u64),
 ) -> Result<ReplayReport, ReplayError> {
-    let encoded = crate::pipeline::gather::Encoded::new(events);
-    let refs = encoded.events();
-    replay_encoded(&refs, detectors, engine, responders, batch, progress)
+    let mut r = Replay::new(detectors, engine, responders, batch);
+    r.window = Window::new(events);
+    r.finish(progress)
 }
 
 /// [`replay`] over events already encoded with [`aer_wire::encode_event`] (as the
@@ -130,127 +131,265 @@ pub fn replay_encoded(
     engine: &mut DecisionEngine,
     responders: &mut Responders,
     batch: usize,
-    mut progress: impl FnMut(usize),
+    progress: impl FnMut(u64),
 ) -> Result<ReplayReport, ReplayError> {
-    let rule = Gather::new(batch);
-    let mut report = ReplayReport {
-        events: events.len(),
-        ..Default::default()
-    };
-    // 1-2. Each detector over the whole history, in gathered batches.
-    let mut queue: Vec<(DecisionOrder, FindingRecord)> = Vec::new();
-    for d in detectors.iter_mut() {
-        let (summary, found) = run_detector(d, events, rule, &mut progress)?;
-        report.detectors.push(summary);
-        queue.extend(found);
+    let mut r = Replay::new(detectors, engine, responders, batch);
+    for e in events {
+        r.push(e);
     }
-    // 3. Decisions in decision order (every detector kept pace: all are decidable).
-    queue.sort_by(|a, b| a.0.cmp(&b.0));
-    let mut observed = 0usize;
-    responders
-        .list
-        .sort_by(|a, b| a.id().plugin.cmp(&b.id().plugin));
-    let mut counts = vec![FaultCount::default(); responders.list.len()];
-    let mut quarantined: Vec<Option<String>> = vec![None; responders.list.len()];
-    for (order, finding) in queue {
-        let through = (order.position as usize).min(events.len().saturating_sub(1));
-        if observed <= through {
-            let mut w = aer_wire::BatchWriter::new();
-            for e in &events[observed..=through] {
-                w.push_encoded(e);
-            }
-            for e in aer_wire::decode_batch(&w.finish())? {
-                engine.observe_ref(&e);
-            }
-            observed = through + 1;
-        }
-        let decision = engine.decide(&finding);
-        report.findings.push(finding);
-        // 4. Responders for decisions that respond.
-        if decision.outcome.responds() {
-            respond(responders, &decision, &mut counts, &mut quarantined)?;
-        }
-        report.decisions.push(decision);
-    }
-    report.actions = responders.log.records();
-    report.quarantined_responders = responders
-        .list
-        .iter()
-        .zip(quarantined)
-        .filter_map(|(r, q)| Some((r.id().plugin.clone(), q?)))
-        .collect();
-    Ok(report)
+    r.finish(progress)
 }
 
-/// Run one detector over the history; its summary and its findings in decision order.
+/// A replay under way, for a history read a piece at a time: [`Replay::push`] events
+/// in event-time order, [`Replay::run`] after each piece, [`Replay::finish`] at the
+/// end. It holds only the events some detector or the decision stage has not passed
+/// (a detector's call waits until it is whole, so calls and findings are exactly those
+/// of one pass over the whole history), never the history.
+pub struct Replay<'r> {
+    detectors: &'r mut [DetectorInstance],
+    engine: &'r mut DecisionEngine,
+    responders: &'r mut Responders,
+    rule: Gather,
+    window: Window,
+    runs: Vec<DetectorRun>,
+    /// Findings not yet decided, and the events the engine has observed.
+    pending: Vec<(DecisionOrder, FindingRecord)>,
+    observed: u64,
+    responder_faults: Vec<FaultCount>,
+    responders_quarantined: Vec<Option<String>>,
+    report: ReplayReport,
+}
+
+/// One detector's progress through a replay.
+struct DetectorRun {
+    summary: DetectorSummary,
+    count: FaultCount,
+    cursor: u64,
+    /// Findings it has reported (the next one's place in decision order).
+    reported: u64,
+    /// Quarantined: it sees nothing more.
+    stopped: bool,
+}
+
+impl<'r> Replay<'r> {
+    /// A replay through `detectors`, `engine` and `responders`, `batch` events per
+    /// detector call.
+    pub fn new(
+        detectors: &'r mut [DetectorInstance],
+        engine: &'r mut DecisionEngine,
+        responders: &'r mut Responders,
+        batch: usize,
+    ) -> Self {
+        responders
+            .list
+            .sort_by(|a, b| a.id().plugin.cmp(&b.id().plugin));
+        let runs = detectors
+            .iter()
+            .map(|d| DetectorRun {
+                summary: DetectorSummary {
+                    plugin: d.id().plugin.clone(),
+                    version: d.id().version.clone(),
+                    delivered: 0,
+                    findings: 0,
+                    dead_letters: Vec::new(),
+                    quarantined: None,
+                    plugin_time: Duration::ZERO,
+                },
+                count: FaultCount::default(),
+                cursor: 0,
+                reported: 0,
+                stopped: false,
+            })
+            .collect();
+        let n = responders.list.len();
+        Replay {
+            detectors,
+            engine,
+            responders,
+            rule: Gather::new(batch),
+            window: Window::default(),
+            runs,
+            pending: Vec::new(),
+            observed: 0,
+            responder_faults: vec![FaultCount::default(); n],
+            responders_quarantined: vec![None; n],
+            report: ReplayReport::default(),
+        }
+    }
+
+    /// Add the next event of the history (as [`aer_wire::encode_event`] wrote it).
+    pub fn push(&mut self, encoded: &[u8]) {
+        self.window.push(encoded);
+    }
+
+    /// Events pushed so far.
+    pub fn pushed(&self) -> u64 {
+        self.window.end()
+    }
+
+    /// Events held: those some detector or the decision stage has not passed.
+    pub fn held(&self) -> u64 {
+        self.window.end() - self.window.base()
+    }
+
+    /// Run every whole call the events pushed so far allow, decide every finding no
+    /// detector can come before any more, and let go of the events all have passed.
+    pub fn run(&mut self, progress: impl FnMut(u64)) -> Result<(), ReplayError> {
+        self.step(false, progress)
+    }
+
+    /// Run the rest (the last calls may be short), decide every finding, and report.
+    pub fn finish(mut self, progress: impl FnMut(u64)) -> Result<ReplayReport, ReplayError> {
+        self.step(true, progress)?;
+        let mut report = self.report;
+        report.events = self.window.end() as usize;
+        report.detectors = self.runs.into_iter().map(|r| r.summary).collect();
+        report.actions = self.responders.log.records();
+        report.quarantined_responders = self
+            .responders
+            .list
+            .iter()
+            .zip(self.responders_quarantined)
+            .filter_map(|(r, q)| Some((r.id().plugin.clone(), q?)))
+            .collect();
+        Ok(report)
+    }
+
+    fn step(&mut self, last: bool, mut progress: impl FnMut(u64)) -> Result<(), ReplayError> {
+        let events = self.window.events();
+        let base = self.window.base();
+        for (d, run) in self.detectors.iter_mut().zip(&mut self.runs) {
+            run_detector(d, run, &events, base, self.rule, last, &mut self.pending)?;
+        }
+        // 3. Decisions in decision order, up to the first position a detector still
+        //    running may report at.
+        let passed = self
+            .runs
+            .iter()
+            .filter(|r| !r.stopped)
+            .map(|r| r.cursor)
+            .min()
+            .unwrap_or(u64::MAX);
+        let decidable = if last { u64::MAX } else { passed };
+        self.pending.sort_by(|a, b| a.0.cmp(&b.0));
+        let ready = self
+            .pending
+            .partition_point(|(o, _)| o.position < decidable);
+        for (order, finding) in self.pending.drain(..ready).collect::<Vec<_>>() {
+            let through = order.position.min(self.window.end().saturating_sub(1));
+            observe(self.engine, &mut self.observed, &events, base, through + 1)?;
+            let decision = self.engine.decide(&finding);
+            self.report.findings.push(finding);
+            // 4. Responders for decisions that respond.
+            if decision.outcome.responds() {
+                respond(
+                    self.responders,
+                    &decision,
+                    &mut self.responder_faults,
+                    &mut self.responders_quarantined,
+                )?;
+            }
+            self.report.decisions.push(decision);
+        }
+        // Every finding still to come is dated at or after `passed`, so it would observe
+        // the events before it first: observe them now and let them go.
+        let passed = passed.min(self.window.end());
+        observe(self.engine, &mut self.observed, &events, base, passed)?;
+        drop(events);
+        progress(passed);
+        self.window.trim(passed);
+        Ok(())
+    }
+}
+
+/// Let `engine` observe the events from `observed` (the first it has not) up to
+/// `until`, `events` starting at seq `base`.
+fn observe(
+    engine: &mut DecisionEngine,
+    observed: &mut u64,
+    events: &[&[u8]],
+    base: u64,
+    until: u64,
+) -> Result<(), ReplayError> {
+    if *observed >= until {
+        return Ok(());
+    }
+    let mut w = aer_wire::BatchWriter::new();
+    for e in &events[(*observed - base) as usize..(until - base) as usize] {
+        w.push_encoded(e);
+    }
+    for e in aer_wire::decode_batch(&w.finish())? {
+        engine.observe_ref(&e);
+    }
+    *observed = until;
+    Ok(())
+}
+
+/// Run one detector over the events held, from its cursor, while its calls are whole
+/// (all of them when `last`); its findings go to `found` in decision order.
 fn run_detector(
     d: &mut DetectorInstance,
+    run: &mut DetectorRun,
     events: &[&[u8]],
+    base: u64,
     rule: Gather,
-    progress: &mut impl FnMut(usize),
-) -> Result<(DetectorSummary, Vec<(DecisionOrder, FindingRecord)>), ReplayError> {
-    let mut summary = DetectorSummary {
-        plugin: d.id().plugin.clone(),
-        version: d.id().version.clone(),
-        delivered: 0,
-        findings: 0,
-        dead_letters: Vec::new(),
-        quarantined: None,
-        plugin_time: Duration::ZERO,
-    };
-    let mut found = Vec::new();
-    let mut count = FaultCount::default();
-    let mut cursor = 0u64;
-    while (cursor as usize) < events.len() {
-        let g = count
+    last: bool,
+    found: &mut Vec<(DecisionOrder, FindingRecord)>,
+) -> Result<(), ReplayError> {
+    let end = base + events.len() as u64;
+    while !run.stopped && run.cursor < end {
+        let from = (run.cursor - base) as usize;
+        let g = run
+            .count
             .gather(rule)
-            .from_slice(events, cursor as usize, |a| d.wants(a));
-        let next = g.next_cursor(cursor);
-        progress(next as usize);
+            .from_slice(events, from, |a| d.wants(a));
+        if !g.full && !last {
+            break;
+        }
+        let next = base + g.next_cursor(from as u64);
         if g.is_empty() {
-            cursor = next;
+            run.cursor = next;
             continue;
         }
         let out = match detect(d, &g) {
             Ok(out) => out,
-            Err(fault) => match count.batch_fault(g.delivered.len()) {
+            Err(fault) => match run.count.batch_fault(g.delivered.len()) {
                 AfterFault::Retry | AfterFault::Isolate => continue,
                 AfterFault::DeadLetter { quarantine } => {
                     let event = g.delivered.first().map(|&s| events[s as usize]);
                     let id = event.and_then(aer_wire::encoded_id).unwrap_or("");
-                    summary.dead_letters.push(id.to_owned());
-                    cursor = next;
+                    run.summary.dead_letters.push(id.to_owned());
+                    run.cursor = next;
                     if quarantine {
-                        summary.quarantined = Some(fault.to_string());
-                        break;
+                        run.summary.quarantined = Some(fault.to_string());
+                        run.stopped = true;
                     }
                     continue;
                 }
                 AfterFault::Quarantine => {
-                    summary.quarantined = Some(fault.to_string());
+                    run.summary.quarantined = Some(fault.to_string());
+                    run.stopped = true;
                     break;
                 }
             },
         };
-        count.success(rule);
-        summary.delivered += g.delivered.len();
-        summary.plugin_time += out.plugin_time;
+        run.count.success(rule);
+        run.summary.delivered += g.delivered.len();
+        run.summary.plugin_time += out.plugin_time;
         d.commit(&out.writes)?;
-        summary.findings += out.findings.len();
-        let first = found.len() as u64;
-        found.extend(out.findings.into_iter().enumerate().map(
-            |(i, Positioned { finding, position })| {
-                let order = DecisionOrder {
-                    position,
-                    plugin: finding.plugin.clone(),
-                    index: first + i as u64,
-                };
-                (order, finding)
-            },
-        ));
-        cursor = next;
+        run.summary.findings += out.findings.len();
+        for Positioned { finding, position } in out.findings {
+            let order = DecisionOrder {
+                position: base + position,
+                plugin: finding.plugin.clone(),
+                index: run.reported,
+            };
+            run.reported += 1;
+            found.push((order, finding));
+        }
+        run.cursor = next;
     }
-    Ok((summary, found))
+    Ok(())
 }
 
 /// Run the responders not quarantined for `decision`, as the daemon does: in name

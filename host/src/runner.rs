@@ -1,15 +1,15 @@
-//! The local driver of one detector over a list of events, behind `aer test` (and the
-//! tests): the pipeline's gather and detect stages ([`crate::pipeline`]) by the
-//! daemon's batching rule, committing the detector's state after each call. Unlike the
-//! daemon and `aer replay`, it stops at the first fault: a plugin author wants to see
-//! it.
+//! The local driver of one detector over a stream of events ([`Run`]), behind
+//! `aer test` (and the tests): the pipeline's gather and detect stages
+//! ([`crate::pipeline`]) by the daemon's batching rule, committing the detector's state
+//! after each call. Unlike the daemon and `aer replay`, it stops at the first fault: a
+//! plugin author wants to see it.
 
 use std::time::Duration;
 
 use crate::Event;
 use crate::host_api::LogRecord;
 use crate::pipeline::detect::detect;
-use crate::pipeline::gather::Gather;
+use crate::pipeline::gather::{Gather, Window};
 use crate::plugin::{DetectorInstance, Fault};
 use crate::records::FindingRecord;
 
@@ -48,29 +48,85 @@ pub fn run_detector(
     events: &[Event],
     batch_size: usize,
 ) -> Result<RunReport, RunError> {
-    let mut report = RunReport {
-        events: events.len(),
-        ..Default::default()
-    };
-    let encoded = crate::pipeline::gather::Encoded::new(events);
-    let refs = encoded.events();
-    let rule = Gather::new(batch_size);
-    let mut cursor = 0u64;
-    while (cursor as usize) < refs.len() {
-        let g = rule.from_slice(&refs, cursor as usize, |a| detector.wants(a));
-        cursor = g.next_cursor(cursor);
-        if g.is_empty() {
-            continue;
+    let mut run = Run::new(detector, batch_size);
+    run.window = Window::new(events);
+    run.finish()
+}
+
+/// A run under way, for a history read a piece at a time: [`Run::push`] events in
+/// event-time order, [`Run::run`] after each piece, [`Run::finish`] at the end. It
+/// holds only the events the detector's next call may take; a call waits until it is
+/// whole, so the calls are exactly those of one pass over the whole history.
+pub struct Run<'d> {
+    detector: &'d mut DetectorInstance,
+    rule: Gather,
+    window: Window,
+    cursor: u64,
+    report: RunReport,
+}
+
+impl<'d> Run<'d> {
+    /// A run of `detector`, up to `batch_size` events per call.
+    pub fn new(detector: &'d mut DetectorInstance, batch_size: usize) -> Self {
+        Run {
+            detector,
+            rule: Gather::new(batch_size),
+            window: Window::default(),
+            cursor: 0,
+            report: RunReport::default(),
         }
-        let out = detect(detector, &g)?;
-        report.delivered += g.delivered.len();
-        report.plugin_time += out.plugin_time;
-        report.batches += 1;
-        detector.commit(&out.writes)?;
-        report.logs.extend(out.logs);
-        report
-            .findings
-            .extend(out.findings.into_iter().map(|p| p.finding));
     }
-    Ok(report)
+
+    /// Add the next event (as [`aer_wire::encode_event`] wrote it).
+    pub fn push(&mut self, encoded: &[u8]) {
+        self.window.push(encoded);
+    }
+
+    /// Events held: those the detector's next call may take.
+    pub fn held(&self) -> u64 {
+        self.window.end() - self.window.base()
+    }
+
+    /// Make every whole call the events pushed so far allow.
+    pub fn run(&mut self) -> Result<(), RunError> {
+        self.step(false)
+    }
+
+    /// Make the rest of the calls (the last may be short) and report.
+    pub fn finish(mut self) -> Result<RunReport, RunError> {
+        self.step(true)?;
+        self.report.events = self.window.end() as usize;
+        Ok(self.report)
+    }
+
+    fn step(&mut self, last: bool) -> Result<(), RunError> {
+        let events = self.window.events();
+        let base = self.window.base();
+        let end = self.window.end();
+        while self.cursor < end {
+            let from = self.cursor - base;
+            let g = self
+                .rule
+                .from_slice(&events, from as usize, |a| self.detector.wants(a));
+            if !g.full && !last {
+                break;
+            }
+            self.cursor = base + g.next_cursor(from);
+            if g.is_empty() {
+                continue;
+            }
+            let out = detect(self.detector, &g)?;
+            self.report.delivered += g.delivered.len();
+            self.report.plugin_time += out.plugin_time;
+            self.report.batches += 1;
+            self.detector.commit(&out.writes)?;
+            self.report.logs.extend(out.logs);
+            self.report
+                .findings
+                .extend(out.findings.into_iter().map(|p| p.finding));
+        }
+        drop(events);
+        self.window.trim(self.cursor);
+        Ok(())
+    }
 }

@@ -25,5 +25,6 @@ mod reviews;
 mod sandbox;
 mod scaffold;
 mod sources;
+mod streaming;
 mod test_command;
 mod validate;

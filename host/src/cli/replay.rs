@@ -12,15 +12,13 @@ use anyhow::{Context as _, bail};
 use clap::Args;
 use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
 
-use super::{
-    EXIT_ERROR, EXIT_OK, EXIT_REJECTED, Io, read, read_events, read_text, text_or_file, utc,
-};
+use super::{EXIT_ERROR, EXIT_OK, EXIT_REJECTED, Io, events, read, read_text, text_or_file, utc};
 use crate::host_api::DryRunActions;
 use crate::pipeline::decide::{DecisionEngine, Outcome};
 use crate::pipeline::policy::Policy;
 use crate::plugin::instance::InstanceSpec;
 use crate::plugin::{DetectorInstance, PluginKind, ResponderInstance};
-use crate::replay::{Responders, replay};
+use crate::replay::{Replay, Responders};
 use crate::store::{MemoryStore, StateStore};
 
 /// Arguments of `aer replay`.
@@ -61,6 +59,10 @@ pub struct ReplayCommand {
     /// Events per detector call.
     #[arg(long, default_value_t = 256)]
     pub batch: usize,
+    /// Events held back to put an NDJSON file in time order; an event earlier than
+    /// that many events before it stops the run (sort the file first).
+    #[arg(long, default_value_t = super::events::REORDER_WINDOW, value_name = "EVENTS")]
+    pub reorder_window: usize,
     /// A geolocation database (MaxMind format) for the `geo` service; repeat for several
     /// (e.g. City and ASN). Without one every address is unknown.
     #[arg(long, value_name = "FILE")]
@@ -169,30 +171,26 @@ impl ReplayCommand {
             }
         }
 
-        let parsed = read_events(&self.events, io)?;
-
-        let total = parsed.events.len() as u64;
-        let bar = if std::io::stderr().is_terminal() && total > 10_000 {
-            indicatif::ProgressBar::new(total * detectors.len() as u64)
+        let size = std::fs::metadata(&self.events).map_or(0, |m| m.len());
+        let bar = if std::io::stderr().is_terminal() && size > (8 << 20) {
+            indicatif::ProgressBar::new(size)
         } else {
             indicatif::ProgressBar::hidden()
         };
-        let mut base = 0u64;
-        let mut last = 0usize;
-        let report = replay(
-            &parsed.events,
-            &mut detectors,
-            &mut decisions,
-            &mut responders,
-            self.batch,
-            |done| {
-                if done < last {
-                    base += total;
+        let mut run = Replay::new(&mut detectors, &mut decisions, &mut responders, self.batch);
+        let streamed = events::stream(
+            &self.events,
+            io,
+            self.reorder_window,
+            |chunk| {
+                for e in chunk {
+                    run.push(&e.bytes);
                 }
-                last = done;
-                bar.set_position(base + done as u64);
+                Ok(run.run(|_| {})?)
             },
+            |read| bar.set_position(read),
         )?;
+        let report = run.finish(|_| {})?;
         bar.finish_and_clear();
 
         if self.json || !io.out_is_terminal {
@@ -233,7 +231,7 @@ impl ReplayCommand {
         } else {
             print_tables(io.out, &report)?;
         }
-        let days = history_days(&parsed.events);
+        let days = streamed.days();
         for sweep in &sweeps {
             let (_, plugin) = loaded
                 .iter()
@@ -253,14 +251,28 @@ impl ReplayCommand {
                 let mut d = vec![DetectorInstance::new(&engine, plugin, spec)?];
                 let mut quiet = DecisionEngine::new(Policy::default())
                     .map_err(|e| anyhow::anyhow!("invalid policy: {e:?}"))?;
-                let r = replay(
-                    &parsed.events,
-                    &mut d,
-                    &mut quiet,
-                    &mut Responders::default(),
-                    self.batch,
+                let mut none = Responders::default();
+                let mut run = Replay::new(&mut d, &mut quiet, &mut none, self.batch);
+                // Lines rejected were reported on the first pass.
+                let (mut out, mut err) = (std::io::sink(), std::io::sink());
+                let mut quiet_io = Io {
+                    out: &mut out,
+                    err: &mut err,
+                    out_is_terminal: false,
+                };
+                events::stream(
+                    &self.events,
+                    &mut quiet_io,
+                    self.reorder_window,
+                    |chunk| {
+                        for e in chunk {
+                            run.push(&e.bytes);
+                        }
+                        Ok(run.run(|_| {})?)
+                    },
                     |_| {},
                 )?;
+                let r = run.finish(|_| {})?;
                 let (p, rc) = match &labels {
                     Some(l) => {
                         let rows = crate::labels::score(l, &r.findings);
@@ -337,7 +349,7 @@ impl ReplayCommand {
             io.err,
             "replayed {} events ({} rejected): {} findings, {} decisions ({}), {} recorded actions",
             report.events,
-            parsed.errors.len(),
+            streamed.rejected,
             report.findings.len(),
             report.decisions.len(),
             if outcomes.is_empty() {
@@ -388,14 +400,6 @@ fn components_in(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
         bail!("{} holds no .wasm components", dir.display());
     }
     Ok(out)
-}
-
-/// Days of event time a history covers (at least one).
-fn history_days(events: &[crate::Event]) -> f64 {
-    match (events.first(), events.last()) {
-        (Some(a), Some(b)) => ((b.time_ms - a.time_ms) as f64 / 86_400_000.0).max(1.0),
-        _ => 1.0,
-    }
 }
 
 /// One `--calibrate PLUGIN.KEY=V1,V2` sweep.

@@ -12,8 +12,7 @@ use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
 use serde::Deserialize;
 
 use super::{
-    EXIT_ERROR, EXIT_MISMATCH, EXIT_OK, EXIT_REJECTED, Io, read, read_events, read_text,
-    text_or_file, utc,
+    EXIT_ERROR, EXIT_MISMATCH, EXIT_OK, EXIT_REJECTED, Io, read, read_text, text_or_file, utc,
 };
 use crate::host_api::DryRunActions;
 use crate::plugin::instance::InstanceSpec;
@@ -50,6 +49,10 @@ pub struct TestCommand {
     /// Events per plugin call.
     #[arg(long, default_value_t = 256)]
     pub batch: usize,
+    /// Events held back to put an NDJSON file in time order; an event earlier than
+    /// that many events before it stops the run (sort the file first).
+    #[arg(long, default_value_t = super::events::REORDER_WINDOW, value_name = "EVENTS")]
+    pub reorder_window: usize,
     /// Keep the plugin's state in a sled database in this directory (default: memory).
     #[arg(long)]
     pub state: Option<PathBuf>,
@@ -154,8 +157,6 @@ impl TestCommand {
             None => None,
         };
 
-        let parsed = read_events(&input, io)?;
-
         let spec = InstanceSpec {
             tenant: self.tenant.clone(),
             name: None,
@@ -164,7 +165,20 @@ impl TestCommand {
             actions: Arc::new(DryRunActions::default()),
         };
         let mut detector = DetectorInstance::new(&engine, &plugin, spec)?;
-        let report = crate::runner::run_detector(&mut detector, &parsed.events, self.batch)?;
+        let mut run = crate::runner::Run::new(&mut detector, self.batch);
+        let streamed = super::events::stream(
+            &input,
+            io,
+            self.reorder_window,
+            |chunk| {
+                for e in chunk {
+                    run.push(&e.bytes);
+                }
+                Ok(run.run()?)
+            },
+            |_| {},
+        )?;
+        let report = run.finish()?;
         state.flush()?;
 
         if self.json || !io.out_is_terminal {
@@ -190,7 +204,7 @@ impl TestCommand {
             detector.id().version,
             report.events,
             report.delivered,
-            parsed.errors.len(),
+            streamed.rejected,
             report.findings.len(),
             per_event_us,
             report.batches,

@@ -80,28 +80,48 @@ impl Gather {
     }
 }
 
-/// Events encoded once, back to back, for the local drivers.
+/// The local drivers' inbox: a window of encoded events in inbox order, the first at
+/// seq `base`. Drivers push events as they read them and trim what every stage has
+/// passed, so a history streams through in bounded memory.
 #[derive(Debug, Default)]
-pub struct Encoded {
+pub struct Window {
+    base: u64,
     bytes: Vec<u8>,
     ends: Vec<usize>,
 }
 
-impl Encoded {
-    /// Encode `events` with [`aer_wire::encode_event`].
+impl Window {
+    /// A window holding `events`, encoded with [`aer_wire::encode_event`], from seq 0.
     pub fn new(events: &[crate::Event]) -> Self {
-        let mut e = Encoded {
+        let mut w = Window {
             bytes: Vec::with_capacity(events.len() * 256),
             ends: Vec::with_capacity(events.len()),
+            ..Default::default()
         };
         for event in events {
-            aer_wire::encode_event(event, &mut e.bytes);
-            e.ends.push(e.bytes.len());
+            aer_wire::encode_event(event, &mut w.bytes);
+            w.ends.push(w.bytes.len());
         }
-        e
+        w
     }
 
-    /// Each event's bytes, in order.
+    /// Add the next event (as [`aer_wire::encode_event`] wrote it).
+    pub fn push(&mut self, encoded: &[u8]) {
+        self.bytes.extend_from_slice(encoded);
+        self.ends.push(self.bytes.len());
+    }
+
+    /// Seq of the first event held.
+    pub fn base(&self) -> u64 {
+        self.base
+    }
+
+    /// Seq after the last event held (every event pushed so far).
+    pub fn end(&self) -> u64 {
+        self.base + self.ends.len() as u64
+    }
+
+    /// Each held event's bytes, in order: index `i` is seq `base + i`.
     pub fn events(&self) -> Vec<&[u8]> {
         let mut start = 0;
         self.ends
@@ -112,6 +132,21 @@ impl Encoded {
                 e
             })
             .collect()
+    }
+
+    /// Let go of the events before seq `before`.
+    pub fn trim(&mut self, before: u64) {
+        let n = (before.saturating_sub(self.base) as usize).min(self.ends.len());
+        if n == 0 {
+            return;
+        }
+        let cut = self.ends[n - 1];
+        self.bytes.drain(..cut);
+        self.ends.drain(..n);
+        for end in &mut self.ends {
+            *end -= cut;
+        }
+        self.base += n as u64;
     }
 }
 
@@ -150,6 +185,7 @@ impl Gathering {
     /// The gathered call.
     pub fn finish(self) -> Gathered {
         Gathered {
+            full: self.done(),
             batch: self.batch.finish(),
             delivered: self.delivered,
             last_seq: self.last_seq,
@@ -164,6 +200,9 @@ pub struct Gathered {
     pub batch: Vec<u8>,
     /// The seq of each event in the batch.
     pub delivered: Vec<u64>,
+    /// Whether the call took all it may (a batch, or as many events as it may look
+    /// at): more events stored after it would not change it.
+    pub full: bool,
     /// The last event looked at (none: no event was offered); the cursor moves past it.
     pub last_seq: Option<u64>,
 }

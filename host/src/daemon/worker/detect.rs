@@ -304,6 +304,7 @@ impl Worker {
             batch: w.finish(),
             delivered: vec![letter.event_seq],
             last_seq: Some(letter.event_seq),
+            full: true,
         };
         let out = match detect(instance, &g) {
             Ok(out) => out,
