@@ -212,9 +212,9 @@ fn read(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
 }
 
-/// Read a UTF-8 text file, naming it in the error.
 /// The engine of a local run (`aer test`, `aer replay`): the daemon's limits but for
-/// `--deadline-ms` and `--memory-mib`, and the `--geo` databases.
+/// `--deadline-ms` and `--memory-mib`, the `--geo` databases, and the compiled-code
+/// cache ([`code_cache_dir`]).
 fn local_engine(
     deadline_ms: Option<u64>,
     memory_mib: Option<usize>,
@@ -240,9 +240,24 @@ fn local_engine(
         crate::engine::EngineConfig {
             limits,
             geo: std::sync::Arc::new(geo),
+            code_cache: code_cache_dir(),
             ..Default::default()
         },
     )?)
+}
+
+/// Where the local tools keep compiled code: `$AER_CODE_CACHE` (`off`: nowhere), else
+/// `$XDG_CACHE_HOME/aer/code`, else `~/.cache/aer/code`.
+fn code_cache_dir() -> Option<std::path::PathBuf> {
+    let var = |name| std::env::var_os(name).filter(|v| !v.is_empty());
+    match var("AER_CODE_CACHE") {
+        Some(v) if v == "off" => None,
+        Some(v) => Some(v.into()),
+        None => var("XDG_CACHE_HOME")
+            .map(std::path::PathBuf::from)
+            .or_else(|| var("HOME").map(|h| std::path::Path::new(&h).join(".cache")))
+            .map(|c| c.join("aer").join("code")),
+    }
 }
 
 /// The policy in `path` (the default policy without one), or `None` when it is invalid,

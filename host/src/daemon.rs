@@ -191,6 +191,7 @@ impl Daemon {
             max_instances: config.max_instances,
             random_secret: ledger.random_secret()?,
             geo: Arc::new(geo),
+            code_cache: Some(data.join("code-cache")),
             ..Default::default()
         })?;
         let inbox = ledger.inbox(config.ingest.dedupe_window_events)?;

@@ -1,6 +1,8 @@
 //! The process-wide wasmtime engine: configuration, epoch ticker, one linker per
-//! plugin world, and bounded compilation. Plugins are validated, loaded and cached
-//! above it ([`crate::plugin::Loader`]).
+//! plugin world, and bounded compilation with its cache on disk ([`code_cache`]).
+//! Plugins are validated, loaded and cached above it ([`crate::plugin::Loader`]).
+
+pub mod code_cache;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -33,6 +35,8 @@ pub struct EngineConfig {
     pub random_secret: [u8; 32],
     /// The operator's geolocation databases (none: every address unknown).
     pub geo: Arc<Geo>,
+    /// The directory of the compiled-code cache (none: compile every time).
+    pub code_cache: Option<std::path::PathBuf>,
 }
 
 impl Default for EngineConfig {
@@ -44,6 +48,7 @@ impl Default for EngineConfig {
             interruptible: true,
             random_secret: [0; 32],
             geo: Arc::new(Geo::none()),
+            code_cache: None,
         }
     }
 }
@@ -123,6 +128,7 @@ pub struct AerEngine {
     compilations: AtomicU64,
     random_secret: [u8; 32],
     geo: Arc<Geo>,
+    code_cache: Option<code_cache::CodeCache>,
     _ticker: EpochTicker,
 }
 
@@ -190,6 +196,11 @@ impl AerEngine {
         link(&mut detector_linker, &mut responder_linker)
             .map_err(|e| EngineError(format!("{e:#}")))?;
 
+        let code_cache = config.code_cache.as_deref().and_then(|dir| {
+            code_cache::CodeCache::open(dir, &engine)
+                .inspect_err(|e| tracing::warn!("compiling without a cache: {e}"))
+                .ok()
+        });
         let ticker = EpochTicker::start(engine.clone(), config.tick)
             .map_err(|e| EngineError(format!("epoch ticker thread: {e}")))?;
         Ok(Arc::new(AerEngine {
@@ -202,6 +213,7 @@ impl AerEngine {
             compilations: AtomicU64::new(0),
             random_secret: config.random_secret,
             geo: config.geo,
+            code_cache,
             _ticker: ticker,
         }))
     }
@@ -248,9 +260,28 @@ impl AerEngine {
     /// Compile `bytes` on a compiler thread of its own, waiting at most
     /// `compile_timeout_ms`; at most `compile_concurrency` compilations run at once (a
     /// timed-out one keeps its slot until it finishes, so a stream of compile bombs
-    /// cannot pile up). Only ever compiles: tenant bytes never reach
-    /// `Component::deserialize`.
+    /// cannot pile up). Only ever compiles tenant bytes: what reaches
+    /// `Component::deserialize` is this host's own output from the code cache, when
+    /// it holds the same bytes compiled under the same configuration.
     pub fn compile(&self, bytes: &[u8]) -> Result<Component, CompileError> {
+        use sha2::Digest as _;
+        let digest: [u8; 32] = sha2::Sha256::digest(bytes).into();
+        if let Some(c) = (self.code_cache.as_ref()).and_then(|c| c.get(&self.engine, &digest)) {
+            return Ok(c);
+        }
+        let component = self.compile_fresh(bytes)?;
+        if let Some(cache) = &self.code_cache {
+            cache.put(&digest, &component);
+        }
+        Ok(component)
+    }
+
+    /// The compiled-code cache, if the engine has one.
+    pub fn code_cache(&self) -> Option<&code_cache::CodeCache> {
+        self.code_cache.as_ref()
+    }
+
+    fn compile_fresh(&self, bytes: &[u8]) -> Result<Component, CompileError> {
         let slot = CompileSlot::take(&self.compiling, self.limits.compile_concurrency)
             .map_err(|running| CompileError::Busy { running })?;
         self.compilations.fetch_add(1, Ordering::Relaxed);
