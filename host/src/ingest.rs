@@ -189,6 +189,20 @@ pub fn parse_one<E: for<'a> From<Draft<'a>>>(json: &[u8]) -> Result<E, String> {
     parse_in(&Bump::new(), json)
 }
 
+/// Parses lines one at a time into a reused arena: [`parse_one`] for a stream.
+#[derive(Default)]
+pub struct LineParser {
+    arena: Bump,
+}
+
+impl LineParser {
+    /// Parse one JSON text as one event.
+    pub fn parse<E: for<'a> From<Draft<'a>>>(&mut self, json: &[u8]) -> Result<E, String> {
+        self.arena.reset();
+        parse_in(&self.arena, json)
+    }
+}
+
 /// [`parse_one`], reading into `arena`.
 fn parse_in<E: for<'a> From<Draft<'a>>>(arena: &Bump, json: &[u8]) -> Result<E, String> {
     // One UTF-8 check of the whole text is cheaper than serde_json's of each string.

@@ -7,9 +7,10 @@
 //! with an error naming its line. A JSON document (a Slack envelope, which lists the newest first,
 //! or an array) is read whole and sorted.
 
-use std::collections::BinaryHeap;
+use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
+use std::sync::mpsc::SyncSender;
 
 use anyhow::{Context as _, bail};
 
@@ -20,6 +21,8 @@ use crate::ingest::{Encoded, InputError, Position};
 pub const REORDER_WINDOW: usize = 65_536;
 /// Events handed on at a time.
 const CHUNK: usize = 4_096;
+/// Bytes of NDJSON read and parsed (on every core) at a time.
+const BLOCK_BYTES: usize = 4 << 20;
 
 /// What a file held.
 #[derive(Debug, Default)]
@@ -47,6 +50,8 @@ impl Streamed {
 /// Read the events of `path` and hand them to `each` in chunks, in event-time order
 /// (events of equal time in file order), reporting each rejected line on `io.err`;
 /// NDJSON is reordered within `window` events. `progress` is told the bytes read so far.
+/// The file is read and parsed on a thread of its own while `each` runs the chunks
+/// before (a few chunks ahead at most).
 pub fn stream(
     path: &Path,
     io: &mut Io<'_>,
@@ -54,6 +59,50 @@ pub fn stream(
     mut each: impl FnMut(&[Encoded]) -> anyhow::Result<()>,
     mut progress: impl FnMut(u64),
 ) -> anyhow::Result<Streamed> {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Sent>(4);
+    std::thread::scope(|s| {
+        let reader = std::thread::Builder::new()
+            .name("aer-read".into())
+            .spawn_scoped(s, move || read(path, window, &tx))
+            .context("cannot start the reading thread")?;
+        let mut failed = None;
+        for got in rx.iter() {
+            match got {
+                Sent::Events(chunk) => {
+                    if let Err(e) = each(&chunk) {
+                        failed = Some(e);
+                        break;
+                    }
+                }
+                Sent::Rejected(e) => writeln!(io.err, "{}: {e}", path.display())?,
+                Sent::Progress(bytes) => progress(bytes),
+            }
+        }
+        // Hung up: a reader still sending stops.
+        drop(rx);
+        let read = reader
+            .join()
+            .map_err(|_| anyhow::anyhow!("the reading thread panicked"))?;
+        match failed {
+            Some(e) => Err(e),
+            None => read,
+        }
+    })
+}
+
+/// What the reading thread sends.
+enum Sent {
+    /// The next events, in time order.
+    Events(Vec<Encoded>),
+    /// A line or entry that was rejected.
+    Rejected(InputError),
+    /// Bytes read so far.
+    Progress(u64),
+}
+
+/// Read `path` and send its events, rejections and progress to `tx`.
+fn read(path: &Path, window: usize, tx: &SyncSender<Sent>) -> anyhow::Result<Streamed> {
+    let hung_up = |_| anyhow::anyhow!("stopped reading {}", path.display());
     let file =
         std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
     let mut reader = BufReader::with_capacity(1 << 20, file);
@@ -65,92 +114,127 @@ pub fn stream(
         out.events += 1;
         handed.push(e);
         if handed.len() >= CHUNK {
-            each(&handed)?;
-            handed.clear();
+            let full = std::mem::replace(&mut handed, Vec::with_capacity(CHUNK));
+            tx.send(Sent::Events(full)).map_err(hung_up)?;
         }
         Ok(())
     };
-    let report = |io: &mut Io<'_>, e: InputError| writeln!(io.err, "{}: {e}", path.display());
+    let report = |e: InputError| tx.send(Sent::Rejected(e)).map_err(hung_up);
+    let progress = |bytes: u64| tx.send(Sent::Progress(bytes)).map_err(hung_up);
 
     if is_document(&mut reader)? {
         let mut bytes = Vec::new();
         reader
             .read_to_end(&mut bytes)
             .with_context(|| format!("cannot read {}", path.display()))?;
-        progress(bytes.len() as u64);
+        progress(bytes.len() as u64)?;
         let mut parsed = crate::ingest::parse_encoded(&bytes);
         drop(bytes);
         out.rejected = parsed.errors.len();
         for e in parsed.errors {
-            report(io, e)?;
+            report(e)?;
         }
         parsed.events.sort_by_key(|e| e.time_ms);
         for e in parsed.events {
             hand(e, &mut out)?;
         }
     } else {
-        let mut held = BinaryHeap::new();
-        let mut line = Vec::new();
-        let (mut number, mut read, mut seq) = (0usize, 0u64, 0u64);
+        let mut held = Reorder::new(window);
+        let (mut block, mut ends) = (Vec::new(), Vec::new());
+        let (mut number, mut read) = (0usize, 0u64);
         loop {
-            line.clear();
-            let n = reader
-                .read_until(b'\n', &mut line)
-                .with_context(|| format!("cannot read {}", path.display()))?;
-            if n == 0 {
+            // A block of whole lines, parsed on every core, then taken in order.
+            block.clear();
+            ends.clear();
+            while block.len() < BLOCK_BYTES {
+                let n = reader
+                    .read_until(b'\n', &mut block)
+                    .with_context(|| format!("cannot read {}", path.display()))?;
+                if n == 0 {
+                    break;
+                }
+                ends.push(block.len());
+            }
+            if ends.is_empty() {
                 break;
             }
-            number += 1;
-            read += n as u64;
-            if number % 65_536 == 0 {
-                progress(read);
-            }
-            let text = line.strip_suffix(b"\n").unwrap_or(&line);
-            let text = text.strip_suffix(b"\r").unwrap_or(text);
-            if crate::ingest::is_blank(text) {
-                continue;
-            }
-            let e = match crate::ingest::parse_one::<Encoded>(text) {
-                Ok(e) => e,
-                Err(reason) => {
-                    out.rejected += 1;
-                    report(
-                        io,
-                        InputError {
-                            position: Position::Line(number),
+            read += block.len() as u64;
+            progress(read)?;
+            let first = number + 1;
+            number += ends.len();
+            for (line, parsed) in parse_block(&block, &ends, first) {
+                let e = match parsed {
+                    Ok(e) => e,
+                    Err(reason) => {
+                        out.rejected += 1;
+                        report(InputError {
+                            position: Position::Line(line),
                             reason,
-                        },
-                    )?;
-                    continue;
+                        })?;
+                        continue;
+                    }
+                };
+                if out.last_ms.is_some_and(|last| e.time_ms < last) {
+                    bail!(
+                        "{}: line {line}: this event (at {}) is earlier than events already run \
+                         (at {}): the file is out of time order by more than {window} events; \
+                         sort it by time first (or raise --reorder-window)",
+                        path.display(),
+                        utc(e.time_ms),
+                        utc(out.last_ms.unwrap_or_default()),
+                    );
                 }
-            };
-            if out.last_ms.is_some_and(|last| e.time_ms < last) {
-                bail!(
-                    "{}: line {number}: this event (at {}) is earlier than events already run \
-                     (at {}): the file is out of time order by more than {window} events; \
-                     sort it by time first (or raise --reorder-window)",
-                    path.display(),
-                    utc(e.time_ms),
-                    utc(out.last_ms.unwrap_or_default()),
-                );
-            }
-            held.push(Held { seq, event: e });
-            seq += 1;
-            if held.len() > window
-                && let Some(Held { event, .. }) = held.pop()
-            {
-                hand(event, &mut out)?;
+                if let Some(event) = held.push(e) {
+                    hand(event, &mut out)?;
+                }
             }
         }
-        progress(read);
-        while let Some(Held { event, .. }) = held.pop() {
+        for event in held.drain() {
             hand(event, &mut out)?;
         }
     }
     if !handed.is_empty() {
-        each(&handed)?;
+        tx.send(Sent::Events(handed)).map_err(hung_up)?;
     }
     Ok(out)
+}
+
+/// Parse a block of lines (each ending at `ends[i]`, the first numbered `first`) on
+/// every core: each non-blank line's number and event, in order.
+fn parse_block(
+    block: &[u8],
+    ends: &[usize],
+    first: usize,
+) -> Vec<(usize, Result<Encoded, String>)> {
+    use rayon::prelude::*;
+    let lines: Vec<(usize, &[u8])> = ends
+        .iter()
+        .enumerate()
+        .map(|(i, &end)| {
+            let start = if i == 0 { 0 } else { ends[i - 1] };
+            let line = &block[start..end];
+            let line = line.strip_suffix(b"\n").unwrap_or(line);
+            (first + i, line.strip_suffix(b"\r").unwrap_or(line))
+        })
+        .filter(|(_, line)| !crate::ingest::is_blank(line))
+        .collect();
+    let per_task = lines
+        .len()
+        .div_ceil(rayon::current_num_threads().max(1) * 4)
+        .max(1);
+    lines
+        .par_chunks(per_task)
+        .map(|chunk| {
+            let mut parser = crate::ingest::LineParser::default();
+            chunk
+                .iter()
+                .map(|&(n, line)| (n, parser.parse::<Encoded>(line)))
+                .collect::<Vec<_>>()
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .flatten()
+        .collect()
 }
 
 /// Whether the input is one JSON document (an array, an envelope, or anything spread
@@ -181,35 +265,43 @@ struct Probe {
     entries: Option<serde::de::IgnoredAny>,
 }
 
-/// An event held back for time order: earliest first, then in file order.
-struct Held {
-    seq: u64,
-    event: Encoded,
+/// Events held back to put a stream in time order: earliest first, events of equal
+/// time in the order they came. A stream already in order costs a push and a pop per
+/// event; an event out of order is put in its place by a binary search.
+struct Reorder {
+    held: VecDeque<Encoded>,
+    window: usize,
 }
 
-impl Held {
-    fn key(&self) -> (i64, u64) {
-        (self.event.time_ms, self.seq)
+impl Reorder {
+    fn new(window: usize) -> Self {
+        Reorder {
+            held: VecDeque::new(),
+            window,
+        }
     }
-}
 
-impl PartialEq for Held {
-    fn eq(&self, other: &Self) -> bool {
-        self.key() == other.key()
+    /// Hold `e`; the earliest event, once more than the window are held.
+    fn push(&mut self, e: Encoded) -> Option<Encoded> {
+        if self
+            .held
+            .back()
+            .is_none_or(|last| last.time_ms <= e.time_ms)
+        {
+            self.held.push_back(e);
+        } else {
+            let at = self.held.partition_point(|h| h.time_ms <= e.time_ms);
+            self.held.insert(at, e);
+        }
+        if self.held.len() > self.window {
+            self.held.pop_front()
+        } else {
+            None
+        }
     }
-}
 
-impl Eq for Held {}
-
-impl PartialOrd for Held {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for Held {
-    /// Reversed: `BinaryHeap` pops the greatest, and the earliest must come first.
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        other.key().cmp(&self.key())
+    /// The rest, earliest first.
+    fn drain(self) -> impl Iterator<Item = Encoded> {
+        self.held.into_iter()
     }
 }
