@@ -7,16 +7,11 @@ use std::sync::Arc;
 
 use aer_host::engine::{AerEngine, EngineConfig};
 use aer_host::geo::Geo;
-use aer_host::host_api::DryRunActions;
 use aer_host::labels::{self, LabelKind};
-use aer_host::pipeline::decide::DecisionEngine;
 use aer_host::pipeline::policy::Policy;
-use aer_host::plugin::instance::InstanceSpec;
-use aer_host::plugin::{DetectorInstance, ResponderInstance};
-use aer_host::replay::{Responders, replay};
-use aer_host::store::{MemoryStore, StateStore};
+use aer_host::replay::replay;
 use aer_host::synth::{GenConfig, generate};
-use aer_tests::{aer, load, plugins};
+use aer_tests::{aer, plugins};
 use serde_json::Value;
 
 /// The pack: (component, configuration).
@@ -65,31 +60,14 @@ fn every_detector_reaches_095_precision_and_recall_on_a_million_labelled_events(
 
     let dir = tempfile::tempdir().unwrap();
     let engine = engine_with_world(dir.path());
-    let state: Arc<dyn StateStore> = Arc::new(MemoryStore::default());
     let policy = Policy::from_json(&data.policy_json()).unwrap();
-    let mut responders = Responders::new(policy.responses.clone());
-    let spec = |config: String, actions: Arc<dyn aer_host::host_api::ActionSink>| InstanceSpec {
-        tenant: "pack".into(),
-        name: None,
-        config,
-        state: state.clone(),
-        actions,
-    };
-    let mut detectors: Vec<DetectorInstance> = pack(&data.new_network_origin_config())
-        .into_iter()
-        .map(|(path, config)| {
-            let actions = Arc::new(DryRunActions::default());
-            DetectorInstance::new(&engine, &load(&engine, path), spec(config, actions)).unwrap()
-        })
-        .collect();
-    for path in [plugins::SLACK_SESSION_RESET, plugins::NOTIFY] {
-        let plugin = load(&engine, path);
-        let actions = responders.sink(&plugin.info().name);
-        responders
-            .push(ResponderInstance::new(&engine, &plugin, spec(String::new(), actions)).unwrap());
-    }
     let loop_guard = policy.loop_guard.clone();
-    let mut decisions = DecisionEngine::new(policy).unwrap();
+    let (mut detectors, mut decisions, mut responders) = aer_tests::replay_pipeline(
+        &engine,
+        "pack",
+        pack(&data.new_network_origin_config()),
+        policy,
+    );
     let report = replay(
         &data.events,
         &mut detectors,

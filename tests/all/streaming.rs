@@ -9,11 +9,11 @@ use aer_host::host_api::DryRunActions;
 use aer_host::pipeline::decide::DecisionEngine;
 use aer_host::pipeline::gather::LOOK_AHEAD;
 use aer_host::pipeline::policy::Policy;
+use aer_host::plugin::DetectorInstance;
 use aer_host::plugin::instance::InstanceSpec;
-use aer_host::plugin::{DetectorInstance, ResponderInstance};
 use aer_host::replay::{Replay, ReplayReport, Responders, replay};
 use aer_host::runner::{Run, run_detector};
-use aer_host::store::{MemoryStore, StateStore};
+use aer_host::store::MemoryStore;
 use aer_host::synth::{Dataset, GenConfig, generate};
 use aer_tests::{aer, engine, load, plugins};
 
@@ -31,18 +31,7 @@ fn world() -> Dataset {
 
 /// Detectors, a decision engine and responders for `data`, on fresh state.
 fn pipeline(data: &Dataset) -> (Vec<DetectorInstance>, DecisionEngine, Responders) {
-    let engine = engine();
-    let state: Arc<dyn StateStore> = Arc::new(MemoryStore::default());
-    let policy = Policy::from_json(&data.policy_json()).unwrap();
-    let mut responders = Responders::new(policy.responses.clone());
-    let spec = |config: String, actions: Arc<dyn aer_host::host_api::ActionSink>| InstanceSpec {
-        tenant: "stream".into(),
-        name: None,
-        config,
-        state: state.clone(),
-        actions,
-    };
-    let detectors = [
+    let detectors = vec![
         (plugins::EXCESSIVE_DOWNLOADS, String::new()),
         (
             plugins::NEW_NETWORK_ORIGIN,
@@ -52,20 +41,9 @@ fn pipeline(data: &Dataset) -> (Vec<DetectorInstance>, DecisionEngine, Responder
         (plugins::BRUTE_FORCE, String::new()),
         (plugins::MASS_DELETION, String::new()),
         (plugins::PRIVILEGE_ESCALATION, String::new()),
-    ]
-    .into_iter()
-    .map(|(path, config)| {
-        let actions = Arc::new(DryRunActions::default());
-        DetectorInstance::new(&engine, &load(&engine, path), spec(config, actions)).unwrap()
-    })
-    .collect();
-    for path in [plugins::SLACK_SESSION_RESET, plugins::NOTIFY] {
-        let plugin = load(&engine, path);
-        let actions = responders.sink(&plugin.info().name);
-        responders
-            .push(ResponderInstance::new(&engine, &plugin, spec(String::new(), actions)).unwrap());
-    }
-    (detectors, DecisionEngine::new(policy).unwrap(), responders)
+    ];
+    let policy = Policy::from_json(&data.policy_json()).unwrap();
+    aer_tests::replay_pipeline(&engine(), "stream", detectors, policy)
 }
 
 /// Everything a replay reported, as text to compare.

@@ -34,6 +34,47 @@ pub fn engine() -> Arc<AerEngine> {
         .clone()
 }
 
+/// What `aer replay` runs, built on `engine` with fresh in-memory state: `detectors`
+/// (component, configuration), the decision engine under `policy`, and the built-in
+/// responders `slack-session-reset` and `notify` with their effects recorded.
+pub fn replay_pipeline(
+    engine: &Arc<AerEngine>,
+    tenant: &str,
+    detectors: Vec<(&str, String)>,
+    policy: aer_host::pipeline::policy::Policy,
+) -> (
+    Vec<DetectorInstance>,
+    aer_host::pipeline::decide::DecisionEngine,
+    aer_host::replay::Responders,
+) {
+    let state: Arc<dyn StateStore> = Arc::new(aer_host::store::MemoryStore::default());
+    let mut responders = aer_host::replay::Responders::new(policy.responses.clone());
+    let spec = |config: String, actions: Arc<dyn aer_host::host_api::ActionSink>| InstanceSpec {
+        tenant: tenant.into(),
+        name: None,
+        config,
+        state: state.clone(),
+        actions,
+    };
+    let detectors = detectors
+        .into_iter()
+        .map(|(path, config)| {
+            let actions = Arc::new(DryRunActions::default());
+            DetectorInstance::new(engine, &load(engine, path), spec(config, actions)).unwrap()
+        })
+        .collect();
+    for path in [plugins::SLACK_SESSION_RESET, plugins::NOTIFY] {
+        let plugin = load(engine, path);
+        let actions = responders.sink(&plugin.info().name);
+        responders.push(
+            aer_host::plugin::ResponderInstance::new(engine, &plugin, spec(String::new(), actions))
+                .unwrap(),
+        );
+    }
+    let decisions = aer_host::pipeline::decide::DecisionEngine::new(policy).unwrap();
+    (detectors, decisions, responders)
+}
+
 /// An engine of its own with these limits.
 pub fn engine_with(limits: Limits) -> Arc<AerEngine> {
     AerEngine::new(EngineConfig {

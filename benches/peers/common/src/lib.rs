@@ -114,10 +114,23 @@ pub fn download(json: &str) -> Option<Download> {
     serde_json::from_str::<Entry<'_>>(json).ok()?.download()
 }
 
-/// The last line every contender prints on stderr: what the table is built from.
-pub fn summary(events: u64, delivered: u64, findings: usize, plugin_seconds: f64) -> String {
-    format!(
-        "peers: events {events} delivered {delivered} findings {findings} plugin_us_per_event {:.3}",
+/// What a contender ends with: its findings as NDJSON on stdout, and on stderr the
+/// line the table is built from.
+pub fn report(
+    hits: &[Hit],
+    events: u64,
+    delivered: u64,
+    plugin_seconds: f64,
+) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    for h in hits {
+        writeln!(out, "{}", serde_json::to_string(h)?)?;
+    }
+    eprintln!(
+        "peers: events {events} delivered {delivered} findings {} plugin_us_per_event {:.3}",
+        hits.len(),
         plugin_seconds * 1e6 / delivered.max(1) as f64
-    )
+    );
+    Ok(())
 }

@@ -4,7 +4,7 @@
 //! `peers-extism-host PLUGIN.wasm EVENTS.ndjson`: findings as NDJSON on stdout, the
 //! summary on stderr.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::time::Instant;
 
 use peers_common::Hit;
@@ -56,14 +56,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if in_batch > 0 {
         call(&mut batch, &mut inside)?;
     }
-    drop(call);
-    let mut out = std::io::stdout().lock();
-    for h in &hits {
-        writeln!(out, "{}", serde_json::to_string(h)?)?;
-    }
-    eprintln!(
-        "{}",
-        peers_common::summary(events, delivered, hits.len(), inside)
-    );
+    peers_common::report(&hits, events, delivered, inside)?;
     Ok(())
 }

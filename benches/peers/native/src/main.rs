@@ -3,7 +3,7 @@
 //! stdout, the summary on stderr.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::time::Instant;
 
 fn main() -> std::io::Result<()> {
@@ -36,13 +36,6 @@ fn main() -> std::io::Result<()> {
         }
         line.clear();
     }
-    let mut out = std::io::stdout().lock();
-    for h in &hits {
-        writeln!(out, "{}", serde_json::to_string(h)?)?;
-    }
-    eprintln!(
-        "{}",
-        peers_common::summary(events, delivered, hits.len(), inside)
-    );
+    peers_common::report(&hits, events, delivered, inside)?;
     Ok(())
 }
