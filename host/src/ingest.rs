@@ -120,10 +120,15 @@ fn parse_as<E: for<'a> From<Draft<'a>>>(input: &[u8]) -> Parsed<E> {
             _ => {}
         }
     }
+    ndjson(input, &mut arena)
+}
+
+/// Parse `input` line by line, reading each line into `arena`.
+fn ndjson<E: for<'a> From<Draft<'a>>>(input: &[u8], arena: &mut Bump) -> Parsed<E> {
     let mut out = Parsed::default();
     for (number, line) in lines(input) {
         arena.reset();
-        out.push(Position::Line(number), parse_in(&arena, line));
+        out.push(Position::Line(number), parse_in(arena, line));
     }
     out
 }
@@ -140,13 +145,7 @@ fn parse_entries<E: for<'a> From<Draft<'a>>>(
 
 /// Parse NDJSON: one Slack entry or generic event per line; blank lines are skipped.
 pub fn parse_ndjson(text: &str) -> Parsed {
-    let arena = &mut Bump::new();
-    let mut out = Parsed::default();
-    for (number, line) in lines(text.as_bytes()) {
-        arena.reset();
-        out.push(Position::Line(number), parse_in(arena, line));
-    }
-    out
+    ndjson(text.as_bytes(), &mut Bump::new())
 }
 
 /// The non-blank lines of an NDJSON input with their 1-based numbers (a line ends at
@@ -167,8 +166,14 @@ pub fn lines(input: &[u8]) -> impl Iterator<Item = (usize, &[u8])> {
         })
     })
     .enumerate()
-    .map(|(i, line)| (i + 1, line.strip_suffix(b"\r").unwrap_or(line)))
+    .map(|(i, line)| (i + 1, line_text(line)))
     .filter(|(_, line)| !is_blank(line))
+}
+
+/// A line without its end: the `\n` (if there is one) and a `\r` before it.
+pub fn line_text(line: &[u8]) -> &[u8] {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    line.strip_suffix(b"\r").unwrap_or(line)
 }
 
 fn first_byte(input: &[u8]) -> Option<u8> {

@@ -212,9 +212,7 @@ fn parse_block(
         .enumerate()
         .map(|(i, &end)| {
             let start = if i == 0 { 0 } else { ends[i - 1] };
-            let line = &block[start..end];
-            let line = line.strip_suffix(b"\n").unwrap_or(line);
-            (first + i, line.strip_suffix(b"\r").unwrap_or(line))
+            (first + i, crate::ingest::line_text(&block[start..end]))
         })
         .filter(|(_, line)| !crate::ingest::is_blank(line))
         .collect();
