@@ -615,7 +615,6 @@ fn best_throughput(setup: &BenchSetup, engine: &Arc<AerEngine>) -> anyhow::Resul
                     &mut decisions,
                     &mut responders,
                     256,
-                    |_| {},
                 )?;
                 std::hint::black_box(report.findings.len());
                 busy += t.elapsed().as_secs_f64();

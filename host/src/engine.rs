@@ -262,16 +262,15 @@ impl AerEngine {
     /// timed-out one keeps its slot until it finishes, so a stream of compile bombs
     /// cannot pile up). Only ever compiles tenant bytes: what reaches
     /// `Component::deserialize` is this host's own output from the code cache, when
-    /// it holds the same bytes compiled under the same configuration.
-    pub fn compile(&self, bytes: &[u8]) -> Result<Component, CompileError> {
-        use sha2::Digest as _;
-        let digest: [u8; 32] = sha2::Sha256::digest(bytes).into();
-        if let Some(c) = (self.code_cache.as_ref()).and_then(|c| c.get(&self.engine, &digest)) {
+    /// it holds the same bytes compiled under the same configuration. `digest` is the
+    /// bytes' SHA-256 (the loader has it already).
+    pub fn compile(&self, bytes: &[u8], digest: &[u8; 32]) -> Result<Component, CompileError> {
+        if let Some(c) = (self.code_cache.as_ref()).and_then(|c| c.get(&self.engine, digest)) {
             return Ok(c);
         }
         let component = self.compile_fresh(bytes)?;
         if let Some(cache) = &self.code_cache {
-            cache.put(&digest, &component);
+            cache.put(digest, &component);
         }
         Ok(component)
     }

@@ -166,22 +166,17 @@ pub fn lines(input: &[u8]) -> impl Iterator<Item = (usize, &[u8])> {
         })
     })
     .enumerate()
-    .map(|(i, line)| (i + 1, line_text(line)))
+    .map(|(i, line)| (i + 1, line.strip_suffix(b"\r").unwrap_or(line)))
     .filter(|(_, line)| !is_blank(line))
 }
 
-/// A line without its end: the `\n` (if there is one) and a `\r` before it.
-pub fn line_text(line: &[u8]) -> &[u8] {
-    let line = line.strip_suffix(b"\n").unwrap_or(line);
-    line.strip_suffix(b"\r").unwrap_or(line)
-}
-
-fn first_byte(input: &[u8]) -> Option<u8> {
+/// The first byte of `input` that is not ASCII whitespace.
+pub fn first_byte(input: &[u8]) -> Option<u8> {
     input.iter().copied().find(|b| !b.is_ascii_whitespace())
 }
 
 /// Whether a line holds only whitespace (Unicode's, as `str::trim` reads it).
-pub fn is_blank(line: &[u8]) -> bool {
+fn is_blank(line: &[u8]) -> bool {
     match first_byte(line) {
         None => true,
         Some(b'{' | b'[' | b'"') => false,

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use crate::Event;
 use crate::host_api::ActionSink;
+use crate::ingest::Encoded;
 use crate::pipeline::decide::{DecisionEngine, DecisionOrder, DecisionRecord};
 use crate::pipeline::detect::{Positioned, detect};
 use crate::pipeline::faults::{AfterFault, FaultCount};
@@ -108,19 +109,17 @@ impl Responders {
 }
 
 /// Replay `events` (in event-time order) through `detectors`, `engine` and
-/// `responders`; `progress` is told how many events every detector has passed. Each
-/// event is encoded once (see [`replay_encoded`]).
+/// `responders`. Each event is encoded once (see [`replay_encoded`]).
 pub fn replay(
     events: &[Event],
     detectors: &mut [DetectorInstance],
     engine: &mut DecisionEngine,
     responders: &mut Responders,
     batch: usize,
-    progress: impl FnMut(u64),
 ) -> Result<ReplayReport, ReplayError> {
     let mut r = Replay::new(detectors, engine, responders, batch);
     r.window = Window::new(events);
-    r.finish(progress)
+    r.finish()
 }
 
 /// [`replay`] over events already encoded with [`aer_wire::encode_event`] (as the
@@ -131,13 +130,12 @@ pub fn replay_encoded(
     engine: &mut DecisionEngine,
     responders: &mut Responders,
     batch: usize,
-    progress: impl FnMut(u64),
 ) -> Result<ReplayReport, ReplayError> {
     let mut r = Replay::new(detectors, engine, responders, batch);
     for e in events {
         r.push(e);
     }
-    r.finish(progress)
+    r.finish()
 }
 
 /// A replay under way, for a history read a piece at a time: [`Replay::push`] events
@@ -222,25 +220,28 @@ impl<'r> Replay<'r> {
         self.window.push(encoded);
     }
 
-    /// Events pushed so far.
-    pub fn pushed(&self) -> u64 {
-        self.window.end()
-    }
-
     /// Events held: those some detector or the decision stage has not passed.
     pub fn held(&self) -> u64 {
-        self.window.end() - self.window.base()
+        self.window.len()
+    }
+
+    /// [`Replay::push`] `events`, then [`Replay::run`].
+    pub fn feed(&mut self, events: &[Encoded]) -> Result<(), ReplayError> {
+        for e in events {
+            self.push(&e.bytes);
+        }
+        self.run()
     }
 
     /// Run every whole call the events pushed so far allow, decide every finding no
     /// detector can come before any more, and let go of the events all have passed.
-    pub fn run(&mut self, progress: impl FnMut(u64)) -> Result<(), ReplayError> {
-        self.step(false, progress)
+    pub fn run(&mut self) -> Result<(), ReplayError> {
+        self.step(false)
     }
 
     /// Run the rest (the last calls may be short), decide every finding, and report.
-    pub fn finish(mut self, progress: impl FnMut(u64)) -> Result<ReplayReport, ReplayError> {
-        self.step(true, progress)?;
+    pub fn finish(mut self) -> Result<ReplayReport, ReplayError> {
+        self.step(true)?;
         let mut report = self.report;
         report.events = self.window.end() as usize;
         report.detectors = self.runs.into_iter().map(|r| r.summary).collect();
@@ -255,7 +256,7 @@ impl<'r> Replay<'r> {
         Ok(report)
     }
 
-    fn step(&mut self, last: bool, mut progress: impl FnMut(u64)) -> Result<(), ReplayError> {
+    fn step(&mut self, last: bool) -> Result<(), ReplayError> {
         let events = self.window.events();
         let base = self.window.base();
         for (d, run) in self.detectors.iter_mut().zip(&mut self.runs) {
@@ -275,7 +276,7 @@ impl<'r> Replay<'r> {
         let ready = self
             .pending
             .partition_point(|(o, _)| o.position < decidable);
-        for (order, finding) in self.pending.drain(..ready).collect::<Vec<_>>() {
+        for (order, finding) in self.pending.drain(..ready) {
             let through = order.position.min(self.window.end().saturating_sub(1));
             observe(self.engine, &mut self.observed, &events, base, through + 1)?;
             let decision = self.engine.decide(&finding);
@@ -291,12 +292,14 @@ impl<'r> Replay<'r> {
             }
             self.report.decisions.push(decision);
         }
+        if last {
+            return Ok(());
+        }
         // Every finding still to come is dated at or after `passed`, so it would observe
         // the events before it first: observe them now and let them go.
         let passed = passed.min(self.window.end());
         observe(self.engine, &mut self.observed, &events, base, passed)?;
         drop(events);
-        progress(passed);
         self.window.trim(passed);
         Ok(())
     }
@@ -336,17 +339,15 @@ fn run_detector(
     last: bool,
     found: &mut Vec<(DecisionOrder, FindingRecord)>,
 ) -> Result<(), ReplayError> {
-    let end = base + events.len() as u64;
-    while !run.stopped && run.cursor < end {
-        let from = (run.cursor - base) as usize;
-        let g = run
+    while !run.stopped {
+        let Some(g) = run
             .count
             .gather(rule)
-            .from_slice(events, from, |a| d.wants(a));
-        if !g.full && !last {
+            .next_call(events, base, run.cursor, last, |a| d.wants(a))
+        else {
             break;
-        }
-        let next = base + g.next_cursor(from as u64);
+        };
+        let next = g.next_cursor(run.cursor);
         if g.is_empty() {
             run.cursor = next;
             continue;
@@ -356,7 +357,7 @@ fn run_detector(
             Err(fault) => match run.count.batch_fault(g.delivered.len()) {
                 AfterFault::Retry | AfterFault::Isolate => continue,
                 AfterFault::DeadLetter { quarantine } => {
-                    let event = g.delivered.first().map(|&s| events[s as usize]);
+                    let event = g.delivered.first().map(|&s| events[(s - base) as usize]);
                     let id = event.and_then(aer_wire::encoded_id).unwrap_or("");
                     run.summary.dead_letters.push(id.to_owned());
                     run.cursor = next;
@@ -380,7 +381,7 @@ fn run_detector(
         run.summary.findings += out.findings.len();
         for Positioned { finding, position } in out.findings {
             let order = DecisionOrder {
-                position: base + position,
+                position,
                 plugin: finding.plugin.clone(),
                 index: run.reported,
             };

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crate::Event;
 use crate::host_api::LogRecord;
+use crate::ingest::Encoded;
 use crate::pipeline::detect::detect;
 use crate::pipeline::gather::{Gather, Window};
 use crate::plugin::{DetectorInstance, Fault};
@@ -84,7 +85,15 @@ impl<'d> Run<'d> {
 
     /// Events held: those the detector's next call may take.
     pub fn held(&self) -> u64 {
-        self.window.end() - self.window.base()
+        self.window.len()
+    }
+
+    /// [`Run::push`] `events`, then [`Run::run`].
+    pub fn feed(&mut self, events: &[Encoded]) -> Result<(), RunError> {
+        for e in events {
+            self.push(&e.bytes);
+        }
+        self.run()
     }
 
     /// Make every whole call the events pushed so far allow.
@@ -102,16 +111,11 @@ impl<'d> Run<'d> {
     fn step(&mut self, last: bool) -> Result<(), RunError> {
         let events = self.window.events();
         let base = self.window.base();
-        let end = self.window.end();
-        while self.cursor < end {
-            let from = self.cursor - base;
-            let g = self
-                .rule
-                .from_slice(&events, from as usize, |a| self.detector.wants(a));
-            if !g.full && !last {
-                break;
-            }
-            self.cursor = base + g.next_cursor(from);
+        while let Some(g) = self
+            .rule
+            .next_call(&events, base, self.cursor, last, |a| self.detector.wants(a))
+        {
+            self.cursor = g.next_cursor(self.cursor);
             if g.is_empty() {
                 continue;
             }

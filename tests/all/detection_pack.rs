@@ -74,7 +74,6 @@ fn every_detector_reaches_095_precision_and_recall_on_a_million_labelled_events(
         &mut decisions,
         &mut responders,
         256,
-        |_| {},
     )
     .unwrap();
 

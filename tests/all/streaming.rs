@@ -88,7 +88,6 @@ fn a_replay_streamed_in_pieces_decides_as_one_pass_in_a_bounded_window() {
         &mut decisions,
         &mut responders,
         BATCH,
-        |_| {},
     )
     .unwrap();
     assert!(
@@ -105,10 +104,10 @@ fn a_replay_streamed_in_pieces_decides_as_one_pass_in_a_bounded_window() {
         for e in piece {
             run.push(e);
         }
-        run.run(|_| {}).unwrap();
+        run.run().unwrap();
         most = most.max(run.held());
     }
-    let streamed = run.finish(|_| {}).unwrap();
+    let streamed = run.finish().unwrap();
     // A detector waits for a whole call: at most a call's look-ahead of events is held.
     assert!(
         most < (LOOK_AHEAD * BATCH) as u64,

@@ -140,12 +140,12 @@ fn read(path: &Path, window: usize, tx: &SyncSender<Sent>) -> anyhow::Result<Str
         }
     } else {
         let mut held = Reorder::new(window);
-        let (mut block, mut ends) = (Vec::new(), Vec::new());
-        let (mut number, mut read) = (0usize, 0u64);
+        let mut block = Vec::new();
+        let (mut lines, mut read) = (0usize, 0u64);
         loop {
             // A block of whole lines, parsed on every core, then taken in order.
             block.clear();
-            ends.clear();
+            let before = lines;
             while block.len() < BLOCK_BYTES {
                 let n = reader
                     .read_until(b'\n', &mut block)
@@ -153,16 +153,14 @@ fn read(path: &Path, window: usize, tx: &SyncSender<Sent>) -> anyhow::Result<Str
                 if n == 0 {
                     break;
                 }
-                ends.push(block.len());
+                lines += 1;
             }
-            if ends.is_empty() {
+            if lines == before {
                 break;
             }
             read += block.len() as u64;
             progress(read)?;
-            let first = number + 1;
-            number += ends.len();
-            for (line, parsed) in parse_block(&block, &ends, first) {
+            for (line, parsed) in parse_block(&block, before) {
                 let e = match parsed {
                     Ok(e) => e,
                     Err(reason) => {
@@ -199,22 +197,12 @@ fn read(path: &Path, window: usize, tx: &SyncSender<Sent>) -> anyhow::Result<Str
     Ok(out)
 }
 
-/// Parse a block of lines (each ending at `ends[i]`, the first numbered `first`) on
-/// every core: each non-blank line's number and event, in order.
-fn parse_block(
-    block: &[u8],
-    ends: &[usize],
-    first: usize,
-) -> Vec<(usize, Result<Encoded, String>)> {
+/// Parse a block of whole lines, after the first `before` lines of the file, on every
+/// core: each non-blank line's number and event, in order.
+fn parse_block(block: &[u8], before: usize) -> Vec<(usize, Result<Encoded, String>)> {
     use rayon::prelude::*;
-    let lines: Vec<(usize, &[u8])> = ends
-        .iter()
-        .enumerate()
-        .map(|(i, &end)| {
-            let start = if i == 0 { 0 } else { ends[i - 1] };
-            (first + i, crate::ingest::line_text(&block[start..end]))
-        })
-        .filter(|(_, line)| !crate::ingest::is_blank(line))
+    let lines: Vec<(usize, &[u8])> = crate::ingest::lines(block)
+        .map(|(n, line)| (before + n, line))
         .collect();
     let per_task = lines
         .len()
@@ -240,8 +228,7 @@ fn parse_block(
 /// whole JSON value, or that value has `entries`.
 fn is_document(reader: &mut impl BufRead) -> anyhow::Result<bool> {
     let buf = reader.fill_buf()?;
-    let start = buf.iter().position(|b| !b.is_ascii_whitespace());
-    match start.map(|i| buf[i]) {
+    match crate::ingest::first_byte(buf) {
         Some(b'[') => Ok(true),
         Some(b'{') => {
             let Some(end) = memchr::memchr(b'\n', buf) else {

@@ -182,15 +182,10 @@ impl ReplayCommand {
             &self.events,
             io,
             self.reorder_window,
-            |chunk| {
-                for e in chunk {
-                    run.push(&e.bytes);
-                }
-                Ok(run.run(|_| {})?)
-            },
+            |chunk| Ok(run.feed(chunk)?),
             |read| bar.set_position(read),
         )?;
-        let report = run.finish(|_| {})?;
+        let report = run.finish()?;
         bar.finish_and_clear();
 
         if self.json || !io.out_is_terminal {
@@ -264,15 +259,10 @@ impl ReplayCommand {
                     &self.events,
                     &mut quiet_io,
                     self.reorder_window,
-                    |chunk| {
-                        for e in chunk {
-                            run.push(&e.bytes);
-                        }
-                        Ok(run.run(|_| {})?)
-                    },
+                    |chunk| Ok(run.feed(chunk)?),
                     |_| {},
                 )?;
-                let r = run.finish(|_| {})?;
+                let r = run.finish()?;
                 let (p, rc) = match &labels {
                     Some(l) => {
                         let rows = crate::labels::score(l, &r.findings);

@@ -170,12 +170,7 @@ impl TestCommand {
             &input,
             io,
             self.reorder_window,
-            |chunk| {
-                for e in chunk {
-                    run.push(&e.bytes);
-                }
-                Ok(run.run()?)
-            },
+            |chunk| Ok(run.feed(chunk)?),
             |_| {},
         )?;
         let report = run.finish()?;

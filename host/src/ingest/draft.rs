@@ -224,15 +224,3 @@ impl From<Draft<'_>> for Encoded {
         }
     }
 }
-
-impl From<&Event> for Encoded {
-    fn from(e: &Event) -> Encoded {
-        let mut bytes =
-            Vec::with_capacity(ENCODING_OVERHEAD + e.text_bytes() + 8 * e.details.len());
-        aer_wire::encode_event(e, &mut bytes);
-        Encoded {
-            time_ms: e.time_ms,
-            bytes,
-        }
-    }
-}

@@ -62,21 +62,39 @@ impl Gather {
         }
     }
 
-    /// Gather one call from `events`, the event at index `i` having seq `i`, starting
-    /// at `from` (the local drivers' inbox is a slice).
+    /// Gather one call from `events`, the event at index `i` having seq `base + i`,
+    /// starting at seq `from` (the local drivers' inbox is a slice of a [`Window`]).
     pub fn from_slice(
         self,
         events: &[&[u8]],
-        from: usize,
+        base: u64,
+        from: u64,
         wants: impl Fn(&str) -> bool,
     ) -> Gathered {
         let mut g = self.start();
-        for (seq, bytes) in events.iter().enumerate().skip(from) {
-            if !g.offer(seq as u64, bytes, &wants) {
+        let skip = from.saturating_sub(base) as usize;
+        for (i, bytes) in events.iter().enumerate().skip(skip) {
+            if !g.offer(base + i as u64, bytes, &wants) {
                 break;
             }
         }
         g.finish()
+    }
+
+    /// The next call of a local driver that reads its history a piece at a time
+    /// ([`Gather::from_slice`]): `None` when nothing is left from `from`, or while the
+    /// call is not whole ([`Gathered::full`]) and more events may come (`done` false),
+    /// so calls are exactly those of one pass over the whole history.
+    pub fn next_call(
+        self,
+        events: &[&[u8]],
+        base: u64,
+        from: u64,
+        done: bool,
+        wants: impl Fn(&str) -> bool,
+    ) -> Option<Gathered> {
+        let g = self.from_slice(events, base, from, wants);
+        (g.last_seq.is_some() && (g.full || done)).then_some(g)
     }
 }
 
@@ -119,6 +137,16 @@ impl Window {
     /// Seq after the last event held (every event pushed so far).
     pub fn end(&self) -> u64 {
         self.base + self.ends.len() as u64
+    }
+
+    /// Events held.
+    pub fn len(&self) -> u64 {
+        self.ends.len() as u64
+    }
+
+    /// Whether no event is held.
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
     }
 
     /// Each held event's bytes, in order: index `i` is seq `base + i`.
@@ -242,7 +270,7 @@ mod tests {
 
     fn gathered(events: &[Vec<u8>], from: usize, wanted: &str) -> (usize, Option<u64>) {
         let refs: Vec<&[u8]> = events.iter().map(Vec::as_slice).collect();
-        let g = Gather::default().from_slice(&refs, from, |a| a == wanted);
+        let g = Gather::default().from_slice(&refs, 0, from as u64, |a| a == wanted);
         (g.delivered.len(), g.last_seq)
     }
 
@@ -267,7 +295,7 @@ mod tests {
         assert_eq!(gathered(&e, 0, "rare"), (0, Some(look_at - 1)));
         assert_eq!(gathered(&e, look_at as usize, "rare"), (0, Some(4_999)));
         // Nothing left: nothing looked at, the cursor stays.
-        let g = Gather::default().from_slice(&[], 0, |_| true);
+        let g = Gather::default().from_slice(&[], 0, 0, |_| true);
         assert_eq!(
             (g.is_empty(), g.last_seq, g.next_cursor(7)),
             (true, None, 7)
@@ -278,7 +306,7 @@ mod tests {
     fn an_isolating_call_takes_fewer_events_and_looks_as_far() {
         let e = events(100, |_| "a");
         let refs: Vec<&[u8]> = e.iter().map(Vec::as_slice).collect();
-        let g = Gather::new(10).at_most(1).from_slice(&refs, 5, |_| true);
+        let g = Gather::new(10).at_most(1).from_slice(&refs, 0, 5, |_| true);
         assert_eq!((g.delivered.clone(), g.last_seq), (vec![5], Some(5)));
         assert_eq!(Gather::new(0).max(), 1);
     }

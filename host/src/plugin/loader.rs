@@ -47,7 +47,8 @@ impl Loader {
     /// A call for bytes another thread is loading waits for that load and shares its
     /// result (or, if it failed, loads them itself).
     pub fn load(&self, bytes: &[u8]) -> Result<Arc<LoadedPlugin>, Rejection> {
-        let sha256 = hex::encode(Sha256::digest(bytes));
+        let digest: [u8; 32] = Sha256::digest(bytes).into();
+        let sha256 = hex::encode(digest);
         let mut loading = self.loading_lock();
         loop {
             // Checked under the loading lock: a load puts its result in the cache
@@ -68,7 +69,7 @@ impl Loader {
             loader: self,
             sha256: &sha256,
         };
-        let plugin = Arc::new(super::validate::load(&self.engine, bytes, sha256.clone())?);
+        let plugin = Arc::new(super::validate::load(&self.engine, bytes, digest)?);
         let info = super::instance::probe_info(&self.engine, &plugin)
             .map_err(|f| Rejection::FailsToStart(format!("{}: {}", f.kind, f.message)))?;
         let _ = plugin.info.set(info);

@@ -192,11 +192,11 @@ impl LoadedPlugin {
 const COMPONENT_LAYER: [u8; 4] = [0x0d, 0x00, 0x01, 0x00];
 const CORE_MODULE_VERSION: [u8; 4] = [0x01, 0x00, 0x00, 0x00];
 
-/// Validate and compile `bytes` (whose hash is `sha256`).
+/// Validate and compile `bytes` (whose SHA-256 is `digest`).
 pub(crate) fn load(
     engine: &AerEngine,
     bytes: &[u8],
-    sha256: String,
+    digest: [u8; 32],
 ) -> Result<LoadedPlugin, Rejection> {
     let limit = engine.limits().component_bytes;
     if bytes.len() > limit {
@@ -221,7 +221,7 @@ pub(crate) fn load(
     if let Some(why) = over_limits(&stats, engine.limits()) {
         return Err(Rejection::CodeTooLarge(why));
     }
-    let component = engine.compile(bytes)?;
+    let component = engine.compile(bytes, &digest)?;
     let ty = component.component_type();
     let exports: Vec<String> = ty
         .exports(engine.engine())
@@ -304,7 +304,7 @@ pub(crate) fn load(
             imports,
             exports,
             size: bytes.len(),
-            sha256,
+            sha256: hex::encode(digest),
             code: stats,
         },
         pre,
