@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aer_wire::BatchWriter;
+use cpu_time::ThreadTime;
 
 use crate::Event;
 use crate::engine::{AerEngine, EngineConfig};
@@ -80,6 +81,8 @@ pub enum Section {
     Latency,
     /// 100 tenants against one, through the daemon.
     Tenants,
+    /// A daemon restart with 100 tenants' plugins: time to the first batch.
+    Restart,
 }
 
 /// What the benchmark needs: the components and how hard to try.
@@ -427,15 +430,16 @@ pub fn run(setup: &BenchSetup, mut progress: impl FnMut(&Figure)) -> anyhow::Res
         );
         for (stage, cost) in [
             ("parse", p.parse),
-            ("sled inbox, until durable", p.inbox),
+            ("sled inbox, storing", p.inbox),
             (
                 "inbox read, detectors, decisions, dry-run response",
                 p.replay,
             ),
+            ("the whole process", p.process),
         ] {
             push(
                 Figure::info(
-                    format!("pipeline stage time per event (us): {stage}"),
+                    format!("pipeline CPU time per event (us): {stage}"),
                     format!("{:.2}", cost * 1e6),
                 ),
                 &mut figures,
@@ -444,7 +448,7 @@ pub fn run(setup: &BenchSetup, mut progress: impl FnMut(&Figure)) -> anyhow::Res
     }
 
     // 6 and 7. The daemon over HTTP: latency at half load; 100 tenants against one.
-    if !runs(Section::Latency) && !runs(Section::Tenants) {
+    if !runs(Section::Latency) && !runs(Section::Tenants) && !runs(Section::Restart) {
         return Ok(figures);
     }
     let daemon_setup = daemon::DaemonSetup {
@@ -476,6 +480,14 @@ pub fn run(setup: &BenchSetup, mut progress: impl FnMut(&Figure)) -> anyhow::Res
     }
     if runs(Section::Tenants) {
         daemon::measure_tenants(
+            &daemon_setup,
+            &lines[..setup.events.min(lines.len())],
+            setup.rounds,
+            &mut |f| push(f, &mut figures),
+        )?;
+    }
+    if runs(Section::Restart) {
+        daemon::measure_restart(
             &daemon_setup,
             &lines[..setup.events.min(lines.len())],
             setup.rounds,
@@ -524,15 +536,20 @@ fn parse_cost(setup: &BenchSetup, requests: &[String]) -> (f64, f64) {
     (best / events.max(1) as f64, bytes as f64 / best)
 }
 
-/// The pipeline's best round: throughput and each stage's time per event.
+/// The pipeline's best round: throughput and each stage's CPU time per event (the
+/// threads' own CPU time: waiting for a core or for a flush does not count).
 struct PipelineRun {
     events_per_second: f64,
-    /// Seconds per event parsing request bodies.
+    /// CPU seconds per event parsing request bodies.
     parse: f64,
-    /// Seconds per event storing them in the inbox (until durable).
+    /// CPU seconds per event storing them in the inbox (the shared flush is not in it).
     inbox: f64,
-    /// Seconds per event reading the inbox and running detectors, decisions, responses.
+    /// CPU seconds per event reading the inbox and running detectors, decisions,
+    /// responses.
     replay: f64,
+    /// CPU seconds per event of the whole process over the round (every thread: the
+    /// stages, the flushes, sled's own threads).
+    process: f64,
 }
 
 /// Events per second through the whole local pipeline (the best of the rounds), laid
@@ -547,24 +564,25 @@ fn best_throughput(setup: &BenchSetup, engine: &Arc<AerEngine>) -> anyhow::Resul
         parse: 0.0,
         inbox: 0.0,
         replay: 0.0,
+        process: 0.0,
     };
+    let loader = crate::plugin::Loader::new(engine.clone());
+    let load = |bytes: &[u8]| loader.load(bytes).map_err(|r| anyhow::anyhow!("{r}"));
+    let plugins = setup
+        .pipeline_detectors
+        .iter()
+        .map(|bytes| load(bytes))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let responder = load(&setup.responder)?;
     for _ in 0..setup.rounds.max(1) {
         let dir = tempfile::tempdir()?;
         let inbox = crate::ledger::Ledger::open(dir.path())?
             .inbox(crate::config::IngestConfig::default().dedupe_window_events)?;
         let state: Arc<dyn StateStore> = Arc::new(MemoryStore::default());
-        let loader = crate::plugin::Loader::new(engine.clone());
-        let mut detectors = setup
-            .pipeline_detectors
+        let mut detectors = plugins
             .iter()
-            .map(|bytes| {
-                let p = loader.load(bytes).map_err(|r| anyhow::anyhow!("{r}"))?;
-                Ok(DetectorInstance::new(engine, &p, spec(state.clone()))?)
-            })
+            .map(|p| Ok(DetectorInstance::new(engine, p, spec(state.clone()))?))
             .collect::<anyhow::Result<Vec<_>>>()?;
-        let responder = loader
-            .load(&setup.responder)
-            .map_err(|r| anyhow::anyhow!("{r}"))?;
         let policy = Policy::from_json(&data.policy_json()).unwrap_or_default();
         let mut responders = crate::replay::Responders::new(policy.responses.clone());
         responders.push(ResponderInstance::new(
@@ -578,6 +596,7 @@ fn best_throughput(setup: &BenchSetup, engine: &Arc<AerEngine>) -> anyhow::Resul
         let mut decisions = DecisionEngine::new(policy).map_err(|e| anyhow::anyhow!("{e:?}"))?;
 
         let started = Instant::now();
+        let cpu = cpu_time::ProcessTime::now();
         let next = std::sync::atomic::AtomicUsize::new(0);
         let ingest = |_| -> anyhow::Result<(f64, f64)> {
             let runtime = tokio::runtime::Builder::new_current_thread().build()?;
@@ -587,12 +606,13 @@ fn best_throughput(setup: &BenchSetup, engine: &Arc<AerEngine>) -> anyhow::Resul
                 let Some(body) = requests.get(i) else {
                     return Ok((parse, store));
                 };
-                let t = Instant::now();
+                let t = ThreadTime::now();
                 let parsed = crate::ingest::parse_encoded(body.as_bytes());
                 parse += t.elapsed().as_secs_f64();
-                let t = Instant::now();
-                runtime.block_on(inbox.append("bench", &parsed.events, 0, u64::MAX))?;
+                let t = ThreadTime::now();
+                inbox.store("bench", &parsed.events, 0, u64::MAX)?;
                 store += t.elapsed().as_secs_f64();
+                runtime.block_on(inbox.durable())?;
             }
         };
         let (ingested, replay) = std::thread::scope(|s| -> anyhow::Result<_> {
@@ -605,7 +625,7 @@ fn best_throughput(setup: &BenchSetup, engine: &Arc<AerEngine>) -> anyhow::Resul
                     std::thread::sleep(Duration::from_micros(200));
                     continue;
                 };
-                let t = Instant::now();
+                let t = ThreadTime::now();
                 // The inbox's encoded events as they are, as the daemon's workers use
                 // them.
                 let events: Vec<&[u8]> = read.iter().map(|(_, bytes)| bytes).collect();
@@ -631,6 +651,7 @@ fn best_throughput(setup: &BenchSetup, engine: &Arc<AerEngine>) -> anyhow::Resul
             Ok((ingested, busy))
         })?;
         let seconds = started.elapsed().as_secs_f64();
+        let process = cpu.elapsed().as_secs_f64();
         let eps = total as f64 / seconds;
         if eps > best.events_per_second {
             best = PipelineRun {
@@ -638,6 +659,7 @@ fn best_throughput(setup: &BenchSetup, engine: &Arc<AerEngine>) -> anyhow::Resul
                 parse: ingested.0 / total as f64,
                 inbox: ingested.1 / total as f64,
                 replay: replay / total as f64,
+                process: process / total as f64,
             };
         }
     }

@@ -85,6 +85,11 @@ pub struct Api {
 }
 
 impl Api {
+    /// The token it calls with.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
     /// Call `method path` with `body` of content type `ct`; the answer's JSON (null when
     /// it has none). A status outside 2xx is an error naming the call.
     pub fn call(&self, method: &str, path: &str, ct: &str, body: Vec<u8>) -> anyhow::Result<Value> {
@@ -190,6 +195,39 @@ pub struct Loopback {
     server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     pipeline: Option<Pipeline>,
     data: PathBuf,
+    config: ServeConfig,
+    /// Leave the data directory when stopping (to start again on it).
+    keep_data: bool,
+}
+
+/// A stopped [`Loopback`]'s data directory and settings, to start again on
+/// ([`Stopped::start`]); the directory is removed when this is dropped unstarted.
+pub struct Stopped {
+    config: ServeConfig,
+    admin: String,
+    data: Option<PathBuf>,
+}
+
+impl Stopped {
+    /// Where the daemon kept its data.
+    pub fn data_dir(&self) -> Option<&std::path::Path> {
+        self.data.as_deref()
+    }
+
+    /// Open the daemon again on the same data directory (tenants, plugins, inbox and
+    /// compiled-code cache as they were left), on new ports.
+    pub fn start(mut self, pipeline: bool) -> anyhow::Result<Loopback> {
+        let data = self.data.take().context("the data directory is gone")?;
+        Loopback::open(self.config.clone(), data, self.admin.clone(), pipeline)
+    }
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        if let Some(data) = self.data.take() {
+            let _ = std::fs::remove_dir_all(data);
+        }
+    }
 }
 
 impl Loopback {
@@ -197,17 +235,26 @@ impl Loopback {
     /// `config` (its data directory replaced). With `pipeline`, the daemon runs its
     /// pipeline as `aer serve` does; without, only the API answers until
     /// [`Loopback::start_pipeline`] (so a backlog can be measured from its start).
-    pub fn start(mut config: ServeConfig, pipeline: bool) -> anyhow::Result<Loopback> {
+    pub fn start(config: ServeConfig, pipeline: bool) -> anyhow::Result<Loopback> {
         let data = std::env::temp_dir().join(format!(
             "aer-loopback-{}-{}",
             std::process::id(),
             rand::random::<u64>()
         ));
+        let admin = format!("loopback-admin-{:032x}", rand::random::<u128>());
+        Loopback::open(config, data, admin, pipeline)
+    }
+
+    fn open(
+        mut config: ServeConfig,
+        data: PathBuf,
+        admin: String,
+        pipeline: bool,
+    ) -> anyhow::Result<Loopback> {
         config.data_dir = data.clone();
         // Its mock Slack API and webhook receiver listen on loopback.
         config.outbound = crate::config::OutboundConfig::loopback();
-        let admin = format!("loopback-admin-{:032x}", rand::random::<u128>());
-        let daemon = Daemon::open(config, admin.clone())?;
+        let daemon = Daemon::open(config.clone(), admin.clone())?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?;
@@ -278,6 +325,8 @@ impl Loopback {
             server: Some(server),
             pipeline: None,
             data,
+            config,
+            keep_data: false,
         })
     }
 
@@ -327,6 +376,18 @@ impl Loopback {
         self.halt()
     }
 
+    /// Stop serving as [`Loopback::stop`] does, keeping the data directory to start
+    /// again on.
+    pub fn stop_keeping_data(mut self) -> anyhow::Result<Stopped> {
+        self.keep_data = true;
+        self.halt()?;
+        Ok(Stopped {
+            config: self.config.clone(),
+            admin: self.admin.clone(),
+            data: Some(self.data.clone()),
+        })
+    }
+
     fn halt(&mut self) -> anyhow::Result<()> {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
@@ -343,7 +404,9 @@ impl Loopback {
             let _ = t.join();
         }
         let flushed = self.daemon.flush();
-        let _ = std::fs::remove_dir_all(&self.data);
+        if !self.keep_data {
+            let _ = std::fs::remove_dir_all(&self.data);
+        }
         result??;
         flushed?;
         Ok(())

@@ -161,6 +161,113 @@ pub fn measure_tenants(
     Ok(())
 }
 
+/// Start-up with [`TENANTS`] tenants, each with every detector and a backlog: the
+/// daemon is stopped before its pipeline runs and opened again on its data directory,
+/// timed from opening to the first batch any detector commits and to every detector's
+/// first batch; with the compiled-code cache as the installs left it (warm), and
+/// emptied (cold), interleaved. Each restart has a backlog of its own, ingested while
+/// no pipeline runs.
+pub fn measure_restart(
+    setup: &DaemonSetup<'_>,
+    lines: &[String],
+    rounds: usize,
+    push: &mut dyn FnMut(Figure),
+) -> anyhow::Result<()> {
+    let restarts = rounds.max(1) * 2;
+    let share = lines.len() / (TENANTS * restarts);
+    anyhow::ensure!(share > 0, "too few events for {restarts} restarts");
+    let mut service = Loopback::start(config(), false)?;
+    let mut tokens = Vec::new();
+    let mut plugins = Vec::new();
+    for t in 0..TENANTS {
+        let name = format!("tenant{t:03}");
+        let api = service.tenant(&name)?;
+        for d in setup.detectors {
+            let rec = api.install(d.clone(), "", true)?;
+            plugins.push((name.clone(), rec["name"].as_str().unwrap_or("").to_owned()));
+        }
+        tokens.push(api.token().to_owned());
+    }
+    let (mut warm, mut cold) = (None::<Restart>, None::<Restart>);
+    for round in 0..restarts {
+        // This round's backlog: a slice of its own per tenant, later than the last.
+        for (t, token) in tokens.iter().enumerate() {
+            let from = (round * TENANTS + t) * share;
+            service.client(token).ingest(&lines[from..from + share])?;
+        }
+        let stopped = service.stop_keeping_data()?;
+        let with_cache = round % 2 == 0;
+        if !with_cache && let Some(dir) = stopped.data_dir() {
+            std::fs::remove_dir_all(dir.join("code-cache"))?;
+        }
+        let started = Instant::now();
+        let mut running = stopped.start(false)?;
+        let cursor =
+            |s: &Loopback, (t, p): &(String, String)| s.daemon.detector_cursor(t, p).unwrap_or(0);
+        let before: Vec<u64> = plugins.iter().map(|p| cursor(&running, p)).collect();
+        running.start_pipeline();
+        let mut left: Vec<(&(String, String), u64)> = plugins.iter().zip(before).collect();
+        let mut first = None;
+        while !left.is_empty() {
+            left.retain(|(p, at)| cursor(&running, p) == *at);
+            if left.len() < plugins.len() {
+                first.get_or_insert_with(|| started.elapsed());
+            }
+            if started.elapsed() > Duration::from_secs(600) {
+                anyhow::bail!(
+                    "{} plugins ran no batch within 600 s of a restart",
+                    left.len()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let run = Restart {
+            first: first.unwrap_or_else(|| started.elapsed()),
+            all: started.elapsed(),
+        };
+        let kept = if with_cache { &mut warm } else { &mut cold };
+        if kept.as_ref().is_none_or(|k| run.all < k.all) {
+            *kept = Some(run);
+        }
+        // Back to a daemon without a pipeline for the next backlog.
+        service = running.stop_keeping_data()?.start(false)?;
+    }
+    service.stop()?;
+    let (warm, cold) = warm
+        .zip(cold)
+        .ok_or_else(|| anyhow::anyhow!("no rounds run"))?;
+    let n = plugins.len();
+    push(Figure {
+        name: format!(
+            "daemon restart, {n} plugins, compiled-code cache warm: every plugin's first batch (ms)"
+        ),
+        value: format!("{:.0}", warm.all.as_secs_f64() * 1e3),
+        goal: "< 1000".into(),
+        pass: Some(warm.all < Duration::from_secs(1)),
+    });
+    push(Figure::info(
+        format!("daemon restart, {n} plugins: the first batch, warm / cold cache (ms)"),
+        format!(
+            "{:.0} / {:.0}",
+            warm.first.as_secs_f64() * 1e3,
+            cold.first.as_secs_f64() * 1e3
+        ),
+    ));
+    push(Figure::info(
+        format!("daemon restart, {n} plugins, cache cold: every plugin's first batch (ms)"),
+        format!("{:.0}", cold.all.as_secs_f64() * 1e3),
+    ));
+    Ok(())
+}
+
+/// A restart's times from opening the daemon.
+struct Restart {
+    /// To the first batch any detector committed.
+    first: Duration,
+    /// To every detector's first batch.
+    all: Duration,
+}
+
 /// The latency tenant: the detectors, the probe and the responder, enforcing against
 /// the mock Slack API, with nothing in the policy to hold a probe's response back.
 fn latency_tenant(
