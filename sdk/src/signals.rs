@@ -107,14 +107,46 @@ pub const SCRIPTED_AGENTS: &[&str] = &[
     "zgrab",
 ];
 
+/// For each byte, the [`SCRIPTED_AGENTS`] starting with it (bit `i`: the `i`th).
+const SCRIPTED_FIRST_BYTES: [u32; 256] = {
+    assert!(SCRIPTED_AGENTS.len() <= 32);
+    let mut table = [0u32; 256];
+    let mut i = 0;
+    while i < SCRIPTED_AGENTS.len() {
+        let first = SCRIPTED_AGENTS[i].as_bytes()[0];
+        table[first as usize] |= 1 << i;
+        table[first.to_ascii_uppercase() as usize] |= 1 << i;
+        i += 1;
+    }
+    table
+};
+
 /// Whether `user_agent` names a script, HTTP library or headless browser
-/// ([`SCRIPTED_AGENTS`], or any of `extra`).
+/// ([`SCRIPTED_AGENTS`], or any of `extra`), ignoring ASCII case.
+///
+/// One pass over the agent: at each byte, only the known agents starting with it are
+/// compared (the detectors call this for every event they see).
 pub fn is_scripted_agent(user_agent: &str, extra: &[String]) -> bool {
-    let ua = user_agent.to_ascii_lowercase();
-    SCRIPTED_AGENTS.iter().any(|p| ua.contains(p))
+    let ua = user_agent.as_bytes();
+    let at = |i: usize, p: &[u8]| {
+        ua.get(i..i + p.len())
+            .is_some_and(|w| w.eq_ignore_ascii_case(p))
+    };
+    let known = ua.iter().enumerate().any(|(i, b)| {
+        let mut starting = SCRIPTED_FIRST_BYTES[*b as usize];
+        while starting != 0 {
+            let p = starting.trailing_zeros() as usize;
+            if at(i, SCRIPTED_AGENTS[p].as_bytes()) {
+                return true;
+            }
+            starting &= starting - 1;
+        }
+        false
+    });
+    known
         || extra
             .iter()
-            .any(|p| !p.is_empty() && ua.contains(&p.to_ascii_lowercase()))
+            .any(|p| !p.is_empty() && (0..ua.len()).any(|i| at(i, p.as_bytes())))
 }
 
 #[cfg(test)]
@@ -157,6 +189,73 @@ mod tests {
         assert_eq!(
             agent_family("Slack/4.41.105 (Electron)"),
             "Slack/# (Electron)"
+        );
+    }
+
+    /// The plain definition: lower-case both, then look for each as a substring.
+    fn scripted_by_definition(user_agent: &str, extra: &[String]) -> bool {
+        let ua = user_agent.to_ascii_lowercase();
+        SCRIPTED_AGENTS.iter().any(|p| ua.contains(p))
+            || extra
+                .iter()
+                .any(|p| !p.is_empty() && ua.contains(&p.to_ascii_lowercase()))
+    }
+
+    #[test]
+    fn scripted_agents_match_the_plain_definition() {
+        // Agents built from pieces of the known ones, in any case, cut anywhere, with
+        // other bytes between (a small deterministic generator: no extra dependency).
+        let pieces: Vec<&str> = SCRIPTED_AGENTS
+            .iter()
+            .copied()
+            .chain([
+                "Mozilla/5.0 ",
+                "Go-HTTP",
+                "cURL",
+                "/",
+                "é",
+                "PYTHON",
+                "x",
+                "",
+            ])
+            .collect();
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        let extra = ["AcmeBot".to_owned(), "É-agent".to_owned()];
+        let (mut matched, mut total) = (0, 0);
+        for _ in 0..20_000 {
+            let mut ua = String::new();
+            for _ in 0..next(4) {
+                let piece = pieces[next(pieces.len())];
+                let cut = piece.char_indices().map(|(i, _)| i).collect::<Vec<_>>();
+                let (from, to) = if cut.is_empty() || next(3) > 0 {
+                    (0, piece.len())
+                } else {
+                    (cut[next(cut.len())], piece.len())
+                };
+                let piece = &piece[from..to];
+                ua.push_str(&if next(2) == 0 {
+                    piece.to_ascii_uppercase()
+                } else {
+                    piece.to_owned()
+                });
+            }
+            for extra in [&[][..], &extra[..]] {
+                let want = scripted_by_definition(&ua, extra);
+                assert_eq!(is_scripted_agent(&ua, extra), want, "{ua:?} with {extra:?}");
+                matched += usize::from(want);
+                total += 1;
+            }
+        }
+        // Both answers are well represented.
+        assert!(
+            matched > total / 10 && matched < total * 9 / 10,
+            "{matched} of {total}"
         );
     }
 

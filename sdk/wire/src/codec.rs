@@ -204,6 +204,16 @@ impl BatchWriter {
     }
 }
 
+/// Decode one event as [`encode_event`] wrote it (as the host stores each), checking
+/// every length and string: a batch's entry read in place, without copying it into a
+/// batch first.
+pub fn decode_event(encoded: &[u8]) -> Result<EventRef<'_>, DecodeError> {
+    let mut r = Reader::new(encoded, 0, 0);
+    let len = r.u32()? as usize;
+    let body = r.take(len)?;
+    Reader::new(body, 0, 0).event()
+}
+
 /// Decode a whole batch into borrowed views, checking every length and string.
 pub fn decode_batch(bytes: &[u8]) -> Result<Vec<EventRef<'_>>, DecodeError> {
     if bytes.len() < 8 || bytes[..4] != MAGIC {
@@ -438,6 +448,19 @@ mod tests {
         let bytes = w.finish();
         for cut in 0..bytes.len() {
             assert!(decode_batch(&bytes[..cut]).is_err(), "cut at {cut} decoded");
+        }
+    }
+
+    #[test]
+    fn one_encoded_event_decodes_in_place() {
+        for i in 0..4 {
+            let mut buf = Vec::new();
+            encode_event(&sample(i), &mut buf);
+            let decoded = decode_event(&buf).expect("decodes");
+            assert_eq!(decoded.to_owned_event(), sample(i));
+            for cut in 0..buf.len() {
+                assert!(decode_event(&buf[..cut]).is_err(), "cut at {cut} decoded");
+            }
         }
     }
 

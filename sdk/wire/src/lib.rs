@@ -19,7 +19,7 @@ pub mod time;
 pub mod varint;
 
 pub use codec::{
-    BatchWriter, DecodeError, EventEncoder, MAGIC, decode_batch, encode_event, encoded_action,
-    encoded_id, encoded_time_ms,
+    BatchWriter, DecodeError, EventEncoder, MAGIC, decode_batch, decode_event, encode_event,
+    encoded_action, encoded_id, encoded_time_ms,
 };
 pub use event::{Context, ContextRef, Entity, EntityRef, Event, EventRef, Location, LocationRef};

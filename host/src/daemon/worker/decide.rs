@@ -5,8 +5,6 @@
 //! together. With no finding waiting, the engine observes ahead what every detector
 //! has processed, so the first finding after a quiet spell does not wait for it.
 
-use aer_wire::BatchWriter;
-
 use super::Worker;
 use super::detect::READ;
 use crate::daemon::notify::Notifier;
@@ -124,20 +122,19 @@ impl Worker {
             if events.is_empty() {
                 break;
             }
-            // One decoding for the events up to `until`, read in place.
-            let mut w = BatchWriter::new();
+            // The events up to `until`, decoded in place.
+            let mut any = false;
             for (seq, bytes) in events.iter().take_while(|(s, _)| *s <= until) {
-                w.push_encoded(bytes);
+                if let Ok(e) = aer_wire::decode_event(bytes) {
+                    engine.observe_ref(&e);
+                }
                 *observed = seq + 1;
+                any = true;
             }
-            if w.is_empty() {
+            if !any {
                 // The events through `until` were removed by the inbox's retention.
                 *observed = until + 1;
                 break;
-            }
-            let encoded = w.finish();
-            for e in aer_wire::decode_batch(&encoded).unwrap_or_default() {
-                engine.observe_ref(&e);
             }
         }
         Ok(())
