@@ -423,8 +423,8 @@ pub fn run(setup: &BenchSetup, mut progress: impl FnMut(&Figure)) -> anyhow::Res
                     setup.pipeline_detectors.len()
                 ),
                 value: format!("{:.0}", p.events_per_second),
-                goal: ">= 300000".into(),
-                pass: Some(p.events_per_second >= 300_000.0),
+                goal: ">= 400000".into(),
+                pass: Some(p.events_per_second >= 400_000.0),
             },
             &mut figures,
         );
