@@ -418,3 +418,41 @@ impl Drop for Loopback {
         let _ = self.halt();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stopped_service_starts_again_on_its_data_and_forgets_it_when_dropped() {
+        let service = Loopback::start(ServeConfig::default(), false).expect("starts");
+        let api = service.tenant("acme").expect("tenant");
+        let token = api.token().to_owned();
+        api.ingest(&[r#"{"id":"e1","time_ms":1,"action":"a","actor":"U1"}"#.to_owned()])
+            .expect("ingests");
+        let stopped = service.stop_keeping_data().expect("stops");
+        let data = stopped.data_dir().expect("kept").to_owned();
+        assert!(data.is_dir());
+
+        let again = stopped.start(false).expect("starts again");
+        // The tenant, its token and its inbox are as they were left.
+        assert!(
+            again
+                .client(&token)
+                .call("GET", "/v1/plugins", "", Vec::new())
+                .is_ok()
+        );
+        assert_eq!(again.daemon.inbox.next_seq("acme").expect("reads"), 1);
+        assert!(
+            again
+                .client("not-a-token")
+                .call("GET", "/v1/plugins", "", Vec::new())
+                .is_err()
+        );
+
+        // Dropped unstarted, a stopped service removes its data.
+        let stopped = again.stop_keeping_data().expect("stops");
+        drop(stopped);
+        assert!(!data.exists());
+    }
+}
