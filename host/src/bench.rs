@@ -552,9 +552,7 @@ struct PipelineRun {
 /// Events per second through the whole local pipeline (the best of the rounds), laid
 /// out as the daemon runs it: two ingest threads (two clients' requests of 1,000 NDJSON
 /// lines each: parse, store in the inbox, wait until durable) while a pipeline thread
-/// reads the inbox in batches and runs the detectors (side by side, on every core, as
-/// the daemon's workers share a busy tenant's detectors), decisions and a dry-run
-/// responder.
+/// reads the inbox in batches and runs the detectors, decisions and a dry-run responder.
 fn best_throughput(setup: &BenchSetup, engine: &Arc<AerEngine>) -> anyhow::Result<PipelineRun> {
     let (data, requests) = requests(setup);
     let total = data.events.len().min(setup.events) as u64;

@@ -257,24 +257,11 @@ impl<'r> Replay<'r> {
     }
 
     fn step(&mut self, last: bool) -> Result<(), ReplayError> {
-        use rayon::prelude::*;
         let events = self.window.events();
         let base = self.window.base();
-        // The detectors are independent until the decision stage (each its own state and
-        // cursor), so they run side by side, on every core, as the daemon's workers run
-        // a tenant's detectors; their findings are decided in decision order whichever
-        // finishes first.
-        let rule = self.rule;
-        let found = self
-            .detectors
-            .par_iter_mut()
-            .zip(self.runs.par_iter_mut())
-            .map(|(d, run)| {
-                let mut found = Vec::new();
-                run_detector(d, run, &events, base, rule, last, &mut found).map(|()| found)
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        self.pending.extend(found.into_iter().flatten());
+        for (d, run) in self.detectors.iter_mut().zip(&mut self.runs) {
+            run_detector(d, run, &events, base, self.rule, last, &mut self.pending)?;
+        }
         // 3. Decisions in decision order, up to the first position a detector still
         //    running may report at.
         let passed = self
