@@ -49,18 +49,38 @@ fn cpu_seconds() -> Option<f64> {
     Some(ticks / 100.0)
 }
 
-/// Wait until every (tenant, plugin) cursor reaches its target; false after `limit`.
-fn wait_cursors(service: &Loopback, targets: &[(String, String, u64)], limit: Duration) -> bool {
-    let started = Instant::now();
+/// When cursors reached their targets, counted from a start.
+struct Reached {
+    /// The first (tenant, plugin) cursor.
+    first: Duration,
+    /// The last.
+    all: Duration,
+}
+
+/// Wait until every (tenant, plugin) cursor reaches its target; `None` once `limit`
+/// has passed since `started`.
+fn wait_cursors(
+    service: &Loopback,
+    targets: &[(String, String, u64)],
+    started: Instant,
+    limit: Duration,
+) -> Option<Reached> {
     let mut left: Vec<&(String, String, u64)> = targets.iter().collect();
+    let mut first = None;
     while !left.is_empty() {
         left.retain(|(t, p, n)| service.daemon.detector_cursor(t, p).unwrap_or(0) < *n);
+        if left.len() < targets.len() {
+            first.get_or_insert_with(|| started.elapsed());
+        }
         if started.elapsed() > limit {
-            return false;
+            return None;
         }
         std::thread::sleep(Duration::from_millis(5));
     }
-    true
+    Some(Reached {
+        first: first.unwrap_or_else(|| started.elapsed()),
+        all: started.elapsed(),
+    })
 }
 
 /// Events per second for `tenants` tenants, each with every detector, sharing `lines`
@@ -92,7 +112,7 @@ fn backlog_throughput(
     }
     let started = Instant::now();
     service.start_pipeline();
-    if !wait_cursors(&service, &targets, Duration::from_secs(600)) {
+    if wait_cursors(&service, &targets, started, Duration::from_secs(600)).is_none() {
         anyhow::bail!("{tenants} tenants: the pipeline did not finish within 600 s");
     }
     // What the run left in the state journal is part of its work.
@@ -188,7 +208,7 @@ pub fn measure_restart(
         }
         tokens.push(api.token().to_owned());
     }
-    let (mut warm, mut cold) = (None::<Restart>, None::<Restart>);
+    let (mut warm, mut cold) = (None::<Reached>, None::<Reached>);
     for round in 0..restarts {
         // This round's backlog: a slice of its own per tenant, later than the last.
         for (t, token) in tokens.iter().enumerate() {
@@ -202,29 +222,17 @@ pub fn measure_restart(
         }
         let started = Instant::now();
         let mut running = stopped.start(false)?;
-        let cursor =
-            |s: &Loopback, (t, p): &(String, String)| s.daemon.detector_cursor(t, p).unwrap_or(0);
-        let before: Vec<u64> = plugins.iter().map(|p| cursor(&running, p)).collect();
+        // Every plugin's first batch: its cursor past where it stood at the opening.
+        let targets: Vec<(String, String, u64)> = plugins
+            .iter()
+            .map(|(t, p)| {
+                let at = running.daemon.detector_cursor(t, p).unwrap_or(0);
+                (t.clone(), p.clone(), at + 1)
+            })
+            .collect();
         running.start_pipeline();
-        let mut left: Vec<(&(String, String), u64)> = plugins.iter().zip(before).collect();
-        let mut first = None;
-        while !left.is_empty() {
-            left.retain(|(p, at)| cursor(&running, p) == *at);
-            if left.len() < plugins.len() {
-                first.get_or_insert_with(|| started.elapsed());
-            }
-            if started.elapsed() > Duration::from_secs(600) {
-                anyhow::bail!(
-                    "{} plugins ran no batch within 600 s of a restart",
-                    left.len()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        let run = Restart {
-            first: first.unwrap_or_else(|| started.elapsed()),
-            all: started.elapsed(),
-        };
+        let run = wait_cursors(&running, &targets, started, Duration::from_secs(600))
+            .ok_or_else(|| anyhow::anyhow!("a plugin ran no batch within 600 s of a restart"))?;
         let kept = if with_cache { &mut warm } else { &mut cold };
         if kept.as_ref().is_none_or(|k| run.all < k.all) {
             *kept = Some(run);
@@ -258,14 +266,6 @@ pub fn measure_restart(
         format!("{:.0}", cold.all.as_secs_f64() * 1e3),
     ));
     Ok(())
-}
-
-/// A restart's times from opening the daemon.
-struct Restart {
-    /// To the first batch any detector committed.
-    first: Duration,
-    /// To every detector's first batch.
-    all: Duration,
 }
 
 /// The latency tenant: the detectors, the probe and the responder, enforcing against
@@ -325,7 +325,7 @@ pub fn measure_latency(
         .iter()
         .map(|(t, p)| (t.clone(), p.clone(), warm as u64))
         .collect();
-    if !wait_cursors(&service, &targets, Duration::from_secs(600)) {
+    if wait_cursors(&service, &targets, Instant::now(), Duration::from_secs(600)).is_none() {
         anyhow::bail!("the maximum-load stream did not finish within 600 s");
     }
     let max_rate = warm as f64 / started.elapsed().as_secs_f64();
