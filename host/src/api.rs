@@ -242,7 +242,7 @@ pub fn router(daemon: Arc<Daemon>) -> Router {
         tracing::error!("cannot write the OpenAPI document: {e}");
         "{}".to_owned()
     }));
-    router
+    crate::console::mount(router, &daemon)
         .fallback(|| async { ApiError::not_found("no such route") })
         .layer(axum::Extension(doc))
         .layer(axum::middleware::from_fn_with_state(

@@ -35,6 +35,8 @@ pub struct ServeConfig {
     pub sources: SourcesConfig,
     /// Geolocation databases for the plugins' `geo` service.
     pub geo: GeoConfig,
+    /// The console (`/console`).
+    pub console: ConsoleConfig,
     /// Pipeline worker threads (0: one per available core). Each detector is run by
     /// one worker at a time; a second worker joins a tenant only when no other tenant
     /// with work is waiting, so one tenant's slow plugin never holds up the others.
@@ -330,6 +332,29 @@ impl Default for HttpConfig {
     }
 }
 
+/// The console: pages a tenant's analysts (and the operator) sign in to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConsoleConfig {
+    /// Serve `/console` (off: every console path answers 404).
+    pub enabled: bool,
+    /// How long a sign-in lasts, in minutes (then the person signs in again).
+    pub session_minutes: u64,
+    /// Sessions one tenant (or the operator) keeps at once; a sign-in past it ends the
+    /// oldest.
+    pub max_sessions: u32,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        ConsoleConfig {
+            enabled: true,
+            session_minutes: 8 * 60,
+            max_sessions: 32,
+        }
+    }
+}
+
 /// Ingest limits.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -377,6 +402,7 @@ impl Default for ServeConfig {
             outbound: OutboundConfig::default(),
             sources: SourcesConfig::default(),
             geo: GeoConfig::default(),
+            console: ConsoleConfig::default(),
             pipeline_threads: 0,
             max_instances: 1024,
             state_cache_bytes: 64 << 20,
@@ -644,6 +670,16 @@ impl ServeConfig {
                 check(&key("cpu_ms_per_second"), u64::from(v), CPU_MS_PER_SECOND);
             }
         }
+        check(
+            "console.session_minutes",
+            self.console.session_minutes,
+            1..=7 * 24 * 60,
+        );
+        check(
+            "console.max_sessions",
+            u64::from(self.console.max_sessions),
+            1..=10_000,
+        );
         if metrics_token < MIN_ADMIN_TOKEN {
             errors.push(format!(
                 "`http.metrics_token` must be at least {MIN_ADMIN_TOKEN} characters"

@@ -16,6 +16,7 @@ pub mod plugins;
 pub mod rate;
 mod retention;
 pub mod reviews;
+pub mod sessions;
 mod sources;
 pub mod supervise;
 pub mod tenants;

@@ -22,6 +22,7 @@ mod meta;
 mod notices;
 mod records;
 mod reviews;
+mod sessions;
 mod sources;
 mod triage;
 
@@ -240,6 +241,39 @@ impl Ledger {
             }
         }
         Ok(Page { items, next })
+    }
+
+    /// [`Ledger::page`] newest first: `tenant`'s `kind` records before seq `before`
+    /// (all, without it); `next` is the last seq looked at, to go on before.
+    fn page_back<T: serde::de::DeserializeOwned>(
+        &self,
+        kind: u8,
+        what: &'static str,
+        tenant: &str,
+        before: Option<u64>,
+        limit: usize,
+        keep: impl Fn(&T) -> bool,
+    ) -> Result<Page<T>, LedgerError> {
+        let until = before.unwrap_or(u64::MAX);
+        let range = keys::seq_key(kind, tenant, 0)..keys::seq_key(kind, tenant, until);
+        let mut items = Vec::new();
+        let mut next = None;
+        for (scanned, r) in self.pipeline.range(range).rev().enumerate() {
+            if scanned == MAX_SCANNED {
+                return Ok(Page { items, next });
+            }
+            let (k, v) = r?;
+            next = keys::seq_of(&k);
+            let item: T = serde_json::from_slice(&v).map_err(json(what))?;
+            if keep(&item) {
+                items.push(item);
+                if items.len() == limit {
+                    return Ok(Page { items, next });
+                }
+            }
+        }
+        // Nothing before the oldest.
+        Ok(Page { items, next: None })
     }
 
     /// Remove every pipeline record of `tenant` (its deletion).

@@ -38,6 +38,7 @@ pub mod bench;
 pub mod bindings;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod daemon;
 pub mod engine;
 pub mod geo;
@@ -57,5 +58,6 @@ pub mod sources;
 pub mod store;
 pub mod synth;
 pub mod text;
+pub mod web;
 
 pub use aer_wire::Event;

@@ -18,6 +18,8 @@ const LAYERS: &[&[&str]] = &[
     &["sources"],
     &["ledger", "replay", "runner"],
     &["daemon"],
+    &["web"],
+    &["console"],
     &["api"],
     &["loopback"],
     &["bench"],

@@ -4,6 +4,7 @@
 
 mod client;
 mod code_cache;
+mod console;
 mod crash;
 mod daemon;
 mod detection_pack;

@@ -15,7 +15,7 @@ const JSON: Option<&str> = Some("application/json");
 /// 2026-01-05T00:00:00Z, in seconds.
 const T0: i64 = 1_767_571_200;
 
-fn entry(id: &str, action: &str, user: &str, secs: i64, extra: Value) -> Value {
+pub(crate) fn entry(id: &str, action: &str, user: &str, secs: i64, extra: Value) -> Value {
     let mut e = json!({
         "id": id,
         "date_create": T0 + secs,
@@ -32,7 +32,7 @@ fn entry(id: &str, action: &str, user: &str, secs: i64, extra: Value) -> Value {
 
 /// An unapproved app `app` installed with broad scopes by `user`, then `downloads`
 /// files downloaded through it, starting at `secs`.
-fn exfiltration(app: &str, user: &str, secs: i64, downloads: usize) -> Vec<Value> {
+pub(crate) fn exfiltration(app: &str, user: &str, secs: i64, downloads: usize) -> Vec<Value> {
     let mut out = vec![entry(
         &format!("{app}-install-{secs}"),
         "app_installed",
@@ -56,13 +56,13 @@ fn exfiltration(app: &str, user: &str, secs: i64, downloads: usize) -> Vec<Value
     out
 }
 
-fn ingest(d: &TestDaemon, token: &str, entries: &[Value]) {
+pub(crate) fn ingest(d: &TestDaemon, token: &str, entries: &[Value]) {
     let body = serde_json::to_vec(&json!({"ok": true, "entries": entries})).unwrap();
     let (status, answer) = d.request("POST", "/v1/events", Some(token), JSON, body);
     assert_eq!(status, 200, "{answer}");
 }
 
-fn policy(slack: &MockSlack, extra: Value) -> Vec<u8> {
+pub(crate) fn policy(slack: &MockSlack, extra: Value) -> Vec<u8> {
     let mut p = json!({
         "mode": "enforce",
         "responses": {
@@ -88,7 +88,7 @@ fn policy(slack: &MockSlack, extra: Value) -> Vec<u8> {
     p.to_string().into_bytes()
 }
 
-fn put_policy(d: &TestDaemon, t: &str, body: Vec<u8>) {
+pub(crate) fn put_policy(d: &TestDaemon, t: &str, body: Vec<u8>) {
     let (status, answer) = d.request("PUT", "/v1/policy", Some(t), JSON, body);
     assert_eq!(status, 200, "{answer}");
 }
@@ -104,7 +104,7 @@ fn post(d: &TestDaemon, t: &str, path: &str, body: Value) -> (u16, Value) {
 }
 
 /// Wait up to a minute for `f` to give something.
-fn wait<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+pub(crate) fn wait<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     let start = Instant::now();
     loop {
         if let Some(v) = f() {
@@ -118,7 +118,7 @@ fn wait<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     }
 }
 
-fn reviews(d: &TestDaemon, t: &str, query: &str) -> Vec<Value> {
+pub(crate) fn reviews(d: &TestDaemon, t: &str, query: &str) -> Vec<Value> {
     get(d, t, &format!("/v1/reviews{query}"))["items"]
         .as_array()
         .cloned()
@@ -132,7 +132,7 @@ fn decisions(d: &TestDaemon, t: &str) -> Vec<Value> {
         .unwrap_or_default()
 }
 
-fn app_tenant(d: &TestDaemon, slack: &MockSlack) -> String {
+pub(crate) fn app_tenant(d: &TestDaemon, slack: &MockSlack) -> String {
     let t = d.tenant("acme");
     d.install(&t, plugins::RISKY_APP, "");
     d.install(

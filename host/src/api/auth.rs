@@ -42,7 +42,7 @@ fn unauthorized() -> ApiError {
 
 /// Refuse a client address that failed too often this minute.
 fn not_blocked(parts: &Parts, daemon: &Daemon) -> Result<(), ApiError> {
-    let Some(addr) = super::server::client_addr(&parts.extensions) else {
+    let Some(addr) = crate::web::client_addr(&parts.extensions) else {
         return Ok(());
     };
     let max = daemon.config.http.auth_failures_per_minute;
@@ -60,7 +60,7 @@ fn not_blocked(parts: &Parts, daemon: &Daemon) -> Result<(), ApiError> {
 
 /// Count and log a failed authentication; the answer to give.
 fn failed(parts: &Parts, daemon: &Daemon, why: &str) -> ApiError {
-    let addr = super::server::client_addr(&parts.extensions);
+    let addr = crate::web::client_addr(&parts.extensions);
     let failures = addr.map_or(0, |a| daemon.auth_failures.failed(a.ip()));
     let max = daemon.config.http.auth_failures_per_minute;
     // Every failure up to the limit, then one line per hundred.

@@ -13,8 +13,9 @@ use serde_json::{Value, json};
 
 use super::{ApiError, Tenant};
 use crate::daemon::Daemon;
-use crate::ledger::{LedgerError, StoredDecision, StoredFinding, Triaged, Watched};
+use crate::ledger::{LedgerError, StoredDecision, Triaged};
 use crate::records::FindingRecord;
+use crate::web::{decision_alert, falco_alert};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -38,47 +39,6 @@ impl Filter {
             && self.since_ms.is_none_or(|t| f.time_ms >= t)
             && self.until_ms.is_none_or(|t| f.time_ms < t)
     }
-}
-
-/// Falco's priority for an AER severity.
-fn priority(severity: &str) -> &'static str {
-    match severity {
-        "critical" => "Critical",
-        "high" => "Error",
-        "medium" => "Warning",
-        "low" => "Notice",
-        _ => "Informational",
-    }
-}
-
-fn rfc3339(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-        .unwrap_or_default()
-}
-
-/// A finding as a Falco alert, plus AER's fields.
-pub fn falco_alert(tenant: &str, seq: u64, f: &FindingRecord) -> Value {
-    let mut fields = serde_json::Map::new();
-    fields.insert("subject".into(), json!(f.subject));
-    fields.insert("score".into(), json!(f.score));
-    for (k, v) in &f.attributes {
-        fields.insert(format!("aer.{k}"), json!(v));
-    }
-    json!({
-        "seq": seq,
-        "time": rfc3339(f.time_ms),
-        "rule": f.rule,
-        "priority": priority(&f.severity),
-        "output": f.summary,
-        "output_fields": fields,
-        "source": "aer",
-        "tags": [f.rule, f.severity],
-        "tenant": tenant,
-        "plugin": f.plugin,
-        "plugin_version": f.plugin_version,
-        "event_ids": f.evidence,
-    })
 }
 
 /// The page size a filter asks for (default 100, at most 1000).
@@ -111,35 +71,6 @@ pub(super) async fn findings(
         alerts.push(v);
     }
     Ok(Json(json!({"items": alerts, "next": next})))
-}
-
-/// A decision as a Falco alert (priority from its finding's severity, output its
-/// reason), with the decision's own fields beside.
-pub fn decision_alert(tenant: &str, d: &StoredDecision) -> Value {
-    let f = &d.decision.finding;
-    let mut v = serde_json::to_value(d).unwrap_or(Value::Null);
-    let mut fields = serde_json::Map::new();
-    fields.insert("subject".into(), json!(d.decision.subject));
-    fields.insert("outcome".into(), json!(d.decision.outcome.as_str()));
-    fields.insert("decision_id".into(), json!(d.decision.id));
-    fields.insert("score".into(), json!(f.score));
-    let alert = json!({
-        "time": rfc3339(d.decision.time_ms),
-        "rule": f.rule,
-        "priority": priority(&f.severity),
-        "output": d.decision.reason,
-        "output_fields": fields,
-        "source": "aer",
-        "tags": [f.rule, d.decision.outcome.as_str()],
-        "tenant": tenant,
-        "plugin": f.plugin,
-        "plugin_version": f.plugin_version,
-        "event_ids": f.evidence,
-    });
-    if let (Value::Object(v), Value::Object(a)) = (&mut v, alert) {
-        v.extend(a);
-    }
-    v
 }
 
 #[utoipa::path(
@@ -263,46 +194,5 @@ pub(super) async fn stream(
 ) -> axum::response::sse::Sse<
     impl futures_util::Stream<Item = Result<axum::response::sse::Event, std::convert::Infallible>>,
 > {
-    use axum::response::sse::{Event, KeepAlive, Sse};
-    let watch = |what| daemon.ledger.watch(&t, what);
-    let subs = (
-        watch(Watched::Findings),
-        watch(Watched::Decisions),
-        watch(Watched::Actions),
-        t,
-        daemon.closing.subscribe(),
-    );
-    let events = futures_util::stream::unfold(subs, |mut s| async move {
-        loop {
-            if *s.4.borrow() {
-                return None;
-            }
-            let (name, event): (&str, Option<sled::Event>) = tokio::select! {
-                _ = s.4.changed() => return None,
-                e = &mut s.0 => ("finding", e),
-                e = &mut s.1 => ("decision", e),
-                e = &mut s.2 => ("action", e),
-            };
-            // `None`: the tree is gone; removals are not news.
-            let sled::Event::Insert { value, .. } = event? else {
-                continue;
-            };
-            let data = match name {
-                "finding" => match serde_json::from_slice::<StoredFinding>(&value) {
-                    Ok(f) => falco_alert(&s.3, f.seq, &f.finding),
-                    Err(_) => continue,
-                },
-                "decision" => match serde_json::from_slice::<StoredDecision>(&value) {
-                    Ok(d) => decision_alert(&s.3, &d),
-                    Err(_) => continue,
-                },
-                _ => match serde_json::from_slice::<Value>(&value) {
-                    Ok(v) => v,
-                    Err(_) => continue,
-                },
-            };
-            return Some((Ok(Event::default().event(name).data(data.to_string())), s));
-        }
-    });
-    Sse::new(events).keep_alive(KeepAlive::default())
+    crate::web::live(&daemon, t)
 }

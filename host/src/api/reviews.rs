@@ -12,11 +12,10 @@ use serde_json::{Value, json};
 
 use super::{ApiError, Tenant};
 use crate::daemon::Daemon;
-use crate::daemon::reviews::{Dismiss, ReviewError};
+use crate::daemon::reviews::{Dismiss, MAX_SIGNER, ReviewError};
 use crate::ledger::{Dismissal, Review, ReviewKind, ReviewState};
 
-/// Longest name a person signs an approval or dismissal with, and longest note.
-const MAX_BY: usize = 200;
+/// Longest note.
 const MAX_NOTE: usize = 2_000;
 
 #[derive(Debug, Deserialize)]
@@ -149,16 +148,18 @@ pub(super) fn body<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, ApiE
     serde_json::from_str(text).map_err(|e| ApiError::bad_request(format!("invalid body: {e}")))
 }
 
-/// The name a person signs with: present, at most [`MAX_BY`] bytes, printable.
+/// The name a person signs with (see [`crate::daemon::reviews::signer`]).
 pub(super) fn signer(by: &str) -> Result<String, ApiError> {
-    let by = by.trim();
-    if by.is_empty() || by.len() > MAX_BY || by.chars().any(char::is_control) {
-        return Err(ApiError::bad_request(format!(
-            "`by` must name who decides: 1 to {MAX_BY} printable bytes"
-        ))
-        .with_errors(json!([{"field": "by", "message": "required, 1 to 200 printable bytes"}])));
-    }
-    Ok(by.to_owned())
+    crate::daemon::reviews::signer(by)
+        .map(str::to_owned)
+        .ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "`by` must name who decides: 1 to {MAX_SIGNER} printable bytes"
+            ))
+            .with_errors(
+                json!([{"field": "by", "message": format!("required, 1 to {MAX_SIGNER} printable bytes")}]),
+            )
+        })
 }
 
 fn review_error(e: ReviewError) -> ApiError {

@@ -6,7 +6,6 @@
 //! waits at most `http.shutdown_deadline_ms` for open requests and for the pipeline's
 //! current batches.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -145,11 +144,4 @@ pub(super) async fn run(
         );
     }
     began
-}
-
-/// The client address of a request (set by [`run`] on each connection).
-pub(super) fn client_addr(extensions: &axum::http::Extensions) -> Option<SocketAddr> {
-    extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(a)| *a)
 }

@@ -40,6 +40,16 @@ impl From<crate::ledger::LedgerError> for ReviewError {
     }
 }
 
+/// Longest name a person signs an approval, a dismissal or a triage with (bytes).
+pub const MAX_SIGNER: usize = 200;
+
+/// The name a person signs with, trimmed: present, at most [`MAX_SIGNER`] bytes, no
+/// control characters; `None` otherwise.
+pub fn signer(by: &str) -> Option<&str> {
+    let by = by.trim();
+    (!by.is_empty() && by.len() <= MAX_SIGNER && !by.chars().any(char::is_control)).then_some(by)
+}
+
 /// What a dismissal asks for.
 #[derive(Debug, Clone)]
 pub struct Dismiss {

@@ -193,6 +193,7 @@ impl Daemon {
         self.ledger
             .remove_tenant_record(name)
             .map_err(DaemonError::from)?;
+        self.end_sessions(name)?;
         self.inbox.forget(name);
         self.fault_memory().retain(|(t, _), _| t != name);
 

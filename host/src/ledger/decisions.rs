@@ -35,6 +35,18 @@ impl Ledger {
         )
     }
 
+    /// A page of `tenant`'s decisions, newest first, before seq `before`, that `keep`
+    /// selects.
+    pub fn decisions_back(
+        &self,
+        tenant: &str,
+        before: Option<u64>,
+        limit: usize,
+        keep: impl Fn(&StoredDecision) -> bool,
+    ) -> Result<Page<StoredDecision>, LedgerError> {
+        self.page_back(kind::DECISION, "decision", tenant, before, limit, keep)
+    }
+
     /// `tenant`'s pending responses from decision seq `from` on, in order: each
     /// decision's seq and the responders done with it.
     pub fn pending(

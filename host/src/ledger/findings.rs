@@ -40,6 +40,18 @@ impl Ledger {
         )
     }
 
+    /// A page of `tenant`'s findings, newest first, before seq `before`, that `keep`
+    /// selects.
+    pub fn findings_back(
+        &self,
+        tenant: &str,
+        before: Option<u64>,
+        limit: usize,
+        keep: impl Fn(&StoredFinding) -> bool,
+    ) -> Result<Page<StoredFinding>, LedgerError> {
+        self.page_back(kind::FINDING, "finding", tenant, before, limit, keep)
+    }
+
     /// The first findings in `tenant`'s decision queue, at most `max`, that stand
     /// before position `below`.
     pub fn decidable(

@@ -3,7 +3,7 @@
 //!
 //! `meta`: `t`+tenant → tenant record; `k`+token hash → tenant; `p`+tenant+plugin →
 //! plugin record; `P`+tenant → policy; `F` → the format marker; `R` → the random
-//! secret.
+//! secret; `C`+who+secret hash → a console session.
 //! `pipeline`: `i`+tenant+seq → inbox chunk (the events of one request, from seq); `d`+tenant+event id → seq;
 //! `g`+(tenant, plugin scope)+bound → a page of plugin state (keys from the bound on;
 //! `s` names the keys in the journal); `e`+seq → a state journal record (writes not
@@ -101,6 +101,9 @@ pub mod kind {
     pub const NOTIFIED: u8 = b'N';
     /// A line waiting for a route's digest.
     pub const DIGEST: u8 = b'G';
+    /// A console sign-in session, by who signed in and the hash of its secret (in
+    /// `meta`).
+    pub const CONSOLE_SESSION: u8 = b'C';
 }
 
 /// Pipeline records kept per tenant, each under `kind`+tenant: deleted with the tenant.

@@ -1,0 +1,535 @@
+//! The console's pages over real HTTP: sign-in required, the session cookie's
+//! attributes and its end (sign-out, token rotation, the per-tenant cap), the security
+//! headers, CSRF and same-origin refusals, text from plugins and events shown as text,
+//! and one tenant's session never reaching another tenant's records.
+
+use aer_host::config::ServeConfig;
+use aer_tests::{ADMIN, MockSlack, TestDaemon};
+use serde_json::json;
+
+use crate::reviews::{app_tenant, exfiltration, ingest, reviews, wait};
+
+/// An answer: status, the headers the tests read, the body.
+pub(crate) struct Answer {
+    pub status: u16,
+    pub location: Option<String>,
+    pub set_cookie: Option<String>,
+    pub csp: Option<String>,
+    pub body: String,
+}
+
+/// A browser without JavaScript: one session cookie, redirects not followed.
+pub(crate) struct Browser {
+    base: String,
+    agent: ureq::Agent,
+    pub cookie: Option<String>,
+}
+
+impl Browser {
+    pub fn new(base: &str) -> Browser {
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .build()
+            .into();
+        Browser {
+            base: base.to_owned(),
+            agent,
+            cookie: None,
+        }
+    }
+
+    fn answer(mut r: ureq::http::Response<ureq::Body>) -> Answer {
+        let header = |name: &str| {
+            r.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let (location, set_cookie, csp) = (
+            header("location"),
+            header("set-cookie"),
+            header("content-security-policy"),
+        );
+        Answer {
+            status: r.status().as_u16(),
+            location,
+            set_cookie,
+            csp,
+            body: r.body_mut().read_to_string().unwrap_or_default(),
+        }
+    }
+
+    pub fn get(&self, path: &str) -> Answer {
+        let mut r = self.agent.get(format!("{}{path}", self.base));
+        if let Some(c) = &self.cookie {
+            r = r.header("Cookie", c);
+        }
+        Self::answer(r.call().unwrap())
+    }
+
+    /// POST a form with extra request headers.
+    pub fn post_with(
+        &self,
+        path: &str,
+        fields: &[(&str, &str)],
+        headers: &[(&str, &str)],
+    ) -> Answer {
+        let body = serde_html_form_encode(fields);
+        let mut r = self
+            .agent
+            .post(format!("{}{path}", self.base))
+            .header("Content-Type", "application/x-www-form-urlencoded");
+        if let Some(c) = &self.cookie {
+            r = r.header("Cookie", c);
+        }
+        for (name, value) in headers {
+            r = r.header(*name, *value);
+        }
+        Self::answer(r.send(body.as_bytes()).unwrap())
+    }
+
+    pub fn post(&self, path: &str, fields: &[(&str, &str)]) -> Answer {
+        self.post_with(path, fields, &[])
+    }
+
+    /// Sign in with `token` as `name`; the answer (the cookie kept when one is set).
+    pub fn sign_in(&mut self, token: &str, name: &str) -> Answer {
+        let a = self.post("/console/sign-in", &[("token", token), ("name", name)]);
+        if let Some(c) = &a.set_cookie {
+            self.cookie = Some(c.split(';').next().unwrap().to_owned());
+        }
+        a
+    }
+
+    /// A signed-in browser.
+    pub fn signed_in(base: &str, token: &str, name: &str) -> Browser {
+        let mut b = Browser::new(base);
+        let a = b.sign_in(token, name);
+        assert_eq!(a.status, 303, "{}", a.body);
+        b
+    }
+
+    /// The CSRF secret of a page's forms.
+    pub fn csrf(&self, path: &str) -> String {
+        let page = self.get(path);
+        assert_eq!(page.status, 200, "{path}: {}", page.body);
+        let at = page
+            .body
+            .find("name=\"csrf\" value=\"")
+            .expect("a form with csrf")
+            + 19;
+        page.body[at..].split('"').next().unwrap().to_owned()
+    }
+}
+
+/// `application/x-www-form-urlencoded`.
+fn serde_html_form_encode(fields: &[(&str, &str)]) -> String {
+    fields
+        .iter()
+        .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            b' ' => "+".to_owned(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// A tenant with an open approval review of a risky app (PDF Helper) whose name is
+/// `app_name`; the tenant's token and the review's id.
+pub(crate) fn open_review(d: &TestDaemon, slack: &MockSlack, app_name: &str) -> (String, u64) {
+    let t = app_tenant(d, slack);
+    let mut events = exfiltration("A0EXFIL", "U0ALICE", 0, 30);
+    events[0]["entity"]["app"]["name"] = json!(app_name);
+    ingest(d, &t, &events);
+    let open = wait("an open review", || {
+        let r = reviews(d, &t, "?state=open");
+        (!r.is_empty()).then_some(r)
+    });
+    (t, open[0]["id"].as_u64().unwrap())
+}
+
+#[test]
+fn every_page_needs_a_session_and_the_cookie_is_locked_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = TestDaemon::start(dir.path(), ServeConfig::default());
+    let token = d.tenant("acme");
+    let mut b = Browser::new(&d.base);
+
+    // Without a session every page sends the browser to the sign-in form, with the
+    // security headers on every answer.
+    for page in [
+        "/console/overview",
+        "/console/reviews",
+        "/console/findings",
+        "/console/tenants",
+        "/console/stream",
+    ] {
+        let a = b.get(page);
+        assert_eq!(
+            (a.status, a.location.as_deref()),
+            (303, Some("/console/sign-in")),
+            "{page}"
+        );
+        let csp = a.csp.unwrap();
+        assert!(
+            csp.contains("default-src 'none'")
+                && csp.contains("script-src 'self'")
+                && csp.contains("frame-ancestors 'none'"),
+            "{csp}"
+        );
+    }
+    let form = b.get("/console/sign-in");
+    assert_eq!(form.status, 200);
+    assert!(form.body.contains("type=\"password\""), "{}", form.body);
+
+    // A wrong token: refused, no cookie, the token not shown back, the name escaped.
+    let a = b.sign_in("aer_not-a-token", "<b>Mallory</b>");
+    assert_eq!(a.status, 401, "{}", a.body);
+    assert!(a.set_cookie.is_none());
+    assert!(a.body.contains("that token is not valid"), "{}", a.body);
+    assert!(!a.body.contains("aer_not-a-token"));
+    assert!(
+        a.body.contains("&#60;b&#62;Mallory&#60;/b&#62;") && !a.body.contains("<b>Mallory"),
+        "{}",
+        a.body
+    );
+    // A name is required.
+    assert_eq!(b.sign_in(&token, "  ").status, 400);
+
+    // The right token: a cookie that scripts cannot read, that no other site's request
+    // carries, limited to the console and to the session's lifetime; not `Secure` over
+    // plain http, `Secure` when a proxy says the browser came over https.
+    let a = b.sign_in(&token, "Ann Analyst");
+    assert_eq!(
+        (a.status, a.location.as_deref()),
+        (303, Some("/console/overview"))
+    );
+    let cookie = a.set_cookie.unwrap();
+    for attribute in [
+        "HttpOnly",
+        "SameSite=Strict",
+        "Path=/console",
+        "Max-Age=28800",
+    ] {
+        assert!(cookie.contains(attribute), "{attribute} in {cookie}");
+    }
+    assert!(!cookie.contains("Secure"), "{cookie}");
+    let mut over_https = Browser::new(&d.base);
+    let a = over_https.post_with(
+        "/console/sign-in",
+        &[("token", &token), ("name", "Ann")],
+        &[("X-Forwarded-Proto", "https")],
+    );
+    assert!(a.set_cookie.unwrap().contains("Secure"));
+    over_https.cookie = None;
+
+    let page = b.get("/console/overview");
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("Ann Analyst") && page.body.contains("acme"));
+
+    // Signed out, the same cookie opens nothing.
+    let csrf = b.csrf("/console/overview");
+    let a = b.post("/console/sign-out", &[("csrf", &csrf)]);
+    assert_eq!(
+        (a.status, a.location.as_deref()),
+        (303, Some("/console/sign-in"))
+    );
+    assert!(a.set_cookie.unwrap().contains("Max-Age=0"));
+    assert_eq!(b.get("/console/overview").status, 303);
+}
+
+#[test]
+fn a_session_ends_with_its_token_and_past_the_cap() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = ServeConfig::default();
+    config.console.max_sessions = 3;
+    let d = TestDaemon::start(dir.path(), config);
+    let token = d.tenant("acme");
+
+    // Past the cap, a sign-in ends the oldest session.
+    let first = Browser::signed_in(&d.base, &token, "one");
+    let others: Vec<Browser> = (0..3)
+        .map(|i| Browser::signed_in(&d.base, &token, &format!("n{i}")))
+        .collect();
+    assert_eq!(
+        first.get("/console/overview").status,
+        303,
+        "the oldest ended"
+    );
+    for b in &others {
+        assert_eq!(b.get("/console/overview").status, 200);
+    }
+
+    // Rotating the tenant's token ends every session opened with the old one.
+    let (status, body) = d.request(
+        "POST",
+        "/v1/admin/tenants/acme/token",
+        Some(ADMIN),
+        None,
+        vec![],
+    );
+    assert_eq!(status, 200, "{body}");
+    for b in &others {
+        assert_eq!(b.get("/console/overview").status, 303);
+    }
+    let new_token = body["token"].as_str().unwrap();
+    let b = Browser::signed_in(&d.base, new_token, "one");
+    assert_eq!(b.get("/console/overview").status, 200);
+
+    // Suspending the tenant ends it too.
+    let (status, _) = d.request(
+        "POST",
+        "/v1/admin/tenants/acme/suspend",
+        Some(ADMIN),
+        None,
+        vec![],
+    );
+    assert_eq!(status, 200);
+    assert_eq!(b.get("/console/overview").status, 303);
+    let mut again = Browser::new(&d.base);
+    assert_eq!(again.sign_in(new_token, "one").status, 403);
+}
+
+#[test]
+fn forms_need_the_sessions_csrf_secret_and_the_same_origin() {
+    let slack = MockSlack::start(0);
+    let dir = tempfile::tempdir().unwrap();
+    let d = TestDaemon::start(dir.path(), ServeConfig::default());
+    let (t, id) = open_review(&d, &slack, "PDF Helper");
+    let b = Browser::signed_in(&d.base, &t, "Ann Analyst");
+    let csrf = b.csrf("/console/reviews");
+    let id_text = id.to_string();
+    let approve = |fields: &[(&str, &str)], headers: &[(&str, &str)]| {
+        b.post_with("/console/reviews/approve", fields, headers)
+    };
+
+    // No secret, a wrong one, another session's, or a request from another site: 403,
+    // and the review stays open.
+    let other = Browser::signed_in(&d.base, &t, "Bob");
+    let others_csrf = other.csrf("/console/reviews");
+    for (fields, headers) in [
+        (vec![("only", id_text.as_str())], vec![]),
+        (vec![("csrf", "x"), ("only", &id_text)], vec![]),
+        (vec![("csrf", &others_csrf), ("only", &id_text)], vec![]),
+        (
+            vec![("csrf", &csrf), ("only", &id_text)],
+            vec![("Origin", "https://evil.example")],
+        ),
+        (
+            vec![("csrf", &csrf), ("only", &id_text)],
+            vec![("Sec-Fetch-Site", "cross-site")],
+        ),
+    ] {
+        let a = approve(&fields, &headers);
+        assert_eq!(a.status, 403, "{fields:?} {headers:?}: {}", a.body);
+        assert_eq!(reviews(&d, &t, "?state=open").len(), 1);
+    }
+    // Without a session: to the sign-in form, nothing done.
+    let a = Browser::new(&d.base).post(
+        "/console/reviews/approve",
+        &[("csrf", &csrf), ("only", &id_text)],
+    );
+    assert_eq!(
+        (a.status, a.location.as_deref()),
+        (303, Some("/console/sign-in"))
+    );
+    assert_eq!(reviews(&d, &t, "?state=open").len(), 1);
+
+    // With the session's secret, from the console itself: approved, signed with the
+    // name the analyst signed in with, and the effects run at Slack.
+    let host = d.base.trim_start_matches("http://").to_owned();
+    let origin = format!("http://{host}");
+    let a = approve(
+        &[("csrf", &csrf), ("only", &id_text)],
+        &[("Origin", &origin), ("Sec-Fetch-Site", "same-origin")],
+    );
+    assert_eq!(
+        (a.status, a.location.as_deref()),
+        (303, Some("/console/reviews?approved=1&skipped=0")),
+        "{}",
+        a.body
+    );
+    let done = reviews(&d, &t, "?state=approved");
+    assert_eq!(done.len(), 1);
+    assert_eq!(done[0]["resolved_by"], "Ann Analyst");
+    wait("the restriction at Slack", || {
+        (!slack.calls().of("admin.apps.restrict").is_empty()).then_some(())
+    });
+    let page = b.get("/console/reviews?approved=1&skipped=0&state=approved");
+    assert!(
+        page.body.contains("1 approved") && page.body.contains("approved by Ann Analyst"),
+        "{}",
+        page.body
+    );
+
+    // Approving again is skipped, not done twice.
+    let a = approve(&[("csrf", &csrf), ("review", &id_text)], &[]);
+    assert_eq!(
+        a.location.as_deref(),
+        Some("/console/reviews?approved=0&skipped=1")
+    );
+}
+
+#[test]
+fn dismissing_in_bulk_records_the_reason_and_may_suppress() {
+    let slack = MockSlack::start(0);
+    let dir = tempfile::tempdir().unwrap();
+    let d = TestDaemon::start(dir.path(), ServeConfig::default());
+    let (t, id) = open_review(&d, &slack, "PDF Helper");
+    let b = Browser::signed_in(&d.base, &t, "Ann");
+    let csrf = b.csrf("/console/reviews");
+    let id = id.to_string();
+    // A reason is required; days must be a number in range.
+    let a = b.post(
+        "/console/reviews/dismiss",
+        &[("csrf", &csrf), ("review", &id)],
+    );
+    assert_eq!(a.status, 400, "{}", a.body);
+    let a = b.post(
+        "/console/reviews/dismiss",
+        &[
+            ("csrf", &csrf),
+            ("review", &id),
+            ("reason", "false_positive"),
+            ("suppress", "on"),
+            ("suppress_days", "-3"),
+        ],
+    );
+    assert_eq!(a.status, 400, "{}", a.body);
+    assert!(a.body.contains("1 to 3650 days"), "{}", a.body);
+    let a = b.post(
+        "/console/reviews/dismiss",
+        &[
+            ("csrf", &csrf),
+            ("review", &id),
+            ("reason", "false_positive"),
+            ("note", "the <app> is ours"),
+            ("suppress", "on"),
+            ("suppress_days", "30"),
+        ],
+    );
+    assert_eq!(
+        a.location.as_deref(),
+        Some("/console/reviews?dismissed=1&skipped=0"),
+        "{}",
+        a.body
+    );
+    let dismissed = reviews(&d, &t, "?state=dismissed");
+    assert_eq!(dismissed[0]["dismissal"], "false_positive");
+    assert_eq!(dismissed[0]["resolved_by"], "Ann");
+    let (_, s) = d.request("GET", "/v1/suppressions", Some(&t), None, vec![]);
+    let s = &s["items"][0];
+    assert_eq!(
+        (s["subject"].as_str(), s["rule"].as_str()),
+        (Some("A0EXFIL"), Some("risky-app"))
+    );
+    let days = (s["expires_ms"].as_i64().unwrap()
+        - i64::try_from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis(),
+        )
+        .unwrap())
+        / 86_400_000;
+    assert!((29..=30).contains(&days), "{s}");
+    assert!(slack.calls().of("admin.apps.restrict").is_empty());
+}
+
+#[test]
+fn plugin_and_event_text_is_shown_as_text() {
+    let slack = MockSlack::start(0);
+    let dir = tempfile::tempdir().unwrap();
+    let d = TestDaemon::start(dir.path(), ServeConfig::default());
+    let hostile =
+        "<script>alert(1)</script><img src=x onerror=alert(2)> <@U0ALICE|a> \"quoted\" 'single'";
+    let (t, _) = open_review(&d, &slack, hostile);
+    let b = Browser::signed_in(&d.base, &t, "Ann");
+    let page = wait("the install's finding on the page", || {
+        let p = b.get("/console/findings");
+        p.body.contains("installed app A0EXFIL").then_some(p)
+    });
+    assert_eq!(page.status, 200);
+    assert!(
+        !page.body.contains("<script>alert") && !page.body.contains("<img src=x"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("&#60;script&#62;alert(1)&#60;/script&#62;&#60;img src=x onerror=alert(2)&#62; &#60;@U0ALICE|a&#62; &#34;quoted&#34; &#39;single&#39;"),
+        "{}",
+        page.body
+    );
+    // The only scripts on any page are the console's own files.
+    for path in ["/console/findings", "/console/reviews", "/console/overview"] {
+        let body = b.get(path).body;
+        let scripts: Vec<&str> = body.split("<script").skip(1).collect();
+        assert_eq!(scripts.len(), 2, "{path}");
+        assert!(
+            scripts
+                .iter()
+                .all(|s| s.trim_start().starts_with("src=\"/console/assets/")),
+            "{path}"
+        );
+    }
+}
+
+#[test]
+fn one_tenants_session_never_reaches_another_tenants_records() {
+    let slack = MockSlack::start(0);
+    let dir = tempfile::tempdir().unwrap();
+    let d = TestDaemon::start(dir.path(), ServeConfig::default());
+    let (a_token, a_review) = open_review(&d, &slack, "PDF Helper");
+    wait("acme's findings", || {
+        let (_, f) = d.request("GET", "/v1/findings", Some(&a_token), None, vec![]);
+        (!f["items"].as_array().unwrap().is_empty()).then_some(())
+    });
+    let b_token = d.tenant("globex");
+    let b = Browser::signed_in(&d.base, &b_token, "Bea");
+    for path in [
+        "/console/findings",
+        "/console/reviews?state=all",
+        "/console/overview",
+    ] {
+        let page = b.get(path);
+        assert_eq!(page.status, 200, "{path}");
+        assert!(page.body.contains("globex"), "{path}");
+        assert!(
+            !page.body.contains("A0EXFIL") && !page.body.contains("acme"),
+            "{path}: {}",
+            page.body
+        );
+    }
+    // Approving acme's review by its id through globex's session: nothing found,
+    // nothing done.
+    let csrf = b.csrf("/console/reviews");
+    let a = b.post(
+        "/console/reviews/approve",
+        &[("csrf", &csrf), ("review", &a_review.to_string())],
+    );
+    assert_eq!(
+        a.location.as_deref(),
+        Some("/console/reviews?approved=0&skipped=1")
+    );
+    assert_eq!(reviews(&d, &a_token, "?state=open").len(), 1);
+    // A tenant's session is not the operator's, and the operator's not a tenant's.
+    assert_eq!(b.get("/console/tenants").status, 403);
+    let op = Browser::signed_in(&d.base, ADMIN, "Olga Operator");
+    let tenants = op.get("/console/tenants");
+    assert!(
+        tenants.body.contains("acme") && tenants.body.contains("globex"),
+        "{}",
+        tenants.body
+    );
+    assert_eq!(op.get("/console/findings").status, 403);
+}
