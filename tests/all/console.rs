@@ -474,7 +474,7 @@ fn plugin_and_event_text_is_shown_as_text() {
     for path in ["/console/findings", "/console/reviews", "/console/overview"] {
         let body = b.get(path).body;
         let scripts: Vec<&str> = body.split("<script").skip(1).collect();
-        assert_eq!(scripts.len(), 2, "{path}");
+        assert_eq!(scripts.len(), 3, "{path}");
         assert!(
             scripts
                 .iter()

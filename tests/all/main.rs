@@ -5,6 +5,7 @@
 mod client;
 mod code_cache;
 mod console;
+mod console_browser;
 mod crash;
 mod daemon;
 mod detection_pack;

@@ -1,4 +1,5 @@
-//! The console's static files, compiled into the binary: its style sheet, and htmx
+//! The console's static files, compiled into the binary: its style sheet, icon and
+//! script, and htmx
 //! 2.0.11 with its server-sent-events extension 2.2.4 (vendored from npm, 0BSD; see
 //! `assets/LICENSE-htmx`), so the console needs nothing from any other site.
 
@@ -14,6 +15,16 @@ const FILES: &[(&str, &str, &[u8])] = &[
         "console.css",
         "text/css; charset=utf-8",
         include_bytes!("assets/console.css"),
+    ),
+    (
+        "console.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("assets/console.js"),
+    ),
+    (
+        "favicon.svg",
+        "image/svg+xml",
+        include_bytes!("assets/favicon.svg"),
     ),
     (
         "htmx.min.js",

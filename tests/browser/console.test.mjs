@@ -1,0 +1,146 @@
+// The console in a real browser: Debian's headless Chromium driven by playwright-core.
+// Started by tests/all/console_browser.rs, which serves a daemon with one tenant whose
+// risky-app review waits for approval, and passes:
+//   AER_CONSOLE  the daemon's base URL      AER_TOKEN   the tenant's token
+//   AER_ADMIN    the operator's admin token  AER_REVIEW  the open review's id
+//   AER_SHOTS    where screenshots go        AER_CHROMIUM the browser (default /usr/bin/chromium)
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { mkdirSync } from "node:fs";
+import { chromium } from "playwright-core";
+
+const env = (name) => {
+  const v = process.env[name];
+  if (!v) throw new Error(`${name} is not set: run this suite through cargo test (tests/all/console_browser.rs)`);
+  return v;
+};
+const base = env("AER_CONSOLE");
+const token = env("AER_TOKEN");
+const admin = env("AER_ADMIN");
+const review = env("AER_REVIEW");
+const shots = env("AER_SHOTS");
+mkdirSync(shots, { recursive: true });
+
+let browser;
+before(async () => {
+  browser = await chromium.launch({
+    executablePath: process.env.AER_CHROMIUM || "/usr/bin/chromium",
+    headless: true,
+    // The machine's network is closed: no background connections, no sandbox as root.
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+});
+after(async () => { await browser?.close(); });
+
+/// A page at `width` that fails the test on any script error, CSP violation or dialog.
+async function open(width) {
+  const context = await browser.newContext({ viewport: { width, height: 900 } });
+  const page = await context.newPage();
+  const problems = [];
+  page.on("console", (m) => {
+    if (m.type() === "error") problems.push(`${page.url()}: ${m.text()} ${JSON.stringify(m.location())}`);
+  });
+  page.on("response", (r) => { if (r.status() >= 400) problems.push(`${r.status()} ${r.url()}`); });
+  page.on("pageerror", (e) => problems.push(String(e)));
+  page.on("dialog", async (d) => { problems.push(`a dialog opened: ${d.message()}`); await d.dismiss(); });
+  return { page, problems, context };
+}
+
+/// Sign in with the keyboard alone: the fields have labels and Enter submits.
+async function signIn(page, secret, name) {
+  await page.goto(`${base}/console/overview`);
+  assert.match(page.url(), /\/console\/sign-in$/);
+  await page.getByLabel("Token").focus();
+  await page.keyboard.type(secret);
+  await page.keyboard.press("Tab");
+  await page.keyboard.type(name);
+  await page.keyboard.press("Enter");
+  await page.waitForURL(/\/console\/(overview|tenants)$/);
+}
+
+async function shoot(page, name) {
+  for (const width of [1280, 390]) {
+    await page.setViewportSize({ width, height: 900 });
+    await page.screenshot({ path: `${shots}/${name}-${width}.png`, fullPage: true });
+  }
+  await page.setViewportSize({ width: 1280, height: 900 });
+}
+
+test("an analyst signs in, approves a review and sees its effect", async () => {
+  const { page, problems, context } = await open(1280);
+  await signIn(page, token, "Ann Analyst");
+  await assert.doesNotReject(page.getByRole("heading", { name: "Overview" }).waitFor());
+  await shoot(page, "overview");
+
+  await page.getByRole("link", { name: "Reviews" }).click();
+  await page.waitForURL(/\/console\/reviews$/);
+  const row = page.locator(`#review-${review}`);
+  await assert.doesNotReject(row.waitFor());
+  assert.match(await row.innerText(), /A0EXFIL/);
+  assert.match(await row.innerText(), /restrict-app A0EXFIL \(awaiting_approval\)/);
+  await shoot(page, "reviews");
+
+  await page.getByRole("button", { name: `Approve review ${review}` }).click();
+  await page.waitForURL(/approved=1/);
+  assert.match(await page.getByRole("status").innerText(), /1 approved/);
+
+  // The effect: the held restriction is performed at Slack; the page says so.
+  let effects = "";
+  for (let i = 0; i < 100 && !/restrict-app A0EXFIL \(done\)/.test(effects); i++) {
+    await page.goto(`${base}/console/reviews?state=approved`);
+    effects = await page.locator(`#review-${review}`).innerText();
+    if (!/\(done\)/.test(effects)) await page.waitForTimeout(100);
+  }
+  assert.match(effects, /restrict-app A0EXFIL \(done\)/);
+  assert.match(effects, /approved by Ann Analyst/);
+  await shoot(page, "reviews-approved");
+  assert.deepEqual(problems, []);
+  await context.close();
+});
+
+test("findings show plugin and event text as text and arrive without a reload", async () => {
+  const { page, problems, context } = await open(1280);
+  await signIn(page, token, "Ann Analyst");
+  await page.goto(`${base}/console/findings`);
+  const summary = page.locator("td.text", { hasText: "installed app A0EXFIL" });
+  await assert.doesNotReject(summary.first().waitFor());
+  assert.match(await summary.first().innerText(), /<script>alert\(1\)<\/script>/);
+  await shoot(page, "findings");
+
+  // A new install, sent over the API: its finding appears on the open page through
+  // the live stream, without a reload.
+  await page.evaluate(() => { window.__stillHere = true; });
+  const now = Math.floor(Date.now() / 1000);
+  const install = {
+    id: `live-install-${now}`, date_create: now, action: "app_installed",
+    actor: { type: "user", user: { id: "U0BOB", name: "bob", email: "bob@acme.example" } },
+    context: { location: { type: "enterprise", id: "E0ACME" }, ua: "Mozilla/5.0", ip_address: "198.51.100.21" },
+    entity: { type: "app", app: { id: "A0LIVE", name: "Live Notes", is_directory_approved: false, scopes: ["files:read"] } },
+  };
+  const sent = await fetch(`${base}/v1/events`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+    body: JSON.stringify({ ok: true, entries: [install] }),
+  });
+  assert.equal(sent.status, 200, await sent.text());
+  await assert.doesNotReject(
+    page.locator("td.text", { hasText: "installed app A0LIVE" }).waitFor({ timeout: 20000 }));
+  assert.equal(await page.evaluate(() => window.__stillHere), true, "the page was not reloaded");
+  assert.deepEqual(problems, []);
+  await context.close();
+});
+
+test("the operator signs in to the tenants page", async () => {
+  const { page, problems, context } = await open(1280);
+  await signIn(page, admin, "Olga Operator");
+  assert.match(page.url(), /\/console\/tenants$/);
+  assert.match(await page.locator("main").innerText(), /acme/);
+  await shoot(page, "tenants");
+  await page.getByRole("button", { name: "Sign out" }).click();
+  await page.waitForURL(/\/console\/sign-in$/);
+  await page.goto(`${base}/console/tenants`);
+  assert.match(page.url(), /\/console\/sign-in$/);
+  assert.deepEqual(problems, []);
+  await context.close();
+});
