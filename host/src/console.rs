@@ -10,14 +10,15 @@
 //! answer carries a strict Content-Security-Policy ([`guard::CSP`]).
 
 mod assets;
+mod cases;
+mod decisions;
+mod findings;
 mod guard;
 mod overview;
 mod reviews;
 mod sign_in;
 mod tenants;
 mod view;
-
-mod findings;
 
 use std::sync::Arc;
 
@@ -138,6 +139,10 @@ pub fn mount(router: Router<Arc<Daemon>>, daemon: &Daemon) -> Router<Arc<Daemon>
         .route("/console/reviews/approve", post(reviews::approve))
         .route("/console/reviews/dismiss", post(reviews::dismiss))
         .route("/console/findings", get(findings::page))
+        .route("/console/findings/{seq}", get(cases::finding))
+        .route("/console/decisions", get(decisions::page))
+        .route("/console/decisions/{seq}", get(cases::decision))
+        .route("/console/triage", post(decisions::triage))
         .route("/console/stream", get(overview::stream))
         .route("/console/tenants", get(tenants::page))
         .route("/console/assets/{file}", get(assets::serve))

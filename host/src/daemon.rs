@@ -20,6 +20,7 @@ pub mod sessions;
 mod sources;
 pub mod supervise;
 pub mod tenants;
+pub mod triage;
 pub mod worker;
 
 use std::collections::HashMap;

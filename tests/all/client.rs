@@ -190,6 +190,9 @@ fn aer_demo_shows_detection_decision_and_session_reset() {
         "POST /v1/reviews/",
         "approve by demo-analyst: approved",
         r#"Slack API admin.apps.restrict {"app_id":"A0PDFHELPER","enterprise_id":"E0GLOBEX"}"#,
+        "console: http://127.0.0.1:",
+        "  sign in as acme with its token:   aer_",
+        "for app A0NOTESYNC waits for approval there",
     ] {
         assert!(
             run.out.contains(needle),
@@ -204,4 +207,6 @@ fn aer_demo_shows_detection_decision_and_session_reset() {
         run.out
     );
     assert_eq!(run.out.matches("Slack API admin.apps.restrict").count(), 1);
+    // Not on a terminal: the demo does not wait for Ctrl-C.
+    assert!(!run.out.contains("stays up"), "{}", run.out);
 }

@@ -533,3 +533,163 @@ fn one_tenants_session_never_reaches_another_tenants_records() {
     );
     assert_eq!(op.get("/console/findings").status, 403);
 }
+
+#[test]
+fn a_case_walks_from_the_event_to_the_effects_and_triage_is_set_in_bulk() {
+    let slack = MockSlack::start(0);
+    let dir = tempfile::tempdir().unwrap();
+    let d = TestDaemon::start(dir.path(), ServeConfig::default());
+    let (t, id) = open_review(&d, &slack, "PDF Helper");
+    let (status, _) = d.request(
+        "POST",
+        &format!("/v1/reviews/{id}/approve"),
+        Some(&t),
+        Some("application/json"),
+        br#"{"by": "Ann"}"#.to_vec(),
+    );
+    assert_eq!(status, 200);
+    wait("the restriction done", || {
+        let (_, r) = d.request("GET", &format!("/v1/reviews/{id}"), Some(&t), None, vec![]);
+        r["effects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "restrict-app" && e["status"] == "done")
+            .then_some(())
+    });
+    let (_, findings) = d.request("GET", "/v1/findings", Some(&t), None, vec![]);
+    let install = findings["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["output"].as_str().unwrap().contains("installed app"))
+        .unwrap()
+        .clone();
+    let finding_seq = install["seq"].as_u64().unwrap();
+    let b = Browser::signed_in(&d.base, &t, "Ann");
+
+    // The decisions page links the case; the case walks event -> finding -> decision
+    // -> review -> effects, from the decision or from the finding alike.
+    let list = b.get("/console/decisions?outcome=respond");
+    assert!(
+        list.body
+            .contains(&format!("href=\"/console/decisions/{id}\"")),
+        "{}",
+        list.body
+    );
+    for path in [
+        format!("/console/decisions/{id}"),
+        format!("/console/findings/{finding_seq}"),
+    ] {
+        let page = b.get(&path);
+        assert_eq!(page.status, 200, "{path}: {}", page.body);
+        for needle in [
+            "app_installed",
+            "user · U0ALICE",
+            "installed app A0EXFIL (PDF Helper)",
+            "respond: risky-app (score 0.60)",
+            "approval review, approved by Ann",
+            "restrict-app</strong> A0EXFIL",
+            "approved by Ann",
+        ] {
+            assert!(
+                page.body.contains(needle),
+                "{path}: {needle:?} in {}",
+                page.body
+            );
+        }
+        let walk = [
+            "1. The event",
+            "2. The finding",
+            "3. The decision",
+            "4. The effects",
+        ]
+        .map(|h| page.body.find(h).unwrap());
+        assert!(walk.windows(2).all(|w| w[0] < w[1]));
+    }
+    assert_eq!(b.get("/console/decisions/999999").status, 404);
+
+    // Triage in bulk: closing needs a reason; an unknown item sets nothing; then both
+    // are closed, signed by the analyst.
+    let csrf = b.csrf("/console/findings");
+    let (f, x) = (finding_seq.to_string(), id.to_string());
+    let a = b.post(
+        "/console/triage",
+        &[
+            ("csrf", &csrf),
+            ("finding", &f),
+            ("decision", &x),
+            ("status", "closed"),
+        ],
+    );
+    assert_eq!(a.status, 400, "{}", a.body);
+    let a = b.post(
+        "/console/triage",
+        &[
+            ("csrf", &csrf),
+            ("finding", &f),
+            ("finding", "424242"),
+            ("status", "acknowledged"),
+        ],
+    );
+    assert_eq!(a.status, 400, "{}", a.body);
+    let a = b.post(
+        "/console/triage",
+        &[
+            ("csrf", &csrf),
+            ("finding", &f),
+            ("decision", &x),
+            ("status", "closed"),
+            ("reason", "resolved"),
+            ("note", "app removed"),
+            ("back", "findings"),
+        ],
+    );
+    assert_eq!(
+        a.location.as_deref(),
+        Some("/console/findings?triaged=2"),
+        "{}",
+        a.body
+    );
+    let (_, after) = d.request("GET", "/v1/findings", Some(&t), None, vec![]);
+    let triage = &after["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["seq"] == finding_seq)
+        .unwrap()["triage"];
+    assert_eq!(
+        (
+            triage["status"].as_str(),
+            triage["reason"].as_str(),
+            triage["by"].as_str()
+        ),
+        (Some("closed"), Some("resolved"), Some("Ann"))
+    );
+    assert!(
+        b.get("/console/findings?triage=closed")
+            .body
+            .contains(&format!("/console/findings/{finding_seq}\""))
+    );
+    assert!(
+        !b.get("/console/findings?triage=open")
+            .body
+            .contains(&format!("/console/findings/{finding_seq}\""))
+    );
+
+    // Another tenant's session finds neither the case nor the items to triage.
+    let other = Browser::signed_in(&d.base, &d.tenant("globex"), "Bea");
+    assert_eq!(other.get(&format!("/console/decisions/{id}")).status, 404);
+    assert_eq!(
+        other
+            .get(&format!("/console/findings/{finding_seq}"))
+            .status,
+        404
+    );
+    let csrf = other.csrf("/console/findings");
+    let a = other.post(
+        "/console/triage",
+        &[("csrf", &csrf), ("finding", &f), ("status", "acknowledged")],
+    );
+    assert_eq!(a.status, 400);
+}

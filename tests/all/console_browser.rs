@@ -76,6 +76,8 @@ fn the_console_in_a_real_browser() {
         "overview",
         "reviews",
         "reviews-approved",
+        "decisions",
+        "case",
         "findings",
         "tenants",
     ] {

@@ -95,6 +95,18 @@ test("an analyst signs in, approves a review and sees its effect", async () => {
   assert.match(effects, /restrict-app A0EXFIL \(done\)/);
   assert.match(effects, /approved by Ann Analyst/);
   await shoot(page, "reviews-approved");
+
+  // The case, from the decisions page: event -> finding -> decision -> effects.
+  await page.getByRole("link", { name: "Decisions" }).click();
+  await page.waitForURL(/\/console\/decisions$/);
+  await shoot(page, "decisions");
+  await page.locator(`a[href="/console/decisions/${review}"]`).click();
+  await page.waitForURL(new RegExp(`/console/decisions/${review}$`));
+  const walk = await page.locator("main").innerText();
+  assert.match(walk, /app_installed/);
+  assert.match(walk, /restrict-app\s+A0EXFIL/);
+  assert.match(walk, /approved by Ann Analyst/);
+  await shoot(page, "case");
   assert.deepEqual(problems, []);
   await context.close();
 });

@@ -12,11 +12,8 @@ use serde_json::{Value, json};
 use super::reviews::{body, signer};
 use super::{ApiError, Tenant};
 use crate::daemon::Daemon;
-use crate::ledger::{CloseReason, Triage, TriageStatus, Triaged};
-
-/// Most findings and decisions one request triages.
-const MAX_ITEMS: usize = 1_000;
-const MAX_NOTE: usize = 2_000;
+use crate::daemon::triage::TriageError;
+use crate::ledger::{CloseReason, TriageStatus, Triaged};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -57,57 +54,16 @@ pub(super) async fn set(
         .map(|s| (Triaged::Finding, *s))
         .chain(asked.decisions.iter().map(|s| (Triaged::Decision, *s)))
         .collect();
-    if items.is_empty() || items.len() > MAX_ITEMS {
-        return Err(ApiError::bad_request(format!(
-            "name 1 to {MAX_ITEMS} findings and decisions"
-        )));
-    }
-    match (asked.status, asked.reason) {
-        (TriageStatus::Closed, None) => {
-            return Err(ApiError::bad_request("closing needs a `reason`"));
-        }
-        (TriageStatus::Open | TriageStatus::Acknowledged, Some(_)) => {
-            return Err(ApiError::bad_request("only closing takes a `reason`"));
-        }
-        _ => {}
-    }
-    if asked.note.len() > MAX_NOTE {
-        return Err(ApiError::bad_request(format!(
-            "`note` is longer than {MAX_NOTE} bytes"
-        )));
-    }
-    let triage = Triage {
-        status: asked.status,
-        reason: asked.reason,
-        note: crate::text::escape_control(&asked.note).into_owned(),
-        by,
-        time_ms: crate::daemon::now_ms(),
-    };
     tokio::task::spawn_blocking(move || {
-        let mut unknown = Vec::new();
-        for (what, seq) in &items {
-            if !daemon
-                .ledger
-                .has(&t, *what, *seq)
-                .map_err(ApiError::internal)?
-            {
-                let what = match what {
-                    Triaged::Finding => "finding",
-                    Triaged::Decision => "decision",
-                };
-                unknown.push(format!("no {what} {seq}"));
+        match daemon.triage(&t, &items, asked.status, asked.reason, &asked.note, &by) {
+            Ok(triage) => Ok(Json(json!({"updated": items.len(), "triage": triage}))),
+            Err(TriageError::Unknown(unknown)) => {
+                Err(ApiError::bad_request("unknown findings or decisions")
+                    .with_errors(json!(unknown)))
             }
+            Err(TriageError::Invalid(why)) => Err(ApiError::bad_request(why)),
+            Err(TriageError::Daemon(e)) => Err(ApiError::internal(e)),
         }
-        if !unknown.is_empty() {
-            return Err(
-                ApiError::bad_request("unknown findings or decisions").with_errors(json!(unknown))
-            );
-        }
-        daemon
-            .ledger
-            .put_triage(&t, &items, &triage)
-            .map_err(ApiError::internal)?;
-        Ok(Json(json!({"updated": items.len(), "triage": triage})))
     })
     .await
     .map_err(ApiError::internal)?

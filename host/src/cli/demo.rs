@@ -6,6 +6,7 @@
 //! it, from a mock Slack Audit Logs API: the app's restriction waits for a person's
 //! approval, is approved over the API, and is performed at the mock Slack API.
 
+use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -28,6 +29,10 @@ pub struct DemoCommand {
     /// Events per ingest request while streaming.
     #[arg(long, default_value_t = 10)]
     pub chunk: usize,
+    /// Stop the daemon when the demo is done. Without it, on a terminal, the daemon
+    /// stays up for the console until Ctrl-C.
+    #[arg(long)]
+    pub exit: bool,
 }
 
 impl DemoCommand {
@@ -200,7 +205,19 @@ impl DemoCommand {
                 text.lines().next().unwrap_or("")
             )?;
         }
-        pull(io, &service, &files, &stream)?;
+        let globex = pull(io, &service, &files, &stream)?;
+        console(io, &service, &api, &globex)?;
+        if !self.exit && io.out_is_terminal && std::io::stdin().is_terminal() {
+            writeln!(
+                io.out,
+                "the daemon stays up for the console: Ctrl-C stops it (`aer demo --exit` does not wait)"
+            )?;
+            io.out.flush()?;
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?
+                .block_on(tokio::signal::ctrl_c())?;
+        }
         service.stop()?;
         Ok(EXIT_OK)
     }
@@ -215,7 +232,7 @@ fn pull(
     service: &Loopback,
     files: &[PathBuf; 5],
     stream: &[(i64, String, String)],
-) -> anyhow::Result<()> {
+) -> anyhow::Result<crate::loopback::Api> {
     let api = service.tenant("globex")?;
     for (file, config) in [
         (&files[0], ""),
@@ -296,7 +313,47 @@ fn pull(
             d["reason"].as_str().unwrap_or("")
         )?;
     }
-    approve(io, service, &api)
+    approve(io, service, &api)?;
+    Ok(api)
+}
+
+/// Where the console is, and the tokens to sign in to it with; globex's second app
+/// waits for approval there.
+fn console(
+    io: &mut Io<'_>,
+    service: &Loopback,
+    acme: &crate::loopback::Api,
+    globex: &crate::loopback::Api,
+) -> anyhow::Result<()> {
+    let begun = Instant::now();
+    let waiting = loop {
+        let r = globex.call(
+            "GET",
+            "/v1/reviews?state=open&subject=A0NOTESYNC",
+            "",
+            vec![],
+        )?;
+        if let Some(id) = arr(&r["items"]).first().and_then(|r| r["id"].as_u64()) {
+            break id;
+        }
+        if begun.elapsed() > Duration::from_secs(30) {
+            bail!("no review opened for A0NOTESYNC within 30 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    writeln!(io.out)?;
+    writeln!(io.out, "console: {}/console", service.base)?;
+    writeln!(
+        io.out,
+        "  sign in as acme with its token:   {}",
+        acme.token()
+    )?;
+    writeln!(
+        io.out,
+        "  sign in as globex with its token: {} (review {waiting} for app A0NOTESYNC waits for approval there)",
+        globex.token()
+    )?;
+    Ok(())
 }
 
 /// Show the review the app's restriction waits in, approve it over the API, and show
@@ -306,9 +363,10 @@ fn approve(io: &mut Io<'_>, service: &Loopback, api: &crate::loopback::Api) -> a
     let review = loop {
         let r = api.call("GET", "/v1/reviews?state=open", "", vec![])?;
         if let Some(r) = arr(&r["items"]).into_iter().find(|r| {
-            arr(&r["effects"])
-                .iter()
-                .any(|e| e["action"] == "restrict-app")
+            r["subject"] == "A0PDFHELPER"
+                && arr(&r["effects"])
+                    .iter()
+                    .any(|e| e["action"] == "restrict-app")
         }) {
             break r;
         }
@@ -374,7 +432,8 @@ fn approve(io: &mut Io<'_>, service: &Loopback, api: &crate::loopback::Api) -> a
 }
 
 /// An unapproved app installed with broad scopes by a user, then downloading files
-/// through the user's grant (after the sample's working day).
+/// through the user's grant (after the sample's working day); and a second unapproved
+/// app, whose review is left for the console.
 fn app_exfiltration() -> Vec<Value> {
     let t0: i64 = 1_767_639_600; // 2026-01-05T19:00:00Z
     let actor = json!({"type": "user", "user": {"id": "W07ERIN", "name": "erin",
@@ -386,6 +445,15 @@ fn app_exfiltration() -> Vec<Value> {
         "context": {"ua": "Mozilla/5.0", "ip_address": "198.51.100.77", "session_id": 7007,
                     "location": {"type": "enterprise", "id": "E0ACME", "name": "Acme", "domain": "acme"}},
     })];
+    out.push(json!({
+        "id": "demo-app-install-2", "date_create": t0 + 600, "action": "app_installed",
+        "actor": {"type": "user", "user": {"id": "W03CAROL", "name": "carol",
+                  "email": "carol@acme.example", "team": "T0ACME"}},
+        "entity": {"type": "app", "app": {"id": "A0NOTESYNC", "name": "Notes Sync",
+                   "is_directory_approved": false, "scopes": ["files:read", "channels:history"]}},
+        "context": {"ua": "Mozilla/5.0", "ip_address": "198.51.100.78", "session_id": 7008,
+                    "location": {"type": "enterprise", "id": "E0ACME", "name": "Acme", "domain": "acme"}},
+    }));
     for i in 0..40 {
         out.push(json!({
             "id": format!("demo-app-dl-{i:02}"), "date_create": t0 + 60 + i, "action": "file_downloaded",

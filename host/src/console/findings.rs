@@ -39,10 +39,13 @@ pub(super) struct Filter {
     before: Option<u64>,
     #[serde(default)]
     size: Option<usize>,
+    /// How many the last triage set (a number only).
+    #[serde(default)]
+    triaged: Option<u32>,
 }
 
 /// A `datetime-local` value (UTC) as ms since the epoch; empty is `None`.
-fn time_field(name: &str, value: &str) -> Result<Option<i64>, PageError> {
+pub(super) fn time_field(name: &str, value: &str) -> Result<Option<i64>, PageError> {
     let value = value.trim();
     if value.is_empty() {
         return Ok(None);
@@ -84,9 +87,10 @@ struct FindingsPage {
     next: Option<String>,
     /// The query string of this page without its position (for the live refresh).
     this: String,
+    notice: String,
 }
 
-fn triage_name(s: TriageStatus) -> &'static str {
+pub(super) fn triage_name(s: TriageStatus) -> &'static str {
     match s {
         TriageStatus::Open => "open",
         TriageStatus::Acknowledged => "acknowledged",
@@ -120,17 +124,7 @@ pub(super) async fn page(
         .size
         .filter(|s| SIZES.contains(s))
         .unwrap_or(SIZES[0]);
-    let triage = match filter.triage.as_str() {
-        "" => None,
-        "open" => Some(TriageStatus::Open),
-        "acknowledged" => Some(TriageStatus::Acknowledged),
-        "closed" => Some(TriageStatus::Closed),
-        other => {
-            return Err(PageError::bad_request(format!(
-                "no triage status {other:?}"
-            )));
-        }
-    };
+    let triage = super::decisions::triage_filter(&filter.triage)?;
     blocking(move || {
         let triage_of = |f: &StoredFinding| {
             daemon
@@ -169,6 +163,10 @@ pub(super) async fn page(
         }
         let this = query(&filter, size);
         let next = page.next.map(|n| format!("{this}&before={n}"));
+        let notice = filter
+            .triaged
+            .map(|n| format!("{n} triaged"))
+            .unwrap_or_default();
         Ok(render(&FindingsPage {
             chrome: Chrome::new(&tenant, &session, "/console/findings"),
             filter,
@@ -177,6 +175,7 @@ pub(super) async fn page(
             rows,
             next,
             this,
+            notice,
         }))
     })
     .await

@@ -20,6 +20,7 @@ pub const NAV: &[(&str, &str)] = &[
     ("/console/overview", "Overview"),
     ("/console/reviews", "Reviews"),
     ("/console/findings", "Findings"),
+    ("/console/decisions", "Decisions"),
 ];
 
 impl Chrome {
