@@ -15,6 +15,8 @@ mod decisions;
 mod findings;
 mod guard;
 mod overview;
+mod plugins;
+mod policy;
 mod reviews;
 mod sign_in;
 mod tenants;
@@ -143,6 +145,15 @@ pub fn mount(router: Router<Arc<Daemon>>, daemon: &Daemon) -> Router<Arc<Daemon>
         .route("/console/decisions", get(decisions::page))
         .route("/console/decisions/{seq}", get(cases::decision))
         .route("/console/triage", post(decisions::triage))
+        .route("/console/plugins", get(plugins::page))
+        .route("/console/upload", post(plugins::upload))
+        .route("/console/plugins/{name}", get(plugins::show))
+        .route("/console/plugins/{name}/config", post(plugins::configure))
+        .route("/console/plugins/{name}/action", post(plugins::act))
+        .route("/console/plugins/{name}/replay", post(plugins::replay))
+        .route("/console/policy", get(policy::page).post(policy::save))
+        .route("/console/policy/mode", post(policy::mode))
+        .route("/console/policy/unsuppress", post(policy::unsuppress))
         .route("/console/stream", get(overview::stream))
         .route("/console/tenants", get(tenants::page))
         .route("/console/assets/{file}", get(assets::serve))

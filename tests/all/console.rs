@@ -4,7 +4,7 @@
 //! and one tenant's session never reaching another tenant's records.
 
 use aer_host::config::ServeConfig;
-use aer_tests::{ADMIN, MockSlack, TestDaemon};
+use aer_tests::{ADMIN, MockSlack, TestDaemon, plugins};
 use serde_json::json;
 
 use crate::reviews::{app_tenant, exfiltration, ingest, reviews, wait};
@@ -87,6 +87,33 @@ impl Browser {
             r = r.header(*name, *value);
         }
         Self::answer(r.send(body.as_bytes()).unwrap())
+    }
+
+    /// POST `multipart/form-data`: (name, file name if a file, bytes).
+    pub fn post_multipart(&self, path: &str, parts: &[(&str, Option<&str>, &[u8])]) -> Answer {
+        let boundary = "aer-test-boundary-7d1c";
+        let mut body = Vec::new();
+        for (name, file, bytes) in parts {
+            body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
+            let disposition = match file {
+                Some(f) => format!(
+                    "Content-Disposition: form-data; name=\"{name}\"; filename=\"{f}\"\r\nContent-Type: application/wasm\r\n\r\n"
+                ),
+                None => format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n"),
+            };
+            body.extend_from_slice(disposition.as_bytes());
+            body.extend_from_slice(bytes);
+            body.extend_from_slice(b"\r\n");
+        }
+        body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+        let mut r = self.agent.post(format!("{}{path}", self.base)).header(
+            "Content-Type",
+            format!("multipart/form-data; boundary={boundary}"),
+        );
+        if let Some(c) = &self.cookie {
+            r = r.header("Cookie", c);
+        }
+        Self::answer(r.send(&body[..]).unwrap())
     }
 
     pub fn post(&self, path: &str, fields: &[(&str, &str)]) -> Answer {
@@ -692,4 +719,247 @@ fn a_case_walks_from_the_event_to_the_effects_and_triage_is_set_in_bulk() {
         &[("csrf", &csrf), ("finding", &f), ("status", "acknowledged")],
     );
     assert_eq!(a.status, 400);
+}
+
+#[test]
+fn plugins_are_uploaded_configured_switched_and_deleted_from_the_console() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = TestDaemon::start(dir.path(), ServeConfig::default());
+    let t = d.tenant("acme");
+    let b = Browser::signed_in(&d.base, &t, "Ann");
+    let csrf = b.csrf("/console/plugins");
+    let component = std::fs::read(plugins::EXCESSIVE_DOWNLOADS).unwrap();
+
+    // Without the session's secret, or with bytes that are no component: refused.
+    let a = b.post_multipart(
+        "/console/upload",
+        &[("component", Some("x.wasm"), &component)],
+    );
+    assert_eq!(a.status, 403, "{}", a.body);
+    let a = b.post_multipart(
+        "/console/upload",
+        &[
+            ("csrf", None, csrf.as_bytes()),
+            ("component", Some("x.wasm"), b"\0asm not really"),
+        ],
+    );
+    assert_eq!(a.status, 400, "{}", a.body);
+    assert!(a.body.contains("the upload was refused"), "{}", a.body);
+
+    // Uploaded: validated, compiled, kept disabled; its schema beside the editor.
+    let a = b.post_multipart(
+        "/console/upload",
+        &[
+            ("csrf", None, csrf.as_bytes()),
+            ("component", Some("ed.wasm"), &component),
+        ],
+    );
+    assert_eq!(
+        a.location.as_deref(),
+        Some("/console/plugins/excessive-downloads?done=uploaded"),
+        "{}",
+        a.body
+    );
+    let page = b.get("/console/plugins/excessive-downloads?done=uploaded");
+    assert!(
+        page.body.contains("<dd id=\"status\">disabled</dd>"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("threshold"),
+        "the schema names its fields: {}",
+        page.body
+    );
+
+    // A configuration the plugin refuses comes back with its words and what was sent;
+    // one it takes is saved.
+    let path = "/console/plugins/excessive-downloads/config";
+    let a = b.post(
+        path,
+        &[("csrf", &csrf), ("config", "{\"threshold\": \"many\"}")],
+    );
+    assert_eq!(a.status, 400, "{}", a.body);
+    assert!(
+        a.body.contains("the plugin refused it") && a.body.contains("&#34;many&#34;"),
+        "{}",
+        a.body
+    );
+    let a = b.post(path, &[("csrf", &csrf), ("config", "{not json")]);
+    assert!(a.status == 400 && a.body.contains("not JSON"), "{}", a.body);
+    let a = b.post(path, &[("csrf", &csrf), ("config", "{\"threshold\": 40}")]);
+    assert_eq!(a.status, 303, "{}", a.body);
+    let (_, rec) = d.request(
+        "GET",
+        "/v1/plugins/excessive-downloads",
+        Some(&t),
+        None,
+        vec![],
+    );
+    assert_eq!(rec["config"], "{\"threshold\": 40}");
+
+    // Enable, disable; no earlier version to roll back to; deleting needs the name.
+    let act = "/console/plugins/excessive-downloads/action";
+    assert_eq!(
+        b.post(act, &[("csrf", &csrf), ("action", "enable")]).status,
+        303
+    );
+    let (_, rec) = d.request(
+        "GET",
+        "/v1/plugins/excessive-downloads",
+        Some(&t),
+        None,
+        vec![],
+    );
+    assert_eq!(rec["status"], "enabled");
+    assert_eq!(
+        b.post(act, &[("csrf", &csrf), ("action", "disable")])
+            .status,
+        303
+    );
+    let (_, rec) = d.request(
+        "GET",
+        "/v1/plugins/excessive-downloads",
+        Some(&t),
+        None,
+        vec![],
+    );
+    assert_eq!(rec["status"], "disabled");
+    let a = b.post(act, &[("csrf", &csrf), ("action", "rollback")]);
+    assert!(
+        a.status == 400 && a.body.contains("no earlier version"),
+        "{}",
+        a.body
+    );
+    let a = b.post(
+        act,
+        &[
+            ("csrf", &csrf),
+            ("action", "delete"),
+            ("confirm", "excessive"),
+        ],
+    );
+    assert_eq!(a.status, 400, "{}", a.body);
+    let a = b.post(
+        act,
+        &[
+            ("csrf", &csrf),
+            ("action", "delete"),
+            ("confirm", "excessive-downloads"),
+        ],
+    );
+    assert_eq!(a.location.as_deref(), Some("/console/plugins?done=deleted"));
+    let (status, _) = d.request(
+        "GET",
+        "/v1/plugins/excessive-downloads",
+        Some(&t),
+        None,
+        vec![],
+    );
+    assert_eq!(status, 404);
+    // Another tenant's plugin is nobody's here.
+    assert_eq!(
+        Browser::signed_in(&d.base, &d.tenant("globex"), "Bea")
+            .get("/console/plugins/excessive-downloads")
+            .status,
+        404
+    );
+}
+
+#[test]
+fn the_policy_is_edited_with_field_errors_and_switched_after_a_confirmation() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = TestDaemon::start(dir.path(), ServeConfig::default());
+    let t = d.tenant("acme");
+    let policy = json!({"mode": "dry-run", "allowlist": {"users": ["W04DAVE"]},
+        "responses": {"slack_token": "xoxp-the-secret", "slack_api_url": "https://slack.com/api"}});
+    let (status, body) = d.request(
+        "PUT",
+        "/v1/policy",
+        Some(&t),
+        Some("application/json"),
+        policy.to_string().into_bytes(),
+    );
+    assert_eq!(status, 200, "{body}");
+    let stored_token = || d.daemon.policy("acme").unwrap().responses.slack_token;
+    let b = Browser::signed_in(&d.base, &t, "Ann");
+    let page = b.get("/console/policy");
+    assert!(
+        page.body.contains("********") && !page.body.contains("xoxp-the-secret"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("user W04DAVE"));
+    let csrf = b.csrf("/console/policy");
+
+    // Wrong fields: refused, each named, the text kept in the editor.
+    let bad = r#"{"mode": "dry-run", "min_score": 7, "cooldown_minutes": -5}"#;
+    let a = b.post("/console/policy", &[("csrf", &csrf), ("policy", bad)]);
+    assert_eq!(a.status, 400, "{}", a.body);
+    for field in ["<code>min_score</code>", "<code>cooldown_minutes</code>"] {
+        assert!(a.body.contains(field), "{field} in {}", a.body);
+    }
+    assert!(a.body.contains("&#34;min_score&#34;: 7"), "{}", a.body);
+    assert_eq!(
+        d.daemon.policy("acme").unwrap().min_score,
+        0.5,
+        "nothing saved"
+    );
+
+    // The page's own text, edited and saved: the redacted token keeps the stored one.
+    let mut edited: serde_json::Value = serde_json::from_str(
+        &serde_json::to_string(&d.daemon.policy("acme").unwrap().redacted()).unwrap(),
+    )
+    .unwrap();
+    edited["min_score"] = json!(0.7);
+    let a = b.post(
+        "/console/policy",
+        &[("csrf", &csrf), ("policy", &edited.to_string())],
+    );
+    assert_eq!(
+        a.location.as_deref(),
+        Some("/console/policy?done=saved"),
+        "{}",
+        a.body
+    );
+    assert_eq!(d.daemon.policy("acme").unwrap().min_score, 0.7);
+    assert_eq!(stored_token().as_deref(), Some("xoxp-the-secret"));
+    // So does the API's read-edit-write round trip.
+    let (_, read) = d.request("GET", "/v1/policy", Some(&t), None, vec![]);
+    let (status, _) = d.request(
+        "PUT",
+        "/v1/policy",
+        Some(&t),
+        Some("application/json"),
+        read.to_string().into_bytes(),
+    );
+    assert_eq!(status, 200);
+    assert_eq!(stored_token().as_deref(), Some("xoxp-the-secret"));
+
+    // The switch to enforce first says what will change, and changes nothing.
+    let a = b.post(
+        "/console/policy/mode",
+        &[("csrf", &csrf), ("mode", "enforce")],
+    );
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert!(
+        a.body
+            .contains("run their responders&#39; effects for real"),
+        "{}",
+        a.body
+    );
+    assert_eq!(
+        d.daemon.policy("acme").unwrap().mode,
+        aer_host::pipeline::policy::Mode::DryRun
+    );
+    let a = b.post(
+        "/console/policy/mode",
+        &[("csrf", &csrf), ("mode", "enforce"), ("confirm", "yes")],
+    );
+    assert_eq!(a.location.as_deref(), Some("/console/policy?done=enforce"));
+    assert_eq!(
+        d.daemon.policy("acme").unwrap().mode,
+        aer_host::pipeline::policy::Mode::Enforce
+    );
+    assert_eq!(stored_token().as_deref(), Some("xoxp-the-secret"));
 }

@@ -21,6 +21,8 @@ pub const NAV: &[(&str, &str)] = &[
     ("/console/reviews", "Reviews"),
     ("/console/findings", "Findings"),
     ("/console/decisions", "Decisions"),
+    ("/console/plugins", "Plugins"),
+    ("/console/policy", "Policy"),
 ];
 
 impl Chrome {

@@ -548,16 +548,21 @@ impl Daemon {
         Ok(self.ledger.policy_record(tenant)?.unwrap_or_default())
     }
 
-    /// Replace a tenant's policy; a bad one is refused with field-level errors.
+    /// Replace a tenant's policy; a bad one is refused with field-level errors. A Slack
+    /// token of `********` (what reading the policy back shows) keeps the stored one,
+    /// so a policy read, edited and set again keeps its secret.
     pub fn set_policy(
         &self,
         tenant: &str,
         json: &str,
     ) -> Result<Result<Policy, Vec<FieldError>>, DaemonError> {
-        let policy = match Policy::from_json(json) {
+        let mut policy = match Policy::from_json(json) {
             Ok(p) => p,
             Err(errors) => return Ok(Err(errors)),
         };
+        if policy.responses.slack_token.as_deref() == Some(crate::pipeline::policy::REDACTED) {
+            policy.responses.slack_token = self.policy(tenant)?.responses.slack_token;
+        }
         let errors = self.outbound.check_policy(&policy);
         if !errors.is_empty() {
             return Ok(Err(errors));

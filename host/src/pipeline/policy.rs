@@ -269,12 +269,15 @@ impl Default for ResponseSettings {
     }
 }
 
+/// What a secret reads back as.
+pub const REDACTED: &str = "********";
+
 impl Policy {
-    /// The policy with secrets replaced by `"********"` (for reading back).
+    /// The policy with secrets replaced by [`REDACTED`] (for reading back).
     pub fn redacted(&self) -> Policy {
         let mut p = self.clone();
         if p.responses.slack_token.is_some() {
-            p.responses.slack_token = Some("********".into());
+            p.responses.slack_token = Some(REDACTED.into());
         }
         p
     }
