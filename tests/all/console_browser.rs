@@ -1,7 +1,9 @@
 //! The console's browser suite (`tests/browser/`): a daemon with one tenant whose
 //! risky-app review waits for approval and a mock Slack API, then Debian's headless
 //! Chromium driven by playwright-core signs in, approves the review in the page, sees
-//! its effect, watches a finding arrive live, and takes each page's screenshots at
+//! its effect, walks its case, watches a finding arrive live, edits the policy with an
+//! error and then correctly, switches its mode after the confirmation, uploads a new
+//! plugin version and rolls it back, and takes each page's screenshots at
 //! 1280 and 390 pixels into `target/console-screenshots/`. Afterwards Slack must have
 //! been asked to restrict the app exactly once.
 //!
@@ -12,7 +14,7 @@
 use std::process::Command;
 
 use aer_host::config::ServeConfig;
-use aer_tests::{ADMIN, MockSlack, TestDaemon, repo_root};
+use aer_tests::{ADMIN, MockSlack, TestDaemon, plugins, repo_root};
 
 use crate::console::open_review;
 use crate::reviews::wait;
@@ -54,6 +56,7 @@ fn the_console_in_a_real_browser() {
         .env("AER_REVIEW", review.to_string())
         .env("AER_SHOTS", &shots)
         .env("AER_CHROMIUM", &chromium)
+        .env("AER_COMPONENT", plugins::RISKY_APP)
         .output()
         .expect("node runs (Node.js 20 or later)");
     let report = format!(
@@ -79,6 +82,10 @@ fn the_console_in_a_real_browser() {
         "decisions",
         "case",
         "findings",
+        "policy",
+        "policy-error",
+        "plugins",
+        "plugin",
         "tenants",
     ] {
         for width in [1280, 390] {

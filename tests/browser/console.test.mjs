@@ -4,6 +4,7 @@
 //   AER_CONSOLE  the daemon's base URL      AER_TOKEN   the tenant's token
 //   AER_ADMIN    the operator's admin token  AER_REVIEW  the open review's id
 //   AER_SHOTS    where screenshots go        AER_CHROMIUM the browser (default /usr/bin/chromium)
+//   AER_COMPONENT the risky-app component, uploaded again as a new version
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
@@ -139,6 +140,64 @@ test("findings show plugin and event text as text and arrive without a reload", 
   await assert.doesNotReject(
     page.locator("td.text", { hasText: "installed app A0LIVE" }).waitFor({ timeout: 20000 }));
   assert.equal(await page.evaluate(() => window.__stillHere), true, "the page was not reloaded");
+  assert.deepEqual(problems, []);
+  await context.close();
+});
+
+test("an analyst edits the policy, wrongly then rightly, and switches its mode", async () => {
+  const { page, problems, context } = await open(1280);
+  await signIn(page, token, "Ann Analyst");
+  await page.getByRole("link", { name: "Policy" }).click();
+  await page.waitForURL(/\/console\/policy$/);
+  await shoot(page, "policy");
+  const editor = page.getByLabel(/The whole policy as JSON/);
+  const policy = JSON.parse(await editor.inputValue());
+  assert.equal(policy.responses.slack_token, "********", "the secret is never shown back");
+
+  policy.min_score = 7;
+  await editor.fill(JSON.stringify(policy, null, 2));
+  await page.getByRole("button", { name: "Save policy" }).click();
+  const errors = page.getByRole("alert");
+  await assert.doesNotReject(errors.waitFor());
+  assert.match(await errors.innerText(), /min_score/);
+  await shoot(page, "policy-error");
+  // The refusal is a 400 on purpose: the browser reports it, and nothing else may be.
+  assert.ok(problems.every((p) => /400/.test(p) && /\/console\/policy/.test(p)), problems.join("\n"));
+  problems.length = 0;
+
+  policy.min_score = 0.6;
+  await page.getByLabel(/The whole policy as JSON/).fill(JSON.stringify(policy, null, 2));
+  await page.getByRole("button", { name: "Save policy" }).click();
+  await page.waitForURL(/done=saved/);
+  assert.match(await page.getByRole("status").innerText(), /policy saved/);
+  assert.equal(JSON.parse(await page.getByLabel(/The whole policy as JSON/).inputValue()).min_score, 0.6);
+
+  await page.getByRole("button", { name: "Switch to dry-run…" }).click();
+  assert.match(await page.locator("#changes").innerText(), /no effect is performed/);
+  await page.getByRole("button", { name: "Yes, switch to dry-run" }).click();
+  await page.waitForURL(/done=dry-run/);
+  assert.equal(await page.locator("#mode").innerText(), "dry-run");
+  assert.deepEqual(problems, []);
+  await context.close();
+});
+
+test("an analyst uploads a new version of a plugin and rolls it back", async () => {
+  const { page, problems, context } = await open(1280);
+  await signIn(page, token, "Ann Analyst");
+  await page.getByRole("link", { name: "Plugins" }).click();
+  await page.waitForURL(/\/console\/plugins$/);
+  await shoot(page, "plugins");
+  await page.getByLabel(/Component/).setInputFiles(env("AER_COMPONENT"));
+  await page.getByLabel(/^Name/).fill("risky-app");
+  await page.getByLabel(/^Version/).fill("0.2.0");
+  await page.getByRole("button", { name: "Upload" }).click();
+  await page.waitForURL(/\/console\/plugins\/risky-app\?done=uploaded$/);
+  assert.match(await page.getByRole("status").innerText(), /uploaded/);
+  assert.match(await page.locator("main").innerText(), /0\.2\.0 \(active\)/);
+  await shoot(page, "plugin");
+  await page.getByRole("button", { name: "Make active" }).click();
+  await page.waitForURL(/done=rolled-back/);
+  assert.match(await page.locator("main").innerText(), /0\.1\.0 \(active\)/);
   assert.deepEqual(problems, []);
   await context.close();
 });
