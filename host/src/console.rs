@@ -19,6 +19,7 @@ mod plugins;
 mod policy;
 mod reviews;
 mod sign_in;
+mod slack;
 mod tenants;
 mod view;
 
@@ -154,6 +155,7 @@ pub fn mount(router: Router<Arc<Daemon>>, daemon: &Daemon) -> Router<Arc<Daemon>
         .route("/console/policy", get(policy::page).post(policy::save))
         .route("/console/policy/mode", post(policy::mode))
         .route("/console/policy/unsuppress", post(policy::unsuppress))
+        .route("/console/slack", get(slack::page).post(slack::save))
         .route("/console/stream", get(overview::stream))
         .route("/console/tenants", get(tenants::page))
         .route("/console/assets/{file}", get(assets::serve))

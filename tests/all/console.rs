@@ -963,3 +963,117 @@ fn the_policy_is_edited_with_field_errors_and_switched_after_a_confirmation() {
     );
     assert_eq!(stored_token().as_deref(), Some("xoxp-the-secret"));
 }
+
+#[test]
+fn slack_is_connected_from_the_console_and_its_token_never_shown_back() {
+    use aer_host::loopback::audit_log::AuditLog;
+    let token = "xoxp-audit-token-0123456789";
+    let log = AuditLog::new(token);
+    log.add(crate::sources::entries("c", 30, 60));
+    let slack = aer_tests::Served::start(log.router());
+    let dir = tempfile::tempdir().unwrap();
+    let d = TestDaemon::start(dir.path(), crate::sources::config());
+    let t = d.tenant("acme");
+    let b = Browser::signed_in(&d.base, &t, "Ann");
+    assert!(b.get("/console/slack").body.contains("Not connected"));
+    let csrf = b.csrf("/console/slack");
+    let url = format!("{}/audit/v1", slack.base);
+
+    // Field errors by name: a page size that is no number, a URL the operator does not
+    // allow; nothing is set.
+    let a = b.post(
+        "/console/slack",
+        &[
+            ("csrf", &csrf),
+            ("url", &url),
+            ("token", token),
+            ("page_size", "many"),
+            ("enabled", "on"),
+        ],
+    );
+    assert!(
+        a.status == 400 && a.body.contains("<code>page_size</code>"),
+        "{}",
+        a.body
+    );
+    let a = b.post(
+        "/console/slack",
+        &[
+            ("csrf", &csrf),
+            ("url", "https://audit.evil.example/v1"),
+            ("token", token),
+            ("enabled", "on"),
+        ],
+    );
+    assert!(
+        a.status == 400 && a.body.contains("<code>url</code>"),
+        "{}",
+        a.body
+    );
+    assert!(
+        !a.body.contains(token),
+        "the token is not sent back: {}",
+        a.body
+    );
+    assert_eq!(
+        d.request("GET", "/v1/sources/slack-audit", Some(&t), None, vec![])
+            .0,
+        404
+    );
+
+    // A wrong token shows in the status; the right one, alone, starts the backfill
+    // from its start; the token is never on the page.
+    let a = b.post(
+        "/console/slack",
+        &[
+            ("csrf", &csrf),
+            ("url", &url),
+            ("token", "xoxp-wrong"),
+            ("start", "2026-11-01T00:00"),
+            ("calls_per_minute", "60000"),
+            ("enabled", "on"),
+        ],
+    );
+    assert_eq!(
+        a.location.as_deref(),
+        Some("/console/slack?done=saved"),
+        "{}",
+        a.body
+    );
+    wait("the refusal on the page", || {
+        b.get("/console/slack")
+            .body
+            .contains("invalid_auth")
+            .then_some(())
+    });
+    let a = b.post(
+        "/console/slack",
+        &[("csrf", &csrf), ("token", token), ("enabled", "on")],
+    );
+    assert_eq!(a.status, 303, "{}", a.body);
+    let page = wait("caught up", || {
+        let p = b.get("/console/slack");
+        p.body.contains("caught_up").then_some(p)
+    });
+    assert_eq!(aer_tests::inbox_events(&d.daemon, "acme").len(), 30);
+    assert!(
+        !page.body.contains(token) && !page.body.contains("xoxp-wrong"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("set (never shown)"));
+
+    let a = b.post(
+        "/console/slack",
+        &[("csrf", &csrf), ("action", "disconnect")],
+    );
+    assert_eq!(
+        a.location.as_deref(),
+        Some("/console/slack?done=disconnected")
+    );
+    assert_eq!(
+        d.request("GET", "/v1/sources/slack-audit", Some(&t), None, vec![])
+            .0,
+        404
+    );
+}

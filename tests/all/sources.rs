@@ -19,7 +19,7 @@ const T0: i64 = 1_793_491_200;
 /// Calls as fast as the test likes, and the inbox's own deduplication by event id
 /// off: the source's must hold by itself (as it must across restarts, or once the
 /// inbox's window has moved on).
-fn config() -> ServeConfig {
+pub(crate) fn config() -> ServeConfig {
     ServeConfig {
         sources: SourcesConfig {
             max_calls_per_minute: 60_000,
@@ -34,7 +34,7 @@ fn config() -> ServeConfig {
 }
 
 /// `n` entries from `T0`, one every `every` seconds, ids `{prefix}{i}`.
-fn entries(prefix: &str, n: usize, every: i64) -> Vec<Value> {
+pub(crate) fn entries(prefix: &str, n: usize, every: i64) -> Vec<Value> {
     (0..n)
         .map(|i| {
             let action = if i % 3 == 0 {

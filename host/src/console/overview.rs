@@ -294,11 +294,10 @@ pub(super) async fn page(
             .source(&tenant)
             .map_err(PageError::internal)?
             .map(|s| {
-                let status = match &s["status"] {
-                    serde_json::Value::String(s) => s.clone(),
-                    serde_json::Value::Null => "waiting for its first call".to_owned(),
-                    other => other.to_string(),
-                };
+                let status = s["status"]["state"]
+                    .as_str()
+                    .unwrap_or("waiting for its first call")
+                    .to_owned();
                 let lag = s["lag_seconds"]
                     .as_i64()
                     .map_or_else(|| "not read yet".to_owned(), |l| format!("{l} s behind"));

@@ -23,6 +23,7 @@ pub const NAV: &[(&str, &str)] = &[
     ("/console/decisions", "Decisions"),
     ("/console/plugins", "Plugins"),
     ("/console/policy", "Policy"),
+    ("/console/slack", "Slack"),
 ];
 
 impl Chrome {
