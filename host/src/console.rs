@@ -9,6 +9,7 @@
 //! form is same-origin and carries the session's CSRF secret ([`guard::Posted`]); every
 //! answer carries a strict Content-Security-Policy ([`guard::CSP`]).
 
+mod actions;
 mod assets;
 mod cases;
 mod decisions;
@@ -156,6 +157,7 @@ pub fn mount(router: Router<Arc<Daemon>>, daemon: &Daemon) -> Router<Arc<Daemon>
         .route("/console/policy/mode", post(policy::mode))
         .route("/console/policy/unsuppress", post(policy::unsuppress))
         .route("/console/slack", get(slack::page).post(slack::save))
+        .route("/console/actions", get(actions::page))
         .route("/console/stream", get(overview::stream))
         .route("/console/tenants", get(tenants::page))
         .route("/console/assets/{file}", get(assets::serve))

@@ -635,6 +635,20 @@ fn a_case_walks_from_the_event_to_the_effects_and_triage_is_set_in_bulk() {
         assert!(walk.windows(2).all(|w| w[0] < w[1]));
     }
     assert_eq!(b.get("/console/decisions/999999").status, 404);
+    // The action log, filtered by effect; a cursor it did not give out is refused.
+    let actions = b.get("/console/actions?action=restrict-app");
+    assert!(
+        actions.body.contains("restrict-app</strong> A0EXFIL")
+            && actions.body.contains("approved by Ann"),
+        "{}",
+        actions.body
+    );
+    assert!(
+        !actions.body.contains("uninstall-app</strong>"),
+        "{}",
+        actions.body
+    );
+    assert_eq!(b.get("/console/actions?after=not-a-cursor").status, 400);
 
     // Triage in bulk: closing needs a reason; an unknown item sets nothing; then both
     // are closed, signed by the analyst.

@@ -21,6 +21,7 @@ pub const NAV: &[(&str, &str)] = &[
     ("/console/reviews", "Reviews"),
     ("/console/findings", "Findings"),
     ("/console/decisions", "Decisions"),
+    ("/console/actions", "Actions"),
     ("/console/plugins", "Plugins"),
     ("/console/policy", "Policy"),
     ("/console/slack", "Slack"),
