@@ -6,6 +6,7 @@
 //! calling the host's services directly, [`native`]) and as its Wasm component in the
 //! real host.
 
+mod console;
 mod daemon;
 mod instances;
 pub mod native;
@@ -83,6 +84,8 @@ pub enum Section {
     Tenants,
     /// A daemon restart with 100 tenants' plugins: time to the first batch.
     Restart,
+    /// The console's pages with 10,000 findings and decisions.
+    Console,
 }
 
 /// What the benchmark needs: the components and how hard to try.
@@ -445,6 +448,10 @@ pub fn run(setup: &BenchSetup, mut progress: impl FnMut(&Figure)) -> anyhow::Res
                 &mut figures,
             );
         }
+    }
+
+    if runs(Section::Console) {
+        console::measure_console(&mut |f| push(f, &mut figures))?;
     }
 
     // 6 and 7. The daemon over HTTP: latency at half load; 100 tenants against one.

@@ -113,6 +113,21 @@ struct OverviewPage {
     slack: Option<(String, String)>,
 }
 
+/// What the chart reads of a finding (the rest of the record is skipped unparsed).
+#[derive(Deserialize)]
+struct FindingStamp {
+    #[serde(default)]
+    committed_ms: i64,
+}
+
+/// What the chart reads of a decision.
+#[derive(Deserialize)]
+struct DecisionStamp {
+    #[serde(default)]
+    finding_committed_ms: i64,
+    outcome: Outcome,
+}
+
 fn series_of(o: Outcome) -> usize {
     match o {
         Outcome::Respond => 0,
@@ -140,7 +155,7 @@ fn chart(
     let mut decisions = vec![[0u64; 5]; buckets];
     let found = daemon
         .ledger
-        .findings_back(tenant, None, MAX_CHARTED, |f| {
+        .findings_back_as(tenant, None, MAX_CHARTED, |f: &FindingStamp| {
             bucket(f.committed_ms).is_some()
         })
         .map_err(PageError::internal)?;
@@ -151,13 +166,13 @@ fn chart(
     }
     let decided = daemon
         .ledger
-        .decisions_back(tenant, None, MAX_CHARTED, |d| {
+        .decisions_back_as(tenant, None, MAX_CHARTED, |d: &DecisionStamp| {
             bucket(d.finding_committed_ms).is_some()
         })
         .map_err(PageError::internal)?;
     for d in &decided.items {
         if let Some(b) = bucket(d.finding_committed_ms) {
-            decisions[b][series_of(d.decision.outcome)] += 1;
+            decisions[b][series_of(d.outcome)] += 1;
         }
     }
     let top = decisions

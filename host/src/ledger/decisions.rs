@@ -47,6 +47,17 @@ impl Ledger {
         self.page_back(kind::DECISION, "decision", tenant, before, limit, keep)
     }
 
+    /// [`Ledger::decisions_back`] read as `T` (see [`Ledger::findings_back_as`]).
+    pub fn decisions_back_as<T: serde::de::DeserializeOwned>(
+        &self,
+        tenant: &str,
+        before: Option<u64>,
+        limit: usize,
+        keep: impl Fn(&T) -> bool,
+    ) -> Result<Page<T>, LedgerError> {
+        self.page_back(kind::DECISION, "decision", tenant, before, limit, keep)
+    }
+
     /// `tenant`'s pending responses from decision seq `from` on, in order: each
     /// decision's seq and the responders done with it.
     pub fn pending(
