@@ -180,8 +180,9 @@ impl Daemon {
             return Ok(None);
         };
         let token_hash = hex::decode(&record.token_sha256).unwrap_or_default();
+        // (The record is kept under its principal's name, so the cookie's `who` is
+        // the record's.)
         let valid = record.expires_ms > now_ms()
-            && record.principal.who() == who
             && match &record.principal {
                 Principal::Operator => {
                     bool::from(token_hash.ct_eq(&sha256(self.admin_token.as_bytes())))
@@ -221,5 +222,74 @@ impl Daemon {
     /// End every console session of tenant `name` (its deletion).
     pub(crate) fn end_sessions(&self, name: &str) -> Result<(), DaemonError> {
         Ok(self.ledger.remove_console_sessions(name)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ServeConfig;
+
+    const ADMIN: &str = "admin-token-0123456789abcdefghijklmn";
+
+    fn daemon(dir: &std::path::Path) -> std::sync::Arc<Daemon> {
+        let config = ServeConfig {
+            data_dir: dir.to_owned(),
+            ..ServeConfig::default()
+        };
+        Daemon::open(config, ADMIN.into()).unwrap()
+    }
+
+    #[test]
+    fn a_session_ends_at_its_expiry_and_an_unreadable_one_is_ended() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = daemon(dir.path());
+        let (_, token) = d.create_tenant("acme").unwrap();
+        let session = d.sign_in(&token, "Ann").unwrap();
+        assert_eq!(
+            session.expires_ms - session_created(&d, &session),
+            8 * 60 * 60_000
+        );
+        assert!(d.session(session.cookie_value()).unwrap().is_some());
+
+        // The same record, expired a millisecond ago: no session, and the record goes.
+        let (secret, who) = parse_cookie(session.cookie_value()).unwrap();
+        let hash = sha256(secret.as_bytes());
+        let mut record: SessionRecord = d.ledger.console_session(who, &hash).unwrap().unwrap();
+        record.expires_ms = now_ms() - 1;
+        d.ledger.put_console_session(who, &hash, &record).unwrap();
+        assert!(d.session(session.cookie_value()).unwrap().is_none());
+        assert!(
+            d.ledger
+                .console_session::<SessionRecord>(who, &hash)
+                .unwrap()
+                .is_none()
+        );
+
+        // A cookie naming another tenant than its record: refused.
+        let other = d.sign_in(&token, "Ann").unwrap();
+        let (secret, _) = parse_cookie(other.cookie_value()).unwrap();
+        assert!(d.session(&format!("{secret}.globex")).unwrap().is_none());
+        assert!(d.session(&format!("{secret}.@operator")).unwrap().is_none());
+        // Malformed cookies name nothing.
+        for bad in ["", ".", "x.acme", "acme", &format!("{secret}.")] {
+            assert!(d.session(bad).unwrap().is_none(), "{bad:?}");
+        }
+        // The operator's session stands while the admin token is the same.
+        let op = d.sign_in(ADMIN, "Olga").unwrap();
+        assert_eq!(
+            d.session(op.cookie_value()).unwrap().unwrap().principal,
+            Principal::Operator
+        );
+    }
+
+    fn session_created(d: &Daemon, s: &Session) -> i64 {
+        let (secret, who) = parse_cookie(s.cookie_value()).unwrap();
+        let r: SessionRecord = d
+            .ledger
+            .console_session(who, &sha256(secret.as_bytes()))
+            .unwrap()
+            .unwrap();
+        r.created_ms
     }
 }
