@@ -399,6 +399,18 @@ fn forms_need_the_sessions_csrf_secret_and_the_same_origin() {
         page.body
     );
 
+    // At most 1,000 reviews at once (none is touched past it), and none is no request.
+    let many: Vec<String> = (0..1_001).map(|i| i.to_string()).collect();
+    let mut fields = vec![("csrf", csrf.as_str())];
+    fields.extend(many.iter().map(|i| ("review", i.as_str())));
+    let a = approve(&fields, &[]);
+    assert!(
+        a.status == 400 && a.body.contains("at most 1000"),
+        "{}",
+        a.body
+    );
+    assert_eq!(approve(&[("csrf", &csrf)], &[]).status, 400);
+
     // Approving again is skipped, not done twice.
     let a = approve(&[("csrf", &csrf), ("review", &id_text)], &[]);
     assert_eq!(
