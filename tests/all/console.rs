@@ -1103,3 +1103,25 @@ fn slack_is_connected_from_the_console_and_its_token_never_shown_back() {
         404
     );
 }
+
+#[test]
+fn sign_in_guessing_is_limited_per_client_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = ServeConfig::default();
+    config.http.auth_failures_per_minute = 3;
+    let d = TestDaemon::start(dir.path(), config);
+    let token = d.tenant("acme");
+    let mut b = Browser::new(&d.base);
+    for _ in 0..3 {
+        assert_eq!(b.sign_in("aer_guess", "Mallory").status, 401);
+    }
+    // Past the limit even the right token is answered 429 until the minute is over;
+    // the API's bearer tokens share the count.
+    let a = b.sign_in(&token, "Mallory");
+    assert_eq!(a.status, 429, "{}", a.body);
+    assert!(a.set_cookie.is_none());
+    assert_eq!(
+        d.request("GET", "/v1/policy", Some(&token), None, vec![]).0,
+        429
+    );
+}
