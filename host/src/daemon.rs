@@ -12,6 +12,7 @@ mod folder;
 pub mod metrics;
 mod notify;
 pub mod outbound;
+pub mod plugin_logs;
 pub mod plugins;
 pub mod rate;
 mod retention;
@@ -139,6 +140,8 @@ pub struct Daemon {
     pub outbound: outbound::Outbound,
     /// Effects waiting for the executor.
     pub effects: executor::EffectQueue,
+    /// The plugins' recent log lines.
+    pub plugin_logs: plugin_logs::PluginLogs,
     /// Detectors with a dead letter to replay.
     pub(crate) replays: dead_letters::Replays,
     /// The tenants' pull sources and when each is polled next.
@@ -226,6 +229,7 @@ impl Daemon {
             auth_failures: rate::FailureWindow::default(),
             outbound,
             effects: executor::EffectQueue::default(),
+            plugin_logs: plugin_logs::PluginLogs::default(),
             replays: dead_letters::Replays::default(),
             sources: sources::Sources::default(),
             reviews: Mutex::new(()),

@@ -1125,3 +1125,46 @@ fn sign_in_guessing_is_limited_per_client_address() {
         429
     );
 }
+
+#[test]
+fn a_plugins_page_shows_its_recent_log_lines_within_the_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    // 100,000 log calls take longer than the default deadline in a debug build.
+    let mut config = ServeConfig::default();
+    config.limits.deadline_ms = 20_000;
+    let d = TestDaemon::start(dir.path(), config);
+    let t = d.tenant("acme");
+    d.install(&t, plugins::HOSTILE, r#"{"mode": "log-flood"}"#);
+    ingest(
+        &d,
+        &t,
+        &[crate::reviews::entry(
+            "h1",
+            "hostile",
+            "U0ALICE",
+            0,
+            json!({}),
+        )],
+    );
+    let b = Browser::signed_in(&d.base, &t, "Ann");
+    // 100,000 lines logged in one call: the call keeps its first 100, the page shows
+    // the last 100 kept, newest first.
+    let page = wait("the log lines", || {
+        let p = b.get("/console/plugins/hostile");
+        p.body.contains("flood 99<").then_some(p)
+    });
+    let log = page
+        .body
+        .split("<table id=\"log\">")
+        .nth(1)
+        .unwrap()
+        .split("</table>")
+        .next()
+        .unwrap();
+    assert_eq!(log.matches("<tr><td>").count(), 100, "{log}");
+    assert!(
+        log.find("flood 99<").unwrap() < log.find("flood 0<").unwrap(),
+        "newest first"
+    );
+    assert!(!log.contains("flood 100<"));
+}

@@ -1,4 +1,5 @@
-//! The tenant's plugins: each one's status, versions, faults, lag and dead letters;
+//! The tenant's plugins: each one's status, versions, faults, lag, dead letters and
+//! recent log lines;
 //! uploading a new version, editing the configuration (checked by the plugin's own
 //! `configure`, its schema beside the editor), enabling, disabling, rolling back and
 //! deleting.
@@ -178,6 +179,8 @@ struct PluginPage {
     /// Why the configuration was refused, in the plugin's own words.
     config_error: String,
     letters: Vec<LetterRow>,
+    /// The plugin's recent log lines, newest first: (time, level, message).
+    logs: Vec<(String, &'static str, String)>,
     notice: String,
 }
 
@@ -248,6 +251,13 @@ fn plugin_page(
         schema,
         config_error,
         letters,
+        logs: daemon
+            .plugin_logs
+            .recent(tenant, &p.name)
+            .into_iter()
+            .rev()
+            .map(|l| (when(l.time_ms), l.level, l.message))
+            .collect(),
         notice: notice.to_owned(),
         name: p.name,
     })

@@ -495,6 +495,7 @@ impl Daemon {
             self.put_plugin(tenant, &rec)?;
         }
         self.clear_plugin_data(tenant, name, rec.kind)?;
+        self.plugin_logs.forget(tenant, name);
         let removed = self.ledger.remove_plugin_record(tenant, name);
         self.plugin_records.changed();
         removed.map_err(DaemonError::from)?;

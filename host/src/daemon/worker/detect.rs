@@ -171,6 +171,9 @@ impl Worker {
                 }
             };
             let id = instance.id().clone();
+            daemon
+                .plugin_logs
+                .keep(tenant, &id.plugin, &out.logs, now_ms());
             let lag = daemon
                 .inbox
                 .next_seq(tenant)
@@ -316,6 +319,9 @@ impl Worker {
             }
         };
         let id = instance.id().clone();
+        daemon
+            .plugin_logs
+            .keep(tenant, &id.plugin, &out.logs, now_ms());
         let lock = daemon.commit_lock();
         let mut commit = Commit::default();
         let mut size = daemon.state_bytes(tenant)?;

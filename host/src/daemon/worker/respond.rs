@@ -147,7 +147,13 @@ impl Worker {
                 };
                 r.1.begin(seq, wit.enforce);
                 match r.0.respond(&wit) {
-                    Ok(out) => writes.push((&p.name, r.0.id().plugin.clone(), out.writes)),
+                    Ok(out) => {
+                        let plugin = r.0.id().plugin.clone();
+                        daemon
+                            .plugin_logs
+                            .keep(tenant, &plugin, &out.logs, now_ms());
+                        writes.push((&p.name, plugin, out.writes));
+                    }
                     Err(fault) => {
                         self.record_fault(tenant, &p.name, fault.to_string())?;
                         return Ok(true);
