@@ -13,6 +13,7 @@ mod actions;
 mod assets;
 mod cases;
 mod decisions;
+mod filter;
 mod findings;
 mod guard;
 mod overview;

@@ -212,7 +212,8 @@ impl Ledger {
     }
 
     /// A page of `tenant`'s `kind` records (keyed by seq) after seq `after`: up to
-    /// `limit` that `keep` selects, looking at no more than [`MAX_SCANNED`].
+    /// `limit` that `keep` selects, looking at no more than [`MAX_SCANNED`]; `next` is
+    /// the last seq looked at.
     fn page<T: serde::de::DeserializeOwned>(
         &self,
         kind: u8,
@@ -224,27 +225,13 @@ impl Ledger {
     ) -> Result<Page<T>, LedgerError> {
         let from = after.map_or(0, |a| a.saturating_add(1));
         let range = keys::seq_key(kind, tenant, from)..keys::seq_key(kind, tenant, u64::MAX);
-        let mut items = Vec::new();
-        let mut next = None;
-        for (scanned, r) in self.pipeline.range(range).enumerate() {
-            if scanned == MAX_SCANNED {
-                return Ok(Page { items, next });
-            }
-            let (k, v) = r?;
-            next = keys::seq_of(&k);
-            let item: T = serde_json::from_slice(&v).map_err(json(what))?;
-            if keep(&item) {
-                items.push(item);
-                if items.len() == limit {
-                    return Ok(Page { items, next });
-                }
-            }
-        }
+        let (items, next, _) = self.scan(what, self.pipeline.range(range), limit, keep)?;
         Ok(Page { items, next })
     }
 
     /// [`Ledger::page`] newest first: `tenant`'s `kind` records before seq `before`
-    /// (all, without it); `next` is the last seq looked at, to go on before.
+    /// (all, without it); `next` is the last seq looked at, to go on before, and none
+    /// once the oldest was looked at.
     fn page_back<T: serde::de::DeserializeOwned>(
         &self,
         kind: u8,
@@ -256,11 +243,29 @@ impl Ledger {
     ) -> Result<Page<T>, LedgerError> {
         let until = before.unwrap_or(u64::MAX);
         let range = keys::seq_key(kind, tenant, 0)..keys::seq_key(kind, tenant, until);
+        let (items, next, ended) =
+            self.scan(what, self.pipeline.range(range).rev(), limit, keep)?;
+        Ok(Page {
+            items,
+            next: if ended { None } else { next },
+        })
+    }
+
+    /// Up to `limit` of `records` that `keep` selects, looking at no more than
+    /// [`MAX_SCANNED`]: the items, the last seq looked at, and whether `records` ran
+    /// out.
+    fn scan<T: serde::de::DeserializeOwned>(
+        &self,
+        what: &'static str,
+        records: impl Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>,
+        limit: usize,
+        keep: impl Fn(&T) -> bool,
+    ) -> Result<(Vec<T>, Option<u64>, bool), LedgerError> {
         let mut items = Vec::new();
         let mut next = None;
-        for (scanned, r) in self.pipeline.range(range).rev().enumerate() {
+        for (scanned, r) in records.enumerate() {
             if scanned == MAX_SCANNED {
-                return Ok(Page { items, next });
+                return Ok((items, next, false));
             }
             let (k, v) = r?;
             next = keys::seq_of(&k);
@@ -268,12 +273,11 @@ impl Ledger {
             if keep(&item) {
                 items.push(item);
                 if items.len() == limit {
-                    return Ok(Page { items, next });
+                    return Ok((items, next, false));
                 }
             }
         }
-        // Nothing before the oldest.
-        Ok(Page { items, next: None })
+        Ok((items, next, true))
     }
 
     /// Remove every pipeline record of `tenant` (its deletion).

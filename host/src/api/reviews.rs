@@ -15,9 +15,6 @@ use crate::daemon::Daemon;
 use crate::daemon::reviews::{Dismiss, MAX_SIGNER, ReviewError};
 use crate::ledger::{Dismissal, Review, ReviewKind, ReviewState};
 
-/// Longest note.
-const MAX_NOTE: usize = 2_000;
-
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct Filter {
@@ -213,14 +210,9 @@ pub(super) async fn dismiss(
 ) -> Result<Json<Value>, ApiError> {
     let asked: DismissBody = body(&text)?;
     let by = signer(&asked.by)?;
-    if asked.note.len() > MAX_NOTE {
-        return Err(ApiError::bad_request(format!(
-            "`note` is longer than {MAX_NOTE} bytes"
-        )));
-    }
     let dismiss = Dismiss {
         reason: asked.reason,
-        note: crate::text::escape_control(&asked.note).into_owned(),
+        note: asked.note,
         suppress: asked.suppress.map(|s| s.expires_ms),
     };
     tokio::task::spawn_blocking(move || {

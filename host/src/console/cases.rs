@@ -10,7 +10,7 @@ use askama::Template;
 use axum::extract::{Path, State};
 use axum::response::Response;
 
-use super::findings::triage_name;
+use super::filter::triage_name;
 use super::guard::Analyst;
 use super::view::{Chrome, severity_class, when};
 use super::{PageError, blocking, render};
@@ -245,7 +245,7 @@ pub(super) async fn decision(
         // Its finding: the one committed when the decision says, with the same record.
         let f = daemon
             .ledger
-            .findings_back(&tenant, None, 1, |f| {
+            .findings_back(&tenant, None, 1, |f: &StoredFinding| {
                 f.committed_ms == d.finding_committed_ms && f.finding == d.decision.finding
             })
             .map_err(PageError::internal)?
@@ -271,7 +271,7 @@ pub(super) async fn finding(
             .ok_or_else(|| PageError::not_found(format!("no finding {seq}")))?;
         let d = daemon
             .ledger
-            .decisions_back(&tenant, None, 1, |d| {
+            .decisions_back(&tenant, None, 1, |d: &StoredDecision| {
                 d.finding_committed_ms == f.committed_ms && d.decision.finding == f.finding
             })
             .map_err(PageError::internal)?

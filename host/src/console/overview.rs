@@ -155,7 +155,7 @@ fn chart(
     let mut decisions = vec![[0u64; 5]; buckets];
     let found = daemon
         .ledger
-        .findings_back_as(tenant, None, MAX_CHARTED, |f: &FindingStamp| {
+        .findings_back(tenant, None, MAX_CHARTED, |f: &FindingStamp| {
             bucket(f.committed_ms).is_some()
         })
         .map_err(PageError::internal)?;
@@ -166,7 +166,7 @@ fn chart(
     }
     let decided = daemon
         .ledger
-        .decisions_back_as(tenant, None, MAX_CHARTED, |d: &DecisionStamp| {
+        .decisions_back(tenant, None, MAX_CHARTED, |d: &DecisionStamp| {
             bucket(d.finding_committed_ms).is_some()
         })
         .map_err(PageError::internal)?;

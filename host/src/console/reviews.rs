@@ -20,8 +20,6 @@ use crate::ledger::{Dismissal, Review, ReviewState};
 const PAGE: usize = 50;
 /// Most reviews one form approves or dismisses.
 const MAX_BULK: usize = 1_000;
-/// Longest dismissal note (bytes), as the API allows.
-const MAX_NOTE: usize = 2_000;
 /// Longest suppression a dismissal adds, in days (longer: for good).
 const MAX_SUPPRESS_DAYS: u32 = 3_650;
 
@@ -260,11 +258,6 @@ pub(super) async fn dismiss(
     let reason = form
         .reason
         .ok_or_else(|| PageError::bad_request("choose why the reviews are dismissed"))?;
-    if form.note.len() > MAX_NOTE {
-        return Err(PageError::bad_request(format!(
-            "the note is longer than {MAX_NOTE} bytes"
-        )));
-    }
     let suppress = match (
         form.suppress.is_some(),
         form.suppress_days.as_deref().map(str::trim),
@@ -286,7 +279,7 @@ pub(super) async fn dismiss(
             ))
         }
     };
-    let note = crate::text::escape_control(&form.note).into_owned();
+    let note = form.note;
     let (done, skipped) = blocking(move || {
         let (mut done, mut skipped) = (0, 0);
         for id in ids {

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::findings::time_field;
+use super::filter::time_field;
 use super::guard::{Analyst, Posted};
 use super::view::Chrome;
 use super::{PageError, blocking, render};

@@ -43,6 +43,9 @@ impl From<crate::ledger::LedgerError> for ReviewError {
 /// Longest name a person signs an approval, a dismissal or a triage with (bytes).
 pub const MAX_SIGNER: usize = 200;
 
+/// Longest dismissal note (bytes).
+pub const MAX_NOTE: usize = 2_000;
+
 /// The name a person signs with, trimmed: present, at most [`MAX_SIGNER`] bytes, no
 /// control characters; `None` otherwise.
 pub fn signer(by: &str) -> Option<&str> {
@@ -55,7 +58,7 @@ pub fn signer(by: &str) -> Option<&str> {
 pub struct Dismiss {
     /// Why.
     pub reason: Dismissal,
-    /// A note.
+    /// A note (at most [`MAX_NOTE`] bytes; its control characters are escaped).
     pub note: String,
     /// Add a suppression of the subject and rule, expiring at this event time (ms) if
     /// given (false positives only).
@@ -172,6 +175,11 @@ impl Daemon {
         by: &str,
         dismiss: Dismiss,
     ) -> Result<(Review, Option<Suppression>), ReviewError> {
+        if dismiss.note.len() > MAX_NOTE {
+            return Err(ReviewError::Invalid(format!(
+                "the note is longer than {MAX_NOTE} bytes"
+            )));
+        }
         let _lock = self.reviews_lock();
         let mut review = self.open_one(tenant, id)?;
         if dismiss.suppress.is_some() && dismiss.reason != Dismissal::FalsePositive {
@@ -215,7 +223,7 @@ impl Daemon {
         review.resolved_by = by.to_owned();
         review.resolved_ms = now_ms();
         review.dismissal = Some(dismiss.reason);
-        review.note = dismiss.note;
+        review.note = crate::text::escape_control(&dismiss.note).into_owned();
         self.ledger.put_review(tenant, &review)?;
         self.metrics.review(tenant, review.kind, review.state);
         Ok((review, suppression))

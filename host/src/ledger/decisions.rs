@@ -36,19 +36,8 @@ impl Ledger {
     }
 
     /// A page of `tenant`'s decisions, newest first, before seq `before`, that `keep`
-    /// selects.
-    pub fn decisions_back(
-        &self,
-        tenant: &str,
-        before: Option<u64>,
-        limit: usize,
-        keep: impl Fn(&StoredDecision) -> bool,
-    ) -> Result<Page<StoredDecision>, LedgerError> {
-        self.page_back(kind::DECISION, "decision", tenant, before, limit, keep)
-    }
-
-    /// [`Ledger::decisions_back`] read as `T` (see [`Ledger::findings_back_as`]).
-    pub fn decisions_back_as<T: serde::de::DeserializeOwned>(
+    /// selects, each read as `T` (see [`Ledger::findings_back`]).
+    pub fn decisions_back<T: serde::de::DeserializeOwned>(
         &self,
         tenant: &str,
         before: Option<u64>,

@@ -41,20 +41,9 @@ impl Ledger {
     }
 
     /// A page of `tenant`'s findings, newest first, before seq `before`, that `keep`
-    /// selects.
-    pub fn findings_back(
-        &self,
-        tenant: &str,
-        before: Option<u64>,
-        limit: usize,
-        keep: impl Fn(&StoredFinding) -> bool,
-    ) -> Result<Page<StoredFinding>, LedgerError> {
-        self.page_back(kind::FINDING, "finding", tenant, before, limit, keep)
-    }
-
-    /// [`Ledger::findings_back`] read as `T`: a type with only the fields a caller
-    /// needs parses faster than the whole record.
-    pub fn findings_back_as<T: serde::de::DeserializeOwned>(
+    /// selects, each read as `T`: [`StoredFinding`], or a type with only the fields a
+    /// caller needs (it parses faster).
+    pub fn findings_back<T: serde::de::DeserializeOwned>(
         &self,
         tenant: &str,
         before: Option<u64>,
@@ -187,6 +176,58 @@ impl Commit {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn findings_page_newest_first_and_go_on_before_the_last_seq() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::open(dir.path()).unwrap();
+        for seq in 0..25u64 {
+            let f = StoredFinding {
+                seq,
+                event_seq: seq,
+                committed_ms: 0,
+                finding: FindingRecord {
+                    subject: if seq % 2 == 0 { "even" } else { "odd" }.into(),
+                    ..Default::default()
+                },
+            };
+            let v = serde_json::to_vec(&f).unwrap();
+            ledger
+                .pipeline
+                .insert(keys::seq_key(kind::FINDING, "acme", seq), v)
+                .unwrap();
+        }
+        // Another tenant's records never show.
+        ledger
+            .pipeline
+            .insert(
+                keys::seq_key(kind::FINDING, "acmf", 0),
+                b"not json".to_vec(),
+            )
+            .unwrap();
+        let mut pages = Vec::new();
+        let mut before = None;
+        loop {
+            let page = ledger
+                .findings_back("acme", before, 5, |f: &StoredFinding| {
+                    f.finding.subject == "even"
+                })
+                .unwrap();
+            pages.push(page.items.iter().map(|f| f.seq).collect::<Vec<_>>());
+            match page.next {
+                Some(n) => before = Some(n),
+                None => break,
+            }
+        }
+        assert_eq!(
+            pages,
+            [
+                vec![24, 22, 20, 18, 16],
+                vec![14, 12, 10, 8, 6],
+                vec![4, 2, 0]
+            ]
+        );
+    }
 
     #[test]
     fn findings_an_earlier_version_left_undecided_move_into_the_decision_queue() {
