@@ -4,6 +4,7 @@
 //!
 //! What it records is in the [`crate::ledger`].
 
+pub mod activity;
 pub mod claims;
 pub mod dead_letters;
 pub mod effects;
@@ -142,6 +143,8 @@ pub struct Daemon {
     pub effects: executor::EffectQueue,
     /// The plugins' recent log lines.
     pub plugin_logs: plugin_logs::PluginLogs,
+    /// Events accepted per tenant and minute, for the console.
+    pub activity: activity::Activity,
     /// Detectors with a dead letter to replay.
     pub(crate) replays: dead_letters::Replays,
     /// The tenants' pull sources and when each is polled next.
@@ -230,6 +233,7 @@ impl Daemon {
             outbound,
             effects: executor::EffectQueue::default(),
             plugin_logs: plugin_logs::PluginLogs::default(),
+            activity: activity::Activity::default(),
             replays: dead_letters::Replays::default(),
             sources: sources::Sources::default(),
             reviews: Mutex::new(()),
@@ -277,6 +281,12 @@ impl Daemon {
     /// Have the state journal folded (in the background) if enough has gathered.
     pub(crate) fn fold_state_if_due(&self) {
         self.folder.poke();
+    }
+
+    /// Count `n` events accepted for `tenant` (its metrics, and the console's activity).
+    pub fn accepted(&self, tenant: &str, n: usize) {
+        self.metrics.ingested(tenant, n);
+        self.activity.record(tenant, n, now_ms());
     }
 
     /// Fold the state journal and flush everything to disk (shutdown).

@@ -549,6 +549,22 @@ fn one_tenants_session_never_reaches_another_tenants_records() {
             page.body
         );
     }
+    // Each tenant's overview counts its own events (acme streamed 31).
+    let events = |body: &str| {
+        body.split("<div class=\"n\">")
+            .nth(1)
+            .and_then(|s| s.split('<').next())
+            .unwrap()
+            .to_owned()
+    };
+    let acme = Browser::signed_in(&d.base, &a_token, "Ann").get("/console/overview");
+    assert!(
+        acme.body.contains("events accepted, last hour"),
+        "{}",
+        acme.body
+    );
+    assert_eq!(events(&acme.body), "31");
+    assert_eq!(events(&b.get("/console/overview").body), "0");
     // Approving acme's review by its id through globex's session: nothing found,
     // nothing done.
     let csrf = b.csrf("/console/reviews");

@@ -141,7 +141,7 @@ fn parse_and_store(
     let processed = daemon.processed_seq(t).map_err(ApiError::internal)?;
     match daemon.inbox.store(t, &parsed.events, processed, bound) {
         Ok(r) => {
-            daemon.metrics.ingested(t, r.accepted);
+            daemon.accepted(t, r.accepted);
             Ok((r, errors))
         }
         Err(e @ InboxError::Full { .. }) => Err(ApiError::new(StatusCode::TOO_MANY_REQUESTS, e)),

@@ -1,5 +1,6 @@
-//! The overview: findings and decisions per outcome over the last hour (per minute) or
-//! day (per 15 minutes) as a chart drawn on the server (SVG), the open reviews, the
+//! The overview: events accepted, and findings and decisions per outcome, over the
+//! last hour (per minute) or day (per 15 minutes) as charts drawn on the server (SVG),
+//! the open reviews, the
 //! plugins' health and the Slack connection; it refreshes itself as records are
 //! committed. Also the console's live stream.
 
@@ -103,6 +104,10 @@ struct PluginRow {
 struct OverviewPage {
     chrome: Chrome,
     window: &'static str,
+    /// Events accepted in the window (counted since the daemon started).
+    events: u64,
+    /// Events accepted per bucket, as bars.
+    events_chart: Chart,
     findings: u64,
     /// Decisions in the window per series, in [`SERIES`] order: (class, label, count).
     outcomes: Vec<(&'static str, &'static str, u64)>,
@@ -219,15 +224,7 @@ fn chart(
         .map(|(i, &n)| format!("{:.1},{:.1}", (i as f64 + 0.5) * slot, base - scale(n)))
         .collect::<Vec<_>>()
         .join(" ");
-    let ticks = (0..=4)
-        .map(|k| {
-            let t = from + span.length_ms * k / 4;
-            let label = chrono::DateTime::from_timestamp_millis(t)
-                .map(|t| t.format("%H:%M").to_string())
-                .unwrap_or_default();
-            (width * k as f64 / 4.0, label)
-        })
-        .collect();
+    let ticks = ticks(from, span, width);
     let mut totals = [0u64; 5];
     for d in &decisions {
         for (t, n) in totals.iter_mut().zip(d) {
@@ -248,6 +245,59 @@ fn chart(
         findings.iter().sum(),
         totals,
     ))
+}
+
+/// Events accepted per bucket of the window ending `now`, as bars of their own scale;
+/// and their sum.
+fn events_chart(daemon: &Daemon, tenant: &str, span: Span, now: i64) -> (Chart, u64) {
+    let from = now - span.length_ms;
+    let buckets = usize::try_from(span.length_ms / span.bucket_ms).unwrap_or(1);
+    let counts = daemon
+        .activity
+        .buckets(tenant, from, span.bucket_ms, buckets);
+    let top = counts.iter().copied().max().unwrap_or(0).max(1);
+    let (width, height, base) = (960.0, 120.0, 100.0);
+    let slot = width / buckets as f64;
+    let bars = counts
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| {
+            let h = (n as f64 / top as f64) * (base - 10.0);
+            Bar {
+                x: i as f64 * slot + slot * 0.15,
+                width: slot * 0.7,
+                segments: vec![Segment {
+                    class: "events",
+                    y: base - h,
+                    height: h,
+                    title: format!("{}: {n} events", when(from + i as i64 * span.bucket_ms)),
+                }],
+            }
+        })
+        .collect();
+    let chart = Chart {
+        width,
+        height,
+        bars,
+        findings_points: String::new(),
+        top,
+        ticks: ticks(from, span, width),
+        truncated: false,
+    };
+    (chart, counts.iter().sum())
+}
+
+/// Axis labels for a window from `from`: (x, `HH:MM`).
+fn ticks(from: i64, span: Span, width: f64) -> Vec<(f64, String)> {
+    (0..=4)
+        .map(|k| {
+            let t = from + span.length_ms * k / 4;
+            let label = chrono::DateTime::from_timestamp_millis(t)
+                .map(|t| t.format("%H:%M").to_string())
+                .unwrap_or_default();
+            (width * k as f64 / 4.0, label)
+        })
+        .collect()
 }
 
 fn plugin_rows(daemon: &Daemon, tenant: &str) -> Result<Vec<PluginRow>, PageError> {
@@ -299,6 +349,7 @@ pub(super) async fn page(
     blocking(move || {
         let now = crate::daemon::now_ms();
         let (chart, findings, totals) = chart(&daemon, &tenant, span, now)?;
+        let (events_chart, events) = events_chart(&daemon, &tenant, span, now);
         let open = daemon
             .ledger
             .reviews(&tenant, None, crate::ledger::MAX_SCANNED, |r| {
@@ -321,6 +372,8 @@ pub(super) async fn page(
         Ok(render(&OverviewPage {
             chrome: Chrome::new(&tenant, &session, "/console/overview"),
             window: span.name,
+            events,
+            events_chart,
             findings,
             outcomes: SERIES
                 .iter()

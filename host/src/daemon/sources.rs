@@ -298,7 +298,7 @@ impl Daemon {
         {
             Ok(stored) => {
                 self.inbox.durable_blocking()?;
-                self.metrics.ingested(tenant, stored.accepted);
+                self.accepted(tenant, stored.accepted);
                 status.entries += stored.accepted as u64;
                 // Counted once let in with the mark (a slice that waits is read again).
                 status.rejected += rejected;

@@ -195,6 +195,7 @@ impl Daemon {
             .map_err(DaemonError::from)?;
         self.end_sessions(name)?;
         self.inbox.forget(name);
+        self.activity.forget(name);
         self.fault_memory().retain(|(t, _), _| t != name);
 
         self.ledger.flush().map_err(DaemonError::from)?;
