@@ -4,8 +4,10 @@
 //! its effect, walks its case, watches a finding arrive live, edits the policy with an
 //! error and then correctly, switches its mode after the confirmation, uploads a new
 //! plugin version and rolls it back, and takes each page's screenshots at
-//! 1280 and 390 pixels into `target/console-screenshots/`. Afterwards Slack must have
-//! been asked to restrict the app exactly once.
+//! 1280 and 390 pixels into `target/console-screenshots/`; and it times the findings
+//! page of a tenant with 10,000 findings in the browser (reported, not asserted: the
+//! goal is `aer bench --only console`'s). Afterwards Slack must have been asked to
+//! restrict the app exactly once.
 //!
 //! Needs `/usr/bin/chromium` (Debian's `chromium`; `AER_CHROMIUM` names another) and
 //! `npm ci` in `tests/browser` (`./test.sh` and `.ci/run` do both);
@@ -17,7 +19,7 @@ use aer_host::config::ServeConfig;
 use aer_tests::{ADMIN, MockSlack, TestDaemon, plugins, repo_root};
 
 use crate::console::open_review;
-use crate::reviews::wait;
+use crate::reviews::{entry, ingest, wait};
 
 #[test]
 fn the_console_in_a_real_browser() {
@@ -46,6 +48,28 @@ fn the_console_in_a_real_browser() {
         (!f["items"].as_array().unwrap().is_empty()).then_some(())
     });
 
+    // A second tenant with 10,000 findings (the hostile fixture behaving: one finding
+    // per event), for the pages' timing in the browser.
+    let big = d.tenant("bigco");
+    d.install(&big, plugins::HOSTILE, "");
+    let entries: Vec<serde_json::Value> = (0..10_000)
+        .map(|i| {
+            entry(
+                &format!("big-{i}"),
+                "user_login",
+                &format!("W{:05}", i % 500),
+                i,
+                serde_json::json!({}),
+            )
+        })
+        .collect();
+    for chunk in entries.chunks(2_000) {
+        ingest(&d, &big, chunk);
+    }
+    wait("bigco's 10,000 findings", || {
+        (d.daemon.detector_cursor("bigco", "hostile").unwrap_or(0) >= 10_000).then_some(())
+    });
+
     let shots = repo_root().join("target").join("console-screenshots");
     let out = Command::new("node")
         .args(["--test", "--test-reporter=spec", "console.test.mjs"])
@@ -57,6 +81,7 @@ fn the_console_in_a_real_browser() {
         .env("AER_SHOTS", &shots)
         .env("AER_CHROMIUM", &chromium)
         .env("AER_COMPONENT", plugins::RISKY_APP)
+        .env("AER_BIG_TOKEN", &big)
         .output()
         .expect("node runs (Node.js 20 or later)");
     let report = format!(
