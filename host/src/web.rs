@@ -10,6 +10,35 @@ use crate::daemon::Daemon;
 use crate::ledger::{StoredDecision, StoredFinding, Watched};
 use crate::records::FindingRecord;
 
+/// How long a request's client address must wait before it may authenticate again
+/// (it failed `http.auth_failures_per_minute` times this minute), if it must.
+pub fn auth_blocked(
+    daemon: &Daemon,
+    extensions: &axum::http::Extensions,
+) -> Option<std::time::Duration> {
+    let addr = client_addr(extensions)?;
+    daemon
+        .auth_failures
+        .blocked(addr.ip(), daemon.config.http.auth_failures_per_minute)
+}
+
+/// Count a failed authentication against the request's client address and log it
+/// (every failure up to the limit, then one line per hundred).
+pub fn auth_failed(daemon: &Daemon, extensions: &axum::http::Extensions, path: &str, why: &str) {
+    let addr = client_addr(extensions);
+    let failures = addr.map_or(0, |a| daemon.auth_failures.failed(a.ip()));
+    let max = daemon.config.http.auth_failures_per_minute;
+    if failures <= max || failures.is_multiple_of(100) {
+        tracing::warn!(
+            client = %addr.map_or_else(|| "unknown".to_owned(), |a| a.ip().to_string()),
+            failures,
+            path = %crate::text::escape_control(path),
+            "failed authentication: {why}"
+        );
+    }
+    daemon.metrics.auth_failure();
+}
+
 /// The client address of a request (the daemon's accept loop sets it on each
 /// connection).
 pub fn client_addr(extensions: &axum::http::Extensions) -> Option<SocketAddr> {

@@ -663,6 +663,34 @@ fn a_case_walks_from_the_event_to_the_effects_and_triage_is_set_in_bulk() {
         assert!(walk.windows(2).all(|w| w[0] < w[1]));
     }
     assert_eq!(b.get("/console/decisions/999999").status, 404);
+    // Filter values that cannot be meant are refused by name; a page size not offered
+    // falls back to the default.
+    for (path, needle) in [
+        (
+            "/console/findings?since=yesterday",
+            "`since` must be a date and time",
+        ),
+        ("/console/decisions?outcome=launch", "no outcome"),
+        ("/console/findings?severity=apocalyptic", "no severity"),
+        ("/console/decisions?triage=maybe", "no triage status"),
+        (
+            "/console/findings?outcome=respond",
+            "findings have no outcome",
+        ),
+    ] {
+        let a = b.get(path);
+        assert!(
+            a.status == 400 && a.body.contains(needle),
+            "{path}: {}",
+            a.body
+        );
+    }
+    let big = b.get("/console/findings?size=1000000");
+    assert!(
+        big.body.contains("<option value=\"100\" selected>"),
+        "{}",
+        big.body
+    );
     // The action log, filtered by effect; a cursor it did not give out is refused.
     let actions = b.get("/console/actions?action=restrict-app");
     assert!(

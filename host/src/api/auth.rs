@@ -42,11 +42,7 @@ fn unauthorized() -> ApiError {
 
 /// Refuse a client address that failed too often this minute.
 fn not_blocked(parts: &Parts, daemon: &Daemon) -> Result<(), ApiError> {
-    let Some(addr) = crate::web::client_addr(&parts.extensions) else {
-        return Ok(());
-    };
-    let max = daemon.config.http.auth_failures_per_minute;
-    match daemon.auth_failures.blocked(addr.ip(), max) {
+    match crate::web::auth_blocked(daemon, &parts.extensions) {
         Some(wait) => Err(ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             format!(
@@ -60,19 +56,7 @@ fn not_blocked(parts: &Parts, daemon: &Daemon) -> Result<(), ApiError> {
 
 /// Count and log a failed authentication; the answer to give.
 fn failed(parts: &Parts, daemon: &Daemon, why: &str) -> ApiError {
-    let addr = crate::web::client_addr(&parts.extensions);
-    let failures = addr.map_or(0, |a| daemon.auth_failures.failed(a.ip()));
-    let max = daemon.config.http.auth_failures_per_minute;
-    // Every failure up to the limit, then one line per hundred.
-    if failures <= max || failures.is_multiple_of(100) {
-        tracing::warn!(
-            client = %addr.map_or_else(|| "unknown".to_owned(), |a| a.ip().to_string()),
-            failures,
-            path = %crate::text::escape_control(parts.uri.path()),
-            "failed authentication: {why}"
-        );
-    }
-    daemon.metrics.auth_failure();
+    crate::web::auth_failed(daemon, &parts.extensions, parts.uri.path(), why);
     unauthorized()
 }
 

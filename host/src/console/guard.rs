@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::Response;
 use serde::Deserialize;
@@ -139,6 +139,22 @@ impl FromRequestParts<Arc<Daemon>> for Signed {
     }
 }
 
+/// A request with or without a live session (the sign-in form's).
+impl axum::extract::OptionalFromRequestParts<Arc<Daemon>> for Signed {
+    type Rejection = PageError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        daemon: &Arc<Daemon>,
+    ) -> Result<Option<Self>, PageError> {
+        match <Signed as FromRequestParts<Arc<Daemon>>>::from_request_parts(parts, daemon).await {
+            Ok(s) => Ok(Some(s)),
+            Err(PageError::SignIn) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
 /// A request with a tenant analyst's session: the tenant's pages.
 pub struct Analyst {
     /// The session's tenant.
@@ -194,6 +210,17 @@ impl FromRequestParts<Arc<Daemon>> for OperatorSession {
     }
 }
 
+/// Refuse a form whose CSRF secret is not `session`'s.
+pub(super) fn csrf_checked(session: &Session, csrf: &str) -> Result<(), PageError> {
+    if session.csrf_matches(csrf) {
+        Ok(())
+    } else {
+        Err(PageError::forbidden(
+            "this form is out of date or was not sent by the console: reload the page and try again",
+        ))
+    }
+}
+
 #[derive(Deserialize)]
 struct Csrf {
     #[serde(default)]
@@ -223,13 +250,7 @@ impl<T: DeserializeOwned> FromRequest<Arc<Daemon>> for Posted<T> {
             .map_err(|_| PageError::bad_request("the form is not UTF-8"))?;
         let Csrf { csrf } = serde_html_form::from_str(text)
             .map_err(|e| PageError::bad_request(format!("invalid form: {e}")))?;
-        if !session.csrf_matches(&csrf) {
-            return Err(PageError::Status(
-                StatusCode::FORBIDDEN,
-                "this form is out of date or was not sent by the console: reload the page and try again"
-                    .to_owned(),
-            ));
-        }
+        csrf_checked(&session, &csrf)?;
         let form = serde_html_form::from_str(text)
             .map_err(|e| PageError::bad_request(format!("invalid form: {e}")))?;
         Ok(Posted { session, form })

@@ -16,7 +16,6 @@ use super::view::{Chrome, when};
 use super::{PageError, blocking, render};
 use crate::daemon::Daemon;
 use crate::daemon::plugins::PluginStatus;
-use crate::ledger::ReviewState;
 use crate::plugin::PluginKind;
 use crate::records::Outcome;
 
@@ -111,7 +110,7 @@ struct OverviewPage {
     findings: u64,
     /// Decisions in the window per series, in [`SERIES`] order: (class, label, count).
     outcomes: Vec<(&'static str, &'static str, u64)>,
-    open_reviews: u64,
+    open_reviews: usize,
     chart: Chart,
     plugins: Vec<PluginRow>,
     /// The Slack connection: (status, lag), if one is set.
@@ -350,12 +349,7 @@ pub(super) async fn page(
         let now = crate::daemon::now_ms();
         let (chart, findings, totals) = chart(&daemon, &tenant, span, now)?;
         let (events_chart, events) = events_chart(&daemon, &tenant, span, now);
-        let open = daemon
-            .ledger
-            .reviews(&tenant, None, crate::ledger::MAX_SCANNED, |r| {
-                r.state == ReviewState::Open
-            })
-            .map_err(PageError::internal)?;
+        let open_reviews = super::reviews::open_reviews(&daemon, &tenant)?;
         let slack = daemon
             .source(&tenant)
             .map_err(PageError::internal)?
@@ -380,7 +374,7 @@ pub(super) async fn page(
                 .zip(totals)
                 .map(|(&(class, label), n)| (class, label, n))
                 .collect(),
-            open_reviews: open.items.len() as u64,
+            open_reviews,
             chart,
             plugins: plugin_rows(&daemon, &tenant)?,
             slack,

@@ -11,7 +11,7 @@ use axum::extract::{FromRequest, Multipart, Path, Request, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
-use super::guard::{Analyst, Posted, Signed, same_origin};
+use super::guard::{Analyst, Posted, Signed, csrf_checked, same_origin};
 use super::view::{Chrome, when};
 use super::{PageError, blocking, render};
 use crate::daemon::Daemon;
@@ -455,11 +455,7 @@ pub(super) async fn upload(
             _ => {}
         }
     }
-    if !session.csrf_matches(&csrf) {
-        return Err(PageError::forbidden(
-            "this form is out of date or was not sent by the console: reload the page and try again",
-        ));
-    }
+    csrf_checked(&session, &csrf)?;
     if bytes.is_empty() {
         return Err(PageError::bad_request(
             "choose a component (.wasm) to upload",

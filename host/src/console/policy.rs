@@ -183,14 +183,7 @@ fn changes(
     policy: &Policy,
     to: Mode,
 ) -> Result<Vec<String>, PageError> {
-    let open = daemon
-        .ledger
-        .reviews(tenant, None, crate::ledger::MAX_SCANNED, |r| {
-            r.state == crate::ledger::ReviewState::Open
-        })
-        .map_err(PageError::internal)?
-        .items
-        .len();
+    let open = super::reviews::open_reviews(daemon, tenant)?;
     Ok(match to {
         Mode::Enforce => {
             let mut c = vec![

@@ -106,6 +106,19 @@ fn row(daemon: &Daemon, tenant: &str, r: &Review) -> Result<Row, PageError> {
     })
 }
 
+/// How many of `tenant`'s reviews are open (among the first
+/// [`crate::ledger::MAX_SCANNED`]).
+pub(super) fn open_reviews(daemon: &Daemon, tenant: &str) -> Result<usize, PageError> {
+    Ok(daemon
+        .ledger
+        .reviews(tenant, None, crate::ledger::MAX_SCANNED, |r| {
+            r.state == ReviewState::Open
+        })
+        .map_err(PageError::internal)?
+        .items
+        .len())
+}
+
 /// What the last bulk action did, in words.
 fn notice(f: &Filter) -> String {
     let mut parts = Vec::new();

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use askama::Template;
-use axum::extract::{FromRequestParts, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
@@ -57,9 +57,7 @@ pub(super) async fn submit(
 ) -> Result<Response, PageError> {
     let (mut parts, body) = request.into_parts();
     same_origin(&parts)?;
-    let addr = crate::web::client_addr(&parts.extensions);
-    let max = daemon.config.http.auth_failures_per_minute;
-    if let Some(wait) = addr.and_then(|a| daemon.auth_failures.blocked(a.ip(), max)) {
+    if let Some(wait) = crate::web::auth_blocked(&daemon, &parts.extensions) {
         return Err(PageError::Status(
             StatusCode::TOO_MANY_REQUESTS,
             format!(
@@ -85,13 +83,11 @@ pub(super) async fn submit(
                 SignInError::BadName => StatusCode::BAD_REQUEST,
                 SignInError::Suspended(_) => StatusCode::FORBIDDEN,
                 SignInError::BadToken => {
-                    if let Some(a) = addr {
-                        daemon.auth_failures.failed(a.ip());
-                    }
-                    daemon.metrics.auth_failure();
-                    tracing::warn!(
-                        client = %addr.map_or_else(|| "unknown".to_owned(), |a| a.ip().to_string()),
-                        "failed console sign-in: unknown token"
+                    crate::web::auth_failed(
+                        &daemon,
+                        &parts.extensions,
+                        parts.uri.path(),
+                        "unknown token at the console's sign-in",
                     );
                     StatusCode::UNAUTHORIZED
                 }
@@ -130,19 +126,4 @@ pub(super) async fn sign_out(
         cleared_cookie().parse().map_err(PageError::internal)?,
     );
     Ok(r)
-}
-
-impl axum::extract::OptionalFromRequestParts<Arc<Daemon>> for Signed {
-    type Rejection = PageError;
-
-    async fn from_request_parts(
-        parts: &mut axum::http::request::Parts,
-        daemon: &Arc<Daemon>,
-    ) -> Result<Option<Self>, PageError> {
-        match <Signed as FromRequestParts<Arc<Daemon>>>::from_request_parts(parts, daemon).await {
-            Ok(s) => Ok(Some(s)),
-            Err(PageError::SignIn) => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
 }

@@ -53,11 +53,13 @@ impl Default for PluginLogs {
 }
 
 impl PluginLogs {
-    /// Keep what `plugin` of `tenant` logged in one call.
-    pub fn keep(&self, tenant: &str, plugin: &str, logs: &[LogRecord], time_ms: i64) {
+    /// Keep what `plugin` of `tenant` logged in one call (nothing to do, the common
+    /// case, when it logged nothing).
+    pub fn keep(&self, tenant: &str, plugin: &str, logs: &[LogRecord]) {
         if logs.is_empty() {
             return;
         }
+        let time_ms = super::now_ms();
         let key = (tenant.to_owned(), plugin.to_owned());
         let mut ring: VecDeque<Line> = self
             .rings
@@ -107,8 +109,8 @@ mod tests {
     #[test]
     fn a_plugin_keeps_its_last_lines_each_cut_and_all_within_the_budget() {
         let logs = PluginLogs::default();
-        logs.keep("acme", "p", &records(70, 0), 1);
-        logs.keep("acme", "p", &records(70, 5_000), 2);
+        logs.keep("acme", "p", &records(70, 0));
+        logs.keep("acme", "p", &records(70, 5_000));
         let kept = logs.recent("acme", "p");
         assert_eq!(kept.len(), LINES);
         assert_eq!(kept[0].message, "000040", "the oldest 40 went");
@@ -120,7 +122,7 @@ mod tests {
         assert!(logs.recent("acme", "q").is_empty() && logs.recent("globex", "p").is_empty());
         // Many plugins' full rings stay within the budget.
         for i in 0..400 {
-            logs.keep("acme", &format!("p{i}"), &records(LINES, 2_000), 3);
+            logs.keep("acme", &format!("p{i}"), &records(LINES, 2_000));
         }
         assert!(logs.rings.weight() <= BYTES, "{}", logs.rings.weight());
         logs.forget("acme", "p");

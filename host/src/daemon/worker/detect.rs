@@ -171,9 +171,7 @@ impl Worker {
                 }
             };
             let id = instance.id().clone();
-            daemon
-                .plugin_logs
-                .keep(tenant, &id.plugin, &out.logs, now_ms());
+            daemon.plugin_logs.keep(tenant, &id.plugin, &out.logs);
             let lag = daemon
                 .inbox
                 .next_seq(tenant)
@@ -319,9 +317,7 @@ impl Worker {
             }
         };
         let id = instance.id().clone();
-        daemon
-            .plugin_logs
-            .keep(tenant, &id.plugin, &out.logs, now_ms());
+        daemon.plugin_logs.keep(tenant, &id.plugin, &out.logs);
         let lock = daemon.commit_lock();
         let mut commit = Commit::default();
         let mut size = daemon.state_bytes(tenant)?;

@@ -149,9 +149,7 @@ impl Worker {
                 match r.0.respond(&wit) {
                     Ok(out) => {
                         let plugin = r.0.id().plugin.clone();
-                        daemon
-                            .plugin_logs
-                            .keep(tenant, &plugin, &out.logs, now_ms());
+                        daemon.plugin_logs.keep(tenant, &plugin, &out.logs);
                         writes.push((&p.name, plugin, out.writes));
                     }
                     Err(fault) => {
