@@ -4,6 +4,7 @@
 //! per-field or per-line details where there are several.
 
 mod auth;
+pub mod cluster;
 mod dead_letters;
 mod events;
 mod plugins;
@@ -196,6 +197,12 @@ struct ApiDoc;
 /// through `routes!` from its handler's `#[utoipa::path]`, so none is served that the
 /// document does not describe (`tests/all/openapi.rs`).
 pub fn router(daemon: Arc<Daemon>) -> Router {
+    router_for(daemon, None)
+}
+
+/// [`router`] for a node of a cluster (`node`: its part in it), which forwards a
+/// tenant's requests to the node owning the tenant and publishes events to the stream.
+pub fn router_for(daemon: Arc<Daemon>, node: Option<cluster::Node>) -> Router {
     use utoipa::OpenApi as _;
     use utoipa_axum::router::OpenApiRouter;
     use utoipa_axum::routes;
@@ -211,6 +218,7 @@ pub fn router(daemon: Arc<Daemon>) -> Router {
         .routes(routes!(tenants::rotate))
         .routes(routes!(tenants::suspend))
         .routes(routes!(tenants::resume))
+        .routes(routes!(cluster::status))
         .routes(routes!(plugins::list, plugins::upload))
         .routes(routes!(plugins::show, plugins::delete))
         .routes(routes!(plugins::configure))
@@ -242,9 +250,19 @@ pub fn router(daemon: Arc<Daemon>) -> Router {
         tracing::error!("cannot write the OpenAPI document: {e}");
         "{}".to_owned()
     }));
-    crate::console::mount(router, &daemon)
+    let router = crate::console::mount(router, &daemon)
         .fallback(|| async { ApiError::not_found("no such route") })
-        .layer(axum::Extension(doc))
+        .layer(axum::Extension(doc));
+    let router = match node {
+        Some(node) => router
+            .layer(axum::middleware::from_fn_with_state(
+                daemon.clone(),
+                cluster::route,
+            ))
+            .layer(axum::Extension(node)),
+        None => router,
+    };
+    router
         .layer(axum::middleware::from_fn_with_state(
             daemon.clone(),
             server::body_deadline,
@@ -260,6 +278,16 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    // A cluster node joins before it serves: its tenants' records first.
+    let node = if daemon.config.cluster.enabled {
+        let addr = listener.local_addr()?;
+        let cluster = crate::cluster::Cluster::start(daemon.clone(), addr)
+            .await
+            .map_err(std::io::Error::other)?;
+        Some(cluster::Node::new(cluster))
+    } else {
+        None
+    };
     let pipeline = crate::daemon::worker::Pipeline::start(daemon.clone());
     let closing = daemon.clone();
     // Live streams never end by themselves: tell them to, so the drain can finish.
@@ -267,7 +295,7 @@ pub async fn serve(
         shutdown.await;
         let _ = closing.closing.send(true);
     };
-    let app = router(daemon.clone());
+    let app = router_for(daemon.clone(), node);
     let began = server::run(&daemon, app, listener, shutdown).await;
     // Let the pipeline finish its current batches before the final flush, within what
     // is left of the shutdown deadline; past it the daemon flushes and exits anyway

@@ -37,6 +37,9 @@ pub struct ServeConfig {
     pub geo: GeoConfig,
     /// The console (`/console`).
     pub console: ConsoleConfig,
+    /// Cluster mode: several nodes sharing tenants through NATS JetStream (off: this
+    /// node alone, with nothing but its data directory).
+    pub cluster: ClusterConfig,
     /// Pipeline worker threads (0: one per available core). Each detector is run by
     /// one worker at a time; a second worker joins a tenant only when no other tenant
     /// with work is waiting, so one tenant's slow plugin never holds up the others.
@@ -355,6 +358,41 @@ impl Default for ConsoleConfig {
     }
 }
 
+/// Cluster mode (docs/cluster.md): events accepted on any node go through a JetStream
+/// stream to the one node that owns their tenant's partition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// Run as a node of a cluster.
+    pub enabled: bool,
+    /// The NATS server (with JetStream) the nodes share.
+    pub nats_url: String,
+    /// This node's name, unique in the cluster (lowercase letters, digits, `-`).
+    pub node_id: String,
+    /// The HTTP address other nodes reach this one at (requests for tenants this node
+    /// owns are forwarded to it); empty: `http://` and the listening address.
+    pub advertise_url: String,
+    /// Tenant partitions: a tenant belongs to one, and each has one owner at a time.
+    /// Every node of a cluster must name the same number (the first node records it).
+    pub partitions: u32,
+    /// How long a node holds a partition without renewing its lease, in
+    /// milliseconds; a node that stops is replaced this long after its last renewal.
+    pub lease_ms: u64,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            enabled: false,
+            nats_url: "nats://127.0.0.1:4222".to_owned(),
+            node_id: String::new(),
+            advertise_url: String::new(),
+            partitions: 16,
+            lease_ms: 6_000,
+        }
+    }
+}
+
 /// Ingest limits.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -403,6 +441,7 @@ impl Default for ServeConfig {
             sources: SourcesConfig::default(),
             geo: GeoConfig::default(),
             console: ConsoleConfig::default(),
+            cluster: ClusterConfig::default(),
             pipeline_threads: 0,
             max_instances: 1024,
             state_cache_bytes: 64 << 20,
@@ -445,6 +484,15 @@ pub enum ConfigError {
     /// The admin token is too short to be safe.
     #[error("the admin token must be at least {MIN_ADMIN_TOKEN} characters")]
     WeakAdminToken,
+}
+
+/// Whether `id` can name a cluster node (it appears in NATS keys and subjects).
+pub fn valid_node_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
 impl ServeConfig {
@@ -680,6 +728,24 @@ impl ServeConfig {
             u64::from(self.console.max_sessions),
             1..=10_000,
         );
+        let c = &self.cluster;
+        check("cluster.partitions", u64::from(c.partitions), 1..=4_096);
+        check("cluster.lease_ms", c.lease_ms, 1_000..=600_000);
+        if c.enabled {
+            if !crate::config::valid_node_id(&c.node_id) {
+                errors.push(
+                    "`cluster.node_id` must be 1 to 64 lowercase letters, digits or `-`".to_owned(),
+                );
+            }
+            if !c.nats_url.starts_with("nats://") && !c.nats_url.starts_with("tls://") {
+                errors.push("`cluster.nats_url` must be a nats:// or tls:// URL".to_owned());
+            }
+            if !c.advertise_url.is_empty() && !c.advertise_url.starts_with("http://")
+                && !c.advertise_url.starts_with("https://")
+            {
+                errors.push("`cluster.advertise_url` must be an http(s) URL".to_owned());
+            }
+        }
         if metrics_token < MIN_ADMIN_TOKEN {
             errors.push(format!(
                 "`http.metrics_token` must be at least {MIN_ADMIN_TOKEN} characters"

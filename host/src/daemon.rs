@@ -13,6 +13,7 @@ mod folder;
 pub mod metrics;
 mod notify;
 pub mod outbound;
+pub mod partitions;
 pub mod plugin_logs;
 pub mod plugins;
 pub mod rate;
@@ -147,6 +148,8 @@ pub struct Daemon {
     pub activity: activity::Activity,
     /// Detectors with a dead letter to replay.
     pub(crate) replays: dead_letters::Replays,
+    /// Which tenants this node serves (all, unless it is a cluster node).
+    pub served: partitions::Served,
     /// The tenants' pull sources and when each is polled next.
     sources: sources::Sources,
     /// Held while a review is opened, approved or dismissed, or suppressions change.
@@ -235,6 +238,7 @@ impl Daemon {
             plugin_logs: plugin_logs::PluginLogs::default(),
             activity: activity::Activity::default(),
             replays: dead_letters::Replays::default(),
+            served: partitions::Served::default(),
             sources: sources::Sources::default(),
             reviews: Mutex::new(()),
             reopened: std::sync::atomic::AtomicU64::new(0),
@@ -281,6 +285,12 @@ impl Daemon {
     /// Have the state journal folded (in the background) if enough has gathered.
     pub(crate) fn fold_state_if_due(&self) {
         self.folder.poke();
+    }
+
+    /// Whether this node runs `tenant`'s pipeline and pull sources (a cluster node:
+    /// only while it owns the tenant's partition).
+    pub fn serves(&self, tenant: &str) -> bool {
+        self.served.serves(tenant)
     }
 
     /// Count `n` events accepted for `tenant` (its metrics, and the console's activity).

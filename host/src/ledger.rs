@@ -26,6 +26,8 @@ mod sessions;
 mod sources;
 mod triage;
 
+pub use meta::SharedRecord;
+
 use std::path::Path;
 
 pub use actions::ActionKey;

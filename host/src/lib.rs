@@ -37,6 +37,7 @@ pub mod api;
 pub mod bench;
 pub mod bindings;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod console;
 pub mod daemon;

@@ -19,15 +19,15 @@ use aer_host::loopback::audit_log::{AuditLog, entry};
 use aer_tests::{ADMIN, MockSlack, Served, TestDaemon, http, inbox_events, plugins};
 use serde_json::Value;
 
-const JSON: Option<&str> = Some("application/json");
-const NDJSON: Option<&str> = Some("application/x-ndjson");
-const EVENTS: usize = 100_000;
+pub(crate) const JSON: Option<&str> = Some("application/json");
+pub(crate) const NDJSON: Option<&str> = Some("application/x-ndjson");
+pub(crate) const EVENTS: usize = 100_000;
 const CHUNK: usize = 2_000;
-const ATTACKERS: usize = 40;
+pub(crate) const ATTACKERS: usize = 40;
 
 /// 100,000 generic events: 1,000 users downloading and logging in over two days, and 40
 /// of them downloading 60 files in four minutes once.
-fn events() -> Vec<String> {
+pub(crate) fn events() -> Vec<String> {
     let start: i64 = 1_767_603_600_000;
     let mut out = Vec::with_capacity(EVENTS);
     let mut x: u64 = 0x2545_f491_4f6c_dd1d;
@@ -70,7 +70,7 @@ fn events() -> Vec<String> {
         .collect()
 }
 
-fn chunks(lines: &[String]) -> Vec<Vec<u8>> {
+pub(crate) fn chunks(lines: &[String]) -> Vec<Vec<u8>> {
     lines
         .chunks(CHUNK)
         .map(|c| c.concat().into_bytes())
@@ -79,7 +79,7 @@ fn chunks(lines: &[String]) -> Vec<Vec<u8>> {
 
 /// Send one chunk as a client would: a 429 (the events-per-second limit) is waited out
 /// and sent again.
-fn send(base: &str, token: &str, body: &[u8]) -> Result<(u16, Value), String> {
+pub(crate) fn send(base: &str, token: &str, body: &[u8]) -> Result<(u16, Value), String> {
     loop {
         match http(
             base,
@@ -95,7 +95,7 @@ fn send(base: &str, token: &str, body: &[u8]) -> Result<(u16, Value), String> {
     }
 }
 
-fn policy(slack: &MockSlack) -> Vec<u8> {
+pub(crate) fn policy(slack: &MockSlack) -> Vec<u8> {
     serde_json::json!({
         "mode": "enforce",
         "max_responses_per_hour": 1000,
@@ -106,7 +106,7 @@ fn policy(slack: &MockSlack) -> Vec<u8> {
 }
 
 /// Create tenant `acme`; its token.
-fn create_tenant(base: &str) -> String {
+pub(crate) fn create_tenant(base: &str) -> String {
     let (s, t) = http(
         base,
         "POST",
@@ -121,7 +121,7 @@ fn create_tenant(base: &str) -> String {
 }
 
 /// Create the tenant, install the detector and responder, set the policy.
-fn setup(base: &str, slack: &MockSlack) -> String {
+pub(crate) fn setup(base: &str, slack: &MockSlack) -> String {
     let token = create_tenant(base);
     for path in [plugins::EXCESSIVE_DOWNLOADS, plugins::SLACK_SESSION_RESET] {
         let (s, rec) = http(
@@ -158,9 +158,9 @@ fn setup(base: &str, slack: &MockSlack) -> String {
     token
 }
 
-struct Proc {
+pub(crate) struct Proc {
     child: Child,
-    base: String,
+    pub(crate) base: String,
 }
 
 impl Drop for Proc {
@@ -176,7 +176,7 @@ fn spawn(dir: &std::path::Path) -> Proc {
 }
 
 /// A daemon process on `dir` with `config` (its outbound rules replaced).
-fn spawn_with(dir: &std::path::Path, config: ServeConfig) -> Proc {
+pub(crate) fn spawn_with(dir: &std::path::Path, config: ServeConfig) -> Proc {
     // Its effects go to the mock Slack API on loopback.
     let path = dir.with_extension("toml");
     let config = ServeConfig {
@@ -227,13 +227,22 @@ fn spawn_with(dir: &std::path::Path, config: ServeConfig) -> Proc {
     Proc { child, base }
 }
 
-fn kill9(mut p: Proc) {
+/// Stop a daemon process gracefully (SIGTERM) and wait for it.
+pub(crate) fn terminate(mut p: Proc) {
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(p.child.id().to_string())
+        .status();
+    p.child.wait().expect("reaped");
+}
+
+pub(crate) fn kill9(mut p: Proc) {
     p.child.kill().expect("SIGKILL");
     p.child.wait().expect("reaped");
 }
 
 /// Wait until the detector has no lag and every decision's responses are done.
-fn wait_done(base: &str, token: &str) -> (Vec<Value>, Vec<Value>) {
+pub(crate) fn wait_done(base: &str, token: &str) -> (Vec<Value>, Vec<Value>) {
     let start = Instant::now();
     loop {
         let (_, rec) = http(
@@ -280,7 +289,7 @@ fn wait_done(base: &str, token: &str) -> (Vec<Value>, Vec<Value>) {
     }
 }
 
-fn all(base: &str, token: &str, path: &str) -> Vec<Value> {
+pub(crate) fn all(base: &str, token: &str, path: &str) -> Vec<Value> {
     let mut out = Vec::new();
     let mut after: Option<u64> = None;
     loop {
@@ -307,7 +316,7 @@ fn all(base: &str, token: &str, path: &str) -> Vec<Value> {
 /// Plugin state as the daemon left it after a graceful stop (which folds the state
 /// journal into the keys).
 /// The detector's state as the daemon left it in its database.
-fn plugin_state(dir: &std::path::Path) -> BTreeMap<String, Vec<u8>> {
+pub(crate) fn plugin_state(dir: &std::path::Path) -> BTreeMap<String, Vec<u8>> {
     use aer_host::store::{Scope, StateStore};
     let ledger = aer_tests::retry_locked(|| aer_host::ledger::Ledger::open(dir));
     let store = ledger.state_store(1 << 20).unwrap();
@@ -320,7 +329,7 @@ fn plugin_state(dir: &std::path::Path) -> BTreeMap<String, Vec<u8>> {
         .collect()
 }
 
-fn summary_f(findings: &[Value]) -> Vec<(String, String, String)> {
+pub(crate) fn summary_f(findings: &[Value]) -> Vec<(String, String, String)> {
     findings
         .iter()
         .map(|f| {
@@ -333,7 +342,7 @@ fn summary_f(findings: &[Value]) -> Vec<(String, String, String)> {
         .collect()
 }
 
-fn summary_d(decisions: &[Value]) -> Vec<(String, String, String)> {
+pub(crate) fn summary_d(decisions: &[Value]) -> Vec<(String, String, String)> {
     decisions
         .iter()
         .map(|d| {
@@ -419,11 +428,7 @@ fn kill_9_during_ingest_loses_nothing_and_repeats_nothing() {
         "every acknowledged event, each once: {rec}"
     );
     // Graceful stop, then read its files.
-    let _ = Command::new("kill")
-        .arg("-TERM")
-        .arg(p.child.id().to_string())
-        .status();
-    p.child.wait().unwrap();
+    terminate(p);
 
     assert_eq!(summary_f(&findings), summary_f(&clean_findings));
     assert_eq!(summary_d(&decisions), summary_d(&clean_decisions));

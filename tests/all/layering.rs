@@ -18,6 +18,7 @@ const LAYERS: &[&[&str]] = &[
     &["sources"],
     &["ledger", "replay", "runner"],
     &["daemon"],
+    &["cluster"],
     &["web"],
     &["console"],
     &["api"],

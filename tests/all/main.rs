@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
 mod client;
+mod cluster;
 mod code_cache;
 mod console;
 mod console_browser;

@@ -740,3 +740,78 @@ pub fn error_fields(answer: &serde_json::Value) -> Vec<String> {
         .map(|e| e["field"].as_str().unwrap_or_default().to_owned())
         .collect()
 }
+
+/// A real `nats-server` with JetStream on a loopback port, its store in a directory of
+/// its own: the binary `AER_NATS_SERVER` names, else `nats-server` on the `PATH`
+/// (`./test.sh` and `.ci/run` install the pinned release).
+pub struct NatsServer {
+    /// `nats://127.0.0.1:PORT`.
+    pub url: String,
+    port: u16,
+    store: tempfile::TempDir,
+    child: Option<std::process::Child>,
+}
+
+impl NatsServer {
+    /// Start one and wait until it takes connections.
+    pub fn start() -> NatsServer {
+        let store = tempfile::tempdir().expect("store dir");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let mut server = NatsServer {
+            url: format!("nats://127.0.0.1:{port}"),
+            port,
+            store,
+            child: None,
+        };
+        server.run();
+        server
+    }
+
+    fn binary() -> String {
+        std::env::var("AER_NATS_SERVER").unwrap_or_else(|_| "nats-server".to_owned())
+    }
+
+    fn run(&mut self) {
+        let child = std::process::Command::new(Self::binary())
+            .args(["--jetstream", "--addr", "127.0.0.1", "--port"])
+            .arg(self.port.to_string())
+            .arg("--store_dir")
+            .arg(self.store.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot start {} ({e}): install nats-server (./test.sh does) or set AER_NATS_SERVER",
+                    Self::binary()
+                )
+            });
+        self.child = Some(child);
+        eventually("nats-server to take connections", || {
+            std::net::TcpStream::connect(("127.0.0.1", self.port)).ok()
+        });
+    }
+
+    /// Stop it (SIGKILL: nothing it has acknowledged may be lost) and start it again on
+    /// the same port and store.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.run();
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

@@ -5,15 +5,17 @@
 use std::io::Read;
 use std::sync::Arc;
 
-use axum::Json;
+use axum::{Extension, Json};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use serde_json::{Value, json};
 
+use super::cluster::Node;
 use super::{ApiError, Tenant};
 use crate::daemon::Daemon;
-use crate::ledger::inbox::InboxError;
+use crate::ingest::Encoded;
+use crate::ledger::inbox::{InboxError, Ingested};
 
 const CONTENT_TYPES: [&str; 4] = [
     "application/json",
@@ -51,9 +53,11 @@ fn decompress(body: &[u8], limit: usize) -> Result<Vec<u8>, ApiError> {
 pub(super) async fn ingest(
     Tenant(t): Tenant,
     State(daemon): State<Arc<Daemon>>,
+    node: Option<Extension<Node>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
+    let tenant = t.clone();
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -79,10 +83,32 @@ pub(super) async fn ingest(
     // Decoding, parsing and storing block: they run on a blocking thread, so a large
     // request never holds up the runtime's threads (and other tenants' requests).
     let store = daemon.clone();
-    let (ingested, errors) =
-        tokio::task::spawn_blocking(move || parse_and_store(&store, &t, gzip, &body))
+    if let Some(Extension(node)) = node {
+        // A cluster node: the events go to the stream, and the answer waits for it.
+        let (events, errors) = tokio::task::spawn_blocking(move || parse(&store, &t, gzip, &body))
             .await
             .map_err(ApiError::internal)??;
+        let published = node
+            .cluster
+            .publish(&tenant, &events)
+            .await
+            .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("{e}; retry")))?;
+        return Ok(Json(json!({
+            "accepted": published.accepted,
+            "duplicates": published.duplicates,
+            "first_seq": null,
+            "last_seq": null,
+            "stream": {"first_seq": published.first_stream_seq, "last_seq": published.last_stream_seq},
+            "rejected": errors.as_array().map_or(0, Vec::len),
+            "errors": errors,
+        })));
+    }
+    let (ingested, errors) = tokio::task::spawn_blocking(move || {
+        let (events, errors) = parse(&store, &t, gzip, &body)?;
+        Ok::<_, ApiError>((store_events(&store, &t, &events)?, errors))
+    })
+    .await
+    .map_err(ApiError::internal)??;
     if ingested.accepted > 0 {
         daemon.inbox.durable().await.map_err(ApiError::internal)?;
     }
@@ -97,14 +123,14 @@ pub(super) async fn ingest(
     })))
 }
 
-/// Decode and parse a request body and store its events (not yet durable): what was
-/// stored and the rejected lines.
-fn parse_and_store(
+/// Decode and parse a request body within the request and rate bounds: its events in
+/// event-time order, and the rejected lines.
+fn parse(
     daemon: &Daemon,
     t: &str,
     gzip: bool,
     body: &Bytes,
-) -> Result<(crate::ledger::inbox::Ingested, Value), ApiError> {
+) -> Result<(Vec<Encoded>, Value), ApiError> {
     let limit = daemon.config.http.max_body_bytes;
     let inflated;
     let bytes: &[u8] = if gzip {
@@ -137,12 +163,17 @@ fn parse_and_store(
             format!("rate limit of {per_second} events per second; retry in {wait:.1} s"),
         ));
     }
+    Ok((parsed.events, errors))
+}
+
+/// Store a request's events in the inbox (not yet durable).
+fn store_events(daemon: &Daemon, t: &str, events: &[Encoded]) -> Result<Ingested, ApiError> {
     let bound = daemon.config.ingest.max_inbox_events;
     let processed = daemon.processed_seq(t).map_err(ApiError::internal)?;
-    match daemon.inbox.store(t, &parsed.events, processed, bound) {
+    match daemon.inbox.store(t, events, processed, bound) {
         Ok(r) => {
             daemon.accepted(t, r.accepted);
-            Ok((r, errors))
+            Ok(r)
         }
         Err(e @ InboxError::Full { .. }) => Err(ApiError::new(StatusCode::TOO_MANY_REQUESTS, e)),
         Err(e) => Err(ApiError::internal(e)),

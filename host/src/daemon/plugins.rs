@@ -169,6 +169,12 @@ impl RecordCache {
 }
 
 impl Daemon {
+    /// Plugin records were replaced from outside this module (a cluster node taking
+    /// another node's): what was read of them before is stale.
+    pub(crate) fn plugin_records_changed(&self) {
+        self.plugin_records.changed();
+    }
+
     /// Plugin records written since start: unchanged, a list of records read before is
     /// still every tenant's current one.
     pub(crate) fn plugin_generation(&self) -> u64 {
@@ -356,7 +362,7 @@ impl Daemon {
 
     /// Store an artifact under its hash (once; under a temporary name first, so a crash
     /// leaves no half artifact).
-    fn write_artifact(&self, sha: &str, bytes: &[u8]) -> Result<(), DaemonError> {
+    pub(crate) fn write_artifact(&self, sha: &str, bytes: &[u8]) -> Result<(), DaemonError> {
         let file = format!("{sha}.wasm");
         if self.artifacts.exists(&file) {
             return Ok(());

@@ -430,6 +430,11 @@ fn poll(
 ) -> Result<Outcome, DaemonError> {
     let gap = Duration::from_secs(60) / config.calls_per_minute.max(1);
     let interval = Duration::from_secs(u64::from(config.interval_seconds));
+    // In a cluster, only the node owning the tenant's partition reads its source (the
+    // source's mark moves with the partition).
+    if !daemon.serves(tenant) {
+        return Ok(Outcome::state("elsewhere", interval.min(SUSPENDED_CHECK)));
+    }
     // A suspended tenant's source makes no call with its token until it is resumed.
     if daemon.tenant(tenant)?.is_none_or(|t| t.suspended) {
         return Ok(Outcome::state("suspended", interval.min(SUSPENDED_CHECK)));

@@ -203,6 +203,72 @@ impl Daemon {
         Ok(())
     }
 
+    /// `tenant`'s records a cluster shares
+    /// ([`crate::ledger::Ledger::shared_tenant_records`]), and the SHA-256 of every
+    /// plugin component they name.
+    pub fn shared_records(
+        &self,
+        tenant: &str,
+    ) -> Result<(Vec<crate::ledger::SharedRecord>, Vec<String>), DaemonError> {
+        let records = self.ledger.shared_tenant_records(tenant)?;
+        let plugins = self.plugins(tenant).map_err(DaemonError::from)?;
+        let mut hashes: Vec<String> = plugins
+            .iter()
+            .flat_map(|p| p.versions.iter().map(|v| v.sha256.clone()))
+            .collect();
+        hashes.sort();
+        hashes.dedup();
+        Ok((records, hashes))
+    }
+
+    /// Take `tenant`'s shared records as the node that changed them read them (the
+    /// components they name stored first, [`Daemon::store_artifact`]). Empty records:
+    /// the tenant was deleted, and whatever this node still kept of it goes too.
+    pub fn replace_shared_records(
+        &self,
+        tenant: &str,
+        records: &[crate::ledger::SharedRecord],
+    ) -> Result<(), DaemonError> {
+        if records.is_empty() && self.tenant(tenant)?.is_some() {
+            self.ledger.remove_tenant_records(tenant)?;
+            self.inbox.forget(tenant);
+            self.activity.forget(tenant);
+            self.fault_memory().retain(|(t, _), _| t != tenant);
+        }
+        self.ledger.replace_shared_tenant_records(tenant, records)?;
+        self.plugin_records_changed();
+        Ok(())
+    }
+
+    /// Whether this node has component `sha256` stored.
+    pub fn has_artifact(&self, sha256: &str) -> bool {
+        self.artifacts.exists(format!("{sha256}.wasm"))
+    }
+
+    /// A stored component's bytes.
+    pub fn artifact_bytes(&self, sha256: &str) -> Result<Vec<u8>, DaemonError> {
+        let file = format!("{sha256}.wasm");
+        self.artifacts
+            .read(&file)
+            .map_err(|source| DaemonError::Artifact { file, source })
+    }
+
+    /// Store a component another node has, after checking that its bytes hash to
+    /// `sha256` (the name it is stored and looked up by).
+    pub fn store_artifact(&self, sha256: &str, bytes: &[u8]) -> Result<(), DaemonError> {
+        let actual = hex::encode(Sha256::digest(bytes));
+        if actual != sha256 {
+            return Err(DaemonError::Artifact {
+                file: format!("{sha256}.wasm"),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("the bytes hash to {actual}"),
+                ),
+            });
+        }
+        self.write_artifact(sha256, bytes)
+    }
+
     /// Whether `token` is the operator's admin token (constant time).
     pub fn is_admin(&self, token: &str) -> bool {
         bool::from(token.as_bytes().ct_eq(self.admin_token.as_bytes()))

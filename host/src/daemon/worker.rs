@@ -190,7 +190,7 @@ impl Worker {
                         if stop.load(Ordering::Relaxed) {
                             return;
                         }
-                        if t.suspended {
+                        if t.suspended || !self.daemon.serves(&t.name) {
                             continue;
                         }
                         let daemon = self.daemon.clone();

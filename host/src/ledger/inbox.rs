@@ -58,7 +58,7 @@ pub enum InboxError {
 }
 
 /// Byte ranges of the events in a chunk, or `None` if it does not parse.
-fn chunk_entries(chunk: &[u8]) -> Option<Vec<std::ops::Range<usize>>> {
+pub fn chunk_entries(chunk: &[u8]) -> Option<Vec<std::ops::Range<usize>>> {
     let n = u32::from_le_bytes(chunk.get(..4)?.try_into().ok()?) as usize;
     let mut at = 4;
     let mut out = Vec::with_capacity(n.min(chunk.len() / 4));
@@ -391,6 +391,32 @@ impl Inbox {
         let value = serde_json::to_vec(mark)?;
         let key = keys::key(kind::SOURCE_MARK, &[tenant.as_bytes(), source.as_bytes()]);
         self.store_with(tenant, events, processed, bound, Some((key, value)))
+    }
+
+    /// [`Inbox::store`] for a cluster node letting in one message of partition
+    /// `partition`'s event stream: the message's stream sequence is written with the
+    /// events, in the same atomic batch, so a message is let in once however often it
+    /// is delivered ([`Inbox::stream_cursor`]).
+    pub fn store_from_stream(
+        &self,
+        tenant: &str,
+        events: &[impl Storable],
+        (processed, bound): (u64, u64),
+        (partition, stream_seq): (u32, u64),
+    ) -> Result<Ingested, InboxError> {
+        let value = stream_seq.to_be_bytes().to_vec();
+        let key = keys::stream_cursor(partition);
+        self.store_with(tenant, events, processed, bound, Some((key, value)))
+    }
+
+    /// The stream sequence of the last message of `partition` let into the inbox (0:
+    /// none yet).
+    pub fn stream_cursor(&self, partition: u32) -> Result<u64, InboxError> {
+        Ok(self
+            .tree
+            .get(keys::stream_cursor(partition))?
+            .and_then(|v| Some(u64::from_be_bytes(v.as_ref().try_into().ok()?)))
+            .unwrap_or(0))
     }
 
     fn store_with(

@@ -15,7 +15,8 @@
 //! dead letter; `w`+tenant+source → how far a pull source was read; `v`+tenant+decision
 //! seq → review; `u`+tenant → suppressions; `y`+tenant+(`f`|`d`)+seq → triage;
 //! `N`+tenant+route+subject+rule → when a route last sent about them; `G`+tenant+route+
-//! decision seq → a line waiting for the route's digest.
+//! decision seq → a line waiting for the route's digest; `z`+partition → the stream
+//! sequence a cluster node has let into the inbox.
 
 /// Where the daemon keeps plugin state in the `pipeline` tree.
 pub const STATE_LAYOUT: crate::store::StateLayout<'static> = crate::store::StateLayout {
@@ -104,6 +105,10 @@ pub mod kind {
     /// A console sign-in session, by who signed in and the hash of its secret (in
     /// `meta`).
     pub const CONSOLE_SESSION: u8 = b'C';
+    /// A cluster node's place in a partition's event stream: the stream sequence of
+    /// the last message let into the inbox, by partition (in `pipeline`; written with
+    /// the events).
+    pub const STREAM_CURSOR: u8 = b'z';
 }
 
 /// Pipeline records kept per tenant, each under `kind`+tenant: deleted with the tenant.
@@ -176,6 +181,11 @@ pub fn queued(key: &[u8], tenant: &str) -> Option<(u64, u64)> {
     let at = 1 + 4 + tenant.len();
     let position = u64::from_be_bytes(key.get(at..at + 8)?.try_into().ok()?);
     Some((position, seq_of(key)?))
+}
+
+/// A cluster partition's stream cursor ([`kind::STREAM_CURSOR`]).
+pub fn stream_cursor(partition: u32) -> Vec<u8> {
+    key(kind::STREAM_CURSOR, &[&partition.to_be_bytes()])
 }
 
 /// The decision engine's cursor over a tenant's inbox.

@@ -185,3 +185,66 @@ impl Ledger {
         Ok(())
     }
 }
+
+/// Kinds of `meta` record kept under `kind`+tenant that a cluster shares (the token
+/// index, keyed by hash, is shared too: see [`Ledger::shared_tenant_records`]).
+const SHARED_KINDS: [u8; 4] = [kind::TENANT, kind::PLUGIN, kind::POLICY, kind::SOURCE];
+
+/// One `meta` record as a cluster shares it: key and value.
+pub type SharedRecord = (Vec<u8>, Vec<u8>);
+
+impl Ledger {
+    /// Every `meta` record of `tenant` a cluster shares: its record, its token hashes,
+    /// its plugin records, policy and pull sources (not its console sessions).
+    pub fn shared_tenant_records(&self, tenant: &str) -> Result<Vec<SharedRecord>, LedgerError> {
+        let mut out = Vec::new();
+        for k in SHARED_KINDS {
+            for r in self.meta.scan_prefix(keys::key(k, &[tenant.as_bytes()])) {
+                let (key, value) = r?;
+                out.push((key.to_vec(), value.to_vec()));
+            }
+        }
+        for r in self.meta.scan_prefix([kind::TOKEN]) {
+            let (key, value) = r?;
+            if value.as_ref() == tenant.as_bytes() {
+                out.push((key.to_vec(), value.to_vec()));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Replace `tenant`'s shared records with `records` (as another node read them
+    /// with [`Ledger::shared_tenant_records`]) in one atomic batch, durable on return;
+    /// empty `records` remove the tenant's. A record that is not `tenant`'s is refused,
+    /// and nothing is written.
+    pub fn replace_shared_tenant_records(
+        &self,
+        tenant: &str,
+        records: &[SharedRecord],
+    ) -> Result<(), LedgerError> {
+        for (key, value) in records {
+            let kind = key.first().copied();
+            let belongs = match kind {
+                Some(kind::TOKEN) => value.as_slice() == tenant.as_bytes(),
+                Some(k) if SHARED_KINDS.contains(&k) => {
+                    keys::tenant_of(key).as_deref() == Some(tenant)
+                }
+                _ => false,
+            };
+            if !belongs {
+                return Err(LedgerError::MalformedKey {
+                    what: "shared tenant",
+                });
+            }
+        }
+        let mut batch = sled::Batch::default();
+        for (key, _) in self.shared_tenant_records(tenant)? {
+            batch.remove(key);
+        }
+        for (key, value) in records {
+            batch.insert(key.as_slice(), value.as_slice());
+        }
+        self.meta.apply_batch(batch)?;
+        self.flush()
+    }
+}

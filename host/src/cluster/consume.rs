@@ -1,0 +1,112 @@
+//! The owner of a partition lets its messages into the local inbox: an ordered
+//! consumer over the partition's subjects from the message after the inbox's stream
+//! cursor, each message stored with its stream sequence in one atomic batch (so a
+//! message delivered again, after a restart or a reconnection, is let in once). A
+//! tenant whose inbox is full holds the partition's consumer until its pipeline has
+//! caught up: the stream keeps the rest.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::{DeliverPolicy, pull::OrderedConfig};
+use futures_util::StreamExt as _;
+
+use super::{Cluster, ClusterError, boxed, names, publish};
+use crate::ledger::inbox::InboxError;
+
+/// How long a full inbox is waited on before trying again.
+const FULL_WAIT: Duration = Duration::from_millis(100);
+
+/// Let `partition`'s messages in until the task is aborted (the lease is lost).
+pub(super) async fn run(cluster: Arc<Cluster>, partition: u32) {
+    loop {
+        if let Err(e) = follow(&cluster, partition).await {
+            tracing::warn!(node = %cluster.node, partition, "reading the partition's events: {e}");
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+async fn follow(cluster: &Arc<Cluster>, partition: u32) -> Result<(), ClusterError> {
+    let daemon = cluster.daemon.clone();
+    let from = tokio::task::spawn_blocking(move || daemon.inbox.stream_cursor(partition))
+        .await?
+        .map_err(crate::daemon::DaemonError::from)?;
+    let consumer = cluster
+        .events
+        .create_consumer(OrderedConfig {
+            filter_subject: names::partition_subjects(partition),
+            deliver_policy: DeliverPolicy::ByStartSequence {
+                start_sequence: from + 1,
+            },
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| ClusterError::js("cannot read the partition's events")(boxed(e)))?;
+    let mut messages = consumer
+        .messages()
+        .await
+        .map_err(|e| ClusterError::js("cannot read the partition's events")(boxed(e)))?;
+    while let Some(message) = messages.next().await {
+        let message =
+            message.map_err(|e| ClusterError::js("cannot read the partition's events")(boxed(e)))?;
+        let seq = message
+            .info()
+            .map_err(|e| ClusterError::js("a message without its stream sequence")(e))?
+            .stream_sequence;
+        if seq <= from {
+            continue;
+        }
+        let subject = message.subject.to_string();
+        let payload = message.payload.clone();
+        let daemon = cluster.daemon.clone();
+        let node = cluster.node.clone();
+        tokio::task::spawn_blocking(move || {
+            let_in(&daemon, &node, (partition, seq), &subject, &payload)
+        })
+        .await??;
+        cluster.daemon.wake.notify();
+    }
+    Ok(())
+}
+
+/// Store one message's events (or, for one this host cannot read, only its sequence,
+/// so it is passed over once and said why), waiting while the tenant's inbox is full.
+fn let_in(
+    daemon: &crate::daemon::Daemon,
+    node: &str,
+    (partition, seq): (u32, u64),
+    subject: &str,
+    payload: &[u8],
+) -> Result<(), ClusterError> {
+    let tenant = names::tenant_of_subject(subject, partition);
+    let events = publish::decode(payload);
+    let (tenant, events) = match (tenant, events) {
+        (Some(t), Some(e)) => (t, e),
+        _ => {
+            tracing::error!(%node, partition, seq, %subject, "a message in the events stream this host did not write: passed over");
+            ("", Vec::new())
+        }
+    };
+    let bound = daemon.config.ingest.max_inbox_events;
+    loop {
+        let processed = if tenant.is_empty() {
+            0
+        } else {
+            daemon.processed_seq(tenant)?
+        };
+        match daemon
+            .inbox
+            .store_from_stream(tenant, &events, (processed, bound), (partition, seq))
+        {
+            Ok(stored) => {
+                if stored.accepted > 0 {
+                    daemon.accepted(tenant, stored.accepted);
+                }
+                return Ok(());
+            }
+            Err(InboxError::Full { .. }) => std::thread::sleep(FULL_WAIT),
+            Err(e) => return Err(crate::daemon::DaemonError::from(e).into()),
+        }
+    }
+}

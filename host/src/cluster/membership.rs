@@ -1,0 +1,219 @@
+//! Nodes and partition leases. Every third of a lease each node renews its entry in
+//! `aer-nodes`, reads who is alive and who owns what, renews the leases it holds
+//! (compare-and-set on the lease's revision: a lease another node took is lost, never
+//! overwritten), and takes free partitions it is the preferred owner of (rendezvous
+//! hashing over the live nodes, so each node prefers about an equal share and a node
+//! joining or leaving moves only its own share). A partition left free for a whole lease
+//! is taken by any node. A node that cannot renew a lease within two thirds of it stops
+//! serving that partition before the lease can expire and pass to another node.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_nats::jetstream::kv::Operation;
+use futures_util::TryStreamExt as _;
+use sha2::{Digest as _, Sha256};
+
+use super::{Cluster, ClusterError, Owner, boxed, consume, names};
+
+/// A partition this node owns.
+pub(super) struct Held {
+    /// The lease's revision (the next renewal's expected revision).
+    revision: u64,
+    /// When the lease was last renewed.
+    renewed: Instant,
+    /// The task letting the partition's messages into the inbox.
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The preferred owner of `partition` among `nodes`: the node with the highest hash of
+/// (node, partition).
+pub(super) fn preferred(partition: u32, nodes: &[String]) -> Option<&str> {
+    nodes
+        .iter()
+        .max_by_key(|n| {
+            let mut h = Sha256::new();
+            h.update(n.as_bytes());
+            h.update(partition.to_be_bytes());
+            let d = h.finalize();
+            u64::from_be_bytes(d[..8].try_into().unwrap_or_default())
+        })
+        .map(String::as_str)
+}
+
+/// Keep this node's membership and leases until the process ends.
+pub(super) async fn run(cluster: Arc<Cluster>) {
+    let tick = cluster.lease / 3;
+    let mut free_since: HashMap<u32, Instant> = HashMap::new();
+    loop {
+        if let Err(e) = turn(&cluster, &mut free_since).await {
+            tracing::warn!(node = %cluster.node, "cluster membership: {e}");
+        }
+        cluster.drop_stale_leases();
+        tokio::time::sleep(tick).await;
+    }
+}
+
+/// One turn: announce this node, read the nodes and leases, renew and take.
+async fn turn(cluster: &Arc<Cluster>, free_since: &mut HashMap<u32, Instant>) -> Result<(), ClusterError> {
+    let me = Owner {
+        node: cluster.node.clone(),
+        url: cluster.url.clone(),
+    };
+    let value: bytes::Bytes = serde_json::to_vec(&me).unwrap_or_default().into();
+    cluster
+        .nodes
+        .put(&cluster.node, value.clone())
+        .await
+        .map_err(|e| ClusterError::js("cannot announce this node")(boxed(e)))?;
+    let mut live: Vec<String> = cluster
+        .nodes
+        .keys()
+        .await
+        .map_err(|e| ClusterError::js("cannot list the nodes")(boxed(e)))?
+        .try_collect()
+        .await
+        .map_err(|e| ClusterError::js("cannot list the nodes")(boxed(e)))?;
+    live.sort();
+    let mut owners = BTreeMap::new();
+    for p in 0..cluster.partitions {
+        let key = names::lease_key(p);
+        let entry = cluster
+            .leases
+            .entry(key.as_str())
+            .await
+            .map_err(|e| ClusterError::js("cannot read a lease")(boxed(e)))?;
+        let owner = entry
+            .filter(|e| e.operation == Operation::Put)
+            .and_then(|e| serde_json::from_slice::<Owner>(&e.value).ok());
+        let held = cluster.held_revision(p);
+        if let Some(revision) = held {
+            match cluster.leases.update(key.as_str(), value.clone(), revision).await {
+                Ok(next) => cluster.renewed(p, next),
+                Err(e) => {
+                    tracing::warn!(node = %cluster.node, partition = p, "lost the lease: {e}");
+                    cluster.release_local(p);
+                }
+            }
+        } else if owner.is_none() {
+            let since = *free_since.entry(p).or_insert_with(Instant::now);
+            let mine = preferred(p, &live) == Some(cluster.node.as_str());
+            if (mine || since.elapsed() >= cluster.lease)
+                && let Ok(revision) = cluster.leases.create(key.as_str(), value.clone()).await
+            {
+                cluster.take(p, revision);
+            }
+        }
+        match &owner {
+            Some(_) => {
+                free_since.remove(&p);
+            }
+            None if cluster.held_revision(p).is_some() => {
+                free_since.remove(&p);
+            }
+            None => {}
+        }
+        let now_owner = if cluster.held_revision(p).is_some() {
+            Some(me.clone())
+        } else {
+            owner.filter(|o| o.node != cluster.node)
+        };
+        if let Some(o) = now_owner {
+            owners.insert(p, o);
+        }
+    }
+    *cluster.owners.write().unwrap_or_else(|e| e.into_inner()) = owners;
+    Ok(())
+}
+
+impl Cluster {
+    fn held_revision(&self, partition: u32) -> Option<u64> {
+        self.owned
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&partition)
+            .map(|h| h.revision)
+    }
+
+    fn renewed(&self, partition: u32, revision: u64) {
+        if let Some(h) = self
+            .owned
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_mut(&partition)
+        {
+            h.revision = revision;
+            h.renewed = Instant::now();
+        }
+    }
+
+    /// Own `partition` from now on (its lease just taken at `revision`).
+    fn take(self: &Arc<Self>, partition: u32, revision: u64) {
+        tracing::info!(node = %self.node, partition, "took the partition");
+        let task = tokio::spawn(consume::run(self.clone(), partition));
+        let mut owned = self.owned.lock().unwrap_or_else(|e| e.into_inner());
+        owned.insert(
+            partition,
+            Held {
+                revision,
+                renewed: Instant::now(),
+                task,
+            },
+        );
+        self.daemon.served.set(owned.keys().copied());
+    }
+
+    /// Stop serving `partition` here (its lease is lost or about to be).
+    fn release_local(&self, partition: u32) {
+        let mut owned = self.owned.lock().unwrap_or_else(|e| e.into_inner());
+        if owned.remove(&partition).is_some() {
+            tracing::warn!(node = %self.node, partition, "stopped serving the partition");
+        }
+        self.daemon.served.set(owned.keys().copied());
+    }
+
+    /// Stop serving every partition whose lease was not renewed within two thirds of a
+    /// lease (NATS unreachable, say): another node may take it once it expires.
+    fn drop_stale_leases(&self) {
+        let limit = self.lease * 2 / 3;
+        let stale: Vec<u32> = self
+            .owned
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|(_, h)| h.renewed.elapsed() > limit)
+            .map(|(p, _)| *p)
+            .collect();
+        for p in stale {
+            self.release_local(p);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_node_prefers_a_share_and_a_leaving_node_moves_only_its_own() {
+        let three: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
+        let two: Vec<String> = ["a", "b"].map(String::from).to_vec();
+        let mut counts: BTreeMap<&str, u32> = BTreeMap::new();
+        for p in 0..64 {
+            let with_three = preferred(p, &three).unwrap();
+            *counts.entry(with_three).or_default() += 1;
+            if with_three != "c" {
+                assert_eq!(preferred(p, &two), Some(with_three), "partition {p} moved");
+            }
+        }
+        assert!(counts.values().all(|&n| n >= 10), "{counts:?}");
+        assert_eq!(preferred(0, &[]), None);
+    }
+}

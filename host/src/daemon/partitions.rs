@@ -1,0 +1,89 @@
+//! Which tenants this daemon serves. A single node serves every tenant; a cluster node
+//! (`crate::cluster`) only the tenants of the partitions it owns right now, so that its
+//! pipeline workers and pull sources leave every other tenant to that tenant's owner.
+
+use std::collections::BTreeSet;
+use std::sync::RwLock;
+
+use sha2::{Digest as _, Sha256};
+
+/// The partition `tenant` belongs to, of `count`: the same on every node and in every
+/// version (the first four bytes of the name's SHA-256, big-endian, modulo `count`).
+pub fn partition_of(tenant: &str, count: u32) -> u32 {
+    let digest = Sha256::digest(tenant.as_bytes());
+    let head = u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]);
+    head % count.max(1)
+}
+
+/// The partitions this node owns, when it is one of a cluster.
+#[derive(Debug, Default)]
+pub struct Served {
+    /// `None`: a single node, serving every tenant.
+    cluster: RwLock<Option<Owned>>,
+}
+
+#[derive(Debug)]
+struct Owned {
+    count: u32,
+    partitions: BTreeSet<u32>,
+}
+
+impl Served {
+    /// Serve only the partitions later [`Served::set`] names, of `count`.
+    pub fn clustered(&self, count: u32) {
+        *self.cluster.write().unwrap_or_else(|e| e.into_inner()) = Some(Owned {
+            count,
+            partitions: BTreeSet::new(),
+        });
+    }
+
+    /// The partitions owned from now on.
+    pub fn set(&self, partitions: impl IntoIterator<Item = u32>) {
+        if let Some(owned) = self
+            .cluster
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_mut()
+        {
+            owned.partitions = partitions.into_iter().collect();
+        }
+    }
+
+    /// Whether this node runs `tenant`'s pipeline and sources now.
+    pub fn serves(&self, tenant: &str) -> bool {
+        match &*self.cluster.read().unwrap_or_else(|e| e.into_inner()) {
+            None => true,
+            Some(owned) => owned
+                .partitions
+                .contains(&partition_of(tenant, owned.count)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tenant_has_one_partition_and_a_node_serves_only_those_it_owns() {
+        // Fixed values: a node running another version must agree on them.
+        assert_eq!(partition_of("acme", 16), 13);
+        assert_eq!(partition_of("acme", 1000), 357);
+        assert_eq!(partition_of("globex", 1000), 205);
+        let spread: BTreeSet<u32> = (0..200)
+            .map(|i| partition_of(&format!("tenant-{i}"), 8))
+            .collect();
+        assert_eq!(spread.len(), 8, "200 tenants fall into every one of 8 partitions");
+        let served = Served::default();
+        assert!(served.serves("acme"), "a single node serves every tenant");
+        served.clustered(16);
+        assert!(!served.serves("acme"), "a cluster node owning nothing serves nobody");
+        served.set([partition_of("acme", 16)]);
+        assert!(served.serves("acme"));
+        let other = (0..100)
+            .map(|i| format!("t{i}"))
+            .find(|t| partition_of(t, 16) != partition_of("acme", 16))
+            .unwrap();
+        assert!(!served.serves(&other));
+    }
+}
