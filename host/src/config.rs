@@ -378,6 +378,10 @@ pub struct ClusterConfig {
     /// How long a node holds a partition without renewing its lease, in
     /// milliseconds; a node that stops is replaced this long after its last renewal.
     pub lease_ms: u64,
+    /// How often the owner of a partition checkpoints it to the object store, in
+    /// milliseconds: a node taking the partition over replays the stream from the last
+    /// checkpoint.
+    pub checkpoint_ms: u64,
 }
 
 impl Default for ClusterConfig {
@@ -389,6 +393,7 @@ impl Default for ClusterConfig {
             advertise_url: String::new(),
             partitions: 16,
             lease_ms: 6_000,
+            checkpoint_ms: 10_000,
         }
     }
 }
@@ -731,6 +736,7 @@ impl ServeConfig {
         let c = &self.cluster;
         check("cluster.partitions", u64::from(c.partitions), 1..=4_096);
         check("cluster.lease_ms", c.lease_ms, 1_000..=600_000);
+        check("cluster.checkpoint_ms", c.checkpoint_ms, 100..=3_600_000);
         if c.enabled {
             if !crate::config::valid_node_id(&c.node_id) {
                 errors.push(

@@ -142,6 +142,8 @@ pub struct Daemon {
     pub outbound: outbound::Outbound,
     /// Effects waiting for the executor.
     pub effects: executor::EffectQueue,
+    /// Where effects are claimed across a cluster's nodes (set when the node joins).
+    pub effect_claims: std::sync::OnceLock<Arc<dyn executor::EffectClaims>>,
     /// The plugins' recent log lines.
     pub plugin_logs: plugin_logs::PluginLogs,
     /// Events accepted per tenant and minute, for the console.
@@ -235,6 +237,7 @@ impl Daemon {
             auth_failures: rate::FailureWindow::default(),
             outbound,
             effects: executor::EffectQueue::default(),
+            effect_claims: std::sync::OnceLock::new(),
             plugin_logs: plugin_logs::PluginLogs::default(),
             activity: activity::Activity::default(),
             replays: dead_letters::Replays::default(),

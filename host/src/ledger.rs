@@ -20,6 +20,7 @@ pub mod inbox;
 mod keys;
 mod meta;
 mod notices;
+mod partition;
 mod records;
 mod reviews;
 mod sessions;

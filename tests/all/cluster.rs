@@ -11,8 +11,8 @@ use aer_tests::{ADMIN, MockSlack, NatsServer, TestDaemon, http};
 use serde_json::Value;
 
 use crate::crash::{
-    ATTACKERS, EVENTS, Proc, chunks, events, plugin_state, send, setup, spawn_with, summary_d,
-    summary_f, terminate, wait_done,
+    ATTACKERS, EVENTS, Proc, chunks, events, kill9, plugin_state, send, setup, spawn_with,
+    summary_d, summary_f, terminate, wait_done,
 };
 
 const PARTITIONS: u32 = 8;
@@ -25,10 +25,72 @@ fn node_config(nats: &NatsServer, id: &str) -> ServeConfig {
             node_id: id.to_owned(),
             partitions: PARTITIONS,
             lease_ms: 3_000,
+            // Several checkpoints while the events stream in.
+            checkpoint_ms: 300,
             ..ClusterConfig::default()
         },
         ..ServeConfig::default()
     }
+}
+
+/// What one node makes of the events: findings, decisions, the detector's state, and
+/// the idempotency keys of the session resets at Slack.
+struct Reference {
+    findings: Vec<Value>,
+    decisions: Vec<Value>,
+    state: std::collections::BTreeMap<String, Vec<u8>>,
+    reset_keys: BTreeSet<String>,
+}
+
+fn one_node(chunks: &[Vec<u8>]) -> Reference {
+    let slack = MockSlack::start(0);
+    let dir = tempfile::tempdir().unwrap();
+    let (findings, decisions) = {
+        let d = TestDaemon::start(dir.path(), ServeConfig::default());
+        let token = setup(&d.base, &slack);
+        for c in chunks {
+            let (s, r) = send(&d.base, &token, c).unwrap();
+            assert_eq!(s, 200, "{r}");
+        }
+        wait_done(&d.base, &token)
+    };
+    assert_eq!(findings.len(), ATTACKERS);
+    let calls = slack.calls();
+    assert_eq!(calls.resets.len(), ATTACKERS);
+    Reference {
+        findings,
+        decisions,
+        state: plugin_state(dir.path()),
+        reset_keys: calls.reset_keys.into_iter().collect(),
+    }
+}
+
+/// Which of `nodes` (by index) owns `tenant`'s partition, as `view` says.
+fn owner_index(view: &Value, nodes: &[Option<Proc>], tenant: &str) -> Option<usize> {
+    let partition = aer_host::daemon::partitions::partition_of(tenant, PARTITIONS);
+    let owner = view["owners"]
+        .as_array()?
+        .iter()
+        .find(|o| o["partition"].as_u64() == Some(u64::from(partition)))?;
+    let url = owner["url"].as_str()?;
+    nodes
+        .iter()
+        .position(|n| n.as_ref().is_some_and(|n| n.base == url))
+}
+
+/// Send a chunk through node `first`, or the next live node while one does not answer.
+fn send_any(nodes: &[Option<Proc>], first: usize, token: &str, body: &[u8]) -> Value {
+    for k in 0..nodes.len() {
+        let Some(n) = &nodes[(first + k) % nodes.len()] else {
+            continue;
+        };
+        match send(&n.base, token, body) {
+            Ok((200, r)) => return r,
+            Ok((503, _)) | Err(_) => continue,
+            Ok((s, r)) => panic!("{s}: {r}"),
+        }
+    }
+    panic!("no node took the events");
 }
 
 fn status(base: &str) -> Value {
@@ -132,5 +194,77 @@ fn three_nodes_take_events_on_any_node_and_decide_as_one_node_does() {
         calls.resets.len(),
         single_slack.calls().resets.len(),
         "each reset once, as on one node"
+    );
+}
+
+#[test]
+fn a_node_killed_mid_stream_is_replaced_and_nothing_is_lost_or_doubled() {
+    let lines = events();
+    let chunks = chunks(&lines);
+    let one = one_node(&chunks);
+
+    let nats = NatsServer::start();
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut nodes: Vec<Option<Proc>> = dirs
+        .iter()
+        .enumerate()
+        .map(|(i, d)| Some(spawn_with(d.path(), node_config(&nats, &format!("node-{i}")))))
+        .collect();
+    wait_owned(&nodes.iter().flatten().collect::<Vec<_>>());
+    let slack = MockSlack::start(0);
+    let token = setup(&nodes[0].as_ref().unwrap().base, &slack);
+    let view = status(&nodes[0].as_ref().unwrap().base);
+    let victim = owner_index(&view, &nodes, "acme").expect("acme's partition has an owner");
+
+    let mut killed_at = None;
+    for (i, c) in chunks.iter().enumerate() {
+        if i == chunks.len() / 2 {
+            // The owner of the tenant's partition dies with half the events sent (and
+            // findings, decisions and resets under way).
+            kill9(nodes[victim].take().unwrap());
+            killed_at = Some(Instant::now());
+        }
+        send_any(&nodes, i % nodes.len(), &token, c);
+    }
+    // Its partition is owned again, by a live node, within 15 s of the kill.
+    let killed_at = killed_at.unwrap();
+    let survivor = nodes.iter().flatten().next().unwrap().base.clone();
+    let new_owner = loop {
+        if let Some(o) = owner_index(&status(&survivor), &nodes, "acme") {
+            break o;
+        }
+        assert!(
+            killed_at.elapsed() < Duration::from_secs(15),
+            "the partition was not taken over: {}",
+            status(&survivor)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    eprintln!(
+        "partition owned again after {} ms",
+        killed_at.elapsed().as_millis()
+    );
+    let (findings, decisions) = wait_done(&survivor, &token);
+    assert_eq!(summary_f(&findings), summary_f(&one.findings));
+    assert_eq!(summary_d(&decisions), summary_d(&one.decisions));
+    let calls = slack.calls();
+    let keys: BTreeSet<String> = calls.reset_keys.iter().cloned().collect();
+    assert_eq!(keys, one.reset_keys, "every decided reset reached Slack, and no other");
+    // A reset the killed node had on the wire when it died is sent again (with its
+    // idempotency key); none that finished is.
+    assert!(
+        calls.resets.len() <= ATTACKERS + 1,
+        "{} reset calls for {ATTACKERS} decisions",
+        calls.resets.len()
+    );
+    for n in nodes.iter_mut() {
+        if let Some(n) = n.take() {
+            terminate(n);
+        }
+    }
+    assert_eq!(
+        plugin_state(dirs[new_owner].path()),
+        one.state,
+        "the new owner's detector state equals one node's"
     );
 }

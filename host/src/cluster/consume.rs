@@ -17,8 +17,14 @@ use crate::ledger::inbox::InboxError;
 /// How long a full inbox is waited on before trying again.
 const FULL_WAIT: Duration = Duration::from_millis(100);
 
-/// Let `partition`'s messages in until the task is aborted (the lease is lost).
+/// Take over `partition` (its latest checkpoint restored), then let its messages in,
+/// checkpointing it as they go, until the task is aborted (the lease is lost).
 pub(super) async fn run(cluster: Arc<Cluster>, partition: u32) {
+    while let Err(e) = cluster.restore(partition).await {
+        tracing::error!(node = %cluster.node, partition, "cannot restore the partition: {e}");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    cluster.ready(partition);
     loop {
         if let Err(e) = follow(&cluster, partition).await {
             tracing::warn!(node = %cluster.node, partition, "reading the partition's events: {e}");
@@ -47,7 +53,23 @@ async fn follow(cluster: &Arc<Cluster>, partition: u32) -> Result<(), ClusterErr
         .messages()
         .await
         .map_err(|e| ClusterError::js("cannot read the partition's events")(boxed(e)))?;
-    while let Some(message) = messages.next().await {
+    let every = Duration::from_millis(cluster.daemon.config.cluster.checkpoint_ms);
+    let mut checkpoints = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    checkpoints.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        // Between two messages: the checkpoint's records and stream cursor agree.
+        let message = tokio::select! {
+            message = messages.next() => message,
+            _ = checkpoints.tick() => {
+                if let Err(e) = cluster.checkpoint(partition).await {
+                    tracing::warn!(node = %cluster.node, partition, "checkpoint: {e}");
+                }
+                continue;
+            }
+        };
+        let Some(message) = message else {
+            return Ok(());
+        };
         let message =
             message.map_err(|e| ClusterError::js("cannot read the partition's events")(boxed(e)))?;
         let seq = message
@@ -61,13 +83,14 @@ async fn follow(cluster: &Arc<Cluster>, partition: u32) -> Result<(), ClusterErr
         let payload = message.payload.clone();
         let daemon = cluster.daemon.clone();
         let node = cluster.node.clone();
+        let lock = cluster.letting_in.clone();
         tokio::task::spawn_blocking(move || {
+            let _one = lock.lock().unwrap_or_else(|e| e.into_inner());
             let_in(&daemon, &node, (partition, seq), &subject, &payload)
         })
         .await??;
         cluster.daemon.wake.notify();
     }
-    Ok(())
 }
 
 /// Store one message's events (or, for one this host cannot read, only its sequence,

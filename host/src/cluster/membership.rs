@@ -25,6 +25,8 @@ pub(super) struct Held {
     renewed: Instant,
     /// The task letting the partition's messages into the inbox.
     task: tokio::task::JoinHandle<()>,
+    /// Whether its checkpoint is restored (its tenants are served from then on).
+    ready: bool,
 }
 
 impl Drop for Held {
@@ -46,6 +48,13 @@ pub(super) fn preferred(partition: u32, nodes: &[String]) -> Option<&str> {
             u64::from_be_bytes(d[..8].try_into().unwrap_or_default())
         })
         .map(String::as_str)
+}
+
+/// Serve the tenants of the partitions held and restored.
+fn serve_ready(daemon: &crate::daemon::Daemon, owned: &BTreeMap<u32, Held>) {
+    daemon
+        .served
+        .set(owned.iter().filter(|(_, h)| h.ready).map(|(p, _)| *p));
 }
 
 /// Keep this node's membership and leases until the process ends.
@@ -165,9 +174,18 @@ impl Cluster {
                 revision,
                 renewed: Instant::now(),
                 task,
+                ready: false,
             },
         );
-        self.daemon.served.set(owned.keys().copied());
+    }
+
+    /// Serve `partition`'s tenants from now on (its checkpoint is restored).
+    pub(super) fn ready(&self, partition: u32) {
+        let mut owned = self.owned.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(h) = owned.get_mut(&partition) {
+            h.ready = true;
+        }
+        serve_ready(&self.daemon, &owned);
     }
 
     /// Stop serving `partition` here (its lease is lost or about to be).
@@ -176,7 +194,46 @@ impl Cluster {
         if owned.remove(&partition).is_some() {
             tracing::warn!(node = %self.node, partition, "stopped serving the partition");
         }
-        self.daemon.served.set(owned.keys().copied());
+        serve_ready(&self.daemon, &owned);
+    }
+
+    /// Leave the cluster gracefully (the node is stopping, its pipeline stopped): stop
+    /// renewing and letting messages in, checkpoint each partition held, release its
+    /// lease so another node takes it at once, and withdraw this node.
+    pub async fn leave(&self) {
+        if let Some(task) = self
+            .membership
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            task.abort();
+        }
+        let held: Vec<(u32, u64)> = {
+            let owned = self.owned.lock().unwrap_or_else(|e| e.into_inner());
+            for h in owned.values() {
+                h.task.abort();
+            }
+            owned.iter().map(|(p, h)| (*p, h.revision)).collect()
+        };
+        for (p, revision) in held {
+            if let Err(e) = self.checkpoint(p).await {
+                tracing::error!(node = %self.node, partition = p, "no checkpoint at leaving (the next owner replays from the one before): {e}");
+            }
+            let key = names::lease_key(p);
+            if let Err(e) = self
+                .leases
+                .delete_expect_revision(key.as_str(), Some(revision))
+                .await
+            {
+                tracing::warn!(node = %self.node, partition = p, "cannot release the lease (it expires instead): {e}");
+            }
+            self.release_local(p);
+            tracing::info!(node = %self.node, partition = p, "handed the partition over");
+        }
+        if let Err(e) = self.nodes.delete(&self.node).await {
+            tracing::warn!(node = %self.node, "cannot withdraw from the nodes: {e}");
+        }
     }
 
     /// Stop serving every partition whose lease was not renewed within two thirds of a

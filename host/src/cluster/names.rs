@@ -17,8 +17,12 @@ pub const NODES: &str = "aer-nodes";
 pub const LEASES: &str = "aer-leases";
 /// Tenants' records, one entry per tenant.
 pub const TENANTS: &str = "aer-tenants";
+/// Effects claimed by idempotency key ([`super::effects`]).
+pub const EFFECTS: &str = "aer-effects";
 /// Plugin components by SHA-256.
 pub const ARTIFACTS: &str = "aer-artifacts";
+/// Partition checkpoints (`p<n>`).
+pub const CHECKPOINTS: &str = "aer-checkpoints";
 
 /// How long JetStream remembers a message id: a client retrying an ingest request
 /// within it is not stored twice by the stream (the owner's inbox also skips event ids
@@ -86,21 +90,23 @@ pub async fn bucket(
     .map_err(|e| ClusterError::js(format!("cannot open the bucket {name}"))(boxed(e)))
 }
 
-/// The object store of plugin components, created if missing.
-pub async fn artifact_store(
+/// Object store `name`, created if missing.
+pub async fn object_store(
     js: &jetstream::Context,
+    name: &str,
+    what: &str,
 ) -> Result<object_store::ObjectStore, ClusterError> {
-    if let Ok(store) = js.get_object_store(ARTIFACTS).await {
+    if let Ok(store) = js.get_object_store(name).await {
         return Ok(store);
     }
     js.create_object_store(object_store::Config {
-        bucket: ARTIFACTS.to_owned(),
-        description: Some("AER: plugin components by SHA-256".to_owned()),
+        bucket: name.to_owned(),
+        description: Some(format!("AER: {what}")),
         storage: stream::StorageType::File,
         ..Default::default()
     })
     .await
-    .map_err(|e| ClusterError::js(format!("cannot open the object store {ARTIFACTS}"))(boxed(e)))
+    .map_err(|e| ClusterError::js(format!("cannot open the object store {name}"))(boxed(e)))
 }
 
 /// Record the partition count if this is the first node, else check this node's

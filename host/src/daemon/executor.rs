@@ -20,6 +20,33 @@ use super::Daemon;
 use super::effects::{Failure, Out, put_entry};
 use crate::ledger::ActionKey;
 
+/// Where a cluster's nodes claim an effect before performing it, so that a decision
+/// replayed on another node (after a failover) never repeats a finished effect. A
+/// single node has none.
+pub trait EffectClaims: Send + Sync {
+    /// Claim the effect with idempotency key `key` for this node.
+    fn begin(&self, key: &str) -> Result<Begin, String>;
+    /// Record the effect's outcome (`done` or `failed`, and its detail).
+    fn finish(&self, key: &str, status: &str, detail: &str) -> Result<(), String>;
+}
+
+/// What [`EffectClaims::begin`] says of an effect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Begin {
+    /// Perform it: no node has, or this node's earlier attempt left it to try again,
+    /// or the node that began it has been silent for longer than any attempt lasts.
+    Perform,
+    /// A node finished it: record this outcome without performing it.
+    Finished {
+        /// `done` or `failed`.
+        status: String,
+        /// Its detail.
+        detail: String,
+    },
+    /// Another node is performing it now: look again after this long.
+    Later(Duration),
+}
+
 /// One queued effect: its action log key, and when it is due.
 #[derive(Debug)]
 struct Job {
@@ -159,9 +186,39 @@ pub(super) fn run(daemon: &Daemon, stop: &AtomicBool) {
 /// Perform the effect of entry `key` once; `Some(wait)` when it is to be tried again
 /// after `wait`.
 fn perform(daemon: &Daemon, tenant: &str, key: &ActionKey) -> Option<Duration> {
+    // A cluster node performs only the effects of tenants it serves: the new owner of
+    // a partition has the rest from the partition's checkpoint.
+    if !daemon.serves(tenant) {
+        return None;
+    }
     let mut entry = daemon.ledger.action(key).ok().flatten()?;
     if !matches!(entry.status.as_str(), "queued" | "pending") {
         return None;
+    }
+    let idempotency = key.idempotency();
+    let claims = daemon.effect_claims.get();
+    if let Some(claims) = claims {
+        match claims.begin(&idempotency) {
+            Ok(Begin::Perform) => {}
+            Ok(Begin::Later(wait)) => return Some(wait),
+            Ok(Begin::Finished { status, detail }) => {
+                entry.status = status;
+                entry.detail = detail;
+                entry.time_ms = super::now_ms();
+                entry.text.clear();
+                entry.body.clear();
+                if let Err((_, e)) = put_entry(daemon, key, &entry, true) {
+                    tracing::error!(%tenant, "cannot record an effect finished elsewhere: {e}");
+                    return Some(Duration::from_secs(1));
+                }
+                daemon.metrics.action(tenant, &entry.action, &entry.status);
+                return None;
+            }
+            Err(e) => {
+                tracing::warn!(%tenant, "cannot claim an effect in the cluster: {e}");
+                return Some(Duration::from_secs(1));
+            }
+        }
     }
     let settings = match daemon.policy(tenant) {
         Ok(p) => p.responses,
@@ -180,7 +237,6 @@ fn perform(daemon: &Daemon, tenant: &str, key: &ActionKey) -> Option<Duration> {
         tracing::error!(%tenant, "cannot mark an effect pending: {e}");
         return Some(Duration::from_secs(1));
     }
-    let idempotency = key.idempotency();
     let out = Out {
         settings: &settings,
         outbound: &daemon.outbound,
@@ -220,6 +276,11 @@ fn perform(daemon: &Daemon, tenant: &str, key: &ActionKey) -> Option<Duration> {
     }
     if status != "queued" {
         daemon.metrics.action(tenant, &entry.action, status);
+        if let Some(claims) = claims
+            && let Err(e) = claims.finish(&idempotency, status, &entry.detail)
+        {
+            tracing::warn!(%tenant, "cannot record an effect's outcome in the cluster: {e}");
+        }
     }
     again
 }

@@ -87,3 +87,86 @@ mod tests {
         assert!(!served.serves(&other));
     }
 }
+
+/// A checkpoint of a partition as the daemon reads and restores it: its tenants'
+/// pipeline records and stream cursor.
+pub type PartitionRecords = Vec<crate::ledger::SharedRecord>;
+
+impl super::Daemon {
+    /// The tenants (known to this node) of `partition` of `count`.
+    pub fn partition_tenants(&self, partition: u32, count: u32) -> Result<Vec<String>, super::DaemonError> {
+        Ok(self
+            .tenants()?
+            .into_iter()
+            .map(|t| t.name)
+            .filter(|t| partition_of(t, count) == partition)
+            .collect())
+    }
+
+    /// Hold every part of `tenants`' pipelines (each detector, and the decision and
+    /// response stage), waiting for batches running now, so their records stand still.
+    fn hold_still(&self, tenants: &[String]) -> Result<Vec<super::claims::Claim<'_>>, super::DaemonError> {
+        let mut holds = Vec::new();
+        for t in tenants {
+            holds.push(
+                self.claims
+                    .hold(t, "", crate::plugin::PluginKind::Responder),
+            );
+            for p in self.plugins(t).map_err(super::DaemonError::from)? {
+                if p.kind == crate::plugin::PluginKind::Detector {
+                    holds.push(self.claims.hold(t, &p.name, p.kind));
+                }
+            }
+        }
+        Ok(holds)
+    }
+
+    /// The records of `partition` of `count` for a checkpoint, read with its tenants'
+    /// pipelines held still and the state journal folded. The caller keeps new
+    /// messages of the partition out meanwhile (it is the one letting them in).
+    pub fn partition_checkpoint(
+        &self,
+        partition: u32,
+        count: u32,
+    ) -> Result<PartitionRecords, super::DaemonError> {
+        let tenants = self.partition_tenants(partition, count)?;
+        let _still = self.hold_still(&tenants)?;
+        let _reviews = self.reviews.lock().unwrap_or_else(|e| e.into_inner());
+        self.state.fold()?;
+        Ok(self.ledger.partition_records(&tenants, partition)?)
+    }
+
+    /// Replace what this node holds of `partition` of `count` with a checkpoint's
+    /// records (none: the partition starts empty, from the stream's first message),
+    /// then queue the effects it left undone and have the workers look again.
+    pub fn restore_partition(
+        &self,
+        partition: u32,
+        count: u32,
+        records: &PartitionRecords,
+    ) -> Result<(), super::DaemonError> {
+        let tenants = self.partition_tenants(partition, count)?;
+        {
+            let _still = self.hold_still(&tenants)?;
+            let _reviews = self.reviews.lock().unwrap_or_else(|e| e.into_inner());
+            self.state.fold()?;
+            self.ledger
+                .replace_partition_records(&tenants, partition, records)?;
+            self.state.forget_cached();
+            for t in &tenants {
+                self.inbox.forget(t);
+            }
+            self.fault_memory().retain(|(t, _), _| !tenants.contains(t));
+        }
+        for key in self.ledger.unfinished_actions()? {
+            if tenants.iter().any(|t| t == key.tenant()) {
+                let tenant = key.tenant().to_owned();
+                self.effects.push(&tenant, key);
+            }
+        }
+        self.reopened
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.wake.notify();
+        Ok(())
+    }
+}

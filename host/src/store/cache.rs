@@ -75,6 +75,14 @@ impl StateCache {
         }
     }
 
+    /// Forget every entry (records were replaced under the cache, a cluster node
+    /// restoring a checkpoint); a read begun before is not kept either.
+    pub(super) fn clear(&self) {
+        let mut count = self.writes();
+        *count += 1;
+        self.inner.values.clear();
+    }
+
     /// Entries held now.
     pub fn len(&self) -> usize {
         self.inner.values.len()

@@ -55,6 +55,14 @@ type Index = HashMap<Vec<u8>, BTreeSet<Vec<u8>>>;
 type Write<'a> = (&'a [u8], Option<&'a [u8]>);
 
 impl Pages {
+    /// Forget the page bounds read so far (pages were replaced under them).
+    pub(super) fn forget_bounds(&self) {
+        self.bounds
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+
     pub(super) fn new(state: &[u8], prefix: &[u8]) -> Self {
         Pages {
             state: state.to_vec(),

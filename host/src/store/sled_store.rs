@@ -157,6 +157,13 @@ impl SledStore {
         Ok(folded)
     }
 
+    /// Forget what is cached of the stored state (pages and values), after records were
+    /// replaced under it (a cluster node restoring a checkpoint, the journal folded).
+    pub fn forget_cached(&self) {
+        self.pages.forget_bounds();
+        self.cache.clear();
+    }
+
     /// The tree the state lives in.
     pub fn tree(&self) -> &sled::Tree {
         &self.tree
