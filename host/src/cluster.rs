@@ -179,8 +179,10 @@ impl Cluster {
         let leases = names::bucket(&js, names::LEASES, lease).await?;
         let tenants = names::bucket(&js, names::TENANTS, Duration::ZERO).await?;
         let effect_claims = names::bucket(&js, names::EFFECTS, effects::KEEP).await?;
-        let artifacts = names::object_store(&js, names::ARTIFACTS, "plugin components by SHA-256").await?;
-        let checkpoints = names::object_store(&js, names::CHECKPOINTS, "partition checkpoints").await?;
+        let artifacts =
+            names::object_store(&js, names::ARTIFACTS, "plugin components by SHA-256").await?;
+        let checkpoints =
+            names::object_store(&js, names::CHECKPOINTS, "partition checkpoints").await?;
         let url = if c.advertise_url.is_empty() {
             format!("http://{listen}")
         } else {
@@ -220,10 +222,7 @@ impl Cluster {
         tenants::catch_up(&cluster).await?;
         tokio::spawn(tenants::follow(cluster.clone()));
         let task = tokio::spawn(membership::run(cluster.clone()));
-        *cluster
-            .membership
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()) = Some(task);
+        *cluster.membership.lock().unwrap_or_else(|e| e.into_inner()) = Some(task);
         tracing::info!(node = %cluster.node, url = %cluster.url, partitions = cluster.partitions, "joined the cluster");
         Ok(cluster)
     }

@@ -746,7 +746,8 @@ impl ServeConfig {
             if !c.nats_url.starts_with("nats://") && !c.nats_url.starts_with("tls://") {
                 errors.push("`cluster.nats_url` must be a nats:// or tls:// URL".to_owned());
             }
-            if !c.advertise_url.is_empty() && !c.advertise_url.starts_with("http://")
+            if !c.advertise_url.is_empty()
+                && !c.advertise_url.starts_with("http://")
                 && !c.advertise_url.starts_with("https://")
             {
                 errors.push("`cluster.advertise_url` must be an http(s) URL".to_owned());

@@ -78,6 +78,31 @@ fn owner_index(view: &Value, nodes: &[Option<Proc>], tenant: &str) -> Option<usi
         .position(|n| n.as_ref().is_some_and(|n| n.base == url))
 }
 
+/// Wait until the tenant's detector has processed `events` events (its cursor), as
+/// the node at `base` answers.
+fn wait_processed(base: &str, token: &str, events: usize) {
+    let start = Instant::now();
+    loop {
+        let (_, rec) = http(
+            base,
+            "GET",
+            "/v1/plugins/excessive-downloads",
+            Some(token),
+            None,
+            vec![],
+        )
+        .unwrap_or_default();
+        if rec["cursor"].as_u64() == Some(events as u64) {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "not every event processed: {rec}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Send a chunk through node `first`, or the next live node while one does not answer.
 fn send_any(nodes: &[Option<Proc>], first: usize, token: &str, body: &[u8]) -> Value {
     for k in 0..nodes.len() {
@@ -163,11 +188,24 @@ fn three_nodes_take_events_on_any_node_and_decide_as_one_node_does() {
         assert!(r["stream"]["last_seq"].as_u64().is_some(), "{r}");
     }
     // Any node answers for the tenant.
+    wait_processed(&nodes[1].base, &token, EVENTS);
     let (findings, decisions) = wait_done(&nodes[1].base, &token);
     assert_eq!(summary_f(&findings), summary_f(&single_findings));
     assert_eq!(summary_d(&decisions), summary_d(&single_decisions));
-    let (_, f2) = http(&nodes[2].base, "GET", "/v1/findings?limit=1000", Some(&token), None, vec![]).unwrap();
-    assert_eq!(f2["items"].as_array().map(Vec::len), Some(ATTACKERS), "{f2}");
+    let (_, f2) = http(
+        &nodes[2].base,
+        "GET",
+        "/v1/findings?limit=1000",
+        Some(&token),
+        None,
+        vec![],
+    )
+    .unwrap();
+    assert_eq!(
+        f2["items"].as_array().map(Vec::len),
+        Some(ATTACKERS),
+        "{f2}"
+    );
 
     // The detector's state lives on the node owning the tenant's partition.
     let partition = aer_host::daemon::partitions::partition_of("acme", PARTITIONS);
@@ -208,7 +246,12 @@ fn a_node_killed_mid_stream_is_replaced_and_nothing_is_lost_or_doubled() {
     let mut nodes: Vec<Option<Proc>> = dirs
         .iter()
         .enumerate()
-        .map(|(i, d)| Some(spawn_with(d.path(), node_config(&nats, &format!("node-{i}")))))
+        .map(|(i, d)| {
+            Some(spawn_with(
+                d.path(),
+                node_config(&nats, &format!("node-{i}")),
+            ))
+        })
         .collect();
     wait_owned(&nodes.iter().flatten().collect::<Vec<_>>());
     let slack = MockSlack::start(0);
@@ -244,12 +287,17 @@ fn a_node_killed_mid_stream_is_replaced_and_nothing_is_lost_or_doubled() {
         "partition owned again after {} ms",
         killed_at.elapsed().as_millis()
     );
+    // Every event processed once: none lost, none twice.
+    wait_processed(&survivor, &token, EVENTS);
     let (findings, decisions) = wait_done(&survivor, &token);
     assert_eq!(summary_f(&findings), summary_f(&one.findings));
     assert_eq!(summary_d(&decisions), summary_d(&one.decisions));
     let calls = slack.calls();
     let keys: BTreeSet<String> = calls.reset_keys.iter().cloned().collect();
-    assert_eq!(keys, one.reset_keys, "every decided reset reached Slack, and no other");
+    assert_eq!(
+        keys, one.reset_keys,
+        "every decided reset reached Slack, and no other"
+    );
     // A reset the killed node had on the wire when it died is sent again (with its
     // idempotency key); none that finished is.
     assert!(

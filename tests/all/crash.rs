@@ -191,7 +191,10 @@ pub(crate) fn spawn_with(dir: &std::path::Path, config: ServeConfig) -> Proc {
         .arg("--data-dir")
         .arg(dir)
         .env("AER_ADMIN_TOKEN", ADMIN)
-        .env("AER_LOG", "warn")
+        .env(
+            "AER_LOG",
+            std::env::var("CRASH_LOG_LEVEL").unwrap_or_else(|_| "warn".into()),
+        )
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

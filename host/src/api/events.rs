@@ -5,10 +5,10 @@
 use std::io::Read;
 use std::sync::Arc;
 
-use axum::{Extension, Json};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::{Extension, Json};
 use serde_json::{Value, json};
 
 use super::cluster::Node;
@@ -88,11 +88,10 @@ pub(super) async fn ingest(
         let (events, errors) = tokio::task::spawn_blocking(move || parse(&store, &t, gzip, &body))
             .await
             .map_err(ApiError::internal)??;
-        let published = node
-            .cluster
-            .publish(&tenant, &events)
-            .await
-            .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("{e}; retry")))?;
+        let published =
+            node.cluster.publish(&tenant, &events).await.map_err(|e| {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("{e}; retry"))
+            })?;
         return Ok(Json(json!({
             "accepted": published.accepted,
             "duplicates": published.duplicates,

@@ -98,9 +98,7 @@ impl Cluster {
         let lock = self.letting_in.clone();
         let (seq, records) = tokio::task::spawn_blocking(move || {
             let _still = lock.lock().unwrap_or_else(|e| e.into_inner());
-            let records = daemon.partition_checkpoint(partition, count)?;
-            let seq = daemon.inbox.stream_cursor(partition)?;
-            Ok::<_, crate::daemon::DaemonError>((seq, records))
+            daemon.partition_checkpoint(partition, count)
         })
         .await??;
         let bytes = encode(seq, &records);
@@ -147,8 +145,10 @@ impl Cluster {
         };
         let daemon = self.daemon.clone();
         let count = self.partitions;
-        tokio::task::spawn_blocking(move || daemon.restore_partition(partition, count, &records))
-            .await??;
+        tokio::task::spawn_blocking(move || {
+            daemon.restore_partition((partition, count), seq, &records)
+        })
+        .await??;
         if let Some(b) = &bytes {
             self.checkpointed(partition, seq, digest(b));
         }
@@ -173,14 +173,22 @@ mod tests {
         let bytes = encode(42, &records);
         assert_eq!(decode(&bytes).unwrap(), (42, records.clone()));
         let mut plain = Vec::new();
-        GzDecoder::new(bytes.as_slice()).read_to_end(&mut plain).unwrap();
+        GzDecoder::new(bytes.as_slice())
+            .read_to_end(&mut plain)
+            .unwrap();
         let rezip = |p: &[u8]| {
             let mut e = GzEncoder::new(Vec::new(), Compression::fast());
             e.write_all(p).unwrap();
             e.finish().unwrap()
         };
-        assert!(decode(&rezip(&plain[..plain.len() - 1])).is_err(), "cut short");
-        assert!(decode(&rezip(&[plain.as_slice(), b"x"].concat())).is_err(), "trailing bytes");
+        assert!(
+            decode(&rezip(&plain[..plain.len() - 1])).is_err(),
+            "cut short"
+        );
+        assert!(
+            decode(&rezip(&[plain.as_slice(), b"x"].concat())).is_err(),
+            "trailing bytes"
+        );
         assert!(decode(b"not gzip").is_err());
     }
 }

@@ -70,8 +70,8 @@ async fn follow(cluster: &Arc<Cluster>, partition: u32) -> Result<(), ClusterErr
         let Some(message) = message else {
             return Ok(());
         };
-        let message =
-            message.map_err(|e| ClusterError::js("cannot read the partition's events")(boxed(e)))?;
+        let message = message
+            .map_err(|e| ClusterError::js("cannot read the partition's events")(boxed(e)))?;
         let seq = message
             .info()
             .map_err(|e| ClusterError::js("a message without its stream sequence")(e))?

@@ -57,11 +57,16 @@ impl EffectClaims for Claims {
             if self.bucket.create(key, started.clone()).await.is_ok() {
                 return Ok(Begin::Perform);
             }
-            let Some(entry) = self.bucket.entry(key).await.map_err(|e| boxed(e).to_string())? else {
+            let Some(entry) = self
+                .bucket
+                .entry(key)
+                .await
+                .map_err(|e| boxed(e).to_string())?
+            else {
                 return Ok(Begin::Later(Duration::from_millis(50)));
             };
-            let claim: Claim =
-                serde_json::from_slice(&entry.value).map_err(|e| format!("an effect's claim: {e}"))?;
+            let claim: Claim = serde_json::from_slice(&entry.value)
+                .map_err(|e| format!("an effect's claim: {e}"))?;
             match claim.state.as_str() {
                 "done" | "failed" => Ok(Begin::Finished {
                     status: claim.state,

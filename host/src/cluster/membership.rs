@@ -71,7 +71,10 @@ pub(super) async fn run(cluster: Arc<Cluster>) {
 }
 
 /// One turn: announce this node, read the nodes and leases, renew and take.
-async fn turn(cluster: &Arc<Cluster>, free_since: &mut HashMap<u32, Instant>) -> Result<(), ClusterError> {
+async fn turn(
+    cluster: &Arc<Cluster>,
+    free_since: &mut HashMap<u32, Instant>,
+) -> Result<(), ClusterError> {
     let me = Owner {
         node: cluster.node.clone(),
         url: cluster.url.clone(),
@@ -104,7 +107,11 @@ async fn turn(cluster: &Arc<Cluster>, free_since: &mut HashMap<u32, Instant>) ->
             .and_then(|e| serde_json::from_slice::<Owner>(&e.value).ok());
         let held = cluster.held_revision(p);
         if let Some(revision) = held {
-            match cluster.leases.update(key.as_str(), value.clone(), revision).await {
+            match cluster
+                .leases
+                .update(key.as_str(), value.clone(), revision)
+                .await
+            {
                 Ok(next) => cluster.renewed(p, next),
                 Err(e) => {
                     tracing::warn!(node = %cluster.node, partition = p, "lost the lease: {e}");

@@ -142,7 +142,11 @@ mod tests {
     fn an_event_subject_names_its_partition_and_tenant() {
         let s = event_subject(7, "acme");
         assert_eq!(tenant_of_subject(&s, 7), Some("acme"));
-        assert_eq!(tenant_of_subject(&s, 6), None, "another partition's subject");
+        assert_eq!(
+            tenant_of_subject(&s, 6),
+            None,
+            "another partition's subject"
+        );
         assert_eq!(tenant_of_subject("aer.events.7.Bad*", 7), None);
         assert_eq!(tenant_of_subject("other.7.acme", 7), None);
     }

@@ -81,7 +81,11 @@ impl Cluster {
     /// Publish `tenant`'s accepted events and wait for the stream's acknowledgement of
     /// every message. An error means some may be stored and some not: the client
     /// retries the request, and what was stored is recognised by message and event id.
-    pub async fn publish(&self, tenant: &str, events: &[Encoded]) -> Result<Published, ClusterError> {
+    pub async fn publish(
+        &self,
+        tenant: &str,
+        events: &[Encoded],
+    ) -> Result<Published, ClusterError> {
         let mut out = Published::default();
         let mut seen = HashSet::new();
         let mut messages: Vec<Vec<&Encoded>> = Vec::new();
@@ -163,6 +167,9 @@ mod tests {
         assert!(decode(&payload[..payload.len() - 1]).is_none(), "cut short");
         assert!(decode(b"{\"not\": \"ours\"}").is_none());
         assert_eq!(message_id("acme", &[&a, &b]), message_id("acme", &[&a, &b]));
-        assert_ne!(message_id("acme", &[&a, &b]), message_id("other", &[&a, &b]));
+        assert_ne!(
+            message_id("acme", &[&a, &b]),
+            message_id("other", &[&a, &b])
+        );
     }
 }

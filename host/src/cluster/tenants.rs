@@ -189,8 +189,7 @@ async fn apply_entry(cluster: &Arc<Cluster>, entry: &Entry) -> Result<(), Cluste
     };
     let daemon = cluster.daemon.clone();
     let name = tenant.clone();
-    tokio::task::spawn_blocking(move || daemon.replace_shared_records(&name, &records))
-        .await??;
+    tokio::task::spawn_blocking(move || daemon.replace_shared_records(&name, &records)).await??;
     cluster
         .applied
         .lock()
@@ -201,7 +200,10 @@ async fn apply_entry(cluster: &Arc<Cluster>, entry: &Entry) -> Result<(), Cluste
 
 /// Store component `sha` from the object store unless this node has it.
 async fn fetch_artifact(cluster: &Cluster, sha: &str) -> Result<(), ClusterError> {
-    if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) || cluster.daemon.has_artifact(sha) {
+    if sha.len() != 64
+        || !sha.bytes().all(|b| b.is_ascii_hexdigit())
+        || cluster.daemon.has_artifact(sha)
+    {
         return Ok(());
     }
     let limit = cluster.daemon.config.limits.component_bytes as u64;

@@ -73,11 +73,18 @@ mod tests {
         let spread: BTreeSet<u32> = (0..200)
             .map(|i| partition_of(&format!("tenant-{i}"), 8))
             .collect();
-        assert_eq!(spread.len(), 8, "200 tenants fall into every one of 8 partitions");
+        assert_eq!(
+            spread.len(),
+            8,
+            "200 tenants fall into every one of 8 partitions"
+        );
         let served = Served::default();
         assert!(served.serves("acme"), "a single node serves every tenant");
         served.clustered(16);
-        assert!(!served.serves("acme"), "a cluster node owning nothing serves nobody");
+        assert!(
+            !served.serves("acme"),
+            "a cluster node owning nothing serves nobody"
+        );
         served.set([partition_of("acme", 16)]);
         assert!(served.serves("acme"));
         let other = (0..100)
@@ -94,7 +101,11 @@ pub type PartitionRecords = Vec<crate::ledger::SharedRecord>;
 
 impl super::Daemon {
     /// The tenants (known to this node) of `partition` of `count`.
-    pub fn partition_tenants(&self, partition: u32, count: u32) -> Result<Vec<String>, super::DaemonError> {
+    pub fn partition_tenants(
+        &self,
+        partition: u32,
+        count: u32,
+    ) -> Result<Vec<String>, super::DaemonError> {
         Ok(self
             .tenants()?
             .into_iter()
@@ -105,7 +116,10 @@ impl super::Daemon {
 
     /// Hold every part of `tenants`' pipelines (each detector, and the decision and
     /// response stage), waiting for batches running now, so their records stand still.
-    fn hold_still(&self, tenants: &[String]) -> Result<Vec<super::claims::Claim<'_>>, super::DaemonError> {
+    fn hold_still(
+        &self,
+        tenants: &[String],
+    ) -> Result<Vec<super::claims::Claim<'_>>, super::DaemonError> {
         let mut holds = Vec::new();
         for t in tenants {
             holds.push(
@@ -121,28 +135,31 @@ impl super::Daemon {
         Ok(holds)
     }
 
-    /// The records of `partition` of `count` for a checkpoint, read with its tenants'
-    /// pipelines held still and the state journal folded. The caller keeps new
-    /// messages of the partition out meanwhile (it is the one letting them in).
+    /// The records of `partition` of `count` for a checkpoint, and the stream sequence
+    /// of the last message they include, read with its tenants' pipelines held still
+    /// and the state journal folded. The caller keeps new messages of the partition
+    /// out meanwhile (it is the one letting them in).
     pub fn partition_checkpoint(
         &self,
         partition: u32,
         count: u32,
-    ) -> Result<PartitionRecords, super::DaemonError> {
+    ) -> Result<(u64, PartitionRecords), super::DaemonError> {
         let tenants = self.partition_tenants(partition, count)?;
         let _still = self.hold_still(&tenants)?;
         let _reviews = self.reviews.lock().unwrap_or_else(|e| e.into_inner());
         self.state.fold()?;
-        Ok(self.ledger.partition_records(&tenants, partition)?)
+        let seq = self.inbox.stream_cursor(partition)?;
+        Ok((seq, self.ledger.partition_records(&tenants)?))
     }
 
     /// Replace what this node holds of `partition` of `count` with a checkpoint's
-    /// records (none: the partition starts empty, from the stream's first message),
+    /// records, to go on from stream sequence `stream_seq` (none and 0: the partition
+    /// starts empty, from the stream's first message),
     /// then queue the effects it left undone and have the workers look again.
     pub fn restore_partition(
         &self,
-        partition: u32,
-        count: u32,
+        (partition, count): (u32, u32),
+        stream_seq: u64,
         records: &PartitionRecords,
     ) -> Result<(), super::DaemonError> {
         let tenants = self.partition_tenants(partition, count)?;
@@ -151,7 +168,7 @@ impl super::Daemon {
             let _reviews = self.reviews.lock().unwrap_or_else(|e| e.into_inner());
             self.state.fold()?;
             self.ledger
-                .replace_partition_records(&tenants, partition, records)?;
+                .replace_partition_records(&tenants, (partition, stream_seq), records)?;
             self.state.forget_cached();
             for t in &tenants {
                 self.inbox.forget(t);
