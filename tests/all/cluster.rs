@@ -124,11 +124,34 @@ fn status(base: &str) -> Value {
         .unwrap_or(Value::Null)
 }
 
-/// Wait until every partition has one owner and every node agrees who it is; each
-/// node's status.
+/// Wait until every partition has one owner, every node agrees who it is, and no
+/// partition has moved for two of the nodes' turns (a node that joined has taken its
+/// share); each node's status.
 fn wait_owned(nodes: &[&Proc]) -> Vec<Value> {
     let start = Instant::now();
+    let mut before: Option<(Instant, Value)> = None;
     loop {
+        let views = owned_views(nodes);
+        match (&views, &before) {
+            (Some(v), Some((at, b))) if v[0]["owners"] == b[0]["owners"] => {
+                if at.elapsed() >= Duration::from_secs(2) {
+                    return v.clone();
+                }
+            }
+            (Some(v), _) => before = Some((Instant::now(), Value::Array(v.clone()))),
+            (None, _) => before = None,
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "partitions not owned: {views:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Each node's status if every partition has one owner and every node agrees.
+fn owned_views(nodes: &[&Proc]) -> Option<Vec<Value>> {
+    {
         let views: Vec<Value> = nodes.iter().map(|n| status(&n.base)).collect();
         let owned: Vec<u32> = views
             .iter()
@@ -137,14 +160,8 @@ fn wait_owned(nodes: &[&Proc]) -> Vec<Value> {
             .collect();
         let distinct: BTreeSet<u32> = owned.iter().copied().collect();
         let agreed = views.windows(2).all(|w| w[0]["owners"] == w[1]["owners"]);
-        if owned.len() == PARTITIONS as usize && distinct.len() == owned.len() && agreed {
-            return views;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "partitions not owned: {views:?}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
+        (owned.len() == PARTITIONS as usize && distinct.len() == owned.len() && agreed)
+            .then_some(views)
     }
 }
 
@@ -315,4 +332,89 @@ fn a_node_killed_mid_stream_is_replaced_and_nothing_is_lost_or_doubled() {
         one.state,
         "the new owner's detector state equals one node's"
     );
+}
+
+/// Send a chunk, retrying every live node for up to 30 s (NATS restarting, a
+/// partition moving).
+fn send_patiently(nodes: &[Option<Proc>], first: usize, token: &str, body: &[u8]) -> Value {
+    let start = Instant::now();
+    loop {
+        for k in 0..nodes.len() {
+            let Some(n) = &nodes[(first + k) % nodes.len()] else {
+                continue;
+            };
+            if let Ok((200, r)) = send(&n.base, token, body) {
+                return r;
+            }
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no node took the events"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_graceful_hand_off_a_joining_node_and_a_nats_restart_lose_nothing() {
+    let lines = events();
+    let chunks = chunks(&lines);
+    let one = one_node(&chunks);
+
+    let mut nats = NatsServer::start();
+    let dirs: Vec<tempfile::TempDir> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
+    let start = |i: usize, nats: &NatsServer| {
+        Some(spawn_with(
+            dirs[i].path(),
+            node_config(nats, &format!("node-{i}")),
+        ))
+    };
+    let mut nodes: Vec<Option<Proc>> = vec![start(0, &nats), start(1, &nats), None, None];
+    wait_owned(&nodes.iter().flatten().collect::<Vec<_>>());
+    let slack = MockSlack::start(0);
+    let token = setup(&nodes[0].as_ref().unwrap().base, &slack);
+    let third = chunks.len() / 3;
+    for (i, c) in chunks.iter().enumerate() {
+        if i == third {
+            // SIGTERM to the owner: it checkpoints and releases its partitions, so
+            // another node owns them well before a lease would have run out.
+            let view = status(&nodes[0].as_ref().unwrap().base);
+            let owner = owner_index(&view, &nodes, "acme").expect("an owner");
+            nodes[2] = start(2, &nats);
+            terminate(nodes[owner].take().unwrap());
+            let stopped = Instant::now();
+            let other = nodes.iter().flatten().next().unwrap().base.clone();
+            while owner_index(&status(&other), &nodes, "acme").is_none() {
+                assert!(
+                    stopped.elapsed() < Duration::from_secs(15),
+                    "not taken over"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            eprintln!("handed over in {} ms", stopped.elapsed().as_millis());
+        }
+        if i == 2 * third {
+            // The NATS server itself restarts (SIGKILL) while the nodes run, and a
+            // fourth node joins: partitions move to it.
+            nats.restart();
+            nodes[3] = start(3, &nats);
+        }
+        send_patiently(&nodes, i, &token, c);
+    }
+    let live = nodes.iter().flatten().next().unwrap().base.clone();
+    wait_processed(&live, &token, EVENTS);
+    let (findings, decisions) = wait_done(&live, &token);
+    assert_eq!(summary_f(&findings), summary_f(&one.findings));
+    assert_eq!(summary_d(&decisions), summary_d(&one.decisions));
+    let views = wait_owned(&nodes.iter().flatten().collect::<Vec<_>>());
+    assert!(
+        views
+            .iter()
+            .all(|v| !v["owned"].as_array().unwrap().is_empty()),
+        "every live node, the one that joined too, owns a share: {views:?}"
+    );
+    let calls = slack.calls();
+    let keys: BTreeSet<String> = calls.reset_keys.iter().cloned().collect();
+    assert_eq!(keys, one.reset_keys);
+    assert_eq!(calls.resets.len(), ATTACKERS, "no reset twice");
 }

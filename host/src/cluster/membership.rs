@@ -102,8 +102,9 @@ async fn turn(
             .entry(key.as_str())
             .await
             .map_err(|e| ClusterError::js("cannot read a lease")(boxed(e)))?;
+        let entry = entry.filter(|e| e.operation == Operation::Put);
         let owner = entry
-            .filter(|e| e.operation == Operation::Put)
+            .as_ref()
             .and_then(|e| serde_json::from_slice::<Owner>(&e.value).ok());
         let held = cluster.held_revision(p);
         if let Some(revision) = held {
@@ -117,6 +118,19 @@ async fn turn(
                     tracing::warn!(node = %cluster.node, partition = p, "lost the lease: {e}");
                     cluster.release_local(p);
                 }
+            }
+        } else if let (Some(o), Some(e)) = (&owner, &entry)
+            && o.node == cluster.node
+        {
+            // This node's lease, which it stopped serving when it could not renew it
+            // in time (NATS unreachable for a moment): take it back at its revision,
+            // from its checkpoint, rather than wait for it to expire.
+            if let Ok(revision) = cluster
+                .leases
+                .update(key.as_str(), value.clone(), e.revision)
+                .await
+            {
+                cluster.take(p, revision);
             }
         } else if owner.is_none() {
             let since = *free_since.entry(p).or_insert_with(Instant::now);
@@ -146,6 +160,15 @@ async fn turn(
         }
     }
     *cluster.owners.write().unwrap_or_else(|e| e.into_inner()) = owners;
+    // A node that joined prefers some of the partitions held here: hand one over per
+    // turn (each is unserved from its checkpoint until the new owner has restored it).
+    let moving = cluster
+        .owned()
+        .into_iter()
+        .find(|&p| preferred(p, &live).is_some_and(|n| n != cluster.node) && cluster.is_ready(p));
+    if let Some(p) = moving {
+        cluster.hand_over(p).await;
+    }
     Ok(())
 }
 
@@ -186,6 +209,14 @@ impl Cluster {
         );
     }
 
+    fn is_ready(&self, partition: u32) -> bool {
+        self.owned
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&partition)
+            .is_some_and(|h| h.ready)
+    }
+
     /// Serve `partition`'s tenants from now on (its checkpoint is restored).
     pub(super) fn ready(&self, partition: u32) {
         let mut owned = self.owned.lock().unwrap_or_else(|e| e.into_inner());
@@ -216,31 +247,43 @@ impl Cluster {
         {
             task.abort();
         }
-        let held: Vec<(u32, u64)> = {
-            let owned = self.owned.lock().unwrap_or_else(|e| e.into_inner());
-            for h in owned.values() {
-                h.task.abort();
-            }
-            owned.iter().map(|(p, h)| (*p, h.revision)).collect()
-        };
-        for (p, revision) in held {
-            if let Err(e) = self.checkpoint(p).await {
-                tracing::error!(node = %self.node, partition = p, "no checkpoint at leaving (the next owner replays from the one before): {e}");
-            }
-            let key = names::lease_key(p);
-            if let Err(e) = self
-                .leases
-                .delete_expect_revision(key.as_str(), Some(revision))
-                .await
-            {
-                tracing::warn!(node = %self.node, partition = p, "cannot release the lease (it expires instead): {e}");
-            }
-            self.release_local(p);
-            tracing::info!(node = %self.node, partition = p, "handed the partition over");
+        for p in self.owned() {
+            self.hand_over(p).await;
         }
         if let Err(e) = self.nodes.delete(&self.node).await {
             tracing::warn!(node = %self.node, "cannot withdraw from the nodes: {e}");
         }
+    }
+
+    /// Give `partition` up: stop letting its messages in, checkpoint it, release its
+    /// lease (so the next owner need not wait for it to expire), stop serving it.
+    async fn hand_over(&self, partition: u32) {
+        let revision = {
+            let owned = self.owned.lock().unwrap_or_else(|e| e.into_inner());
+            let Some(h) = owned.get(&partition) else {
+                return;
+            };
+            h.task.abort();
+            h.revision
+        };
+        if let Err(e) = self.checkpoint(partition).await {
+            tracing::error!(node = %self.node, partition, "no checkpoint at the hand-over (the next owner replays from the one before): {e}");
+        }
+        let key = names::lease_key(partition);
+        if let Err(e) = self
+            .leases
+            .delete_expect_revision(key.as_str(), Some(revision))
+            .await
+        {
+            tracing::warn!(node = %self.node, partition, "cannot release the lease (it expires instead): {e}");
+        }
+        self.owned
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&partition);
+        let owned = self.owned.lock().unwrap_or_else(|e| e.into_inner());
+        serve_ready(&self.daemon, &owned);
+        tracing::info!(node = %self.node, partition, "handed the partition over");
     }
 
     /// Stop serving every partition whose lease was not renewed within two thirds of a

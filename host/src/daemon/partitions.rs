@@ -60,41 +60,6 @@ impl Served {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_tenant_has_one_partition_and_a_node_serves_only_those_it_owns() {
-        // Fixed values: a node running another version must agree on them.
-        assert_eq!(partition_of("acme", 16), 13);
-        assert_eq!(partition_of("acme", 1000), 357);
-        assert_eq!(partition_of("globex", 1000), 205);
-        let spread: BTreeSet<u32> = (0..200)
-            .map(|i| partition_of(&format!("tenant-{i}"), 8))
-            .collect();
-        assert_eq!(
-            spread.len(),
-            8,
-            "200 tenants fall into every one of 8 partitions"
-        );
-        let served = Served::default();
-        assert!(served.serves("acme"), "a single node serves every tenant");
-        served.clustered(16);
-        assert!(
-            !served.serves("acme"),
-            "a cluster node owning nothing serves nobody"
-        );
-        served.set([partition_of("acme", 16)]);
-        assert!(served.serves("acme"));
-        let other = (0..100)
-            .map(|i| format!("t{i}"))
-            .find(|t| partition_of(t, 16) != partition_of("acme", 16))
-            .unwrap();
-        assert!(!served.serves(&other));
-    }
-}
-
 /// A checkpoint of a partition as the daemon reads and restores it: its tenants'
 /// pipeline records and stream cursor.
 pub type PartitionRecords = Vec<crate::ledger::SharedRecord>;
@@ -185,5 +150,40 @@ impl super::Daemon {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.wake.notify();
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tenant_has_one_partition_and_a_node_serves_only_those_it_owns() {
+        // Fixed values: a node running another version must agree on them.
+        assert_eq!(partition_of("acme", 16), 13);
+        assert_eq!(partition_of("acme", 1000), 357);
+        assert_eq!(partition_of("globex", 1000), 205);
+        let spread: BTreeSet<u32> = (0..200)
+            .map(|i| partition_of(&format!("tenant-{i}"), 8))
+            .collect();
+        assert_eq!(
+            spread.len(),
+            8,
+            "200 tenants fall into every one of 8 partitions"
+        );
+        let served = Served::default();
+        assert!(served.serves("acme"), "a single node serves every tenant");
+        served.clustered(16);
+        assert!(
+            !served.serves("acme"),
+            "a cluster node owning nothing serves nobody"
+        );
+        served.set([partition_of("acme", 16)]);
+        assert!(served.serves("acme"));
+        let other = (0..100)
+            .map(|i| format!("t{i}"))
+            .find(|t| partition_of(t, 16) != partition_of("acme", 16))
+            .unwrap();
+        assert!(!served.serves(&other));
     }
 }
