@@ -119,6 +119,38 @@ pub struct PartitionOwner {
     pub url: String,
 }
 
+/// The cluster's host secret behind the plugins' random seeds (made by the first
+/// node), for [`Daemon::open_with`]: every node seeds a plugin's randomness alike, so a
+/// partition replayed on another node comes out the same.
+pub async fn random_secret(
+    config: &crate::config::ClusterConfig,
+) -> Result<[u8; 32], ClusterError> {
+    let client = async_nats::ConnectOptions::new()
+        .name(format!("aer {}", config.node_id))
+        .connection_timeout(Duration::from_secs(5))
+        .connect(config.nats_url.as_str())
+        .await
+        .map_err(|source| ClusterError::Connect {
+            url: config.nats_url.clone(),
+            source,
+        })?;
+    let js = jetstream::new(client);
+    let settings = names::bucket(&js, names::CLUSTER, Duration::ZERO).await?;
+    let mut fresh = [0u8; 32];
+    getrandom::fill(&mut fresh).map_err(|e| ClusterError::js("randomness")(boxed(e)))?;
+    // Only the first node's is kept.
+    let _ = settings
+        .create("random-secret", bytes::Bytes::copy_from_slice(&fresh))
+        .await;
+    let stored = settings
+        .get("random-secret")
+        .await
+        .map_err(|e| ClusterError::js("cannot read the cluster's secret")(boxed(e)))?;
+    stored
+        .and_then(|v| <[u8; 32]>::try_from(v.as_ref()).ok())
+        .ok_or_else(|| ClusterError::js("the cluster's secret")("missing or not 32 bytes".into()))
+}
+
 /// This node's part in a cluster.
 pub struct Cluster {
     daemon: Arc<Daemon>,
@@ -273,6 +305,9 @@ impl Cluster {
             seq,
             at_ms: crate::daemon::now_ms(),
         };
+        self.daemon
+            .metrics
+            .partition_checkpoint(partition, seq, at.at_ms);
         self.last_checkpoint
             .lock()
             .unwrap_or_else(|e| e.into_inner())

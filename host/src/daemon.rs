@@ -181,6 +181,16 @@ impl Daemon {
 
     /// Open (or create) the data directory and the database.
     pub fn open(config: ServeConfig, admin_token: String) -> Result<Arc<Self>, DaemonError> {
+        Self::open_with(config, admin_token, None)
+    }
+
+    /// [`Daemon::open`], with the host secret behind the plugins' random seeds
+    /// replaced by `random_secret` if given (a cluster node's: the cluster's).
+    pub fn open_with(
+        config: ServeConfig,
+        admin_token: String,
+        random_secret: Option<[u8; 32]>,
+    ) -> Result<Arc<Self>, DaemonError> {
         let data = &config.data_dir;
         let io = |source| DaemonError::DataDir {
             path: data.display().to_string(),
@@ -192,6 +202,9 @@ impl Daemon {
         dir.create_dir_all("artifacts").map_err(io)?;
         let artifacts = dir.open_dir("artifacts").map_err(io)?;
         let ledger = Ledger::open(data)?;
+        if let Some(secret) = &random_secret {
+            ledger.set_random_secret(secret)?;
+        }
         let geo = crate::geo::Geo::open(
             &config.geo.databases,
             config.geo.hosting_asns.iter().copied(),

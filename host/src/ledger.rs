@@ -185,6 +185,15 @@ impl Ledger {
         format::random_secret(&self.meta)
     }
 
+    /// Replace the host secret (a cluster node takes the cluster's, so every node
+    /// seeds a plugin's randomness alike and a partition replayed elsewhere comes out
+    /// the same); durable on return.
+    pub fn set_random_secret(&self, secret: &[u8; 32]) -> Result<(), LedgerError> {
+        self.meta
+            .insert(keys::key(keys::kind::RANDOM_SECRET, &[]), secret.as_slice())?;
+        self.flush()
+    }
+
     /// A JSON record of the pipeline tree (`what` names it in an error).
     fn get_json<T: serde::de::DeserializeOwned>(
         &self,

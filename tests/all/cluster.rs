@@ -234,6 +234,29 @@ fn three_nodes_take_events_on_any_node_and_decide_as_one_node_does() {
                 .is_some_and(|o| o.iter().any(|p| p.as_u64() == Some(u64::from(partition))))
         })
         .expect("an owner");
+    // The owner says so in its metrics, with the checkpoints it wrote.
+    let (_, metrics) = http(
+        &nodes[owner].base,
+        "GET",
+        "/metrics",
+        Some(ADMIN),
+        None,
+        vec![],
+    )
+    .unwrap();
+    let metrics = metrics.as_str().unwrap_or_default().to_owned();
+    assert!(
+        metrics.contains(&format!(
+            "aer_cluster_partition_owned{{partition=\"{partition}\"}} 1"
+        )),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(&format!(
+            "aer_cluster_partition_checkpoint_seq{{partition=\"{partition}\"}}"
+        )),
+        "{metrics}"
+    );
     for n in nodes {
         terminate(n);
     }

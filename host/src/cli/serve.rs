@@ -75,12 +75,18 @@ impl ServeCommand {
             return Ok(EXIT_OK);
         }
         let admin = config.resolve_admin_token()?;
-        let daemon = Daemon::open(config.clone(), admin)?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .thread_name("aer-serve")
             .build()
             .context("cannot start the async runtime")?;
+        // A cluster node seeds plugins' randomness with the cluster's secret.
+        let secret = if config.cluster.enabled {
+            Some(runtime.block_on(crate::cluster::random_secret(&config.cluster))?)
+        } else {
+            None
+        };
+        let daemon = Daemon::open_with(config.clone(), admin, secret)?;
         let served = runtime.block_on(async {
             let listener = tokio::net::TcpListener::bind(config.listen)
                 .await

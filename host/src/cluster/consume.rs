@@ -89,6 +89,7 @@ async fn follow(cluster: &Arc<Cluster>, partition: u32) -> Result<(), ClusterErr
             let_in(&daemon, &node, (partition, seq), &subject, &payload)
         })
         .await??;
+        cluster.daemon.metrics.partition_let_in(partition, seq);
         cluster.daemon.wake.notify();
     }
 }

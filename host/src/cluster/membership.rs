@@ -50,11 +50,16 @@ pub(super) fn preferred(partition: u32, nodes: &[String]) -> Option<&str> {
         .map(String::as_str)
 }
 
-/// Serve the tenants of the partitions held and restored.
-fn serve_ready(daemon: &crate::daemon::Daemon, owned: &BTreeMap<u32, Held>) {
-    daemon
+/// Serve the tenants of the partitions held and restored (and say so in the metrics).
+fn serve_ready(cluster: &Cluster, owned: &BTreeMap<u32, Held>) {
+    cluster
+        .daemon
         .served
         .set(owned.iter().filter(|(_, h)| h.ready).map(|(p, _)| *p));
+    for p in 0..cluster.partitions {
+        let ready = owned.get(&p).is_some_and(|h| h.ready);
+        cluster.daemon.metrics.partition_owned(p, ready);
+    }
 }
 
 /// Keep this node's membership and leases until the process ends.
@@ -223,7 +228,7 @@ impl Cluster {
         if let Some(h) = owned.get_mut(&partition) {
             h.ready = true;
         }
-        serve_ready(&self.daemon, &owned);
+        serve_ready(self, &owned);
     }
 
     /// Stop serving `partition` here (its lease is lost or about to be).
@@ -232,7 +237,7 @@ impl Cluster {
         if owned.remove(&partition).is_some() {
             tracing::warn!(node = %self.node, partition, "stopped serving the partition");
         }
-        serve_ready(&self.daemon, &owned);
+        serve_ready(self, &owned);
     }
 
     /// Leave the cluster gracefully (the node is stopping, its pipeline stopped): stop
@@ -282,7 +287,7 @@ impl Cluster {
             .unwrap_or_else(|e| e.into_inner())
             .remove(&partition);
         let owned = self.owned.lock().unwrap_or_else(|e| e.into_inner());
-        serve_ready(&self.daemon, &owned);
+        serve_ready(self, &owned);
         tracing::info!(node = %self.node, partition, "handed the partition over");
     }
 

@@ -54,6 +54,10 @@ pub struct Metrics {
     state_folds: Counter,
     state_fold_keys: Counter,
     state_fold_seconds: Histogram,
+    partition_owned: Family<Labels, Gauge>,
+    partition_let_in: Family<Labels, Gauge>,
+    partition_checkpoint: Family<Labels, Gauge>,
+    partition_checkpoint_time: Family<Labels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -81,6 +85,10 @@ impl Default for Metrics {
             decision_wait: Family::new_with_constructor(response_buckets),
             source_calls: Family::default(),
             source_lag: Family::default(),
+            partition_owned: Family::default(),
+            partition_let_in: Family::default(),
+            partition_checkpoint: Family::default(),
+            partition_checkpoint_time: Family::default(),
             state_folds: Counter::default(),
             state_fold_keys: Counter::default(),
             state_fold_seconds: call_buckets(),
@@ -170,6 +178,26 @@ impl Default for Metrics {
             "From a finding's commit to its decision (the wait for the detectors keeping \
              pace to pass its position)",
             m.decision_wait.clone(),
+        );
+        registry.register(
+            "cluster_partition_owned",
+            "1 for each cluster partition this node owns and serves, 0 for one it does not",
+            m.partition_owned.clone(),
+        );
+        registry.register(
+            "cluster_partition_stream_seq",
+            "The stream sequence of the last message of a partition this node let in",
+            m.partition_let_in.clone(),
+        );
+        registry.register(
+            "cluster_partition_checkpoint_seq",
+            "The stream sequence a partition's last checkpoint (written or restored here) covers",
+            m.partition_checkpoint.clone(),
+        );
+        registry.register(
+            "cluster_partition_checkpoint_time_seconds",
+            "When a partition's last checkpoint was written or restored here (Unix time)",
+            m.partition_checkpoint_time.clone(),
         );
         registry.register(
             "source_calls",
@@ -313,6 +341,32 @@ impl Metrics {
         self.source_lag
             .get_or_create(&labels(&[("tenant", tenant), ("source", source)]))
             .set(seconds);
+    }
+
+    /// Whether this node owns and serves cluster partition `partition`.
+    pub fn partition_owned(&self, partition: u32, owned: bool) {
+        self.partition_owned
+            .get_or_create(&labels(&[("partition", &partition.to_string())]))
+            .set(i64::from(owned));
+    }
+
+    /// A message of `partition` let in at stream sequence `seq`.
+    pub fn partition_let_in(&self, partition: u32, seq: u64) {
+        self.partition_let_in
+            .get_or_create(&labels(&[("partition", &partition.to_string())]))
+            .set(i64::try_from(seq).unwrap_or(i64::MAX));
+    }
+
+    /// `partition`'s checkpoint covering stream sequence `seq`, written or restored at
+    /// `at_ms`.
+    pub fn partition_checkpoint(&self, partition: u32, seq: u64, at_ms: i64) {
+        let l = labels(&[("partition", &partition.to_string())]);
+        self.partition_checkpoint
+            .get_or_create(&l)
+            .set(i64::try_from(seq).unwrap_or(i64::MAX));
+        self.partition_checkpoint_time
+            .get_or_create(&l)
+            .set(at_ms / 1000);
     }
 
     /// A finding decided `seconds` after its commit.
