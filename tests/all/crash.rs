@@ -10,13 +10,11 @@
 //! a run without kills.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use aer_host::config::ServeConfig;
 use aer_host::loopback::audit_log::{AuditLog, entry};
-use aer_tests::{ADMIN, MockSlack, Served, TestDaemon, http, inbox_events, plugins};
+use aer_tests::{ADMIN, MockSlack, Served, TestDaemon, http, inbox_events};
 use serde_json::Value;
 
 pub(crate) const JSON: Option<&str> = Some("application/json");
@@ -28,46 +26,7 @@ pub(crate) const ATTACKERS: usize = 40;
 /// 100,000 generic events: 1,000 users downloading and logging in over two days, and 40
 /// of them downloading 60 files in four minutes once.
 pub(crate) fn events() -> Vec<String> {
-    let start: i64 = 1_767_603_600_000;
-    let mut out = Vec::with_capacity(EVENTS);
-    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
-    let mut next = move || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    };
-    for a in 0..ATTACKERS {
-        let t0 = start + (a as i64) * 3_600_000;
-        for i in 0..60 {
-            out.push((
-                t0 + i * 4_000,
-                format!("U{:03}", a * 25),
-                "file_downloaded",
-                format!("atk-{a}-{i}"),
-            ));
-        }
-    }
-    let mut i = 0;
-    while out.len() < EVENTS {
-        let user = format!("U{:03}", next() % 1000);
-        let t = start + (next() % (48 * 3_600_000)) as i64;
-        let action = if next() % 3 == 0 {
-            "user_login"
-        } else {
-            "file_downloaded"
-        };
-        out.push((t, user, action, format!("bg-{i}")));
-        i += 1;
-    }
-    out.sort();
-    out.into_iter()
-        .map(|(t, user, action, id)| {
-            format!(
-                "{{\"id\":\"{id}\",\"time\":{t},\"action\":\"{action}\",\"actor\":\"{user}\"}}\n"
-            )
-        })
-        .collect()
+    aer_tests::download_org(EVENTS, ATTACKERS)
 }
 
 pub(crate) fn chunks(lines: &[String]) -> Vec<Vec<u8>> {
@@ -95,18 +54,8 @@ pub(crate) fn send(base: &str, token: &str, body: &[u8]) -> Result<(u16, Value),
     }
 }
 
-pub(crate) fn policy(slack: &MockSlack) -> Vec<u8> {
-    serde_json::json!({
-        "mode": "enforce",
-        "max_responses_per_hour": 1000,
-        "responses": {"slack_api_url": format!("{}/api", slack.base), "slack_token": "xoxp-crash"}
-    })
-    .to_string()
-    .into_bytes()
-}
-
 /// Create tenant `acme`; its token.
-pub(crate) fn create_tenant(base: &str) -> String {
+fn create_tenant(base: &str) -> String {
     let (s, t) = http(
         base,
         "POST",
@@ -120,128 +69,37 @@ pub(crate) fn create_tenant(base: &str) -> String {
     t["token"].as_str().unwrap().to_owned()
 }
 
-/// Create the tenant, install the detector and responder, set the policy.
+/// Create tenant `acme` with the detector and the responder, and its policy; its token.
 pub(crate) fn setup(base: &str, slack: &MockSlack) -> String {
-    let token = create_tenant(base);
-    for path in [plugins::EXCESSIVE_DOWNLOADS, plugins::SLACK_SESSION_RESET] {
-        let (s, rec) = http(
-            base,
-            "POST",
-            "/v1/plugins",
-            Some(&token),
-            None,
-            std::fs::read(path).unwrap(),
-        )
-        .unwrap();
-        assert_eq!(s, 201, "{rec}");
-        let name = rec["name"].as_str().unwrap();
-        assert_eq!(
-            http(
-                base,
-                "POST",
-                &format!("/v1/plugins/{name}/enable"),
-                Some(&token),
-                None,
-                vec![]
-            )
-            .unwrap()
-            .0,
-            200
-        );
-    }
-    assert_eq!(
-        http(base, "PUT", "/v1/policy", Some(&token), JSON, policy(slack))
-            .unwrap()
-            .0,
-        200
-    );
-    token
+    aer_tests::set_up_responding_tenant(base, "acme", &slack.base)
 }
 
-pub(crate) struct Proc {
-    child: Child,
-    pub(crate) base: String,
-}
-
-impl Drop for Proc {
-    /// A failing test must not leave its daemon running.
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+pub(crate) type Proc = aer_tests::ServeProcess;
 
 fn spawn(dir: &std::path::Path) -> Proc {
     spawn_with(dir, ServeConfig::default())
 }
 
-/// A daemon process on `dir` with `config` (its outbound rules replaced).
+/// A daemon process on `dir` with `config` (its outbound rules replaced so its effects
+/// reach the mock Slack API on loopback).
 pub(crate) fn spawn_with(dir: &std::path::Path, config: ServeConfig) -> Proc {
-    // Its effects go to the mock Slack API on loopback.
-    let path = dir.with_extension("toml");
     let config = ServeConfig {
         outbound: aer_host::config::OutboundConfig::loopback(),
         ..config
     };
-    std::fs::write(&path, config.to_toml()).expect("config written");
-    let config = path;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_aer-under-test"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
-        .arg(&config)
-        .arg("--data-dir")
-        .arg(dir)
-        .env("AER_ADMIN_TOKEN", ADMIN)
-        .env(
-            "AER_LOG",
-            std::env::var("CRASH_LOG_LEVEL").unwrap_or_else(|_| "warn".into()),
-        )
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("daemon starts");
-    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
-    let base = loop {
-        let line = lines
-            .next()
-            .expect("daemon prints its address")
-            .expect("stderr line");
-        if let Some(addr) = line.strip_prefix("aer: listening on ") {
-            break addr.trim().to_owned();
-        }
-    };
-    // Keep draining stderr so the daemon never blocks on it.
-    // `CRASH_LOG=FILE` keeps the daemons' logs (they are dropped otherwise).
-    let log = std::env::var("CRASH_LOG").ok();
-    std::thread::spawn(move || {
-        use std::io::Write as _;
-        let mut f = log.map(|p| {
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(p)
-                .unwrap()
-        });
-        for l in lines.map_while(Result::ok) {
-            if let Some(f) = f.as_mut() {
-                let _ = writeln!(f, "{l}");
-            }
-        }
-    });
-    Proc { child, base }
+    aer_tests::ServeProcess::spawn(
+        std::path::Path::new(env!("CARGO_BIN_EXE_aer-under-test")),
+        dir,
+        &config,
+    )
 }
 
-/// Stop a daemon process gracefully (SIGTERM) and wait for it.
-pub(crate) fn terminate(mut p: Proc) {
-    let _ = Command::new("kill")
-        .arg("-TERM")
-        .arg(p.child.id().to_string())
-        .status();
-    p.child.wait().expect("reaped");
+pub(crate) fn terminate(p: Proc) {
+    p.terminate();
 }
 
-pub(crate) fn kill9(mut p: Proc) {
-    p.child.kill().expect("SIGKILL");
-    p.child.wait().expect("reaped");
+pub(crate) fn kill9(p: Proc) {
+    p.kill9();
 }
 
 /// Wait until the detector has no lag and every decision's responses are done.

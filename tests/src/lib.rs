@@ -815,3 +815,177 @@ impl Drop for NatsServer {
         self.kill();
     }
 }
+
+/// A real `aer serve` process (`binary`) on a loopback port, killed if dropped.
+pub struct ServeProcess {
+    child: std::process::Child,
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+}
+
+impl ServeProcess {
+    /// Start `binary serve` on data directory `dir` with `config` (written beside the
+    /// directory), the admin token [`ADMIN`]; returns once it prints its address.
+    /// `CRASH_LOG=FILE` appends its log to FILE (at `CRASH_LOG_LEVEL`, else `warn`).
+    pub fn spawn(
+        binary: &std::path::Path,
+        dir: &std::path::Path,
+        config: &aer_host::config::ServeConfig,
+    ) -> ServeProcess {
+        use std::io::BufRead as _;
+        let path = dir.with_extension("toml");
+        std::fs::write(&path, config.to_toml()).expect("config written");
+        let level = std::env::var("CRASH_LOG_LEVEL").unwrap_or_else(|_| "warn".into());
+        let mut child = std::process::Command::new(binary)
+            .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+            .arg(&path)
+            .arg("--data-dir")
+            .arg(dir)
+            .env("AER_ADMIN_TOKEN", ADMIN)
+            .env("AER_LOG", level)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("daemon starts");
+        let mut lines = std::io::BufReader::new(child.stderr.take().expect("stderr")).lines();
+        let base = loop {
+            let line = lines
+                .next()
+                .expect("daemon prints its address")
+                .expect("stderr line");
+            if let Some(addr) = line.strip_prefix("aer: listening on ") {
+                break addr.trim().to_owned();
+            }
+        };
+        // Keep draining stderr so the daemon never blocks on it.
+        let log = std::env::var("CRASH_LOG").ok();
+        std::thread::spawn(move || {
+            use std::io::Write as _;
+            let mut f = log.map(|p| {
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(p)
+                    .expect("log file")
+            });
+            for l in lines.map_while(Result::ok) {
+                if let Some(f) = f.as_mut() {
+                    let _ = writeln!(f, "{l}");
+                }
+            }
+        });
+        ServeProcess { child, base }
+    }
+
+    /// Stop it gracefully (SIGTERM) and wait.
+    pub fn terminate(mut self) {
+        let _ = std::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        self.child.wait().expect("reaped");
+    }
+
+    /// Kill it (SIGKILL) and wait.
+    pub fn kill9(mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("reaped");
+    }
+}
+
+impl Drop for ServeProcess {
+    /// A failing test must not leave its daemon running.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `events` generic NDJSON lines in time order: 1,000 users downloading and logging in
+/// over two days, and `attackers` of them downloading 60 files in four minutes once.
+pub fn download_org(events: usize, attackers: usize) -> Vec<String> {
+    let start: i64 = 1_767_603_600_000;
+    let mut out = Vec::with_capacity(events);
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    for a in 0..attackers {
+        let t0 = start + (a as i64) * 3_600_000;
+        for i in 0..60 {
+            out.push((
+                t0 + i * 4_000,
+                format!("U{:03}", a * 25),
+                "file_downloaded",
+                format!("atk-{a}-{i}"),
+            ));
+        }
+    }
+    let mut i = 0;
+    while out.len() < events {
+        let user = format!("U{:03}", next() % 1000);
+        let t = start + (next() % (48 * 3_600_000)) as i64;
+        let action = if next() % 3 == 0 {
+            "user_login"
+        } else {
+            "file_downloaded"
+        };
+        out.push((t, user, action, format!("bg-{i}")));
+        i += 1;
+    }
+    out.sort();
+    out.into_iter()
+        .map(|(t, user, action, id)| {
+            format!(
+                "{{\"id\":\"{id}\",\"time\":{t},\"action\":\"{action}\",\"actor\":\"{user}\"}}\n"
+            )
+        })
+        .collect()
+}
+
+/// Create tenant `name` on the daemon at `base`, install and enable
+/// `excessive-downloads` and `slack-session-reset`, and set an enforcing policy whose
+/// Slack API is the mock at `slack_base`; the tenant's token.
+pub fn set_up_responding_tenant(base: &str, name: &str, slack_base: &str) -> String {
+    const JSON: Option<&str> = Some("application/json");
+    let (s, t) = http(
+        base,
+        "POST",
+        "/v1/tenants",
+        Some(ADMIN),
+        JSON,
+        serde_json::json!({"name": name}).to_string().into_bytes(),
+    )
+    .expect("tenant created");
+    assert_eq!(s, 201, "{t}");
+    let token = t["token"].as_str().expect("token").to_owned();
+    for path in [plugins::EXCESSIVE_DOWNLOADS, plugins::SLACK_SESSION_RESET] {
+        let bytes = std::fs::read(path).expect("component");
+        let (s, rec) =
+            http(base, "POST", "/v1/plugins", Some(&token), None, bytes).expect("uploaded");
+        assert_eq!(s, 201, "{rec}");
+        let name = rec["name"].as_str().expect("name");
+        let enable = format!("/v1/plugins/{name}/enable");
+        let (s, body) = http(base, "POST", &enable, Some(&token), None, vec![]).expect("enabled");
+        assert_eq!(s, 200, "{body}");
+    }
+    let policy = serde_json::json!({
+        "mode": "enforce",
+        "max_responses_per_hour": 1000,
+        "responses": {"slack_api_url": format!("{slack_base}/api"), "slack_token": "xoxp-crash"}
+    });
+    let (s, body) = http(
+        base,
+        "PUT",
+        "/v1/policy",
+        Some(&token),
+        JSON,
+        policy.to_string().into_bytes(),
+    )
+    .expect("policy set");
+    assert_eq!(s, 200, "{body}");
+    token
+}

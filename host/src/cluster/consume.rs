@@ -25,6 +25,19 @@ pub(super) async fn run(cluster: Arc<Cluster>, partition: u32) {
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     cluster.ready(partition);
+    let daemon = cluster.daemon.clone();
+    let count = cluster.partitions;
+    match tokio::task::spawn_blocking(move || daemon.queue_partition_effects(partition, count))
+        .await
+    {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            tracing::error!(node = %cluster.node, partition, "cannot queue the partition's undone effects: {e}")
+        }
+        Err(e) => {
+            tracing::error!(node = %cluster.node, partition, "cannot queue the partition's undone effects: {e}")
+        }
+    }
     loop {
         if let Err(e) = follow(&cluster, partition).await {
             tracing::warn!(node = %cluster.node, partition, "reading the partition's events: {e}");

@@ -119,8 +119,8 @@ impl super::Daemon {
 
     /// Replace what this node holds of `partition` of `count` with a checkpoint's
     /// records, to go on from stream sequence `stream_seq` (none and 0: the partition
-    /// starts empty, from the stream's first message),
-    /// then queue the effects it left undone and have the workers look again.
+    /// starts empty, from the stream's first message), and have the workers look
+    /// again.
     pub fn restore_partition(
         &self,
         (partition, count): (u32, u32),
@@ -140,15 +140,26 @@ impl super::Daemon {
             }
             self.fault_memory().retain(|(t, _), _| !tenants.contains(t));
         }
+        self.reopened
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.wake.notify();
+        Ok(())
+    }
+
+    /// Queue the effects `partition` of `count` has left undone (its checkpoint's, once
+    /// this node serves the partition: the executor passes over the effects of tenants
+    /// it does not serve).
+    pub fn queue_partition_effects(
+        &self,
+        partition: u32,
+        count: u32,
+    ) -> Result<(), super::DaemonError> {
         for key in self.ledger.unfinished_actions()? {
-            if tenants.iter().any(|t| t == key.tenant()) {
+            if partition_of(key.tenant(), count) == partition {
                 let tenant = key.tenant().to_owned();
                 self.effects.push(&tenant, key);
             }
         }
-        self.reopened
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.wake.notify();
         Ok(())
     }
 }
