@@ -234,6 +234,28 @@ fn three_nodes_take_events_on_any_node_and_decide_as_one_node_does() {
                 .is_some_and(|o| o.iter().any(|p| p.as_u64() == Some(u64::from(partition))))
         })
         .expect("an owner");
+    // Every message is in a checkpoint now: the stream keeps none of them.
+    let stream_messages = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async {
+                let client = async_nats::connect(nats.url.as_str()).await.unwrap();
+                let js = async_nats::jetstream::new(client);
+                let mut stream = js.get_stream("AER_EVENTS").await.unwrap();
+                stream.info().await.unwrap().state.messages
+            })
+    };
+    let start = Instant::now();
+    while stream_messages() > 0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "the stream is not trimmed behind the checkpoints: {} messages",
+            stream_messages()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     // The owner says so in its metrics, with the checkpoints it wrote.
     let (_, metrics) = http(
         &nodes[owner].base,

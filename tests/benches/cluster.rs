@@ -95,6 +95,9 @@ fn wait_owned(nodes: &[ServeProcess]) {
 
 struct Run {
     events_per_second: f64,
+    /// CPU of the AER processes and of the NATS server per event, in microseconds.
+    node_us: f64,
+    nats_us: f64,
     ack_ms: Vec<f64>,
     response_ms: Vec<f64>,
 }
@@ -137,6 +140,8 @@ fn run(
             .collect(),
     );
     let acks = Mutex::new(Vec::new());
+    let cpu = |procs: &[ServeProcess]| procs.iter().map(ServeProcess::cpu_seconds).sum::<f64>();
+    let (node_cpu0, nats_cpu0) = (cpu(&procs), nats.map_or(0.0, NatsServer::cpu_seconds));
     let started = Instant::now();
     std::thread::scope(|s| {
         for client in 0..3 {
@@ -189,7 +194,10 @@ fn run(
             std::thread::sleep(Duration::from_millis(5));
         }
     }
-    let events_per_second = (tenants * events) as f64 / started.elapsed().as_secs_f64();
+    let total = (tenants * events) as f64;
+    let events_per_second = total / started.elapsed().as_secs_f64();
+    let node_us = (cpu(&procs) - node_cpu0) / total * 1e6;
+    let nats_us = (nats.map_or(0.0, NatsServer::cpu_seconds) - nats_cpu0) / total * 1e6;
     // Event to response: a burst of 60 downloads by a new user in one request, to the
     // reset at Slack; through the nodes in turn.
     let mut response_ms = Vec::new();
@@ -236,6 +244,8 @@ fn run(
     response_ms.sort_by(f64::total_cmp);
     Run {
         events_per_second,
+        node_us,
+        nats_us,
         ack_ms,
         response_ms,
     }
@@ -291,8 +301,10 @@ fn main() {
         shape.2,
         aer_host::bench::machine()
     );
-    println!("| mode | events/s | ack p50 / p99 (ms) | event to response p50 / p99 (ms) |");
-    println!("|---|---|---|---|");
+    println!(
+        "| mode | events/s | CPU per event: AER / NATS (us) | ack p50 / p99 (ms) | event to response p50 / p99 (ms) |"
+    );
+    println!("|---|---|---|---|---|");
     let modes: [(&str, Option<usize>); 4] = [
         ("one node, no NATS", None),
         ("cluster, 1 node", Some(1)),
@@ -303,8 +315,10 @@ fn main() {
         let nats = cluster.map(|_| NatsServer::start());
         let r = run(binary, nats.as_ref(), cluster.unwrap_or(1), shape);
         println!(
-            "| {name} | {:.0} | {:.1} / {:.1} | {:.1} / {:.1} |",
+            "| {name} | {:.0} | {:.2} / {:.2} | {:.1} / {:.1} | {:.1} / {:.1} |",
             r.events_per_second,
+            r.node_us,
+            r.nats_us,
             quantile(&r.ack_ms, 0.5),
             quantile(&r.ack_ms, 0.99),
             quantile(&r.response_ms, 0.5),

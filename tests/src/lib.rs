@@ -795,6 +795,13 @@ impl NatsServer {
         });
     }
 
+    /// CPU time the server has used so far (user and system), in seconds.
+    pub fn cpu_seconds(&self) -> f64 {
+        self.child
+            .as_ref()
+            .map_or(0.0, |c| process_cpu_seconds(c.id()))
+    }
+
     /// Stop it (SIGKILL: nothing it has acknowledged may be lost) and start it again on
     /// the same port and store.
     pub fn restart(&mut self) {
@@ -875,6 +882,11 @@ impl ServeProcess {
             }
         });
         ServeProcess { child, base }
+    }
+
+    /// CPU time the process has used so far (user and system), in seconds.
+    pub fn cpu_seconds(&self) -> f64 {
+        process_cpu_seconds(self.child.id())
     }
 
     /// Stop it gracefully (SIGTERM) and wait.
@@ -988,4 +1000,23 @@ pub fn set_up_responding_tenant(base: &str, name: &str, slack_base: &str) -> Str
     .expect("policy set");
     assert_eq!(s, 200, "{body}");
     token
+}
+
+/// CPU time process `pid` has used (user and system), in seconds (0 if unreadable).
+pub fn process_cpu_seconds(pid: u32) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    // Fields after the command name (in parentheses, which may hold spaces).
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return 0.0;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
 }

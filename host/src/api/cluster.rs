@@ -5,6 +5,7 @@
 //! shared with every node before the answer.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -107,7 +108,12 @@ pub(super) async fn route(
         (Request::from_parts(parts, Body::from(bytes)), name)
     } else {
         let mut tenant = tenant_of(&daemon, &request);
-        if tenant.is_none() && has_tenant_token(&daemon, &request) {
+        // (Not for an address already refused for failing too often: a guessed token
+        // costs this node no request to NATS.)
+        if tenant.is_none()
+            && has_tenant_token(&daemon, &request)
+            && crate::web::auth_blocked(&daemon, request.extensions()).is_none()
+        {
             // A token this node does not know yet may be one another node has just
             // made: once this node has caught up, it knows.
             node.cluster.tenants_caught_up().await;
@@ -124,7 +130,8 @@ pub(super) async fn route(
         && !node.cluster.owns(&tenant)
         && let Some(owner) = node.cluster.owner_of(&tenant)
     {
-        return forward(&node, &owner.url, request).await;
+        let patience = Duration::from_millis(daemon.config.http.body_timeout_ms);
+        return forward(&node, &owner.url, request, patience).await;
     }
     let response = next.run(request).await;
     if changes
@@ -144,8 +151,9 @@ pub(super) async fn route(
     response
 }
 
-/// Send `request` to the node at `url` and stream its answer back.
-async fn forward(node: &Node, url: &str, request: Request) -> Response {
+/// Send `request` to the node at `url` and stream its answer back; 503 if the answer
+/// does not begin within `patience`.
+async fn forward(node: &Node, url: &str, request: Request, patience: Duration) -> Response {
     let (mut parts, body) = request.into_parts();
     let target = format!(
         "{url}{}",
@@ -160,9 +168,18 @@ async fn forward(node: &Node, url: &str, request: Request) -> Response {
     if let Ok(v) = HeaderValue::from_str(node.cluster.node()) {
         parts.headers.insert(FORWARDED, v);
     }
-    match node.client.request(Request::from_parts(parts, body)).await {
-        Ok(answer) => answer.map(Body::new).into_response(),
-        Err(e) => ApiError::new(
+    let answer = tokio::time::timeout(
+        patience,
+        node.client.request(Request::from_parts(parts, body)),
+    );
+    match answer.await {
+        Ok(Ok(answer)) => answer.map(Body::new).into_response(),
+        Err(_) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the node owning this tenant did not answer in time; retry",
+        )
+        .into_response(),
+        Ok(Err(e)) => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             format!("the node owning this tenant did not answer ({e}); retry"),
         )

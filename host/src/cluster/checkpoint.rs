@@ -14,7 +14,7 @@ use flate2::read::GzDecoder;
 use flate2::write::GzEncoder;
 use tokio::io::AsyncReadExt as _;
 
-use super::{Cluster, ClusterError, boxed};
+use super::{Cluster, ClusterError, boxed, names};
 use crate::daemon::partitions::PartitionRecords;
 
 /// The format's first bytes.
@@ -106,9 +106,9 @@ impl Cluster {
         if self.last_digest(partition) == Some(digest) {
             return Ok(());
         }
-        // Only while the lease is held: a node that lost it must not overwrite the new
-        // owner's checkpoints.
-        if !self.holds(partition) {
+        // Only while the lease is this node's, here and in the bucket: a node that lost
+        // it (stalled past its lease) must not overwrite the new owner's checkpoints.
+        if !self.holds(partition) || !self.lease_is_mine(partition).await? {
             return Ok(());
         }
         self.checkpoints
@@ -116,6 +116,21 @@ impl Cluster {
             .await
             .map_err(|e| ClusterError::js("cannot write a checkpoint")(boxed(e)))?;
         self.checkpointed(partition, seq, digest);
+        // The stream keeps what a replay from this checkpoint needs, and no more; not
+        // if the lease passed while the checkpoint was written (the new owner may be
+        // replaying from the one before).
+        if !self.lease_is_mine(partition).await? {
+            return Ok(());
+        }
+        if let Err(e) = self
+            .events
+            .purge()
+            .filter(names::partition_subjects(partition))
+            .sequence(seq + 1)
+            .await
+        {
+            tracing::warn!(node = %self.node, partition, "cannot trim the stream behind the checkpoint: {e}");
+        }
         tracing::debug!(node = %self.node, partition, seq, records = records.len(), bytes = bytes.len(), "checkpoint written");
         Ok(())
     }

@@ -260,6 +260,19 @@ impl Cluster {
         }
     }
 
+    /// Whether `partition`'s lease in the bucket names this node now.
+    pub(super) async fn lease_is_mine(&self, partition: u32) -> Result<bool, ClusterError> {
+        let entry = self
+            .leases
+            .entry(names::lease_key(partition).as_str())
+            .await
+            .map_err(|e| ClusterError::js("cannot read a lease")(boxed(e)))?;
+        Ok(entry
+            .filter(|e| e.operation == Operation::Put)
+            .and_then(|e| serde_json::from_slice::<Owner>(&e.value).ok())
+            .is_some_and(|o| o.node == self.node))
+    }
+
     /// Give `partition` up: stop letting its messages in, checkpoint it, release its
     /// lease (so the next owner need not wait for it to expire), stop serving it.
     async fn hand_over(&self, partition: u32) {

@@ -256,6 +256,19 @@ impl Daemon {
         Ok(had)
     }
 
+    /// Poll `tenant`'s source as its stored settings now say (another cluster node
+    /// changed them), or stop polling it if it has none.
+    pub(crate) fn reload_source(&self, tenant: &str) -> Result<(), DaemonError> {
+        match self.ledger.source_record::<StoredSource>(tenant, NAME)? {
+            Some(stored) => {
+                let settings = self.walk_settings(&stored.config);
+                self.sources.put(tenant, stored.config, settings);
+            }
+            None => self.sources.forget(tenant),
+        }
+        Ok(())
+    }
+
     /// Stop polling `tenant`'s sources and remove their settings (its deletion).
     pub(crate) fn forget_sources(&self, tenant: &str) -> Result<(), DaemonError> {
         self.sources.forget(tenant);

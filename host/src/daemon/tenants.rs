@@ -237,6 +237,7 @@ impl Daemon {
         }
         self.ledger.replace_shared_tenant_records(tenant, records)?;
         self.plugin_records_changed();
+        self.reload_source(tenant)?;
         Ok(())
     }
 
