@@ -58,9 +58,11 @@ fn quantile(sorted: &[f64], q: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * q).round() as usize]
 }
 
-/// Every partition owned and agreed on by every node.
+/// Every partition owned and agreed on by every node, and no move for three seconds
+/// (the nodes have taken their shares).
 fn wait_owned(nodes: &[ServeProcess]) {
     let start = Instant::now();
+    let mut stable: Option<(Instant, serde_json::Value)> = None;
     loop {
         let views: Vec<serde_json::Value> = nodes
             .iter()
@@ -82,8 +84,20 @@ fn wait_owned(nodes: &[ServeProcess]) {
             .map(|v| v["owned"].as_array().map_or(0, Vec::len))
             .sum();
         let agreed = views.windows(2).all(|w| w[0]["owners"] == w[1]["owners"]);
-        if views[0]["enabled"] == false || (owned == 16 && agreed) {
+        if views[0]["enabled"] == false {
             return;
+        }
+        if owned == 16 && agreed {
+            match &stable {
+                Some((at, before)) if *before == views[0]["owners"] => {
+                    if at.elapsed() >= Duration::from_secs(3) {
+                        return;
+                    }
+                }
+                _ => stable = Some((Instant::now(), views[0]["owners"].clone())),
+            }
+        } else {
+            stable = None;
         }
         assert!(
             start.elapsed() < Duration::from_secs(60),
@@ -203,7 +217,7 @@ fn run(
     let mut response_ms = Vec::new();
     let time0: i64 = 1_767_603_600_000 + 3 * 86_400_000;
     for p in 0..probes {
-        let user = format!("P{p:04}");
+        let user = format!("U9{p:04}");
         let body: String = (0..60)
             .map(|i| {
                 format!(
@@ -228,10 +242,19 @@ fn run(
             if slack.calls().resets.iter().any(|(_, u)| *u == user) {
                 break;
             }
-            assert!(
-                sent.elapsed() < Duration::from_secs(30),
-                "no reset for {user}"
-            );
+            if sent.elapsed() > Duration::from_secs(30) {
+                let show = |path: &str| {
+                    http(base, "GET", path, Some(&tokens[0]), None, vec![])
+                        .map(|(_, v)| v.to_string())
+                        .unwrap_or_default()
+                };
+                panic!(
+                    "no reset for {user}: findings {} decisions {} actions {}",
+                    show(&format!("/v1/findings?subject={user}")),
+                    show(&format!("/v1/decisions?subject={user}")),
+                    show(&format!("/v1/actions?target={user}"))
+                );
+            }
             std::thread::sleep(Duration::from_micros(500));
         }
         response_ms.push(sent.elapsed().as_secs_f64() * 1e3);

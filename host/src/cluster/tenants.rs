@@ -18,9 +18,13 @@ use tokio::io::AsyncReadExt as _;
 use super::{Cluster, ClusterError, boxed};
 use crate::ledger::SharedRecord;
 
-/// A tenant's entry in `aer-tenants`.
+/// A tenant's entry in `aer-tenants` (no records: the tenant was deleted).
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Shared {
+    /// The node that wrote it. A node following the bucket passes over its own
+    /// entries: what it wrote it already has, and an entry coming back late must not
+    /// undo a change made since.
+    node: String,
     /// Its records: key and value, base64.
     records: Vec<(String, String)>,
     /// The components they name, by SHA-256.
@@ -47,34 +51,19 @@ impl Cluster {
                 .await
                 .map_err(|e| ClusterError::js(format!("cannot share component {sha}"))(boxed(e)))?;
         }
-        let revision = if records.is_empty() {
-            self.tenants
-                .delete(tenant)
-                .await
-                .map_err(|e| ClusterError::js("cannot share a tenant's deletion")(boxed(e)))?;
-            None
-        } else {
-            let shared = Shared {
-                records: records
-                    .iter()
-                    .map(|(k, v)| (B64.encode(k), B64.encode(v)))
-                    .collect(),
-                artifacts,
-            };
-            let value = serde_json::to_vec(&shared).unwrap_or_default();
-            Some(
-                self.tenants
-                    .put(tenant, value.into())
-                    .await
-                    .map_err(|e| ClusterError::js("cannot share a tenant's records")(boxed(e)))?,
-            )
+        let shared = Shared {
+            node: self.node.clone(),
+            records: records
+                .iter()
+                .map(|(k, v)| (B64.encode(k), B64.encode(v)))
+                .collect(),
+            artifacts,
         };
-        if let Some(r) = revision {
-            self.applied
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(tenant.to_owned(), r);
-        }
+        let value = serde_json::to_vec(&shared).unwrap_or_default();
+        self.tenants
+            .put(tenant, value.into())
+            .await
+            .map_err(|e| ClusterError::js("cannot share a tenant's records")(boxed(e)))?;
         Ok(())
     }
 }
@@ -98,7 +87,8 @@ impl Cluster {
     }
 }
 
-/// Apply every tenant's latest entry (before the node takes any partition).
+/// Apply every tenant's latest entry, this node's own too (its data directory may be
+/// new), before the node takes any partition.
 pub(super) async fn catch_up(cluster: &Arc<Cluster>) -> Result<(), ClusterError> {
     let keys: Vec<String> = cluster
         .tenants
@@ -115,7 +105,7 @@ pub(super) async fn catch_up(cluster: &Arc<Cluster>) -> Result<(), ClusterError>
             .await
             .map_err(|e| ClusterError::js("cannot read a tenant")(boxed(e)))?
         {
-            apply(cluster, &entry).await?;
+            apply(cluster, &entry, true).await?;
         }
     }
     Ok(())
@@ -128,7 +118,7 @@ pub(super) async fn follow(cluster: Arc<Cluster>) {
             Ok(mut watch) => {
                 while let Some(entry) = watch.next().await {
                     let applied = match entry {
-                        Ok(entry) => apply(&cluster, &entry).await,
+                        Ok(entry) => apply(&cluster, &entry, false).await,
                         Err(e) => Err(ClusterError::js("following the tenants")(boxed(e))),
                     };
                     if let Err(e) = applied {
@@ -144,15 +134,19 @@ pub(super) async fn follow(cluster: Arc<Cluster>) {
 
 /// Replace this node's copy of a tenant's records with `entry` (newer than the one
 /// applied last), fetching the components it names that this node lacks.
-async fn apply(cluster: &Arc<Cluster>, entry: &Entry) -> Result<(), ClusterError> {
-    let applied = apply_entry(cluster, entry).await;
+async fn apply(cluster: &Arc<Cluster>, entry: &Entry, own_too: bool) -> Result<(), ClusterError> {
+    let applied = apply_entry(cluster, entry, own_too).await;
     cluster
         .tenants_seen
         .fetch_max(entry.revision, Ordering::AcqRel);
     applied
 }
 
-async fn apply_entry(cluster: &Arc<Cluster>, entry: &Entry) -> Result<(), ClusterError> {
+async fn apply_entry(
+    cluster: &Arc<Cluster>,
+    entry: &Entry,
+    own_too: bool,
+) -> Result<(), ClusterError> {
     let tenant = entry.key.clone();
     if !crate::daemon::tenants::valid_name(&tenant) {
         return Ok(());
@@ -172,6 +166,9 @@ async fn apply_entry(cluster: &Arc<Cluster>, entry: &Entry) -> Result<(), Cluste
             let shared: Shared = serde_json::from_slice(&entry.value).map_err(|e| {
                 ClusterError::js(format!("tenant {tenant:?}'s shared records"))(boxed(e))
             })?;
+            if shared.node == cluster.node && !own_too {
+                return Ok(());
+            }
             for sha in &shared.artifacts {
                 fetch_artifact(cluster, sha).await?;
             }
