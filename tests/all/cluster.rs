@@ -18,6 +18,10 @@ use crate::crash::{
 const PARTITIONS: u32 = 8;
 
 fn node_config(nats: &NatsServer, id: &str) -> ServeConfig {
+    node_config_with(nats, id, 300)
+}
+
+fn node_config_with(nats: &NatsServer, id: &str, checkpoint_ms: u64) -> ServeConfig {
     ServeConfig {
         cluster: ClusterConfig {
             enabled: true,
@@ -25,8 +29,7 @@ fn node_config(nats: &NatsServer, id: &str) -> ServeConfig {
             node_id: id.to_owned(),
             partitions: PARTITIONS,
             lease_ms: 3_000,
-            // Several checkpoints while the events stream in.
-            checkpoint_ms: 300,
+            checkpoint_ms,
             ..ClusterConfig::default()
         },
         ..ServeConfig::default()
@@ -462,4 +465,52 @@ fn a_graceful_hand_off_a_joining_node_and_a_nats_restart_lose_nothing() {
     let keys: BTreeSet<String> = calls.reset_keys.iter().cloned().collect();
     assert_eq!(keys, one.reset_keys);
     assert_eq!(calls.resets.len(), ATTACKERS, "no reset twice");
+}
+
+#[test]
+fn effects_done_before_a_failover_are_not_performed_again() {
+    // No checkpoint while the events go in (an hour apart): the node taking over replays
+    // every decision from the stream, and must find their effects done in `aer-effects`.
+    let lines = events();
+    let chunks = chunks(&lines);
+    let nats = NatsServer::start();
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut nodes: Vec<Option<Proc>> = dirs
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let config = node_config_with(&nats, &format!("node-{i}"), 3_600_000);
+            Some(spawn_with(d.path(), config))
+        })
+        .collect();
+    wait_owned(&nodes.iter().flatten().collect::<Vec<_>>());
+    let slack = MockSlack::start(0);
+    let token = setup(&nodes[0].as_ref().unwrap().base, &slack);
+    let victim = owner_index(&status(&nodes[0].as_ref().unwrap().base), &nodes, "acme").unwrap();
+    let half = chunks.len() / 2;
+    for (i, c) in chunks[..half].iter().enumerate() {
+        send_any(&nodes, i, &token, c);
+    }
+    // Every effect decided so far is done (none on the wire) when the owner dies.
+    let (_, decisions) = wait_done(&nodes[victim].as_ref().unwrap().base, &token);
+    let before = slack.calls().resets.len();
+    assert!(
+        before > 0 && before == decisions.len(),
+        "{before} resets, {} decisions",
+        decisions.len()
+    );
+    kill9(nodes[victim].take().unwrap());
+    for (i, c) in chunks[half..].iter().enumerate() {
+        send_any(&nodes, i, &token, c);
+    }
+    let survivor = nodes.iter().flatten().next().unwrap().base.clone();
+    wait_processed(&survivor, &token, EVENTS);
+    let (_, decisions) = wait_done(&survivor, &token);
+    assert_eq!(decisions.len(), ATTACKERS);
+    let calls = slack.calls();
+    assert_eq!(
+        calls.resets.len(),
+        ATTACKERS,
+        "the {before} resets done before the failover were not performed again"
+    );
 }
