@@ -104,6 +104,9 @@ pub struct Status {
     pub owned: Vec<u32>,
     /// Every owned partition's owner, as last read.
     pub owners: Vec<PartitionOwner>,
+    /// Messages of each partition this node owns that are in the stream and not let
+    /// in yet (as of the last one let in).
+    pub lag: BTreeMap<u32, u64>,
     /// The last checkpoint of each partition this node wrote or restored.
     pub checkpoints: BTreeMap<u32, checkpoint::Checkpointed>,
 }
@@ -165,6 +168,9 @@ pub struct Cluster {
     tenants: kv::Store,
     artifacts: object_store::ObjectStore,
     checkpoints: object_store::ObjectStore,
+    /// Messages each owned partition has in the stream that are not let in yet, as of
+    /// the last one let in.
+    lag: Mutex<BTreeMap<u32, u64>>,
     /// Each partition's last checkpoint this node wrote or restored, and its digest.
     last_checkpoint: Mutex<BTreeMap<u32, (checkpoint::Checkpointed, [u8; 32])>>,
     /// Partitions this node owns: the revision of its lease and the task letting its
@@ -242,6 +248,7 @@ impl Cluster {
             artifacts,
             checkpoints,
             last_checkpoint: Mutex::new(BTreeMap::new()),
+            lag: Mutex::new(BTreeMap::new()),
             owned: Mutex::new(BTreeMap::new()),
             owners: RwLock::new(BTreeMap::new()),
             applied: Mutex::new(BTreeMap::new()),
@@ -284,6 +291,14 @@ impl Cluster {
         self.daemon.serves(tenant)
     }
 
+    /// Note `partition`'s lag (messages not let in yet).
+    pub(crate) fn lag(&self, partition: u32, pending: u64) {
+        self.lag
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(partition, pending);
+    }
+
     /// Whether this node holds `partition`'s lease now.
     pub(crate) fn holds(&self, partition: u32) -> bool {
         self.owned
@@ -323,6 +338,16 @@ impl Cluster {
             url: self.url.clone(),
             partitions: self.partitions,
             owned: self.owned(),
+            lag: {
+                let owned = self.owned();
+                self.lag
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .iter()
+                    .filter(|(p, _)| owned.contains(p))
+                    .map(|(p, n)| (*p, *n))
+                    .collect()
+            },
             checkpoints: self
                 .last_checkpoint
                 .lock()

@@ -175,19 +175,7 @@ fn three_nodes_take_events_on_any_node_and_decide_as_one_node_does() {
     let chunks = chunks(&lines);
 
     // One node, in-process, over the same events.
-    let single_slack = MockSlack::start(0);
-    let single_dir = tempfile::tempdir().unwrap();
-    let (single_findings, single_decisions) = {
-        let d = TestDaemon::start(single_dir.path(), ServeConfig::default());
-        let token = setup(&d.base, &single_slack);
-        for c in &chunks {
-            let (s, r) = send(&d.base, &token, c).unwrap();
-            assert_eq!(s, 200, "{r}");
-        }
-        wait_done(&d.base, &token)
-    };
-    let single_state = plugin_state(single_dir.path());
-    assert_eq!(single_findings.len(), ATTACKERS);
+    let one = one_node(&chunks);
 
     // Three nodes on one NATS server.
     let nats = NatsServer::start();
@@ -210,8 +198,8 @@ fn three_nodes_take_events_on_any_node_and_decide_as_one_node_does() {
     // Any node answers for the tenant.
     wait_processed(&nodes[1].base, &token, EVENTS);
     let (findings, decisions) = wait_done(&nodes[1].base, &token);
-    assert_eq!(summary_f(&findings), summary_f(&single_findings));
-    assert_eq!(summary_d(&decisions), summary_d(&single_decisions));
+    assert_eq!(summary_f(&findings), summary_f(&one.findings));
+    assert_eq!(summary_d(&decisions), summary_d(&one.decisions));
     let (_, f2) = http(
         &nodes[2].base,
         "GET",
@@ -278,6 +266,12 @@ fn three_nodes_take_events_on_any_node_and_decide_as_one_node_does() {
     );
     assert!(
         metrics.contains(&format!(
+            "aer_cluster_partition_lag_messages{{partition=\"{partition}\"}} 0"
+        )),
+        "every message let in: {metrics}"
+    );
+    assert!(
+        metrics.contains(&format!(
             "aer_cluster_partition_checkpoint_seq{{partition=\"{partition}\"}}"
         )),
         "{metrics}"
@@ -287,17 +281,13 @@ fn three_nodes_take_events_on_any_node_and_decide_as_one_node_does() {
     }
     assert_eq!(
         plugin_state(dirs[owner].path()),
-        single_state,
+        one.state,
         "the detector's state equals one node's"
     );
     let calls = slack.calls();
-    let users: BTreeSet<&String> = calls.resets.iter().map(|(_, u)| u).collect();
-    assert_eq!(users.len(), ATTACKERS);
-    assert_eq!(
-        calls.resets.len(),
-        single_slack.calls().resets.len(),
-        "each reset once, as on one node"
-    );
+    let keys: BTreeSet<String> = calls.reset_keys.iter().cloned().collect();
+    assert_eq!(keys, one.reset_keys, "the same resets as on one node");
+    assert_eq!(calls.resets.len(), ATTACKERS, "each reset once");
 }
 
 #[test]

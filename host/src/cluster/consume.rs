@@ -85,10 +85,11 @@ async fn follow(cluster: &Arc<Cluster>, partition: u32) -> Result<(), ClusterErr
         };
         let message = message
             .map_err(|e| ClusterError::js("cannot read the partition's events")(boxed(e)))?;
-        let seq = message
+        let info = message
             .info()
-            .map_err(|e| ClusterError::js("a message without its stream sequence")(e))?
-            .stream_sequence;
+            .map_err(|e| ClusterError::js("a message without its stream sequence")(e))?;
+        // Messages of the partition in the stream after this one: its lag.
+        let (seq, pending) = (info.stream_sequence, info.pending);
         if seq <= from {
             continue;
         }
@@ -102,7 +103,11 @@ async fn follow(cluster: &Arc<Cluster>, partition: u32) -> Result<(), ClusterErr
             let_in(&daemon, &node, (partition, seq), &subject, &payload)
         })
         .await??;
-        cluster.daemon.metrics.partition_let_in(partition, seq);
+        cluster
+            .daemon
+            .metrics
+            .partition_let_in(partition, seq, pending);
+        cluster.lag(partition, pending);
         cluster.daemon.wake.notify();
     }
 }

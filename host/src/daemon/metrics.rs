@@ -56,6 +56,7 @@ pub struct Metrics {
     state_fold_seconds: Histogram,
     partition_owned: Family<Labels, Gauge>,
     partition_let_in: Family<Labels, Gauge>,
+    partition_lag: Family<Labels, Gauge>,
     partition_checkpoint: Family<Labels, Gauge>,
     partition_checkpoint_time: Family<Labels, Gauge>,
 }
@@ -87,6 +88,7 @@ impl Default for Metrics {
             source_lag: Family::default(),
             partition_owned: Family::default(),
             partition_let_in: Family::default(),
+            partition_lag: Family::default(),
             partition_checkpoint: Family::default(),
             partition_checkpoint_time: Family::default(),
             state_folds: Counter::default(),
@@ -188,6 +190,11 @@ impl Default for Metrics {
             "cluster_partition_stream_seq",
             "The stream sequence of the last message of a partition this node let in",
             m.partition_let_in.clone(),
+        );
+        registry.register(
+            "cluster_partition_lag_messages",
+            "Messages of a partition in the stream that this node, its owner, has not let in yet",
+            m.partition_lag.clone(),
         );
         registry.register(
             "cluster_partition_checkpoint_seq",
@@ -350,11 +357,16 @@ impl Metrics {
             .set(i64::from(owned));
     }
 
-    /// A message of `partition` let in at stream sequence `seq`.
-    pub fn partition_let_in(&self, partition: u32, seq: u64) {
+    /// A message of `partition` let in at stream sequence `seq`, `pending` more of the
+    /// partition's after it in the stream.
+    pub fn partition_let_in(&self, partition: u32, seq: u64, pending: u64) {
+        let l = labels(&[("partition", &partition.to_string())]);
         self.partition_let_in
-            .get_or_create(&labels(&[("partition", &partition.to_string())]))
+            .get_or_create(&l)
             .set(i64::try_from(seq).unwrap_or(i64::MAX));
+        self.partition_lag
+            .get_or_create(&l)
+            .set(i64::try_from(pending).unwrap_or(i64::MAX));
     }
 
     /// `partition`'s checkpoint covering stream sequence `seq`, written or restored at
