@@ -122,12 +122,11 @@ pub struct PartitionOwner {
     pub url: String,
 }
 
-/// The cluster's host secret behind the plugins' random seeds (made by the first
-/// node), for [`Daemon::open_with`]: every node seeds a plugin's randomness alike, so a
-/// partition replayed on another node comes out the same.
-pub async fn random_secret(
+/// A JetStream context on the configured NATS server (the client reconnects by itself
+/// after this first connection).
+async fn connect(
     config: &crate::config::ClusterConfig,
-) -> Result<[u8; 32], ClusterError> {
+) -> Result<jetstream::Context, ClusterError> {
     let client = async_nats::ConnectOptions::new()
         .name(format!("aer {}", config.node_id))
         .connection_timeout(Duration::from_secs(5))
@@ -137,7 +136,16 @@ pub async fn random_secret(
             url: config.nats_url.clone(),
             source,
         })?;
-    let js = jetstream::new(client);
+    Ok(jetstream::new(client))
+}
+
+/// The cluster's host secret behind the plugins' random seeds (made by the first
+/// node), for [`Daemon::open_with`]: every node seeds a plugin's randomness alike, so a
+/// partition replayed on another node comes out the same.
+pub async fn random_secret(
+    config: &crate::config::ClusterConfig,
+) -> Result<[u8; 32], ClusterError> {
+    let js = connect(config).await?;
     let settings = names::bucket(&js, names::CLUSTER, Duration::ZERO).await?;
     let mut fresh = [0u8; 32];
     getrandom::fill(&mut fresh).map_err(|e| ClusterError::js("randomness")(boxed(e)))?;
@@ -200,16 +208,7 @@ impl Cluster {
         listen: std::net::SocketAddr,
     ) -> Result<Arc<Cluster>, ClusterError> {
         let c = daemon.config.cluster.clone();
-        let client = async_nats::ConnectOptions::new()
-            .name(format!("aer {}", c.node_id))
-            .connection_timeout(Duration::from_secs(5))
-            .connect(c.nats_url.as_str())
-            .await
-            .map_err(|source| ClusterError::Connect {
-                url: c.nats_url.clone(),
-                source,
-            })?;
-        let js = jetstream::new(client);
+        let js = connect(&c).await?;
         let lease = Duration::from_millis(c.lease_ms);
         let events = names::events_stream(&js).await?;
         names::check_partitions(&js, c.partitions).await?;

@@ -97,6 +97,11 @@ pub(super) async fn route(
         return next.run(request).await;
     };
     let path = request.uri().path().to_owned();
+    // Events are published by whichever node takes them: nothing to forward or share
+    // (and no second token lookup on the ingest path).
+    if path == "/v1/events" {
+        return next.run(request).await;
+    }
     let changes = request.method() != Method::GET && request.method() != Method::HEAD;
     let creates = changes && (path == "/v1/tenants" || path == "/v1/admin/tenants");
     let (request, tenant) = if creates {
@@ -126,7 +131,6 @@ pub(super) async fn route(
     };
     let forwarded = request.headers().contains_key(FORWARDED);
     if !forwarded
-        && path != "/v1/events"
         && !node.cluster.owns(&tenant)
         && let Some(owner) = node.cluster.owner_of(&tenant)
     {
@@ -135,7 +139,6 @@ pub(super) async fn route(
     }
     let response = next.run(request).await;
     if changes
-        && path != "/v1/events"
         && response.status().is_success()
         && let Err(e) = node.cluster.share(&tenant).await
     {

@@ -123,20 +123,17 @@ fn let_in(
 ) -> Result<(), ClusterError> {
     let tenant = names::tenant_of_subject(subject, partition);
     let events = publish::decode(payload);
-    let (tenant, events) = match (tenant, events) {
-        (Some(t), Some(e)) => (t, e),
-        _ => {
-            tracing::error!(%node, partition, seq, %subject, "a message in the events stream this host did not write: passed over");
-            ("", Vec::new())
-        }
+    let (Some(tenant), Some(events)) = (tenant, events) else {
+        tracing::error!(%node, partition, seq, %subject, "a message in the events stream this host did not write: passed over");
+        daemon
+            .inbox
+            .pass_over_stream(partition, seq)
+            .map_err(crate::daemon::DaemonError::from)?;
+        return Ok(());
     };
     let bound = daemon.config.ingest.max_inbox_events;
     loop {
-        let processed = if tenant.is_empty() {
-            0
-        } else {
-            daemon.processed_seq(tenant)?
-        };
+        let processed = daemon.processed_seq(tenant)?;
         match daemon
             .inbox
             .store_from_stream(tenant, &events, (processed, bound), (partition, seq))

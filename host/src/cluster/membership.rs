@@ -146,16 +146,11 @@ async fn turn(
                 cluster.take(p, revision);
             }
         }
-        match &owner {
-            Some(_) => {
-                free_since.remove(&p);
-            }
-            None if cluster.held_revision(p).is_some() => {
-                free_since.remove(&p);
-            }
-            None => {}
+        let held_now = cluster.held_revision(p).is_some();
+        if owner.is_some() || held_now {
+            free_since.remove(&p);
         }
-        let now_owner = if cluster.held_revision(p).is_some() {
+        let now_owner = if held_now {
             Some(me.clone())
         } else {
             owner.filter(|o| o.node != cluster.node)

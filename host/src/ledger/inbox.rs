@@ -409,6 +409,14 @@ impl Inbox {
         self.store_with(tenant, events, processed, bound, Some((key, value)))
     }
 
+    /// Pass over message `stream_seq` of `partition` (one this host cannot read): only
+    /// the stream cursor moves, so it is not delivered again.
+    pub fn pass_over_stream(&self, partition: u32, stream_seq: u64) -> Result<(), InboxError> {
+        self.tree
+            .insert(keys::stream_cursor(partition), &stream_seq.to_be_bytes())?;
+        Ok(())
+    }
+
     /// The stream sequence of the last message of `partition` let into the inbox (0:
     /// none yet).
     pub fn stream_cursor(&self, partition: u32) -> Result<u64, InboxError> {
