@@ -36,6 +36,25 @@ fn node_config_with(nats: &NatsServer, id: &str, checkpoint_ms: u64) -> ServeCon
     }
 }
 
+/// `count` nodes on `nats`, each on a data directory of its own, checkpointing every
+/// `checkpoint_ms`.
+fn start_nodes(
+    nats: &NatsServer,
+    count: usize,
+    checkpoint_ms: u64,
+) -> (Vec<tempfile::TempDir>, Vec<Option<Proc>>) {
+    let dirs: Vec<tempfile::TempDir> = (0..count).map(|_| tempfile::tempdir().unwrap()).collect();
+    let nodes = dirs
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let config = node_config_with(nats, &format!("node-{i}"), checkpoint_ms);
+            Some(spawn_with(d.path(), config))
+        })
+        .collect();
+    (dirs, nodes)
+}
+
 /// What one node makes of the events: findings, decisions, the detector's state, and
 /// the idempotency keys of the session resets at Slack.
 struct Reference {
@@ -86,15 +105,7 @@ fn owner_index(view: &Value, nodes: &[Option<Proc>], tenant: &str) -> Option<usi
 fn wait_processed(base: &str, token: &str, events: usize) {
     let start = Instant::now();
     loop {
-        let (_, rec) = http(
-            base,
-            "GET",
-            "/v1/plugins/excessive-downloads",
-            Some(token),
-            None,
-            vec![],
-        )
-        .unwrap_or_default();
+        let rec = aer_tests::plugin_record(base, token, "excessive-downloads").unwrap_or_default();
         if rec["cursor"].as_u64() == Some(events as u64) {
             return;
         }
@@ -297,17 +308,7 @@ fn a_node_killed_mid_stream_is_replaced_and_nothing_is_lost_or_doubled() {
     let one = one_node(&chunks);
 
     let nats = NatsServer::start();
-    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let mut nodes: Vec<Option<Proc>> = dirs
-        .iter()
-        .enumerate()
-        .map(|(i, d)| {
-            Some(spawn_with(
-                d.path(),
-                node_config(&nats, &format!("node-{i}")),
-            ))
-        })
-        .collect();
+    let (dirs, mut nodes) = start_nodes(&nats, 3, 300);
     wait_owned(&nodes.iter().flatten().collect::<Vec<_>>());
     let slack = MockSlack::start(0);
     let token = setup(&nodes[0].as_ref().unwrap().base, &slack);
@@ -464,15 +465,7 @@ fn effects_done_before_a_failover_are_not_performed_again() {
     let lines = events();
     let chunks = chunks(&lines);
     let nats = NatsServer::start();
-    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let mut nodes: Vec<Option<Proc>> = dirs
-        .iter()
-        .enumerate()
-        .map(|(i, d)| {
-            let config = node_config_with(&nats, &format!("node-{i}"), 3_600_000);
-            Some(spawn_with(d.path(), config))
-        })
-        .collect();
+    let (_dirs, mut nodes) = start_nodes(&nats, 3, 3_600_000);
     wait_owned(&nodes.iter().flatten().collect::<Vec<_>>());
     let slack = MockSlack::start(0);
     let token = setup(&nodes[0].as_ref().unwrap().base, &slack);

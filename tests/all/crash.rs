@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use aer_host::config::ServeConfig;
 use aer_host::loopback::audit_log::{AuditLog, entry};
-use aer_tests::{ADMIN, MockSlack, Served, TestDaemon, http, inbox_events};
+use aer_tests::{MockSlack, Served, TestDaemon, http, inbox_events};
 use serde_json::Value;
 
 pub(crate) const JSON: Option<&str> = Some("application/json");
@@ -56,17 +56,7 @@ pub(crate) fn send(base: &str, token: &str, body: &[u8]) -> Result<(u16, Value),
 
 /// Create tenant `acme`; its token.
 fn create_tenant(base: &str) -> String {
-    let (s, t) = http(
-        base,
-        "POST",
-        "/v1/tenants",
-        Some(ADMIN),
-        JSON,
-        br#"{"name": "acme"}"#.to_vec(),
-    )
-    .unwrap();
-    assert_eq!(s, 201, "{t}");
-    t["token"].as_str().unwrap().to_owned()
+    aer_tests::create_tenant(base, "acme")
 }
 
 /// Create tenant `acme` with the detector and the responder, and its policy; its token.
@@ -106,15 +96,7 @@ pub(crate) fn kill9(p: Proc) {
 pub(crate) fn wait_done(base: &str, token: &str) -> (Vec<Value>, Vec<Value>) {
     let start = Instant::now();
     loop {
-        let (_, rec) = http(
-            base,
-            "GET",
-            "/v1/plugins/excessive-downloads",
-            Some(token),
-            None,
-            vec![],
-        )
-        .unwrap();
+        let rec = aer_tests::plugin_record(base, token, "excessive-downloads").unwrap();
         let findings = all(base, token, "/v1/findings");
         let decisions = all(base, token, "/v1/decisions");
         let (_, actions) = http(base, "GET", "/v1/actions", Some(token), None, vec![]).unwrap();

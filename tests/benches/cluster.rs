@@ -20,15 +20,6 @@ use aer_tests::{ADMIN, MockSlack, NatsServer, ServeProcess, http};
 
 const NDJSON: Option<&str> = Some("application/x-ndjson");
 
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 fn config(cluster: Option<(&NatsServer, usize)>, lease_ms: u64) -> ServeConfig {
     ServeConfig {
         outbound: OutboundConfig::loopback(),
@@ -189,15 +180,8 @@ fn run(
     // Every tenant's detector has processed every event.
     for token in &tokens {
         loop {
-            let (_, rec) = http(
-                &procs[0].base,
-                "GET",
-                "/v1/plugins/excessive-downloads",
-                Some(token),
-                None,
-                vec![],
-            )
-            .unwrap();
+            let rec =
+                aer_tests::plugin_record(&procs[0].base, token, "excessive-downloads").unwrap();
             if rec["cursor"].as_u64() == Some(events as u64) {
                 break;
             }
@@ -313,9 +297,9 @@ fn failover(binary: &Path) -> f64 {
 fn main() {
     let binary = Path::new(env!("CARGO_BIN_EXE_aer-under-test"));
     let shape = (
-        arg("--tenants", 6),
-        arg("--events", 50_000),
-        arg("--probes", 20),
+        aer_tests::bench_arg("--tenants", 6),
+        aer_tests::bench_arg("--events", 50_000),
+        aer_tests::bench_arg("--probes", 20),
     );
     println!(
         "cluster bench: {} tenants x {} events, {} probes, {}",

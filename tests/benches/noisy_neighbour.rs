@@ -26,15 +26,6 @@ const STEADY: [&str; 4] = [
     plugins::SESSION_FINGERPRINT,
 ];
 
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 fn upload(d: &TestDaemon, token: &str, path: &str, config: &str) -> String {
     let (status, rec) = d.request(
         "POST",
@@ -259,9 +250,9 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 fn main() {
-    let rounds = arg("--rounds", 5);
-    let users = arg("--users", 150);
-    let probes = arg("--probes", 200);
+    let rounds = aer_tests::bench_arg("--rounds", 5);
+    let users = aer_tests::bench_arg("--users", 150);
+    let probes = aer_tests::bench_arg("--probes", 200);
     let data = generate(&GenConfig {
         users,
         days: 7,

@@ -958,22 +958,54 @@ pub fn download_org(events: usize, attackers: usize) -> Vec<String> {
         .collect()
 }
 
-/// Create tenant `name` on the daemon at `base`, install and enable
-/// `excessive-downloads` and `slack-session-reset`, and set an enforcing policy whose
-/// Slack API is the mock at `slack_base`; the tenant's token.
-pub fn set_up_responding_tenant(base: &str, name: &str, slack_base: &str) -> String {
-    const JSON: Option<&str> = Some("application/json");
+/// Create tenant `name` on the daemon at `base` (with the admin token); its token.
+pub fn create_tenant(base: &str, name: &str) -> String {
     let (s, t) = http(
         base,
         "POST",
         "/v1/tenants",
         Some(ADMIN),
-        JSON,
+        Some("application/json"),
         serde_json::json!({"name": name}).to_string().into_bytes(),
     )
     .expect("tenant created");
     assert_eq!(s, 201, "{t}");
-    let token = t["token"].as_str().expect("token").to_owned();
+    t["token"].as_str().expect("token").to_owned()
+}
+
+/// Plugin `plugin`'s record (status, cursor, lag...) as the tenant of `token` reads it.
+pub fn plugin_record(
+    base: &str,
+    token: &str,
+    plugin: &str,
+) -> Result<serde_json::Value, ureq::Error> {
+    http(
+        base,
+        "GET",
+        &format!("/v1/plugins/{plugin}"),
+        Some(token),
+        None,
+        vec![],
+    )
+    .map(|(_, v)| v)
+}
+
+/// A benchmark's numeric argument `name` (`--name N`), else `default`.
+pub fn bench_arg(name: &str, default: usize) -> usize {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Create tenant `name` on the daemon at `base`, install and enable
+/// `excessive-downloads` and `slack-session-reset`, and set an enforcing policy whose
+/// Slack API is the mock at `slack_base`; the tenant's token.
+pub fn set_up_responding_tenant(base: &str, name: &str, slack_base: &str) -> String {
+    const JSON: Option<&str> = Some("application/json");
+    let token = create_tenant(base, name);
     for path in [plugins::EXCESSIVE_DOWNLOADS, plugins::SLACK_SESSION_RESET] {
         let bytes = std::fs::read(path).expect("component");
         let (s, rec) =
