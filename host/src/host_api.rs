@@ -54,8 +54,8 @@ pub struct CallState {
     pub logs: Vec<LogRecord>,
     /// Log messages dropped over the cap.
     pub logs_dropped: u32,
-    /// Baselines used in this call: (data, changed), by state key.
-    pub baselines: std::collections::HashMap<String, (aer_wire::baseline::BaselineData, bool)>,
+    /// Baselines used in this call, by state key.
+    pub baselines: std::collections::HashMap<String, baseline::CallBaseline>,
     /// Time spent in host calls that wait on something other than the plugin (effects
     /// over the network, the state store): the plugin's deadline does not count it.
     pub waited: std::cell::Cell<std::time::Duration>,
@@ -89,6 +89,9 @@ pub struct HostState {
     /// The operator's geolocation databases.
     pub(crate) geo: Arc<crate::geo::Geo>,
     pub(crate) call: CallState,
+    /// Baselines decoded in earlier calls of this instance (checked against the store
+    /// before each use).
+    pub(crate) kept_baselines: baseline::KeptBaselines,
     /// The decision a responder's call is handling (none for detectors).
     pub(crate) decision: Option<actions::DecisionBinding>,
     pub(crate) limiter: MemoryLimiter,
@@ -122,6 +125,7 @@ impl HostState {
             actions,
             geo,
             call: CallState::default(),
+            kept_baselines: baseline::KeptBaselines::default(),
             decision: None,
             stdout,
             stderr,

@@ -69,7 +69,7 @@ impl Gather {
         events: &[&[u8]],
         base: u64,
         from: u64,
-        wants: impl Fn(&str) -> bool,
+        wants: impl Fn(&[u8]) -> bool,
     ) -> Gathered {
         let mut g = self.start();
         let skip = from.saturating_sub(base) as usize;
@@ -91,7 +91,7 @@ impl Gather {
         base: u64,
         from: u64,
         done: bool,
-        wants: impl Fn(&str) -> bool,
+        wants: impl Fn(&[u8]) -> bool,
     ) -> Option<Gathered> {
         let g = self.from_slice(events, base, from, wants);
         (g.last_seq.is_some() && (g.full || done)).then_some(g)
@@ -197,11 +197,11 @@ impl Gathering {
     /// Offer the next event (`seq`, encoded with [`aer_wire::encode_event`]): taken
     /// when the detector `wants` its action. Returns whether the call takes more; an
     /// event offered after that is not looked at.
-    pub fn offer(&mut self, seq: u64, event: &[u8], wants: impl Fn(&str) -> bool) -> bool {
+    pub fn offer(&mut self, seq: u64, event: &[u8], wants: impl Fn(&[u8]) -> bool) -> bool {
         if self.done() {
             return false;
         }
-        if aer_wire::encoded_action(event).is_some_and(wants) {
+        if aer_wire::encoded_action_bytes(event).is_some_and(wants) {
             self.batch.push_encoded(event);
             self.delivered.push(seq);
         }
@@ -270,7 +270,7 @@ mod tests {
 
     fn gathered(events: &[Vec<u8>], from: usize, wanted: &str) -> (usize, Option<u64>) {
         let refs: Vec<&[u8]> = events.iter().map(Vec::as_slice).collect();
-        let g = Gather::default().from_slice(&refs, 0, from as u64, |a| a == wanted);
+        let g = Gather::default().from_slice(&refs, 0, from as u64, |a| a == wanted.as_bytes());
         (g.delivered.len(), g.last_seq)
     }
 

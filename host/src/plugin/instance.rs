@@ -65,7 +65,7 @@ struct Sandbox {
     info: Option<PluginInfo>,
     /// The actions of `info` as a set (`None`: every action), so matching an event
     /// costs one lookup however many actions a plugin subscribes to.
-    subscribed: Option<hashbrown::HashSet<String>>,
+    subscribed: Option<hashbrown::HashSet<Box<[u8]>>>,
     /// The WASI random seed of every store of this instance (derived once).
     random_seed: [u8; 32],
     configure_on_start: bool,
@@ -209,8 +209,8 @@ impl Sandbox {
                 info.value
             }
         };
-        self.subscribed =
-            (!info.actions.is_empty()).then(|| info.actions.iter().cloned().collect());
+        self.subscribed = (!info.actions.is_empty())
+            .then(|| info.actions.iter().map(|a| a.as_bytes().into()).collect());
         self.info = Some(info);
         Ok(())
     }
@@ -429,12 +429,13 @@ impl DetectorInstance {
 
     common_accessors!();
 
-    /// Whether the detector subscribed to `action` (no subscriptions means all).
-    pub fn wants(&self, action: &str) -> bool {
-        self.sandbox
-            .subscribed
-            .as_ref()
-            .is_none_or(|s| s.contains(action))
+    /// Whether the detector subscribed to `action`, an encoded event's action bytes
+    /// (no subscriptions means every action that is text).
+    pub fn wants(&self, action: &[u8]) -> bool {
+        match &self.sandbox.subscribed {
+            Some(actions) => actions.contains(action),
+            None => std::str::from_utf8(action).is_ok(),
+        }
     }
 
     /// Run one packed batch (see `aer_wire::BatchWriter`). Each finding's time is the

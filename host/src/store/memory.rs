@@ -1,6 +1,6 @@
 //! [`MemoryStore`]: plugin state in memory, for the local tools and tests.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
 
 use super::{Scope, StateStore, StoreError, WriteSet};
@@ -8,20 +8,29 @@ use super::{Scope, StateStore, StoreError, WriteSet};
 /// State in memory, for `aer test` and tests.
 #[derive(Default)]
 pub struct MemoryStore {
-    map: Mutex<BTreeMap<Vec<u8>, Vec<u8>>>,
+    entries: Mutex<Entries>,
+}
+
+/// Values by full key for lookups, and the same keys in order for scans (a lookup in a
+/// hash map is several times cheaper than one in an ordered map whose keys share a long
+/// scope prefix, and plugins look up far more often than they scan).
+#[derive(Default)]
+struct Entries {
+    values: HashMap<Vec<u8>, Vec<u8>>,
+    order: BTreeSet<Vec<u8>>,
 }
 
 impl MemoryStore {
-    fn map(&self) -> std::sync::MutexGuard<'_, BTreeMap<Vec<u8>, Vec<u8>>> {
-        // A poisoned lock only means another thread panicked mid-call; the map itself
-        // is never left half-written (every mutation is one insert or remove).
-        self.map.lock().unwrap_or_else(|e| e.into_inner())
+    fn entries(&self) -> std::sync::MutexGuard<'_, Entries> {
+        // A poisoned lock only means another thread panicked mid-call; the entries are
+        // never left half-written (each write updates both maps before the next).
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
 impl StateStore for MemoryStore {
     fn get(&self, scope: &Scope, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.map().get(&scope.key(key)).cloned())
+        Ok(self.entries().values.get(&scope.key(key)).cloned())
     }
 
     fn scan_bounded(
@@ -34,15 +43,19 @@ impl StateStore for MemoryStore {
         let start = scope.key(prefix);
         let mut bytes = 0usize;
         let mut out = Vec::new();
-        for (k, v) in self
-            .map()
+        let entries = self.entries();
+        for k in entries
+            .order
             .range(start.clone()..)
-            .take_while(|(k, _)| k.starts_with(&start))
+            .take_while(|k| k.starts_with(&start))
             .take(limit)
         {
             if bytes > max_bytes {
                 break;
             }
+            let Some(v) = entries.values.get(k) else {
+                continue;
+            };
             let key = scope.strip(k)?;
             bytes = bytes.saturating_add(key.len() + v.len());
             out.push((key, v.clone()));
@@ -51,12 +64,24 @@ impl StateStore for MemoryStore {
     }
 
     fn commit(&self, scope: &Scope, writes: &WriteSet) -> Result<(), StoreError> {
-        let mut map = self.map();
+        let mut entries = self.entries();
+        let Entries { values, order } = &mut *entries;
         for (k, v) in writes.iter() {
+            let full = scope.key(k);
             match v {
-                Some(v) => map.insert(scope.key(k), v.clone()),
-                None => map.remove(&scope.key(k)),
-            };
+                Some(v) => match values.get_mut(&full) {
+                    Some(slot) => slot.clone_from(v),
+                    None => {
+                        order.insert(full.clone());
+                        values.insert(full, v.clone());
+                    }
+                },
+                None => {
+                    if values.remove(&full).is_some() {
+                        order.remove(&full);
+                    }
+                }
+            }
         }
         Ok(())
     }

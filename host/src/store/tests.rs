@@ -433,3 +433,44 @@ fn the_cache_stays_within_its_bytes() {
         cache.len()
     );
 }
+
+proptest::proptest! {
+    /// The memory store answers lookups and scans as an ordered map of its writes does,
+    /// whatever the order of sets, overwrites and deletes.
+    #[test]
+    fn memory_store_answers_as_an_ordered_map(
+        batches in proptest::collection::vec(
+            proptest::collection::vec((0u8..12, proptest::option::of(0u8..4)), 1..8),
+            1..12,
+        ),
+    ) {
+        let store = MemoryStore::default();
+        let scope = Scope::new("t", "p");
+        let mut model = std::collections::BTreeMap::new();
+        for batch in batches {
+            let mut w = WriteSet::default();
+            for (k, v) in batch {
+                let key = format!("k{k:02}");
+                let value = v.map(|v| vec![v]);
+                match &value {
+                    Some(v) => model.insert(key.clone(), v.clone()),
+                    None => model.remove(&key),
+                };
+                w.put(key, value);
+            }
+            store.commit(&scope, &w).unwrap();
+            for k in 0u8..12 {
+                let key = format!("k{k:02}");
+                proptest::prop_assert_eq!(store.get(&scope, &key).unwrap(), model.get(&key).cloned());
+            }
+            let want: Vec<(String, Vec<u8>)> =
+                model.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+            proptest::prop_assert_eq!(store.scan(&scope, "k", 100).unwrap(), want.clone());
+            // A limit counts only live keys.
+            proptest::prop_assert_eq!(
+                store.scan(&scope, "k", 3).unwrap(),
+                want.into_iter().take(3).collect::<Vec<_>>()
+            );
+        }
+    }
+}

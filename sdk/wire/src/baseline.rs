@@ -149,18 +149,24 @@ impl BaselineData {
         }
         let mean = values.iter().sum::<f64>() / n as f64;
         let var = values.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n as f64;
-        values.sort_unstable_by(f64::total_cmp);
-        let q = |p: f64| values[((p * n as f64).ceil() as usize).clamp(1, n) - 1];
+        let rank = |p: f64| ((p * n as f64).ceil() as usize).clamp(1, n) - 1;
+        let [p50, p90, p99, max] =
+            order_statistics(&mut values, [rank(0.5), rank(0.9), rank(0.99), n - 1]);
         BaselineStats {
             buckets: n as u32,
             mean,
             stddev: var.sqrt(),
-            p50: q(0.5),
-            p90: q(0.9),
-            p99: q(0.99),
-            max: values[n - 1],
+            p50,
+            p90,
+            p99,
+            max,
             current: 0.0,
         }
+    }
+
+    /// Heap bytes held by the decoded buckets (for callers that bound what they keep).
+    pub fn heap_bytes(&self) -> usize {
+        self.buckets.capacity() * std::mem::size_of::<(i64, f64)>()
     }
 
     /// Encode for storage: [`COMPACT`], then as varints (see [`crate::varint`]) `first`,
@@ -225,6 +231,32 @@ impl BaselineData {
     }
 }
 
+/// The values a sort of `values` by [`f64::total_cmp`] would put at each of `ranks`
+/// (ascending, each below `values.len()`), found by selection: each selection works only
+/// on the part above the previous rank, so the whole costs a few passes, not a sort.
+/// `values` is left partly ordered.
+fn order_statistics<const K: usize>(mut values: &mut [f64], ranks: [usize; K]) -> [f64; K] {
+    let mut out = [0.0; K];
+    // `values` holds the elements of rank `base` and above.
+    let mut base = 0;
+    let mut last: Option<(usize, f64)> = None;
+    for (slot, rank) in out.iter_mut().zip(ranks) {
+        if let Some((r, v)) = last
+            && r == rank
+        {
+            *slot = v;
+            continue;
+        }
+        let (_, v, above) =
+            std::mem::take(&mut values).select_nth_unstable_by(rank - base, f64::total_cmp);
+        *slot = *v;
+        last = Some((rank, *v));
+        base = rank + 1;
+        values = above;
+    }
+    out
+}
+
 /// The first eight bytes of a compactly encoded baseline. Read as the fixed-width
 /// layout's `first` bucket index they would be about -9.2e18, which no event time
 /// gives, so the two layouts cannot be confused.
@@ -238,6 +270,7 @@ pub fn baseline_state_key(key: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::strategy::Strategy as _;
 
     const H: i64 = 3_600_000;
     const SPEC: BaselineSpec = BaselineSpec {
@@ -352,6 +385,39 @@ mod tests {
     fn new_key_has_empty_stats() {
         let d = BaselineData::default();
         assert_eq!(d.stats(SPEC, 10 * H), BaselineStats::default());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn order_statistics_equal_a_full_sort(
+            mut values in proptest::collection::vec(
+                proptest::prop_oneof![
+                    (0u8..6).prop_map(f64::from),
+                    proptest::num::f64::ANY,
+                    proptest::strategy::Just(-0.0),
+                ],
+                1..400,
+            ),
+            picks in proptest::collection::vec(0.0f64..1.0, 1..5),
+        ) {
+            let n = values.len();
+            let mut ranks: Vec<usize> = picks.iter().map(|p| (p * n as f64) as usize).collect();
+            ranks.sort_unstable();
+            ranks.push(n - 1);
+            let mut sorted = values.clone();
+            sorted.sort_unstable_by(f64::total_cmp);
+            let want: Vec<u64> = ranks.iter().map(|r| sorted[*r].to_bits()).collect();
+            let got: Vec<u64> = match ranks.len() {
+                2 => order_statistics(&mut values, [ranks[0], ranks[1]]).to_vec(),
+                3 => order_statistics(&mut values, [ranks[0], ranks[1], ranks[2]]).to_vec(),
+                4 => order_statistics(&mut values, [ranks[0], ranks[1], ranks[2], ranks[3]]).to_vec(),
+                _ => order_statistics(&mut values, [ranks[0], ranks[1], ranks[2], ranks[3], ranks[4]]).to_vec(),
+            }
+            .into_iter()
+            .map(f64::to_bits)
+            .collect();
+            proptest::prop_assert_eq!(got, want);
+        }
     }
 
     #[test]

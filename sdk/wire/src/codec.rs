@@ -136,9 +136,15 @@ fn put_str(out: &mut Vec<u8>, s: &str) {
 /// The action of one event encoded by [`encode_event`], read without decoding the rest
 /// (to route events by subscription cheaply).
 pub fn encoded_action(encoded: &[u8]) -> Option<&str> {
+    std::str::from_utf8(encoded_action_bytes(encoded)?).ok()
+}
+
+/// [`encoded_action`] as bytes, not checked for UTF-8 (nor is the id before them):
+/// enough to compare with action names, which are text, once per event per detector.
+pub fn encoded_action_bytes(encoded: &[u8]) -> Option<&[u8]> {
     let mut r = Reader::new(encoded, 4 + 8 + 1, 0);
-    r.lone_str().ok()?; // id
-    r.lone_str().ok()
+    r.lone_bytes().ok()?; // id
+    r.lone_bytes().ok()
 }
 
 /// The id of one event encoded by [`encode_event`], read without decoding the rest.
@@ -302,9 +308,14 @@ impl<'a> Reader<'a> {
 
     /// The next string, checked on its own (to read one or two fields of an event).
     fn lone_str(&mut self) -> Result<&'a str, DecodeError> {
-        let n = self.u32()? as usize;
-        let b = self.take(n)?;
+        let b = self.lone_bytes()?;
         std::str::from_utf8(b).map_err(|_| DecodeError::NotUtf8 { index: self.index })
+    }
+
+    /// The next string's bytes, unchecked.
+    fn lone_bytes(&mut self) -> Result<&'a [u8], DecodeError> {
+        let n = self.u32()? as usize;
+        self.take(n)
     }
 
     fn entity(&mut self) -> Result<EntityRef<'a>, DecodeError> {
@@ -469,6 +480,7 @@ mod tests {
         let mut buf = Vec::new();
         encode_event(&sample(3), &mut buf);
         assert_eq!(encoded_action(&buf), Some("file_downloaded"));
+        assert_eq!(encoded_action_bytes(&buf), Some(&b"file_downloaded"[..]));
         assert_eq!(encoded_time_ms(&buf), Some(1_700_000_000_003));
         assert_eq!(encoded_action(&buf[..10]), None);
     }
@@ -507,6 +519,7 @@ mod tests {
             with_magic.extend_from_slice(&bytes);
             let _ = decode_batch(&with_magic);
             let _ = encoded_action(&bytes);
+            let _ = encoded_action_bytes(&bytes);
         }
     }
 

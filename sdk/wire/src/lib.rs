@@ -20,6 +20,6 @@ pub mod varint;
 
 pub use codec::{
     BatchWriter, DecodeError, EventEncoder, MAGIC, decode_batch, decode_event, encode_event,
-    encoded_action, encoded_id, encoded_time_ms,
+    encoded_action, encoded_action_bytes, encoded_id, encoded_time_ms,
 };
 pub use event::{Context, ContextRef, Entity, EntityRef, Event, EventRef, Location, LocationRef};

@@ -42,7 +42,7 @@ pub(super) fn gather_inbox(
     first: InboxEvents,
     mut read: impl FnMut(u64) -> Result<InboxEvents, InboxError>,
     rule: Gather,
-    wants: impl Fn(&str) -> bool,
+    wants: impl Fn(&[u8]) -> bool,
 ) -> Result<Gathered, DaemonError> {
     let mut g = rule.start();
     let mut events = first;
@@ -373,7 +373,7 @@ mod tests {
     fn gathered(inbox: &Inbox, cursor: u64, wanted: &str) -> (usize, u64) {
         let first = inbox.read("acme", cursor, READ).unwrap();
         let read = |from| inbox.read("acme", from, READ);
-        let g = gather_inbox(first, read, Gather::default(), |a| a == wanted).unwrap();
+        let g = gather_inbox(first, read, Gather::default(), |a| a == wanted.as_bytes()).unwrap();
         (g.delivered.len(), g.last_seq.unwrap())
     }
 
