@@ -40,7 +40,7 @@ impl std::fmt::Display for PluginId {
 }
 
 /// What one call is allowed and what it did so far; reset before every call.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct CallState {
     /// State writes of this call, committed only if the call succeeds.
     pub writes: WriteSet,
@@ -54,13 +54,33 @@ pub struct CallState {
     pub logs: Vec<LogRecord>,
     /// Log messages dropped over the cap.
     pub logs_dropped: u32,
-    /// Baselines used in this call, by state key.
-    pub baselines: std::collections::HashMap<String, baseline::CallBaseline>,
+    /// This call's number, unique in the process (which baselines it has checked).
+    pub number: u64,
+    /// Keys of the baselines first used in this call.
+    pub baselines: Vec<String>,
     /// Time spent in host calls that wait on something other than the plugin (effects
     /// over the network, the state store): the plugin's deadline does not count it.
     pub waited: std::cell::Cell<std::time::Duration>,
     /// Waited time already added to the call's deadline.
     pub credited: std::time::Duration,
+}
+
+impl Default for CallState {
+    fn default() -> Self {
+        static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        CallState {
+            writes: WriteSet::default(),
+            state_ops: 0,
+            state_bytes: 0,
+            read_bytes: 0,
+            logs: Vec::new(),
+            logs_dropped: 0,
+            number: CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            baselines: Vec::new(),
+            waited: Default::default(),
+            credited: Default::default(),
+        }
+    }
 }
 
 impl CallState {
@@ -89,9 +109,9 @@ pub struct HostState {
     /// The operator's geolocation databases.
     pub(crate) geo: Arc<crate::geo::Geo>,
     pub(crate) call: CallState,
-    /// Baselines decoded in earlier calls of this instance (checked against the store
-    /// before each use).
-    pub(crate) kept_baselines: baseline::KeptBaselines,
+    /// Baselines decoded by this instance, kept between calls (checked against the
+    /// store once a call).
+    pub(crate) baselines: baseline::Baselines,
     /// The decision a responder's call is handling (none for detectors).
     pub(crate) decision: Option<actions::DecisionBinding>,
     pub(crate) limiter: MemoryLimiter,
@@ -125,7 +145,7 @@ impl HostState {
             actions,
             geo,
             call: CallState::default(),
-            kept_baselines: baseline::KeptBaselines::default(),
+            baselines: baseline::Baselines::default(),
             decision: None,
             stdout,
             stderr,

@@ -3,7 +3,7 @@
 //! Within a call, baselines are decoded once and kept in the call's cache; the host
 //! encodes the changed ones into the call's write set when the call ends, so they are
 //! committed (or dropped) together with the rest of the call's state. Between calls an
-//! instance keeps what it decoded ([`KeptBaselines`]), beside the bytes it came from,
+//! instance keeps what it decoded ([`Baselines`]), beside the bytes it came from,
 //! and takes it again only while the store holds those very bytes.
 
 use std::collections::HashMap;
@@ -35,7 +35,7 @@ fn wit_stats(s: aer_wire::baseline::BaselineStats) -> BaselineStats {
     }
 }
 
-/// What a baseline cached for a call costs beyond its stored bytes (the map entry).
+/// What a baseline first used in a call costs that call beyond its stored bytes.
 const CACHED_BASELINE_BYTES: usize = 64;
 /// What one observation may add to a cached baseline (a bucket).
 const BUCKET_BYTES: usize = 16;
@@ -45,122 +45,129 @@ pub const KEPT_BASELINE_BYTES: usize = 1 << 20;
 /// Bookkeeping counted per kept baseline besides its key, bytes and buckets.
 const KEPT_ENTRY_BYTES: usize = 96;
 
-/// A baseline in use in a call.
-#[derive(Debug)]
-pub struct CallBaseline {
-    data: BaselineData,
-    /// Observed in this call (written back when the call ends).
-    changed: bool,
-    /// The stored bytes it was read from (none when absent).
-    stored: Option<Vec<u8>>,
-}
-
-/// Baselines an instance decoded in earlier calls, each beside the bytes it was decoded
-/// from or encoded to: a later call whose store holds the same bytes takes the decoded
-/// data (and its remembered statistics) instead of decoding and summarising it again.
-/// The store stays the truth: when its bytes differ (another instance wrote, the call's
-/// writes were never committed) the stored bytes are decoded afresh. At most
-/// [`KEPT_BASELINE_BYTES`]; reaching it starts the set afresh.
+/// The baselines an instance has decoded, by the plugin's key, each beside the stored
+/// bytes it was decoded from or encoded to. The store stays the truth: the first use of
+/// a key in a call reads the store, and the kept data (with its remembered statistics)
+/// is used only if the store holds exactly those bytes; otherwise (another instance
+/// wrote, a call's writes were never committed) the stored bytes are decoded afresh.
+/// Between calls at most [`KEPT_BASELINE_BYTES`]; past it, the set starts afresh at the
+/// end of a call (within a call, what it loads is charged to its read budget).
 #[derive(Debug, Default)]
-pub struct KeptBaselines {
-    entries: HashMap<String, Kept>,
+pub struct Baselines {
+    entries: HashMap<String, Entry>,
+    /// The entries' weights as of the end of the last call.
     bytes: usize,
 }
 
 #[derive(Debug)]
-struct Kept {
-    stored: Vec<u8>,
+struct Entry {
     data: BaselineData,
+    /// The stored bytes `data` came from or was encoded to (none: absent).
+    stored: Option<Vec<u8>>,
+    /// The call that last checked it against the store.
+    checked_in: u64,
+    /// Observed since it was last written back.
+    changed: bool,
+    /// Its weight as counted in [`Baselines::bytes`].
+    weight: usize,
 }
 
-impl Kept {
+impl Entry {
     fn weight(&self, key: &str) -> usize {
-        key.len() + self.stored.len() + self.data.heap_bytes() + KEPT_ENTRY_BYTES
+        key.len()
+            + self.stored.as_ref().map_or(0, Vec::len)
+            + self.data.heap_bytes()
+            + KEPT_ENTRY_BYTES
     }
 }
 
-impl KeptBaselines {
-    /// The baseline stored under `key` as `stored` bytes: the kept data when it came
-    /// from those very bytes, else decoded now (empty when absent or unreadable).
-    fn take(&mut self, key: &str, stored: Option<&[u8]>) -> BaselineData {
-        let kept = self
-            .entries
-            .remove(key)
-            .inspect(|k| self.bytes -= k.weight(key));
-        match (kept, stored) {
-            (Some(k), Some(stored)) if k.stored == stored => k.data,
-            (_, stored) => stored.and_then(BaselineData::decode).unwrap_or_default(),
-        }
+impl Baselines {
+    /// Whether `key` was checked against the store in call `call`.
+    fn checked(&self, key: &str, call: u64) -> bool {
+        self.entries.get(key).is_some_and(|e| e.checked_in == call)
     }
 
-    /// Keep `data`, which is what `stored` decodes to, for a later call.
-    fn keep(&mut self, key: String, stored: Vec<u8>, data: BaselineData) {
-        if let Some(old) = self.entries.remove(&key) {
-            self.bytes -= old.weight(&key);
-        }
-        let kept = Kept { stored, data };
-        let weight = kept.weight(&key);
-        if weight > KEPT_BASELINE_BYTES {
-            return;
-        }
-        if self.bytes + weight > KEPT_BASELINE_BYTES {
-            self.entries.clear();
-            self.bytes = 0;
-        }
-        self.bytes += weight;
-        self.entries.insert(key, kept);
+    /// Take `stored`, the store's bytes for `key`, as of call `call`: the kept data when
+    /// it came from those very bytes and holds nothing unwritten, else decoded now
+    /// (empty when absent or unreadable).
+    fn check(&mut self, key: &str, stored: Option<Vec<u8>>, call: u64) -> &mut Entry {
+        let fresh = |stored: Option<Vec<u8>>| Entry {
+            data: stored
+                .as_deref()
+                .and_then(BaselineData::decode)
+                .unwrap_or_default(),
+            stored,
+            checked_in: call,
+            changed: false,
+            weight: 0,
+        };
+        let entry = match self.entries.entry(key.to_owned()) {
+            std::collections::hash_map::Entry::Occupied(o) => {
+                let e = o.into_mut();
+                if e.changed || e.stored != stored {
+                    let weight = e.weight;
+                    *e = fresh(stored);
+                    e.weight = weight;
+                }
+                e
+            }
+            std::collections::hash_map::Entry::Vacant(v) => v.insert(fresh(stored)),
+        };
+        entry.checked_in = call;
+        entry
     }
 
-    /// Bytes kept now.
+    /// Bytes kept between calls.
     pub fn bytes(&self) -> usize {
         self.bytes
     }
 }
 
 impl HostState {
-    /// The cached baseline of `key` and whether it changed in this call, loading it
-    /// from state on first use in this call.
-    fn baseline(&mut self, key: &str) -> wasmtime::Result<Result<&mut CallBaseline, StateError>> {
-        let state_key = baseline_state_key(key);
-        if let Err(e) = self.check_key(&state_key) {
-            return Ok(Err(e));
-        }
-        if !self.call.baselines.contains_key(&state_key) {
-            // The cache entry's own memory counts against the read budget too.
+    /// The baseline of `key`, checked against the store on its first use in this call.
+    fn baseline(&mut self, key: &str) -> wasmtime::Result<Result<&mut Entry, StateError>> {
+        let call = self.call.number;
+        if !self.baselines.checked(key, call) {
+            let state_key = baseline_state_key(key);
+            if let Err(e) = self.check_key(&state_key) {
+                return Ok(Err(e));
+            }
+            // The entry's own memory counts against the read budget too.
             self.charge_read(CACHED_BASELINE_BYTES)?;
             let stored = self.read(&state_key)?;
-            let data = self.kept_baselines.take(&state_key, stored.as_deref());
-            self.call.baselines.insert(
-                state_key.clone(),
-                CallBaseline {
-                    data,
-                    changed: false,
-                    stored,
-                },
-            );
+            self.baselines.check(key, stored, call);
+            self.call.baselines.push(key.to_owned());
         }
         Ok(Ok(self
-            .call
             .baselines
-            .get_mut(&state_key)
-            .expect("inserted above")))
+            .entries
+            .get_mut(key)
+            .expect("checked above")))
     }
 
-    /// Move changed baselines into the call's write set (at the end of a call), and
-    /// keep every baseline of the call for the next.
+    /// Write this call's changed baselines into its write set (at the end of a call),
+    /// and keep what fits for the next.
     pub(crate) fn flush_baselines(&mut self) {
-        for (key, b) in std::mem::take(&mut self.call.baselines) {
-            let stored = if b.changed {
-                let bytes = b.data.encode();
-                self.call.writes.put(key.clone(), Some(bytes.clone()));
-                bytes
-            } else {
-                match b.stored {
-                    Some(stored) => stored,
-                    None => continue,
-                }
+        let Baselines { entries, bytes } = &mut self.baselines;
+        for key in std::mem::take(&mut self.call.baselines) {
+            let Some(e) = entries.get_mut(&key) else {
+                continue;
             };
-            self.kept_baselines.keep(key, stored, b.data);
+            if e.changed {
+                let encoded = e.data.encode();
+                self.call
+                    .writes
+                    .put(baseline_state_key(&key), Some(encoded.clone()));
+                e.stored = Some(encoded);
+                e.changed = false;
+            }
+            let weight = e.weight(&key);
+            *bytes = *bytes - e.weight + weight;
+            e.weight = weight;
+        }
+        if *bytes > KEPT_BASELINE_BYTES {
+            entries.clear();
+            *bytes = 0;
         }
     }
 }
@@ -179,10 +186,10 @@ impl Host for HostState {
         self.charge_read(BUCKET_BYTES)?;
         let spec = spec(s);
         let value = if value.is_finite() { value } else { 0.0 };
-        Ok(self.baseline(&key)?.map(|b| {
-            b.data.observe(spec, time_ms, value);
-            b.changed = true;
-            wit_stats(b.data.stats(spec, time_ms))
+        Ok(self.baseline(&key)?.map(|e| {
+            e.data.observe(spec, time_ms, value);
+            e.changed = true;
+            wit_stats(e.data.stats(spec, time_ms))
         }))
     }
 
@@ -198,7 +205,7 @@ impl Host for HostState {
         let spec = spec(s);
         Ok(self
             .baseline(&key)?
-            .map(|b| wit_stats(b.data.stats(spec, time_ms))))
+            .map(|e| wit_stats(e.data.stats(spec, time_ms))))
     }
 }
 
@@ -272,7 +279,7 @@ mod tests {
         let store = Arc::new(MemoryStore::default());
         let (mut a, mut b) = (instance(&store), instance(&store));
         call(&mut a, &store, "u", &[1, 2, 3], true);
-        assert!(a.kept_baselines.bytes() > 0, "the call's baseline is kept");
+        assert!(a.baselines.bytes() > 0, "the call's baseline is kept");
         // Another instance adds to the same key: `a`'s kept copy is stale now.
         call(&mut b, &store, "u", &[4, 4, 5], true);
         let got = call(&mut a, &store, "u", &[6], true);
@@ -282,6 +289,12 @@ mod tests {
         call(&mut a, &store, "u", &[7, 7, 7], false);
         let got = call(&mut a, &store, "u", &[8], true);
         assert_eq!(got, expected(&[1, 2, 3, 4, 4, 5, 6, 8], 8));
+        // A call abandoned before its end (a trap drops the instance; a driver that
+        // kept it would start the next call afresh): its observations are not kept.
+        a.call = Default::default();
+        a.observe("u".into(), SPEC, 8 * HOUR, 5.0).unwrap().unwrap();
+        let got = call(&mut a, &store, "u", &[8], true);
+        assert_eq!(got, expected(&[1, 2, 3, 4, 4, 5, 6, 8, 8], 8));
         // The state removed under it: the baseline starts empty.
         let mut removal = crate::store::WriteSet::default();
         removal.put(baseline_state_key("u"), None);
@@ -299,14 +312,9 @@ mod tests {
         for round in 0..400 {
             let keys: Vec<String> = (0..10).map(|k| format!("user-{round}-{k}")).collect();
             state_call_many(&mut a, &store, &keys, &hours);
-            most = most.max(a.kept_baselines.bytes());
-            let counted: usize = a
-                .kept_baselines
-                .entries
-                .iter()
-                .map(|(k, v)| v.weight(k))
-                .sum();
-            assert_eq!(counted, a.kept_baselines.bytes(), "the count is exact");
+            most = most.max(a.baselines.bytes());
+            let counted: usize = a.baselines.entries.iter().map(|(k, v)| v.weight(k)).sum();
+            assert_eq!(counted, a.baselines.bytes(), "the count is exact");
         }
         assert!(most <= KEPT_BASELINE_BYTES, "{most} bytes kept");
         assert!(
