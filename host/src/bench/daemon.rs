@@ -349,7 +349,7 @@ pub fn measure_latency(
     let rest: Vec<String> = lines[warm..].to_vec();
     let loader = {
         let (api, stop) = (api.clone(), stop.clone());
-        std::thread::spawn(move || -> anyhow::Result<usize> {
+        std::thread::spawn(move || -> anyhow::Result<(usize, Option<f64>)> {
             let started = Instant::now();
             let (mut sent, mut tick) = (0usize, 0u64);
             while !stop.load(Ordering::Relaxed) && sent < rest.len() {
@@ -363,7 +363,10 @@ pub fn measure_latency(
                 let next = started + Duration::from_millis(10 * tick);
                 std::thread::sleep(next.saturating_duration_since(Instant::now()));
             }
-            Ok(sent)
+            // Every event sent before the probes ended: the rest of the run had no load.
+            let ran_out = (sent == rest.len() && !stop.load(Ordering::Relaxed))
+                .then(|| started.elapsed().as_secs_f64());
+            Ok((sent, ran_out))
         })
     };
     let cpu_before = cpu_seconds();
@@ -388,7 +391,7 @@ pub fn measure_latency(
         std::thread::sleep(Duration::from_millis(20));
     }
     stop.store(true, Ordering::Relaxed);
-    let streamed = loader
+    let (streamed, ran_out) = loader
         .join()
         .map_err(|_| anyhow::anyhow!("the load thread panicked"))??;
     let phase = probes_started.elapsed().as_secs_f64();
@@ -428,8 +431,11 @@ pub fn measure_latency(
     let q = |p| quantile(&latencies, p).unwrap_or(f64::NAN);
     acks.sort_by(f64::total_cmp);
     let ack = |p| quantile(&acks, p).unwrap_or(f64::NAN);
+    let ran_out = ran_out.map_or(String::new(), |at| {
+        format!("; the stream ran out {at:.1} s into the {phase:.1} s")
+    });
     push(Figure::info(
-        "daemon: load, half of the maximum (events/s)",
+        format!("daemon: load, half of the maximum (events/s{ran_out})"),
         format!("{achieved:.0} of {max_rate:.0}"),
     ));
     push(Figure {
