@@ -135,14 +135,14 @@ impl HostState {
             // The entry's own memory counts against the read budget too.
             self.charge_read(CACHED_BASELINE_BYTES)?;
             let stored = self.read(&state_key)?;
-            self.baselines.check(key, stored, call);
             self.call.baselines.push(key.to_owned());
+            return Ok(Ok(self.baselines.check(key, stored, call)));
         }
         Ok(Ok(self
             .baselines
             .entries
             .get_mut(key)
-            .expect("checked above")))
+            .expect("checked in this call")))
     }
 
     /// Write this call's changed baselines into its write set (at the end of a call),
