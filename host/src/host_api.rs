@@ -39,8 +39,19 @@ impl std::fmt::Display for PluginId {
     }
 }
 
+/// A call's number, unique in the process: each new one is the next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallNumber(u64);
+
+impl Default for CallNumber {
+    fn default() -> Self {
+        static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        CallNumber(CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+    }
+}
+
 /// What one call is allowed and what it did so far; reset before every call.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct CallState {
     /// State writes of this call, committed only if the call succeeds.
     pub writes: WriteSet,
@@ -54,8 +65,8 @@ pub struct CallState {
     pub logs: Vec<LogRecord>,
     /// Log messages dropped over the cap.
     pub logs_dropped: u32,
-    /// This call's number, unique in the process (which baselines it has checked).
-    pub number: u64,
+    /// This call's number (which baselines it has checked).
+    pub number: CallNumber,
     /// Keys of the baselines first used in this call.
     pub baselines: Vec<String>,
     /// Time spent in host calls that wait on something other than the plugin (effects
@@ -63,24 +74,6 @@ pub struct CallState {
     pub waited: std::cell::Cell<std::time::Duration>,
     /// Waited time already added to the call's deadline.
     pub credited: std::time::Duration,
-}
-
-impl Default for CallState {
-    fn default() -> Self {
-        static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-        CallState {
-            writes: WriteSet::default(),
-            state_ops: 0,
-            state_bytes: 0,
-            read_bytes: 0,
-            logs: Vec::new(),
-            logs_dropped: 0,
-            number: CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
-            baselines: Vec::new(),
-            waited: Default::default(),
-            credited: Default::default(),
-        }
-    }
 }
 
 impl CallState {

@@ -12,7 +12,7 @@ use aer_wire::baseline::{BaselineData, BaselineSpec, baseline_state_key};
 
 use crate::bindings::host::aer::plugin::baseline::{BaselineSpec as WitSpec, BaselineStats, Host};
 use crate::bindings::host::aer::plugin::state::StateError;
-use crate::host_api::HostState;
+use crate::host_api::{CallNumber, HostState};
 
 fn spec(s: WitSpec) -> BaselineSpec {
     BaselineSpec {
@@ -65,7 +65,7 @@ struct Entry {
     /// The stored bytes `data` came from or was encoded to (none: absent).
     stored: Option<Vec<u8>>,
     /// The call that last checked it against the store.
-    checked_in: u64,
+    checked_in: CallNumber,
     /// Observed since it was last written back.
     changed: bool,
     /// Its weight as counted in [`Baselines::bytes`].
@@ -83,14 +83,14 @@ impl Entry {
 
 impl Baselines {
     /// Whether `key` was checked against the store in call `call`.
-    fn checked(&self, key: &str, call: u64) -> bool {
+    fn checked(&self, key: &str, call: CallNumber) -> bool {
         self.entries.get(key).is_some_and(|e| e.checked_in == call)
     }
 
     /// Take `stored`, the store's bytes for `key`, as of call `call`: the kept data when
     /// it came from those very bytes and holds nothing unwritten, else decoded now
     /// (empty when absent or unreadable).
-    fn check(&mut self, key: &str, stored: Option<Vec<u8>>, call: u64) -> &mut Entry {
+    fn check(&mut self, key: &str, stored: Option<Vec<u8>>, call: CallNumber) -> &mut Entry {
         let fresh = |stored: Option<Vec<u8>>| Entry {
             data: stored
                 .as_deref()
